@@ -1,0 +1,241 @@
+/*
+ * pullmail plugin contract, part 1: what the core hands a backend plugin.
+ *
+ * A plugin includes only the headers under include/pullmail/.  It links
+ * nothing from the core: every service it needs (transport, SASL, delivery,
+ * UID state, logging) reaches it through struct pm_host.  All types the
+ * core owns are opaque here.  Bump PM_PLUGIN_ABI (plugin.h) on any change
+ * to this file.
+ */
+#ifndef PULLMAIL_HOST_H
+#define PULLMAIL_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define PM_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PM_PRINTF(f, a)
+#endif
+
+/*
+ * Status classes.  Every fallible host or plugin function returns PM_OK or
+ * one of these, and on failure sets *err to a malloc'd one-line reason that
+ * the caller frees (free(3)).  main() maps the classes to exit statuses.
+ */
+enum pm_status {
+	PM_OK = 0,
+	PM_ETEMP,	/* temporary: network, timeout, server busy, MDA 75 */
+	PM_EAUTH,	/* credentials or token rejected: a human must act */
+	PM_EPROTO,	/* the server broke the protocol or refused a command */
+	PM_ETLS,	/* TLS handshake or certificate verification failed */
+	PM_EDELIVER,	/* local delivery failed permanently */
+	PM_ECONFIG,	/* configuration error */
+	PM_EINTERNAL	/* a bug or resource exhaustion */
+};
+
+enum pm_tls_mode {
+	PM_TLS_IMPLICIT = 0,	/* TLS from the first byte (993, 995) */
+	PM_TLS_STARTTLS,	/* plain connect, then STARTTLS / STLS */
+	PM_TLS_NONE		/* no TLS at all: only when configured */
+};
+
+enum pm_log_level {
+	PM_LOG_ERR = 0,
+	PM_LOG_WARN,
+	PM_LOG_INFO,
+	PM_LOG_DEBUG
+};
+
+/* Replies a plugin reports to the shared SASL engine. */
+enum pm_sasl_reply {
+	PM_SASL_CONTINUE = 0,	/* server sent a challenge ("+ ...") */
+	PM_SASL_SUCCESS,	/* authentication succeeded */
+	PM_SASL_FAILURE		/* authentication refused */
+};
+
+struct pm_session;	/* one account's run; owned by the core */
+struct pm_msg;		/* one message being delivered; owned by the core */
+struct pm_secret;	/* bytes that must never be logged; owned by the core */
+
+/* Plain-data view of the account a plugin works on; owned by the core. */
+struct pm_account_info {
+	const char *name;		/* account name from the config */
+	const char *server;		/* host name or address */
+	unsigned port;			/* port to use (the core fills the
+					 * plugin's default when unset) */
+	int tls;			/* enum pm_tls_mode */
+	const char *user;		/* login name */
+	const char *const *folders;	/* folders to fetch (IMAP); never
+					 * empty: defaults to "INBOX" */
+	size_t nfolders;
+	int keep;			/* 1: leave messages on the server */
+	int mark_seen;			/* 1: set \Seen after delivery (IMAP) */
+	uint64_t size_limit;		/* 0: none; else skip larger messages */
+	int fetch_all;			/* 1: fetch even without UIDs (POP3) */
+};
+
+/*
+ * The SASL engine drives a protocol through this small table; the plugin
+ * supplies one per protocol (IMAP: AUTHENTICATE, POP3: AUTH).  ctx is the
+ * plugin's own pointer, passed back untouched.
+ */
+struct pm_sasl_proto {
+	/*
+	 * Send the command that starts authentication with mechanism mech.
+	 * ir is the base64 initial response to send on the same line, or
+	 * NULL to send none (the engine then answers the first "+").  The
+	 * plugin sends the response as it is given (base64, never empty).
+	 */
+	int (*start)(void *ctx, const char *mech, const struct pm_secret *ir,
+	    char **err);
+	/* Send one client response line (base64, possibly empty). */
+	int (*respond)(void *ctx, const struct pm_secret *resp, char **err);
+	/*
+	 * Read the server's next reply.  *kind_r is an enum pm_sasl_reply.
+	 * For PM_SASL_CONTINUE *text_r is the challenge (base64, possibly
+	 * empty); for the others, the server's human-readable text.  *text_r
+	 * is malloc'd and owned by the caller.
+	 */
+	int (*reply)(void *ctx, int *kind_r, char **text_r, char **err);
+	/*
+	 * Longest command line the protocol allows for start() including
+	 * the initial response, or 0 for no limit (POP3: 255, RFC 5034).
+	 * When the initial response would not fit, it is sent after "+".
+	 */
+	size_t max_line;
+	/* Length of start()'s fixed text around the mechanism and response
+	 * ("AUTH " + " " + CRLF for POP3), used with max_line. */
+	size_t overhead;
+	/* 1: never send an XOAUTH2 initial response on the start line
+	 * (Microsoft 365 POP3 rejects it). */
+	int xoauth2_two_step;
+};
+
+/*
+ * Services the core offers a plugin.  Unless a slot says otherwise, calls
+ * return an enum pm_status and set *err (malloc'd, caller frees) on failure.
+ */
+struct pm_host {
+	uint32_t abi;	/* PM_PLUGIN_ABI of the core */
+
+	/* The account this session works on.  Never NULL. */
+	const struct pm_account_info *(*account)(struct pm_session *s);
+
+	/* Log one message.  level is an enum pm_log_level. */
+	void (*log)(struct pm_session *s, int level, const char *fmt, ...)
+	    PM_PRINTF(3, 4);
+
+	/*
+	 * Transport.  connect() opens the TCP connection to the account's
+	 * server and port and, for PM_TLS_IMPLICIT, completes the verified
+	 * TLS handshake.  starttls() runs the handshake on the open
+	 * connection after the protocol's STARTTLS command succeeded and
+	 * discards anything buffered from before it.  Errors: PM_ETEMP
+	 * (network, timeout), PM_ETLS (handshake, verification).
+	 */
+	int (*connect)(struct pm_session *s, char **err);
+	int (*starttls)(struct pm_session *s, char **err);
+	/* 1 when the connection is protected by TLS. */
+	int (*tls_active)(struct pm_session *s);
+	/*
+	 * Send one command line; CRLF is appended.  The line is traced.
+	 * Errors: PM_ETEMP.
+	 */
+	int (*send)(struct pm_session *s, char **err, const char *fmt, ...)
+	    PM_PRINTF(3, 4);
+	/*
+	 * Send prefix followed by the secret and CRLF; the trace shows the
+	 * prefix and a placeholder.  Either may be empty.  Errors: PM_ETEMP.
+	 */
+	int (*send_secret)(struct pm_session *s, const char *prefix,
+	    const struct pm_secret *secret, char **err);
+	/*
+	 * Read one line.  *line_r (NUL-terminated, CRLF or LF removed) stays
+	 * valid until the next read.  A line longer than 64 KiB is
+	 * PM_EPROTO; a closed connection or a timeout is PM_ETEMP.  The line
+	 * is traced.
+	 */
+	int (*read_line)(struct pm_session *s, const char **line_r,
+	    size_t *len_r, char **err);
+	/*
+	 * Read between 1 and len bytes of message data (an IMAP literal,
+	 * POP3 lines are read with read_line).  Not traced.  Errors as
+	 * read_line.
+	 */
+	int (*read_bytes)(struct pm_session *s, void *buf, size_t len,
+	    size_t *got_r, char **err);
+	/* Close the connection (idempotent). */
+	void (*disconnect)(struct pm_session *s);
+
+	/*
+	 * Authenticate with the shared SASL engine.  server_mechs is the
+	 * space-separated list the server advertised (may be empty);
+	 * server_ir is 1 when the server accepts initial responses.  The
+	 * engine chooses the mechanism from the account's `auth` setting,
+	 * obtains the token or password, and runs the exchange, including
+	 * the empty response an error challenge requires.  Errors: PM_EAUTH
+	 * (refused, with the server's reason), PM_ECONFIG (no usable
+	 * mechanism), PM_ETEMP, PM_EPROTO.
+	 */
+	int (*sasl_auth)(struct pm_session *s, const struct pm_sasl_proto *p,
+	    void *ctx, const char *server_mechs, int server_ir, char **err);
+	/*
+	 * The account's password for protocol-level logins that are not
+	 * SASL (POP3 USER/PASS, IMAP LOGIN).  NULL when none is configured.
+	 */
+	const struct pm_secret *(*password)(struct pm_session *s);
+
+	/*
+	 * UID state.  mailbox names the server-side collection (IMAP folder
+	 * name, "" for POP3); uids are opaque strings.
+	 *
+	 * state_validity() tells the state the mailbox's current
+	 * UIDVALIDITY (NULL when the protocol has none); if it differs from
+	 * the recorded one, the recorded UIDs of that mailbox are dropped
+	 * (the messages will be fetched again) and a warning is logged.
+	 */
+	int (*state_validity)(struct pm_session *s, const char *mailbox,
+	    const char *validity, char **err);
+	/* 1 if uid of mailbox was delivered and recorded, else 0. */
+	int (*state_known)(struct pm_session *s, const char *mailbox,
+	    const char *uid);
+	/*
+	 * Forget recorded UIDs of mailbox that are not in present[0..n).
+	 * Call only with the complete list the server holds.
+	 */
+	int (*state_prune)(struct pm_session *s, const char *mailbox,
+	    const char *const *present, size_t n, char **err);
+
+	/*
+	 * Delivery.  msg_begin() starts delivering one message identified by
+	 * (mailbox, uid); size is the server's size or 0.  msg_write() takes
+	 * the message bytes as they are on the wire once protocol framing is
+	 * removed (CRLF line ends, POP3 dot-stuffing already undone); the
+	 * core converts line ends for the target.  msg_finish() completes
+	 * the message; it is not yet durable.  msg_abort() discards it and
+	 * frees msg; after msg_finish() msg is freed too.  Errors: PM_ETEMP
+	 * (e.g. disk full, MDA exit 75: keep the message, retry next run),
+	 * PM_EDELIVER.
+	 */
+	int (*msg_begin)(struct pm_session *s, const char *mailbox,
+	    const char *uid, uint64_t size, struct pm_msg **msg_r,
+	    char **err);
+	int (*msg_write)(struct pm_msg *m, const void *buf, size_t len,
+	    char **err);
+	int (*msg_finish)(struct pm_msg *m, char **err);
+	void (*msg_abort)(struct pm_msg *m);
+	/*
+	 * Make every finished message durable and record its UID in the
+	 * state file (written atomically and fsync'd).  Only after PM_OK may
+	 * the plugin flag or delete those messages on the server.
+	 */
+	int (*commit)(struct pm_session *s, char **err);
+
+	/* Count a message skipped for its size (reported in the summary). */
+	void (*skipped)(struct pm_session *s, const char *mailbox,
+	    const char *uid, uint64_t size);
+};
+
+#endif

@@ -1,0 +1,3 @@
+#ifndef PM_IMAP_PARSE_H
+#define PM_IMAP_PARSE_H
+#endif

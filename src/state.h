@@ -1,0 +1,29 @@
+/* UID state: which messages of an account were delivered durably.
+ * One file per account, "<state_dir>/<account>.state", mode 0600, rewritten
+ * atomically (temp file, fsync, rename, fsync dir). */
+#ifndef PM_STATE_H
+#define PM_STATE_H
+
+#include <stddef.h>
+
+struct state;
+
+/* Open (creating state_dir 0700 when missing).  A missing file is an empty
+ * state; a malformed one is PM_EINTERNAL naming the file and line. */
+int state_open(const char *state_dir, const char *account,
+    struct state **st_r, char **err);
+void state_close(struct state *st);
+
+/* Record mailbox's UIDVALIDITY.  Returns 1 when a different one was
+ * recorded before: that mailbox's UIDs were dropped.  Else 0. */
+int state_validity(struct state *st, const char *mailbox,
+    const char *validity);
+int state_known(const struct state *st, const char *mailbox, const char *uid);
+/* Add uid as delivered (in memory until state_save). */
+void state_add(struct state *st, const char *mailbox, const char *uid);
+int state_prune(struct state *st, const char *mailbox,
+    const char *const *present, size_t n);
+/* Write the file atomically and fsync it; no-op when nothing changed. */
+int state_save(struct state *st, char **err);
+
+#endif

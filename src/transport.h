@@ -1,0 +1,65 @@
+/* The one transport: TCP (IPv4/IPv6) with GnuTLS, timeouts through poll().
+ * GnuTLS headers appear only in transport.c. */
+#ifndef PM_TRANSPORT_H
+#define PM_TRANSPORT_H
+
+#include <stddef.h>
+
+struct stream;
+
+struct tls_opts {
+	const char *server_name;	/* for SNI and host name checking */
+	const char *ca_file;		/* extra trust anchors (PEM), or NULL */
+	const char *fingerprint;	/* sha256 pin of the leaf certificate:
+					 * hex, colons optional, optional
+					 * "sha256:" prefix; NULL: none */
+	int no_system_trust;		/* 1: trust only ca_file (tests) */
+};
+
+/* Global init/deinit (gnutls_global_init); call once. */
+int transport_init(char **err);
+void transport_deinit(void);
+
+/*
+ * Connect to host:port, trying every address getaddrinfo() returns (IPv6
+ * and IPv4) with timeout_ms for each.  Errors: PM_ETEMP naming the host,
+ * port and reason.
+ */
+int stream_connect(const char *host, unsigned port, int timeout_ms,
+    struct stream **s_r, char **err);
+
+/*
+ * Run the TLS handshake (TLS 1.2 minimum) and verify the peer: the system
+ * trust store plus opts->ca_file, the host name, and the pin if set.
+ * Anything read before the handshake is discarded.  Errors: PM_ETLS with the
+ * verification reason (unknown CA, name mismatch, expired, pin mismatch),
+ * PM_ETEMP for I/O failures and timeouts.
+ */
+int stream_starttls(struct stream *s, const struct tls_opts *opts,
+    char **err);
+
+int stream_tls_active(const struct stream *s);
+
+/* Write all of buf.  Errors: PM_ETEMP. */
+int stream_write(struct stream *s, const void *buf, size_t len, char **err);
+
+/*
+ * Read one line ending in LF (CR before it removed too).  *line_r is
+ * NUL-terminated and valid until the next read.  Lines longer than max
+ * bytes: PM_EPROTO.  EOF or timeout: PM_ETEMP.
+ */
+int stream_read_line(struct stream *s, size_t max, const char **line_r,
+    size_t *len_r, char **err);
+
+/* Read between 1 and len bytes (buffered data first).  EOF or timeout:
+ * PM_ETEMP. */
+int stream_read(struct stream *s, void *buf, size_t len, size_t *got_r,
+    char **err);
+
+/* Set the read/write timeout for later operations. */
+void stream_set_timeout(struct stream *s, int timeout_ms);
+
+/* Close (sending TLS close_notify when possible) and free; NULL is fine. */
+void stream_close(struct stream *s);
+
+#endif

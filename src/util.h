@@ -1,0 +1,45 @@
+/* Small helpers shared by the core: allocation that aborts on failure and
+ * error strings in the `int status + char **err` convention. */
+#ifndef PM_UTIL_H
+#define PM_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pullmail/host.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) PM_PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap) PM_PRINTF(1, 0);
+
+/* Set *err (if err is not NULL) to a formatted message and return status.
+ * An existing *err is freed first. */
+int errf(char **err, int status, const char *fmt, ...) PM_PRINTF(3, 4);
+
+/* Prefix *err with "prefix: " (no-op when *err is NULL). */
+void err_prefix(char **err, const char *fmt, ...) PM_PRINTF(2, 3);
+
+/* Write all of buf to fd, retrying on EINTR and short writes; -1 + errno. */
+int write_full(int fd, const void *buf, size_t len);
+
+/* fsync the directory holding path (or path itself if it is a directory);
+ * -1 + errno. */
+int fsync_dir(const char *dir);
+
+/* mkdir -p with mode for the created components; -1 + errno. */
+int mkdir_p(const char *path, unsigned mode);
+
+/* Read a whole small file (at most max bytes) into a malloc'd NUL-terminated
+ * buffer; *len_r gets its length.  -1 + errno (EFBIG when too large). */
+int read_small_file(const char *path, size_t max, char **data_r,
+    size_t *len_r);
+
+/* 64-bit FNV-1a of s, as 16 lowercase hex digits into out[17]. */
+void hash_hex(const char *s, char out[17]);
+
+#endif

@@ -1,0 +1,78 @@
+/* The unit test runner: every suite, selectable with CK_RUN_SUITE. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "suites.h"
+
+char *
+test_tmpdir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *path;
+
+	if (base == NULL || *base == '\0')
+		base = "/tmp";
+	if (asprintf(&path, "%s/pm-unit-XXXXXX", base) < 0)
+		abort();
+	if (mkdtemp(path) == NULL)
+		abort();
+	return path;
+}
+
+char *
+test_write_file(const char *dir, const char *name, const char *text,
+    unsigned mode)
+{
+	char *path;
+	FILE *f;
+
+	if (asprintf(&path, "%s/%s", dir, name) < 0)
+		abort();
+	f = fopen(path, "w");
+	if (f == NULL)
+		abort();
+	fputs(text, f);
+	fclose(f);
+	chmod(path, mode);
+	return path;
+}
+
+void
+test_rm_rf(const char *path)
+{
+	char *cmd;
+
+	if (path == NULL || strncmp(path, "/", 1) != 0 ||
+	    strstr(path, "pm-unit-") == NULL)
+		return;
+	if (asprintf(&cmd, "rm -rf '%s'", path) < 0)
+		abort();
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", path);
+	free(cmd);
+}
+
+int
+main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	sr = srunner_create(suite_util());
+	srunner_add_suite(sr, suite_config());
+	srunner_add_suite(sr, suite_sasl());
+	srunner_add_suite(sr, suite_oauth());
+	srunner_add_suite(sr, suite_state());
+	srunner_add_suite(sr, suite_maildir());
+	srunner_add_suite(sr, suite_plugin());
+	srunner_add_suite(sr, suite_imap());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,9 @@
+/* placeholder: being written */
+#include "config.h"
+#include "suites.h"
+
+Suite *
+suite_sasl(void)
+{
+	return suite_create("sasl");
+}
