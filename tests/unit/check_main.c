@@ -65,6 +65,7 @@ main(void)
 
 	sr = srunner_create(suite_util());
 	srunner_add_suite(sr, suite_config());
+	srunner_add_suite(sr, suite_transport());
 	srunner_add_suite(sr, suite_sasl());
 	srunner_add_suite(sr, suite_oauth());
 	srunner_add_suite(sr, suite_state());

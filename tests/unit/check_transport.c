@@ -1,0 +1,9 @@
+/* placeholder: being written */
+#include "config.h"
+#include "suites.h"
+
+Suite *
+suite_transport(void)
+{
+	return suite_create("transport");
+}
