@@ -1,5 +1,5 @@
 /* Logging to stderr or syslog, and the protocol trace that redacts secrets. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <stdarg.h>

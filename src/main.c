@@ -1,2 +1,271 @@
+/*
+ * pullmail: fetch mail from IMAP and POP3 servers that demand OAuth 2.0 and
+ * deliver it locally.  This file holds the command line and the account
+ * loop; everything else is a service of the core or a plugin.
+ */
+#include "autoconf.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sysexits.h>
+
 #include "config.h"
-int main(void) { return 0; }
+#include "log.h"
+#include "oauth.h"
+#include "plugin.h"
+#include "session.h"
+#include "transport.h"
+#include "util.h"
+
+/* Exit statuses besides the sysexits ones. */
+#define EXIT_DELIVERED	0
+#define EXIT_NOTHING	1
+
+static const char usage_text[] =
+    "usage: pullmail [-c FILE] [-v] [-q] [--trace] [--plugin-dir DIR]\n"
+    "                [--check-config] [--syslog] [ACCOUNT...]\n"
+    "       pullmail --version | --help\n";
+
+static const char help_text[] =
+    "Fetch mail from IMAP/POP3 servers with OAuth 2.0 and deliver it "
+    "locally.\n\n"
+    "  -c, --config FILE    configuration file (default: "
+    "$XDG_CONFIG_HOME/pullmail/config,\n"
+    "                       else " SYSCONFDIR "/pullmail.conf)\n"
+    "  -v, --verbose        say more; twice for debugging output\n"
+    "  -q, --quiet          print no summary lines\n"
+    "      --trace          show the protocol dialogue (secrets redacted)\n"
+    "      --plugin-dir DIR load protocol plugins from DIR\n"
+    "      --check-config   validate the configuration and exit\n"
+    "      --syslog         log to syslog (facility mail)\n"
+    "  -V, --version        print the version and exit\n"
+    "  -h, --help           print this help and exit\n\n"
+    "Exit status: 0 mail delivered, 1 nothing new, 64 usage, 70 internal,\n"
+    "73 delivery failed, 75 temporary failure, 76 protocol or TLS error,\n"
+    "77 authentication failed, 78 configuration error.  See pullmail(1).\n";
+
+/* Map a status class to an exit status. */
+static int
+status_exit(int status)
+{
+	switch (status) {
+	case PM_OK:
+		return EXIT_DELIVERED;
+	case PM_ETEMP:
+		return EX_TEMPFAIL;
+	case PM_EAUTH:
+		return EX_NOPERM;
+	case PM_EPROTO:
+	case PM_ETLS:
+		return EX_PROTOCOL;
+	case PM_EDELIVER:
+		return EX_CANTCREAT;
+	case PM_ECONFIG:
+		return EX_CONFIG;
+	default:
+		return EX_SOFTWARE;
+	}
+}
+
+/* How severe an exit status is when several accounts disagree. */
+static int
+exit_rank(int code)
+{
+	switch (code) {
+	case EXIT_NOTHING:
+		return 0;
+	case EXIT_DELIVERED:
+		return 1;
+	case EX_TEMPFAIL:
+		return 2;
+	case EX_PROTOCOL:
+		return 3;
+	case EX_CANTCREAT:
+		return 4;
+	case EX_SOFTWARE:
+		return 5;
+	case EX_NOPERM:
+		return 6;
+	case EX_CONFIG:
+		return 7;
+	default:
+		return 5;
+	}
+}
+
+static int
+worse(int a, int b)
+{
+	return exit_rank(b) > exit_rank(a) ? b : a;
+}
+
+/* Keep secrets out of core dumps. */
+static void
+harden(void)
+{
+	struct rlimit rl = { 0, 0 };
+
+	setrlimit(RLIMIT_CORE, &rl);
+#if !defined(__SANITIZE_ADDRESS__)
+	/* LeakSanitizer cannot work in a non-dumpable process. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Fetch one account; returns its exit status and prints its summary. */
+static int
+run_account(struct account *a, const char *plugdir, int quiet)
+{
+	const struct pm_plugin *p;
+	struct run_stats stats;
+	char *err = NULL;
+	int r;
+
+	memset(&stats, 0, sizeof stats);
+	r = plugin_load(plugdir, a->protocol, &p, &err);
+	if (r == PM_OK)
+		r = session_run(a, p, &stats, &err);
+	if (!quiet && stats.delivered > 0)
+		printf("%s: %lu message%s delivered (%llu bytes)\n", a->name,
+		    stats.delivered, stats.delivered == 1 ? "" : "s",
+		    (unsigned long long)stats.bytes);
+	if (!quiet && stats.skipped > 0)
+		printf("%s: %lu message%s skipped for size\n", a->name,
+		    stats.skipped, stats.skipped == 1 ? "" : "s");
+	if (r != PM_OK) {
+		log_warnx("%s: %s", a->name, err != NULL ? err :
+		    "failed for an unknown reason");
+		free(err);
+		return status_exit(r);
+	}
+	if (stats.delivered == 0) {
+		if (!quiet)
+			printf("%s: no new messages\n", a->name);
+		return EXIT_NOTHING;
+	}
+	return EXIT_DELIVERED;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "trace", no_argument, NULL, 't' },
+		{ "plugin-dir", required_argument, NULL, 'P' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "syslog", no_argument, NULL, 'S' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *config_path = NULL, *plugdir_opt = NULL;
+	char *default_path = NULL, *err = NULL;
+	struct config *cfg = NULL;
+	struct account *a;
+	int ch, verbose = 0, quiet = 0, trace = 0, check = 0, use_syslog = 0;
+	int i, code = -1, r;
+
+	harden();
+	while ((ch = getopt_long(argc, argv, "c:vqVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 't':
+			trace = 1;
+			break;
+		case 'P':
+			plugdir_opt = optarg;
+			break;
+		case 'C':
+			check = 1;
+			break;
+		case 'S':
+			use_syslog = 1;
+			break;
+		case 'V':
+			printf("pullmail %s (plugin ABI %u)\n", PACKAGE_VERSION,
+			    PM_PLUGIN_ABI);
+			return 0;
+		case 'h':
+			fputs(usage_text, stdout);
+			fputs("\n", stdout);
+			fputs(help_text, stdout);
+			return 0;
+		default:
+			fputs(usage_text, stderr);
+			return EX_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	log_init("pullmail", verbose, trace,
+	    use_syslog);
+
+	if (config_path == NULL)
+		config_path = default_path = config_default_path();
+	r = config_load(config_path, &cfg, &err);
+	if (r != PM_OK) {
+		log_warnx("%s", err);
+		free(err);
+		free(default_path);
+		return EX_CONFIG;
+	}
+	for (i = 0; i < argc; i++) {
+		if (config_find(cfg, argv[i]) == NULL) {
+			log_warnx("%s: no account named '%s'", cfg->file,
+			    argv[i]);
+			config_free(cfg);
+			free(default_path);
+			return EX_USAGE;
+		}
+	}
+	if (check) {
+		if (!quiet)
+			printf("%s: OK, %zu account%s\n", cfg->file,
+			    cfg->naccounts, cfg->naccounts == 1 ? "" : "s");
+		config_free(cfg);
+		free(default_path);
+		return 0;
+	}
+
+	if (transport_init(&err) != PM_OK ||
+	    oauth_global_init(&err) != PM_OK) {
+		log_warnx("%s", err);
+		free(err);
+		config_free(cfg);
+		free(default_path);
+		return EX_SOFTWARE;
+	}
+	for (a = cfg->accounts; a != NULL; a = a->next) {
+		int selected = argc == 0;
+
+		for (i = 0; i < argc && !selected; i++)
+			selected = strcmp(argv[i], a->name) == 0;
+		if (!selected)
+			continue;
+		r = run_account(a, plugin_dir(plugdir_opt), quiet);
+		code = code < 0 ? r : worse(code, r);
+		fflush(stdout);
+	}
+	oauth_global_deinit();
+	transport_deinit();
+	config_free(cfg);
+	free(default_path);
+	return code < 0 ? EXIT_NOTHING : code;
+}

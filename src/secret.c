@@ -1,5 +1,5 @@
 /* Secret strings: wiped on free, never printed. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -8,8 +8,8 @@
 #include "secret.h"
 #include "util.h"
 
-static void
-wipe(void *p, size_t n)
+void
+secret_wipe(void *p, size_t n)
 {
 #ifdef HAVE_EXPLICIT_BZERO
 	explicit_bzero(p, n);
@@ -51,7 +51,7 @@ secret_free(struct pm_secret *s)
 {
 	if (s == NULL)
 		return;
-	wipe(s->data, s->len + 1);
+	secret_wipe(s->data, s->len + 1);
 	free(s->data);
 	free(s);
 }

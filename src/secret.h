@@ -21,6 +21,8 @@ void secret_free(struct pm_secret *s);
 /* The bytes, for the few places that must send them. */
 const char *secret_reveal(const struct pm_secret *s);
 size_t secret_len(const struct pm_secret *s);
+/* Overwrite memory that held secret bytes (not optimised away). */
+void secret_wipe(void *p, size_t n);
 /* Constant-time comparison; 1 if equal. */
 int secret_equal(const struct pm_secret *a, const struct pm_secret *b);
 

@@ -1,5 +1,5 @@
 /* Allocation, error strings and small file helpers for the core. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,9 +1,225 @@
-/* placeholder: being written */
+/* Maildir delivery through the delivery stage: CRLF to LF across chunk
+ * boundaries, tmp/ -> new/, modes, aborts and unusable targets. */
+#include "autoconf.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
 #include "config.h"
+#include "deliver.h"
 #include "suites.h"
+#include "util.h"
+
+static char *dir;
+static struct account tacct;
+
+static void
+setup(void)
+{
+	dir = test_tmpdir();
+	memset(&tacct, 0, sizeof tacct);
+	tacct.name = "test";
+	tacct.deliver_kind = DELIVER_MAILDIR;
+	tacct.deliver_path = xasprintf("%s/Maildir", dir);
+}
+
+static void
+teardown(void)
+{
+	test_rm_rf(dir);
+	free(dir);
+	free(tacct.deliver_path);
+}
+
+/* The single file in SUB of the Maildir (NULL if there is not exactly
+ * one); *count_r gets the number of entries. */
+static char *
+only_file(const char *sub, int *count_r)
+{
+	char *d = xasprintf("%s/%s", tacct.deliver_path, sub), *found = NULL;
+	struct dirent *de;
+	DIR *dp = opendir(d);
+	int n = 0;
+
+	ck_assert_ptr_nonnull(dp);
+	while ((de = readdir(dp)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		n++;
+		free(found);
+		found = xasprintf("%s/%s", d, de->d_name);
+	}
+	closedir(dp);
+	free(d);
+	*count_r = n;
+	if (n != 1) {
+		free(found);
+		return NULL;
+	}
+	return found;
+}
+
+/* Deliver the chunks (NULL-terminated) as one message. */
+static void
+deliver_chunks(const char *const *chunks)
+{
+	struct deliver_info info = { "test", "server", "INBOX", "1", 0 };
+	struct deliver *d;
+	struct deliver_msg *m;
+	char *err = NULL;
+
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+	for (; *chunks != NULL; chunks++)
+		ck_assert_int_eq(deliver_write(m, *chunks, strlen(*chunks),
+		    &err), PM_OK);
+	ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	deliver_close(d);
+}
+
+static const struct {
+	const char *chunks[6];
+	const char *expect;
+} crlf_cases[] = {
+	{ { "a\r\nb\r\n", NULL }, "a\nb\n" },
+	{ { "a\r", "\nb\r", "\n", NULL }, "a\nb\n" },
+	{ { "lone\rcr\r\n", NULL }, "lone\rcr\n" },
+	{ { "end with cr\r", NULL }, "end with cr\r" },
+	{ { "x\r", "y", NULL }, "x\ry" },
+	{ { "\r", "\r", "\n", NULL }, "\r\n" },
+	{ { "lf only\nstays\n", NULL }, "lf only\nstays\n" },
+	{ { "", NULL }, "" },
+};
+
+START_TEST(test_crlf)
+{
+	char *path, *data;
+	size_t len;
+	int n;
+	struct stat sb;
+
+	deliver_chunks(crlf_cases[_i].chunks);
+	path = only_file("new", &n);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(read_small_file(path, 1 << 20, &data, &len), 0);
+	ck_assert_uint_eq(len, strlen(crlf_cases[_i].expect));
+	ck_assert_mem_eq(data, crlf_cases[_i].expect, len);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	free(data);
+	free(path);
+	free(only_file("tmp", &n));
+	ck_assert_int_eq(n, 0);
+}
+END_TEST
+
+START_TEST(test_large_multichunk)
+{
+	struct deliver_info info = { "test", "server", "INBOX", "1", 0 };
+	struct deliver *d;
+	struct deliver_msg *m;
+	char *err = NULL, *path, *data, line[80];
+	size_t len, i, expect = 0;
+	int n;
+
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+	for (i = 0; i < 20000; i++) {
+		int l = snprintf(line, sizeof line, "line %zu of the body\r\n",
+		    i);
+
+		ck_assert_int_eq(deliver_write(m, line, (size_t)l, &err),
+		    PM_OK);
+		expect += (size_t)l - 1;
+	}
+	ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	deliver_close(d);
+	path = only_file("new", &n);
+	ck_assert_int_eq(read_small_file(path, 1 << 24, &data, &len), 0);
+	ck_assert_uint_eq(len, expect);
+	ck_assert_ptr_null(memchr(data, '\r', len));
+	ck_assert_int_eq(memcmp(data + len - 23, "line 19999 of the body\n",
+	    23), 0);
+	free(data);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_abort_leaves_nothing)
+{
+	struct deliver_info info = { "test", "server", "INBOX", "1", 0 };
+	struct deliver *d;
+	struct deliver_msg *m;
+	char *err = NULL;
+	int n;
+
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+	ck_assert_int_eq(deliver_write(m, "half a mess", 11, &err), PM_OK);
+	deliver_abort(m);
+	deliver_close(d);
+	free(only_file("new", &n));
+	ck_assert_int_eq(n, 0);
+	free(only_file("tmp", &n));
+	ck_assert_int_eq(n, 0);
+}
+END_TEST
+
+START_TEST(test_unique_names)
+{
+	struct deliver_info info = { "test", "server", "INBOX", "1", 0 };
+	struct deliver *d;
+	struct deliver_msg *m;
+	char *err = NULL;
+	int i, n;
+
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	for (i = 0; i < 50; i++) {
+		ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+		ck_assert_int_eq(deliver_write(m, "x\r\n", 3, &err), PM_OK);
+		ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
+	}
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	deliver_close(d);
+	free(only_file("new", &n));
+	ck_assert_int_eq(n, 50);
+}
+END_TEST
+
+START_TEST(test_unusable_target)
+{
+	struct deliver *d;
+	char *err = NULL, *file;
+
+	file = test_write_file(dir, "plainfile", "x", 0600);
+	free(tacct.deliver_path);
+	tacct.deliver_path = xasprintf("%s/sub", file);
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_EDELIVER);
+	ck_assert_ptr_nonnull(strstr(err, "maildir: cannot create"));
+	ck_assert_ptr_nonnull(strstr(err, file));
+	free(err);
+	free(file);
+}
+END_TEST
 
 Suite *
 suite_maildir(void)
 {
-	return suite_create("maildir");
+	Suite *s = suite_create("maildir");
+	TCase *tc = tcase_create("maildir");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_loop_test(tc, test_crlf, 0,
+	    (int)(sizeof crlf_cases / sizeof crlf_cases[0]));
+	tcase_add_test(tc, test_large_multichunk);
+	tcase_add_test(tc, test_abort_leaves_nothing);
+	tcase_add_test(tc, test_unique_names);
+	tcase_add_test(tc, test_unusable_target);
+	suite_add_tcase(s, tc);
+	return s;
 }

@@ -1,0 +1,95 @@
+/* The configuration file: INI style, [defaults] and [account NAME]. */
+#ifndef PM_CONFIG_H
+#define PM_CONFIG_H
+
+/* The build configuration (autoconf) has its own name so that this header,
+ * the config file module, keeps the natural one. */
+#include "autoconf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "secret.h"
+
+enum auth_mech {
+	AUTH_AUTO = 0,
+	AUTH_XOAUTH2,
+	AUTH_OAUTHBEARER,
+	AUTH_PLAIN,
+	AUTH_LOGIN
+};
+
+enum oauth_provider {
+	OAUTH_NONE = 0,		/* no OAuth configured: password account */
+	OAUTH_MICROSOFT,
+	OAUTH_GENERIC
+};
+
+enum oauth_client_auth {
+	OAUTH_CLIENT_POST = 0,	/* client_secret_post (default) */
+	OAUTH_CLIENT_BASIC	/* client_secret_basic */
+};
+
+enum deliver_kind {
+	DELIVER_MAILDIR = 0
+};
+
+struct account {
+	char *name;
+	char *file;		/* config file and line of [account NAME] */
+	int line;
+
+	char *server;
+	unsigned port;		/* 0: protocol default */
+	char *protocol;		/* "imap" (default), "pop3" */
+	int tls;		/* enum pm_tls_mode */
+	char *ca_file;
+	char *tls_fingerprint;	/* "sha256:HEX" or bare hex; NULL: none */
+	char *user;		/* login name (mailbox, for HarePoint form) */
+	int auth;		/* enum auth_mech */
+	struct pm_secret *password;
+
+	int oauth_provider;	/* enum oauth_provider */
+	char *oauth_tenant;
+	char *oauth_client_id;
+	struct pm_secret *oauth_client_secret;
+	char *oauth_token_url;	/* with {tenant} already expanded */
+	char *oauth_scope;
+	int oauth_client_auth;	/* enum oauth_client_auth */
+
+	char **folders;		/* never empty after loading: "INBOX" */
+	size_t nfolders;
+	int keep;		/* default yes */
+	int mark_seen;		/* default no */
+	int deliver_kind;	/* enum deliver_kind */
+	char *deliver_path;	/* expanded (~ and relative to cwd) */
+	char *state_dir;	/* expanded; default per XDG / root */
+	unsigned timeout;	/* seconds, connect and read; default 60 */
+
+	struct account *next;
+};
+
+struct config {
+	char *file;
+	struct account *accounts;	/* in file order */
+	size_t naccounts;
+};
+
+/*
+ * Load and validate path.  Errors: PM_ECONFIG with "FILE:LINE: key: reason"
+ * (or "FILE: reason" for file-level problems such as permissions).
+ */
+int config_load(const char *path, struct config **cfg_r, char **err);
+
+/* The file used without -c: $XDG_CONFIG_HOME/pullmail/config (or
+ * ~/.config/...) if it exists, else /etc/pullmail.conf.  malloc'd. */
+char *config_default_path(void);
+
+struct account *config_find(struct config *cfg, const char *name);
+void config_free(struct config *cfg);
+
+/* Whether the account authenticates with OAuth (token module) rather than
+ * a password. */
+int account_uses_oauth(const struct account *a);
+
+#endif
