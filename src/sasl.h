@@ -6,12 +6,23 @@
 
 #include "secret.h"
 
-/* Base64 (RFC 4648, with padding).  encode returns a malloc'd string;
- * decode returns -1 on malformed input. */
+/* Base64 (RFC 4648, with padding).  encode returns a malloc'd string.
+ * decode stores a malloc'd buffer (NUL added after *outlen_r bytes) and
+ * returns 0, or -1 on malformed input: a length not a multiple of 4, a
+ * character outside the alphabet (whitespace included), misplaced padding
+ * or non-zero pad bits. */
 char *base64_encode(const void *data, size_t len);
 int base64_decode(const char *in, size_t inlen, unsigned char **out_r,
     size_t *outlen_r);
+/* Base64 of secret bytes (e.g. the LOGIN password step), as a secret; no
+ * unwiped copy is left behind. */
+struct pm_secret *base64_encode_secret(const void *data, size_t len);
 
+/*
+ * The builders below return NULL only when the input cannot be framed:
+ * a ^A in user, host or token (XOAUTH2, OAUTHBEARER), a NUL in the
+ * password (PLAIN).  Intermediate buffers are wiped.
+ */
 /* XOAUTH2 initial response, base64:
  * "user=" user ^A "auth=Bearer " token ^A ^A */
 struct pm_secret *sasl_xoauth2(const char *user, const struct pm_secret *tok);
@@ -23,10 +34,31 @@ struct pm_secret *sasl_oauthbearer(const char *user, const char *host,
 /* PLAIN (RFC 4616) response, base64: authzid NUL user NUL password */
 struct pm_secret *sasl_plain(const char *user, const struct pm_secret *pw);
 
-/* Pick a mechanism name for auth (enum auth_mech) given the server's
- * space-separated mechanisms and whether the account has OAuth configured.
- * Returns NULL and sets *err when none fits. */
+/* Flags for sasl_choose()'s oauth argument; a plain boolean 1 means
+ * SASL_HAVE_OAUTH alone.  SASL_HAVE_PASSWORD matters only with OAuth (a
+ * password account always has a password). */
+#define SASL_HAVE_OAUTH		0x1	/* OAuth (token module) configured */
+#define SASL_HAVE_PASSWORD	0x2	/* a login password too */
+
+/*
+ * Pick a mechanism name for auth (enum auth_mech) given the server's
+ * space-separated mechanisms (NULL or "" for none) and whether the account
+ * has OAuth configured.  auto: XOAUTH2 then OAUTHBEARER with OAuth, else
+ * PLAIN then LOGIN; an explicit choice must be advertised.  Returns NULL
+ * and sets *err (PM_ECONFIG) when none fits.
+ */
 const char *sasl_choose(int auth, int oauth, const char *server_mechs,
     char **err);
+
+/*
+ * Decode an OAuth error challenge (base64 of a small JSON object such as
+ * {"status":"401","schemes":"bearer","scope":"mail"}).  On success returns
+ * 0 with *status_r the status ("401") and *summary_r a printable one-line
+ * summary ("status 401, schemes bearer, scope mail"); both malloc'd.  On
+ * malformed input returns -1, *status_r NULL and *summary_r a message
+ * saying the challenge could not be decoded.
+ */
+int sasl_oauth_error(const char *challenge_b64, char **status_r,
+    char **summary_r);
 
 #endif

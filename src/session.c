@@ -255,18 +255,6 @@ session_drop_token(struct pm_session *s)
 	s->token_cached = 0;
 }
 
-/* Base64 of a plain string, as a secret. */
-static struct pm_secret *
-b64_secret(const char *s, size_t len)
-{
-	char *enc = base64_encode(s, len);
-	struct pm_secret *sec = secret_from_str(enc);
-
-	secret_wipe(enc, strlen(enc));
-	free(enc);
-	return sec;
-}
-
 /* The initial response for mech, or NULL for LOGIN. */
 static int
 sasl_initial(struct pm_session *s, const char *mech,
@@ -284,13 +272,21 @@ sasl_initial(struct pm_session *s, const char *mech,
 		else
 			*ir_r = sasl_oauthbearer(s->a->user, s->a->server,
 			    s->info.port, s->token);
+		if (*ir_r == NULL)
+			return errf(err, PM_ECONFIG, "%s: the user name or "
+			    "the access token contains a control character "
+			    "that cannot be sent", mech);
 		return PM_OK;
 	}
 	if (s->a->password == NULL)
 		return errf(err, PM_ECONFIG, "%s needs a password; none is "
 		    "configured", mech);
-	if (strcasecmp(mech, "PLAIN") == 0)
+	if (strcasecmp(mech, "PLAIN") == 0) {
 		*ir_r = sasl_plain(s->a->user, s->a->password);
+		if (*ir_r == NULL)
+			return errf(err, PM_ECONFIG, "PLAIN: the password "
+			    "contains a NUL byte");
+	}
 	return PM_OK;
 }
 
@@ -321,7 +317,9 @@ host_sasl_auth(struct pm_session *s, const struct pm_sasl_proto *p,
 	if (!host_tls_active(s) && s->a->tls != PM_TLS_NONE)
 		return errf(err, PM_ETLS, "refusing to authenticate over an "
 		    "unencrypted connection (set tls = none to allow it)");
-	oauth = account_uses_oauth(s->a);
+	oauth = account_uses_oauth(s->a) ? SASL_HAVE_OAUTH : 0;
+	if (oauth && s->a->password != NULL)
+		oauth |= SASL_HAVE_PASSWORD;
 	mech = sasl_choose(s->a->auth, oauth, server_mechs, err);
 	if (mech == NULL)
 		return PM_ECONFIG;
@@ -365,10 +363,11 @@ host_sasl_auth(struct pm_session *s, const struct pm_sasl_proto *p,
 		/* A challenge. */
 		if (strcasecmp(mech, "LOGIN") == 0) {
 			if (login_step == 0)
-				resp = b64_secret(s->a->user,
+				resp = base64_encode_secret(s->a->user,
 				    strlen(s->a->user));
 			else if (login_step == 1)
-				resp = b64_secret(secret_reveal(s->a->password),
+				resp = base64_encode_secret(
+				    secret_reveal(s->a->password),
 				    secret_len(s->a->password));
 			else
 				resp = secret_from_str("*");
