@@ -33,7 +33,9 @@ int stream_connect(const char *host, unsigned port, int timeout_ms,
  * trust store plus opts->ca_file, the host name, and the pin if set.
  * Anything read before the handshake is discarded.  Errors: PM_ETLS with the
  * verification reason (unknown CA, name mismatch, expired, pin mismatch),
- * PM_ETEMP for I/O failures and timeouts.
+ * PM_ETEMP for I/O failures and timeouts, PM_ECONFIG for an unusable
+ * ca_file or a malformed fingerprint.  After a failure every later read or
+ * write on s is refused with PM_ETLS: nothing goes out in clear.
  */
 int stream_starttls(struct stream *s, const struct tls_opts *opts,
     char **err);

@@ -1,9 +1,1131 @@
-/* placeholder: being written */
+/*
+ * Transport tests: real TCP and TLS on loopback.  Certificates are made in
+ * process with the GnuTLS x509 API; each test runs a small server in a
+ * fork()ed child that plays one scenario and exits non-zero when the client
+ * did not behave as expected.
+ */
 #include "config.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
 #include "suites.h"
+#include "transport.h"
+#include "util.h"
+
+/* One certificate with its key. */
+struct tcert {
+	gnutls_x509_crt_t	 crt;
+	gnutls_x509_privkey_t	 key;
+	char			 pin[32 * 3];	/* "AB:CD:..." sha256 */
+	char			 pin_plain[32 * 2 + 1];	/* "abcd..." */
+};
+
+static struct tcert ca1, ca2, leaf, selfsigned, expired, expired_self;
+static char *tmpdir, *ca1_path, *ca2_path;
+
+enum scenario {
+	SC_ECHO,	/* TLS: greeting, echo one line, wait for close */
+	SC_STARTTLS,	/* plain greeting, STARTTLS with junk, TLS line */
+	SC_SPLIT,	/* lines written one byte at a time */
+	SC_LINES,	/* line-length boundaries, then an overlong line */
+	SC_HUGE,	/* a long line, then endless bytes without LF */
+	SC_CLOSE,	/* half a line, then close */
+	SC_SILENT,	/* accept and say nothing until the client leaves */
+	SC_BUFFERED,	/* a line and message bytes in one write */
+	SC_DEAD		/* close at once (TLS: right after the handshake) */
+};
+
+struct server {
+	pid_t		 pid;
+	unsigned	 port;
+	int		 family;
+	enum scenario	 sc;
+	int		 tls;		/* handshake before the scenario */
+	const struct tcert *cert;	/* server certificate */
+	const char	*prio;		/* server priority, NULL: default */
+	const char	*sni;		/* expected SNI, NULL: not checked */
+};
+
+/* The server side of one connection. */
+struct sconn {
+	int		 fd;
+	gnutls_session_t tls;
+};
+
+/* Milliseconds on the monotonic clock. */
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Make an ECDSA P-256 key (fast to generate). */
+static gnutls_x509_privkey_t
+make_key(void)
+{
+	gnutls_x509_privkey_t key;
+
+	ck_assert_int_eq(gnutls_x509_privkey_init(&key), 0);
+	ck_assert_int_eq(gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
+	    GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0), 0);
+	return key;
+}
+
+/*
+ * Make a certificate for dn.  is_ca: a CA certificate; otherwise a server
+ * certificate for localhost, 127.0.0.1 and ::1.  issuer NULL: self-signed.
+ */
+static void
+make_cert(struct tcert *tc, const char *dn, int is_ca,
+    const struct tcert *issuer, time_t from, time_t until,
+    unsigned char serial)
+{
+	static const unsigned char v4[4] = { 127, 0, 0, 1 };
+	static const unsigned char v6[16] = { [15] = 1 };
+	unsigned char	 sn[2] = { 0x01, serial };
+	unsigned char	 fp[32];
+	size_t		 fplen = sizeof fp, i;
+	const char	*errpos;
+
+	tc->key = make_key();
+	ck_assert_int_eq(gnutls_x509_crt_init(&tc->crt), 0);
+	ck_assert_int_eq(gnutls_x509_crt_set_version(tc->crt, 3), 0);
+	ck_assert_int_eq(gnutls_x509_crt_set_serial(tc->crt, sn, sizeof sn),
+	    0);
+	ck_assert_int_eq(gnutls_x509_crt_set_dn(tc->crt, dn, &errpos), 0);
+	ck_assert_int_eq(gnutls_x509_crt_set_key(tc->crt, tc->key), 0);
+	ck_assert_int_eq(gnutls_x509_crt_set_activation_time(tc->crt, from),
+	    0);
+	ck_assert_int_eq(gnutls_x509_crt_set_expiration_time(tc->crt, until),
+	    0);
+	ck_assert_int_eq(gnutls_x509_crt_set_basic_constraints(tc->crt,
+	    is_ca, -1), 0);
+	if (is_ca)
+		ck_assert_int_eq(gnutls_x509_crt_set_key_usage(tc->crt,
+		    GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN), 0);
+	else {
+		ck_assert_int_eq(gnutls_x509_crt_set_key_usage(tc->crt,
+		    GNUTLS_KEY_DIGITAL_SIGNATURE), 0);
+		ck_assert_int_eq(gnutls_x509_crt_set_key_purpose_oid(tc->crt,
+		    GNUTLS_KP_TLS_WWW_SERVER, 0), 0);
+		ck_assert_int_eq(gnutls_x509_crt_set_subject_alt_name(tc->crt,
+		    GNUTLS_SAN_DNSNAME, "localhost", 9, GNUTLS_FSAN_APPEND),
+		    0);
+		ck_assert_int_eq(gnutls_x509_crt_set_subject_alt_name(tc->crt,
+		    GNUTLS_SAN_IPADDRESS, v4, sizeof v4, GNUTLS_FSAN_APPEND),
+		    0);
+		ck_assert_int_eq(gnutls_x509_crt_set_subject_alt_name(tc->crt,
+		    GNUTLS_SAN_IPADDRESS, v6, sizeof v6, GNUTLS_FSAN_APPEND),
+		    0);
+	}
+	if (issuer == NULL)
+		ck_assert_int_eq(gnutls_x509_crt_sign2(tc->crt, tc->crt,
+		    tc->key, GNUTLS_DIG_SHA256, 0), 0);
+	else
+		ck_assert_int_eq(gnutls_x509_crt_sign2(tc->crt, issuer->crt,
+		    issuer->key, GNUTLS_DIG_SHA256, 0), 0);
+
+	ck_assert_int_eq(gnutls_x509_crt_get_fingerprint(tc->crt,
+	    GNUTLS_DIG_SHA256, fp, &fplen), 0);
+	ck_assert_uint_eq(fplen, 32);
+	for (i = 0; i < 32; i++) {
+		snprintf(tc->pin + i * 3, 4, "%02X%s", fp[i], i == 31 ? "" :
+		    ":");
+		snprintf(tc->pin_plain + i * 2, 3, "%02x", fp[i]);
+	}
+}
+
+/* Write a certificate as PEM into the temporary directory. */
+static char *
+write_pem(const struct tcert *tc, const char *name)
+{
+	gnutls_datum_t	 pem;
+	char		*text, *path;
+
+	ck_assert_int_eq(gnutls_x509_crt_export2(tc->crt, GNUTLS_X509_FMT_PEM,
+	    &pem), 0);
+	text = xstrndup((const char *)pem.data, pem.size);
+	gnutls_free(pem.data);
+	path = test_write_file(tmpdir, name, text, 0644);
+	free(text);
+	return path;
+}
+
+/* Once per test case, in the parent: certificates and CA files. */
+static void
+setup_certs(void)
+{
+	time_t	now = time(NULL);
+	char	*err = NULL;
+
+	ck_assert_int_eq(transport_init(&err), PM_OK);
+	make_cert(&ca1, "CN=pullmail test CA one", 1, NULL, now - 3600,
+	    now + 86400 * 30, 1);
+	make_cert(&ca2, "CN=pullmail unrelated CA", 1, NULL, now - 3600,
+	    now + 86400 * 30, 2);
+	make_cert(&leaf, "CN=localhost", 0, &ca1, now - 3600,
+	    now + 86400 * 30, 3);
+	make_cert(&selfsigned, "CN=localhost,O=self", 0, NULL, now - 3600,
+	    now + 86400 * 30, 4);
+	make_cert(&expired, "CN=localhost,O=old", 0, &ca1, now - 86400 * 30,
+	    now - 86400, 5);
+	make_cert(&expired_self, "CN=localhost,O=oldself", 0, NULL,
+	    now - 86400 * 30, now - 86400, 6);
+	tmpdir = test_tmpdir();
+	ca1_path = write_pem(&ca1, "ca1.pem");
+	ca2_path = write_pem(&ca2, "ca2.pem");
+}
+
+/* Release what setup_certs made. */
+static void
+teardown_certs(void)
+{
+	struct tcert *all[] = { &ca1, &ca2, &leaf, &selfsigned, &expired,
+	    &expired_self };
+	size_t i;
+
+	for (i = 0; i < sizeof all / sizeof all[0]; i++) {
+		gnutls_x509_crt_deinit(all[i]->crt);
+		gnutls_x509_privkey_deinit(all[i]->key);
+	}
+	test_rm_rf(tmpdir);
+	free(tmpdir);
+	free(ca1_path);
+	free(ca2_path);
+	transport_deinit();
+}
+
+/* --- the server child ---------------------------------------------------- */
+
+/* Server: write all of buf. */
+static int
+sc_write(struct sconn *c, const void *buf, size_t len)
+{
+	const char	*p = buf;
+	ssize_t		 n;
+
+	while (len > 0) {
+		if (c->tls != NULL)
+			n = gnutls_record_send(c->tls, p, len);
+		else
+			n = send(c->fd, p, len, MSG_NOSIGNAL);
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Server: write a string. */
+static int
+sc_puts(struct sconn *c, const char *s)
+{
+	return sc_write(c, s, strlen(s));
+}
+
+/* Server: read one line (LF kept) byte by byte; -1 on EOF or error. */
+static int
+sc_read_line(struct sconn *c, char *buf, size_t size)
+{
+	size_t	i = 0;
+	ssize_t	n;
+	char	ch;
+
+	while (i + 1 < size) {
+		if (c->tls != NULL)
+			n = gnutls_record_recv(c->tls, &ch, 1);
+		else
+			n = recv(c->fd, &ch, 1, 0);
+		if (n <= 0)
+			return -1;
+		buf[i++] = ch;
+		if (ch == '\n')
+			break;
+	}
+	buf[i] = '\0';
+	return 0;
+}
+
+/* Server: read until the client goes away. */
+static void
+sc_wait_close(struct sconn *c)
+{
+	char	buf[512];
+	ssize_t	n;
+
+	do {
+		if (c->tls != NULL)
+			n = gnutls_record_recv(c->tls, buf, sizeof buf);
+		else
+			n = recv(c->fd, buf, sizeof buf, 0);
+	} while (n > 0 || n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED);
+}
+
+/* Server: TLS handshake with the scenario's certificate; 0 or -1. */
+static int
+sc_handshake(struct sconn *c, const struct server *sv)
+{
+	gnutls_certificate_credentials_t cred;
+	gnutls_x509_crt_t	 crt = sv->cert->crt;
+	char			 sni[256];
+	size_t			 snilen = sizeof sni;
+	unsigned		 type;
+	int			 r;
+
+	if (gnutls_certificate_allocate_credentials(&cred) < 0 ||
+	    gnutls_certificate_set_x509_key(cred, &crt, 1,
+	    sv->cert->key) < 0 ||
+	    gnutls_init(&c->tls, GNUTLS_SERVER) < 0)
+		return -1;
+	if (sv->prio != NULL)
+		r = gnutls_priority_set_direct(c->tls, sv->prio, NULL);
+	else
+		r = gnutls_set_default_priority(c->tls);
+	if (r < 0 || gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE,
+	    cred) < 0)
+		return -1;
+	gnutls_transport_set_int(c->tls, c->fd);
+	do {
+		r = gnutls_handshake(c->tls);
+	} while (r < 0 && !gnutls_error_is_fatal(r));
+	if (r < 0)
+		return -1;
+	if (sv->sni != NULL) {
+		if (gnutls_server_name_get(c->tls, sni, &snilen, &type, 0) < 0 ||
+		    type != GNUTLS_NAME_DNS || strcmp(sni, sv->sni) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Server: send text one byte per write. */
+static int
+sc_dribble(struct sconn *c, const char *text)
+{
+	for (; *text != '\0'; text++) {
+		if (sc_write(c, text, 1) != 0)
+			return -1;
+		usleep(300);
+	}
+	return 0;
+}
+
+/* Server: play one scenario on an accepted connection; the exit code. */
+static int
+sc_play(struct sconn *c, const struct server *sv)
+{
+	char	 line[256], *big;
+	int	 fail = 0;
+
+	if (sv->tls && sc_handshake(c, sv) != 0)
+		return 10;
+
+	switch (sv->sc) {
+	case SC_ECHO:
+		if (sc_puts(c, "* OK hello\r\n") != 0 ||
+		    sc_read_line(c, line, sizeof line) != 0)
+			return 11;
+		if (sc_puts(c, "echo: ") != 0 || sc_puts(c, line) != 0)
+			return 12;
+		sc_wait_close(c);
+		return 0;
+	case SC_STARTTLS:
+		if (sc_puts(c, "* OK plain\r\n") != 0 ||
+		    sc_read_line(c, line, sizeof line) != 0 ||
+		    strcmp(line, "a STARTTLS\r\n") != 0)
+			return 11;
+		/* What an attacker might inject after the reply. */
+		if (sc_puts(c, "a OK begin TLS\r\njunk\r\nb LOGIN x y\r\n") != 0)
+			return 12;
+		if (sc_handshake(c, sv) != 0)
+			return 13;
+		if (sc_puts(c, "* OK over tls\r\n") != 0)
+			return 14;
+		sc_wait_close(c);
+		return 0;
+	case SC_SPLIT:
+		fail |= sc_dribble(c, "first line\r\nsecond\n\r\nlast\r");
+		fail |= sc_dribble(c, "\n");
+		if (fail)
+			return 11;
+		sc_wait_close(c);
+		return 0;
+	case SC_LINES:
+		/* max is 10 on the client. */
+		if (sc_puts(c, "0123456789\r\n\r\nabc\n0123456789\n"
+		    "0123456789A\r\n") != 0)
+			return 11;
+		sc_wait_close(c);
+		return 0;
+	case SC_HUGE:
+		big = xmalloc(100000);
+		memset(big, 'y', 100000);
+		memcpy(big + 40000, "\r\n", 2);
+		/* A 40000-byte line, then 59998 bytes without LF. */
+		if (sc_write(c, big, 100000) != 0)
+			fail = 1;
+		free(big);
+		sc_wait_close(c);
+		return fail ? 11 : 0;
+	case SC_CLOSE:
+		if (sc_puts(c, "* OK bye\r\npartial") != 0)
+			return 11;
+		if (c->tls != NULL)
+			gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+		return 0;
+	case SC_SILENT:
+	case SC_DEAD:
+		if (sv->sc == SC_SILENT)
+			sc_wait_close(c);
+		return 0;
+	case SC_BUFFERED:
+		if (sc_puts(c, "* 1 FETCH {14}\r\nBODY0123456789") != 0)
+			return 11;
+		if (sc_read_line(c, line, sizeof line) != 0 ||
+		    strcmp(line, "done\r\n") != 0)
+			return 12;
+		sc_wait_close(c);
+		return 0;
+	}
+	return 20;
+}
+
+/*
+ * Listen on the loopback address of family and fork the server.  Returns 0,
+ * or -1 when the address cannot be bound (no IPv6).
+ */
+static int
+server_start(struct server *sv)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t		 len;
+	struct sconn		 c;
+	int			 lfd, one = 1;
+
+	memset(&ss, 0, sizeof ss);
+	if (sv->family == AF_INET6) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = in6addr_loopback;
+		len = sizeof *sin6;
+	} else {
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof *sin;
+	}
+	lfd = socket(sv->family, SOCK_STREAM, 0);
+	if (lfd == -1)
+		return -1;
+	if (bind(lfd, (struct sockaddr *)&ss, len) == -1) {
+		close(lfd);
+		return -1;
+	}
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
+	sv->port = ntohs(sv->family == AF_INET6 ? sin6->sin6_port :
+	    sin->sin_port);
+
+	sv->pid = fork();
+	ck_assert_int_ne(sv->pid, -1);
+	if (sv->pid == 0) {
+		alarm(10);
+		signal(SIGPIPE, SIG_IGN);
+		memset(&c, 0, sizeof c);
+		c.fd = accept(lfd, NULL, NULL);
+		if (c.fd == -1)
+			_exit(30);
+		(void)setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof one);
+		_exit(sc_play(&c, sv));
+	}
+	close(lfd);
+	return 0;
+}
+
+/* Wait for the server child and return its exit code. */
+static int
+server_wait(struct server *sv)
+{
+	int	status;
+
+	ck_assert_int_eq(waitpid(sv->pid, &status, 0), sv->pid);
+	ck_assert_msg(WIFEXITED(status), "server died of signal %d",
+	    WTERMSIG(status));
+	return WEXITSTATUS(status);
+}
+
+/* Start a server for scenario sc on 127.0.0.1. */
+static void
+server_v4(struct server *sv, enum scenario sc, int tls,
+    const struct tcert *cert)
+{
+	sv->family = AF_INET;
+	sv->sc = sc;
+	sv->tls = tls;
+	sv->cert = cert;
+	ck_assert_int_eq(server_start(sv), 0);
+}
+
+/* Connect to the server, expecting success. */
+static struct stream *
+connect_ok(const struct server *sv, const char *host, int timeout_ms)
+{
+	struct stream	*s = NULL;
+	char		*err = NULL;
+	int		 r;
+
+	r = stream_connect(host, sv->port, timeout_ms, &s, &err);
+	ck_assert_msg(r == PM_OK, "connect: %s", err != NULL ? err : "?");
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(stream_tls_active(s), 0);
+	return s;
+}
+
+/* Read one line and compare it. */
+static void
+expect_line(struct stream *s, const char *want)
+{
+	const char	*line;
+	size_t		 len;
+	char		*err = NULL;
+	int		 r;
+
+	r = stream_read_line(s, 1024, &line, &len, &err);
+	ck_assert_msg(r == PM_OK, "read_line: %s", err != NULL ? err : "?");
+	ck_assert_str_eq(line, want);
+	ck_assert_uint_eq(len, strlen(want));
+}
+
+/* Run the ECHO exchange over an established TLS stream. */
+static void
+echo_exchange(struct stream *s)
+{
+	char	*err = NULL;
+
+	expect_line(s, "* OK hello");
+	ck_assert_int_eq(stream_write(s, "a NOOP\r\n", 8, &err), PM_OK);
+	expect_line(s, "echo: a NOOP");
+}
+
+/*
+ * Implicit TLS to an ECHO server with cert, using opts; returns the
+ * status of stream_starttls and its message in *err_r.
+ */
+static int
+tls_try(const struct tcert *cert, const struct tls_opts *opts,
+    char **err_r)
+{
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	int		 r;
+
+	*err_r = NULL;
+	server_v4(&sv, SC_ECHO, 1, cert);
+	s = connect_ok(&sv, "127.0.0.1", 2000);
+	r = stream_starttls(s, opts, err_r);
+	if (r == PM_OK) {
+		ck_assert_ptr_null(*err_r);
+		ck_assert_int_eq(stream_tls_active(s), 1);
+		echo_exchange(s);
+		stream_close(s);
+		ck_assert_int_eq(server_wait(&sv), 0);
+	} else {
+		ck_assert_ptr_nonnull(*err_r);
+		ck_assert_int_eq(stream_tls_active(s), 0);
+		stream_close(s);
+		server_wait(&sv);
+	}
+	return r;
+}
+
+/* --- tests --------------------------------------------------------------- */
+
+/* A chain signed by ca_file verifies; SNI carries the host name. */
+START_TEST(test_tls_verified)
+{
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .ca_file = ca1_path, .no_system_trust = 1 };
+	struct server	 sv = { .sni = "localhost" };
+	struct stream	*s;
+	char		*err = NULL;
+
+	server_v4(&sv, SC_ECHO, 1, &leaf);
+	s = connect_ok(&sv, "localhost", 2000);
+	ck_assert_int_eq(stream_starttls(s, &o, &err), PM_OK);
+	ck_assert_int_eq(stream_tls_active(s), 1);
+	echo_exchange(s);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+}
+END_TEST
+
+/* Connecting by IP address checks the address against the certificate;
+ * with the system store kept as well. */
+START_TEST(test_tls_ip_address)
+{
+	struct tls_opts	 o = { .ca_file = ca1_path };
+	char		*err;
+
+	ck_assert_int_eq(tls_try(&leaf, &o, &err), PM_OK);
+}
+END_TEST
+
+/* Over IPv6 (skipped only when ::1 cannot be bound). */
+START_TEST(test_tls_ipv6)
+{
+	struct tls_opts	 o = { .server_name = "::1", .ca_file = ca1_path,
+	    .no_system_trust = 1 };
+	struct server	 sv = { .family = AF_INET6, .sc = SC_ECHO, .tls = 1,
+	    .cert = &leaf };
+	struct stream	*s;
+	char		*err = NULL;
+
+	if (server_start(&sv) != 0) {
+		fprintf(stderr, "transport: ::1 unavailable, IPv6 test "
+		    "skipped\n");
+		return;
+	}
+	s = connect_ok(&sv, "::1", 2000);
+	ck_assert_int_eq(stream_starttls(s, &o, &err), PM_OK);
+	echo_exchange(s);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+}
+END_TEST
+
+/* A certificate from a CA we do not trust: a clear PM_ETLS, and the
+ * stream refuses to carry anything in clear afterwards. */
+START_TEST(test_tls_unknown_ca)
+{
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .ca_file = ca2_path, .no_system_trust = 1 };
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	char		*err = NULL;
+
+	server_v4(&sv, SC_ECHO, 1, &leaf);
+	s = connect_ok(&sv, "127.0.0.1", 2000);
+	ck_assert_int_eq(stream_starttls(s, &o, &err), PM_ETLS);
+	ck_assert_ptr_nonnull(strstr(err, "not trusted"));
+	ck_assert_ptr_nonnull(strstr(err, "localhost"));
+	ck_assert_ptr_nonnull(strstr(err, "ca_file"));
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(stream_tls_active(s), 0);
+	ck_assert_int_ne(stream_write(s, "x\r\n", 3, &err), PM_OK);
+	free(err);
+	stream_close(s);
+	server_wait(&sv);
+}
+END_TEST
+
+/* The system store alone does not trust our private CA. */
+START_TEST(test_tls_system_store_only)
+{
+	struct tls_opts	 o = { .server_name = "localhost" };
+	char		*err;
+
+	ck_assert_int_eq(tls_try(&leaf, &o, &err), PM_ETLS);
+	ck_assert_ptr_nonnull(strstr(err, "not trusted"));
+	free(err);
+}
+END_TEST
+
+/* A trusted certificate for another name. */
+START_TEST(test_tls_wrong_name)
+{
+	struct tls_opts	 o = { .server_name = "wrong.example",
+	    .ca_file = ca1_path, .no_system_trust = 1 };
+	char		*err;
+
+	ck_assert_int_eq(tls_try(&leaf, &o, &err), PM_ETLS);
+	ck_assert_ptr_nonnull(strstr(err, "host name 'wrong.example'"));
+	free(err);
+}
+END_TEST
+
+/* An expired certificate from a trusted CA. */
+START_TEST(test_tls_expired)
+{
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .ca_file = ca1_path, .no_system_trust = 1 };
+	char		*err;
+
+	ck_assert_int_eq(tls_try(&expired, &o, &err), PM_ETLS);
+	ck_assert_ptr_nonnull(strstr(err, "expired"));
+	free(err);
+}
+END_TEST
+
+/* A self-signed server pinned by fingerprint, in every accepted spelling. */
+START_TEST(test_tls_pin_match)
+{
+	char		 prefixed[200];
+	const char	*forms[3];
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .no_system_trust = 1 };
+	char		*err;
+	size_t		 i;
+
+	snprintf(prefixed, sizeof prefixed, "sha256:%s", selfsigned.pin);
+	forms[0] = prefixed;
+	forms[1] = selfsigned.pin;
+	forms[2] = selfsigned.pin_plain;
+	for (i = 0; i < 3; i++) {
+		o.fingerprint = forms[i];
+		ck_assert_msg(tls_try(&selfsigned, &o, &err) == PM_OK,
+		    "pin %s: %s", forms[i], err != NULL ? err : "?");
+	}
+}
+END_TEST
+
+/* The wrong pin fails and shows the server's real fingerprint. */
+START_TEST(test_tls_pin_mismatch)
+{
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .fingerprint = leaf.pin, .no_system_trust = 1 };
+	char		*err;
+
+	ck_assert_int_eq(tls_try(&selfsigned, &o, &err), PM_ETLS);
+	ck_assert_ptr_nonnull(strstr(err, "tls_fingerprint"));
+	ck_assert_ptr_nonnull(strstr(err, selfsigned.pin));
+	free(err);
+}
+END_TEST
+
+/* A pin must match even when the chain itself is trusted. */
+START_TEST(test_tls_pin_with_ca)
+{
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .ca_file = ca1_path, .no_system_trust = 1 };
+	char		*err;
+
+	o.fingerprint = leaf.pin;
+	ck_assert_int_eq(tls_try(&leaf, &o, &err), PM_OK);
+	o.fingerprint = selfsigned.pin;
+	ck_assert_int_eq(tls_try(&leaf, &o, &err), PM_ETLS);
+	ck_assert_ptr_nonnull(strstr(err, leaf.pin));
+	free(err);
+}
+END_TEST
+
+/* A matching pin forgives only the unknown issuer: the host name and the
+ * validity period still count. */
+START_TEST(test_tls_pin_keeps_checks)
+{
+	struct tls_opts	 o = { .server_name = "other.example",
+	    .fingerprint = selfsigned.pin, .no_system_trust = 1 };
+	char		*err;
+
+	ck_assert_int_eq(tls_try(&selfsigned, &o, &err), PM_ETLS);
+	ck_assert_ptr_nonnull(strstr(err, "host name 'other.example'"));
+	free(err);
+
+	o.server_name = "localhost";
+	o.fingerprint = expired_self.pin;
+	ck_assert_int_eq(tls_try(&expired_self, &o, &err), PM_ETLS);
+	ck_assert_ptr_nonnull(strstr(err, "expired"));
+	free(err);
+}
+END_TEST
+
+/* Malformed pins are a configuration error, found before the handshake. */
+START_TEST(test_tls_pin_malformed)
+{
+	static const char *bad[] = {
+		"sha256:zz", "", "abcd", ":", "sha256:",
+		"0:1:2:3:4:5:6:7:8:9:a:b:c:d:e:f:0:1:2:3:4:5:6:7:8:9:a:b:c:d:e:f",
+	};
+	char		 toolong[200], trailing[200], doubled[200];
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .no_system_trust = 1 };
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	char		*err = NULL;
+	size_t		 i;
+
+	snprintf(toolong, sizeof toolong, "%s00", selfsigned.pin_plain);
+	snprintf(trailing, sizeof trailing, "%s:", selfsigned.pin);
+	snprintf(doubled, sizeof doubled, "AB::%s", selfsigned.pin + 3);
+	for (i = 0; i < sizeof bad / sizeof bad[0] + 3; i++) {
+		if (i < sizeof bad / sizeof bad[0])
+			o.fingerprint = bad[i];
+		else
+			o.fingerprint = i == sizeof bad / sizeof bad[0] ?
+			    toolong : i == sizeof bad / sizeof bad[0] + 1 ?
+			    trailing : doubled;
+		server_v4(&sv, SC_SILENT, 0, NULL);
+		s = connect_ok(&sv, "127.0.0.1", 2000);
+		ck_assert_msg(stream_starttls(s, &o, &err) == PM_ECONFIG,
+		    "pin '%s' accepted", o.fingerprint);
+		ck_assert_ptr_nonnull(strstr(err, "tls_fingerprint"));
+		free(err);
+		err = NULL;
+		stream_close(s);
+		ck_assert_int_eq(server_wait(&sv), 0);
+	}
+}
+END_TEST
+
+/* A server that offers only TLS 1.1 is refused. */
+START_TEST(test_tls_old_version)
+{
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .ca_file = ca1_path, .no_system_trust = 1 };
+	struct server	 sv = { .prio = "NORMAL:-VERS-ALL:+VERS-TLS1.1" };
+	struct stream	*s;
+	char		*err = NULL;
+
+	server_v4(&sv, SC_ECHO, 1, &leaf);
+	s = connect_ok(&sv, "127.0.0.1", 2000);
+	ck_assert_int_eq(stream_starttls(s, &o, &err), PM_ETLS);
+	ck_assert_int_eq(stream_tls_active(s), 0);
+	free(err);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 10);
+}
+END_TEST
+
+/* STARTTLS: bytes that followed the OK in clear are never seen. */
+START_TEST(test_starttls_discards)
+{
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .ca_file = ca1_path, .no_system_trust = 1 };
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	char		*err = NULL;
+
+	server_v4(&sv, SC_STARTTLS, 0, &leaf);
+	s = connect_ok(&sv, "127.0.0.1", 2000);
+	expect_line(s, "* OK plain");
+	ck_assert_int_eq(stream_write(s, "a STARTTLS\r\n", 12, &err), PM_OK);
+	expect_line(s, "a OK begin TLS");
+	ck_assert_int_eq(stream_starttls(s, &o, &err), PM_OK);
+	ck_assert_int_eq(stream_tls_active(s), 1);
+	expect_line(s, "* OK over tls");
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+}
+END_TEST
+
+/* Lines written a byte at a time, plain and TLS. */
+START_TEST(test_split_lines)
+{
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .ca_file = ca1_path, .no_system_trust = 1 };
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	char		*err = NULL;
+	int		 tls = _i;
+
+	server_v4(&sv, SC_SPLIT, tls, &leaf);
+	s = connect_ok(&sv, "127.0.0.1", 2000);
+	if (tls)
+		ck_assert_int_eq(stream_starttls(s, &o, &err), PM_OK);
+	expect_line(s, "first line");
+	expect_line(s, "second");
+	expect_line(s, "");
+	expect_line(s, "last");
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+}
+END_TEST
+
+/* Lines of exactly max bytes pass; one byte more is PM_EPROTO. */
+START_TEST(test_line_limits)
+{
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	const char	*line;
+	size_t		 len;
+	char		*err = NULL;
+
+	server_v4(&sv, SC_LINES, 0, NULL);
+	s = connect_ok(&sv, "127.0.0.1", 2000);
+	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
+	ck_assert_str_eq(line, "0123456789");
+	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
+	ck_assert_str_eq(line, "");
+	ck_assert_uint_eq(len, 0);
+	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
+	ck_assert_str_eq(line, "abc");
+	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
+	ck_assert_str_eq(line, "0123456789");
+	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err),
+	    PM_EPROTO);
+	ck_assert_ptr_nonnull(strstr(err, "line too long"));
+	free(err);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+}
+END_TEST
+
+/* A line longer than the first buffer is read whole; endless bytes
+ * without LF fail at once instead of waiting for more. */
+START_TEST(test_line_huge)
+{
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	const char	*line;
+	size_t		 len, i;
+	char		*err = NULL;
+	long long	 t0;
+
+	server_v4(&sv, SC_HUGE, 0, NULL);
+	s = connect_ok(&sv, "127.0.0.1", 2000);
+	ck_assert_int_eq(stream_read_line(s, 65536, &line, &len, &err),
+	    PM_OK);
+	ck_assert_uint_eq(len, 40000);
+	for (i = 0; i < len; i++)
+		ck_assert_int_eq(line[i], 'y');
+	ck_assert_int_eq(line[len], '\0');
+	t0 = mono_ms();
+	ck_assert_int_eq(stream_read_line(s, 20000, &line, &len, &err),
+	    PM_EPROTO);
+	ck_assert_int_lt(mono_ms() - t0, 1000);
+	ck_assert_ptr_nonnull(strstr(err, "line too long"));
+	free(err);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+}
+END_TEST
+
+/* The server closing mid-line is a temporary failure, plain and TLS. */
+START_TEST(test_peer_close)
+{
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .ca_file = ca1_path, .no_system_trust = 1 };
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	const char	*line;
+	size_t		 len;
+	char		*err = NULL, buf[16];
+	int		 tls = _i;
+
+	server_v4(&sv, SC_CLOSE, tls, &leaf);
+	s = connect_ok(&sv, "127.0.0.1", 2000);
+	if (tls)
+		ck_assert_int_eq(stream_starttls(s, &o, &err), PM_OK);
+	expect_line(s, "* OK bye");
+	ck_assert_int_eq(stream_read_line(s, 100, &line, &len, &err),
+	    PM_ETEMP);
+	ck_assert_ptr_nonnull(strstr(err, "closed"));
+	ck_assert_ptr_nonnull(strstr(err, "127.0.0.1:"));
+	free(err);
+	err = NULL;
+	/* The unfinished line is still there for stream_read, then EOF. */
+	ck_assert_int_eq(stream_read(s, buf, sizeof buf, &len, &err), PM_OK);
+	ck_assert_uint_eq(len, 7);
+	ck_assert_int_eq(memcmp(buf, "partial", 7), 0);
+	ck_assert_int_eq(stream_read(s, buf, sizeof buf, &len, &err),
+	    PM_ETEMP);
+	ck_assert_ptr_nonnull(strstr(err, "closed"));
+	free(err);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+}
+END_TEST
+
+/* A silent server: reads time out after about the timeout. */
+START_TEST(test_read_timeout)
+{
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	const char	*line;
+	size_t		 len;
+	char		*err = NULL;
+	long long	 t0, dt;
+
+	server_v4(&sv, SC_SILENT, 0, NULL);
+	s = connect_ok(&sv, "127.0.0.1", 2000);
+	stream_set_timeout(s, 300);
+	t0 = mono_ms();
+	ck_assert_int_eq(stream_read_line(s, 100, &line, &len, &err),
+	    PM_ETEMP);
+	dt = mono_ms() - t0;
+	ck_assert_int_ge(dt, 250);
+	ck_assert_int_lt(dt, 1500);
+	ck_assert_ptr_nonnull(strstr(err, "timed out"));
+	free(err);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+}
+END_TEST
+
+/* A server that never answers the handshake: PM_ETEMP, not a hang. */
+START_TEST(test_handshake_timeout)
+{
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .ca_file = ca1_path, .no_system_trust = 1 };
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	char		*err = NULL;
+	long long	 t0, dt;
+
+	server_v4(&sv, SC_SILENT, 0, NULL);
+	s = connect_ok(&sv, "127.0.0.1", 300);
+	t0 = mono_ms();
+	ck_assert_int_eq(stream_starttls(s, &o, &err), PM_ETEMP);
+	dt = mono_ms() - t0;
+	ck_assert_int_ge(dt, 250);
+	ck_assert_int_lt(dt, 1500);
+	ck_assert_ptr_nonnull(strstr(err, "timed out"));
+	free(err);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+}
+END_TEST
+
+/* Nothing listens: PM_ETEMP naming host and port. */
+START_TEST(test_connect_refused)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 len = sizeof sin;
+	struct stream		*s = NULL;
+	char			*err = NULL, want[64];
+	int			 fd;
+
+	/* A bound socket that does not listen holds the port. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ne(fd, -1);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	ck_assert_int_eq(stream_connect("127.0.0.1", ntohs(sin.sin_port),
+	    1000, &s, &err), PM_ETEMP);
+	ck_assert_ptr_null(s);
+	snprintf(want, sizeof want, "127.0.0.1:%u", ntohs(sin.sin_port));
+	ck_assert_ptr_nonnull(strstr(err, want));
+	ck_assert_ptr_nonnull(strstr(err, "refused"));
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(stream_connect("no-such-host.invalid", 143, 1000, &s,
+	    &err), PM_ETEMP);
+	ck_assert_ptr_nonnull(strstr(err, "no-such-host.invalid"));
+	free(err);
+	close(fd);
+}
+END_TEST
+
+/* stream_read returns bytes buffered by the line reader first. */
+START_TEST(test_read_buffered)
+{
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	char		 buf[64], *err = NULL;
+	size_t		 got, have = 0;
+
+	server_v4(&sv, SC_BUFFERED, 0, NULL);
+	s = connect_ok(&sv, "127.0.0.1", 2000);
+	expect_line(s, "* 1 FETCH {14}");
+	while (have < 14) {
+		ck_assert_int_eq(stream_read(s, buf + have, 14 - have, &got,
+		    &err), PM_OK);
+		ck_assert_uint_gt(got, 0);
+		have += got;
+	}
+	ck_assert_int_eq(memcmp(buf, "BODY0123456789", 14), 0);
+	ck_assert_int_eq(stream_read(s, buf, 0, &got, &err), PM_OK);
+	ck_assert_uint_eq(got, 0);
+	ck_assert_int_eq(stream_write(s, "done\r\n", 6, &err), PM_OK);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+}
+END_TEST
+
+/* Writing to a peer that went away is PM_ETEMP, never SIGPIPE. */
+START_TEST(test_write_dead_peer)
+{
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .ca_file = ca1_path, .no_system_trust = 1 };
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	char		*err = NULL, *chunk;
+	int		 i, r = PM_OK, tls = _i;
+
+	server_v4(&sv, SC_DEAD, tls, &leaf);
+	s = connect_ok(&sv, "127.0.0.1", 2000);
+	if (tls)
+		ck_assert_int_eq(stream_starttls(s, &o, &err), PM_OK);
+	ck_assert_int_eq(server_wait(&sv), 0);
+	chunk = xcalloc(1, 65536);
+	for (i = 0; i < 200 && r == PM_OK; i++) {
+		r = stream_write(s, chunk, 65536, &err);
+		if (r == PM_OK)
+			usleep(1000);
+	}
+	free(chunk);
+	ck_assert_int_eq(r, PM_ETEMP);
+	ck_assert_ptr_nonnull(strstr(err, "127.0.0.1:"));
+	free(err);
+	stream_close(s);
+}
+END_TEST
+
+/* NULL is fine for close and tls_active. */
+START_TEST(test_null)
+{
+	stream_close(NULL);
+	ck_assert_int_eq(stream_tls_active(NULL), 0);
+}
+END_TEST
 
 Suite *
 suite_transport(void)
 {
-	return suite_create("transport");
+	Suite	*s = suite_create("transport");
+	TCase	*tc = tcase_create("transport");
+
+	tcase_add_unchecked_fixture(tc, setup_certs, teardown_certs);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_tls_verified);
+	tcase_add_test(tc, test_tls_ip_address);
+	tcase_add_test(tc, test_tls_ipv6);
+	tcase_add_test(tc, test_tls_unknown_ca);
+	tcase_add_test(tc, test_tls_system_store_only);
+	tcase_add_test(tc, test_tls_wrong_name);
+	tcase_add_test(tc, test_tls_expired);
+	tcase_add_test(tc, test_tls_pin_match);
+	tcase_add_test(tc, test_tls_pin_mismatch);
+	tcase_add_test(tc, test_tls_pin_with_ca);
+	tcase_add_test(tc, test_tls_pin_keeps_checks);
+	tcase_add_test(tc, test_tls_pin_malformed);
+	tcase_add_test(tc, test_tls_old_version);
+	tcase_add_test(tc, test_starttls_discards);
+	tcase_add_loop_test(tc, test_split_lines, 0, 2);
+	tcase_add_test(tc, test_line_limits);
+	tcase_add_test(tc, test_line_huge);
+	tcase_add_loop_test(tc, test_peer_close, 0, 2);
+	tcase_add_test(tc, test_read_timeout);
+	tcase_add_test(tc, test_handshake_timeout);
+	tcase_add_test(tc, test_connect_refused);
+	tcase_add_test(tc, test_read_buffered);
+	tcase_add_loop_test(tc, test_write_dead_peer, 0, 2);
+	tcase_add_test(tc, test_null);
+	suite_add_tcase(s, tc);
+	return s;
 }
