@@ -1,2 +1,1122 @@
-/* placeholder: being written */
+/*
+ * The token module: the OAuth 2.0 client-credentials grant over libcurl,
+ * strict parsing of the token endpoint's JSON with json-c, a per-app token
+ * cache on disk and hints for the errors Microsoft Entra ID returns.  This
+ * is the only file that includes libcurl or json-c headers.
+ */
+#include "autoconf.h"
+
+#include <sys/types.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
 #include "config.h"
+#include "log.h"
+#include "oauth.h"
+#include "secret.h"
+#include "util.h"
+
+#define OAUTH_MAX_RESPONSE	(256 * 1024)	/* endpoint body, bytes */
+#define OAUTH_MAX_CACHE_FILE	(256 * 1024)
+#define OAUTH_MAX_TOKEN		(64 * 1024)	/* token bytes */
+#define OAUTH_MAX_EXPIRES	(366L * 86400)	/* over a year: a bug */
+#define OAUTH_CACHE_MARGIN	300		/* seconds left at reuse */
+#define OAUTH_MAX_DESCRIPTION	300		/* server text kept */
+#define OAUTH_MAX_ERROR_CODE	64
+#define OAUTH_JSON_DEPTH	16
+#define OAUTH_DEFAULT_TIMEOUT	60
+
+/* What one HTTP exchange with the token endpoint returned. */
+struct http_reply {
+	char	*body;
+	size_t	 len;
+	int	 too_large;
+	long	 status;
+};
+
+/* OAuth error codes (RFC 6749 5.2) and what to do about them. */
+static const struct {
+	const char *error;
+	const char *hint;
+} error_hints[] = {
+	{ "invalid_client", "the client was not authenticated; check "
+	    "oauth_client_id and oauth_client_secret / password, and whether "
+	    "the server wants client_secret_post or client_secret_basic" },
+	{ "invalid_scope", "the scope was refused; check oauth_scope "
+	    "(Microsoft 365: https://outlook.office365.com/.default)" },
+	{ "unauthorized_client", "this client may not use the "
+	    "client-credentials grant; allow it for the app at the "
+	    "authorization server" },
+	{ "invalid_request", "the token endpoint found the request "
+	    "malformed; check oauth_token_url and oauth_tenant" },
+	{ "invalid_grant", "the grant was refused; check oauth_tenant and "
+	    "that the app's permissions were granted" },
+	{ "unsupported_grant_type", "the server does not offer the "
+	    "client-credentials grant to this client" },
+	{ "access_denied", "the authorization server denied access to this "
+	    "app; an administrator must grant it" },
+	{ "temporarily_unavailable", "the token endpoint is busy; pullmail "
+	    "will try again on the next run" },
+	{ "server_error", "the token endpoint failed internally; pullmail "
+	    "will try again on the next run" },
+};
+
+/* Microsoft Entra ID (AADSTS) error codes and what to do about them. */
+static const struct {
+	long code;
+	const char *hint;
+} aadsts_hints[] = {
+	{ 7000215, "the client secret is wrong; check oauth_client_secret / "
+	    "password: it must be the secret's Value, not its Secret ID" },
+	{ 7000222, "the client secret has expired; create a new one under "
+	    "Certificates & secrets of the app registration and update "
+	    "oauth_client_secret / password" },
+	{ 7000218, "no client secret reached the server; set "
+	    "oauth_client_secret / password" },
+	{ 700016, "no app with this client ID exists in this tenant; check "
+	    "oauth_client_id and oauth_tenant (a multi-tenant app must first "
+	    "be added to the tenant by its administrator)" },
+	{ 90002, "the tenant was not found; check oauth_tenant (the "
+	    "directory (tenant) ID or a verified domain of the tenant)" },
+	{ 90023, "the token request was invalid; check oauth_token_url and "
+	    "oauth_tenant" },
+	{ 900023, "the tenant identifier is neither a tenant ID nor a valid "
+	    "domain; check oauth_tenant" },
+	{ 700024, "the client assertion is outside its valid time range; "
+	    "check that this machine's clock is right" },
+	{ 1002012, "the scope is not valid for the client-credentials grant, "
+	    "which needs a resource followed by /.default; use "
+	    "oauth_scope = https://outlook.office365.com/.default" },
+	{ 70011, "the scope is not valid; use "
+	    "oauth_scope = https://outlook.office365.com/.default" },
+	{ 50034, "the account does not exist in this tenant; check "
+	    "oauth_tenant and the user name" },
+	{ 65001, "admin consent is missing: in the app registration add the "
+	    "Office 365 Exchange Online application permission "
+	    "IMAP.AccessAsApp (or POP.AccessAsApp) and grant admin consent "
+	    "for the tenant" },
+	{ 500011, "the resource principal (Office 365 Exchange Online) was "
+	    "not found in the tenant; check oauth_scope and oauth_tenant, and "
+	    "that the app was admin-consented in this tenant" },
+	{ 7000112, "the application is disabled in this tenant; an "
+	    "administrator must enable it again" },
+};
+
+/* Initialise libcurl once per process, before any thread exists. */
+int
+oauth_global_init(char **err)
+{
+	CURLcode rc;
+
+	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (rc != CURLE_OK)
+		return errf(err, PM_EINTERNAL, "cannot initialise libcurl: %s",
+		    curl_easy_strerror(rc));
+	return PM_OK;
+}
+
+/* Release libcurl's global state at exit. */
+void
+oauth_global_deinit(void)
+{
+	curl_global_cleanup();
+}
+
+/* Wipe and free a NUL-terminated buffer that held a secret. */
+static void
+free_wiped(char *s)
+{
+	if (s == NULL)
+		return;
+	secret_wipe(s, strlen(s));
+	free(s);
+}
+
+/* Length of the well-formed UTF-8 sequence at p (not C1), or 0. */
+static size_t
+utf8_len(const unsigned char *p)
+{
+	size_t n, i;
+
+	if (p[0] < 0xc2 || p[0] > 0xf4)
+		return 0;
+	n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	}
+	if (p[0] == 0xc2 && p[1] <= 0x9f)
+		return 0;	/* a C1 control character */
+	return n;
+}
+
+/*
+ * Copy untrusted server text for a message: the first line only, control
+ * characters (C0, DEL, C1) dropped, bytes that are not UTF-8 shown as '?',
+ * at most max bytes ("..." appended when cut).
+ */
+static char *
+clean_text(const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = 0, i = 0, k;
+	char *out;
+
+	out = xmalloc(max + 4);
+	while (p[i] != '\0' && p[i] != '\r' && p[i] != '\n') {
+		if (p[i] < 0x80) {
+			k = 1;
+			if (p[i] < 0x20 || p[i] == 0x7f) {
+				i++;
+				continue;
+			}
+		} else if ((k = utf8_len(p + i)) == 0) {
+			if (p[i] == 0xc2 && p[i + 1] >= 0x80 &&
+			    p[i + 1] <= 0x9f)
+				i += 2;
+			else {
+				if (n + 1 > max)
+					break;
+				out[n++] = '?';
+				i++;
+			}
+			continue;
+		}
+		if (n + k > max)
+			break;
+		memcpy(out + n, p + i, k);
+		n += k;
+		i += k;
+	}
+	if (p[i] != '\0' && p[i] != '\r' && p[i] != '\n') {
+		memcpy(out + n, "...", 4);
+		return out;
+	}
+	while (n > 0 && out[n - 1] == ' ')
+		n--;
+	out[n] = '\0';
+	return out;
+}
+
+/* The number after "AADSTS" in text, or 0. */
+static long
+aadsts_code(const char *text)
+{
+	const char *p;
+	long code = 0;
+
+	if (text == NULL)
+		return 0;
+	for (p = text; (p = strstr(p, "AADSTS")) != NULL;) {
+		p += 6;
+		if (*p < '0' || *p > '9')
+			continue;
+		while (*p >= '0' && *p <= '9' && code < 100000000L)
+			code = code * 10 + (*p++ - '0');
+		return code;
+	}
+	return 0;
+}
+
+/* The hint for an OAuth error code and a Microsoft AADSTS code. */
+static const char *
+hint_lookup(const char *error, long code)
+{
+	size_t i;
+
+	for (i = 0; code != 0 && i < sizeof aadsts_hints /
+	    sizeof aadsts_hints[0]; i++) {
+		if (aadsts_hints[i].code == code)
+			return aadsts_hints[i].hint;
+	}
+	for (i = 0; error != NULL && i < sizeof error_hints /
+	    sizeof error_hints[0]; i++) {
+		if (strcmp(error_hints[i].error, error) == 0)
+			return error_hints[i].hint;
+	}
+	return NULL;
+}
+
+/* The hint for an endpoint error, using an AADSTS code in description. */
+const char *
+oauth_error_hint(const char *error, const char *description)
+{
+	return hint_lookup(error, aadsts_code(description));
+}
+
+/* Free everything a parse left in tok and zero it. */
+void
+oauth_token_clear(struct oauth_token *tok)
+{
+	if (tok == NULL)
+		return;
+	secret_free(tok->access_token);
+	free(tok->token_type);
+	free(tok->scope);
+	free(tok->error);
+	free(tok->error_description);
+	memset(tok, 0, sizeof *tok);
+}
+
+/*
+ * Parse len bytes as exactly one JSON object (whitespace around it allowed,
+ * nothing else).  Returns NULL and a short reason in *why.
+ */
+static struct json_object *
+parse_object(const char *text, size_t len, const char **why)
+{
+	struct json_tokener *tk;
+	struct json_object *obj;
+	enum json_tokener_error jerr;
+	size_t start, end;
+
+	*why = NULL;
+	if (len == 0) {
+		*why = "empty body";
+		return NULL;
+	}
+	if (len > INT_MAX || memchr(text, '\0', len) != NULL) {
+		*why = "NUL byte in JSON";
+		return NULL;
+	}
+	for (start = 0; start < len && strchr(" \t\r\n", text[start]) != NULL;
+	    start++)
+		;
+	if (start == len || text[start] != '{') {
+		*why = start == len ? "empty body" : "not a JSON object";
+		return NULL;
+	}
+	tk = json_tokener_new_ex(OAUTH_JSON_DEPTH);
+	if (tk == NULL) {
+		*why = "out of memory";
+		return NULL;
+	}
+	json_tokener_set_flags(tk, JSON_TOKENER_STRICT |
+	    JSON_TOKENER_ALLOW_TRAILING_CHARS | JSON_TOKENER_VALIDATE_UTF8);
+	obj = json_tokener_parse_ex(tk, text, (int)len);
+	jerr = json_tokener_get_error(tk);
+	end = json_tokener_get_parse_end(tk);
+	json_tokener_free(tk);
+	if (obj == NULL) {
+		*why = jerr == json_tokener_continue ? "truncated JSON" :
+		    json_tokener_error_desc(jerr);
+		return NULL;
+	}
+	for (; end < len; end++) {
+		if (strchr(" \t\r\n", text[end]) == NULL) {
+			json_object_put(obj);
+			*why = "trailing garbage after the JSON object";
+			return NULL;
+		}
+	}
+	if (!json_object_is_type(obj, json_type_object)) {
+		json_object_put(obj);
+		*why = "not a JSON object";
+		return NULL;
+	}
+	return obj;
+}
+
+/* The string member key of obj; NULL if absent; *bad set if not a string. */
+static const char *
+get_string(struct json_object *obj, const char *key, int *bad)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(obj, key, &v) || v == NULL)
+		return NULL;
+	if (!json_object_is_type(v, json_type_string)) {
+		*bad = 1;
+		return NULL;
+	}
+	return json_object_get_string(v);
+}
+
+/* Whether a token is usable on the wire: visible ASCII, bounded length. */
+static int
+token_ok(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > OAUTH_MAX_TOKEN)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+/* expires_in as a number of seconds: an integer or a string of digits. */
+static int
+get_expires_in(struct json_object *obj, long *secs_r, const char **why)
+{
+	struct json_object *v;
+	const char *s;
+	int64_t n;
+	size_t i;
+
+	if (!json_object_object_get_ex(obj, "expires_in", &v) || v == NULL) {
+		*why = "no expires_in";
+		return -1;
+	}
+	if (json_object_is_type(v, json_type_int)) {
+		errno = 0;
+		n = json_object_get_int64(v);
+		if (errno != 0)
+			n = INT64_MAX;
+	} else if (json_object_is_type(v, json_type_string)) {
+		s = json_object_get_string(v);
+		if (*s == '\0' || strlen(s) > 12) {
+			*why = "expires_in is not a number of seconds";
+			return -1;
+		}
+		n = 0;
+		for (i = 0; s[i] != '\0'; i++) {
+			if (s[i] < '0' || s[i] > '9') {
+				*why = "expires_in is not a number of seconds";
+				return -1;
+			}
+			n = n * 10 + (s[i] - '0');
+		}
+	} else {
+		*why = "expires_in is not an integer";
+		return -1;
+	}
+	if (n <= 0) {
+		*why = "expires_in is not positive";
+		return -1;
+	}
+	if (n > OAUTH_MAX_EXPIRES) {
+		*why = "expires_in is absurdly large";
+		return -1;
+	}
+	*secs_r = (long)n;
+	return 0;
+}
+
+/* Whether an HTTP status means "try again later". */
+static int
+status_temporary(long status)
+{
+	return status >= 500 || status == 429 || status == 408;
+}
+
+/* The error path: fill tok->error and friends and build the message. */
+static int
+parse_error_response(struct json_object *obj, long http_status,
+    struct oauth_token *tok, char **err)
+{
+	struct json_object *codes, *c;
+	const char *error, *desc, *hint;
+	long code;
+	int bad = 0, status;
+
+	error = get_string(obj, "error", &bad);
+	desc = get_string(obj, "error_description", &bad);
+	if (error == NULL || *error == '\0' || bad)
+		return errf(err, status_temporary(http_status) ? PM_ETEMP :
+		    PM_EPROTO, "token endpoint sent a malformed error response "
+		    "(HTTP %ld)", http_status);
+	tok->error = clean_text(error, OAUTH_MAX_ERROR_CODE);
+	if (desc != NULL && *desc != '\0')
+		tok->error_description = clean_text(desc,
+		    OAUTH_MAX_DESCRIPTION);
+
+	code = aadsts_code(desc);
+	if (code == 0 && json_object_object_get_ex(obj, "error_codes",
+	    &codes) && json_object_is_type(codes, json_type_array) &&
+	    json_object_array_length(codes) > 0) {
+		c = json_object_array_get_idx(codes, 0);
+		if (json_object_is_type(c, json_type_int))
+			code = (long)json_object_get_int64(c);
+	}
+	hint = hint_lookup(tok->error, code);
+
+	if (status_temporary(http_status) ||
+	    strcmp(tok->error, "temporarily_unavailable") == 0 ||
+	    strcmp(tok->error, "server_error") == 0)
+		status = PM_ETEMP;
+	else
+		status = PM_EAUTH;
+	return errf(err, status, "token endpoint refused: %s%s%s%s%s%s",
+	    tok->error,
+	    tok->error_description != NULL ? ": " : "",
+	    tok->error_description != NULL ? tok->error_description : "",
+	    hint != NULL ? " (hint: " : "",
+	    hint != NULL ? hint : "",
+	    hint != NULL ? ")" : "");
+}
+
+/* Parse a token endpoint answer (contract in oauth.h). */
+int
+oauth_parse_token_response(const char *body, size_t len, long http_status,
+    time_t now, struct oauth_token *tok, char **err)
+{
+	struct json_object *obj;
+	const char *why, *access, *type, *scope;
+	long expires_in;
+	int bad = 0, rc;
+
+	memset(tok, 0, sizeof *tok);
+	obj = parse_object(body, len, &why);
+	if (obj == NULL) {
+		if (status_temporary(http_status))
+			return errf(err, PM_ETEMP, "token endpoint answered "
+			    "HTTP %ld without a usable JSON body (%s); "
+			    "temporary failure", http_status, why);
+		if (http_status >= 300 && http_status < 400)
+			return errf(err, PM_EPROTO, "token endpoint answered "
+			    "HTTP %ld (a redirect, not followed); check "
+			    "oauth_token_url", http_status);
+		if (http_status != 200)
+			return errf(err, PM_EPROTO, "token endpoint answered "
+			    "HTTP %ld with a body that is not OAuth JSON (%s)",
+			    http_status, why);
+		return errf(err, PM_EPROTO, "malformed token response: %s",
+		    why);
+	}
+
+	if (json_object_object_get_ex(obj, "error", NULL)) {
+		rc = parse_error_response(obj, http_status, tok, err);
+		json_object_put(obj);
+		return rc;
+	}
+	if (http_status != 200) {
+		json_object_put(obj);
+		return errf(err, status_temporary(http_status) ? PM_ETEMP :
+		    PM_EPROTO, "token endpoint answered HTTP %ld without an "
+		    "OAuth error", http_status);
+	}
+
+	access = get_string(obj, "access_token", &bad);
+	type = get_string(obj, "token_type", &bad);
+	scope = get_string(obj, "scope", &bad);
+	if (bad)
+		why = "a member has the wrong JSON type";
+	else if (access == NULL)
+		why = "no access_token";
+	else if (!token_ok(access, strlen(access)))
+		why = "access_token is empty, too long or has bytes that "
+		    "cannot be sent";
+	else if (type == NULL)
+		why = "no token_type";
+	else if (strcasecmp(type, "bearer") != 0)
+		why = "token_type is not Bearer";
+	else if (get_expires_in(obj, &expires_in, &why) == 0)
+		why = NULL;
+	if (why != NULL) {
+		json_object_put(obj);
+		return errf(err, PM_EPROTO, "malformed token response: %s",
+		    why);
+	}
+
+	tok->access_token = secret_from_str(access);
+	tok->token_type = xstrdup(type);
+	tok->expires_at = now + expires_in;
+	if (scope != NULL)
+		tok->scope = xstrdup(scope);
+	json_object_put(obj);
+	return PM_OK;
+}
+
+/* --- the token cache ----------------------------------------------------- */
+
+/* "<url>\n<client>\n<scope>": what one cache file is for. */
+static char *
+cache_key(const struct oauth_request *req)
+{
+	return xasprintf("%s\n%s\n%s", req->token_url, req->client_id,
+	    req->scope != NULL ? req->scope : "");
+}
+
+/* The cache file of req: DIR/token-HASH.json. */
+char *
+oauth_cache_path(const struct oauth_request *req)
+{
+	char hash[17], *key;
+
+	if (req->cache_dir == NULL || *req->cache_dir == '\0')
+		return NULL;
+	key = cache_key(req);
+	hash_hex(key, hash);
+	free(key);
+	return xasprintf("%s/token-%s.json", req->cache_dir, hash);
+}
+
+/* How long before expiry a cached token stops being handed out. */
+static long
+cache_margin(long lifetime)
+{
+	if (lifetime <= 0 || lifetime / 2 >= OAUTH_CACHE_MARGIN)
+		return OAUTH_CACHE_MARGIN;
+	return lifetime / 2;
+}
+
+/* A member of a cache file that must be an integer. */
+static int
+get_int64(struct json_object *obj, const char *key, int64_t *v_r)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(obj, key, &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return -1;
+	*v_r = json_object_get_int64(v);
+	return 0;
+}
+
+/*
+ * The token in the cache file at path if it is for req and stays valid long
+ * enough; NULL otherwise (a missing, foreign, expired or corrupt file is
+ * not an error).
+ */
+static struct pm_secret *
+cache_read(const struct oauth_request *req, const char *path, time_t now)
+{
+	struct json_object *obj;
+	struct pm_secret *token = NULL;
+	const char *why, *key, *access;
+	char *data, *want;
+	int64_t expires_at, obtained_at;
+	size_t len;
+	int bad = 0;
+
+	if (read_small_file(path, OAUTH_MAX_CACHE_FILE, &data, &len) < 0) {
+		if (errno != ENOENT)
+			log_debug("oauth", "token cache %s unreadable: %s",
+			    path, strerror(errno));
+		return NULL;
+	}
+	obj = parse_object(data, len, &why);
+	secret_wipe(data, len);
+	free(data);
+	if (obj == NULL) {
+		log_debug("oauth", "token cache %s ignored: %s", path, why);
+		return NULL;
+	}
+	want = cache_key(req);
+	key = get_string(obj, "key", &bad);
+	access = get_string(obj, "access_token", &bad);
+	if (bad || key == NULL || strcmp(key, want) != 0)
+		log_debug("oauth", "token cache %s ignored: written for "
+		    "another token URL, client or scope", path);
+	else if (access == NULL || !token_ok(access, strlen(access)) ||
+	    get_int64(obj, "expires_at", &expires_at) < 0)
+		log_debug("oauth", "token cache %s ignored: corrupt", path);
+	else {
+		if (get_int64(obj, "obtained_at", &obtained_at) < 0 ||
+		    obtained_at > expires_at)
+			obtained_at = 0;
+		if (expires_at - (int64_t)now >= cache_margin(obtained_at ==
+		    0 ? 0 : (long)(expires_at - obtained_at)))
+			token = secret_from_str(access);
+		else
+			log_debug("oauth", "token cache %s: token expires "
+			    "in %lld s, fetching a new one", path,
+			    (long long)(expires_at - (int64_t)now));
+	}
+	free(want);
+	json_object_put(obj);
+	return token;
+}
+
+/* Write the cache file atomically: a 0600 temp file, fsync, rename. */
+static void
+cache_write(const struct oauth_request *req, const char *path,
+    const struct pm_secret *token, time_t obtained_at, time_t expires_at)
+{
+	struct json_object *obj;
+	const char *text;
+	char *key, *tmp;
+	int fd, tries;
+
+	key = cache_key(req);
+	obj = json_object_new_object();
+	json_object_object_add(obj, "key", json_object_new_string(key));
+	json_object_object_add(obj, "access_token",
+	    json_object_new_string_len(secret_reveal(token),
+	    (int)secret_len(token)));
+	json_object_object_add(obj, "obtained_at",
+	    json_object_new_int64((int64_t)obtained_at));
+	json_object_object_add(obj, "expires_at",
+	    json_object_new_int64((int64_t)expires_at));
+	free(key);
+	text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
+
+	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	for (tries = 0; tries < 2; tries++) {
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+		    O_NOFOLLOW, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+		unlink(tmp);	/* left by a crashed run with our pid */
+	}
+	if (fd < 0) {
+		log_warn("cannot create token cache %s", tmp);
+		goto out;
+	}
+	if (fchmod(fd, 0600) < 0 || write_full(fd, text, strlen(text)) < 0 ||
+	    write_full(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+		log_warn("cannot write token cache %s", tmp);
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		log_warn("cannot install token cache %s", path);
+		unlink(tmp);
+		goto out;
+	}
+	if (fsync_dir(req->cache_dir) < 0)
+		log_warn("cannot sync %s", req->cache_dir);
+out:
+	/* json-c owns the buffer and is about to free it: wipe it first. */
+	secret_wipe((char *)text, strlen(text));
+	json_object_put(obj);
+	free(tmp);
+}
+
+/* Take the cache lock next to path; -1 when it cannot be had. */
+static int
+cache_lock(const char *path)
+{
+	char *lock;
+	int fd;
+
+	lock = xasprintf("%s.lock", path);
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		log_warn("cannot open token cache lock %s", lock);
+		free(lock);
+		return -1;
+	}
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno == EINTR)
+			continue;
+		log_warn("cannot lock %s", lock);
+		close(fd);
+		free(lock);
+		return -1;
+	}
+	free(lock);
+	return fd;
+}
+
+/* Release the cache lock. */
+static void
+cache_unlock(int fd)
+{
+	if (fd >= 0) {
+		flock(fd, LOCK_UN);
+		close(fd);
+	}
+}
+
+/* Remove the cached token of req, under the cache lock. */
+void
+oauth_invalidate(const struct oauth_request *req)
+{
+	char *path;
+	int fd;
+
+	path = oauth_cache_path(req);
+	if (path == NULL)
+		return;
+	fd = cache_lock(path);
+	if (unlink(path) == 0)
+		log_debug("oauth", "dropped cached token %s", path);
+	else if (errno != ENOENT)
+		log_warn("cannot remove token cache %s", path);
+	cache_unlock(fd);
+	free(path);
+}
+
+/* --- HTTP ---------------------------------------------------------------- */
+
+/* application/x-www-form-urlencoded (RFC 6749 appendix B) of n bytes. */
+static char *
+form_encode(const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out, *o;
+	size_t i;
+
+	out = o = xmalloc(n * 3 + 1);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~')
+			*o++ = (char)c;
+		else if (c == ' ')
+			*o++ = '+';
+		else {
+			*o++ = '%';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Collect the response body, refusing more than OAUTH_MAX_RESPONSE. */
+static size_t
+write_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct http_reply *r = arg;
+	size_t n = size * nmemb;
+	char *grown;
+
+	if (n > OAUTH_MAX_RESPONSE - r->len) {
+		r->too_large = 1;
+		return 0;
+	}
+	grown = xmalloc(r->len + n + 1);
+	if (r->len > 0)
+		memcpy(grown, r->body, r->len);
+	memcpy(grown + r->len, data, n);
+	grown[r->len + n] = '\0';
+	if (r->body != NULL) {
+		secret_wipe(r->body, r->len);
+		free(r->body);
+	}
+	r->body = grown;
+	r->len += n;
+	return n;
+}
+
+/* Log one line of libcurl's -vv output with its control bytes escaped. */
+static void
+debug_line(const char *what, const char *s, size_t n)
+{
+	char *line, *clean;
+
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		n--;
+	if (n == 0)
+		return;
+	line = xstrndup(s, n);
+	clean = clean_text(line, 512);
+	log_debug("oauth", "%s %s", what, clean);
+	free(clean);
+	free(line);
+}
+
+/*
+ * libcurl's verbose output, for -vv only: informational text and headers,
+ * with any Authorization header and both bodies redacted.
+ */
+static int
+debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
+{
+	const char *p = data, *end = data + size, *nl;
+	const char *what;
+
+	switch (type) {
+	case CURLINFO_TEXT:
+		what = "*";
+		break;
+	case CURLINFO_HEADER_OUT:
+		what = ">";
+		break;
+	case CURLINFO_HEADER_IN:
+		what = "<";
+		break;
+	case CURLINFO_DATA_OUT:
+		log_debug("oauth", "> <request body redacted, %zu bytes>",
+		    size);
+		return 0;
+	case CURLINFO_DATA_IN:
+		log_debug("oauth", "< <response body redacted, %zu bytes>",
+		    size);
+		return 0;
+	default:
+		return 0;
+	}
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			nl = end;
+		if (type == CURLINFO_HEADER_OUT &&
+		    ((size_t)(nl - p) >= 14 &&
+		    strncasecmp(p, "Authorization:", 14) == 0))
+			log_debug("oauth", "> Authorization: <redacted>");
+		else if (type == CURLINFO_HEADER_OUT &&
+		    ((size_t)(nl - p) >= 20 &&
+		    strncasecmp(p, "Proxy-Authorization:", 20) == 0))
+			log_debug("oauth", "> Proxy-Authorization: <redacted>");
+		else
+			debug_line(what, p, (size_t)(nl - p));
+		p = nl < end ? nl + 1 : end;
+	}
+	return 0;
+}
+
+/* Map a libcurl failure to a status class. */
+static int
+curl_status(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+		return PM_ECONFIG;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+		return PM_ETLS;
+	case CURLE_WRITE_ERROR:
+		return PM_EPROTO;
+	default:
+		return PM_ETEMP;
+	}
+}
+
+/* Warn when the client secret would cross a network unencrypted. */
+static void
+warn_plain_http(const struct oauth_request *req)
+{
+	CURLU *u;
+	char *scheme = NULL, *host = NULL;
+
+	u = curl_url();
+	if (u == NULL)
+		return;
+	if (curl_url_set(u, CURLUPART_URL, req->token_url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    strcasecmp(scheme, "http") == 0 && strcmp(host, "127.0.0.1") != 0 &&
+	    strcmp(host, "[::1]") != 0 && strcasecmp(host, "localhost") != 0)
+		log_warnx("%s: token URL %s is plain http: the client secret "
+		    "crosses the network unencrypted", req->account != NULL ?
+		    req->account : "oauth", req->token_url);
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+}
+
+/* The POST body of a client-credentials request; it holds the secret. */
+static char *
+request_body(const struct oauth_request *req)
+{
+	char *id, *secret = NULL, *scope = NULL, *body;
+
+	id = form_encode(req->client_id, strlen(req->client_id));
+	if (req->client_auth != OAUTH_CLIENT_BASIC)
+		secret = form_encode(secret_reveal(req->client_secret),
+		    secret_len(req->client_secret));
+	if (req->scope != NULL && *req->scope != '\0')
+		scope = form_encode(req->scope, strlen(req->scope));
+	body = xasprintf("grant_type=client_credentials%s%s%s%s%s%s",
+	    req->client_auth != OAUTH_CLIENT_BASIC ? "&client_id=" : "",
+	    req->client_auth != OAUTH_CLIENT_BASIC ? id : "",
+	    secret != NULL ? "&client_secret=" : "",
+	    secret != NULL ? secret : "",
+	    scope != NULL ? "&scope=" : "",
+	    scope != NULL ? scope : "");
+	free(id);
+	free_wiped(secret);
+	free(scope);
+	return body;
+}
+
+/* POST the grant to the token endpoint; the reply's status and body. */
+static int
+http_post(const struct oauth_request *req, struct http_reply *reply,
+    char **err)
+{
+	char errbuf[CURL_ERROR_SIZE];
+	struct curl_slist *headers = NULL;
+	char *body, *user = NULL, *pass = NULL;
+	long timeout;
+	CURLcode rc;
+	CURL *h;
+	int status;
+
+	memset(reply, 0, sizeof *reply);
+	h = curl_easy_init();
+	if (h == NULL)
+		return errf(err, PM_EINTERNAL, "cannot initialise libcurl");
+	warn_plain_http(req);
+	body = request_body(req);
+	timeout = req->timeout > 0 ? req->timeout : OAUTH_DEFAULT_TIMEOUT;
+	errbuf[0] = '\0';
+	headers = curl_slist_append(headers, "Accept: application/json");
+
+	curl_easy_setopt(h, CURLOPT_URL, req->token_url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
+#else
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS,
+	    (long)(CURLPROTO_HTTPS | CURLPROTO_HTTP));
+#endif
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, timeout);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "pullmail");
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, reply);
+	if (req->client_auth == OAUTH_CLIENT_BASIC) {
+		/* RFC 6749 2.3.1: both form-encoded before Basic encoding. */
+		user = form_encode(req->client_id, strlen(req->client_id));
+		pass = form_encode(secret_reveal(req->client_secret),
+		    secret_len(req->client_secret));
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(h, CURLOPT_USERNAME, user);
+		curl_easy_setopt(h, CURLOPT_PASSWORD, pass);
+	}
+	if (log_verbosity() >= 2) {
+		curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, debug_cb);
+		curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+	}
+
+	rc = curl_easy_perform(h);
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply->status);
+		status = PM_OK;
+	} else if (reply->too_large)
+		status = errf(err, PM_EPROTO, "token endpoint %s: response "
+		    "larger than %d bytes", req->token_url,
+		    OAUTH_MAX_RESPONSE);
+	else
+		status = errf(err, curl_status(rc), "token endpoint %s: %s",
+		    req->token_url, errbuf[0] != '\0' ? errbuf :
+		    curl_easy_strerror(rc));
+
+	curl_easy_cleanup(h);
+	curl_slist_free_all(headers);
+	free_wiped(body);
+	free_wiped(user);
+	free_wiped(pass);
+	return status;
+}
+
+/* Replace every copy of a secret in a message (a server may echo it). */
+static void
+redact(char **msg, const struct pm_secret *s)
+{
+	char *p, *out;
+
+	if (msg == NULL || *msg == NULL || s == NULL || secret_len(s) < 4)
+		return;
+	while ((p = strstr(*msg, secret_reveal(s))) != NULL) {
+		out = xasprintf("%.*s<redacted>%s", (int)(p - *msg), *msg,
+		    p + secret_len(s));
+		free(*msg);
+		*msg = out;
+	}
+}
+
+/* Fetch a new token from the endpoint; fill tok. */
+static int
+fetch_token(const struct oauth_request *req, struct oauth_token *tok,
+    char **err)
+{
+	struct http_reply reply;
+	int rc;
+
+	rc = http_post(req, &reply, err);
+	if (rc != PM_OK)
+		return rc;
+	log_debug("oauth", "%s answered HTTP %ld, %zu bytes", req->token_url,
+	    reply.status, reply.len);
+	rc = oauth_parse_token_response(reply.body != NULL ? reply.body : "",
+	    reply.len, reply.status, time(NULL), tok, err);
+	if (reply.body != NULL) {
+		secret_wipe(reply.body, reply.len);
+		free(reply.body);
+	}
+	if (rc != PM_OK && rc != PM_EAUTH)
+		err_prefix(err, "%s", req->token_url);
+	if (rc != PM_OK)
+		redact(err, req->client_secret);
+	return rc;
+}
+
+/* A token for req: cached when still good, else fetched and cached. */
+int
+oauth_get_token(const struct oauth_request *req, struct pm_secret **token_r,
+    int *cached_r, char **err)
+{
+	struct oauth_token tok;
+	const char *who = req->account != NULL ? req->account : "oauth";
+	char *path = NULL;
+	time_t now;
+	int lock = -1, rc;
+
+	memset(&tok, 0, sizeof tok);
+	*token_r = NULL;
+	if (cached_r != NULL)
+		*cached_r = 0;
+	if (req->token_url == NULL || *req->token_url == '\0' ||
+	    req->client_id == NULL || *req->client_id == '\0' ||
+	    req->client_secret == NULL)
+		return errf(err, PM_ECONFIG, "OAuth needs a token URL, a "
+		    "client ID and a client secret");
+
+	if (req->cache_dir != NULL && *req->cache_dir != '\0') {
+		if (mkdir_p(req->cache_dir, 0700) < 0)
+			log_warn("%s: cannot create token cache directory %s",
+			    who, req->cache_dir);
+		else
+			path = oauth_cache_path(req);
+	}
+	if (path != NULL) {
+		*token_r = cache_read(req, path, time(NULL));
+		if (*token_r == NULL) {
+			/* Another pullmail may be fetching: wait, re-read. */
+			lock = cache_lock(path);
+			*token_r = cache_read(req, path, time(NULL));
+		}
+		if (*token_r != NULL) {
+			cache_unlock(lock);
+			free(path);
+			if (cached_r != NULL)
+				*cached_r = 1;
+			log_debug("oauth", "%s: using the cached token", who);
+			return PM_OK;
+		}
+	}
+
+	now = time(NULL);
+	rc = fetch_token(req, &tok, err);
+	if (rc == PM_OK) {
+		log_info("%s: obtained a token from %s, valid for %lld s", who,
+		    req->token_url, (long long)(tok.expires_at - now));
+		if (path != NULL)
+			cache_write(req, path, tok.access_token, now,
+			    tok.expires_at);
+		*token_r = tok.access_token;
+		tok.access_token = NULL;
+	}
+	oauth_token_clear(&tok);
+	cache_unlock(lock);
+	free(path);
+	return rc;
+}

@@ -22,7 +22,7 @@ struct oauth_request {
 struct oauth_token {
 	struct pm_secret *access_token;
 	char *token_type;		/* "Bearer" */
-	time_t expires_at;		/* absolute, 0 if the server gave none */
+	time_t expires_at;		/* absolute; never 0 on success */
 	char *scope;			/* granted scope or NULL */
 	char *error;			/* error responses: "invalid_client" */
 	char *error_description;	/* may be NULL */
@@ -46,13 +46,21 @@ int oauth_get_token(const struct oauth_request *req,
 /* Drop the cached token for req (after the server rejected it). */
 void oauth_invalidate(const struct oauth_request *req);
 
+/* The cache file for req (malloc'd), or NULL when req->cache_dir is not
+ * set.  Its content: {"key", "access_token", "obtained_at", "expires_at"}. */
+char *oauth_cache_path(const struct oauth_request *req);
+
 /*
  * Parse a token endpoint response body received with HTTP status
  * http_status, at time now.  Success (PM_OK) fills tok with access_token,
  * token_type, expires_at, scope.  An error response (JSON with "error")
- * returns PM_EAUTH with tok->error/error_description set and *err a message
- * with a hint of what to fix.  Malformed JSON, a missing access_token, a
- * non-Bearer token_type, or a bad expires_in: PM_EPROTO.
+ * returns PM_EAUTH with tok->error/error_description set (first line only,
+ * control characters stripped, cut at 300 bytes) and *err a message with a
+ * hint of what to fix; PM_ETEMP instead when the status is 5xx, 429 or 408
+ * or the error is temporarily_unavailable or server_error.  Malformed JSON,
+ * a missing access_token, a missing or non-Bearer token_type, a missing,
+ * non-positive or absurd expires_in, a non-200 status without an OAuth
+ * error: PM_EPROTO (PM_ETEMP for 5xx/429/408).
  */
 int oauth_parse_token_response(const char *body, size_t len, long http_status,
     time_t now, struct oauth_token *tok, char **err);

@@ -1,9 +1,1251 @@
-/* placeholder: being written */
+/*
+ * The token module: token-response parsing (good, error, malformed), the
+ * hint table, and oauth_get_token end to end against a fault injector on
+ * 127.0.0.1 (form fields, Basic authentication, the cache, 0600 files,
+ * invalidation, 5xx, refused connections, timeouts, redirects, AADSTS
+ * errors, two processes sharing one fetch, redacted -vv output).
+ */
+#include "autoconf.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "config.h"
+#include "log.h"
+#include "oauth.h"
+#include "secret.h"
 #include "suites.h"
+#include "util.h"
+
+/* A client secret that needs form encoding, and how it must be encoded. */
+#define SECRET		"s3cr3t+/&= ~x%Q"
+#define SECRET_FORM	"s3cr3t%2B%2F%26%3D+~x%25Q"
+#define CLIENT_ID	"11111111-2222-3333-4444-555555555555"
+#define SCOPE		"https://outlook.office365.com/.default"
+#define SCOPE_FORM	"https%3A%2F%2Foutlook.office365.com%2F.default"
+#define TOKEN_A		"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.tokenA.sig"
+#define TOKEN_B		"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.tokenB.sig"
+
+static char *dir;
+
+static void
+setup(void)
+{
+	char *err = NULL;
+
+	/* The fault injector is on loopback: no proxy may get in between. */
+	unsetenv("http_proxy");
+	unsetenv("HTTP_PROXY");
+	unsetenv("https_proxy");
+	unsetenv("HTTPS_PROXY");
+	unsetenv("all_proxy");
+	unsetenv("ALL_PROXY");
+	dir = test_tmpdir();
+	ck_assert_int_eq(oauth_global_init(&err), PM_OK);
+}
+
+static void
+teardown(void)
+{
+	oauth_global_deinit();
+	test_rm_rf(dir);
+	free(dir);
+}
+
+/* --- oauth_parse_token_response ------------------------------------------ */
+
+/* Parse a NUL-terminated body. */
+static int
+parse(const char *body, long status, struct oauth_token *tok, char **err)
+{
+	return oauth_parse_token_response(body, strlen(body), status, 1000,
+	    tok, err);
+}
+
+/* Whether s begins with prefix. */
+static int
+starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Whether s holds a byte below 0x20 or DEL. */
+static int
+has_control(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	}
+	return 0;
+}
+
+START_TEST(test_parse_microsoft)
+{
+	/* The shape of Microsoft's documented client-credentials answer. */
+	static const char body[] = "{\n"
+	    "  \"token_type\": \"Bearer\",\n"
+	    "  \"expires_in\": 3599,\n"
+	    "  \"ext_expires_in\": 3599,\n"
+	    "  \"access_token\": \"" TOKEN_A "\"\n"
+	    "}\n";
+	struct oauth_token tok;
+	char *err = NULL;
+
+	ck_assert_int_eq(parse(body, 200, &tok, &err), PM_OK);
+	ck_assert_ptr_null(err);
+	ck_assert_str_eq(secret_reveal(tok.access_token), TOKEN_A);
+	ck_assert_uint_eq(secret_len(tok.access_token), strlen(TOKEN_A));
+	ck_assert_str_eq(tok.token_type, "Bearer");
+	ck_assert_int_eq((long)tok.expires_at, 1000 + 3599);
+	ck_assert_ptr_null(tok.scope);
+	ck_assert_ptr_null(tok.error);
+	oauth_token_clear(&tok);
+	ck_assert_ptr_null(tok.access_token);
+}
+END_TEST
+
+START_TEST(test_parse_string_expiry_and_scope)
+{
+	struct oauth_token tok;
+	char *err = NULL;
+
+	ck_assert_int_eq(parse("{\"access_token\":\"abc.def\","
+	    "\"token_type\":\"bearer\",\"expires_in\":\"3600\","
+	    "\"scope\":\"imap pop\"}", 200, &tok, &err), PM_OK);
+	ck_assert_str_eq(secret_reveal(tok.access_token), "abc.def");
+	ck_assert_str_eq(tok.token_type, "bearer");
+	ck_assert_int_eq((long)tok.expires_at, 4600);
+	ck_assert_str_eq(tok.scope, "imap pop");
+	oauth_token_clear(&tok);
+
+	ck_assert_int_eq(parse("{\"access_token\":\"x\",\"token_type\":"
+	    "\"BEARER\",\"expires_in\":60}", 200, &tok, &err), PM_OK);
+	ck_assert_int_eq((long)tok.expires_at, 1060);
+	oauth_token_clear(&tok);
+}
+END_TEST
+
+/* A good response followed by a NUL byte and more. */
+#define NUL_BODY "{\"access_token\":\"tokSECRET\",\"token_type\":" \
+	"\"Bearer\",\"expires_in\":60}\0{}"
+
+/* Malformed or refused responses: status class and a word of the reason. */
+static const struct {
+	const char *body;
+	size_t len;		/* 0: strlen(body) */
+	long http;
+	int status;
+	const char *reason;
+} bad_responses[] = {
+	{ "{\"token_type\":\"Bearer\",\"expires_in\":3599}", 0, 200,
+	    PM_EPROTO, "no access_token" },
+	{ "{\"access_token\":\"\",\"token_type\":\"Bearer\",\"expires_in\":1}",
+	    0, 200, PM_EPROTO, "access_token" },
+	{ "{\"access_token\":\"tok SECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":1}", 0, 200, PM_EPROTO, "access_token" },
+	{ "{\"access_token\":\"tok\\u0001SECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":1}", 0, 200, PM_EPROTO, "access_token" },
+	{ "{\"access_token\":42,\"token_type\":\"Bearer\",\"expires_in\":1}",
+	    0, 200, PM_EPROTO, "type" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"mac\","
+	    "\"expires_in\":60}", 0, 200, PM_EPROTO, "Bearer" },
+	{ "{\"access_token\":\"tokSECRET\",\"expires_in\":60}", 0, 200,
+	    PM_EPROTO, "token_type" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"Bearer\"}", 0, 200,
+	    PM_EPROTO, "expires_in" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":-5}", 0, 200, PM_EPROTO, "expires_in" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":0}", 0, 200, PM_EPROTO, "expires_in" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":99999999999}", 0, 200, PM_EPROTO, "expires_in" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":99999999999999999999999}", 0, 200, PM_EPROTO,
+	    "expires_in" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":36.5}", 0, 200, PM_EPROTO, "expires_in" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":\"12abc\"}", 0, 200, PM_EPROTO, "expires_in" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":\"-60\"}", 0, 200, PM_EPROTO, "expires_in" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":\"\"}", 0, 200, PM_EPROTO, "expires_in" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":true}", 0, 200, PM_EPROTO, "expires_in" },
+	{ "[\"access_token\",\"tokSECRET\"]", 0, 200, PM_EPROTO,
+	    "not a JSON object" },
+	{ "\"tokSECRET\"", 0, 200, PM_EPROTO, "not a JSON object" },
+	{ "null", 0, 200, PM_EPROTO, "not a JSON object" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_ty", 0, 200, PM_EPROTO,
+	    "truncated" },
+	{ "", 0, 200, PM_EPROTO, "empty" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":60} x", 0, 200, PM_EPROTO, "trailing" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":60}{}", 0, 200, PM_EPROTO, "trailing" },
+	{ NUL_BODY, sizeof NUL_BODY - 1, 200, PM_EPROTO, "NUL" },
+	{ "{'access_token':'tokSECRET'}", 0, 200, PM_EPROTO, "malformed" },
+	{ "{\"access_token\":\"tok\xff\xfeSECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":60}", 0, 200, PM_EPROTO, "malformed" },
+	{ "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]}", 0, 200,
+	    PM_EPROTO, "malformed" },
+	{ "<html><body><h1>503 Service Unavailable</h1></body></html>", 0,
+	    503, PM_ETEMP, "503" },
+	{ "Too many requests", 0, 429, PM_ETEMP, "429" },
+	{ "", 0, 502, PM_ETEMP, "502" },
+	{ "<html>Bad Request</html>", 0, 400, PM_EPROTO, "400" },
+	{ "", 0, 302, PM_EPROTO, "redirect" },
+	{ "{\"message\":\"unauthorized\"}", 0, 401, PM_EPROTO,
+	    "without an OAuth error" },
+	{ "{\"access_token\":\"tokSECRET\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":60}", 0, 201, PM_EPROTO, "201" },
+	{ "{\"error\":5}", 0, 400, PM_EPROTO, "malformed error" },
+	{ "{\"error\":\"\"}", 0, 400, PM_EPROTO, "malformed error" },
+	{ "{\"error\":\"invalid_client\",\"error_description\":[1]}", 0, 401,
+	    PM_EPROTO, "malformed error" },
+	{ "{\"error\":\"server_error\",\"error_description\":\"boom\"}", 0,
+	    500, PM_ETEMP, "server_error" },
+	{ "{\"error\":\"temporarily_unavailable\"}", 0, 200, PM_ETEMP,
+	    "temporarily_unavailable" },
+	{ "{\"error\":\"invalid_scope\",\"access_token\":\"tokSECRET\","
+	    "\"token_type\":\"Bearer\",\"expires_in\":60}", 0, 200, PM_EAUTH,
+	    "invalid_scope" },
+};
+
+START_TEST(test_parse_bad)
+{
+	struct oauth_token tok;
+	char *err = NULL;
+	size_t len;
+	int rc;
+
+	len = bad_responses[_i].len != 0 ? bad_responses[_i].len :
+	    strlen(bad_responses[_i].body);
+	rc = oauth_parse_token_response(bad_responses[_i].body, len,
+	    bad_responses[_i].http, 1000, &tok, &err);
+	ck_assert_msg(rc == bad_responses[_i].status,
+	    "case %d: status %d, want %d (%s)", _i, rc,
+	    bad_responses[_i].status, err != NULL ? err : "no message");
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strstr(err, bad_responses[_i].reason) != NULL,
+	    "case %d: \"%s\" lacks \"%s\"", _i, err, bad_responses[_i].reason);
+	ck_assert_msg(strstr(err, "SECRET") == NULL,
+	    "case %d: token in message \"%s\"", _i, err);
+	ck_assert_msg(!has_control(err), "case %d: control byte", _i);
+	ck_assert_ptr_null(tok.access_token);
+	oauth_token_clear(&tok);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_parse_trailing_whitespace_ok)
+{
+	struct oauth_token tok;
+	char *err = NULL;
+
+	ck_assert_int_eq(parse(" {\"access_token\":\"a\",\"token_type\":"
+	    "\"Bearer\",\"expires_in\":5}\r\n\t ", 200, &tok, &err), PM_OK);
+	oauth_token_clear(&tok);
+}
+END_TEST
+
+START_TEST(test_parse_aadsts_error)
+{
+	/* Microsoft's shape, with an escape sequence and a C1 control
+	 * smuggled into the description. */
+	static const char body[] = "{"
+	    "\"error\":\"invalid_client\","
+	    "\"error_description\":\"AADSTS7000215: Invalid client secret "
+	    "provided. \\u001b[31mEnsure the secret being sent in the request "
+	    "is the client secret value,\\u0085 not the client secret ID, for "
+	    "a secret added to app '" CLIENT_ID "'.\\r\\nTrace ID: "
+	    "0000aaaa-11bb-cccc-dd22-eeeeee333333\\r\\nCorrelation ID: "
+	    "aaaa0000-bb11-2222-33cc-444444dddddd\\r\\nTimestamp: "
+	    "2024-02-28 10:59:21Z\","
+	    "\"error_codes\":[7000215],"
+	    "\"timestamp\":\"2024-02-28 10:59:21Z\","
+	    "\"trace_id\":\"0000aaaa-11bb-cccc-dd22-eeeeee333333\","
+	    "\"correlation_id\":\"aaaa0000-bb11-2222-33cc-444444dddddd\","
+	    "\"error_uri\":\"https://login.microsoftonline.com/error?"
+	    "code=7000215\"}";
+	struct oauth_token tok;
+	char *err = NULL;
+
+	ck_assert_int_eq(parse(body, 401, &tok, &err), PM_EAUTH);
+	ck_assert_str_eq(tok.error, "invalid_client");
+	ck_assert_ptr_nonnull(tok.error_description);
+	ck_assert(starts_with(tok.error_description, "AADSTS7000215: Invalid "
+	    "client secret provided. [31mEnsure the secret"));
+	ck_assert(!has_control(tok.error_description));
+	ck_assert(strstr(tok.error_description, "\xc2\x85") == NULL);
+	ck_assert(strstr(tok.error_description, "not the client") != NULL);
+	ck_assert(starts_with(err, "token endpoint refused: invalid_client: "
+	    "AADSTS7000215: Invalid client secret provided. [31mEnsure"));
+	ck_assert(strstr(err, "(hint: the client secret is wrong; check "
+	    "oauth_client_secret / password") != NULL);
+	ck_assert(strstr(err, "Trace ID") == NULL);
+	ck_assert(strstr(err, "Correlation") == NULL);
+	ck_assert(!has_control(err));
+	ck_assert(strstr(err, "\xc2\x85") == NULL);
+	oauth_token_clear(&tok);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_parse_error_with_200)
+{
+	struct oauth_token tok;
+	char *err = NULL;
+
+	ck_assert_int_eq(parse("{\"error\":\"invalid_scope\","
+	    "\"error_description\":\"AADSTS1002012: The provided value for "
+	    "scope openid is not valid.\"}", 200, &tok, &err), PM_EAUTH);
+	ck_assert_ptr_null(tok.access_token);
+	ck_assert_str_eq(tok.error, "invalid_scope");
+	ck_assert(strstr(err, "https://outlook.office365.com/.default") !=
+	    NULL);
+	oauth_token_clear(&tok);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_parse_error_code_array_and_cut)
+{
+	struct oauth_token tok;
+	char *err = NULL, *body, *longdesc;
+	size_t i;
+
+	/* The code only in error_codes still selects the hint. */
+	ck_assert_int_eq(parse("{\"error\":\"invalid_client\","
+	    "\"error_codes\":[7000222]}", 401, &tok, &err), PM_EAUTH);
+	ck_assert_ptr_null(tok.error_description);
+	ck_assert(strstr(err, "expired") != NULL);
+	oauth_token_clear(&tok);
+
+	/* A description far too long is cut. */
+	longdesc = xmalloc(2001);
+	for (i = 0; i < 2000; i++)
+		longdesc[i] = (char)('a' + i % 26);
+	longdesc[2000] = '\0';
+	body = xasprintf("{\"error\":\"invalid_request\","
+	    "\"error_description\":\"%s\"}", longdesc);
+	ck_assert_int_eq(parse(body, 400, &tok, &err), PM_EAUTH);
+	ck_assert_uint_le(strlen(tok.error_description), 303);
+	ck_assert_uint_ge(strlen(tok.error_description), 250);
+	ck_assert(strstr(tok.error_description, "...") != NULL);
+	ck_assert_uint_lt(strlen(err), 700);
+	ck_assert(strstr(err, "hint: the token endpoint found the request "
+	    "malformed") != NULL);
+	oauth_token_clear(&tok);
+	free(body);
+	free(longdesc);
+
+	/* An unknown error has no hint but is still reported. */
+	ck_assert_int_eq(parse("{\"error\":\"weird\\u0007_thing\"}", 400,
+	    &tok, &err), PM_EAUTH);
+	ck_assert_str_eq(err, "token endpoint refused: weird_thing");
+	oauth_token_clear(&tok);
+	free(err);
+}
+END_TEST
+
+/* --- the hint table ------------------------------------------------------- */
+
+static const struct {
+	const char *error;
+	const char *description;
+	const char *want;	/* NULL: no hint */
+} hints[] = {
+	{ "invalid_client", "AADSTS7000215: Invalid client secret provided.",
+	    "client secret is wrong" },
+	{ "invalid_client", "AADSTS7000222: The provided client secret keys "
+	    "for app are expired.", "expired" },
+	{ "unauthorized_client", "AADSTS700016: Application with identifier "
+	    "'x' was not found in the directory 'y'.", "oauth_client_id" },
+	{ "invalid_request", "AADSTS90002: Tenant 'x' not found.",
+	    "tenant was not found" },
+	{ "invalid_request", "AADSTS90023: Unsupported request.",
+	    "oauth_token_url" },
+	{ "invalid_request", "AADSTS900023: Specified tenant identifier 'x' "
+	    "is neither a valid DNS name, nor a valid external domain.",
+	    "tenant identifier" },
+	{ "invalid_client", "AADSTS700024: Client assertion is not within "
+	    "its valid time range.", "clock" },
+	{ "invalid_scope", "AADSTS1002012: The provided value for scope x is "
+	    "not valid.", "https://outlook.office365.com/.default" },
+	{ "invalid_grant", "AADSTS50034: The user account does not exist.",
+	    "does not exist in this tenant" },
+	{ "invalid_grant", "AADSTS65001: The user or administrator has not "
+	    "consented to use the application.", "IMAP.AccessAsApp" },
+	{ "invalid_grant", "AADSTS65001: not consented", "POP.AccessAsApp" },
+	{ "invalid_resource", "AADSTS500011: The resource principal named x "
+	    "was not found in the tenant named y.", "resource principal" },
+	{ "unauthorized_client", "AADSTS7000112: Application 'x' is "
+	    "disabled.", "disabled" },
+	{ "invalid_client", NULL, "oauth_client_secret" },
+	{ "invalid_client", "no code here", "oauth_client_id" },
+	{ "invalid_scope", NULL, "oauth_scope" },
+	{ "unauthorized_client", NULL, "client-credentials grant" },
+	{ "invalid_request", NULL, "malformed" },
+	{ "invalid_grant", NULL, "grant was refused" },
+	{ "unsupported_grant_type", NULL, "client-credentials" },
+	{ "invalid_client", "AADSTS99999999: unknown", "oauth_client_secret" },
+	{ "something_else", NULL, NULL },
+	{ "something_else", "AADSTS12345: nothing known", NULL },
+	{ NULL, NULL, NULL },
+	{ "something_else", "AADSTS", NULL },
+};
+
+START_TEST(test_hints)
+{
+	const char *h;
+
+	h = oauth_error_hint(hints[_i].error, hints[_i].description);
+	if (hints[_i].want == NULL) {
+		ck_assert_msg(h == NULL, "case %d: unexpected hint %s", _i, h);
+		return;
+	}
+	ck_assert_msg(h != NULL, "case %d: no hint", _i);
+	ck_assert_msg(strstr(h, hints[_i].want) != NULL,
+	    "case %d: \"%s\" lacks \"%s\"", _i, h, hints[_i].want);
+}
+END_TEST
+
+/* --- the fault injector --------------------------------------------------- */
+
+/*
+ * The fault injector: a child process on 127.0.0.1 that serves a fixed list
+ * of canned HTTP responses, one connection each.  It reads one request,
+ * records it to DIR/req-N before answering (so the record is complete once
+ * the client has its answer), and exits after the last response.  A
+ * response of NULL means "accept, read, never answer" (for timeouts).
+ */
+struct injector {
+	pid_t	 pid;
+	int	 port;
+	char	*url;
+};
+
+/* Read one HTTP request (headers and Content-Length body) from fd. */
+static char *
+read_request(int fd, size_t *len_r)
+{
+	char *buf = xmalloc(65536), *hdr_end, *cl;
+	size_t len = 0, want = 0;
+	ssize_t n;
+	struct pollfd pfd;
+
+	for (;;) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 3000) <= 0)
+			break;
+		n = read(fd, buf + len, 65535 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = '\0';
+		hdr_end = strstr(buf, "\r\n\r\n");
+		if (hdr_end == NULL)
+			continue;
+		if (want == 0) {
+			want = (size_t)(hdr_end + 4 - buf);
+			cl = strcasestr(buf, "\r\nContent-Length:");
+			if (cl != NULL && cl < hdr_end)
+				want += strtoul(cl + 17, NULL, 10);
+		}
+		if (len >= want || len == 65535)
+			break;
+	}
+	buf[len] = '\0';
+	*len_r = len;
+	return buf;
+}
+
+/* The injector's child: serve responses[0..n-1], then exit. */
+static void
+injector_serve(int lfd, const char *rec_dir, const char *const *responses,
+    size_t n, int delay_ms)
+{
+	struct pollfd pfd;
+	char *req, *path;
+	size_t i, len;
+	int fd, out;
+
+	for (i = 0; i < n; i++) {
+		pfd.fd = lfd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 5000) <= 0)
+			_exit(1);
+		fd = accept(lfd, NULL, NULL);
+		if (fd < 0)
+			_exit(1);
+		req = read_request(fd, &len);
+		path = xasprintf("%s/req-%zu", rec_dir, i + 1);
+		out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (out >= 0) {
+			if (write_full(out, req, len) < 0)
+				_exit(1);
+			close(out);
+		}
+		free(path);
+		free(req);
+		if (delay_ms > 0)
+			usleep((useconds_t)delay_ms * 1000);
+		if (responses[i] == NULL) {
+			/* Never answer: hold the connection until killed. */
+			pause();
+			_exit(0);
+		}
+		if (write_full(fd, responses[i], strlen(responses[i])) < 0)
+			_exit(1);
+		shutdown(fd, SHUT_WR);
+		close(fd);
+	}
+	_exit(0);
+}
+
+/* Start the fault injector serving n responses. */
+static void
+injector_start(struct injector *fi, const char *const *responses, size_t n,
+    int delay_ms)
+{
+	struct sockaddr_in sin;
+	socklen_t slen = sizeof sin;
+	int lfd;
+
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(lfd, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(listen(lfd, 8), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &slen), 0);
+	fi->port = ntohs(sin.sin_port);
+	fi->url = xasprintf("http://127.0.0.1:%d/tenant/oauth2/v2.0/token",
+	    fi->port);
+	fi->pid = fork();
+	ck_assert_int_ge(fi->pid, 0);
+	if (fi->pid == 0)
+		injector_serve(lfd, dir, responses, n, delay_ms);
+	close(lfd);
+}
+
+/* Stop the fault injector (it may have exited already). */
+static void
+injector_stop(struct injector *fi)
+{
+	kill(fi->pid, SIGKILL);
+	waitpid(fi->pid, NULL, 0);
+	free(fi->url);
+}
+
+/* The n-th request the injector recorded, or NULL. */
+static char *
+recorded(int n)
+{
+	char *path, *data = NULL;
+	size_t len;
+
+	path = xasprintf("%s/req-%d", dir, n);
+	if (read_small_file(path, 1 << 20, &data, &len) < 0)
+		data = NULL;
+	free(path);
+	return data;
+}
+
+/* A canned HTTP response. */
+static char *
+http_response(int status, const char *type, const char *body)
+{
+	return xasprintf("HTTP/1.1 %d X\r\nContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", status, type,
+	    strlen(body), body);
+}
+
+/* A canned 200 carrying token with lifetime expires_in. */
+static char *
+token_response(const char *token, long expires_in)
+{
+	char *body, *resp;
+
+	body = xasprintf("{\"token_type\":\"Bearer\",\"expires_in\":%ld,"
+	    "\"ext_expires_in\":%ld,\"access_token\":\"%s\"}", expires_in,
+	    expires_in, token);
+	resp = http_response(200, "application/json; charset=utf-8", body);
+	free(body);
+	return resp;
+}
+
+/* A request for the injector, with the cache under the test directory. */
+static void
+make_request(struct oauth_request *req, const struct injector *fi,
+    const struct pm_secret *secret, char *cache_dir, int client_auth)
+{
+	memset(req, 0, sizeof *req);
+	req->token_url = fi->url;
+	req->client_id = CLIENT_ID;
+	req->client_secret = secret;
+	req->scope = SCOPE;
+	req->client_auth = client_auth;
+	req->cache_dir = cache_dir;
+	req->timeout = 5;
+	req->account = "test";
+}
+
+/* Whether the form body of request contains exactly the field f. */
+static int
+has_field(const char *request, const char *f)
+{
+	const char *body = strstr(request, "\r\n\r\n"), *p;
+	size_t n = strlen(f);
+
+	if (body == NULL)
+		return 0;
+	for (p = body + 4; p != NULL; p = strchr(p, '&')) {
+		if (*p == '&')
+			p++;
+		if (strncmp(p, f, n) == 0 && (p[n] == '&' || p[n] == '\0'))
+			return 1;
+	}
+	return 0;
+}
+
+/* Base64 (RFC 4648) of s, for the expected Basic credentials. */
+static char *
+b64(const char *s)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t n = strlen(s), i;
+	char *out, *o;
+	const unsigned char *u = (const unsigned char *)s;
+
+	out = o = xmalloc(n / 3 * 4 + 5);
+	for (i = 0; i + 2 < n; i += 3) {
+		*o++ = tab[u[i] >> 2];
+		*o++ = tab[((u[i] & 3) << 4) | (u[i + 1] >> 4)];
+		*o++ = tab[((u[i + 1] & 15) << 2) | (u[i + 2] >> 6)];
+		*o++ = tab[u[i + 2] & 63];
+	}
+	if (n - i == 1) {
+		*o++ = tab[u[i] >> 2];
+		*o++ = tab[(u[i] & 3) << 4];
+		*o++ = '=';
+		*o++ = '=';
+	} else if (n - i == 2) {
+		*o++ = tab[u[i] >> 2];
+		*o++ = tab[((u[i] & 3) << 4) | (u[i + 1] >> 4)];
+		*o++ = tab[(u[i + 1] & 15) << 2];
+		*o++ = '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Assert that neither the secret nor a token shows in a message. */
+static void
+assert_clean(const char *msg)
+{
+	ck_assert_ptr_nonnull(msg);
+	ck_assert_msg(strstr(msg, SECRET) == NULL, "secret in \"%s\"", msg);
+	ck_assert_msg(strstr(msg, SECRET_FORM) == NULL, "secret in \"%s\"",
+	    msg);
+	ck_assert_msg(strstr(msg, "tokenA") == NULL, "token in \"%s\"", msg);
+	ck_assert_msg(strstr(msg, "tokenB") == NULL, "token in \"%s\"", msg);
+}
+
+START_TEST(test_get_post_cache_invalidate)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok;
+	struct stat sb;
+	char *resp[2], *cache, *path, *rq, *data, *key;
+	size_t len;
+	int cached = -1;
+	char *err = NULL;
+
+	resp[0] = token_response(TOKEN_A, 3599);
+	resp[1] = token_response(TOKEN_B, 3599);
+	injector_start(&fi, (const char *const *)resp, 2, 0);
+	secret = secret_from_str(SECRET);
+	cache = xasprintf("%s/cache/tokens", dir);
+	make_request(&req, &fi, secret, cache, OAUTH_CLIENT_POST);
+
+	/* First call: from the endpoint, with the right form. */
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_int_eq(cached, 0);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_A);
+	secret_free(tok);
+	rq = recorded(1);
+	ck_assert_ptr_nonnull(rq);
+	ck_assert(starts_with(rq,
+	    "POST /tenant/oauth2/v2.0/token HTTP/1.1\r\n"));
+	ck_assert(strcasestr(rq, "\r\nContent-Type: "
+	    "application/x-www-form-urlencoded\r\n") != NULL);
+	ck_assert(has_field(rq, "grant_type=client_credentials"));
+	ck_assert(has_field(rq, "client_id=" CLIENT_ID));
+	ck_assert(has_field(rq, "client_secret=" SECRET_FORM));
+	ck_assert(has_field(rq, "scope=" SCOPE_FORM));
+	ck_assert(strcasestr(rq, "\r\nAuthorization:") == NULL);
+	free(rq);
+
+	/* The cache: 0600 in a 0700 directory, keyed by URL, client, scope. */
+	path = oauth_cache_path(&req);
+	ck_assert_ptr_nonnull(path);
+	ck_assert_int_eq(stat(cache, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0700);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	ck_assert_int_eq(read_small_file(path, 65536, &data, &len), 0);
+	key = xasprintf("\"key\":\"%s\\n%s\\n%s\"", fi.url, CLIENT_ID, SCOPE);
+	/* json-c escapes '/' as "\/": compare without the escapes. */
+	{
+		char *s, *d;
+
+		for (s = d = data; *s != '\0'; s++) {
+			if (s[0] == '\\' && s[1] == '/')
+				continue;
+			*d++ = *s;
+		}
+		*d = '\0';
+	}
+	ck_assert_msg(strstr(data, key) != NULL, "cache %s lacks %s", data,
+	    key);
+	ck_assert(strstr(data, TOKEN_A) != NULL);
+	ck_assert(strstr(data, "\"expires_at\":") != NULL);
+	ck_assert(strstr(data, SECRET) == NULL);
+	free(key);
+	free(data);
+
+	/* Second call: from the cache, no request. */
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_int_eq(cached, 1);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_A);
+	secret_free(tok);
+	rq = recorded(2);
+	ck_assert_ptr_null(rq);
+
+	/* Invalidate: the file goes, the next call asks again. */
+	oauth_invalidate(&req);
+	ck_assert_int_eq(stat(path, &sb), -1);
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_int_eq(cached, 0);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_B);
+	secret_free(tok);
+	rq = recorded(2);
+	ck_assert_ptr_nonnull(rq);
+	ck_assert(has_field(rq, "client_secret=" SECRET_FORM));
+	free(rq);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	ck_assert_ptr_null(err);
+
+	injector_stop(&fi);
+	free(path);
+	free(cache);
+	free(resp[0]);
+	free(resp[1]);
+	secret_free(secret);
+}
+END_TEST
+
+START_TEST(test_get_basic)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok;
+	char *resp[1], *rq, *want, *creds;
+	int cached = -1;
+	char *err = NULL;
+	mode_t old;
+
+	/* A wide umask must not widen the cache file. */
+	old = umask(0);
+	resp[0] = token_response(TOKEN_A, 60);
+	injector_start(&fi, (const char *const *)resp, 1, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_BASIC);
+	req.scope = NULL;
+
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_A);
+	secret_free(tok);
+	rq = recorded(1);
+	ck_assert_ptr_nonnull(rq);
+	creds = b64(CLIENT_ID ":" SECRET_FORM);
+	want = xasprintf("\r\nAuthorization: Basic %s\r\n", creds);
+	ck_assert_msg(strstr(rq, want) != NULL, "no %s in %s", want, rq);
+	ck_assert(has_field(rq, "grant_type=client_credentials"));
+	ck_assert(strstr(rq, "client_secret") == NULL);
+	ck_assert(strstr(rq, "client_id") == NULL);
+	ck_assert(strstr(rq, "scope=") == NULL);
+	free(rq);
+
+	/* A 60 s token is still reused (margin: half its lifetime). */
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_int_eq(cached, 1);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_A);
+	secret_free(tok);
+	{
+		struct stat sb;
+		char *path = oauth_cache_path(&req);
+
+		ck_assert_int_eq(stat(path, &sb), 0);
+		ck_assert_int_eq(sb.st_mode & 0777, 0600);
+		free(path);
+	}
+	umask(old);
+	injector_stop(&fi);
+	free(want);
+	free(creds);
+	free(resp[0]);
+	secret_free(secret);
+}
+END_TEST
+
+/* Write a cache file for req by hand. */
+static void
+write_cache(const struct oauth_request *req, const char *text)
+{
+	char *path;
+	FILE *f;
+
+	path = oauth_cache_path(req);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	free(path);
+}
+
+/* Cache files that must not be used, given the request's key. */
+enum cache_case {
+	CACHE_CORRUPT,
+	CACHE_FOREIGN_KEY,
+	CACHE_EXPIRING,
+	CACHE_NO_TOKEN,
+	CACHE_USABLE_SHORT,	/* the one that must be used */
+	CACHE_NCASES
+};
+
+START_TEST(test_cache_files)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok;
+	char *resp[1], *text = NULL, *rq;
+	long now = (long)time(NULL);
+	int cached = -1;
+	char *err = NULL;
+
+	resp[0] = token_response(TOKEN_B, 3599);
+	injector_start(&fi, (const char *const *)resp, 1, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+
+	switch (_i) {
+	case CACHE_CORRUPT:
+		text = xasprintf("{\"key\":\"%s\\n%s\\n%s\",\"access_to",
+		    fi.url, CLIENT_ID, SCOPE);
+		break;
+	case CACHE_FOREIGN_KEY:
+		text = xasprintf("{\"key\":\"%s\\nother-client\\n%s\","
+		    "\"access_token\":\"%s\",\"expires_at\":%ld}", fi.url,
+		    SCOPE, TOKEN_A, now + 3000);
+		break;
+	case CACHE_EXPIRING:
+		/* An hour-long token, 200 s left: under the 300 s margin. */
+		text = xasprintf("{\"key\":\"%s\\n%s\\n%s\",\"access_token\":"
+		    "\"%s\",\"obtained_at\":%ld,\"expires_at\":%ld}", fi.url,
+		    CLIENT_ID, SCOPE, TOKEN_A, now - 3400, now + 200);
+		break;
+	case CACHE_NO_TOKEN:
+		text = xasprintf("{\"key\":\"%s\\n%s\\n%s\",\"access_token\":"
+		    "\"\",\"expires_at\":%ld}", fi.url, CLIENT_ID, SCOPE,
+		    now + 3000);
+		break;
+	case CACHE_USABLE_SHORT:
+		/* A 400 s token with 200 s left: margin 200 s, still good. */
+		text = xasprintf("{\"key\":\"%s\\n%s\\n%s\",\"access_token\":"
+		    "\"%s\",\"obtained_at\":%ld,\"expires_at\":%ld}", fi.url,
+		    CLIENT_ID, SCOPE, TOKEN_A, now - 200, now + 200);
+		break;
+	}
+	write_cache(&req, text);
+
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	rq = recorded(1);
+	if (_i == CACHE_USABLE_SHORT) {
+		ck_assert_int_eq(cached, 1);
+		ck_assert_str_eq(secret_reveal(tok), TOKEN_A);
+		ck_assert_ptr_null(rq);
+	} else {
+		ck_assert_int_eq(cached, 0);
+		ck_assert_str_eq(secret_reveal(tok), TOKEN_B);
+		ck_assert_ptr_nonnull(rq);
+	}
+	free(rq);
+	secret_free(tok);
+	injector_stop(&fi);
+	free(text);
+	free(resp[0]);
+	secret_free(secret);
+}
+END_TEST
+
+/* Failures against the injector: each response, its class, its words. */
+static const struct {
+	int status;		/* HTTP status of the canned answer */
+	const char *type;
+	const char *body;
+	int want;
+	const char *words[3];
+} failures[] = {
+	{ 503, "text/html", "<html><head><title>503 Service Unavailable"
+	    "</title></head><body>busy</body></html>", PM_ETEMP,
+	    { "503", "token endpoint", NULL } },
+	{ 401, "application/json", "{\"error\":\"invalid_client\","
+	    "\"error_description\":\"AADSTS7000215: Invalid client secret "
+	    "provided. Ensure the secret being sent in the request is the "
+	    "client secret value, not the client secret ID.\\r\\nTrace ID: "
+	    "abc\\r\\nCorrelation ID: def\",\"error_codes\":[7000215]}",
+	    PM_EAUTH, { "invalid_client: AADSTS7000215",
+	    "hint: the client secret is wrong", NULL } },
+	{ 400, "application/json", "{\"error\":\"invalid_request\","
+	    "\"error_description\":\"AADSTS90002: Tenant 'contoso' not "
+	    "found.\"}", PM_EAUTH, { "Tenant 'contoso' not found",
+	    "check oauth_tenant", NULL } },
+	/* A server that echoes the secret must not get it into the error. */
+	{ 401, "application/json", "{\"error\":\"invalid_client\","
+	    "\"error_description\":\"bad secret " SECRET "\"}", PM_EAUTH,
+	    { "bad secret <redacted>", NULL, NULL } },
+	{ 400, "text/plain", "nope", PM_EPROTO, { "400", NULL, NULL } },
+	{ 302, "text/plain", "", PM_EPROTO, { "redirect", NULL, NULL } },
+	{ 200, "application/json", "{\"access_token\":\"tokenA\","
+	    "\"token_type\":\"mac\",\"expires_in\":60}", PM_EPROTO,
+	    { "Bearer", NULL, NULL } },
+};
+
+START_TEST(test_get_failures)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok = NULL;
+	struct stat sb;
+	char *resp[2], *path;
+	int cached = -1, k, rc;
+	char *err = NULL;
+
+	resp[0] = http_response(failures[_i].status, failures[_i].type,
+	    failures[_i].body);
+	if (failures[_i].status == 302) {
+		char *loc = xasprintf("HTTP/1.1 302 Found\r\nLocation: "
+		    "http://127.0.0.1:1/x\r\nContent-Length: 0\r\n\r\n");
+
+		free(resp[0]);
+		resp[0] = loc;
+	}
+	resp[1] = token_response(TOKEN_B, 3599);
+	injector_start(&fi, (const char *const *)resp, 2, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+
+	rc = oauth_get_token(&req, &tok, &cached, &err);
+	ck_assert_msg(rc == failures[_i].want, "case %d: %d (%s)", _i, rc,
+	    err != NULL ? err : "");
+	ck_assert_ptr_null(tok);
+	ck_assert_int_eq(cached, 0);
+	assert_clean(err);
+	for (k = 0; k < 3 && failures[_i].words[k] != NULL; k++)
+		ck_assert_msg(strstr(err, failures[_i].words[k]) != NULL,
+		    "case %d: \"%s\" lacks \"%s\"", _i, err,
+		    failures[_i].words[k]);
+	ck_assert(!has_control(err));
+	/* Nothing was cached, and the redirect was not followed. */
+	path = oauth_cache_path(&req);
+	ck_assert_int_eq(stat(path, &sb), -1);
+	free(path);
+	free(err);
+	err = NULL;
+
+	/* The next run tries again and gets a token. */
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_B);
+	ck_assert_int_eq(cached, 0);
+	secret_free(tok);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[1]);
+	secret_free(secret);
+}
+END_TEST
+
+START_TEST(test_get_refused)
+{
+	struct oauth_request req;
+	struct injector fi;
+	struct sockaddr_in sin;
+	socklen_t slen = sizeof sin;
+	struct pm_secret *secret, *tok = NULL;
+	int fd, cached = -1;
+	char *err = NULL;
+
+	/* A port that was just free: nothing listens there. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
+	close(fd);
+	fi.url = xasprintf("http://127.0.0.1:%d/token", ntohs(sin.sin_port));
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err),
+	    PM_ETEMP);
+	ck_assert_ptr_null(tok);
+	assert_clean(err);
+	ck_assert_msg(strstr(err, fi.url) != NULL, "no URL in %s", err);
+	free(err);
+	free(fi.url);
+	secret_free(secret);
+}
+END_TEST
+
+START_TEST(test_get_timeout)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok = NULL;
+	const char *resp[1] = { NULL };
+	time_t t0;
+	int cached = -1;
+	char *err = NULL;
+
+	injector_start(&fi, resp, 1, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+	req.timeout = 1;
+	t0 = time(NULL);
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err),
+	    PM_ETEMP);
+	ck_assert_int_le(time(NULL) - t0, 3);
+	ck_assert_ptr_null(tok);
+	assert_clean(err);
+	ck_assert(strstr(err, fi.url) != NULL);
+	free(err);
+	injector_stop(&fi);
+	secret_free(secret);
+}
+END_TEST
+
+START_TEST(test_get_two_processes)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok;
+	char *resp[1], *rq;
+	pid_t pid;
+	int cached = -1, st, other_cached;
+	char *err = NULL;
+
+	/* One slow answer: the second process must wait for the first's
+	 * token instead of asking the endpoint itself. */
+	resp[0] = token_response(TOKEN_A, 3599);
+	injector_start(&fi, (const char *const *)resp, 1, 300);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (oauth_get_token(&req, &tok, &cached, &err) != PM_OK ||
+		    strcmp(secret_reveal(tok), TOKEN_A) != 0)
+			_exit(2);
+		_exit(cached);
+	}
+	usleep(100 * 1000);
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_A);
+	secret_free(tok);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st));
+	other_cached = WEXITSTATUS(st);
+	ck_assert_int_ne(other_cached, 2);
+	ck_assert_int_eq(cached + other_cached, 1);
+	rq = recorded(2);
+	ck_assert_ptr_null(rq);
+	injector_stop(&fi);
+	free(resp[0]);
+	secret_free(secret);
+}
+END_TEST
+
+START_TEST(test_get_debug_log_redacted)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok;
+	char *resp[1], *logpath, *logtext, *creds;
+	size_t len;
+	int cached = -1, fd, saved;
+	char *err = NULL;
+
+	resp[0] = token_response(TOKEN_A, 3599);
+	injector_start(&fi, (const char *const *)resp, 1, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_BASIC);
+
+	/* -vv: libcurl's dialogue goes to the log, redacted. */
+	logpath = xasprintf("%s/log", dir);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	log_init("pullmail", 2, 0, 0);
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	log_init("pullmail", 0, 0, 0);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	secret_free(tok);
+
+	ck_assert_int_eq(read_small_file(logpath, 1 << 20, &logtext, &len),
+	    0);
+	creds = b64(CLIENT_ID ":" SECRET_FORM);
+	ck_assert_msg(strstr(logtext, "Authorization: <redacted>") != NULL,
+	    "log: %s", logtext);
+	ck_assert(strstr(logtext, "POST /tenant/oauth2/v2.0/token") != NULL);
+	ck_assert(strstr(logtext, creds) == NULL);
+	ck_assert(strstr(logtext, SECRET) == NULL);
+	ck_assert(strstr(logtext, SECRET_FORM) == NULL);
+	ck_assert(strstr(logtext, "tokenA") == NULL);
+	free(logtext);
+	free(creds);
+	free(logpath);
+	injector_stop(&fi);
+	free(resp[0]);
+	secret_free(secret);
+}
+END_TEST
+
+START_TEST(test_get_no_cache_dir)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok;
+	char *resp[2], *rq;
+	int cached = -1;
+	char *err = NULL;
+
+	resp[0] = token_response(TOKEN_A, 3599);
+	resp[1] = token_response(TOKEN_B, 3599);
+	injector_start(&fi, (const char *const *)resp, 2, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, NULL, OAUTH_CLIENT_POST);
+	ck_assert_ptr_null(oauth_cache_path(&req));
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	secret_free(tok);
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_int_eq(cached, 0);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_B);
+	secret_free(tok);
+	rq = recorded(2);
+	ck_assert_ptr_nonnull(rq);
+	free(rq);
+	oauth_invalidate(&req);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[1]);
+	secret_free(secret);
+}
+END_TEST
+
+START_TEST(test_cache_key_separates)
+{
+	struct oauth_request a, b;
+	char *pa, *pb;
+
+	memset(&a, 0, sizeof a);
+	a.token_url = "https://login.example/t/token";
+	a.client_id = "client";
+	a.scope = "s";
+	a.cache_dir = "/x";
+	b = a;
+	pa = oauth_cache_path(&a);
+	b.scope = NULL;
+	pb = oauth_cache_path(&b);
+	ck_assert_str_ne(pa, pb);
+	free(pb);
+	b.scope = "s";
+	b.client_id = "client2";
+	pb = oauth_cache_path(&b);
+	ck_assert_str_ne(pa, pb);
+	free(pb);
+	b.client_id = "client";
+	pb = oauth_cache_path(&b);
+	ck_assert_str_eq(pa, pb);
+	ck_assert(starts_with(pa, "/x/"));
+	free(pa);
+	free(pb);
+}
+END_TEST
 
 Suite *
 suite_oauth(void)
 {
-	return suite_create("oauth");
+	Suite *s = suite_create("oauth");
+	TCase *tc;
+
+	tc = tcase_create("parse");
+	tcase_add_test(tc, test_parse_microsoft);
+	tcase_add_test(tc, test_parse_string_expiry_and_scope);
+	tcase_add_loop_test(tc, test_parse_bad, 0,
+	    (int)(sizeof bad_responses / sizeof bad_responses[0]));
+	tcase_add_test(tc, test_parse_trailing_whitespace_ok);
+	tcase_add_test(tc, test_parse_aadsts_error);
+	tcase_add_test(tc, test_parse_error_with_200);
+	tcase_add_test(tc, test_parse_error_code_array_and_cut);
+	tcase_add_loop_test(tc, test_hints, 0,
+	    (int)(sizeof hints / sizeof hints[0]));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("fetch");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_get_post_cache_invalidate);
+	tcase_add_test(tc, test_get_basic);
+	tcase_add_loop_test(tc, test_cache_files, 0, CACHE_NCASES);
+	tcase_add_loop_test(tc, test_get_failures, 0,
+	    (int)(sizeof failures / sizeof failures[0]));
+	tcase_add_test(tc, test_get_refused);
+	tcase_add_test(tc, test_get_timeout);
+	tcase_add_test(tc, test_get_two_processes);
+	tcase_add_test(tc, test_get_debug_log_redacted);
+	tcase_add_test(tc, test_get_no_cache_dir);
+	tcase_add_test(tc, test_cache_key_separates);
+	suite_add_tcase(s, tc);
+	return s;
 }
