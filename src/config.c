@@ -1,2 +1,1371 @@
-/* placeholder: being written */
+/* The configuration file: INI sections, typed keys, inheritance from
+ * [defaults], and the checks that make every account usable. */
+#include "autoconf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <pullmail/host.h>
+
 #include "config.h"
+#include "secret.h"
+#include "util.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+
+#define CONFIG_MAX_LINE		4096
+#define CONFIG_MAX_SIZE		(1024 * 1024)
+#define SECRET_MAX_SIZE		(64 * 1024)
+#define TIMEOUT_MAX		86400
+
+#define nitems(a)		(sizeof (a) / sizeof (a)[0])
+
+#define MS_TOKEN_URL \
+	"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
+#define MS_SCOPE	"https://outlook.office365.com/.default"
+
+enum key {
+	K_SERVER,
+	K_PORT,
+	K_PROTOCOL,
+	K_TLS,
+	K_CA_FILE,
+	K_TLS_FINGERPRINT,
+	K_USER,
+	K_AUTH,
+	K_PASSWORD,
+	K_PASSWORD_FILE,
+	K_OAUTH_PROVIDER,
+	K_OAUTH_TENANT,
+	K_OAUTH_CLIENT_ID,
+	K_OAUTH_CLIENT_SECRET,
+	K_OAUTH_CLIENT_SECRET_FILE,
+	K_OAUTH_TOKEN_URL,
+	K_OAUTH_SCOPE,
+	K_OAUTH_CLIENT_AUTH,
+	K_FOLDER,
+	K_KEEP,
+	K_MARK_SEEN,
+	K_DELIVER,
+	K_STATE_DIR,
+	K_TIMEOUT,
+	K__COUNT
+};
+
+enum vtype {
+	V_TEXT,		/* any non-empty text */
+	V_WORD,		/* non-empty, no white space */
+	V_PORT,
+	V_TIMEOUT,
+	V_BOOL,
+	V_ENUM,
+	V_PATH,		/* ~/ and relative paths expanded */
+	V_SECRET,	/* kept in a struct pm_secret, never echoed */
+	V_FINGERPRINT,
+	V_DELIVER,
+	V_URL,
+	V_TENANT
+};
+
+struct choice {
+	const char *name;
+	int value;
+};
+
+static const struct choice protocol_choices[] = {
+	{ "imap", 0 }, { "pop3", 0 }, { NULL, 0 }
+};
+static const struct choice tls_choices[] = {
+	{ "implicit", PM_TLS_IMPLICIT },
+	{ "starttls", PM_TLS_STARTTLS },
+	{ "none", PM_TLS_NONE },
+	{ NULL, 0 }
+};
+static const struct choice auth_choices[] = {
+	{ "auto", AUTH_AUTO },
+	{ "xoauth2", AUTH_XOAUTH2 },
+	{ "oauthbearer", AUTH_OAUTHBEARER },
+	{ "plain", AUTH_PLAIN },
+	{ "login", AUTH_LOGIN },
+	{ NULL, 0 }
+};
+static const struct choice provider_choices[] = {
+	{ "microsoft", OAUTH_MICROSOFT },
+	{ "generic", OAUTH_GENERIC },
+	{ NULL, 0 }
+};
+static const struct choice client_auth_choices[] = {
+	{ "post", OAUTH_CLIENT_POST },
+	{ "basic", OAUTH_CLIENT_BASIC },
+	{ NULL, 0 }
+};
+
+struct keydef {
+	const char *name;
+	int type;			/* enum vtype */
+	int repeat;			/* may be given more than once */
+	const struct choice *choices;	/* V_ENUM */
+};
+
+/* Indexed by enum key. */
+static const struct keydef keydefs[K__COUNT] = {
+	[K_SERVER] = { "server", V_WORD, 0, NULL },
+	[K_PORT] = { "port", V_PORT, 0, NULL },
+	[K_PROTOCOL] = { "protocol", V_ENUM, 0, protocol_choices },
+	[K_TLS] = { "tls", V_ENUM, 0, tls_choices },
+	[K_CA_FILE] = { "ca_file", V_PATH, 0, NULL },
+	[K_TLS_FINGERPRINT] = { "tls_fingerprint", V_FINGERPRINT, 0, NULL },
+	[K_USER] = { "user", V_TEXT, 0, NULL },
+	[K_AUTH] = { "auth", V_ENUM, 0, auth_choices },
+	[K_PASSWORD] = { "password", V_SECRET, 0, NULL },
+	[K_PASSWORD_FILE] = { "password_file", V_PATH, 0, NULL },
+	[K_OAUTH_PROVIDER] = { "oauth_provider", V_ENUM, 0, provider_choices },
+	[K_OAUTH_TENANT] = { "oauth_tenant", V_TENANT, 0, NULL },
+	[K_OAUTH_CLIENT_ID] = { "oauth_client_id", V_WORD, 0, NULL },
+	[K_OAUTH_CLIENT_SECRET] = { "oauth_client_secret", V_SECRET, 0, NULL },
+	[K_OAUTH_CLIENT_SECRET_FILE] =
+	    { "oauth_client_secret_file", V_PATH, 0, NULL },
+	[K_OAUTH_TOKEN_URL] = { "oauth_token_url", V_URL, 0, NULL },
+	[K_OAUTH_SCOPE] = { "oauth_scope", V_TEXT, 0, NULL },
+	[K_OAUTH_CLIENT_AUTH] =
+	    { "oauth_client_auth", V_ENUM, 0, client_auth_choices },
+	[K_FOLDER] = { "folder", V_TEXT, 1, NULL },
+	[K_KEEP] = { "keep", V_BOOL, 0, NULL },
+	[K_MARK_SEEN] = { "mark_seen", V_BOOL, 0, NULL },
+	[K_DELIVER] = { "deliver", V_DELIVER, 0, NULL },
+	[K_STATE_DIR] = { "state_dir", V_PATH, 0, NULL },
+	[K_TIMEOUT] = { "timeout", V_TIMEOUT, 0, NULL },
+};
+
+/* One key = value line. */
+struct entry {
+	int line;
+	char *value;			/* canonical text; paths expanded */
+	struct pm_secret *secret;	/* V_SECRET keys instead of value */
+	struct entry *next;		/* repeatable keys: the next one */
+};
+
+/* One [defaults] or [account NAME] section. */
+struct section {
+	char *name;			/* NULL for [defaults] */
+	int line;
+	struct entry *keys[K__COUNT];
+	struct section *next;
+};
+
+struct parser {
+	const char *file;
+	struct section *defaults;
+	struct section *accounts;
+	struct section **tail;
+	struct section *cur;
+	int inline_secret;		/* password or client secret seen */
+};
+
+/* Set *err to "FILE:LINE: KEY: reason" (no KEY part when key < 0). */
+static int PM_PRINTF(5, 6)
+line_err(const struct parser *p, int line, int key, char **err,
+    const char *fmt, ...)
+{
+	va_list ap;
+	char *why;
+
+	va_start(ap, fmt);
+	why = xvasprintf(fmt, ap);
+	va_end(ap);
+	if (key >= 0)
+		errf(err, PM_ECONFIG, "%s:%d: %s: %s", p->file, line,
+		    keydefs[key].name, why);
+	else
+		errf(err, PM_ECONFIG, "%s:%d: %s", p->file, line, why);
+	free(why);
+	return PM_ECONFIG;
+}
+
+/* The key named name, or -1. */
+static int
+key_lookup(const char *name)
+{
+	int k;
+
+	for (k = 0; k < K__COUNT; k++) {
+		if (strcmp(keydefs[k].name, name) == 0)
+			return k;
+	}
+	return -1;
+}
+
+/* Strip white space from both ends of s, in place. */
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+/* The user's home directory, or NULL. */
+static const char *
+home_dir(void)
+{
+	const char *home = getenv("HOME");
+	struct passwd *pw;
+
+	if (home != NULL && *home != '\0')
+		return home;
+	pw = getpwuid(getuid());
+	if (pw != NULL && pw->pw_dir != NULL && *pw->pw_dir != '\0')
+		return pw->pw_dir;
+	return NULL;
+}
+
+/* Make path absolute: ~/ from $HOME, relative to the current directory.
+ * Returns NULL and sets *why_r (malloc'd) on failure. */
+static char *
+expand_path(const char *path, char **why_r)
+{
+	const char *home;
+	char cwd[4096];
+
+	if (path[0] == '~') {
+		if (path[1] != '\0' && path[1] != '/') {
+			*why_r = xstrdup("only ~/ is expanded, not ~user");
+			return NULL;
+		}
+		home = home_dir();
+		if (home == NULL) {
+			*why_r = xstrdup("cannot expand ~: HOME is not set");
+			return NULL;
+		}
+		if (path[1] == '\0')
+			return xstrdup(home);
+		return xasprintf("%s%s", home, path + 1);
+	}
+	if (path[0] == '/')
+		return xstrdup(path);
+	if (getcwd(cwd, sizeof cwd) == NULL) {
+		*why_r = xasprintf("cannot find the current directory: %s",
+		    strerror(errno));
+		return NULL;
+	}
+	if (strcmp(cwd, "/") == 0)
+		return xasprintf("/%s", path);
+	return xasprintf("%s/%s", cwd, path);
+}
+
+/* The value of name among choices, or -1. */
+static int
+choice_lookup(const struct choice *choices, const char *name)
+{
+	int i;
+
+	for (i = 0; choices[i].name != NULL; i++) {
+		if (strcasecmp(choices[i].name, name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* "a, b or c" for an error message; malloc'd. */
+static char *
+choice_list(const struct choice *choices)
+{
+	char *s = xstrdup(""), *t;
+	int i;
+
+	for (i = 0; choices[i].name != NULL; i++) {
+		t = xasprintf("%s%s%s", s, i == 0 ? "" :
+		    choices[i + 1].name == NULL ? " or " : ", ",
+		    choices[i].name);
+		free(s);
+		s = t;
+	}
+	return s;
+}
+
+/* Parse a boolean; -1 when s is none. */
+static int
+parse_bool(const char *s)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1", NULL };
+	static const char *const no[] = { "no", "false", "off", "0", NULL };
+	int i;
+
+	for (i = 0; yes[i] != NULL; i++) {
+		if (strcasecmp(s, yes[i]) == 0)
+			return 1;
+	}
+	for (i = 0; no[i] != NULL; i++) {
+		if (strcasecmp(s, no[i]) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* Parse a decimal number in [min, max]; 0 on success. */
+static int
+parse_number(const char *s, unsigned long min, unsigned long max,
+    unsigned long *n_r)
+{
+	unsigned long n = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (!isdigit((unsigned char)*s))
+			return -1;
+		n = n * 10 + (unsigned long)(*s - '0');
+		if (n > max)
+			return -1;
+	}
+	if (n < min)
+		return -1;
+	*n_r = n;
+	return 0;
+}
+
+/* Normalise a sha256 pin to "sha256:" and 64 lowercase hex digits.
+ * Colons may separate the bytes.  NULL when s is not one. */
+static char *
+parse_fingerprint(const char *s)
+{
+	char hex[65];
+	size_t n = 0;
+	int pair = 0, colons = 0;
+
+	if (strncasecmp(s, "sha256:", 7) == 0)
+		s += 7;
+	if (strchr(s, ':') != NULL)
+		colons = 1;
+	for (; *s != '\0'; s++) {
+		if (*s == ':') {
+			if (pair != 2)
+				return NULL;
+			pair = 0;
+			continue;
+		}
+		if (!isxdigit((unsigned char)*s) || n == 64)
+			return NULL;
+		if (colons && pair == 2)
+			return NULL;
+		hex[n++] = (char)tolower((unsigned char)*s);
+		pair++;
+	}
+	if (n != 64 || (colons && pair != 2))
+		return NULL;
+	hex[n] = '\0';
+	return xasprintf("sha256:%s", hex);
+}
+
+/* Check the {placeholder}s of a token URL: only {tenant} is known. */
+static int
+check_placeholders(const char *s, char **why_r)
+{
+	const char *open, *close;
+
+	while ((open = strchr(s, '{')) != NULL) {
+		close = strchr(open, '}');
+		if (close == NULL) {
+			*why_r = xstrdup("'{' without '}'");
+			return -1;
+		}
+		if ((size_t)(close - open) != 7 ||
+		    strncmp(open, "{tenant}", 8) != 0) {
+			*why_r = xasprintf("unknown placeholder %.*s (only "
+			    "{tenant} is known)", (int)(close - open + 1),
+			    open);
+			return -1;
+		}
+		s = close + 1;
+	}
+	if (strchr(s, '}') != NULL) {
+		*why_r = xstrdup("'}' without '{'");
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether s looks like a GUID: 8-4-4-4-12 hex digits. */
+static int
+is_guid(const char *s, size_t len)
+{
+	static const size_t dash[] = { 8, 13, 18, 23 };
+	size_t i, d = 0;
+
+	if (len != 36)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if (d < 4 && i == dash[d]) {
+			if (s[i] != '-')
+				return 0;
+			d++;
+		} else if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	}
+	return 1;
+}
+
+/* Whether s is a usable tenant: a GUID or a domain name. */
+static int
+is_tenant(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' &&
+		    s[i] != '.')
+			return 0;
+	}
+	return 1;
+}
+
+/* Whether s has white space or control characters. */
+static int
+has_space(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (isspace((unsigned char)*s) || iscntrl((unsigned char)*s))
+			return 1;
+	}
+	return 0;
+}
+
+/* Remove the double quotes of a quoted value in place, handling \" and
+ * \\.  Returns NULL and sets *why_r (static text) on error. */
+static char *
+unquote(char *v, const char **why_r)
+{
+	char *in = v + 1, *out = v;
+
+	for (;;) {
+		if (*in == '\0') {
+			*why_r = "unterminated quote";
+			return NULL;
+		}
+		if (*in == '"')
+			break;
+		if (*in == '\\') {
+			in++;
+			if (*in != '"' && *in != '\\') {
+				*why_r = "only \\\" and \\\\ are escapes "
+				    "inside quotes";
+				return NULL;
+			}
+		}
+		*out++ = *in++;
+	}
+	in++;
+	while (isspace((unsigned char)*in))
+		in++;
+	if (*in != '\0') {
+		*why_r = "text after the closing quote";
+		return NULL;
+	}
+	*out = '\0';
+	return v;
+}
+
+/* Free one section with its entries, wiping secrets. */
+static void
+section_free(struct section *s)
+{
+	struct entry *e, *next;
+	int k;
+
+	if (s == NULL)
+		return;
+	for (k = 0; k < K__COUNT; k++) {
+		for (e = s->keys[k]; e != NULL; e = next) {
+			next = e->next;
+			free(e->value);
+			secret_free(e->secret);
+			free(e);
+		}
+	}
+	free(s->name);
+	free(s);
+}
+
+/* Check and store one key = value in the current section. */
+static int
+set_value(struct parser *p, int line, int k, char *v, char **err)
+{
+	const struct keydef *kd = &keydefs[k];
+	struct section *sec = p->cur;
+	struct entry *e, **ep;
+	char *value = NULL, *why = NULL, *list, *path;
+	unsigned long n;
+	int i, other = -1;
+
+	if (!kd->repeat && sec->keys[k] != NULL)
+		return line_err(p, line, k, err, "already set at line %d",
+		    sec->keys[k]->line);
+	if (k == K_PASSWORD_FILE)
+		other = K_PASSWORD;
+	else if (k == K_PASSWORD)
+		other = K_PASSWORD_FILE;
+	else if (k == K_OAUTH_CLIENT_SECRET_FILE)
+		other = K_OAUTH_CLIENT_SECRET;
+	else if (k == K_OAUTH_CLIENT_SECRET)
+		other = K_OAUTH_CLIENT_SECRET_FILE;
+	if (other >= 0 && sec->keys[other] != NULL)
+		return line_err(p, line, k, err, "%s is already set at line "
+		    "%d; give the secret once, as %s or as %s",
+		    keydefs[other].name, sec->keys[other]->line,
+		    keydefs[other].name, kd->name);
+	if (*v == '\0')
+		return line_err(p, line, k, err, "empty value");
+
+	switch (kd->type) {
+	case V_TEXT:
+		value = xstrdup(v);
+		break;
+	case V_WORD:
+		if (has_space(v))
+			return line_err(p, line, k, err, "\"%s\" contains "
+			    "white space", v);
+		value = xstrdup(v);
+		break;
+	case V_PORT:
+		if (parse_number(v, 1, 65535, &n) != 0)
+			return line_err(p, line, k, err, "bad value \"%s\" "
+			    "(expected a number from 1 to 65535)", v);
+		value = xstrdup(v);
+		break;
+	case V_TIMEOUT:
+		if (parse_number(v, 1, TIMEOUT_MAX, &n) != 0)
+			return line_err(p, line, k, err, "bad value \"%s\" "
+			    "(expected seconds from 1 to %d)", v,
+			    TIMEOUT_MAX);
+		value = xstrdup(v);
+		break;
+	case V_BOOL:
+		if (parse_bool(v) < 0)
+			return line_err(p, line, k, err, "bad value \"%s\" "
+			    "(expected yes or no)", v);
+		value = xstrdup(v);
+		break;
+	case V_ENUM:
+		i = choice_lookup(kd->choices, v);
+		if (i < 0) {
+			list = choice_list(kd->choices);
+			line_err(p, line, k, err, "bad value \"%s\" (expected "
+			    "%s)", v, list);
+			free(list);
+			return PM_ECONFIG;
+		}
+		value = xstrdup(kd->choices[i].name);
+		break;
+	case V_PATH:
+		value = expand_path(v, &why);
+		break;
+	case V_SECRET:
+		p->inline_secret = 1;
+		break;
+	case V_FINGERPRINT:
+		value = parse_fingerprint(v);
+		if (value == NULL)
+			return line_err(p, line, k, err, "bad value (expected "
+			    "a sha256 fingerprint: 64 hex digits, colons "
+			    "allowed, optional \"sha256:\" prefix)");
+		break;
+	case V_DELIVER:
+		if (strncmp(v, "maildir:", 8) == 0) {
+			if (v[8] == '\0')
+				return line_err(p, line, k, err, "maildir: "
+				    "needs a path");
+			if ((path = expand_path(v + 8, &why)) != NULL)
+				value = xasprintf("maildir:%s", path);
+			free(path);
+			break;
+		}
+		if (strncmp(v, "mbox:", 5) == 0 ||
+		    strncmp(v, "mda:", 4) == 0 ||
+		    strncmp(v, "smtp:", 5) == 0 ||
+		    strncmp(v, "lmtp:", 5) == 0)
+			return line_err(p, line, k, err, "%.*s delivery is "
+			    "not supported yet (use maildir:PATH)",
+			    (int)strcspn(v, ":"), v);
+		return line_err(p, line, k, err, "bad value \"%s\" (expected "
+		    "maildir:PATH)", v);
+	case V_URL:
+		if (has_space(v))
+			return line_err(p, line, k, err, "\"%s\" contains "
+			    "white space", v);
+		if (strncmp(v, "https://", 8) != 0 &&
+		    strncmp(v, "http://", 7) != 0)
+			return line_err(p, line, k, err, "\"%s\" is not an "
+			    "https:// URL", v);
+		if (check_placeholders(v, &why) != 0)
+			break;
+		value = xstrdup(v);
+		break;
+	case V_TENANT:
+		if (!is_tenant(v, strlen(v)))
+			return line_err(p, line, k, err, "bad value \"%s\" "
+			    "(expected a tenant ID or domain name)", v);
+		value = xstrdup(v);
+		break;
+	}
+	if (why != NULL) {
+		line_err(p, line, k, err, "%s", why);
+		free(why);
+		free(value);
+		return PM_ECONFIG;
+	}
+
+	if (k == K_FOLDER) {
+		for (e = sec->keys[k]; e != NULL; e = e->next) {
+			if (strcmp(e->value, value) == 0) {
+				line_err(p, line, k, err, "\"%s\" is already "
+				    "listed at line %d", value, e->line);
+				free(value);
+				return PM_ECONFIG;
+			}
+		}
+	}
+	e = xcalloc(1, sizeof *e);
+	e->line = line;
+	e->value = value;
+	if (kd->type == V_SECRET)
+		e->secret = secret_from_str(v);
+	for (ep = &sec->keys[k]; *ep != NULL; ep = &(*ep)->next)
+		/* append */;
+	*ep = e;
+	return PM_OK;
+}
+
+/* Whether name is usable as an account name (also a state file name). */
+static int
+good_account_name(const char *name)
+{
+	const char *s;
+
+	if (*name == '.')
+		return 0;
+	for (s = name; *s != '\0'; s++) {
+		if (!isalnum((unsigned char)*s) && strchr("._-+@", *s) == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+/* Parse a [section] header line (s starts with '['). */
+static int
+parse_header(struct parser *p, int line, char *s, char **err)
+{
+	struct section *sec;
+	char *end, *type, *name;
+
+	end = strrchr(s, ']');
+	if (end == NULL)
+		return line_err(p, line, -1, err, "'[' without ']'");
+	if (*trim(end + 1) != '\0')
+		return line_err(p, line, -1, err, "text after the section "
+		    "header");
+	*end = '\0';
+	type = trim(s + 1);
+	name = type + strcspn(type, " \t");
+	if (*name != '\0')
+		*name++ = '\0';
+	name = trim(name);
+
+	if (strcmp(type, "defaults") == 0) {
+		if (*name != '\0')
+			return line_err(p, line, -1, err, "[defaults] takes "
+			    "no name");
+		if (p->defaults != NULL)
+			return line_err(p, line, -1, err, "[defaults] is "
+			    "already defined at line %d", p->defaults->line);
+		sec = xcalloc(1, sizeof *sec);
+		sec->line = line;
+		p->defaults = sec;
+		p->cur = sec;
+		return PM_OK;
+	}
+	if (strcmp(type, "account") != 0)
+		return line_err(p, line, -1, err, "unknown section type "
+		    "\"%s\" (expected [defaults] or [account NAME])", type);
+	if (*name == '\0')
+		return line_err(p, line, -1, err, "empty account name");
+	if (!good_account_name(name))
+		return line_err(p, line, -1, err, "bad account name \"%s\" "
+		    "(letters, digits and . _ - + @ only, not starting "
+		    "with .)", name);
+	for (sec = p->accounts; sec != NULL; sec = sec->next) {
+		if (strcmp(sec->name, name) == 0)
+			return line_err(p, line, -1, err, "duplicate account "
+			    "name \"%s\" (first at line %d)", name,
+			    sec->line);
+	}
+	sec = xcalloc(1, sizeof *sec);
+	sec->name = xstrdup(name);
+	sec->line = line;
+	*p->tail = sec;
+	p->tail = &sec->next;
+	p->cur = sec;
+	return PM_OK;
+}
+
+/* Parse one line (NUL-terminated, newline removed). */
+static int
+parse_line(struct parser *p, int line, char *s, char **err)
+{
+	char *eq, *key, *value;
+	const char *why;
+	int k;
+
+	s = trim(s);
+	if (*s == '\0' || *s == '#')
+		return PM_OK;
+	if (*s == '[')
+		return parse_header(p, line, s, err);
+
+	eq = strchr(s, '=');
+	if (eq == NULL)
+		return line_err(p, line, -1, err, "missing '=' (expected "
+		    "key = value)");
+	*eq = '\0';
+	key = trim(s);
+	value = trim(eq + 1);
+	if (*key == '\0')
+		return line_err(p, line, -1, err, "missing key before '='");
+	if (key[strspn(key, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")] != '\0')
+		return line_err(p, line, -1, err, "malformed key (expected "
+		    "key = value)");
+	k = key_lookup(key);
+	if (k < 0)
+		return errf(err, PM_ECONFIG, "%s:%d: %s: unknown key",
+		    p->file, line, key);
+	if (p->cur == NULL)
+		return line_err(p, line, k, err, "outside of any section "
+		    "(put [account NAME] or [defaults] above it)");
+	if (*value == '"' && unquote(value, &why) == NULL)
+		return line_err(p, line, k, err, "%s", why);
+	return set_value(p, line, k, value, err);
+}
+
+/*
+ * Read an open file of at most max bytes into a secret (wiped when freed).
+ * -1 + errno on failure (EFBIG when too large).
+ */
+static int
+read_fd_secret(int fd, size_t max, struct pm_secret **s_r)
+{
+	struct pm_secret *s;
+	size_t len = 0;
+	ssize_t n;
+
+	s = xmalloc(sizeof *s);
+	s->data = xmalloc(max + 2);
+	s->len = max + 1;
+	while (len < max + 1) {
+		n = read(fd, s->data + len, max + 1 - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			n = errno;
+			secret_free(s);
+			errno = (int)n;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > max) {
+		secret_free(s);
+		errno = EFBIG;
+		return -1;
+	}
+	s->data[len] = '\0';
+	s->len = len;
+	*s_r = s;
+	return 0;
+}
+
+/* "PATH: mode 0644 lets others read the secret; run chmod 600 PATH". */
+static char *
+mode_reason(const char *path, mode_t mode)
+{
+	return xasprintf("%s: mode %04o lets others read the secret; run "
+	    "chmod 600 %s", path, (unsigned)(mode & 07777), path);
+}
+
+/* Read a secret file: a private regular file of at most 64 KiB; trailing
+ * newlines are stripped.  NULL with *why_r (malloc'd) on failure. */
+static struct pm_secret *
+read_secret_file(const char *path, char **why_r)
+{
+	struct pm_secret *s;
+	struct stat sb;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		*why_r = xasprintf("%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &sb) != 0) {
+		*why_r = xasprintf("%s: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		*why_r = xasprintf("%s: not a regular file", path);
+		close(fd);
+		return NULL;
+	}
+	if ((sb.st_mode & 077) != 0) {
+		*why_r = mode_reason(path, sb.st_mode);
+		close(fd);
+		return NULL;
+	}
+	if (read_fd_secret(fd, SECRET_MAX_SIZE, &s) != 0) {
+		*why_r = errno == EFBIG ?
+		    xasprintf("%s: larger than %d bytes", path,
+		    SECRET_MAX_SIZE) :
+		    xasprintf("%s: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	close(fd);
+	while (s->len > 0 &&
+	    (s->data[s->len - 1] == '\n' || s->data[s->len - 1] == '\r'))
+		s->data[--s->len] = '\0';
+	if (s->len == 0) {
+		secret_free(s);
+		*why_r = xasprintf("%s: the file is empty", path);
+		return NULL;
+	}
+	return s;
+}
+
+/* The entry in effect for key k of account sec: its own, else [defaults]. */
+static struct entry *
+eff(const struct parser *p, const struct section *sec, int k)
+{
+	if (sec->keys[k] != NULL)
+		return sec->keys[k];
+	return p->defaults != NULL ? p->defaults->keys[k] : NULL;
+}
+
+/* A secret given as key k or as file key kf, taken together from one
+ * section: an account setting either ignores both in [defaults].  Returns
+ * the entry in effect (or NULL) and whether it is the file key. */
+static struct entry *
+eff_secret(const struct parser *p, const struct section *sec, int k, int kf,
+    int *k_r)
+{
+	const struct section *from = sec;
+
+	if (sec->keys[k] == NULL && sec->keys[kf] == NULL)
+		from = p->defaults;
+	*k_r = k;
+	if (from == NULL)
+		return NULL;
+	if (from->keys[kf] != NULL) {
+		*k_r = kf;
+		return from->keys[kf];
+	}
+	return from->keys[k];
+}
+
+/* Get the secret of entry e (key k): inline, or read from its file. */
+static int
+load_secret(const struct parser *p, struct entry *e, int k,
+    struct pm_secret **s_r, char **err)
+{
+	char *why = NULL;
+
+	if (keydefs[k].type == V_SECRET) {
+		*s_r = secret_dup(e->secret);
+		return PM_OK;
+	}
+	*s_r = read_secret_file(e->value, &why);
+	if (*s_r == NULL) {
+		line_err(p, e->line, k, err, "%s", why);
+		free(why);
+		return PM_ECONFIG;
+	}
+	return PM_OK;
+}
+
+/* The value of an enum key (first choice when unset). */
+static int
+eff_choice(const struct parser *p, const struct section *sec, int k)
+{
+	struct entry *e = eff(p, sec, k);
+	int i;
+
+	if (e == NULL)
+		return keydefs[k].choices[0].value;
+	i = choice_lookup(keydefs[k].choices, e->value);
+	return keydefs[k].choices[i].value;
+}
+
+/* Error for a key the account lacks, naming the [account NAME] line. */
+static int
+missing(const struct parser *p, const struct section *sec, int k,
+    char **err, const char *why)
+{
+	return line_err(p, sec->line, k, err, "missing in [account %s]%s%s",
+	    sec->name, why != NULL ? ": " : "", why != NULL ? why : "");
+}
+
+/* Replace {tenant} in url; NULL when it is needed and tenant is NULL. */
+static char *
+expand_url(const char *url, const char *tenant)
+{
+	const char *s;
+	char *out = xstrdup(""), *t;
+
+	while ((s = strstr(url, "{tenant}")) != NULL) {
+		if (tenant == NULL) {
+			free(out);
+			return NULL;
+		}
+		t = xasprintf("%s%.*s%s", out, (int)(s - url), url, tenant);
+		free(out);
+		out = t;
+		url = s + 8;
+	}
+	t = xasprintf("%s%s", out, url);
+	free(out);
+	return t;
+}
+
+/* The default state directory; NULL when there is no home. */
+static char *
+default_state_dir(void)
+{
+	const char *xdg, *home;
+
+	if (geteuid() == 0)
+		return xstrdup("/var/lib/pullmail");
+	xdg = getenv("XDG_STATE_HOME");
+	if (xdg != NULL && xdg[0] == '/')
+		return xasprintf("%s/pullmail", xdg);
+	home = home_dir();
+	if (home == NULL)
+		return NULL;
+	return xasprintf("%s/.local/state/pullmail", home);
+}
+
+/* Work out the OAuth settings of account a from section sec, including
+ * the HarePoint form of user. */
+static int
+build_oauth(const struct parser *p, const struct section *sec,
+    struct account *a, char **err)
+{
+	static const int oauth_keys[] = {
+		K_OAUTH_TENANT, K_OAUTH_CLIENT_SECRET,
+		K_OAUTH_CLIENT_SECRET_FILE, K_OAUTH_TOKEN_URL, K_OAUTH_SCOPE,
+		K_OAUTH_CLIENT_AUTH
+	};
+	struct entry *prov, *cid, *tenant, *url, *scope, *sec_e, *pw_e, *e;
+	struct entry *user_e = eff(p, sec, K_USER);
+	char *u = a->user;
+	const char *at1 = NULL, *at2 = NULL, *s;
+	int harepoint = 0, sk, pk;
+	size_t i;
+
+	prov = eff(p, sec, K_OAUTH_PROVIDER);
+	cid = eff(p, sec, K_OAUTH_CLIENT_ID);
+	tenant = eff(p, sec, K_OAUTH_TENANT);
+	url = eff(p, sec, K_OAUTH_TOKEN_URL);
+	scope = eff(p, sec, K_OAUTH_SCOPE);
+	sec_e = eff_secret(p, sec, K_OAUTH_CLIENT_SECRET,
+	    K_OAUTH_CLIENT_SECRET_FILE, &sk);
+	pw_e = eff_secret(p, sec, K_PASSWORD, K_PASSWORD_FILE, &pk);
+
+	/* MAILBOX@CLIENTID@TENANTID: split on the last two '@'. */
+	for (s = u; *s != '\0'; s++) {
+		if (*s == '@') {
+			at1 = at2;
+			at2 = s;
+		}
+	}
+	if (cid == NULL && at1 != NULL && at1 != u &&
+	    is_guid(at1 + 1, (size_t)(at2 - at1 - 1)) &&
+	    is_tenant(at2 + 1, strlen(at2 + 1)))
+		harepoint = 1;
+
+	if (harepoint) {
+		if (prov != NULL && strcmp(prov->value, "microsoft") != 0)
+			return line_err(p, prov->line, K_OAUTH_PROVIDER, err,
+			    "the user (line %d) has the Microsoft 365 form "
+			    "MAILBOX@CLIENTID@TENANTID", user_e->line);
+		if (tenant != NULL && strcmp(tenant->value, at2 + 1) != 0)
+			return line_err(p, tenant->line, K_OAUTH_TENANT, err,
+			    "differs from the tenant in user (line %d)",
+			    user_e->line);
+		if (pw_e != NULL && sec_e != NULL)
+			return line_err(p, sec_e->line, sk, err, "the client "
+			    "secret is also given as %s (line %d) for the "
+			    "user form MAILBOX@CLIENTID@TENANTID; give it "
+			    "once", keydefs[pk].name, pw_e->line);
+		if (pw_e != NULL) {
+			sec_e = pw_e;
+			sk = pk;
+		}
+		a->oauth_provider = OAUTH_MICROSOFT;
+		a->oauth_client_id = xstrndup(at1 + 1,
+		    (size_t)(at2 - at1 - 1));
+		a->oauth_tenant = xstrdup(at2 + 1);
+		a->user = xstrndup(u, (size_t)(at1 - u));
+		free(u);
+	} else {
+		if (prov != NULL)
+			a->oauth_provider = eff_choice(p, sec,
+			    K_OAUTH_PROVIDER);
+		else if (cid != NULL && url != NULL)
+			a->oauth_provider = OAUTH_GENERIC;
+		else if (cid != NULL)
+			return line_err(p, cid->line, K_OAUTH_CLIENT_ID, err,
+			    "set oauth_provider too (microsoft, or generic "
+			    "with oauth_token_url)");
+		if (a->oauth_provider == OAUTH_NONE) {
+			for (i = 0; i < nitems(oauth_keys); i++) {
+				if ((e = eff(p, sec, oauth_keys[i])) != NULL)
+					return line_err(p, e->line,
+					    oauth_keys[i], err, "OAuth is not "
+					    "configured for [account %s] (set "
+					    "oauth_provider and "
+					    "oauth_client_id)", sec->name);
+			}
+			return PM_OK;
+		}
+		if (cid == NULL)
+			return missing(p, sec, K_OAUTH_CLIENT_ID, err,
+			    "oauth_provider needs it");
+		a->oauth_client_id = xstrdup(cid->value);
+		if (tenant != NULL)
+			a->oauth_tenant = xstrdup(tenant->value);
+		if (pw_e != NULL)
+			return line_err(p, pw_e->line, pk, err, "not used: "
+			    "[account %s] logs in with OAuth (the client "
+			    "secret is oauth_client_secret)", sec->name);
+	}
+
+	if (a->oauth_provider == OAUTH_MICROSOFT && a->oauth_tenant == NULL)
+		return missing(p, sec, K_OAUTH_TENANT, err,
+		    "oauth_provider microsoft needs it");
+	if (a->oauth_provider == OAUTH_GENERIC && url == NULL)
+		return missing(p, sec, K_OAUTH_TOKEN_URL, err,
+		    "oauth_provider generic needs it");
+	a->oauth_token_url = expand_url(url != NULL ? url->value :
+	    MS_TOKEN_URL, a->oauth_tenant);
+	if (a->oauth_token_url == NULL)
+		return line_err(p, url->line, K_OAUTH_TOKEN_URL, err,
+		    "uses {tenant} but oauth_tenant is not set");
+	if (scope != NULL)
+		a->oauth_scope = xstrdup(scope->value);
+	else if (a->oauth_provider == OAUTH_MICROSOFT)
+		a->oauth_scope = xstrdup(MS_SCOPE);
+	a->oauth_client_auth = eff_choice(p, sec, K_OAUTH_CLIENT_AUTH);
+
+	if (sec_e == NULL)
+		return missing(p, sec, K_OAUTH_CLIENT_SECRET, err,
+		    "OAuth needs a client secret (oauth_client_secret_file "
+		    "or oauth_client_secret)");
+	return load_secret(p, sec_e, sk, &a->oauth_client_secret, err);
+}
+
+/* Build and check the account of section sec. */
+static int
+build_account(const struct parser *p, const struct section *sec,
+    struct account *a, char **err)
+{
+	struct entry *e, *pw_e;
+	unsigned long n;
+	int pk, r;
+
+	a->name = xstrdup(sec->name);
+	a->file = xstrdup(p->file);
+	a->line = sec->line;
+
+	if ((e = eff(p, sec, K_SERVER)) == NULL)
+		return missing(p, sec, K_SERVER, err, NULL);
+	a->server = xstrdup(e->value);
+	if ((e = eff(p, sec, K_PORT)) != NULL &&
+	    parse_number(e->value, 1, 65535, &n) == 0)
+		a->port = (unsigned)n;
+	e = eff(p, sec, K_PROTOCOL);
+	a->protocol = xstrdup(e != NULL ? e->value : "imap");
+	a->tls = eff_choice(p, sec, K_TLS);
+	if ((e = eff(p, sec, K_CA_FILE)) != NULL) {
+		if (access(e->value, R_OK) != 0)
+			return line_err(p, e->line, K_CA_FILE, err, "%s: %s",
+			    e->value, strerror(errno));
+		a->ca_file = xstrdup(e->value);
+	}
+	if ((e = eff(p, sec, K_TLS_FINGERPRINT)) != NULL)
+		a->tls_fingerprint = xstrdup(e->value);
+	if ((e = eff(p, sec, K_USER)) == NULL)
+		return missing(p, sec, K_USER, err, NULL);
+	a->user = xstrdup(e->value);
+	a->auth = eff_choice(p, sec, K_AUTH);
+
+	if ((r = build_oauth(p, sec, a, err)) != PM_OK)
+		return r;
+	e = eff(p, sec, K_AUTH);
+	if (account_uses_oauth(a)) {
+		if (a->auth == AUTH_PLAIN || a->auth == AUTH_LOGIN)
+			return line_err(p, e->line, K_AUTH, err, "%s sends a "
+			    "password, but [account %s] logs in with OAuth",
+			    e->value, sec->name);
+	} else {
+		if (a->auth == AUTH_XOAUTH2 || a->auth == AUTH_OAUTHBEARER)
+			return line_err(p, e->line, K_AUTH, err, "%s needs "
+			    "OAuth settings (oauth_provider, oauth_client_id, "
+			    "...) in [account %s]", e->value, sec->name);
+		pw_e = eff_secret(p, sec, K_PASSWORD, K_PASSWORD_FILE, &pk);
+		if (pw_e == NULL &&
+		    (a->auth == AUTH_PLAIN || a->auth == AUTH_LOGIN))
+			return line_err(p, e->line, K_AUTH, err, "%s needs "
+			    "password or password_file in [account %s]",
+			    e->value, sec->name);
+		if (pw_e == NULL)
+			return missing(p, sec, K_PASSWORD, err, "set password "
+			    "or password_file, or configure OAuth");
+		if ((r = load_secret(p, pw_e, pk, &a->password, err)) != 0)
+			return r;
+	}
+
+	if ((e = eff(p, sec, K_FOLDER)) == NULL) {
+		a->folders = xcalloc(1, sizeof *a->folders);
+		a->folders[0] = xstrdup("INBOX");
+		a->nfolders = 1;
+	} else {
+		for (; e != NULL; e = e->next) {
+			a->folders = xrealloc(a->folders, (a->nfolders + 1) *
+			    sizeof *a->folders);
+			a->folders[a->nfolders++] = xstrdup(e->value);
+		}
+	}
+	e = eff(p, sec, K_KEEP);
+	a->keep = e != NULL ? parse_bool(e->value) : 1;
+	e = eff(p, sec, K_MARK_SEEN);
+	a->mark_seen = e != NULL ? parse_bool(e->value) : 0;
+
+	if ((e = eff(p, sec, K_DELIVER)) == NULL)
+		return missing(p, sec, K_DELIVER, err, "say where mail goes, "
+		    "e.g. deliver = maildir:~/Maildir");
+	a->deliver_kind = DELIVER_MAILDIR;
+	a->deliver_path = xstrdup(e->value + strlen("maildir:"));
+
+	if ((e = eff(p, sec, K_STATE_DIR)) != NULL)
+		a->state_dir = xstrdup(e->value);
+	else if ((a->state_dir = default_state_dir()) == NULL)
+		return missing(p, sec, K_STATE_DIR, err, "no default without "
+		    "HOME");
+	a->timeout = 60;
+	if ((e = eff(p, sec, K_TIMEOUT)) != NULL &&
+	    parse_number(e->value, 1, TIMEOUT_MAX, &n) == 0)
+		a->timeout = (unsigned)n;
+	return PM_OK;
+}
+
+/* Free one account. */
+static void
+account_free(struct account *a)
+{
+	size_t i;
+
+	free(a->name);
+	free(a->file);
+	free(a->server);
+	free(a->protocol);
+	free(a->ca_file);
+	free(a->tls_fingerprint);
+	free(a->user);
+	secret_free(a->password);
+	free(a->oauth_tenant);
+	free(a->oauth_client_id);
+	secret_free(a->oauth_client_secret);
+	free(a->oauth_token_url);
+	free(a->oauth_scope);
+	for (i = 0; i < a->nfolders; i++)
+		free(a->folders[i]);
+	free(a->folders);
+	free(a->deliver_path);
+	free(a->state_dir);
+	free(a);
+}
+
+/* Parse every line of the file text (NUL-terminated, len bytes). */
+static int
+parse_text(struct parser *p, char *text, size_t len, char **err)
+{
+	char *s = text, *end = text + len, *nl, *next;
+	size_t n;
+	int line = 0, r;
+
+	for (; s < end; s = next) {
+		line++;
+		nl = memchr(s, '\n', (size_t)(end - s));
+		n = nl != NULL ? (size_t)(nl - s) : (size_t)(end - s);
+		next = s + n + 1;
+		if (memchr(s, '\0', n) != NULL)
+			return line_err(p, line, -1, err, "NUL byte in line");
+		s[n] = '\0';
+		if (n > 0 && s[n - 1] == '\r')
+			s[--n] = '\0';
+		if (n > CONFIG_MAX_LINE)
+			return line_err(p, line, -1, err, "line longer than "
+			    "%d bytes", CONFIG_MAX_LINE);
+		if ((r = parse_line(p, line, s, err)) != PM_OK)
+			return r;
+	}
+	return PM_OK;
+}
+
+int
+config_load(const char *path, struct config **cfg_r, char **err)
+{
+	struct parser p;
+	struct config *cfg = NULL;
+	struct section *sec, *next;
+	struct account *a, **tail;
+	struct pm_secret *text = NULL;
+	struct stat sb;
+	char *why;
+	int fd, r;
+
+	*cfg_r = NULL;
+	memset(&p, 0, sizeof p);
+	p.file = path;
+	p.tail = &p.accounts;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return errf(err, PM_ECONFIG, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &sb) != 0) {
+		r = errf(err, PM_ECONFIG, "%s: %s", path, strerror(errno));
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		return errf(err, PM_ECONFIG, "%s: not a regular file", path);
+	}
+	if (read_fd_secret(fd, CONFIG_MAX_SIZE, &text) != 0) {
+		r = errno == EFBIG ?
+		    errf(err, PM_ECONFIG, "%s: larger than %d bytes", path,
+		    CONFIG_MAX_SIZE) :
+		    errf(err, PM_ECONFIG, "%s: %s", path, strerror(errno));
+		close(fd);
+		return r;
+	}
+	close(fd);
+
+	r = parse_text(&p, text->data, text->len, err);
+	secret_free(text);
+	if (r != PM_OK)
+		goto out;
+	if (p.inline_secret && (sb.st_mode & 077) != 0) {
+		why = mode_reason(path, sb.st_mode);
+		r = errf(err, PM_ECONFIG, "%s", why);
+		free(why);
+		goto out;
+	}
+	if (p.accounts == NULL) {
+		r = errf(err, PM_ECONFIG, "%s: no [account NAME] section",
+		    path);
+		goto out;
+	}
+
+	cfg = xcalloc(1, sizeof *cfg);
+	cfg->file = xstrdup(path);
+	tail = &cfg->accounts;
+	for (sec = p.accounts; sec != NULL; sec = sec->next) {
+		a = xcalloc(1, sizeof *a);
+		*tail = a;
+		tail = &a->next;
+		cfg->naccounts++;
+		if ((r = build_account(&p, sec, a, err)) != PM_OK)
+			goto out;
+	}
+	*cfg_r = cfg;
+	cfg = NULL;
+	r = PM_OK;
+
+out:
+	config_free(cfg);
+	section_free(p.defaults);
+	for (sec = p.accounts; sec != NULL; sec = next) {
+		next = sec->next;
+		section_free(sec);
+	}
+	return r;
+}
+
+char *
+config_default_path(void)
+{
+	const char *xdg, *home;
+	char *path = NULL;
+
+	xdg = getenv("XDG_CONFIG_HOME");
+	if (xdg != NULL && xdg[0] == '/')
+		path = xasprintf("%s/pullmail/config", xdg);
+	else if ((home = home_dir()) != NULL)
+		path = xasprintf("%s/.config/pullmail/config", home);
+	if (path != NULL && access(path, F_OK) == 0)
+		return path;
+	free(path);
+	return xstrdup(SYSCONFDIR "/pullmail.conf");
+}
+
+struct account *
+config_find(struct config *cfg, const char *name)
+{
+	struct account *a;
+
+	for (a = cfg->accounts; a != NULL; a = a->next) {
+		if (strcmp(a->name, name) == 0)
+			return a;
+	}
+	return NULL;
+}
+
+void
+config_free(struct config *cfg)
+{
+	struct account *a, *next;
+
+	if (cfg == NULL)
+		return;
+	for (a = cfg->accounts; a != NULL; a = next) {
+		next = a->next;
+		account_free(a);
+	}
+	free(cfg->file);
+	free(cfg);
+}
+
+int
+account_uses_oauth(const struct account *a)
+{
+	return a->oauth_provider != OAUTH_NONE;
+}
