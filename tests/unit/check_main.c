@@ -1,5 +1,5 @@
 /* The unit test runner: every suite, selectable with CK_RUN_SUITE. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
