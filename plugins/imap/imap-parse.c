@@ -1,2 +1,766 @@
-/* placeholder: being written */
-#include "config.h"
+/* IMAP4rev1 response parsing: pure functions, no I/O. */
+#include "autoconf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imap-parse.h"
+
+enum {
+	ITEM_NAME = 0,		/* an item name or the closing paren is next */
+	ITEM_UID,
+	ITEM_SIZE,
+	ITEM_BODY,
+	ITEM_OTHER
+};
+
+/* Allocate or abort. */
+void *
+imap_xmalloc(size_t n)
+{
+	void *p;
+
+	p = malloc(n == 0 ? 1 : n);
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+/* Resize an array of n elements or abort. */
+void *
+imap_xreallocarray(void *p, size_t n, size_t size)
+{
+	if (size != 0 && n > SIZE_MAX / size)
+		abort();
+	p = realloc(p, n * size == 0 ? 1 : n * size);
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+/* Copy n bytes of s into a NUL-terminated string or abort. */
+char *
+imap_xstrndup(const char *s, size_t n)
+{
+	char *p;
+
+	p = imap_xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+/* Format into a malloc'd string or abort. */
+char *
+imap_xprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	return s;
+}
+
+/* Set *err to a formatted reason and return PM_EPROTO. */
+static int PM_PRINTF(2, 3)
+perr(char **err, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	if (err != NULL) {
+		free(*err);
+		*err = s;
+	} else
+		free(s);
+	return PM_EPROTO;
+}
+
+/* A printable copy of server text for a log or error message. */
+char *
+imap_clean(const char *s, size_t len, size_t max)
+{
+	size_t i, n;
+	char *out;
+
+	n = len > max ? max : len;
+	out = imap_xmalloc(n + 4);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		out[i] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
+	}
+	if (len > max) {
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* Upper-case ASCII in place. */
+static void
+upcase(char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s >= 'a' && *s <= 'z')
+			*s = (char)(*s - 'a' + 'A');
+	}
+}
+
+/* 1 if c may appear in an atom (RFC 3501 ATOM-CHAR, plus ']'). */
+static int
+atom_char(int c)
+{
+	if (c <= 0x20 || c >= 0x7f)
+		return 0;
+	return strchr("(){%*\"\\", c) == NULL;
+}
+
+/* Parse the decimal digits [p, p+n) into *v; -1 when empty, not decimal
+ * or larger than lim. */
+static int
+parse_num(const char *p, size_t n, uint64_t lim, uint64_t *v)
+{
+	uint64_t x = 0;
+	size_t i;
+
+	if (n == 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		if (x > (lim - (uint64_t)(p[i] - '0')) / 10)
+			return -1;
+		x = x * 10 + (uint64_t)(p[i] - '0');
+	}
+	*v = x;
+	return 0;
+}
+
+/* Compare [p, p+n) with the upper-case word w, ignoring case. */
+static int
+word_is(const char *p, size_t n, const char *w)
+{
+	size_t i;
+
+	if (strlen(w) != n)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (c >= 'a' && c <= 'z')
+			c = (char)(c - 'a' + 'A');
+		if (c != w[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* Release the strings of a parsed response. */
+void
+imap_resp_free(struct imap_resp *r)
+{
+	free(r->tag);
+	free(r->word);
+	free(r->code);
+	free(r->text);
+	memset(r, 0, sizeof *r);
+}
+
+/* Parse one response line into *r. */
+int
+imap_parse_resp(const char *line, size_t len, struct imap_resp *r,
+    char **err)
+{
+	static const struct {
+		const char *word;
+		int status;
+	} words[] = {
+		{ "OK", IMAP_OK }, { "NO", IMAP_NO }, { "BAD", IMAP_BAD },
+		{ "BYE", IMAP_BYE }, { "PREAUTH", IMAP_PREAUTH }
+	};
+	const char *p, *end = line + len, *q;
+	uint64_t v;
+	size_t i;
+	char *c;
+
+	memset(r, 0, sizeof *r);
+	if (memchr(line, '\0', len) != NULL)
+		return perr(err, "NUL byte in server response");
+	if (len == 0)
+		return perr(err, "empty server response line");
+
+	if (line[0] == '+') {
+		if (len > 1 && line[1] != ' ') {
+			c = imap_clean(line, len, 60);
+			perr(err, "malformed continuation \"%s\"", c);
+			free(c);
+			return PM_EPROTO;
+		}
+		r->type = IMAP_CONTINUE;
+		r->status = IMAP_DATA;
+		r->text = len > 2 ? imap_xstrndup(line + 2, len - 2) :
+		    imap_xstrndup("", 0);
+		return PM_OK;
+	}
+
+	if (line[0] == '*') {
+		if (len < 3 || line[1] != ' ')
+			return perr(err, "malformed untagged response");
+		r->type = IMAP_UNTAGGED;
+		p = line + 2;
+		if (*p >= '0' && *p <= '9') {
+			for (q = p; q < end && *q >= '0' && *q <= '9'; q++)
+				;
+			if (parse_num(p, q - p, UINT32_MAX, &v) != 0)
+				return perr(err, "number out of range in "
+				    "untagged response");
+			if (q == end || *q != ' ')
+				return perr(err, "untagged number without "
+				    "keyword");
+			r->has_num = 1;
+			r->num = (uint32_t)v;
+			p = q + 1;
+		}
+	} else {
+		for (p = line; p < end && *p != ' '; p++) {
+			if (!atom_char((unsigned char)*p) || *p == '+')
+				break;
+		}
+		if (p == line)
+			return perr(err, "server response without a tag");
+		if (p == end || *p != ' ') {
+			c = imap_clean(line, len, 60);
+			perr(err, "malformed response \"%s\"", c);
+			free(c);
+			return PM_EPROTO;
+		}
+		r->type = IMAP_TAGGED;
+		r->tag = imap_xstrndup(line, p - line);
+		p++;
+	}
+
+	for (q = p; q < end && *q != ' '; q++)
+		;
+	if (q == p) {
+		imap_resp_free(r);
+		return perr(err, "server response without a keyword");
+	}
+	r->word = imap_xstrndup(p, q - p);
+	upcase(r->word);
+	r->status = IMAP_DATA;
+	if (!r->has_num) {
+		for (i = 0; i < sizeof words / sizeof words[0]; i++) {
+			if (strcmp(r->word, words[i].word) == 0)
+				r->status = words[i].status;
+		}
+	}
+	if (r->type == IMAP_TAGGED && r->status != IMAP_OK &&
+	    r->status != IMAP_NO && r->status != IMAP_BAD) {
+		c = imap_clean(r->word, strlen(r->word), 30);
+		imap_resp_free(r);
+		perr(err, "unknown status \"%s\" in tagged response", c);
+		free(c);
+		return PM_EPROTO;
+	}
+	p = q;
+	if (p < end)
+		p++;
+
+	if (r->status != IMAP_DATA && p < end && *p == '[') {
+		q = memchr(p, ']', end - p);
+		if (q == NULL) {
+			imap_resp_free(r);
+			return perr(err, "unterminated response code");
+		}
+		r->code = imap_xstrndup(p + 1, q - p - 1);
+		p = q + 1;
+		if (p < end && *p == ' ')
+			p++;
+	}
+	r->text = imap_xstrndup(p, end - p);
+	return PM_OK;
+}
+
+/* Release a capability set. */
+void
+imap_caps_free(struct imap_caps *c)
+{
+	free(c->mechs);
+	memset(c, 0, sizeof *c);
+}
+
+/* Parse a capability list into *c. */
+int
+imap_parse_caps(const char *list, struct imap_caps *c, char **err)
+{
+	const char *p, *q;
+	size_t n, mlen = 0, ntok = 0;
+	char *mechs;
+
+	imap_caps_free(c);
+	mechs = imap_xmalloc(strlen(list) + 1);
+	mechs[0] = '\0';
+	for (p = list; *p != '\0'; p = q) {
+		if (*p == ' ') {
+			q = p + 1;
+			continue;
+		}
+		for (q = p; *q != '\0' && *q != ' '; q++) {
+			if (!atom_char((unsigned char)*q)) {
+				free(mechs);
+				return perr(err, "invalid character in "
+				    "capability list");
+			}
+		}
+		n = q - p;
+		ntok++;
+		if (word_is(p, n, "IMAP4REV1"))
+			c->imap4rev1 = 1;
+		else if (word_is(p, n, "STARTTLS"))
+			c->starttls = 1;
+		else if (word_is(p, n, "LOGINDISABLED"))
+			c->logindisabled = 1;
+		else if (word_is(p, n, "SASL-IR"))
+			c->sasl_ir = 1;
+		else if (word_is(p, n, "UIDPLUS"))
+			c->uidplus = 1;
+		else if (n > 5 && word_is(p, 5, "AUTH=")) {
+			if (mlen > 0)
+				mechs[mlen++] = ' ';
+			memcpy(mechs + mlen, p + 5, n - 5);
+			mlen += n - 5;
+			mechs[mlen] = '\0';
+		}
+	}
+	if (ntok == 0) {
+		free(mechs);
+		return perr(err, "empty capability list");
+	}
+	upcase(mechs);
+	c->mechs = mechs;
+	return PM_OK;
+}
+
+/* 1 if [p, p+n) is a non-empty run of decimal digits. */
+static int
+all_digits(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return 0;
+	}
+	return n > 0;
+}
+
+/* Parse the size inside a literal's braces, [p, q) ("123" or "123+"). */
+static int
+literal_size(const char *p, const char *q, uint64_t max, uint64_t *n_r,
+    char **err)
+{
+	char *c;
+
+	if (q > p && q[-1] == '+')
+		q--;
+	if (!all_digits(p, q - p)) {
+		c = imap_clean(p, q - p, 30);
+		perr(err, "malformed literal size \"{%s}\"", c);
+		free(c);
+		return PM_EPROTO;
+	}
+	if (parse_num(p, q - p, UINT64_MAX, n_r) != 0)
+		return perr(err, "literal size out of range");
+	if (*n_r > max)
+		return perr(err, "literal of %llu bytes exceeds the limit of "
+		    "%llu bytes", (unsigned long long)*n_r,
+		    (unsigned long long)max);
+	return PM_OK;
+}
+
+/* Detect and parse a literal "{N}" at the end of a line. */
+int
+imap_literal(const char *line, size_t len, uint64_t max, int *found_r,
+    uint64_t *n_r, char **err)
+{
+	const char *p, *end = line + len;
+
+	*found_r = 0;
+	*n_r = 0;
+	if (memchr(line, '\0', len) != NULL)
+		return perr(err, "NUL byte in server response");
+	if (len == 0 || end[-1] != '}')
+		return PM_OK;
+	for (p = end - 1; p > line; p--) {
+		if (p[-1] == '{' || p[-1] == ' ')
+			break;
+	}
+	if (p == line || p[-1] != '{')
+		return PM_OK;	/* an atom ending in '}', not a literal */
+	if (literal_size(p, end - 1, max, n_r, err) != PM_OK)
+		return PM_EPROTO;
+	*found_r = 1;
+	return PM_OK;
+}
+
+/* Release what a FETCH parse allocated. */
+void
+imap_fetch_free(struct imap_fetch *f)
+{
+	free(f->quoted);
+	f->quoted = NULL;
+	f->quoted_len = 0;
+}
+
+/* Parse a quoted string at *pp (which points at '"'); *out_r, if not NULL,
+ * gets the malloc'd unescaped bytes. */
+static int
+parse_quoted(const char **pp, const char *end, char **out_r, size_t *len_r,
+    char **err)
+{
+	const char *p = *pp + 1;
+	char *out = NULL;
+	size_t n = 0;
+
+	if (out_r != NULL)
+		out = imap_xmalloc(end - p + 1);
+	for (; p < end && *p != '"'; p++) {
+		if (*p == '\\') {
+			if (++p == end)
+				break;
+		}
+		if (out != NULL)
+			out[n] = *p;
+		n++;
+	}
+	if (p == end) {
+		free(out);
+		return perr(err, "unterminated quoted string");
+	}
+	*pp = p + 1;
+	if (out != NULL) {
+		out[n] = '\0';
+		*out_r = out;
+		*len_r = n;
+	}
+	return PM_OK;
+}
+
+/* Parse a literal header at p ('{'), which must end the line. */
+static int
+fetch_literal(const char *p, const char *end, uint64_t max,
+    struct imap_fetch *f, char **err)
+{
+	const char *q;
+
+	q = memchr(p, '}', end - p);
+	if (q == NULL)
+		return perr(err, "literal without closing brace in FETCH "
+		    "response");
+	if (q + 1 != end)
+		return perr(err, "literal not at the end of a FETCH line");
+	if (literal_size(p + 1, q, max, &f->literal, err) != PM_OK)
+		return PM_EPROTO;
+	f->literal_pending = 1;
+	return PM_OK;
+}
+
+/* Parse FETCH items from p to the end of the line, resuming in f's state. */
+static int
+fetch_items(const char *p, const char *end, uint64_t max,
+    struct imap_fetch *f, char **err)
+{
+	const char *q;
+	uint64_t v;
+	int depth_br;
+
+	f->literal_pending = 0;
+	f->literal_body = 0;
+	f->literal = 0;
+	if (memchr(p, '\0', end - p) != NULL)
+		return perr(err, "NUL byte in server response");
+	if (f->done)
+		return perr(err, "data after the end of a FETCH response");
+
+	for (;;) {
+		if (f->depth > 0) {
+			/* Inside a list value we do not care about. */
+			if (p == end)
+				return perr(err, "FETCH response ends inside "
+				    "a list");
+			switch (*p) {
+			case ' ':
+				p++;
+				break;
+			case '(':
+				f->depth++;
+				p++;
+				break;
+			case ')':
+				p++;
+				if (--f->depth == 0)
+					f->item = ITEM_NAME;
+				break;
+			case '"':
+				if (parse_quoted(&p, end, NULL, NULL,
+				    err) != PM_OK)
+					return PM_EPROTO;
+				break;
+			case '{':
+				return fetch_literal(p, end, max, f, err);
+			default:
+				while (p < end && *p != ' ' && *p != '(' &&
+				    *p != ')' && *p != '"' && *p != '{')
+					p++;
+				break;
+			}
+			continue;
+		}
+
+		if (f->item == ITEM_NAME) {
+			while (p < end && *p == ' ')
+				p++;
+			if (p == end)
+				return perr(err, "FETCH response without "
+				    "closing parenthesis");
+			if (*p == ')') {
+				if (p + 1 != end)
+					return perr(err, "junk after FETCH "
+					    "response");
+				f->done = 1;
+				return PM_OK;
+			}
+			/* The name; a [section] may hold spaces. */
+			depth_br = 0;
+			for (q = p; q < end; q++) {
+				if (*q == '[')
+					depth_br++;
+				else if (*q == ']' && depth_br > 0)
+					depth_br--;
+				else if (depth_br == 0 && (*q == ' ' ||
+				    *q == '(' || *q == ')' || *q == '"' ||
+				    *q == '{'))
+					break;
+				else if ((unsigned char)*q < 0x20)
+					break;
+			}
+			if (q == p || q == end || *q != ' ')
+				return perr(err, "malformed FETCH item");
+			if (word_is(p, q - p, "UID"))
+				f->item = ITEM_UID;
+			else if (word_is(p, q - p, "RFC822.SIZE"))
+				f->item = ITEM_SIZE;
+			else if (word_is(p, q - p, "BODY[]"))
+				f->item = ITEM_BODY;
+			else
+				f->item = ITEM_OTHER;
+			p = q + 1;
+			continue;
+		}
+
+		/* The value of the current item. */
+		if (p == end)
+			return perr(err, "FETCH item without a value");
+		if (*p == '(') {
+			if (f->item != ITEM_OTHER)
+				return perr(err, "unexpected list in FETCH "
+				    "response");
+			f->depth = 1;
+			p++;
+			continue;
+		}
+		if (*p == '"') {
+			if (f->item == ITEM_BODY) {
+				free(f->quoted);
+				f->quoted = NULL;
+				if (parse_quoted(&p, end, &f->quoted,
+				    &f->quoted_len, err) != PM_OK)
+					return PM_EPROTO;
+				f->body = IMAP_BODY_QUOTED;
+			} else if (f->item == ITEM_OTHER) {
+				if (parse_quoted(&p, end, NULL, NULL,
+				    err) != PM_OK)
+					return PM_EPROTO;
+			} else
+				return perr(err, "unexpected string in FETCH "
+				    "response");
+			f->item = ITEM_NAME;
+			continue;
+		}
+		if (*p == '{') {
+			if (f->item == ITEM_UID || f->item == ITEM_SIZE)
+				return perr(err, "unexpected literal in FETCH "
+				    "response");
+			if (fetch_literal(p, end, max, f, err) != PM_OK)
+				return PM_EPROTO;
+			if (f->item == ITEM_BODY) {
+				f->literal_body = 1;
+				f->body = IMAP_BODY_LITERAL;
+			}
+			f->item = ITEM_NAME;
+			return PM_OK;
+		}
+		for (q = p; q < end && *q != ' ' && *q != ')'; q++)
+			;
+		switch (f->item) {
+		case ITEM_UID:
+			if (parse_num(p, q - p, UINT32_MAX, &v) != 0 || v == 0)
+				return perr(err, "malformed UID in FETCH "
+				    "response");
+			f->has_uid = 1;
+			f->uid = (uint32_t)v;
+			break;
+		case ITEM_SIZE:
+			if (parse_num(p, q - p, UINT64_MAX, &v) != 0)
+				return perr(err, "malformed RFC822.SIZE in "
+				    "FETCH response");
+			f->has_size = 1;
+			f->size = v;
+			break;
+		case ITEM_BODY:
+			if (!word_is(p, q - p, "NIL"))
+				return perr(err, "malformed BODY[] in FETCH "
+				    "response");
+			f->body = IMAP_BODY_NIL;
+			break;
+		}
+		f->item = ITEM_NAME;
+		p = q;
+	}
+}
+
+/* Start parsing a "* n FETCH (" line. */
+int
+imap_parse_fetch(const char *line, size_t len, uint64_t max,
+    struct imap_fetch *f, char **err)
+{
+	const char *p, *q, *end = line + len;
+	uint64_t v;
+
+	memset(f, 0, sizeof *f);
+	if (memchr(line, '\0', len) != NULL)
+		return perr(err, "NUL byte in server response");
+	if (len < 2 || line[0] != '*' || line[1] != ' ')
+		return perr(err, "not an untagged FETCH response");
+	p = line + 2;
+	for (q = p; q < end && *q >= '0' && *q <= '9'; q++)
+		;
+	if (parse_num(p, q - p, UINT32_MAX, &v) != 0 || v == 0)
+		return perr(err, "malformed message number in FETCH "
+		    "response");
+	f->seq = (uint32_t)v;
+	if (end - q < 8 || !word_is(q, 7, " FETCH ") || q[7] != '(')
+		return perr(err, "malformed FETCH response");
+	return fetch_items(q + 8, end, max, f, err);
+}
+
+/* Continue a FETCH response with the line after a literal. */
+int
+imap_parse_fetch_more(const char *line, size_t len, uint64_t max,
+    struct imap_fetch *f, char **err)
+{
+	return fetch_items(line, line + len, max, f, err);
+}
+
+/* Parse the UIDs of a SEARCH response. */
+int
+imap_parse_search(const char *text, uint32_t **uids_r, size_t *n_r,
+    char **err)
+{
+	const char *p, *q;
+	uint32_t *uids = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t v;
+
+	*uids_r = NULL;
+	*n_r = 0;
+	for (p = text; *p != '\0'; p = q) {
+		if (*p == ' ') {
+			q = p + 1;
+			continue;
+		}
+		for (q = p; *q != '\0' && *q != ' '; q++)
+			;
+		if (parse_num(p, q - p, UINT32_MAX, &v) != 0 || v == 0) {
+			free(uids);
+			return perr(err, "malformed number in SEARCH "
+			    "response");
+		}
+		if (n == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			uids = imap_xreallocarray(uids, cap, sizeof *uids);
+		}
+		uids[n++] = (uint32_t)v;
+	}
+	*uids_r = uids;
+	*n_r = n;
+	return PM_OK;
+}
+
+/* Build a compact UID set of at most max bytes from the start of uids. */
+size_t
+imap_uidset(const uint32_t *uids, size_t n, size_t max, char **set_r)
+{
+	char piece[32], *set;
+	size_t i = 0, j, len = 0, plen;
+
+	*set_r = NULL;
+	if (n == 0)
+		return 0;
+	set = imap_xmalloc(max + 1);
+	set[0] = '\0';
+	while (i < n) {
+		for (j = i; j + 1 < n && (uids[j + 1] == uids[j] ||
+		    uids[j + 1] == uids[j] + 1); j++)
+			;
+		if (uids[j] == uids[i])
+			plen = snprintf(piece, sizeof piece, "%s%u",
+			    len > 0 ? "," : "", uids[i]);
+		else
+			plen = snprintf(piece, sizeof piece, "%s%u:%u",
+			    len > 0 ? "," : "", uids[i], uids[j]);
+		if (len + plen > max)
+			break;
+		memcpy(set + len, piece, plen + 1);
+		len += plen;
+		i = j + 1;
+	}
+	if (len == 0) {
+		free(set);
+		return 0;
+	}
+	*set_r = set;
+	return i;
+}
+
+/* Quote s as an IMAP quoted string. */
+char *
+imap_quote(const char *s)
+{
+	const char *p;
+	char *out, *o;
+
+	if (strpbrk(s, "\r\n") != NULL)
+		return NULL;
+	out = o = imap_xmalloc(2 * strlen(s) + 3);
+	*o++ = '"';
+	for (p = s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			*o++ = '\\';
+		*o++ = *p;
+	}
+	*o++ = '"';
+	*o = '\0';
+	return out;
+}
