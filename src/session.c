@@ -552,6 +552,13 @@ host_skipped(struct pm_session *s, const char *mailbox, const char *uid,
 	    "skipped", s->a->name, mailbox, uid, (unsigned long long)size);
 }
 
+static const char *
+host_secret_data(const struct pm_secret *sec, size_t *len_r)
+{
+	*len_r = secret_len(sec);
+	return secret_reveal(sec);
+}
+
 const struct pm_host session_host = {
 	.abi = PM_PLUGIN_ABI,
 	.account = host_account,
@@ -575,6 +582,9 @@ const struct pm_host session_host = {
 	.msg_abort = host_msg_abort,
 	.commit = host_commit,
 	.skipped = host_skipped,
+	.secret_data = host_secret_data,
+	.secret_new = secret_new,
+	.secret_free = secret_free,
 };
 
 /* Finished messages never covered by a commit are dropped: they are still

@@ -236,6 +236,16 @@ struct pm_host {
 	/* Count a message skipped for its size (reported in the summary). */
 	void (*skipped)(struct pm_session *s, const char *mailbox,
 	    const char *uid, uint64_t size);
+
+	/*
+	 * Secrets for a plugin that must frame one itself (IMAP LOGIN quotes
+	 * the password).  secret_data() exposes the bytes and their length:
+	 * never log them.  secret_new() copies len bytes into a new secret,
+	 * which secret_free() wipes and frees (NULL is fine).
+	 */
+	const char *(*secret_data)(const struct pm_secret *sec, size_t *len_r);
+	struct pm_secret *(*secret_new)(const void *data, size_t len);
+	void (*secret_free)(struct pm_secret *sec);
 };
 
 #endif

@@ -508,7 +508,10 @@ imap_sasl_reply(void *ctx, int *kind_r, char **text_r, char **err)
 static int
 imap_login(struct imap *im, const struct pm_secret *pw, char **err)
 {
-	char *user, *prefix;
+	struct pm_secret *quoted;
+	const char *data;
+	char *user, *prefix, *buf;
+	size_t len, i, o = 0;
 	int rc;
 
 	if (im->caps.logindisabled)
@@ -517,15 +520,31 @@ imap_login(struct imap *im, const struct pm_secret *pw, char **err)
 	if ((user = imap_quote(im->acct->user)) == NULL)
 		return imap_err(err, PM_ECONFIG, "user name contains a line "
 		    "break");
-	/*
-	 * The password is opaque to a plugin, so it goes out as it is, as
-	 * an IMAP atom: one holding spaces, quotes, parentheses, braces or
-	 * backslashes is misread by the server, which then refuses the
-	 * login.
-	 */
+	data = im->h->secret_data(pw, &len);
+	if (memchr(data, '\0', len) != NULL || memchr(data, '\r', len) !=
+	    NULL || memchr(data, '\n', len) != NULL) {
+		free(user);
+		return imap_err(err, PM_ECONFIG, "the password contains a "
+		    "line break or NUL, which IMAP LOGIN cannot carry");
+	}
+	/* The password as an IMAP quoted string, built in a buffer that is
+	 * wiped before it is freed. */
+	buf = imap_xmalloc(2 * len + 2);
+	buf[o++] = '"';
+	for (i = 0; i < len; i++) {
+		if (data[i] == '"' || data[i] == '\\')
+			buf[o++] = '\\';
+		buf[o++] = data[i];
+	}
+	buf[o++] = '"';
+	quoted = im->h->secret_new(buf, o);
+	memset(buf, 0, o);
+	__asm__ __volatile__("" : : "r"(buf) : "memory");
+	free(buf);
 	prefix = imap_xprintf("%s LOGIN %s ", imap_next_tag(im), user);
 	free(user);
-	rc = im->h->send_secret(im->s, prefix, pw, err);
+	rc = im->h->send_secret(im->s, prefix, quoted, err);
+	im->h->secret_free(quoted);
 	free(prefix);
 	if (rc != PM_OK)
 		return imap_break(im, rc);

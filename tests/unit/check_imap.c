@@ -833,6 +833,13 @@ m_skipped(struct pm_session *s, const char *mailbox, const char *uid,
 	ev("SKIPPED %s %llu", uid, (unsigned long long)size);
 }
 
+static const char *
+m_secret_data(const struct pm_secret *sec, size_t *len_r)
+{
+	*len_r = secret_len(sec);
+	return secret_reveal(sec);
+}
+
 static const struct pm_host mock_host = {
 	.abi = PM_PLUGIN_ABI,
 	.account = m_account,
@@ -856,6 +863,9 @@ static const struct pm_host mock_host = {
 	.msg_abort = m_msg_abort,
 	.commit = m_commit,
 	.skipped = m_skipped,
+	.secret_data = m_secret_data,
+	.secret_new = secret_new,
+	.secret_free = secret_free,
 };
 
 /* Reset the mock for a dialogue in which the server says script. */
@@ -1352,11 +1362,12 @@ START_TEST(test_plugin_login)
 	char *err;
 
 	mock_reset(script);
-	M.pw = secret_from_str("hunter2");
+	M.pw = secret_from_str("hun ter\"2\\(x)");
 	M.acct.user = "joe \"the\" user";
 	ck_assert_int_eq(mock_run(&err), PM_OK);
 	at("C: A1 CAPABILITY\n");
-	at("C: A2 LOGIN \"joe \\\"the\\\" user\" <hunter2>\n");
+	at("C: A2 LOGIN \"joe \\\"the\\\" user\" "
+	    "<\"hun ter\\\"2\\\\(x)\">\n");
 	ck_assert(absent("SASL"));
 	/* An empty folder is not listed, and its state is pruned. */
 	ck_assert(absent("UID FETCH"));
