@@ -638,6 +638,7 @@ session_run(struct account *a, const struct pm_plugin *p,
 			session_drop_token(&s);
 			free(*err);
 			*err = NULL;
+			r = PM_OK;
 			continue;
 		}
 		session_drop_token(&s);
