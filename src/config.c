@@ -17,6 +17,9 @@
 #include <pullmail/host.h>
 
 #include "config.h"
+#include "command.h"
+#include "deliver.h"
+#include "envelope.h"
 #include "secret.h"
 #include "util.h"
 
@@ -34,6 +37,13 @@
 #define MS_TOKEN_URL \
 	"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
 #define MS_SCOPE	"https://outlook.office365.com/.default"
+#define MS_AUTHORITY	"https://login.microsoftonline.com"
+#define GOOGLE_TOKEN_URL	"https://oauth2.googleapis.com/token"
+#define GOOGLE_AUTHORIZE_URL	"https://accounts.google.com/o/oauth2/v2/auth"
+#define GOOGLE_SCOPE		"https://mail.google.com/"
+#define MS_DELEGATED_SCOPE \
+	"https://outlook.office365.com/IMAP.AccessAsUser.All " \
+	"https://outlook.office365.com/POP.AccessAsUser.All offline_access"
 
 enum key {
 	K_SERVER,
@@ -54,12 +64,36 @@ enum key {
 	K_OAUTH_TOKEN_URL,
 	K_OAUTH_SCOPE,
 	K_OAUTH_CLIENT_AUTH,
+	K_OAUTH_FLOW,
+	K_OAUTH_DEVICE_URL,
+	K_OAUTH_AUTHORIZE_URL,
+	K_OAUTH_REDIRECT_PORT,
+	K_NOTIFY_COMMAND,
+	K_OAUTH_CLIENT_CERT,
+	K_OAUTH_CLIENT_KEY,
+	K_OAUTH_ISSUER,
+	K_OAUTH_AUTHORITY,
+	K_PASSWORD_COMMAND,
+	K_PASSWORD_CREDENTIAL,
+	K_OAUTH_CLIENT_SECRET_COMMAND,
+	K_OAUTH_CLIENT_SECRET_CREDENTIAL,
+	K_OAUTH_TOKEN_COMMAND,
 	K_FOLDER,
 	K_KEEP,
 	K_MARK_SEEN,
 	K_DELIVER,
+	K_RECIPIENT,
+	K_ENVELOPE_SENDER,
+	K_MDA_TIMEOUT,
+	K_LOCK_TIMEOUT,
+	K_ADD_RETURN_PATH,
+	K_ADD_DELIVERED_TO,
+	K_ADD_RECEIVED,
 	K_STATE_DIR,
 	K_TIMEOUT,
+	K_SIZE_LIMIT,
+	K_FETCH_ALL,
+	K_POP3_XOAUTH2_TWO_STEP,
 	K__COUNT
 };
 
@@ -74,8 +108,11 @@ enum vtype {
 	V_SECRET,	/* kept in a struct pm_secret, never echoed */
 	V_FINGERPRINT,
 	V_DELIVER,
+	V_ADDRESS,	/* envelope address, domain optional */
+	V_SENDER,	/* envelope address with domain, or <> */
 	V_URL,
-	V_TENANT
+	V_TENANT,
+	V_SIZE		/* bytes, optional k/M/G suffix (1024-based) */
 };
 
 struct choice {
@@ -103,6 +140,13 @@ static const struct choice auth_choices[] = {
 static const struct choice provider_choices[] = {
 	{ "microsoft", OAUTH_MICROSOFT },
 	{ "generic", OAUTH_GENERIC },
+	{ "google", OAUTH_GOOGLE },
+	{ NULL, 0 }
+};
+static const struct choice flow_choices[] = {
+	{ "client_credentials", OAUTH_FLOW_CLIENT_CREDENTIALS },
+	{ "device", OAUTH_FLOW_DEVICE },
+	{ "authorization_code", OAUTH_FLOW_AUTH_CODE },
 	{ NULL, 0 }
 };
 static const struct choice client_auth_choices[] = {
@@ -140,12 +184,49 @@ static const struct keydef keydefs[K__COUNT] = {
 	[K_OAUTH_SCOPE] = { "oauth_scope", V_TEXT, 0, NULL },
 	[K_OAUTH_CLIENT_AUTH] =
 	    { "oauth_client_auth", V_ENUM, 0, client_auth_choices },
+	[K_OAUTH_FLOW] = { "oauth_flow", V_ENUM, 0, flow_choices },
+	[K_OAUTH_DEVICE_URL] = { "oauth_device_url", V_URL, 0, NULL },
+	[K_OAUTH_AUTHORIZE_URL] = { "oauth_authorize_url", V_URL, 0, NULL },
+	[K_OAUTH_REDIRECT_PORT] = { "oauth_redirect_port", V_PORT, 0, NULL },
+	[K_NOTIFY_COMMAND] = { "notify_command", V_TEXT, 0, NULL },
+	[K_OAUTH_CLIENT_CERT] =
+	    { "oauth_client_certificate", V_PATH, 0, NULL },
+	[K_OAUTH_CLIENT_KEY] = { "oauth_client_key", V_PATH, 0, NULL },
+	[K_OAUTH_ISSUER] = { "oauth_issuer", V_URL, 0, NULL },
+	[K_OAUTH_AUTHORITY] = { "oauth_authority", V_URL, 0, NULL },
+	[K_PASSWORD_COMMAND] = { "password_command", V_TEXT, 0, NULL },
+	[K_PASSWORD_CREDENTIAL] = { "password_credential", V_WORD, 0, NULL },
+	[K_OAUTH_CLIENT_SECRET_COMMAND] =
+	    { "oauth_client_secret_command", V_TEXT, 0, NULL },
+	[K_OAUTH_CLIENT_SECRET_CREDENTIAL] =
+	    { "oauth_client_secret_credential", V_WORD, 0, NULL },
+	[K_OAUTH_TOKEN_COMMAND] = { "oauth_token_command", V_TEXT, 0, NULL },
 	[K_FOLDER] = { "folder", V_TEXT, 1, NULL },
 	[K_KEEP] = { "keep", V_BOOL, 0, NULL },
 	[K_MARK_SEEN] = { "mark_seen", V_BOOL, 0, NULL },
 	[K_DELIVER] = { "deliver", V_DELIVER, 0, NULL },
+	[K_RECIPIENT] = { "recipient", V_ADDRESS, 0, NULL },
+	[K_ENVELOPE_SENDER] = { "envelope_sender", V_SENDER, 0, NULL },
+	[K_MDA_TIMEOUT] = { "mda_timeout", V_TIMEOUT, 0, NULL },
+	[K_LOCK_TIMEOUT] = { "lock_timeout", V_TIMEOUT, 0, NULL },
+	[K_ADD_RETURN_PATH] = { "add_return_path", V_BOOL, 0, NULL },
+	[K_ADD_DELIVERED_TO] = { "add_delivered_to", V_BOOL, 0, NULL },
+	[K_ADD_RECEIVED] = { "add_received", V_BOOL, 0, NULL },
 	[K_STATE_DIR] = { "state_dir", V_PATH, 0, NULL },
 	[K_TIMEOUT] = { "timeout", V_TIMEOUT, 0, NULL },
+	[K_SIZE_LIMIT] = { "size_limit", V_SIZE, 0, NULL },
+	[K_FETCH_ALL] = { "fetch_all", V_BOOL, 0, NULL },
+	[K_POP3_XOAUTH2_TWO_STEP] =
+	    { "pop3_xoauth2_two_step", V_BOOL, 0, NULL },
+};
+
+/* The ways to give one secret: inline, file, command, systemd credential
+ * ($CREDENTIALS_DIRECTORY/NAME).  One of them per section. */
+static const int secret_groups[][4] = {
+	{ K_PASSWORD, K_PASSWORD_FILE, K_PASSWORD_COMMAND,
+	    K_PASSWORD_CREDENTIAL },
+	{ K_OAUTH_CLIENT_SECRET, K_OAUTH_CLIENT_SECRET_FILE,
+	    K_OAUTH_CLIENT_SECRET_COMMAND, K_OAUTH_CLIENT_SECRET_CREDENTIAL },
 };
 
 /* One key = value line. */
@@ -269,6 +350,91 @@ expand_path(const char *path, char **why_r)
 	return xasprintf("%s/%s", cwd, path);
 }
 
+/*
+ * Check a delivery target other than maildir: and canonicalise it into
+ * *value_r.  0 on success; -1 with *why_r set on a known kind with a bad
+ * argument, -1 without when the kind is unknown.
+ */
+static int has_space(const char *);
+
+static int
+parse_deliver(const char *v, char **value_r, char **why_r)
+{
+	char **argv, *err = NULL, *path, *host;
+	unsigned port;
+
+	*value_r = NULL;
+	if (strncmp(v, "mbox:", 5) == 0) {
+		if (v[5] == '\0') {
+			*why_r = xstrdup("mbox: needs a path");
+			return -1;
+		}
+		if ((path = expand_path(v + 5, why_r)) == NULL)
+			return -1;
+		*value_r = xasprintf("mbox:%s", path);
+		free(path);
+		return 0;
+	}
+	if (strncmp(v, "mda:", 4) == 0) {
+		if ((argv = deliver_mda_split(v + 4, &err)) == NULL) {
+			*why_r = xasprintf("mda: %s", err);
+			free(err);
+			return -1;
+		}
+		deliver_argv_free(argv);
+		*value_r = xstrdup(v);
+		return 0;
+	}
+	if (strncmp(v, "smtp:", 5) == 0 || strncmp(v, "lmtp:", 5) == 0) {
+		if (strncmp(v, "lmtp:/", 6) == 0) {
+			if (strlen(v + 5) >= 108 || has_space(v + 5)) {
+				*why_r = xstrdup("lmtp: bad socket path (at "
+				    "most 107 bytes, no white space)");
+				return -1;
+			}
+			*value_r = xstrdup(v);
+			return 0;
+		}
+		if (deliver_hostport(v + 5, v[0] == 's' ? 25 : 24, &host,
+		    &port) < 0) {
+			*why_r = xasprintf("%.4s: expected HOST[:PORT], "
+			    "[ADDRESS]:PORT%s", v, v[0] == 'l' ?
+			    " or /SOCKET" : "");
+			return -1;
+		}
+		free(host);
+		*value_r = xstrdup(v);
+		return 0;
+	}
+	return -1;
+}
+
+/* Set the account's delivery kind and argument from a checked value. */
+static void
+deliver_resolve(const char *v, struct account *a)
+{
+	static const struct {
+		const char *prefix;
+		int kind;
+	} kinds[] = {
+		{ "maildir:", DELIVER_MAILDIR },
+		{ "mbox:", DELIVER_MBOX },
+		{ "mda:", DELIVER_MDA },
+		{ "smtp:", DELIVER_SMTP },
+		{ "lmtp:", DELIVER_LMTP },
+	};
+	size_t i, n;
+
+	for (i = 0; i < nitems(kinds); i++) {
+		n = strlen(kinds[i].prefix);
+		if (strncmp(v, kinds[i].prefix, n) == 0) {
+			a->deliver_kind = kinds[i].kind;
+			a->deliver_path = xstrdup(v + n);
+			return;
+		}
+	}
+}
+
 /* The value of name among choices, or -1. */
 static int
 choice_lookup(const struct choice *choices, const char *name)
@@ -337,6 +503,45 @@ parse_number(const char *s, unsigned long min, unsigned long max,
 	if (n < min)
 		return -1;
 	*n_r = n;
+	return 0;
+}
+
+/* Parse a size in bytes with an optional k, M or G suffix (powers of
+ * 1024); 0 on success. */
+static int
+parse_size(const char *s, uint64_t *n_r)
+{
+	uint64_t n = 0, mult = 1;
+	const char *p;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	for (p = s; isdigit((unsigned char)*p); p++) {
+		if (n > UINT64_MAX / 10 || (n == UINT64_MAX / 10 &&
+		    (uint64_t)(*p - '0') > UINT64_MAX % 10))
+			return -1;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 'k': case 'K':
+		mult = 1024;
+		break;
+	case 'm': case 'M':
+		mult = 1024 * 1024;
+		break;
+	case 'g': case 'G':
+		mult = 1024 * 1024 * 1024;
+		break;
+	default:
+		return -1;
+	}
+	if (*p != '\0' && p[1] != '\0')
+		return -1;
+	if (n > UINT64_MAX / mult)
+		return -1;
+	*n_r = n * mult;
 	return 0;
 }
 
@@ -504,6 +709,21 @@ section_free(struct section *s)
 	free(s);
 }
 
+/* The secret group of key k, or NULL. */
+static const int *
+secret_group(int k)
+{
+	size_t i, j;
+
+	for (i = 0; i < nitems(secret_groups); i++) {
+		for (j = 0; j < 4; j++) {
+			if (secret_groups[i][j] == k)
+				return secret_groups[i];
+		}
+	}
+	return NULL;
+}
+
 /* Check and store one key = value in the current section. */
 static int
 set_value(struct parser *p, int line, int k, char *v, char **err)
@@ -513,19 +733,19 @@ set_value(struct parser *p, int line, int k, char *v, char **err)
 	struct entry *e, **ep;
 	char *value = NULL, *why = NULL, *list, *path;
 	unsigned long n;
+	uint64_t size;
+	const int *g;
 	int i, other = -1;
 
 	if (!kd->repeat && sec->keys[k] != NULL)
 		return line_err(p, line, k, err, "already set at line %d",
 		    sec->keys[k]->line);
-	if (k == K_PASSWORD_FILE)
-		other = K_PASSWORD;
-	else if (k == K_PASSWORD)
-		other = K_PASSWORD_FILE;
-	else if (k == K_OAUTH_CLIENT_SECRET_FILE)
-		other = K_OAUTH_CLIENT_SECRET;
-	else if (k == K_OAUTH_CLIENT_SECRET)
-		other = K_OAUTH_CLIENT_SECRET_FILE;
+	if ((g = secret_group(k)) != NULL) {
+		for (i = 0; i < 4; i++) {
+			if (g[i] != k && sec->keys[g[i]] != NULL)
+				other = g[i];
+		}
+	}
 	if (other >= 0 && sec->keys[other] != NULL)
 		return line_err(p, line, k, err, "%s is already set at line "
 		    "%d; give the secret once, as %s or as %s",
@@ -597,15 +817,27 @@ set_value(struct parser *p, int line, int k, char *v, char **err)
 			free(path);
 			break;
 		}
-		if (strncmp(v, "mbox:", 5) == 0 ||
-		    strncmp(v, "mda:", 4) == 0 ||
-		    strncmp(v, "smtp:", 5) == 0 ||
-		    strncmp(v, "lmtp:", 5) == 0)
-			return line_err(p, line, k, err, "%.*s delivery is "
-			    "not supported yet (use maildir:PATH)",
-			    (int)strcspn(v, ":"), v);
+		if (parse_deliver(v, &value, &why) == 0)
+			break;
+		if (why != NULL)
+			break;
 		return line_err(p, line, k, err, "bad value \"%s\" (expected "
-		    "maildir:PATH)", v);
+		    "maildir:PATH, mbox:PATH, mda:COMMAND, smtp:HOST[:PORT] "
+		    "or lmtp:/SOCKET or lmtp:HOST:PORT)", v);
+	case V_ADDRESS:
+		if (!envelope_addr_valid(v, 0))
+			return line_err(p, line, k, err, "bad value \"%s\" "
+			    "(expected an address such as alice or "
+			    "alice@example.org)", v);
+		value = xstrdup(v);
+		break;
+	case V_SENDER:
+		if (strcmp(v, "<>") != 0 && !envelope_addr_valid(v, 1))
+			return line_err(p, line, k, err, "bad value \"%s\" "
+			    "(expected an address such as alice@example.org, "
+			    "or <>)", v);
+		value = xstrdup(v);
+		break;
 	case V_URL:
 		if (has_space(v))
 			return line_err(p, line, k, err, "\"%s\" contains "
@@ -616,6 +848,12 @@ set_value(struct parser *p, int line, int k, char *v, char **err)
 			    "https:// URL", v);
 		if (check_placeholders(v, &why) != 0)
 			break;
+		value = xstrdup(v);
+		break;
+	case V_SIZE:
+		if (parse_size(v, &size) != 0)
+			return line_err(p, line, k, err, "bad value \"%s\" "
+			    "(expected bytes, optionally with k, M or G)", v);
 		value = xstrdup(v);
 		break;
 	case V_TENANT:
@@ -876,18 +1114,25 @@ static struct entry *
 eff_secret(const struct parser *p, const struct section *sec, int k, int kf,
     int *k_r)
 {
-	const struct section *from = sec;
+	const struct section *from = p->defaults;
+	const int *g = secret_group(k);
+	int i;
 
-	if (sec->keys[k] == NULL && sec->keys[kf] == NULL)
-		from = p->defaults;
+	(void)kf;
+	for (i = 0; i < 4; i++) {
+		if (sec->keys[g[i]] != NULL)
+			from = sec;
+	}
 	*k_r = k;
 	if (from == NULL)
 		return NULL;
-	if (from->keys[kf] != NULL) {
-		*k_r = kf;
-		return from->keys[kf];
+	for (i = 0; i < 4; i++) {
+		if (from->keys[g[i]] != NULL) {
+			*k_r = g[i];
+			return from->keys[g[i]];
+		}
 	}
-	return from->keys[k];
+	return NULL;
 }
 
 /* Get the secret of entry e (key k): inline, or read from its file. */
@@ -897,11 +1142,32 @@ load_secret(const struct parser *p, struct entry *e, int k,
 {
 	char *why = NULL;
 
+	const char *dir;
+	char *path;
+
 	if (keydefs[k].type == V_SECRET) {
 		*s_r = secret_dup(e->secret);
 		return PM_OK;
 	}
-	*s_r = read_secret_file(e->value, &why);
+	if (k == K_PASSWORD_COMMAND || k == K_OAUTH_CLIENT_SECRET_COMMAND)
+		*s_r = command_secret(e->value, SECRET_MAX_SIZE, &why);
+	else if (k == K_PASSWORD_CREDENTIAL ||
+	    k == K_OAUTH_CLIENT_SECRET_CREDENTIAL) {
+		dir = getenv("CREDENTIALS_DIRECTORY");
+		if (dir == NULL || *dir != '/' || strchr(e->value, '/') !=
+		    NULL) {
+			*s_r = NULL;
+			why = xstrdup(dir == NULL || *dir != '/' ?
+			    "$CREDENTIALS_DIRECTORY is not set (systemd's "
+			    "LoadCredential= sets it)" : "a credential name "
+			    "has no '/'");
+		} else {
+			path = xasprintf("%s/%s", dir, e->value);
+			*s_r = read_secret_file(path, &why);
+			free(path);
+		}
+	} else
+		*s_r = read_secret_file(e->value, &why);
 	if (*s_r == NULL) {
 		line_err(p, e->line, k, err, "%s", why);
 		free(why);
@@ -971,6 +1237,103 @@ default_state_dir(void)
 	return xasprintf("%s/.local/state/pullmail", home);
 }
 
+/* A Microsoft endpoint: AUTHORITY/TENANT/oauth2/v2.0/WHAT. */
+static char *
+ms_url(const struct parser *p, const struct section *sec,
+    const struct account *a, const char *what)
+{
+	struct entry *auth = eff(p, sec, K_OAUTH_AUTHORITY);
+	const char *base = auth != NULL ? auth->value : MS_AUTHORITY;
+	size_t n = strlen(base);
+
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	return xasprintf("%.*s/%s/oauth2/v2.0/%s", (int)n, base,
+	    a->oauth_tenant, what);
+}
+
+/* The endpoints of a delegated flow (device code, authorization code). */
+static int
+build_delegated(const struct parser *p, const struct section *sec,
+    struct account *a, char **err)
+{
+	struct entry *dev, *authz, *port;
+	unsigned long n;
+
+	dev = eff(p, sec, K_OAUTH_DEVICE_URL);
+	authz = eff(p, sec, K_OAUTH_AUTHORIZE_URL);
+	port = eff(p, sec, K_OAUTH_REDIRECT_PORT);
+	if (port != NULL && parse_number(port->value, 1, 65535, &n) == 0)
+		a->oauth_redirect_port = (unsigned)n;
+	if (dev != NULL) {
+		a->oauth_device_url = expand_url(dev->value, a->oauth_tenant);
+		if (a->oauth_device_url == NULL)
+			return line_err(p, dev->line, K_OAUTH_DEVICE_URL, err,
+			    "uses {tenant} but oauth_tenant is not set");
+	} else if (a->oauth_provider == OAUTH_MICROSOFT)
+		a->oauth_device_url = ms_url(p, sec, a, "devicecode");
+	if (authz != NULL) {
+		a->oauth_authorize_url = expand_url(authz->value,
+		    a->oauth_tenant);
+		if (a->oauth_authorize_url == NULL)
+			return line_err(p, authz->line, K_OAUTH_AUTHORIZE_URL,
+			    err, "uses {tenant} but oauth_tenant is not set");
+	} else if (a->oauth_provider == OAUTH_MICROSOFT)
+		a->oauth_authorize_url = ms_url(p, sec, a, "authorize");
+	else if (a->oauth_provider == OAUTH_GOOGLE)
+		a->oauth_authorize_url = xstrdup(GOOGLE_AUTHORIZE_URL);
+	if (a->oauth_provider == OAUTH_GOOGLE &&
+	    a->oauth_flow == OAUTH_FLOW_DEVICE)
+		return line_err(p, eff(p, sec, K_OAUTH_FLOW)->line,
+		    K_OAUTH_FLOW, err, "Google offers no device flow for the "
+		    "Gmail scope; use authorization_code");
+	if (a->oauth_issuer != NULL)
+		return PM_OK;	/* the rest comes from discovery */
+	if (a->oauth_flow == OAUTH_FLOW_DEVICE && a->oauth_device_url == NULL)
+		return missing(p, sec, K_OAUTH_DEVICE_URL, err,
+		    "oauth_flow device needs it");
+	if (a->oauth_flow == OAUTH_FLOW_AUTH_CODE &&
+	    a->oauth_authorize_url == NULL)
+		return missing(p, sec, K_OAUTH_AUTHORIZE_URL, err,
+		    "oauth_flow authorization_code needs it");
+	return PM_OK;
+}
+
+/* private_key_jwt: the certificate and its key, instead of a secret. */
+static int
+build_client_key(const struct parser *p, const struct section *sec,
+    struct account *a, const struct entry *sec_e, int sk, char **err)
+{
+	struct entry *cert, *key;
+	char *why = NULL;
+
+	cert = eff(p, sec, K_OAUTH_CLIENT_CERT);
+	key = eff(p, sec, K_OAUTH_CLIENT_KEY);
+	if (cert == NULL && key == NULL)
+		return PM_OK;
+	if (cert == NULL)
+		return missing(p, sec, K_OAUTH_CLIENT_CERT, err,
+		    "oauth_client_key needs it (its x5t thumbprint)");
+	if (key == NULL)
+		return missing(p, sec, K_OAUTH_CLIENT_KEY, err,
+		    "oauth_client_certificate needs it");
+	if (sec_e != NULL)
+		return line_err(p, sec_e->line, sk, err, "give either a "
+		    "client secret or a certificate (line %d), not both",
+		    cert->line);
+	if (access(cert->value, R_OK) != 0)
+		return line_err(p, cert->line, K_OAUTH_CLIENT_CERT, err,
+		    "%s: %s", cert->value, strerror(errno));
+	a->oauth_client_key = read_secret_file(key->value, &why);
+	if (a->oauth_client_key == NULL) {
+		line_err(p, key->line, K_OAUTH_CLIENT_KEY, err, "%s", why);
+		free(why);
+		return PM_ECONFIG;
+	}
+	a->oauth_client_cert = xstrdup(cert->value);
+	return PM_OK;
+}
+
 /* Work out the OAuth settings of account a from section sec, including
  * the HarePoint form of user. */
 static int
@@ -980,16 +1343,27 @@ build_oauth(const struct parser *p, const struct section *sec,
 	static const int oauth_keys[] = {
 		K_OAUTH_TENANT, K_OAUTH_CLIENT_SECRET,
 		K_OAUTH_CLIENT_SECRET_FILE, K_OAUTH_TOKEN_URL, K_OAUTH_SCOPE,
-		K_OAUTH_CLIENT_AUTH
+		K_OAUTH_CLIENT_AUTH, K_OAUTH_FLOW, K_OAUTH_DEVICE_URL,
+		K_OAUTH_AUTHORIZE_URL, K_OAUTH_REDIRECT_PORT,
+		K_OAUTH_CLIENT_CERT, K_OAUTH_CLIENT_KEY, K_OAUTH_ISSUER,
+		K_OAUTH_AUTHORITY, K_OAUTH_CLIENT_SECRET_COMMAND,
+		K_OAUTH_CLIENT_SECRET_CREDENTIAL
 	};
 	struct entry *prov, *cid, *tenant, *url, *scope, *sec_e, *pw_e, *e;
 	struct entry *user_e = eff(p, sec, K_USER);
 	char *u = a->user;
 	const char *at1 = NULL, *at2 = NULL, *s;
-	int harepoint = 0, sk, pk;
+	int harepoint = 0, sk, pk, r;
 	size_t i;
 
 	prov = eff(p, sec, K_OAUTH_PROVIDER);
+	/* A token from the user's own helper: nothing else is needed. */
+	if ((e = eff(p, sec, K_OAUTH_TOKEN_COMMAND)) != NULL) {
+		a->oauth_token_command = xstrdup(e->value);
+		a->oauth_provider = prov != NULL ? eff_choice(p, sec,
+		    K_OAUTH_PROVIDER) : OAUTH_GENERIC;
+		return PM_OK;
+	}
 	cid = eff(p, sec, K_OAUTH_CLIENT_ID);
 	tenant = eff(p, sec, K_OAUTH_TENANT);
 	url = eff(p, sec, K_OAUTH_TOKEN_URL);
@@ -1070,20 +1444,60 @@ build_oauth(const struct parser *p, const struct section *sec,
 	if (a->oauth_provider == OAUTH_MICROSOFT && a->oauth_tenant == NULL)
 		return missing(p, sec, K_OAUTH_TENANT, err,
 		    "oauth_provider microsoft needs it");
-	if (a->oauth_provider == OAUTH_GENERIC && url == NULL)
+	if ((e = eff(p, sec, K_OAUTH_ISSUER)) != NULL)
+		a->oauth_issuer = xstrdup(e->value);
+	if (a->oauth_provider == OAUTH_GENERIC && url == NULL &&
+	    a->oauth_issuer == NULL)
 		return missing(p, sec, K_OAUTH_TOKEN_URL, err,
-		    "oauth_provider generic needs it");
-	a->oauth_token_url = expand_url(url != NULL ? url->value :
-	    MS_TOKEN_URL, a->oauth_tenant);
-	if (a->oauth_token_url == NULL)
-		return line_err(p, url->line, K_OAUTH_TOKEN_URL, err,
-		    "uses {tenant} but oauth_tenant is not set");
+		    "oauth_provider generic needs it (or oauth_issuer)");
+	if (url != NULL) {
+		a->oauth_token_url = expand_url(url->value, a->oauth_tenant);
+		if (a->oauth_token_url == NULL)
+			return line_err(p, url->line, K_OAUTH_TOKEN_URL, err,
+			    "uses {tenant} but oauth_tenant is not set");
+	} else if (a->oauth_provider == OAUTH_MICROSOFT)
+		a->oauth_token_url = eff(p, sec, K_OAUTH_AUTHORITY) == NULL ?
+		    expand_url(MS_TOKEN_URL, a->oauth_tenant) :
+		    ms_url(p, sec, a, "token");
+	else if (a->oauth_provider == OAUTH_GOOGLE)
+		a->oauth_token_url = xstrdup(GOOGLE_TOKEN_URL);
+	/* A secret or a certificate means an app; none, a public client
+	 * signing in a person (Google: no device flow for Gmail). */
+	if ((e = eff(p, sec, K_OAUTH_FLOW)) != NULL)
+		a->oauth_flow = eff_choice(p, sec, K_OAUTH_FLOW);
+	else if (sec_e != NULL || harepoint ||
+	    eff(p, sec, K_OAUTH_CLIENT_KEY) != NULL)
+		a->oauth_flow = a->oauth_provider == OAUTH_GOOGLE ?
+		    OAUTH_FLOW_AUTH_CODE : OAUTH_FLOW_CLIENT_CREDENTIALS;
+	else {
+		a->oauth_flow = a->oauth_provider == OAUTH_GOOGLE ?
+		    OAUTH_FLOW_AUTH_CODE : OAUTH_FLOW_DEVICE;
+		a->oauth_flow_auto = 1;
+	}
+	if (a->oauth_provider == OAUTH_GOOGLE &&
+	    a->oauth_flow == OAUTH_FLOW_CLIENT_CREDENTIALS)
+		return line_err(p, e->line, K_OAUTH_FLOW, err, "Google has no "
+		    "client-credentials grant for Gmail; use "
+		    "authorization_code");
 	if (scope != NULL)
 		a->oauth_scope = xstrdup(scope->value);
 	else if (a->oauth_provider == OAUTH_MICROSOFT)
-		a->oauth_scope = xstrdup(MS_SCOPE);
+		a->oauth_scope = xstrdup(a->oauth_flow ==
+		    OAUTH_FLOW_CLIENT_CREDENTIALS ? MS_SCOPE :
+		    MS_DELEGATED_SCOPE);
+	else if (a->oauth_provider == OAUTH_GOOGLE)
+		a->oauth_scope = xstrdup(GOOGLE_SCOPE);
 	a->oauth_client_auth = eff_choice(p, sec, K_OAUTH_CLIENT_AUTH);
+	if ((r = build_delegated(p, sec, a, err)) != PM_OK)
+		return r;
+	if ((r = build_client_key(p, sec, a, sec_e, sk, err)) != PM_OK)
+		return r;
+	if (a->oauth_client_key != NULL)
+		return PM_OK;
 
+	/* A delegated flow may use a public client (no secret). */
+	if (sec_e == NULL && a->oauth_flow != OAUTH_FLOW_CLIENT_CREDENTIALS)
+		return PM_OK;
 	if (sec_e == NULL)
 		return missing(p, sec, K_OAUTH_CLIENT_SECRET, err,
 		    "OAuth needs a client secret (oauth_client_secret_file "
@@ -1167,18 +1581,44 @@ build_account(const struct parser *p, const struct section *sec,
 	a->keep = e != NULL ? parse_bool(e->value) : 1;
 	e = eff(p, sec, K_MARK_SEEN);
 	a->mark_seen = e != NULL ? parse_bool(e->value) : 0;
+	if ((e = eff(p, sec, K_SIZE_LIMIT)) != NULL)
+		(void)parse_size(e->value, &a->size_limit);
+	e = eff(p, sec, K_FETCH_ALL);
+	a->fetch_all = e != NULL ? parse_bool(e->value) : 0;
+	e = eff(p, sec, K_POP3_XOAUTH2_TWO_STEP);
+	a->pop3_xoauth2_two_step = e != NULL ? parse_bool(e->value) : 1;
 
 	if ((e = eff(p, sec, K_DELIVER)) == NULL)
 		return missing(p, sec, K_DELIVER, err, "say where mail goes, "
 		    "e.g. deliver = maildir:~/Maildir");
-	a->deliver_kind = DELIVER_MAILDIR;
-	a->deliver_path = xstrdup(e->value + strlen("maildir:"));
+	deliver_resolve(e->value, a);
+	if ((e = eff(p, sec, K_RECIPIENT)) != NULL)
+		a->recipient = xstrdup(e->value);
+	if ((e = eff(p, sec, K_ENVELOPE_SENDER)) != NULL)
+		a->envelope_sender = xstrdup(strcmp(e->value, "<>") == 0 ?
+		    "" : e->value);
+	a->mda_timeout = 600;
+	if ((e = eff(p, sec, K_MDA_TIMEOUT)) != NULL &&
+	    parse_number(e->value, 1, TIMEOUT_MAX, &n) == 0)
+		a->mda_timeout = (unsigned)n;
+	a->lock_timeout = 60;
+	if ((e = eff(p, sec, K_LOCK_TIMEOUT)) != NULL &&
+	    parse_number(e->value, 1, TIMEOUT_MAX, &n) == 0)
+		a->lock_timeout = (unsigned)n;
+	e = eff(p, sec, K_ADD_RETURN_PATH);
+	a->add_return_path = e != NULL ? parse_bool(e->value) : 0;
+	e = eff(p, sec, K_ADD_DELIVERED_TO);
+	a->add_delivered_to = e != NULL ? parse_bool(e->value) : 0;
+	e = eff(p, sec, K_ADD_RECEIVED);
+	a->add_received = e != NULL ? parse_bool(e->value) : 0;
 
 	if ((e = eff(p, sec, K_STATE_DIR)) != NULL)
 		a->state_dir = xstrdup(e->value);
 	else if ((a->state_dir = default_state_dir()) == NULL)
 		return missing(p, sec, K_STATE_DIR, err, "no default without "
 		    "HOME");
+	if ((e = eff(p, sec, K_NOTIFY_COMMAND)) != NULL)
+		a->notify_command = xstrdup(e->value);
 	a->timeout = 60;
 	if ((e = eff(p, sec, K_TIMEOUT)) != NULL &&
 	    parse_number(e->value, 1, TIMEOUT_MAX, &n) == 0)
@@ -1205,10 +1645,19 @@ account_free(struct account *a)
 	secret_free(a->oauth_client_secret);
 	free(a->oauth_token_url);
 	free(a->oauth_scope);
+	free(a->oauth_device_url);
+	free(a->oauth_authorize_url);
+	free(a->notify_command);
+	free(a->oauth_client_cert);
+	secret_free(a->oauth_client_key);
+	free(a->oauth_issuer);
+	free(a->oauth_token_command);
 	for (i = 0; i < a->nfolders; i++)
 		free(a->folders[i]);
 	free(a->folders);
 	free(a->deliver_path);
+	free(a->recipient);
+	free(a->envelope_sender);
 	free(a->state_dir);
 	free(a);
 }

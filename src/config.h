@@ -22,7 +22,8 @@ enum auth_mech {
 enum oauth_provider {
 	OAUTH_NONE = 0,		/* no OAuth configured: password account */
 	OAUTH_MICROSOFT,
-	OAUTH_GENERIC
+	OAUTH_GENERIC,
+	OAUTH_GOOGLE
 };
 
 enum oauth_client_auth {
@@ -30,8 +31,18 @@ enum oauth_client_auth {
 	OAUTH_CLIENT_BASIC	/* client_secret_basic */
 };
 
+enum oauth_flow {
+	OAUTH_FLOW_CLIENT_CREDENTIALS = 0,	/* app-only (default) */
+	OAUTH_FLOW_DEVICE,		/* delegated: device code, refresh */
+	OAUTH_FLOW_AUTH_CODE		/* delegated: code + PKCE, refresh */
+};
+
 enum deliver_kind {
-	DELIVER_MAILDIR = 0
+	DELIVER_MAILDIR = 0,
+	DELIVER_MBOX,
+	DELIVER_MDA,
+	DELIVER_SMTP,
+	DELIVER_LMTP
 };
 
 struct account {
@@ -56,13 +67,35 @@ struct account {
 	char *oauth_token_url;	/* with {tenant} already expanded */
 	char *oauth_scope;
 	int oauth_client_auth;	/* enum oauth_client_auth */
+	int oauth_flow;		/* enum oauth_flow */
+	int oauth_flow_auto;	/* not configured: authorize may choose */
+	char *oauth_device_url;	/* device authorization endpoint */
+	char *oauth_authorize_url; /* authorization endpoint */
+	unsigned oauth_redirect_port; /* loopback listener; 0: random */
+	char *notify_command;	/* run when a human must act; NULL: none */
+	char *oauth_issuer;	/* OpenID discovery; NULL: none */
+	char *oauth_token_command; /* prints an access token; NULL: none */
+	char *oauth_client_cert; /* private_key_jwt: PEM certificate */
+	struct pm_secret *oauth_client_key; /* private_key_jwt: PEM key */
 
 	char **folders;		/* never empty after loading: "INBOX" */
 	size_t nfolders;
 	int keep;		/* default yes */
 	int mark_seen;		/* default no */
+	uint64_t size_limit;	/* bytes; 0 (default): no limit */
+	int fetch_all;		/* POP3 without UIDL: fetch all; default no */
+	int pop3_xoauth2_two_step; /* default yes */
 	int deliver_kind;	/* enum deliver_kind */
-	char *deliver_path;	/* expanded (~ and relative to cwd) */
+	char *deliver_path;	/* maildir/mbox: expanded path; mda: the
+				 * command line; smtp: HOST[:PORT]; lmtp:
+				 * /SOCKET or HOST:PORT */
+	char *recipient;	/* NULL: the local user */
+	char *envelope_sender;	/* NULL: from the header; "" for <> */
+	unsigned mda_timeout;	/* seconds; default 600 */
+	unsigned lock_timeout;	/* seconds (mbox); default 60 */
+	int add_return_path;	/* prepend header lines; default no */
+	int add_delivered_to;
+	int add_received;
 	char *state_dir;	/* expanded; default per XDG / root */
 	unsigned timeout;	/* seconds, connect and read; default 60 */
 

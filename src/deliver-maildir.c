@@ -14,6 +14,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "deliver.h"
 #include "util.h"
 
@@ -67,9 +68,10 @@ maildir_hostname(void)
 }
 
 static int
-maildir_open(const char *arg, void **ctx_r, char **err)
+maildir_open(const struct account *a, void **ctx_r, char **err)
 {
 	static const char *const sub[] = { "tmp", "new", "cur" };
+	const char *arg = a->deliver_path;
 	struct maildir *md;
 	char *p;
 	size_t i;

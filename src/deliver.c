@@ -1,49 +1,114 @@
 /*
  * The delivery stage seen from the core: picks the target's ops table and
- * streams each message through a CRLF-to-LF filter in bounded chunks.
+ * streams each message through a CRLF-to-LF filter in bounded chunks.  The
+ * header section is held back (up to DELIVER_HEADER_MAX) until it is
+ * complete: the envelope sender comes from it, and the optional header
+ * lines are put in front of it before the target begins.
  */
 #include "autoconf.h"
 
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "deliver.h"
+#include "envelope.h"
+#include "log.h"
 #include "util.h"
 
 #define DELIVER_CHUNK 65536
+#define DELIVER_FIELD_MAX 100	/* bytes of a name in the Received line */
 
 struct deliver {
 	const struct deliver_ops *ops;
 	void *ctx;
+	char *recipient;
+	char *sender;		/* the envelope_sender setting, or NULL */
+	int add_return_path;
+	int add_delivered_to;
+	int add_received;
 };
 
 struct deliver_msg {
 	struct deliver *d;
-	void *m;
+	void *m;		/* the target's message, once begun */
+	int begun;
 	int pending_cr;		/* the last chunk ended with CR */
+
+	/* Facts for the target, copied: the caller's may not outlive begin. */
+	char *account, *server, *mailbox, *uid, *protocol;
+	uint64_t size;
+
+	char *hdr;		/* the header section while it is held */
+	size_t hlen, hcap;
+
 	size_t len;
 	char buf[DELIVER_CHUNK];
 };
+
+/* The name of the user running pullmail; NULL when it cannot be told. */
+static char *
+local_user(void)
+{
+	struct passwd *pw = getpwuid(geteuid());
+	const char *s;
+
+	if (pw != NULL && pw->pw_name != NULL)
+		return xstrdup(pw->pw_name);
+	if ((s = getenv("USER")) != NULL || (s = getenv("LOGNAME")) != NULL)
+		return xstrdup(s);
+	return NULL;
+}
 
 int
 deliver_open(const struct account *a, struct deliver **d_r, char **err)
 {
 	const struct deliver_ops *ops;
 	struct deliver *d;
+	char *rcpt;
 	int r;
 
 	switch (a->deliver_kind) {
 	case DELIVER_MAILDIR:
 		ops = &deliver_maildir_ops;
 		break;
+	case DELIVER_MBOX:
+		ops = &deliver_mbox_ops;
+		break;
+	case DELIVER_MDA:
+		ops = &deliver_mda_ops;
+		break;
+	case DELIVER_SMTP:
+		ops = &deliver_smtp_ops;
+		break;
+	case DELIVER_LMTP:
+		ops = &deliver_lmtp_ops;
+		break;
 	default:
 		return errf(err, PM_ECONFIG, "unsupported delivery target");
 	}
+	rcpt = a->recipient != NULL ? xstrdup(a->recipient) : local_user();
+	if (rcpt == NULL || !envelope_addr_valid(rcpt, 0)) {
+		r = errf(err, PM_ECONFIG, "no usable recipient (the local user "
+		    "name cannot be used); set recipient");
+		free(rcpt);
+		return r;
+	}
 	d = xcalloc(1, sizeof *d);
 	d->ops = ops;
-	r = ops->open(a->deliver_path, &d->ctx, err);
+	d->recipient = rcpt;
+	if (a->envelope_sender != NULL)
+		d->sender = xstrdup(a->envelope_sender);
+	d->add_return_path = a->add_return_path;
+	d->add_delivered_to = a->add_delivered_to;
+	d->add_received = a->add_received;
+	r = ops->open(a, &d->ctx, err);
 	if (r != PM_OK) {
+		free(d->recipient);
+		free(d->sender);
 		free(d);
 		return r;
 	}
@@ -51,23 +116,177 @@ deliver_open(const struct account *a, struct deliver **d_r, char **err)
 	return PM_OK;
 }
 
+/* A copy of s fit for a comment in a header line: printable ASCII without
+ * parentheses, quotes, backslashes and semicolons, at most
+ * DELIVER_FIELD_MAX bytes. */
+static char *
+header_safe(const char *s)
+{
+	char *out;
+	size_t i;
+
+	if (s == NULL)
+		s = "";
+	out = xstrndup(s, DELIVER_FIELD_MAX);
+	for (i = 0; out[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)out[i];
+
+		if (c < 0x20 || c > 0x7e || c == '(' || c == ')' ||
+		    c == '\\' || c == '"' || c == ';')
+			out[i] = '_';
+	}
+	return out;
+}
+
+/* The host name for the Received line; "localhost" when it is odd. */
+static char *
+this_host(void)
+{
+	char host[256];
+	size_t i;
+
+	if (gethostname(host, sizeof host) < 0)
+		return xstrdup("localhost");
+	host[sizeof host - 1] = '\0';
+	for (i = 0; host[i] != '\0'; i++) {
+		if (!((host[i] >= 'a' && host[i] <= 'z') ||
+		    (host[i] >= 'A' && host[i] <= 'Z') ||
+		    (host[i] >= '0' && host[i] <= '9') ||
+		    host[i] == '-' || host[i] == '.'))
+			return xstrdup("localhost");
+	}
+	return i > 0 ? xstrdup(host) : xstrdup("localhost");
+}
+
+/* The optional header lines for message m with envelope sender sender. */
+static char *
+extra_headers(struct deliver_msg *m, const char *sender)
+{
+	struct deliver *d = m->d;
+	char *out = xstrdup(""), *t, *server, *account, *mailbox, *uid, *proto;
+	char *host, date[64];
+	time_t now;
+	struct tm tm;
+	size_t i;
+
+	if (d->add_return_path) {
+		t = xasprintf("%sReturn-Path: <%s>\n", out, sender);
+		free(out);
+		out = t;
+	}
+	if (d->add_delivered_to) {
+		t = xasprintf("%sDelivered-To: %s\n", out, d->recipient);
+		free(out);
+		out = t;
+	}
+	if (d->add_received) {
+		now = time(NULL);
+		localtime_r(&now, &tm);
+		if (strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z",
+		    &tm) == 0)
+			strcpy(date, "Thu, 01 Jan 1970 00:00:00 +0000");
+		server = header_safe(m->server);
+		for (i = 0; server[i] != '\0'; i++)
+			if (server[i] == ' ')
+				server[i] = '_';
+		account = header_safe(m->account);
+		mailbox = header_safe(m->mailbox);
+		uid = header_safe(m->uid);
+		proto = header_safe(m->protocol != NULL ? m->protocol :
+		    "unknown");
+		for (i = 0; proto[i] != '\0'; i++)
+			if (proto[i] >= 'a' && proto[i] <= 'z')
+				proto[i] = (char)(proto[i] - 'a' + 'A');
+		host = this_host();
+		t = xasprintf("%sReceived: from %s (account %s, folder %s, "
+		    "uid %s)\n\tby %s (pullmail) with %s\n\tfor <%s>; %s\n",
+		    out, server[0] != '\0' ? server : "unknown", account,
+		    mailbox[0] != '\0' ? mailbox : "-", uid, host, proto,
+		    d->recipient, date);
+		free(out);
+		out = t;
+		free(server);
+		free(account);
+		free(mailbox);
+		free(uid);
+		free(proto);
+		free(host);
+	}
+	return out;
+}
+
 int
 deliver_begin(struct deliver *d, const struct deliver_info *info,
     struct deliver_msg **m_r, char **err)
 {
-	struct deliver_msg *m = xmalloc(sizeof *m);
-	int r;
+	struct deliver_msg *m = xcalloc(1, sizeof *m);
 
 	m->d = d;
-	m->pending_cr = 0;
-	m->len = 0;
-	r = d->ops->begin(d->ctx, info, &m->m, err);
-	if (r != PM_OK) {
-		free(m);
-		return r;
-	}
+	m->account = xstrdup(info->account != NULL ? info->account : "");
+	m->server = xstrdup(info->server != NULL ? info->server : "");
+	m->mailbox = xstrdup(info->mailbox != NULL ? info->mailbox : "");
+	m->uid = xstrdup(info->uid != NULL ? info->uid : "");
+	m->protocol = info->protocol != NULL ? xstrdup(info->protocol) : NULL;
+	m->size = info->size;
 	*m_r = m;
 	return PM_OK;
+}
+
+/* Free m's own memory (the target's part is gone already). */
+static void
+msg_free(struct deliver_msg *m)
+{
+	free(m->account);
+	free(m->server);
+	free(m->mailbox);
+	free(m->uid);
+	free(m->protocol);
+	free(m->hdr);
+	free(m);
+}
+
+/* The header section is complete (or too long to hold): work out the
+ * envelope, begin the target and hand it the held bytes. */
+static int
+start_target(struct deliver_msg *m, char **err)
+{
+	struct deliver *d = m->d;
+	struct deliver_info info;
+	char *sender, *extra;
+	int r;
+
+	if (d->sender != NULL)
+		sender = xstrdup(d->sender);
+	else
+		sender = envelope_sender(m->hdr, m->hlen);
+	memset(&info, 0, sizeof info);
+	info.account = m->account;
+	info.server = m->server;
+	info.mailbox = m->mailbox;
+	info.uid = m->uid;
+	info.size = m->size;
+	info.protocol = m->protocol;
+	info.sender = sender;
+	info.recipient = d->recipient;
+	log_debug("deliver", "%s: uid %s: envelope from <%s> to <%s>",
+	    m->account, m->uid, sender, d->recipient);
+	r = d->ops->begin(d->ctx, &info, &m->m, err);
+	if (r != PM_OK) {
+		free(sender);
+		return r;
+	}
+	m->begun = 1;
+	extra = extra_headers(m, sender);
+	free(sender);
+	if (*extra != '\0')
+		r = d->ops->write(d->ctx, m->m, extra, strlen(extra), err);
+	free(extra);
+	if (r == PM_OK && m->hlen > 0)
+		r = d->ops->write(d->ctx, m->m, m->hdr, m->hlen, err);
+	free(m->hdr);
+	m->hdr = NULL;
+	m->hlen = m->hcap = 0;
+	return r;
 }
 
 static int
@@ -82,14 +301,27 @@ flush_buf(struct deliver_msg *m, char **err)
 	return r;
 }
 
-/* Append one byte to the output buffer, flushing when it is full. */
+/* Append one byte: to the held header section until it ends, then to the
+ * output buffer, flushing when it is full. */
 static int
 put_byte(struct deliver_msg *m, char c, char **err)
 {
-	if (m->len == sizeof m->buf) {
-		int r = flush_buf(m, err);
+	int r;
 
-		if (r != PM_OK)
+	if (!m->begun) {
+		if (m->hlen == m->hcap) {
+			m->hcap = m->hcap == 0 ? 4096 : m->hcap * 2;
+			m->hdr = xrealloc(m->hdr, m->hcap);
+		}
+		m->hdr[m->hlen++] = c;
+		if ((c == '\n' && (m->hlen == 1 ||
+		    m->hdr[m->hlen - 2] == '\n')) ||
+		    m->hlen >= DELIVER_HEADER_MAX)
+			return start_target(m, err);
+		return PM_OK;
+	}
+	if (m->len == sizeof m->buf) {
+		if ((r = flush_buf(m, err)) != PM_OK)
 			return r;
 	}
 	m->buf[m->len++] = c;
@@ -127,17 +359,22 @@ deliver_finish(struct deliver_msg *m, char **err)
 	struct deliver *d = m->d;
 	int r = PM_OK;
 
-	if (m->pending_cr)
+	if (m->pending_cr) {
+		m->pending_cr = 0;
 		r = put_byte(m, '\r', err);
+	}
+	if (r == PM_OK && !m->begun)
+		r = start_target(m, err);
 	if (r == PM_OK)
 		r = flush_buf(m, err);
 	if (r != PM_OK) {
-		d->ops->abort(d->ctx, m->m);
-		free(m);
+		if (m->begun)
+			d->ops->abort(d->ctx, m->m);
+		msg_free(m);
 		return r;
 	}
 	r = d->ops->finish(d->ctx, m->m, err);
-	free(m);
+	msg_free(m);
 	return r;
 }
 
@@ -146,8 +383,9 @@ deliver_abort(struct deliver_msg *m)
 {
 	if (m == NULL)
 		return;
-	m->d->ops->abort(m->d->ctx, m->m);
-	free(m);
+	if (m->begun)
+		m->d->ops->abort(m->d->ctx, m->m);
+	msg_free(m);
 }
 
 int
@@ -162,5 +400,7 @@ deliver_close(struct deliver *d)
 	if (d == NULL)
 		return;
 	d->ops->close(d->ctx);
+	free(d->recipient);
+	free(d->sender);
 	free(d);
 }

@@ -8,36 +8,58 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define DELIVER_HEADER_MAX (256 * 1024)
+
 struct account;
 struct deliver;		/* an open target */
 struct deliver_msg;	/* one message in flight */
 
-/* Facts about a message handed to the target when it begins. */
+/*
+ * Facts about a message handed to the target when it begins.  The caller
+ * of deliver_begin() fills the first fields; the stage fills sender and
+ * recipient from the header section and the account before the target's
+ * begin() sees them.
+ */
 struct deliver_info {
 	const char *account;
 	const char *server;
 	const char *mailbox;
 	const char *uid;
 	uint64_t size;		/* server's size, 0 if unknown */
+	const char *protocol;	/* "imap", "pop3"; NULL: unknown */
+	const char *sender;	/* envelope sender, checked with
+				 * envelope_addr_valid(); "" means <> */
+	const char *recipient;	/* checked the same way (domain optional) */
 };
 
 struct deliver_ops {
 	const char *name;
 	/*
-	 * Open the target described by arg (a path for maildir).  Create it
-	 * if missing where that makes sense.  Errors: PM_EDELIVER, PM_ETEMP.
+	 * Open the target of account a (a->deliver_path and the delivery
+	 * settings).  Create it if missing where that makes sense; a target
+	 * that connects (SMTP, LMTP) may do so lazily.  Errors: PM_EDELIVER,
+	 * PM_ETEMP, PM_ECONFIG.
 	 */
-	int (*open)(const char *arg, void **ctx_r, char **err);
-	/* Start one message.  *m_r is the target's state for it. */
+	int (*open)(const struct account *a, void **ctx_r, char **err);
+	/*
+	 * Start one message.  *m_r is the target's state for it.  info and
+	 * its strings are valid only during the call.  Errors: PM_ETEMP
+	 * (retry next run: lock busy, MTA 4xx), PM_EDELIVER.
+	 */
 	int (*begin)(void *ctx, const struct deliver_info *info, void **m_r,
 	    char **err);
-	/* Append bytes with LF line ends (CRLF already converted). */
+	/* Append bytes with LF line ends (CRLF already converted).  On
+	 * failure the caller still calls abort(). */
 	int (*write)(void *ctx, void *m, const void *buf, size_t len,
 	    char **err);
-	/* The message is complete; the target may still buffer it.
-	 * Frees m on success and on failure. */
+	/*
+	 * The message is complete; the target may still buffer it, but a
+	 * target whose peer decides (MDA exit status, MTA reply to the end
+	 * of DATA) waits for that answer here.  Frees m on success and on
+	 * failure.  Errors: PM_ETEMP, PM_EDELIVER.
+	 */
 	int (*finish)(void *ctx, void *m, char **err);
-	/* Discard the message and free m. */
+	/* Discard the message (nothing of it may stay behind) and free m. */
 	void (*abort)(void *ctx, void *m);
 	/* Every finished message is durable when this returns PM_OK. */
 	int (*sync)(void *ctx, char **err);
@@ -45,10 +67,36 @@ struct deliver_ops {
 };
 
 extern const struct deliver_ops deliver_maildir_ops;
+extern const struct deliver_ops deliver_mbox_ops;
+extern const struct deliver_ops deliver_mda_ops;
+extern const struct deliver_ops deliver_smtp_ops;
+extern const struct deliver_ops deliver_lmtp_ops;
+
+/*
+ * Split an MDA command line into a NULL-terminated argv (malloc'd, free
+ * with deliver_argv_free()).  Words are separated by blanks; "..." and
+ * '...' quote (backslash escapes \" and \\ inside "...").  The words %F
+ * and %T stand for the envelope sender and the recipient and must stand
+ * alone.  NULL with *err set (PM_ECONFIG) on an unbalanced quote, an empty
+ * command or %F/%T inside a longer word.
+ */
+char **deliver_mda_split(const char *cmd, char **err);
+void deliver_argv_free(char **argv);
+
+/* Parse HOST[:PORT] or [V6]:PORT; *host_r malloc'd.  -1 when broken. */
+int deliver_hostport(const char *s, unsigned def_port, char **host_r,
+    unsigned *port_r);
 
 /* Open the account's delivery target. */
 int deliver_open(const struct account *a, struct deliver **d_r, char **err);
-/* Begin a message; converts CRLF to LF while streaming.  */
+/*
+ * Begin a message; converts CRLF to LF while streaming.  The header
+ * section (up to DELIVER_HEADER_MAX) is held back until it is complete so
+ * that the envelope sender can be taken from it and the optional header
+ * lines (Return-Path, Delivered-To, Received) put in front; only then is
+ * the target's begin() called, so deliver_write() and deliver_finish() can
+ * report its errors too.
+ */
 int deliver_begin(struct deliver *d, const struct deliver_info *info,
     struct deliver_msg **m_r, char **err);
 int deliver_write(struct deliver_msg *m, const void *buf, size_t len,

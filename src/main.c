@@ -29,6 +29,8 @@
 static const char usage_text[] =
     "usage: pullmail [-c FILE] [-v] [-q] [--trace] [--plugin-dir DIR]\n"
     "                [--check-config] [--syslog] [ACCOUNT...]\n"
+    "       pullmail [-c FILE] [-v] authorize ACCOUNT\n"
+    "       pullmail [-c FILE] [-v] token ACCOUNT --info\n"
     "       pullmail --version | --help\n";
 
 static const char help_text[] =
@@ -45,6 +47,11 @@ static const char help_text[] =
     "      --syslog         log to syslog (facility mail)\n"
     "  -V, --version        print the version and exit\n"
     "  -h, --help           print this help and exit\n\n"
+    "  authorize ACCOUNT    sign in for a delegated account (oauth_flow\n"
+    "                       device or authorization_code); stores the\n"
+    "                       refresh token\n"
+    "  token ACCOUNT --info show the access token's expiry, scopes and\n"
+    "                       claims (never the token itself)\n\n"
     "Exit status: 0 mail delivered, 1 nothing new, 64 usage, 70 internal,\n"
     "73 delivery failed, 75 temporary failure, 76 protocol or TLS error,\n"
     "77 authentication failed, 78 configuration error.  See pullmail(1).\n";
@@ -118,6 +125,59 @@ harden(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* `pullmail authorize ACCOUNT`: the delegated sign-in of one account. */
+static int
+run_authorize(struct account *a)
+{
+	struct oauth_request req;
+	char *err = NULL, *cache_dir;
+	int r;
+
+	cache_dir = xasprintf("%s/tokens", a->state_dir);
+	r = oauth_discover(a, &err);
+	/* No flow configured: a browser on this machine makes the redirect
+	 * the easier way; without one, the device flow. */
+	if (a->oauth_flow_auto && a->oauth_authorize_url != NULL &&
+	    (getenv("DISPLAY") != NULL || getenv("WAYLAND_DISPLAY") != NULL))
+		a->oauth_flow = OAUTH_FLOW_AUTH_CODE;
+	oauth_request_init(&req, a, cache_dir);
+	if (r == PM_OK)
+		r = oauth_authorize(&req, &err);
+	if (r != PM_OK) {
+		log_warnx("%s: %s", a->name, err != NULL ? err :
+		    "authorization failed");
+		free(err);
+	}
+	free(cache_dir);
+	return r == PM_OK ? 0 : status_exit(r);
+}
+
+/* `pullmail token ACCOUNT --info`: describe the account's access token. */
+static int
+run_token_info(struct account *a)
+{
+	struct oauth_request req;
+	char *err = NULL, *cache_dir;
+	int r;
+
+	if (!account_uses_oauth(a)) {
+		log_warnx("%s: does not log in with OAuth", a->name);
+		return EX_USAGE;
+	}
+	cache_dir = xasprintf("%s/tokens", a->state_dir);
+	r = oauth_discover(a, &err);
+	oauth_request_init(&req, a, cache_dir);
+	if (r == PM_OK)
+		r = oauth_token_info(&req, a->user, a->protocol, &err);
+	if (r != PM_OK) {
+		log_warnx("%s: %s", a->name, err != NULL ? err :
+		    "no token");
+		free(err);
+	}
+	free(cache_dir);
+	return r == PM_OK ? 0 : status_exit(r);
+}
+
 /* Fetch one account; returns its exit status and prints its summary. */
 static int
 run_account(struct account *a, const char *plugdir, int quiet)
@@ -165,13 +225,15 @@ main(int argc, char **argv)
 		{ "syslog", no_argument, NULL, 'S' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "info", no_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *config_path = NULL, *plugdir_opt = NULL;
+	const char *config_path = NULL, *plugdir_opt = NULL, *subcommand = NULL;
 	char *default_path = NULL, *err = NULL;
 	struct config *cfg = NULL;
 	struct account *a;
 	int ch, verbose = 0, quiet = 0, trace = 0, check = 0, use_syslog = 0;
+	int info = 0;
 	int i, code = -1, r;
 
 	harden();
@@ -198,6 +260,9 @@ main(int argc, char **argv)
 		case 'S':
 			use_syslog = 1;
 			break;
+		case 'I':
+			info = 1;
+			break;
 		case 'V':
 			printf("pullmail %s (plugin ABI %u)\n", PACKAGE_VERSION,
 			    PM_PLUGIN_ABI);
@@ -216,6 +281,20 @@ main(int argc, char **argv)
 	argv += optind;
 	log_init("pullmail", verbose, trace,
 	    use_syslog);
+
+	if (argc > 0 && (strcmp(argv[0], "authorize") == 0 ||
+	    strcmp(argv[0], "token") == 0)) {
+		if (argc != 2 || check || (info != (argv[0][0] == 't'))) {
+			fputs(usage_text, stderr);
+			return EX_USAGE;
+		}
+		subcommand = argv[0];
+		argc--;
+		argv++;
+	} else if (info) {
+		fputs(usage_text, stderr);
+		return EX_USAGE;
+	}
 
 	if (config_path == NULL)
 		config_path = default_path = config_default_path();
@@ -252,7 +331,13 @@ main(int argc, char **argv)
 		free(default_path);
 		return EX_SOFTWARE;
 	}
-	for (a = cfg->accounts; a != NULL; a = a->next) {
+	if (subcommand != NULL) {
+		a = config_find(cfg, argv[0]);
+		code = subcommand[0] == 't' ? run_token_info(a) :
+		    run_authorize(a);
+		argc = -1;	/* no fetching */
+	}
+	for (a = cfg->accounts; argc >= 0 && a != NULL; a = a->next) {
 		int selected = argc == 0;
 
 		for (i = 0; i < argc && !selected; i++)

@@ -1,8 +1,10 @@
 /*
- * The token module: the OAuth 2.0 client-credentials grant over libcurl,
- * strict parsing of the token endpoint's JSON with json-c, a per-app token
- * cache on disk and hints for the errors Microsoft Entra ID returns.  This
- * is the only file that includes libcurl or json-c headers.
+ * The token module: the OAuth 2.0 client-credentials grant over libcurl
+ * (client secret or private_key_jwt), strict parsing of the token
+ * endpoint's JSON with json-c, a per-app token cache on disk, retries of
+ * transient failures and hints for the errors Microsoft Entra ID returns.
+ * The delegated flows live in oauth-flow.c; these two are the only files
+ * that include libcurl or json-c headers.
  */
 #include "autoconf.h"
 
@@ -24,9 +26,12 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "command.h"
 #include "config.h"
+#include "crypto.h"
 #include "log.h"
 #include "oauth.h"
+#include "oauth-int.h"
 #include "secret.h"
 #include "util.h"
 
@@ -39,14 +44,8 @@
 #define OAUTH_MAX_ERROR_CODE	64
 #define OAUTH_JSON_DEPTH	16
 #define OAUTH_DEFAULT_TIMEOUT	60
+#define OAUTH_MAX_TRIES		3	/* transient failures */
 
-/* What one HTTP exchange with the token endpoint returned. */
-struct http_reply {
-	char	*body;
-	size_t	 len;
-	int	 too_large;
-	long	 status;
-};
 
 /* OAuth error codes (RFC 6749 5.2) and what to do about them. */
 static const struct {
@@ -114,6 +113,14 @@ static const struct {
 	    "that the app was admin-consented in this tenant" },
 	{ 7000112, "the application is disabled in this tenant; an "
 	    "administrator must enable it again" },
+	{ 700082, "the refresh token expired after a long time unused; sign "
+	    "in again with pullmail authorize" },
+	{ 70043, "a sign-in frequency policy of the tenant demands a new "
+	    "sign-in; run pullmail authorize" },
+	{ 50173, "the password was changed or the sessions were revoked; "
+	    "sign in again with pullmail authorize" },
+	{ 70008, "the authorization code or refresh token has expired; run "
+	    "pullmail authorize" },
 };
 
 /* Initialise libcurl once per process, before any thread exists. */
@@ -137,8 +144,8 @@ oauth_global_deinit(void)
 }
 
 /* Wipe and free a NUL-terminated buffer that held a secret. */
-static void
-free_wiped(char *s)
+void
+oauth_free_wiped(char *s)
 {
 	if (s == NULL)
 		return;
@@ -169,8 +176,8 @@ utf8_len(const unsigned char *p)
  * characters (C0, DEL, C1) dropped, bytes that are not UTF-8 shown as '?',
  * at most max bytes ("..." appended when cut).
  */
-static char *
-clean_text(const char *s, size_t max)
+char *
+oauth_clean_text(const char *s, size_t max)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = 0, i = 0, k;
@@ -265,6 +272,7 @@ oauth_token_clear(struct oauth_token *tok)
 	if (tok == NULL)
 		return;
 	secret_free(tok->access_token);
+	secret_free(tok->refresh_token);
 	free(tok->token_type);
 	free(tok->scope);
 	free(tok->error);
@@ -276,8 +284,8 @@ oauth_token_clear(struct oauth_token *tok)
  * Parse len bytes as exactly one JSON object (whitespace around it allowed,
  * nothing else).  Returns NULL and a short reason in *why.
  */
-static struct json_object *
-parse_object(const char *text, size_t len, const char **why)
+struct json_object *
+oauth_parse_object(const char *text, size_t len, const char **why)
 {
 	struct json_tokener *tk;
 	struct json_object *obj;
@@ -332,8 +340,8 @@ parse_object(const char *text, size_t len, const char **why)
 }
 
 /* The string member key of obj; NULL if absent; *bad set if not a string. */
-static const char *
-get_string(struct json_object *obj, const char *key, int *bad)
+const char *
+oauth_get_string(struct json_object *obj, const char *key, int *bad)
 {
 	struct json_object *v;
 
@@ -347,8 +355,8 @@ get_string(struct json_object *obj, const char *key, int *bad)
 }
 
 /* Whether a token is usable on the wire: visible ASCII, bounded length. */
-static int
-token_ok(const char *s, size_t len)
+int
+oauth_token_ok(const char *s, size_t len)
 {
 	size_t i;
 
@@ -426,15 +434,15 @@ parse_error_response(struct json_object *obj, long http_status,
 	long code;
 	int bad = 0, status;
 
-	error = get_string(obj, "error", &bad);
-	desc = get_string(obj, "error_description", &bad);
+	error = oauth_get_string(obj, "error", &bad);
+	desc = oauth_get_string(obj, "error_description", &bad);
 	if (error == NULL || *error == '\0' || bad)
 		return errf(err, status_temporary(http_status) ? PM_ETEMP :
 		    PM_EPROTO, "token endpoint sent a malformed error response "
 		    "(HTTP %ld)", http_status);
-	tok->error = clean_text(error, OAUTH_MAX_ERROR_CODE);
+	tok->error = oauth_clean_text(error, OAUTH_MAX_ERROR_CODE);
 	if (desc != NULL && *desc != '\0')
-		tok->error_description = clean_text(desc,
+		tok->error_description = oauth_clean_text(desc,
 		    OAUTH_MAX_DESCRIPTION);
 
 	code = aadsts_code(desc);
@@ -468,12 +476,12 @@ oauth_parse_token_response(const char *body, size_t len, long http_status,
     time_t now, struct oauth_token *tok, char **err)
 {
 	struct json_object *obj;
-	const char *why, *access, *type, *scope;
+	const char *why, *access, *refresh, *type, *scope;
 	long expires_in;
 	int bad = 0, rc;
 
 	memset(tok, 0, sizeof *tok);
-	obj = parse_object(body, len, &why);
+	obj = oauth_parse_object(body, len, &why);
 	if (obj == NULL) {
 		if (status_temporary(http_status))
 			return errf(err, PM_ETEMP, "token endpoint answered "
@@ -503,15 +511,19 @@ oauth_parse_token_response(const char *body, size_t len, long http_status,
 		    "OAuth error", http_status);
 	}
 
-	access = get_string(obj, "access_token", &bad);
-	type = get_string(obj, "token_type", &bad);
-	scope = get_string(obj, "scope", &bad);
+	access = oauth_get_string(obj, "access_token", &bad);
+	refresh = oauth_get_string(obj, "refresh_token", &bad);
+	type = oauth_get_string(obj, "token_type", &bad);
+	scope = oauth_get_string(obj, "scope", &bad);
 	if (bad)
 		why = "a member has the wrong JSON type";
 	else if (access == NULL)
 		why = "no access_token";
-	else if (!token_ok(access, strlen(access)))
+	else if (!oauth_token_ok(access, strlen(access)))
 		why = "access_token is empty, too long or has bytes that "
+		    "cannot be sent";
+	else if (refresh != NULL && !oauth_token_ok(refresh, strlen(refresh)))
+		why = "refresh_token is empty, too long or has bytes that "
 		    "cannot be sent";
 	else if (type == NULL)
 		why = "no token_type";
@@ -526,6 +538,8 @@ oauth_parse_token_response(const char *body, size_t len, long http_status,
 	}
 
 	tok->access_token = secret_from_str(access);
+	if (refresh != NULL)
+		tok->refresh_token = secret_from_str(refresh);
 	tok->token_type = xstrdup(type);
 	tok->expires_at = now + expires_in;
 	if (scope != NULL)
@@ -568,8 +582,8 @@ cache_margin(long lifetime)
 }
 
 /* A member of a cache file that must be an integer. */
-static int
-get_int64(struct json_object *obj, const char *key, int64_t *v_r)
+int
+oauth_get_int64(struct json_object *obj, const char *key, int64_t *v_r)
 {
 	struct json_object *v;
 
@@ -602,7 +616,7 @@ cache_read(const struct oauth_request *req, const char *path, time_t now)
 			    path, strerror(errno));
 		return NULL;
 	}
-	obj = parse_object(data, len, &why);
+	obj = oauth_parse_object(data, len, &why);
 	secret_wipe(data, len);
 	free(data);
 	if (obj == NULL) {
@@ -610,16 +624,16 @@ cache_read(const struct oauth_request *req, const char *path, time_t now)
 		return NULL;
 	}
 	want = cache_key(req);
-	key = get_string(obj, "key", &bad);
-	access = get_string(obj, "access_token", &bad);
+	key = oauth_get_string(obj, "key", &bad);
+	access = oauth_get_string(obj, "access_token", &bad);
 	if (bad || key == NULL || strcmp(key, want) != 0)
 		log_debug("oauth", "token cache %s ignored: written for "
 		    "another token URL, client or scope", path);
-	else if (access == NULL || !token_ok(access, strlen(access)) ||
-	    get_int64(obj, "expires_at", &expires_at) < 0)
+	else if (access == NULL || !oauth_token_ok(access, strlen(access)) ||
+	    oauth_get_int64(obj, "expires_at", &expires_at) < 0)
 		log_debug("oauth", "token cache %s ignored: corrupt", path);
 	else {
-		if (get_int64(obj, "obtained_at", &obtained_at) < 0 ||
+		if (oauth_get_int64(obj, "obtained_at", &obtained_at) < 0 ||
 		    obtained_at > expires_at)
 			obtained_at = 0;
 		if (expires_at - (int64_t)now >= cache_margin(obtained_at ==
@@ -635,15 +649,14 @@ cache_read(const struct oauth_request *req, const char *path, time_t now)
 	return token;
 }
 
-/* Write the cache file atomically: a 0600 temp file, fsync, rename. */
+/* Write the cache file atomically (oauth_write_json). */
 static void
 cache_write(const struct oauth_request *req, const char *path,
-    const struct pm_secret *token, time_t obtained_at, time_t expires_at)
+    const struct pm_secret *token, time_t obtained_at, time_t expires_at,
+    const char *scope)
 {
 	struct json_object *obj;
-	const char *text;
-	char *key, *tmp;
-	int fd, tries;
+	char *key;
 
 	key = cache_key(req);
 	obj = json_object_new_object();
@@ -655,7 +668,22 @@ cache_write(const struct oauth_request *req, const char *path,
 	    json_object_new_int64((int64_t)obtained_at));
 	json_object_object_add(obj, "expires_at",
 	    json_object_new_int64((int64_t)expires_at));
+	if (scope != NULL)
+		json_object_object_add(obj, "scope",
+		    json_object_new_string(scope));
 	free(key);
+	oauth_write_json(req->cache_dir, path, obj);
+	json_object_put(obj);
+}
+
+/* Write obj to path atomically (contract in oauth-int.h). */
+int
+oauth_write_json(const char *dir, const char *path, struct json_object *obj)
+{
+	const char *text;
+	char *tmp;
+	int fd, tries, rc = -1;
+
 	text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
 
 	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
@@ -667,33 +695,34 @@ cache_write(const struct oauth_request *req, const char *path,
 		unlink(tmp);	/* left by a crashed run with our pid */
 	}
 	if (fd < 0) {
-		log_warn("cannot create token cache %s", tmp);
+		log_warn("cannot create token file %s", tmp);
 		goto out;
 	}
 	if (fchmod(fd, 0600) < 0 || write_full(fd, text, strlen(text)) < 0 ||
 	    write_full(fd, "\n", 1) < 0 || fsync(fd) < 0) {
-		log_warn("cannot write token cache %s", tmp);
+		log_warn("cannot write token file %s", tmp);
 		close(fd);
 		unlink(tmp);
 		goto out;
 	}
 	if (close(fd) < 0 || rename(tmp, path) < 0) {
-		log_warn("cannot install token cache %s", path);
+		log_warn("cannot install token file %s", path);
 		unlink(tmp);
 		goto out;
 	}
-	if (fsync_dir(req->cache_dir) < 0)
-		log_warn("cannot sync %s", req->cache_dir);
+	if (fsync_dir(dir) < 0)
+		log_warn("cannot sync %s", dir);
+	rc = 0;
 out:
-	/* json-c owns the buffer and is about to free it: wipe it first. */
+	/* json-c owns the buffer and frees it with obj: wipe it first. */
 	secret_wipe((char *)text, strlen(text));
-	json_object_put(obj);
 	free(tmp);
+	return rc;
 }
 
-/* Take the cache lock next to path; -1 when it cannot be had. */
-static int
-cache_lock(const char *path)
+/* Take the lock next to path; -1 when it cannot be had. */
+int
+oauth_lock(const char *path)
 {
 	char *lock;
 	int fd;
@@ -717,9 +746,9 @@ cache_lock(const char *path)
 	return fd;
 }
 
-/* Release the cache lock. */
-static void
-cache_unlock(int fd)
+/* Release a lock from oauth_lock. */
+void
+oauth_unlock(int fd)
 {
 	if (fd >= 0) {
 		flock(fd, LOCK_UN);
@@ -734,23 +763,29 @@ oauth_invalidate(const struct oauth_request *req)
 	char *path;
 	int fd;
 
+	if (req->token_command != NULL)
+		return;		/* nothing cached */
+	if (req->flow != OAUTH_FLOW_CLIENT_CREDENTIALS) {
+		oauth_delegated_invalidate(req);
+		return;
+	}
 	path = oauth_cache_path(req);
 	if (path == NULL)
 		return;
-	fd = cache_lock(path);
+	fd = oauth_lock(path);
 	if (unlink(path) == 0)
 		log_debug("oauth", "dropped cached token %s", path);
 	else if (errno != ENOENT)
 		log_warn("cannot remove token cache %s", path);
-	cache_unlock(fd);
+	oauth_unlock(fd);
 	free(path);
 }
 
 /* --- HTTP ---------------------------------------------------------------- */
 
 /* application/x-www-form-urlencoded (RFC 6749 appendix B) of n bytes. */
-static char *
-form_encode(const char *s, size_t n)
+char *
+oauth_form_encode(const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	char *out, *o;
@@ -813,7 +848,7 @@ debug_line(const char *what, const char *s, size_t n)
 	if (n == 0)
 		return;
 	line = xstrndup(s, n);
-	clean = clean_text(line, 512);
+	clean = oauth_clean_text(line, 512);
 	log_debug("oauth", "%s %s", what, clean);
 	free(clean);
 	free(line);
@@ -895,7 +930,7 @@ curl_status(CURLcode rc)
 
 /* Warn when the client secret would cross a network unencrypted. */
 static void
-warn_plain_http(const struct oauth_request *req)
+warn_plain_http(const struct oauth_request *req, const char *url)
 {
 	CURLU *u;
 	char *scheme = NULL, *host = NULL;
@@ -903,48 +938,139 @@ warn_plain_http(const struct oauth_request *req)
 	u = curl_url();
 	if (u == NULL)
 		return;
-	if (curl_url_set(u, CURLUPART_URL, req->token_url, 0) == CURLUE_OK &&
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
 	    strcasecmp(scheme, "http") == 0 && strcmp(host, "127.0.0.1") != 0 &&
 	    strcmp(host, "[::1]") != 0 && strcasecmp(host, "localhost") != 0)
 		log_warnx("%s: token URL %s is plain http: the client secret "
 		    "crosses the network unencrypted", req->account != NULL ?
-		    req->account : "oauth", req->token_url);
+		    req->account : "oauth", url);
 	curl_free(scheme);
 	curl_free(host);
 	curl_url_cleanup(u);
 }
 
-/* The POST body of a client-credentials request; it holds the secret. */
+/* A JSON object as base64url. */
 static char *
-request_body(const struct oauth_request *req)
+json_b64(struct json_object *obj)
 {
-	char *id, *secret = NULL, *scope = NULL, *body;
+	const char *text;
 
-	id = form_encode(req->client_id, strlen(req->client_id));
-	if (req->client_auth != OAUTH_CLIENT_BASIC)
-		secret = form_encode(secret_reveal(req->client_secret),
+	text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
+	return crypto_base64url(text, strlen(text));
+}
+
+/*
+ * The client assertion of private_key_jwt (RFC 7523 section 2.2): a JWT
+ * for the token endpoint signed RS256 with the client key, x5t the SHA-1
+ * thumbprint of the certificate (as Microsoft Entra ID requires).
+ */
+static int
+client_assertion(const struct oauth_request *req, char **jwt_r, char **err)
+{
+	struct json_object *hdr, *claims;
+	unsigned char sha1[CRYPTO_SHA1_LEN], *sig = NULL;
+	char *cert = NULL, *h64, *c64, *input, *s64, *jti, *x5t;
+	size_t len, siglen;
+	time_t now = time(NULL);
+	int rc;
+
+	if (read_small_file(req->client_cert, 1 << 20, &cert, &len) < 0)
+		return errf(err, PM_ECONFIG, "%s: %s", req->client_cert,
+		    strerror(errno));
+	rc = crypto_cert_sha1(cert, len, sha1, err);
+	free(cert);
+	if (rc != PM_OK) {
+		err_prefix(err, "%s", req->client_cert);
+		return rc;
+	}
+	if ((jti = crypto_random_string(16)) == NULL)
+		return errf(err, PM_EINTERNAL, "no random bytes");
+	x5t = crypto_base64url(sha1, sizeof sha1);
+	hdr = json_object_new_object();
+	json_object_object_add(hdr, "alg", json_object_new_string("RS256"));
+	json_object_object_add(hdr, "typ", json_object_new_string("JWT"));
+	json_object_object_add(hdr, "x5t", json_object_new_string(x5t));
+	claims = json_object_new_object();
+	json_object_object_add(claims, "aud",
+	    json_object_new_string(req->token_url));
+	json_object_object_add(claims, "iss",
+	    json_object_new_string(req->client_id));
+	json_object_object_add(claims, "sub",
+	    json_object_new_string(req->client_id));
+	json_object_object_add(claims, "jti", json_object_new_string(jti));
+	json_object_object_add(claims, "iat", json_object_new_int64(now));
+	json_object_object_add(claims, "nbf", json_object_new_int64(now));
+	json_object_object_add(claims, "exp",
+	    json_object_new_int64(now + 300));
+	h64 = json_b64(hdr);
+	c64 = json_b64(claims);
+	json_object_put(hdr);
+	json_object_put(claims);
+	free(x5t);
+	free(jti);
+	input = xasprintf("%s.%s", h64, c64);
+	free(h64);
+	free(c64);
+	rc = crypto_rs256_sign(secret_reveal(req->client_key),
+	    secret_len(req->client_key), input, strlen(input), &sig, &siglen,
+	    err);
+	if (rc != PM_OK) {
+		free(input);
+		return rc;
+	}
+	s64 = crypto_base64url(sig, siglen);
+	free(sig);
+	*jwt_r = xasprintf("%s.%s", input, s64);
+	free(input);
+	free(s64);
+	return PM_OK;
+}
+
+/* grant followed by the client's credentials, for the request body. */
+static char *
+request_body(const struct oauth_request *req, const char *grant)
+{
+	char *id, *secret = NULL, *body, *jwt = NULL, *err = NULL;
+	int in_body;
+
+	if (req->client_key != NULL && req->client_cert != NULL) {
+		if (client_assertion(req, &jwt, &err) != PM_OK) {
+			log_warnx("%s: no client assertion: %s", req->account !=
+			    NULL ? req->account : "oauth", err);
+			free(err);
+			return NULL;
+		}
+		id = oauth_form_encode(req->client_id, strlen(req->client_id));
+		body = xasprintf("%s&client_id=%s&client_assertion_type="
+		    "urn%%3Aietf%%3Aparams%%3Aoauth%%3Aclient-assertion-type"
+		    "%%3Ajwt-bearer&client_assertion=%s", grant, id, jwt);
+		free(id);
+		oauth_free_wiped(jwt);
+		return body;
+	}
+
+	in_body = req->client_secret == NULL ||
+	    req->client_auth != OAUTH_CLIENT_BASIC;
+	id = oauth_form_encode(req->client_id, strlen(req->client_id));
+	if (req->client_secret != NULL && in_body)
+		secret = oauth_form_encode(secret_reveal(req->client_secret),
 		    secret_len(req->client_secret));
-	if (req->scope != NULL && *req->scope != '\0')
-		scope = form_encode(req->scope, strlen(req->scope));
-	body = xasprintf("grant_type=client_credentials%s%s%s%s%s%s",
-	    req->client_auth != OAUTH_CLIENT_BASIC ? "&client_id=" : "",
-	    req->client_auth != OAUTH_CLIENT_BASIC ? id : "",
+	body = xasprintf("%s%s%s%s%s", grant,
+	    in_body ? "&client_id=" : "", in_body ? id : "",
 	    secret != NULL ? "&client_secret=" : "",
-	    secret != NULL ? secret : "",
-	    scope != NULL ? "&scope=" : "",
-	    scope != NULL ? scope : "");
+	    secret != NULL ? secret : "");
 	free(id);
-	free_wiped(secret);
-	free(scope);
+	oauth_free_wiped(secret);
 	return body;
 }
 
-/* POST the grant to the token endpoint; the reply's status and body. */
-static int
-http_post(const struct oauth_request *req, struct http_reply *reply,
-    char **err)
+/* POST grant (and the client's credentials) to url; the reply's status
+ * and body (contract in oauth-int.h). */
+int
+oauth_http_post(const struct oauth_request *req, const char *url,
+    const char *grant, struct http_reply *reply, char **err)
 {
 	char errbuf[CURL_ERROR_SIZE];
 	struct curl_slist *headers = NULL;
@@ -955,16 +1081,24 @@ http_post(const struct oauth_request *req, struct http_reply *reply,
 	int status;
 
 	memset(reply, 0, sizeof *reply);
+	reply->retry_after = -1;
 	h = curl_easy_init();
 	if (h == NULL)
 		return errf(err, PM_EINTERNAL, "cannot initialise libcurl");
-	warn_plain_http(req);
-	body = request_body(req);
+	if (grant == NULL)
+		body = NULL;	/* a GET: OpenID discovery */
+	else if ((warn_plain_http(req, url), body = request_body(req,
+	    grant)) == NULL) {
+		curl_easy_cleanup(h);
+		return errf(err, PM_ECONFIG, "cannot build the client "
+		    "assertion from oauth_client_certificate and "
+		    "oauth_client_key (see the warning above)");
+	}
 	timeout = req->timeout > 0 ? req->timeout : OAUTH_DEFAULT_TIMEOUT;
 	errbuf[0] = '\0';
 	headers = curl_slist_append(headers, "Accept: application/json");
 
-	curl_easy_setopt(h, CURLOPT_URL, req->token_url);
+	curl_easy_setopt(h, CURLOPT_URL, url);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
 #else
@@ -978,14 +1112,18 @@ http_post(const struct oauth_request *req, struct http_reply *reply,
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "pullmail");
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	if (body != NULL) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, reply);
-	if (req->client_auth == OAUTH_CLIENT_BASIC) {
+	if (body != NULL && req->client_secret != NULL &&
+	    req->client_auth == OAUTH_CLIENT_BASIC) {
 		/* RFC 6749 2.3.1: both form-encoded before Basic encoding. */
-		user = form_encode(req->client_id, strlen(req->client_id));
-		pass = form_encode(secret_reveal(req->client_secret),
+		user = oauth_form_encode(req->client_id,
+		    strlen(req->client_id));
+		pass = oauth_form_encode(secret_reveal(req->client_secret),
 		    secret_len(req->client_secret));
 		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(h, CURLOPT_USERNAME, user);
@@ -998,28 +1136,44 @@ http_post(const struct oauth_request *req, struct http_reply *reply,
 
 	rc = curl_easy_perform(h);
 	if (rc == CURLE_OK) {
+		curl_off_t ra = -1;
+
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply->status);
+#if LIBCURL_VERSION_NUM >= 0x074200
+		if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) ==
+		    CURLE_OK && ra > 0)
+			reply->retry_after = ra > 86400 ? 86400 : (long)ra;
+#endif
 		status = PM_OK;
 	} else if (reply->too_large)
-		status = errf(err, PM_EPROTO, "token endpoint %s: response "
-		    "larger than %d bytes", req->token_url,
-		    OAUTH_MAX_RESPONSE);
+		status = errf(err, PM_EPROTO, "%s: response larger than %d "
+		    "bytes", url, OAUTH_MAX_RESPONSE);
 	else
-		status = errf(err, curl_status(rc), "token endpoint %s: %s",
-		    req->token_url, errbuf[0] != '\0' ? errbuf :
-		    curl_easy_strerror(rc));
+		status = errf(err, curl_status(rc), "%s: %s", url,
+		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
 
 	curl_easy_cleanup(h);
 	curl_slist_free_all(headers);
-	free_wiped(body);
-	free_wiped(user);
-	free_wiped(pass);
+	oauth_free_wiped(body);
+	oauth_free_wiped(user);
+	oauth_free_wiped(pass);
 	return status;
 }
 
+/* Free a reply's body, wiped. */
+void
+oauth_reply_free(struct http_reply *reply)
+{
+	if (reply->body != NULL) {
+		secret_wipe(reply->body, reply->len);
+		free(reply->body);
+	}
+	memset(reply, 0, sizeof *reply);
+}
+
 /* Replace every copy of a secret in a message (a server may echo it). */
-static void
-redact(char **msg, const struct pm_secret *s)
+void
+oauth_redact(char **msg, const struct pm_secret *s)
 {
 	char *p, *out;
 
@@ -1033,50 +1187,100 @@ redact(char **msg, const struct pm_secret *s)
 	}
 }
 
-/* Fetch a new token from the endpoint; fill tok. */
+/* One POST of grant to the token endpoint, parsed into tok. */
 static int
-fetch_token(const struct oauth_request *req, struct oauth_token *tok,
-    char **err)
+exchange_once(const struct oauth_request *req, const char *grant,
+    struct oauth_token *tok, long *retry_after_r, char **err)
 {
 	struct http_reply reply;
 	int rc;
 
-	rc = http_post(req, &reply, err);
+	*retry_after_r = -1;
+	rc = oauth_http_post(req, req->token_url, grant, &reply, err);
 	if (rc != PM_OK)
 		return rc;
+	*retry_after_r = reply.retry_after;
 	log_debug("oauth", "%s answered HTTP %ld, %zu bytes", req->token_url,
 	    reply.status, reply.len);
 	rc = oauth_parse_token_response(reply.body != NULL ? reply.body : "",
 	    reply.len, reply.status, time(NULL), tok, err);
-	if (reply.body != NULL) {
-		secret_wipe(reply.body, reply.len);
-		free(reply.body);
-	}
+	oauth_reply_free(&reply);
 	if (rc != PM_OK && rc != PM_EAUTH)
 		err_prefix(err, "%s", req->token_url);
-	if (rc != PM_OK)
-		redact(err, req->client_secret);
 	return rc;
 }
 
-/* A token for req: cached when still good, else fetched and cached. */
+/* Sleep for ms milliseconds (signals do not cut it short). */
+void
+oauth_sleep_ms(long ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* POST grant to the token endpoint (contract in oauth-int.h). */
 int
-oauth_get_token(const struct oauth_request *req, struct pm_secret **token_r,
+oauth_exchange(const struct oauth_request *req, const char *grant,
+    struct oauth_token *tok, char **err)
+{
+	long budget_ms, spent_ms, wait_ms, retry_after;
+	struct timespec t0, t1;
+	unsigned char rnd;
+	int rc, attempt;
+
+	budget_ms = (req->timeout > 0 ? req->timeout :
+	    OAUTH_DEFAULT_TIMEOUT) * 1000L / 2;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (attempt = 1;; attempt++) {
+		memset(tok, 0, sizeof *tok);
+		rc = exchange_once(req, grant, tok, &retry_after, err);
+		if (rc != PM_ETEMP || attempt >= OAUTH_MAX_TRIES)
+			break;
+		/* Backoff 1 s, 2 s, ... plus up to 50% jitter. */
+		wait_ms = 1000L << (attempt - 1);
+		if (crypto_random(&rnd, 1) == 0)
+			wait_ms += wait_ms * rnd / 512;
+		if (retry_after > 0)
+			wait_ms = retry_after * 1000L;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		spent_ms = (long)(t1.tv_sec - t0.tv_sec) * 1000L +
+		    (t1.tv_nsec - t0.tv_nsec) / 1000000L;
+		if (spent_ms + wait_ms > budget_ms) {
+			log_debug("oauth", "%s: no time left to retry",
+			    req->token_url);
+			break;
+		}
+		log_info("%s: %s; trying again in %ld ms",
+		    req->account != NULL ? req->account : "oauth", *err,
+		    wait_ms);
+		oauth_token_clear(tok);
+		free(*err);
+		*err = NULL;
+		oauth_sleep_ms(wait_ms);
+	}
+	if (rc != PM_OK)
+		oauth_redact(err, req->client_secret);
+	return rc;
+}
+
+/* A client-credentials token for req: cached when still good, else
+ * fetched and cached. */
+static int
+app_get_token(const struct oauth_request *req, struct pm_secret **token_r,
     int *cached_r, char **err)
 {
 	struct oauth_token tok;
 	const char *who = req->account != NULL ? req->account : "oauth";
-	char *path = NULL;
+	char *path = NULL, *grant, *scope = NULL;
 	time_t now;
 	int lock = -1, rc;
 
 	memset(&tok, 0, sizeof tok);
-	*token_r = NULL;
-	if (cached_r != NULL)
-		*cached_r = 0;
-	if (req->token_url == NULL || *req->token_url == '\0' ||
-	    req->client_id == NULL || *req->client_id == '\0' ||
-	    req->client_secret == NULL)
+	if (req->client_secret == NULL && req->client_key == NULL)
 		return errf(err, PM_ECONFIG, "OAuth needs a token URL, a "
 		    "client ID and a client secret");
 
@@ -1091,11 +1295,11 @@ oauth_get_token(const struct oauth_request *req, struct pm_secret **token_r,
 		*token_r = cache_read(req, path, time(NULL));
 		if (*token_r == NULL) {
 			/* Another pullmail may be fetching: wait, re-read. */
-			lock = cache_lock(path);
+			lock = oauth_lock(path);
 			*token_r = cache_read(req, path, time(NULL));
 		}
 		if (*token_r != NULL) {
-			cache_unlock(lock);
+			oauth_unlock(lock);
 			free(path);
 			if (cached_r != NULL)
 				*cached_r = 1;
@@ -1104,19 +1308,92 @@ oauth_get_token(const struct oauth_request *req, struct pm_secret **token_r,
 		}
 	}
 
+	if (req->scope != NULL && *req->scope != '\0')
+		scope = oauth_form_encode(req->scope, strlen(req->scope));
+	grant = xasprintf("grant_type=client_credentials%s%s",
+	    scope != NULL ? "&scope=" : "", scope != NULL ? scope : "");
+	free(scope);
 	now = time(NULL);
-	rc = fetch_token(req, &tok, err);
+	rc = oauth_exchange(req, grant, &tok, err);
+	free(grant);
+	if (rc == PM_EAUTH)
+		oauth_notify_human(req, *err);
 	if (rc == PM_OK) {
+		oauth_notify_reset(req);
 		log_info("%s: obtained a token from %s, valid for %lld s", who,
 		    req->token_url, (long long)(tok.expires_at - now));
 		if (path != NULL)
 			cache_write(req, path, tok.access_token, now,
-			    tok.expires_at);
+			    tok.expires_at, tok.scope);
 		*token_r = tok.access_token;
 		tok.access_token = NULL;
 	}
 	oauth_token_clear(&tok);
-	cache_unlock(lock);
+	oauth_unlock(lock);
 	free(path);
 	return rc;
+}
+
+/* A token for req, by its flow (contract in oauth.h). */
+int
+oauth_get_token(const struct oauth_request *req, struct pm_secret **token_r,
+    int *cached_r, char **err)
+{
+	char *why = NULL;
+	int rc;
+
+	*token_r = NULL;
+	if (cached_r != NULL)
+		*cached_r = 0;
+	if (req->token_command != NULL) {
+		*token_r = command_secret(req->token_command, OAUTH_MAX_TOKEN,
+		    &why);
+		if (*token_r == NULL) {
+			rc = errf(err, PM_EAUTH, "oauth_token_command: %s",
+			    why);
+			free(why);
+			return rc;
+		}
+		if (!oauth_token_ok(secret_reveal(*token_r),
+		    secret_len(*token_r))) {
+			secret_free(*token_r);
+			*token_r = NULL;
+			return errf(err, PM_EAUTH, "oauth_token_command printed "
+			    "something that is not an access token");
+		}
+		log_debug("oauth", "%s: token from oauth_token_command",
+		    req->account != NULL ? req->account : "oauth");
+		return PM_OK;
+	}
+	if (req->token_url == NULL || *req->token_url == '\0' ||
+	    req->client_id == NULL || *req->client_id == '\0')
+		return errf(err, PM_ECONFIG, "OAuth needs a token URL, a "
+		    "client ID and a client secret");
+	if (req->flow != OAUTH_FLOW_CLIENT_CREDENTIALS)
+		return oauth_delegated_token(req, token_r, cached_r, err);
+	return app_get_token(req, token_r, cached_r, err);
+}
+
+/* Fill req from account a (contract in oauth.h). */
+void
+oauth_request_init(struct oauth_request *req, const struct account *a,
+    const char *cache_dir)
+{
+	memset(req, 0, sizeof *req);
+	req->token_url = a->oauth_token_url;
+	req->client_id = a->oauth_client_id;
+	req->client_secret = a->oauth_client_secret;
+	req->scope = a->oauth_scope;
+	req->client_auth = a->oauth_client_auth;
+	req->cache_dir = cache_dir;
+	req->timeout = (long)a->timeout;
+	req->account = a->name;
+	req->flow = a->oauth_flow;
+	req->device_url = a->oauth_device_url;
+	req->authorize_url = a->oauth_authorize_url;
+	req->redirect_port = a->oauth_redirect_port;
+	req->notify_command = a->notify_command;
+	req->client_key = a->oauth_client_key;
+	req->client_cert = a->oauth_client_cert;
+	req->token_command = a->oauth_token_command;
 }

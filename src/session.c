@@ -218,15 +218,9 @@ session_token(struct pm_session *s, char **err)
 
 	if (s->token != NULL)
 		return PM_OK;
-	memset(&req, 0, sizeof req);
-	req.token_url = s->a->oauth_token_url;
-	req.client_id = s->a->oauth_client_id;
-	req.client_secret = s->a->oauth_client_secret;
-	req.scope = s->a->oauth_scope;
-	req.client_auth = s->a->oauth_client_auth;
-	req.cache_dir = s->cache_dir;
-	req.timeout = (long)s->a->timeout;
-	req.account = s->a->name;
+	if ((r = oauth_discover(s->a, err)) != PM_OK)
+		return r;
+	oauth_request_init(&req, s->a, s->cache_dir);
 	r = oauth_get_token(&req, &s->token, &s->token_cached, err);
 	if (r != PM_OK)
 		return r;
@@ -241,14 +235,7 @@ session_drop_token(struct pm_session *s)
 {
 	struct oauth_request req;
 
-	memset(&req, 0, sizeof req);
-	req.token_url = s->a->oauth_token_url;
-	req.client_id = s->a->oauth_client_id;
-	req.client_secret = s->a->oauth_client_secret;
-	req.scope = s->a->oauth_scope;
-	req.client_auth = s->a->oauth_client_auth;
-	req.cache_dir = s->cache_dir;
-	req.account = s->a->name;
+	oauth_request_init(&req, s->a, s->cache_dir);
 	oauth_invalidate(&req);
 	secret_free(s->token);
 	s->token = NULL;
@@ -446,6 +433,7 @@ host_msg_begin(struct pm_session *s, const char *mailbox, const char *uid,
 	info.mailbox = mailbox;
 	info.uid = uid;
 	info.size = size;
+	info.protocol = s->a->protocol;
 	m = xcalloc(1, sizeof *m);
 	r = deliver_begin(s->deliver, &info, &m->dm, err);
 	if (r != PM_OK) {
@@ -559,6 +547,13 @@ host_secret_data(const struct pm_secret *sec, size_t *len_r)
 	return secret_reveal(sec);
 }
 
+static void
+host_unread(struct pm_session *s, const void *buf, size_t len)
+{
+	if (s->stream != NULL)
+		stream_unread(s->stream, buf, len);
+}
+
 const struct pm_host session_host = {
 	.abi = PM_PLUGIN_ABI,
 	.account = host_account,
@@ -585,6 +580,7 @@ const struct pm_host session_host = {
 	.secret_data = host_secret_data,
 	.secret_new = secret_new,
 	.secret_free = secret_free,
+	.unread = host_unread,
 };
 
 /* Finished messages never covered by a commit are dropped: they are still
@@ -619,6 +615,9 @@ session_run(struct account *a, const struct pm_plugin *p,
 	s.info.nfolders = a->nfolders;
 	s.info.keep = a->keep;
 	s.info.mark_seen = a->mark_seen;
+	s.info.size_limit = a->size_limit;
+	s.info.fetch_all = a->fetch_all;
+	s.info.xoauth2_two_step = a->pop3_xoauth2_two_step;
 	s.cache_dir = xasprintf("%s/tokens", a->state_dir);
 
 	r = state_open(a->state_dir, a->name, &s.state, err);

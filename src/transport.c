@@ -870,6 +870,33 @@ stream_read(struct stream *s, void *buf, size_t len, size_t *got_r,
 	return raw_read(s, buf, len, got_r, err);
 }
 
+/* Push bytes back in front of the buffered input (a POP3 body's reader
+ * returning what follows the terminator). */
+void
+stream_unread(struct stream *s, const void *buf, size_t len)
+{
+	size_t	 avail = s->end - s->start, cap;
+	char	*nb;
+
+	if (len == 0)
+		return;
+	if (s->start >= len)
+		s->start -= len;
+	else {
+		cap = avail + len > s->cap ? avail + len : s->cap;
+		nb = xmalloc(cap);
+		if (avail > 0)
+			memcpy(nb + len, s->buf + s->start, avail);
+		free(s->buf);
+		s->buf = nb;
+		s->cap = cap;
+		s->start = 0;
+		s->end = len + avail;
+	}
+	memcpy(s->buf + s->start, buf, len);
+	s->scanned = 0;
+}
+
 /* Set the inactivity timeout for reads and writes; <= 0: the default. */
 void
 stream_set_timeout(struct stream *s, int timeout_ms)

@@ -58,6 +58,10 @@ int stream_read_line(struct stream *s, size_t max, const char **line_r,
 int stream_read(struct stream *s, void *buf, size_t len, size_t *got_r,
     char **err);
 
+/* Push len bytes back in front of the unread input: the next read returns
+ * them first.  A line returned before is invalid afterwards. */
+void stream_unread(struct stream *s, const void *buf, size_t len);
+
 /* Set the read/write timeout for later operations. */
 void stream_set_timeout(struct stream *s, int timeout_ms);
 

@@ -74,6 +74,9 @@ struct pm_account_info {
 	int mark_seen;			/* 1: set \Seen after delivery (IMAP) */
 	uint64_t size_limit;		/* 0: none; else skip larger messages */
 	int fetch_all;			/* 1: fetch even without UIDs (POP3) */
+	int xoauth2_two_step;		/* 1: POP3 sends the XOAUTH2 response
+					 * after "+", never on the AUTH line
+					 * (Microsoft 365 wants it so) */
 };
 
 /*
@@ -160,9 +163,8 @@ struct pm_host {
 	int (*read_line)(struct pm_session *s, const char **line_r,
 	    size_t *len_r, char **err);
 	/*
-	 * Read between 1 and len bytes of message data (an IMAP literal,
-	 * POP3 lines are read with read_line).  Not traced.  Errors as
-	 * read_line.
+	 * Read between 1 and len bytes of message data (an IMAP literal, a
+	 * POP3 multi-line body).  Not traced.  Errors as read_line.
 	 */
 	int (*read_bytes)(struct pm_session *s, void *buf, size_t len,
 	    size_t *got_r, char **err);
@@ -246,6 +248,16 @@ struct pm_host {
 	const char *(*secret_data)(const struct pm_secret *sec, size_t *len_r);
 	struct pm_secret *(*secret_new)(const void *data, size_t len);
 	void (*secret_free)(struct pm_secret *sec);
+
+	/*
+	 * Push len bytes back in front of the unread input, so the next
+	 * read_line() or read_bytes() returns them first: a plugin that read
+	 * past the end of a response (POP3: the bytes after a body's
+	 * terminating ".") returns what belongs to the next one.  The bytes
+	 * are copied.  A line from read_line() is invalid afterwards.
+	 * (ABI 2.)
+	 */
+	void (*unread)(struct pm_session *s, const void *buf, size_t len);
 };
 
 #endif

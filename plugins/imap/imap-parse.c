@@ -16,97 +16,6 @@ enum {
 	ITEM_OTHER
 };
 
-/* Allocate or abort. */
-void *
-imap_xmalloc(size_t n)
-{
-	void *p;
-
-	p = malloc(n == 0 ? 1 : n);
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-/* Resize an array of n elements or abort. */
-void *
-imap_xreallocarray(void *p, size_t n, size_t size)
-{
-	if (size != 0 && n > SIZE_MAX / size)
-		abort();
-	p = realloc(p, n * size == 0 ? 1 : n * size);
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-/* Copy n bytes of s into a NUL-terminated string or abort. */
-char *
-imap_xstrndup(const char *s, size_t n)
-{
-	char *p;
-
-	p = imap_xmalloc(n + 1);
-	memcpy(p, s, n);
-	p[n] = '\0';
-	return p;
-}
-
-/* Format into a malloc'd string or abort. */
-char *
-imap_xprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
-
-/* Set *err to a formatted reason and return PM_EPROTO. */
-static int PM_PRINTF(2, 3)
-perr(char **err, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	if (err != NULL) {
-		free(*err);
-		*err = s;
-	} else
-		free(s);
-	return PM_EPROTO;
-}
-
-/* A printable copy of server text for a log or error message. */
-char *
-imap_clean(const char *s, size_t len, size_t max)
-{
-	size_t i, n;
-	char *out;
-
-	n = len > max ? max : len;
-	out = imap_xmalloc(n + 4);
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		out[i] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
-	}
-	if (len > max) {
-		memcpy(out + n, "...", 3);
-		n += 3;
-	}
-	out[n] = '\0';
-	return out;
-}
-
 /* Upper-case ASCII in place. */
 static void
 upcase(char *s)
@@ -196,37 +105,37 @@ imap_parse_resp(const char *line, size_t len, struct imap_resp *r,
 
 	memset(r, 0, sizeof *r);
 	if (memchr(line, '\0', len) != NULL)
-		return perr(err, "NUL byte in server response");
+		return pmp_errf(err, PM_EPROTO, "NUL byte in server response");
 	if (len == 0)
-		return perr(err, "empty server response line");
+		return pmp_errf(err, PM_EPROTO, "empty server response line");
 
 	if (line[0] == '+') {
 		if (len > 1 && line[1] != ' ') {
-			c = imap_clean(line, len, 60);
-			perr(err, "malformed continuation \"%s\"", c);
+			c = pmp_clean(line, len, 60);
+			pmp_errf(err, PM_EPROTO, "malformed continuation \"%s\"", c);
 			free(c);
 			return PM_EPROTO;
 		}
 		r->type = IMAP_CONTINUE;
 		r->status = IMAP_DATA;
-		r->text = len > 2 ? imap_xstrndup(line + 2, len - 2) :
-		    imap_xstrndup("", 0);
+		r->text = len > 2 ? pmp_xstrndup(line + 2, len - 2) :
+		    pmp_xstrndup("", 0);
 		return PM_OK;
 	}
 
 	if (line[0] == '*') {
 		if (len < 3 || line[1] != ' ')
-			return perr(err, "malformed untagged response");
+			return pmp_errf(err, PM_EPROTO, "malformed untagged response");
 		r->type = IMAP_UNTAGGED;
 		p = line + 2;
 		if (*p >= '0' && *p <= '9') {
 			for (q = p; q < end && *q >= '0' && *q <= '9'; q++)
 				;
 			if (parse_num(p, q - p, UINT32_MAX, &v) != 0)
-				return perr(err, "number out of range in "
+				return pmp_errf(err, PM_EPROTO, "number out of range in "
 				    "untagged response");
 			if (q == end || *q != ' ')
-				return perr(err, "untagged number without "
+				return pmp_errf(err, PM_EPROTO, "untagged number without "
 				    "keyword");
 			r->has_num = 1;
 			r->num = (uint32_t)v;
@@ -238,15 +147,15 @@ imap_parse_resp(const char *line, size_t len, struct imap_resp *r,
 				break;
 		}
 		if (p == line)
-			return perr(err, "server response without a tag");
+			return pmp_errf(err, PM_EPROTO, "server response without a tag");
 		if (p == end || *p != ' ') {
-			c = imap_clean(line, len, 60);
-			perr(err, "malformed response \"%s\"", c);
+			c = pmp_clean(line, len, 60);
+			pmp_errf(err, PM_EPROTO, "malformed response \"%s\"", c);
 			free(c);
 			return PM_EPROTO;
 		}
 		r->type = IMAP_TAGGED;
-		r->tag = imap_xstrndup(line, p - line);
+		r->tag = pmp_xstrndup(line, p - line);
 		p++;
 	}
 
@@ -254,9 +163,9 @@ imap_parse_resp(const char *line, size_t len, struct imap_resp *r,
 		;
 	if (q == p) {
 		imap_resp_free(r);
-		return perr(err, "server response without a keyword");
+		return pmp_errf(err, PM_EPROTO, "server response without a keyword");
 	}
-	r->word = imap_xstrndup(p, q - p);
+	r->word = pmp_xstrndup(p, q - p);
 	upcase(r->word);
 	r->status = IMAP_DATA;
 	if (!r->has_num) {
@@ -267,9 +176,9 @@ imap_parse_resp(const char *line, size_t len, struct imap_resp *r,
 	}
 	if (r->type == IMAP_TAGGED && r->status != IMAP_OK &&
 	    r->status != IMAP_NO && r->status != IMAP_BAD) {
-		c = imap_clean(r->word, strlen(r->word), 30);
+		c = pmp_clean(r->word, strlen(r->word), 30);
 		imap_resp_free(r);
-		perr(err, "unknown status \"%s\" in tagged response", c);
+		pmp_errf(err, PM_EPROTO, "unknown status \"%s\" in tagged response", c);
 		free(c);
 		return PM_EPROTO;
 	}
@@ -281,14 +190,14 @@ imap_parse_resp(const char *line, size_t len, struct imap_resp *r,
 		q = memchr(p, ']', end - p);
 		if (q == NULL) {
 			imap_resp_free(r);
-			return perr(err, "unterminated response code");
+			return pmp_errf(err, PM_EPROTO, "unterminated response code");
 		}
-		r->code = imap_xstrndup(p + 1, q - p - 1);
+		r->code = pmp_xstrndup(p + 1, q - p - 1);
 		p = q + 1;
 		if (p < end && *p == ' ')
 			p++;
 	}
-	r->text = imap_xstrndup(p, end - p);
+	r->text = pmp_xstrndup(p, end - p);
 	return PM_OK;
 }
 
@@ -309,7 +218,7 @@ imap_parse_caps(const char *list, struct imap_caps *c, char **err)
 	char *mechs;
 
 	imap_caps_free(c);
-	mechs = imap_xmalloc(strlen(list) + 1);
+	mechs = pmp_xmalloc(strlen(list) + 1);
 	mechs[0] = '\0';
 	for (p = list; *p != '\0'; p = q) {
 		if (*p == ' ') {
@@ -319,7 +228,7 @@ imap_parse_caps(const char *list, struct imap_caps *c, char **err)
 		for (q = p; *q != '\0' && *q != ' '; q++) {
 			if (!atom_char((unsigned char)*q)) {
 				free(mechs);
-				return perr(err, "invalid character in "
+				return pmp_errf(err, PM_EPROTO, "invalid character in "
 				    "capability list");
 			}
 		}
@@ -345,7 +254,7 @@ imap_parse_caps(const char *list, struct imap_caps *c, char **err)
 	}
 	if (ntok == 0) {
 		free(mechs);
-		return perr(err, "empty capability list");
+		return pmp_errf(err, PM_EPROTO, "empty capability list");
 	}
 	upcase(mechs);
 	c->mechs = mechs;
@@ -375,15 +284,15 @@ literal_size(const char *p, const char *q, uint64_t max, uint64_t *n_r,
 	if (q > p && q[-1] == '+')
 		q--;
 	if (!all_digits(p, q - p)) {
-		c = imap_clean(p, q - p, 30);
-		perr(err, "malformed literal size \"{%s}\"", c);
+		c = pmp_clean(p, q - p, 30);
+		pmp_errf(err, PM_EPROTO, "malformed literal size \"{%s}\"", c);
 		free(c);
 		return PM_EPROTO;
 	}
 	if (parse_num(p, q - p, UINT64_MAX, n_r) != 0)
-		return perr(err, "literal size out of range");
+		return pmp_errf(err, PM_EPROTO, "literal size out of range");
 	if (*n_r > max)
-		return perr(err, "literal of %llu bytes exceeds the limit of "
+		return pmp_errf(err, PM_EPROTO, "literal of %llu bytes exceeds the limit of "
 		    "%llu bytes", (unsigned long long)*n_r,
 		    (unsigned long long)max);
 	return PM_OK;
@@ -399,7 +308,7 @@ imap_literal(const char *line, size_t len, uint64_t max, int *found_r,
 	*found_r = 0;
 	*n_r = 0;
 	if (memchr(line, '\0', len) != NULL)
-		return perr(err, "NUL byte in server response");
+		return pmp_errf(err, PM_EPROTO, "NUL byte in server response");
 	if (len == 0 || end[-1] != '}')
 		return PM_OK;
 	for (p = end - 1; p > line; p--) {
@@ -434,7 +343,7 @@ parse_quoted(const char **pp, const char *end, char **out_r, size_t *len_r,
 	size_t n = 0;
 
 	if (out_r != NULL)
-		out = imap_xmalloc(end - p + 1);
+		out = pmp_xmalloc(end - p + 1);
 	for (; p < end && *p != '"'; p++) {
 		if (*p == '\\') {
 			if (++p == end)
@@ -446,7 +355,7 @@ parse_quoted(const char **pp, const char *end, char **out_r, size_t *len_r,
 	}
 	if (p == end) {
 		free(out);
-		return perr(err, "unterminated quoted string");
+		return pmp_errf(err, PM_EPROTO, "unterminated quoted string");
 	}
 	*pp = p + 1;
 	if (out != NULL) {
@@ -466,10 +375,10 @@ fetch_literal(const char *p, const char *end, uint64_t max,
 
 	q = memchr(p, '}', end - p);
 	if (q == NULL)
-		return perr(err, "literal without closing brace in FETCH "
+		return pmp_errf(err, PM_EPROTO, "literal without closing brace in FETCH "
 		    "response");
 	if (q + 1 != end)
-		return perr(err, "literal not at the end of a FETCH line");
+		return pmp_errf(err, PM_EPROTO, "literal not at the end of a FETCH line");
 	if (literal_size(p + 1, q, max, &f->literal, err) != PM_OK)
 		return PM_EPROTO;
 	f->literal_pending = 1;
@@ -489,15 +398,15 @@ fetch_items(const char *p, const char *end, uint64_t max,
 	f->literal_body = 0;
 	f->literal = 0;
 	if (memchr(p, '\0', end - p) != NULL)
-		return perr(err, "NUL byte in server response");
+		return pmp_errf(err, PM_EPROTO, "NUL byte in server response");
 	if (f->done)
-		return perr(err, "data after the end of a FETCH response");
+		return pmp_errf(err, PM_EPROTO, "data after the end of a FETCH response");
 
 	for (;;) {
 		if (f->depth > 0) {
 			/* Inside a list value we do not care about. */
 			if (p == end)
-				return perr(err, "FETCH response ends inside "
+				return pmp_errf(err, PM_EPROTO, "FETCH response ends inside "
 				    "a list");
 			switch (*p) {
 			case ' ':
@@ -532,11 +441,11 @@ fetch_items(const char *p, const char *end, uint64_t max,
 			while (p < end && *p == ' ')
 				p++;
 			if (p == end)
-				return perr(err, "FETCH response without "
+				return pmp_errf(err, PM_EPROTO, "FETCH response without "
 				    "closing parenthesis");
 			if (*p == ')') {
 				if (p + 1 != end)
-					return perr(err, "junk after FETCH "
+					return pmp_errf(err, PM_EPROTO, "junk after FETCH "
 					    "response");
 				f->done = 1;
 				return PM_OK;
@@ -556,7 +465,7 @@ fetch_items(const char *p, const char *end, uint64_t max,
 					break;
 			}
 			if (q == p || q == end || *q != ' ')
-				return perr(err, "malformed FETCH item");
+				return pmp_errf(err, PM_EPROTO, "malformed FETCH item");
 			if (word_is(p, q - p, "UID"))
 				f->item = ITEM_UID;
 			else if (word_is(p, q - p, "RFC822.SIZE"))
@@ -571,10 +480,10 @@ fetch_items(const char *p, const char *end, uint64_t max,
 
 		/* The value of the current item. */
 		if (p == end)
-			return perr(err, "FETCH item without a value");
+			return pmp_errf(err, PM_EPROTO, "FETCH item without a value");
 		if (*p == '(') {
 			if (f->item != ITEM_OTHER)
-				return perr(err, "unexpected list in FETCH "
+				return pmp_errf(err, PM_EPROTO, "unexpected list in FETCH "
 				    "response");
 			f->depth = 1;
 			p++;
@@ -593,14 +502,14 @@ fetch_items(const char *p, const char *end, uint64_t max,
 				    err) != PM_OK)
 					return PM_EPROTO;
 			} else
-				return perr(err, "unexpected string in FETCH "
+				return pmp_errf(err, PM_EPROTO, "unexpected string in FETCH "
 				    "response");
 			f->item = ITEM_NAME;
 			continue;
 		}
 		if (*p == '{') {
 			if (f->item == ITEM_UID || f->item == ITEM_SIZE)
-				return perr(err, "unexpected literal in FETCH "
+				return pmp_errf(err, PM_EPROTO, "unexpected literal in FETCH "
 				    "response");
 			if (fetch_literal(p, end, max, f, err) != PM_OK)
 				return PM_EPROTO;
@@ -616,21 +525,21 @@ fetch_items(const char *p, const char *end, uint64_t max,
 		switch (f->item) {
 		case ITEM_UID:
 			if (parse_num(p, q - p, UINT32_MAX, &v) != 0 || v == 0)
-				return perr(err, "malformed UID in FETCH "
+				return pmp_errf(err, PM_EPROTO, "malformed UID in FETCH "
 				    "response");
 			f->has_uid = 1;
 			f->uid = (uint32_t)v;
 			break;
 		case ITEM_SIZE:
 			if (parse_num(p, q - p, UINT64_MAX, &v) != 0)
-				return perr(err, "malformed RFC822.SIZE in "
+				return pmp_errf(err, PM_EPROTO, "malformed RFC822.SIZE in "
 				    "FETCH response");
 			f->has_size = 1;
 			f->size = v;
 			break;
 		case ITEM_BODY:
 			if (!word_is(p, q - p, "NIL"))
-				return perr(err, "malformed BODY[] in FETCH "
+				return pmp_errf(err, PM_EPROTO, "malformed BODY[] in FETCH "
 				    "response");
 			f->body = IMAP_BODY_NIL;
 			break;
@@ -650,18 +559,18 @@ imap_parse_fetch(const char *line, size_t len, uint64_t max,
 
 	memset(f, 0, sizeof *f);
 	if (memchr(line, '\0', len) != NULL)
-		return perr(err, "NUL byte in server response");
+		return pmp_errf(err, PM_EPROTO, "NUL byte in server response");
 	if (len < 2 || line[0] != '*' || line[1] != ' ')
-		return perr(err, "not an untagged FETCH response");
+		return pmp_errf(err, PM_EPROTO, "not an untagged FETCH response");
 	p = line + 2;
 	for (q = p; q < end && *q >= '0' && *q <= '9'; q++)
 		;
 	if (parse_num(p, q - p, UINT32_MAX, &v) != 0 || v == 0)
-		return perr(err, "malformed message number in FETCH "
+		return pmp_errf(err, PM_EPROTO, "malformed message number in FETCH "
 		    "response");
 	f->seq = (uint32_t)v;
 	if (end - q < 8 || !word_is(q, 7, " FETCH ") || q[7] != '(')
-		return perr(err, "malformed FETCH response");
+		return pmp_errf(err, PM_EPROTO, "malformed FETCH response");
 	return fetch_items(q + 8, end, max, f, err);
 }
 
@@ -694,12 +603,12 @@ imap_parse_search(const char *text, uint32_t **uids_r, size_t *n_r,
 			;
 		if (parse_num(p, q - p, UINT32_MAX, &v) != 0 || v == 0) {
 			free(uids);
-			return perr(err, "malformed number in SEARCH "
+			return pmp_errf(err, PM_EPROTO, "malformed number in SEARCH "
 			    "response");
 		}
 		if (n == cap) {
 			cap = cap == 0 ? 64 : cap * 2;
-			uids = imap_xreallocarray(uids, cap, sizeof *uids);
+			uids = pmp_xreallocarray(uids, cap, sizeof *uids);
 		}
 		uids[n++] = (uint32_t)v;
 	}
@@ -718,7 +627,7 @@ imap_uidset(const uint32_t *uids, size_t n, size_t max, char **set_r)
 	*set_r = NULL;
 	if (n == 0)
 		return 0;
-	set = imap_xmalloc(max + 1);
+	set = pmp_xmalloc(max + 1);
 	set[0] = '\0';
 	while (i < n) {
 		for (j = i; j + 1 < n && (uids[j + 1] == uids[j] ||
@@ -753,7 +662,7 @@ imap_quote(const char *s)
 
 	if (strpbrk(s, "\r\n") != NULL)
 		return NULL;
-	out = o = imap_xmalloc(2 * strlen(s) + 3);
+	out = o = pmp_xmalloc(2 * strlen(s) + 3);
 	*o++ = '"';
 	for (p = s; *p != '\0'; p++) {
 		if (*p == '"' || *p == '\\')

@@ -14,6 +14,8 @@
 
 #include <pullmail/host.h>
 
+#include "plugin-util.h"
+
 /* Largest literal accepted from a server (message or otherwise). */
 #define IMAP_LITERAL_MAX ((uint64_t)2 << 30)
 
@@ -148,16 +150,5 @@ size_t imap_uidset(const uint32_t *uids, size_t n, size_t max, char **set_r);
  * can carry).
  */
 char *imap_quote(const char *s);
-
-/* Allocation that aborts on failure (the plugin links nothing from the
- * core, so it has its own). */
-void *imap_xmalloc(size_t n);
-void *imap_xreallocarray(void *p, size_t n, size_t size);
-char *imap_xstrndup(const char *s, size_t n);
-char *imap_xprintf(const char *fmt, ...) PM_PRINTF(1, 2);
-
-/* A printable copy of server text for a log or error message: control and
- * 8-bit bytes become '?', cut at max bytes with "...".  malloc'd. */
-char *imap_clean(const char *s, size_t len, size_t max);
 
 #endif

@@ -38,6 +38,8 @@ struct imap {
 	int logout;		/* LOGOUT sent: BYE is expected */
 	char *buf;		/* IMAP_CHUNK bytes for literals */
 	struct imap_msg *cur;	/* the message being fetched, or NULL */
+	int dworst;		/* worst per-message delivery failure */
+	char *dworst_err;	/* its reason */
 };
 
 /* The message a UID FETCH ... BODY.PEEK[] is bringing. */
@@ -74,22 +76,6 @@ struct imap_entry {
 	uint64_t size;
 };
 
-/* Set *err to a formatted reason and return status. */
-static int PM_PRINTF(3, 4)
-imap_err(char **err, int status, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	free(*err);
-	*err = s;
-	return status;
-}
-
 /* Mark the dialogue broken and pass status through. */
 static int
 imap_break(struct imap *im, int status)
@@ -105,10 +91,10 @@ imap_describe(const struct imap_resp *r)
 {
 	char *code = NULL, *text, *out;
 
-	text = imap_clean(r->text, strlen(r->text), 200);
+	text = pmp_clean(r->text, strlen(r->text), 200);
 	if (r->code != NULL)
-		code = imap_clean(r->code, strlen(r->code), 100);
-	out = imap_xprintf("%s%s%s%s%s%s", r->word,
+		code = pmp_clean(r->code, strlen(r->code), 100);
+	out = pmp_xprintf("%s%s%s%s%s%s", r->word,
 	    code != NULL ? " [" : "", code != NULL ? code : "",
 	    code != NULL ? "]" : "", *text != '\0' ? " " : "", text);
 	free(code);
@@ -139,7 +125,7 @@ imap_code(struct imap *im, const struct imap_resp *r, char **err)
 	if (strncasecmp(r->code, "CAPABILITY ", 11) == 0)
 		return imap_set_caps(im, r->code + 11, err);
 	if (strcasecmp(r->code, "ALERT") == 0) {
-		t = imap_clean(r->text, strlen(r->text), 200);
+		t = pmp_clean(r->text, strlen(r->text), 200);
 		im->h->log(im->s, PM_LOG_WARN, "server alert: %s", t);
 		free(t);
 	}
@@ -173,7 +159,7 @@ imap_discard(struct imap *im, uint64_t n, char **err)
 		if (rc != PM_OK)
 			return imap_break(im, rc);
 		if (got == 0 || got > want)
-			return imap_break(im, imap_err(err, PM_EINTERNAL,
+			return imap_break(im, pmp_errf(err, PM_EINTERNAL,
 			    "read_bytes returned %zu of %zu bytes", got,
 			    want));
 		n -= got;
@@ -249,7 +235,7 @@ imap_body(struct imap *im, uint64_t n, char **err)
 		if (rc != PM_OK)
 			return imap_break(im, rc);
 		if (got == 0 || got > want)
-			return imap_break(im, imap_err(err, PM_EINTERNAL,
+			return imap_break(im, pmp_errf(err, PM_EINTERNAL,
 			    "read_bytes returned %zu of %zu bytes", got,
 			    want));
 		imap_deliver(im, im->buf, got);
@@ -300,7 +286,7 @@ imap_fetch_resp(struct imap *im, const char *line, size_t len,
 			im->cur->state = MSG_VANISHED;
 	}
 	if (rc == PM_OK && mine && f.has_uid && f.uid != im->cur->uid)
-		rc = imap_err(err, PM_EPROTO, "FETCH of UID %u returned "
+		rc = pmp_errf(err, PM_EPROTO, "FETCH of UID %u returned "
 		    "UID %u", im->cur->uid, f.uid);
 	if (rc == PM_OK && cb != NULL && cb->fetch != NULL)
 		rc = cb->fetch(im, &f, cb->arg, err);
@@ -319,8 +305,8 @@ imap_untagged(struct imap *im, const char *line, size_t len,
 	if (r->status == IMAP_BYE) {
 		if (im->logout)
 			return PM_OK;
-		t = imap_clean(r->text, strlen(r->text), 200);
-		imap_err(err, PM_ETEMP, "server closed the session: %s", t);
+		t = pmp_clean(r->text, strlen(r->text), 200);
+		pmp_errf(err, PM_ETEMP, "server closed the session: %s", t);
 		free(t);
 		return imap_break(im, PM_ETEMP);
 	}
@@ -369,13 +355,13 @@ imap_wait(struct imap *im, const char *what, const struct imap_cb *cb,
 			continue;
 		case IMAP_CONTINUE:
 			imap_resp_free(&r);
-			return imap_break(im, imap_err(err, PM_EPROTO,
+			return imap_break(im, pmp_errf(err, PM_EPROTO,
 			    "%s: unexpected continuation request", what));
 		}
 		if (strcmp(r.tag, im->tag) != 0) {
-			d = imap_clean(r.tag, strlen(r.tag), 20);
+			d = pmp_clean(r.tag, strlen(r.tag), 20);
 			imap_resp_free(&r);
-			rc = imap_err(err, PM_EPROTO, "%s: response with "
+			rc = pmp_errf(err, PM_EPROTO, "%s: response with "
 			    "unexpected tag \"%s\"", what, d);
 			free(d);
 			return imap_break(im, rc);
@@ -387,7 +373,7 @@ imap_wait(struct imap *im, const char *what, const struct imap_cb *cb,
 		}
 		d = imap_describe(&r);
 		imap_resp_free(&r);
-		rc = imap_err(err, nostatus, "%s failed: %s", what, d);
+		rc = pmp_errf(err, nostatus, "%s failed: %s", what, d);
 		free(d);
 		return rc;
 	}
@@ -435,7 +421,7 @@ imap_sasl_start(void *ctx, const char *mech, const struct pm_secret *ir,
 		rc = im->h->send(im->s, err, "%s AUTHENTICATE %s", im->tag,
 		    mech);
 	else {
-		prefix = imap_xprintf("%s AUTHENTICATE %s ", im->tag, mech);
+		prefix = pmp_xprintf("%s AUTHENTICATE %s ", im->tag, mech);
 		rc = im->h->send_secret(im->s, prefix, ir, err);
 		free(prefix);
 	}
@@ -483,13 +469,13 @@ imap_sasl_reply(void *ctx, int *kind_r, char **text_r, char **err)
 	}
 	if (strcmp(r.tag, im->tag) != 0) {
 		imap_resp_free(&r);
-		return imap_break(im, imap_err(err, PM_EPROTO,
+		return imap_break(im, pmp_errf(err, PM_EPROTO,
 		    "AUTHENTICATE: response with unexpected tag"));
 	}
 	if (r.status == IMAP_OK) {
 		*kind_r = PM_SASL_SUCCESS;
 		rc = imap_code(im, &r, err);
-		*text_r = imap_clean(r.text, strlen(r.text), 200);
+		*text_r = pmp_clean(r.text, strlen(r.text), 200);
 	} else {
 		*kind_r = PM_SASL_FAILURE;
 		/* Keep the response code: [AUTHENTICATIONFAILED] and
@@ -515,21 +501,21 @@ imap_login(struct imap *im, const struct pm_secret *pw, char **err)
 	int rc;
 
 	if (im->caps.logindisabled)
-		return imap_err(err, PM_ECONFIG, "server offers no SASL "
+		return pmp_errf(err, PM_ECONFIG, "server offers no SASL "
 		    "mechanism and has LOGIN disabled");
 	if ((user = imap_quote(im->acct->user)) == NULL)
-		return imap_err(err, PM_ECONFIG, "user name contains a line "
+		return pmp_errf(err, PM_ECONFIG, "user name contains a line "
 		    "break");
 	data = im->h->secret_data(pw, &len);
 	if (memchr(data, '\0', len) != NULL || memchr(data, '\r', len) !=
 	    NULL || memchr(data, '\n', len) != NULL) {
 		free(user);
-		return imap_err(err, PM_ECONFIG, "the password contains a "
+		return pmp_errf(err, PM_ECONFIG, "the password contains a "
 		    "line break or NUL, which IMAP LOGIN cannot carry");
 	}
 	/* The password as an IMAP quoted string, built in a buffer that is
 	 * wiped before it is freed. */
-	buf = imap_xmalloc(2 * len + 2);
+	buf = pmp_xmalloc(2 * len + 2);
 	buf[o++] = '"';
 	for (i = 0; i < len; i++) {
 		if (data[i] == '"' || data[i] == '\\')
@@ -541,7 +527,7 @@ imap_login(struct imap *im, const struct pm_secret *pw, char **err)
 	memset(buf, 0, o);
 	__asm__ __volatile__("" : : "r"(buf) : "memory");
 	free(buf);
-	prefix = imap_xprintf("%s LOGIN %s ", imap_next_tag(im), user);
+	prefix = pmp_xprintf("%s LOGIN %s ", imap_next_tag(im), user);
 	free(user);
 	rc = im->h->send_secret(im->s, prefix, quoted, err);
 	im->h->secret_free(quoted);
@@ -562,7 +548,7 @@ imap_capability(struct imap *im, char **err)
 	rc = imap_command(im, "CAPABILITY", NULL, PM_EPROTO, err,
 	    "CAPABILITY");
 	if (rc == PM_OK && !im->have_caps)
-		rc = imap_break(im, imap_err(err, PM_EPROTO,
+		rc = imap_break(im, pmp_errf(err, PM_EPROTO,
 		    "server sent no CAPABILITY response"));
 	return rc;
 }
@@ -594,17 +580,17 @@ imap_open(struct imap *im, char **err)
 		return rc;
 	if (r.type != IMAP_UNTAGGED || (r.status != IMAP_OK &&
 	    r.status != IMAP_PREAUTH && r.status != IMAP_BYE)) {
-		t = imap_clean(line, len, 100);
+		t = pmp_clean(line, len, 100);
 		imap_resp_free(&r);
-		rc = imap_err(err, PM_EPROTO, "unexpected greeting \"%s\"",
+		rc = pmp_errf(err, PM_EPROTO, "unexpected greeting \"%s\"",
 		    t);
 		free(t);
 		return imap_break(im, rc);
 	}
 	if (r.status == IMAP_BYE) {
-		t = imap_clean(r.text, strlen(r.text), 200);
+		t = pmp_clean(r.text, strlen(r.text), 200);
 		imap_resp_free(&r);
-		rc = imap_err(err, PM_ETEMP, "server closed the session: %s",
+		rc = pmp_errf(err, PM_ETEMP, "server closed the session: %s",
 		    t);
 		free(t);
 		return imap_break(im, rc);
@@ -619,10 +605,10 @@ imap_open(struct imap *im, char **err)
 		/* Authenticated already, a session can no longer start TLS:
 		 * going on would send everything in clear. */
 		if (preauth)
-			return imap_err(err, PM_ETLS, "server sent PREAUTH, "
+			return pmp_errf(err, PM_ETLS, "server sent PREAUTH, "
 			    "STARTTLS is impossible");
 		if (!im->caps.starttls)
-			return imap_err(err, PM_ETLS, "server does not offer "
+			return pmp_errf(err, PM_ETLS, "server does not offer "
 			    "STARTTLS");
 		rc = imap_command(im, "STARTTLS", NULL, PM_ETLS, err,
 		    "STARTTLS");
@@ -641,7 +627,7 @@ imap_open(struct imap *im, char **err)
 	}
 
 	/* Responses during the login may replace im->caps. */
-	mechs = imap_xstrndup(im->caps.mechs, strlen(im->caps.mechs));
+	mechs = pmp_xstrndup(im->caps.mechs, strlen(im->caps.mechs));
 	im->have_caps = 0;
 	pw = im->h->password(im->s);
 	if (*mechs == '\0' && pw != NULL)
@@ -685,7 +671,7 @@ imap_select_cb(struct imap *im, const struct imap_resp *r, void *arg,
 		v = strtoul(p, &end, 10);
 		if (*p < '0' || *p > '9' || *end != '\0' || v == 0 ||
 		    v > UINT32_MAX)
-			return imap_break(im, imap_err(err, PM_EPROTO,
+			return imap_break(im, pmp_errf(err, PM_EPROTO,
 			    "malformed UIDVALIDITY in SELECT response"));
 		sel->has_validity = 1;
 		sel->validity = (uint32_t)v;
@@ -710,7 +696,7 @@ imap_list_cb(struct imap *im, const struct imap_fetch *f, void *arg,
 		return PM_OK;	/* an unsolicited flag update */
 	if (l->n == l->cap) {
 		l->cap = l->cap == 0 ? 256 : l->cap * 2;
-		l->e = imap_xreallocarray(l->e, l->cap, sizeof *l->e);
+		l->e = pmp_xreallocarray(l->e, l->cap, sizeof *l->e);
 	}
 	l->e[l->n].uid = f->uid;
 	l->e[l->n].size = f->has_size ? f->size : 0;
@@ -753,7 +739,7 @@ imap_dispose(struct imap *im, const char *folder, uint32_t *uids, size_t n,
 	for (i = 0; i < n && rc == PM_OK; i += k) {
 		k = imap_uidset(uids + i, n - i, IMAP_SET_MAX, &set);
 		if (k == 0)
-			return imap_err(err, PM_EINTERNAL, "cannot build a "
+			return pmp_errf(err, PM_EINTERNAL, "cannot build a "
 			    "UID set");
 		rc = imap_command(im, "UID STORE", NULL, PM_EPROTO, err,
 		    "UID STORE %s +FLAGS.SILENT (%s)", set, flag);
@@ -769,7 +755,7 @@ imap_dispose(struct imap *im, const char *folder, uint32_t *uids, size_t n,
 		for (i = 0; i < n && rc == PM_OK; i += k) {
 			k = imap_uidset(uids + i, n - i, IMAP_SET_MAX, &set);
 			if (k == 0)
-				return imap_err(err, PM_EINTERNAL, "cannot "
+				return pmp_errf(err, PM_EINTERNAL, "cannot "
 				    "build a UID set");
 			rc = imap_command(im, "UID EXPUNGE", NULL, PM_EPROTO,
 			    err, "UID EXPUNGE %s", set);
@@ -824,7 +810,7 @@ imap_fetch_one(struct imap *im, const char *folder, uint32_t uid,
 	c.folder = folder;
 	c.uid = uid;
 	snprintf(c.uidstr, sizeof c.uidstr, "%u", uid);
-	what = imap_xprintf("UID FETCH %u", uid);
+	what = pmp_xprintf("UID FETCH %u", uid);
 	im->cur = &c;
 	rc = imap_command(im, what, NULL, PM_ETEMP, err,
 	    "UID FETCH %u (BODY.PEEK[])", uid);
@@ -840,7 +826,7 @@ imap_fetch_one(struct imap *im, const char *folder, uint32_t uid,
 		*delivery_r = 1;
 		free(*err);
 		*err = c.derr != NULL ? c.derr :
-		    imap_xprintf("delivery of UID %u failed", uid);
+		    pmp_xprintf("delivery of UID %u failed", uid);
 		return c.dstatus;
 	}
 	if (c.state != MSG_RECEIVED) {
@@ -857,7 +843,27 @@ imap_fetch_one(struct imap *im, const char *folder, uint32_t uid,
 	return PM_OK;
 }
 
-/* Fetch the new messages of one folder and dispose of them. */
+/* Remember a failed delivery of one message (the worst one is reported
+ * when the run ends) and log it; takes *err. */
+static void
+imap_note_failure(struct imap *im, const char *folder, uint32_t uid, int rc,
+    char **err)
+{
+	im->h->log(im->s, PM_LOG_ERR, "%s: UID %u left on the server: %s",
+	    folder, uid, *err != NULL ? *err : "delivery failed");
+	if (im->dworst == PM_OK ||
+	    (rc == PM_EDELIVER && im->dworst != PM_EDELIVER)) {
+		free(im->dworst_err);
+		im->dworst = rc;
+		im->dworst_err = *err;
+	} else
+		free(*err);
+	*err = NULL;
+}
+
+/* Fetch the new messages of one folder and dispose of them.  A message
+ * whose delivery failed (PM_ETEMP, PM_EDELIVER) is left on the server and
+ * noted in im->dworst; the others go on. */
 static int
 imap_folder(struct imap *im, const char *folder, char **err)
 {
@@ -874,9 +880,9 @@ imap_folder(struct imap *im, const char *folder, char **err)
 	memset(&sel, 0, sizeof sel);
 	memset(&l, 0, sizeof l);
 	if ((quoted = imap_quote(folder)) == NULL)
-		return imap_err(err, PM_ECONFIG, "folder name contains a "
+		return pmp_errf(err, PM_ECONFIG, "folder name contains a "
 		    "line break");
-	what = imap_xprintf("SELECT %s", quoted);
+	what = pmp_xprintf("SELECT %s", quoted);
 	memset(&cb, 0, sizeof cb);
 	cb.untagged = imap_select_cb;
 	cb.arg = &sel;
@@ -884,7 +890,7 @@ imap_folder(struct imap *im, const char *folder, char **err)
 	    quoted);
 	free(quoted);
 	if (rc == PM_OK && !sel.has_validity)
-		rc = imap_err(err, PM_EPROTO, "%s: server sent no "
+		rc = pmp_errf(err, PM_EPROTO, "%s: server sent no "
 		    "UIDVALIDITY", what);
 	free(what);
 	if (rc != PM_OK)
@@ -912,8 +918,8 @@ imap_folder(struct imap *im, const char *folder, char **err)
 	l.n = j;
 
 	/* The complete list, so the state can forget what is gone. */
-	present = imap_xreallocarray(NULL, l.n, sizeof *present);
-	names = imap_xreallocarray(NULL, l.n, 11);
+	present = pmp_xreallocarray(NULL, l.n, sizeof *present);
+	names = pmp_xreallocarray(NULL, l.n, 11);
 	for (i = 0; i < l.n; i++) {
 		snprintf(names + 11 * i, 11, "%u", l.e[i].uid);
 		present[i] = names + 11 * i;
@@ -925,8 +931,8 @@ imap_folder(struct imap *im, const char *folder, char **err)
 	/* Known UIDs still on the server with keep = no: a run committed
 	 * them but did not get to delete them.  They go with the first
 	 * batch. */
-	fresh = imap_xreallocarray(NULL, l.n, sizeof *fresh);
-	batch = imap_xreallocarray(NULL, l.n + IMAP_BATCH, sizeof *batch);
+	fresh = pmp_xreallocarray(NULL, l.n, sizeof *fresh);
+	batch = pmp_xreallocarray(NULL, l.n + IMAP_BATCH, sizeof *batch);
 	for (i = 0; i < l.n; i++) {
 		if (im->h->state_known(im->s, folder, present[i])) {
 			if (!a->keep)
@@ -950,6 +956,13 @@ imap_folder(struct imap *im, const char *folder, char **err)
 	for (i = 0; i < nfresh; i++) {
 		rc = imap_fetch_one(im, folder, fresh[i], &got, &delivery,
 		    err);
+		if (rc != PM_OK && delivery &&
+		    (rc == PM_ETEMP || rc == PM_EDELIVER)) {
+			/* This message alone failed: it stays on the server
+			 * (not recorded, not disposed of); go on. */
+			imap_note_failure(im, folder, fresh[i], rc, err);
+			continue;
+		}
 		if (rc != PM_OK) {
 			if (delivery) {
 				/* Keep what was delivered before. */
@@ -1014,7 +1027,7 @@ imap_fetch(const struct pm_host *host, struct pm_session *s, char **err)
 	im.h = host;
 	im.s = s;
 	im.acct = host->account(s);
-	im.buf = imap_xmalloc(IMAP_CHUNK);
+	im.buf = pmp_xmalloc(IMAP_CHUNK);
 
 	rc = imap_open(&im, err);
 	for (i = 0; rc == PM_OK && i < im.acct->nfolders; i++)
@@ -1024,6 +1037,11 @@ imap_fetch(const struct pm_host *host, struct pm_session *s, char **err)
 	host->disconnect(s);
 	imap_caps_free(&im.caps);
 	free(im.buf);
+	if (rc == PM_OK && im.dworst != PM_OK) {
+		rc = im.dworst;
+		*err = im.dworst_err;
+	} else
+		free(im.dworst_err);
 	return rc;
 }
 

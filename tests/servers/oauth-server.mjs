@@ -19,7 +19,19 @@
 //   { "domain": "example.test", "tenants": ["contoso-tenant-id", ...],
 //     "clients": [ { "client_id": "...", "client_secret": "...",
 //                    "scope": "imap pop3", "auth": "post"|"basic",
-//                    "ttl": 3600, "domain": "example.test" }, ... ] }
+//                    "ttl": 3600, "domain": "example.test",
+//                    "token_length": 2000 }, ... ] }
+//
+// Delegated clients (issue 5) set "grant_types" (device code, authorization
+// code, refresh_token), "redirect_uris" (native: any loopback port), and
+// "auth": "none" (public client, PKCE) or "private_key_jwt" with
+// "jwks_pem": a PEM certificate or public key file.  The human side of a
+// delegated grant is oidc-provider's own devInteractions pages (any login
+// name, any password); a delegated token's mail_user is the login name, so
+// it opens only that mailbox's domain through Dovecot's %Ld check.  Refresh
+// tokens are issued to every client allowed the refresh_token grant and are
+// rotated on every use; a rotated-away one is refused (invalid_grant).
+import { createHash, createPublicKey } from 'node:crypto';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parse as parseQuery, stringify as stringifyQuery } from 'node:querystring';
@@ -53,34 +65,55 @@ function log(line) {
 }
 
 const clients = (config.clients || []).map((c) => {
-  if (!c.client_id || !c.client_secret) usage('client without client_id or client_secret');
+  const secretless = c.auth === 'none' || c.auth === 'private_key_jwt';
+  if (!c.client_id || (!c.client_secret && !secretless)) usage('client without client_id or client_secret');
   clientInfo.set(c.client_id, {
     scope: c.scope || 'imap pop3',
     ttl: c.ttl || 3600,
     domain: c.domain || domain,
+    token_length: c.token_length || 0,
   });
-  return {
+  const grants = c.grant_types || ['client_credentials'];
+  const meta = {
     client_id: c.client_id,
-    client_secret: c.client_secret,
-    grant_types: ['client_credentials'],
-    response_types: [],
-    redirect_uris: [],
+    grant_types: grants,
+    response_types: grants.includes('authorization_code') ? ['code'] : [],
+    redirect_uris: c.redirect_uris || [],
     scope: c.scope || 'imap pop3',
-    token_endpoint_auth_method:
-      c.auth === 'basic' ? 'client_secret_basic' : 'client_secret_post',
+    token_endpoint_auth_method: { basic: 'client_secret_basic', none: 'none',
+      private_key_jwt: 'private_key_jwt' }[c.auth] || 'client_secret_post',
   };
+  if (c.client_secret) meta.client_secret = c.client_secret;
+  if (meta.redirect_uris.length) meta.application_type = 'native';
+  if (c.jwks_pem) {
+    const jwk = createPublicKey(readFileSync(c.jwks_pem)).export({ format: 'jwk' });
+    meta.jwks = { keys: [{ ...jwk, use: 'sig', alg: 'RS256' }] };
+  }
+  return meta;
 });
+
+// A short fingerprint of a token for the log: the tests compare them.
+function fp(token) {
+  return token ? createHash('sha256').update(String(token)).digest('hex').slice(0, 12) : '-';
+}
 
 const allScopes = new Set(['imap', 'pop3']);
 for (const info of clientInfo.values()) {
   for (const s of info.scope.split(' ')) if (s) allScopes.add(s);
 }
 
-const provider = new Provider(`http://127.0.0.1`, {
+// Listen first: the issuer must carry the port (OpenID discovery).
+let handler = (req, res) => { res.statusCode = 503; res.end(); };
+const server = createServer((req, res) => handler(req, res));
+await new Promise((resolve) => server.listen(Number(opts.port), '127.0.0.1', resolve));
+const { port } = server.address();
+
+const provider = new Provider(`http://127.0.0.1:${port}`, {
   clients,
   scopes: [...allScopes],
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: true },
+    deviceFlow: { enabled: true },
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
@@ -91,13 +124,33 @@ const provider = new Provider(`http://127.0.0.1`, {
       const info = clientInfo.get(client.clientId);
       return info ? info.ttl : 3600;
     },
+    AccessToken(ctx, token, client) {
+      const info = clientInfo.get(client.clientId);
+      return info ? info.ttl : 3600;
+    },
+  },
+  async issueRefreshToken(ctx, client) {
+    return client.grantTypeAllowed('refresh_token');
+  },
+  rotateRefreshToken() {
+    return true;
+  },
+  // "token_length": N in a client's config makes its opaque access tokens
+  // N characters long (6 bits a character), as long as Microsoft's JWTs
+  // (issue 3: POP3 AUTH with a token that cannot fit the 255-octet line).
+  formats: {
+    bitsOfOpaqueRandomness(ctx, token) {
+      const info = token.clientId && clientInfo.get(token.clientId);
+      return info && info.token_length ? info.token_length * 6 : 256;
+    },
   },
   async extraTokenClaims(ctx, token) {
+    if (token.accountId) return { mail_user: token.accountId };
     const info = clientInfo.get(token.clientId);
     return { mail_user: `*@${info ? info.domain : domain}` };
   },
-  async findAccount() {
-    return undefined;
+  async findAccount(ctx, sub) {
+    return { accountId: sub, async claims() { return { sub }; } };
   },
 });
 provider.proxy = false;
@@ -151,9 +204,9 @@ provider.use(async (ctx, next) => {
     // The test server logs the token itself: the tests grep pullmail's
     // output for it.
     const extra = ctx.status === 200
-      ? `scope="${ctx.body && ctx.body.scope}" access_token=${ctx.body && ctx.body.access_token}`
+      ? `scope="${ctx.body && ctx.body.scope}" access_token=${ctx.body && ctx.body.access_token} new_rt=${fp(ctx.body && ctx.body.refresh_token)}`
       : `error=${ctx.body && ctx.body.error}`;
-    log(`TOKEN client=${clientId} tenant=${tenant || '-'} grant=${form.grant_type} requested_scope="${scopes.join(' ')}" status=${ctx.status} ${extra}`);
+    log(`TOKEN client=${clientId} tenant=${tenant || '-'} grant=${form.grant_type} requested_scope="${scopes.join(' ')}" status=${ctx.status} ${extra} rt=${fp(form.refresh_token)}`);
     return;
   }
 
@@ -170,12 +223,9 @@ provider.use(async (ctx, next) => {
 
 provider.on('server_error', (ctx, err) => log(`SERVER_ERROR ${err && err.stack}`));
 
-const server = createServer(provider.callback());
-server.listen(Number(opts.port), '127.0.0.1', () => {
-  const { port } = server.address();
-  if (opts['port-file']) writeFileSync(opts['port-file'], `${port}\n`);
-  log(`LISTEN 127.0.0.1:${port}`);
-});
+handler = provider.callback();
+if (opts['port-file']) writeFileSync(opts['port-file'], `${port}\n`);
+log(`LISTEN 127.0.0.1:${port}`);
 
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.on(sig, () => {

@@ -22,6 +22,9 @@
 #   srv_token CLIENT SECRET SCOPE     an access token straight from the server
 #   srv_token_requests CLIENT successful token requests logged so far
 #
+# SRV_OAUTH_EXTRA_CLIENTS (optional): more client objects (JSON, comma
+# separated) for oidc-provider's configuration, e.g. delegated clients.
+#
 # Fixed names (clients, tenant, domain) are set below; srv_init makes fresh
 # random secrets for every run.  The OAuth server's log ($OAUTH_LOG) has one
 # line per token request (TOKEN client=... status=... access_token=...) and
@@ -241,7 +244,8 @@ srv_oauth_config() {
 	    { "client_id": "$MS_CLIENT_ID", "client_secret": "$MS_CLIENT_SECRET",
 	      "scope": "imap pop3" },
 	    { "client_id": "$INTRO_ID", "client_secret": "$INTRO_SECRET",
-	      "scope": "", "auth": "basic" }
+	      "scope": "", "auth": "basic" }${SRV_OAUTH_EXTRA_CLIENTS:+,
+	    $SRV_OAUTH_EXTRA_CLIENTS}
 	  ]
 	}
 	EOF
@@ -343,10 +347,12 @@ srv_dovecot_start() {
 # Render the configuration with fresh ports and start Dovecot once.
 srv_dovecot_try() {
 	local ports conf=$SRV_RUN/dovecot.conf
-	ports=$("$SRV_PYTHON" "$SRV_DIR/probe.py" freeports 4) || srv_die "no free ports"
+	ports=$("$SRV_PYTHON" "$SRV_DIR/probe.py" freeports 5) || srv_die "no free ports"
 	# shellcheck disable=SC2086
 	set -- $ports
 	IMAP_PORT=$1 IMAPS_PORT=$2 POP3_PORT=$3 POP3S_PORT=$4
+	# LMTP (delivery tests): this port, and the socket $SRV_BASE/lmtp.
+	LMTP_PORT=$5
 	srv_listen_addrs
 	# A fresh base_dir: a stale one slows failed logins down (anvil).
 	[ -z "${SRV_BASE:-}" ] || rm -rf "$SRV_BASE"
@@ -372,6 +378,7 @@ srv_dovecot_try() {
 	    -e "s|@IMAPS_PORT@|$IMAPS_PORT|g" \
 	    -e "s|@POP3_PORT@|$POP3_PORT|g" \
 	    -e "s|@POP3S_PORT@|$POP3S_PORT|g" \
+	    -e "s|@LMTP_PORT@|$LMTP_PORT|g" \
 	    "$SRV_DIR/dovecot.conf.in" >"$conf" || srv_die "cannot render $conf"
 	chmod 0644 "$conf"
 	srv_chown "$SRV_RUN/mail" "$SRV_RUN/home"

@@ -567,6 +567,207 @@ START_TEST(test_tls_none_explicit)
 }
 END_TEST
 
+/* size_limit with its suffixes, fetch_all, pop3_xoauth2_two_step and their
+ * defaults (issue 3). */
+/* Every delivery target form, and the delivery settings. */
+START_TEST(test_deliver_targets)
+{
+	static const struct {
+		const char *value;
+		int kind;
+		const char *path;
+	} good[] = {
+		{ "mbox:/var/mail/u", DELIVER_MBOX, "/var/mail/u" },
+		{ "mda:/usr/bin/procmail -d %T", DELIVER_MDA,
+		    "/usr/bin/procmail -d %T" },
+		{ "mda:/usr/bin/maildrop", DELIVER_MDA, "/usr/bin/maildrop" },
+		{ "mda:/bin/x \"a b\" 'c d' %F", DELIVER_MDA,
+		    "/bin/x \"a b\" 'c d' %F" },
+		{ "smtp:localhost", DELIVER_SMTP, "localhost" },
+		{ "smtp:localhost:2525", DELIVER_SMTP, "localhost:2525" },
+		{ "smtp:[::1]:25", DELIVER_SMTP, "[::1]:25" },
+		{ "lmtp:/run/dovecot/lmtp", DELIVER_LMTP, "/run/dovecot/lmtp" },
+		{ "lmtp:127.0.0.1:24", DELIVER_LMTP, "127.0.0.1:24" },
+	};
+	struct config *cfg;
+	struct account *a;
+	char *text;
+	size_t i;
+
+	for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+		if (asprintf(&text, "[account a]\nserver = s\nuser = u\n"
+		    "password = p\ndeliver = %s\n", good[i].value) < 0)
+			abort();
+		cfg = load_good(text);
+		a = cfg->accounts;
+		ck_assert_int_eq(a->deliver_kind, good[i].kind);
+		ck_assert_str_eq(a->deliver_path, good[i].path);
+		/* The defaults. */
+		ck_assert_ptr_null(a->recipient);
+		ck_assert_ptr_null(a->envelope_sender);
+		ck_assert_uint_eq(a->mda_timeout, 600);
+		ck_assert_uint_eq(a->lock_timeout, 60);
+		ck_assert_int_eq(a->add_return_path, 0);
+		ck_assert_int_eq(a->add_delivered_to, 0);
+		ck_assert_int_eq(a->add_received, 0);
+		config_free(cfg);
+		free(text);
+	}
+	cfg = load_good("[defaults]\nrecipient = alice@example.org\n"
+	    "envelope_sender = <>\nmda_timeout = 30\nlock_timeout = 5\n"
+	    "add_return_path = yes\nadd_delivered_to = yes\n"
+	    "add_received = yes\n"
+	    "[account a]\nserver = s\nuser = u\npassword = p\n"
+	    "deliver = mbox:/m\n"
+	    "[account b]\nserver = s\nuser = u\npassword = p\n"
+	    "deliver = mbox:/m\nrecipient = bob\n"
+	    "envelope_sender = \"\\\"x y\\\"@example.org\"\n");
+	a = cfg->accounts;
+	ck_assert_str_eq(a->recipient, "alice@example.org");
+	ck_assert_str_eq(a->envelope_sender, "");
+	ck_assert_uint_eq(a->mda_timeout, 30);
+	ck_assert_uint_eq(a->lock_timeout, 5);
+	ck_assert_int_eq(a->add_return_path, 1);
+	ck_assert_int_eq(a->add_delivered_to, 1);
+	ck_assert_int_eq(a->add_received, 1);
+	a = a->next;
+	ck_assert_str_eq(a->recipient, "bob");
+	ck_assert_str_eq(a->envelope_sender, "\"x y\"@example.org");
+	config_free(cfg);
+}
+END_TEST
+
+/* The delegated flows: defaults per provider, endpoints, discovery. */
+#define OAUTH_ACCT "[account a]\nserver = s\nuser = u\ndeliver = maildir:/m\n"
+
+START_TEST(test_oauth_flows)
+{
+	struct config *cfg;
+	struct account *a;
+
+	/* No secret: a person signs in (device flow), delegated scope. */
+	cfg = load_good(OAUTH_ACCT "oauth_provider = microsoft\n"
+	    "oauth_tenant = common\noauth_client_id = c\n"
+	    "notify_command = /bin/echo hi\n");
+	a = cfg->accounts;
+	ck_assert_int_eq(a->oauth_flow, OAUTH_FLOW_DEVICE);
+	ck_assert_ptr_null(a->oauth_client_secret);
+	ck_assert_str_eq(a->oauth_device_url, "https://login.microsoftonline"
+	    ".com/common/oauth2/v2.0/devicecode");
+	ck_assert_str_eq(a->oauth_authorize_url, "https://login."
+	    "microsoftonline.com/common/oauth2/v2.0/authorize");
+	ck_assert_ptr_nonnull(strstr(a->oauth_scope,
+	    "IMAP.AccessAsUser.All"));
+	ck_assert_ptr_nonnull(strstr(a->oauth_scope, "offline_access"));
+	ck_assert_str_eq(a->notify_command, "/bin/echo hi");
+	config_free(cfg);
+
+	/* A national cloud through oauth_authority. */
+	cfg = load_good(OAUTH_ACCT "oauth_provider = microsoft\n"
+	    "oauth_tenant = t\noauth_client_id = c\n"
+	    "oauth_authority = https://login.microsoftonline.us/\n"
+	    "oauth_flow = authorization_code\noauth_redirect_port = 8765\n");
+	a = cfg->accounts;
+	ck_assert_int_eq(a->oauth_flow, OAUTH_FLOW_AUTH_CODE);
+	ck_assert_str_eq(a->oauth_token_url, "https://login.microsoftonline"
+	    ".us/t/oauth2/v2.0/token");
+	ck_assert_str_eq(a->oauth_authorize_url, "https://login."
+	    "microsoftonline.us/t/oauth2/v2.0/authorize");
+	ck_assert_uint_eq(a->oauth_redirect_port, 8765);
+	config_free(cfg);
+
+	/* A secret: client credentials, as before. */
+	cfg = load_good(OAUTH_ACCT "oauth_provider = microsoft\n"
+	    "oauth_tenant = t\noauth_client_id = c\n"
+	    "oauth_client_secret = s\n");
+	ck_assert_int_eq(cfg->accounts->oauth_flow,
+	    OAUTH_FLOW_CLIENT_CREDENTIALS);
+	ck_assert_str_eq(cfg->accounts->oauth_scope,
+	    "https://outlook.office365.com/.default");
+	config_free(cfg);
+
+	/* Google: authorization code, the Gmail scope. */
+	cfg = load_good(OAUTH_ACCT "oauth_provider = google\n"
+	    "oauth_client_id = c\noauth_client_secret = s\n");
+	a = cfg->accounts;
+	ck_assert_int_eq(a->oauth_flow, OAUTH_FLOW_AUTH_CODE);
+	ck_assert_str_eq(a->oauth_scope, "https://mail.google.com/");
+	ck_assert_str_eq(a->oauth_token_url,
+	    "https://oauth2.googleapis.com/token");
+	ck_assert_ptr_nonnull(a->oauth_authorize_url);
+	config_free(cfg);
+
+	/* Secrets printed by a command; a token helper. */
+	cfg = load_good(OAUTH_ACCT "oauth_provider = microsoft\n"
+	    "oauth_tenant = t\noauth_client_id = c\n"
+	    "oauth_client_secret_command = /bin/echo  s3cret\n");
+	ck_assert_str_eq(secret_reveal(cfg->accounts->oauth_client_secret),
+	    "s3cret");
+	ck_assert_int_eq(cfg->accounts->oauth_flow,
+	    OAUTH_FLOW_CLIENT_CREDENTIALS);
+	config_free(cfg);
+	cfg = load_good("[defaults]\npassword_command = /bin/echo pw\n"
+	    "[account a]\nserver = s\nuser = u\ndeliver = maildir:/m\n");
+	ck_assert_str_eq(secret_reveal(cfg->accounts->password), "pw");
+	config_free(cfg);
+	cfg = load_good(OAUTH_ACCT "oauth_token_command = pizauth show a\n");
+	ck_assert_int_eq(account_uses_oauth(cfg->accounts), 1);
+	ck_assert_str_eq(cfg->accounts->oauth_token_command,
+	    "pizauth show a");
+	config_free(cfg);
+
+	/* Generic with only an issuer: endpoints come from discovery. */
+	cfg = load_good(OAUTH_ACCT "oauth_provider = generic\n"
+	    "oauth_client_id = c\noauth_issuer = https://id.example/\n");
+	a = cfg->accounts;
+	ck_assert_str_eq(a->oauth_issuer, "https://id.example/");
+	ck_assert_ptr_null(a->oauth_token_url);
+	ck_assert_int_eq(a->oauth_flow, OAUTH_FLOW_DEVICE);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_pop3_settings)
+{
+	static const struct {
+		const char *v;
+		uint64_t n;
+	} sizes[] = {
+		{ "0", 0 }, { "1234", 1234 }, { "10k", 10240 },
+		{ "10K", 10240 }, { "3M", 3145728 }, { "2g", 2147483648ULL },
+	};
+	struct config *cfg;
+	char *text;
+	size_t i;
+
+	cfg = load_good("[account a]\nserver = s\nuser = u\npassword = p\n"
+	    "deliver = maildir:/m\nprotocol = pop3\n");
+	ck_assert_uint_eq(cfg->accounts->size_limit, 0);
+	ck_assert_int_eq(cfg->accounts->fetch_all, 0);
+	ck_assert_int_eq(cfg->accounts->pop3_xoauth2_two_step, 1);
+	config_free(cfg);
+	cfg = load_good("[defaults]\nfetch_all = yes\n"
+	    "pop3_xoauth2_two_step = no\nsize_limit = 5M\n"
+	    "[account a]\nserver = s\nuser = u\npassword = p\n"
+	    "deliver = maildir:/m\n");
+	ck_assert_uint_eq(cfg->accounts->size_limit, 5242880);
+	ck_assert_int_eq(cfg->accounts->fetch_all, 1);
+	ck_assert_int_eq(cfg->accounts->pop3_xoauth2_two_step, 0);
+	config_free(cfg);
+	for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		if (asprintf(&text, "[account a]\nserver = s\nuser = u\n"
+		    "password = p\ndeliver = maildir:/m\nsize_limit = %s\n",
+		    sizes[i].v) < 0)
+			abort();
+		cfg = load_good(text);
+		ck_assert_msg(cfg->accounts->size_limit == sizes[i].n,
+		    "%s", sizes[i].v);
+		config_free(cfg);
+		free(text);
+	}
+}
+END_TEST
+
 /* One broken file: its text, the expected error after FILE, and a part of
  * the reason. */
 struct bad_case {
@@ -577,6 +778,9 @@ struct bad_case {
 };
 
 #define ACCT	"[account a]\nserver = s\nuser = u\n"
+#define LONG_SOCKET \
+	"0123456789012345678901234567890123456789012345678901234567890123456789" \
+	"0123456789012345678901234567890123456789"
 #define GOOD	ACCT "password = hunter2\ndeliver = maildir:/m\n"
 #define OAUTH	"[account a]\nserver = s\nuser = u\ndeliver = maildir:/m\n"
 
@@ -630,8 +834,49 @@ static const struct bad_case bad_cases[] = {
 	{ GOOD "tls = ssl\n", 0, ":6: tls: ",
 	    "expected implicit, starttls or none" },
 	{ GOOD "auth = cram-md5\n", 0, ":6: auth: ", "bad value" },
-	{ GOOD "oauth_provider = google\n", 0, ":6: oauth_provider: ",
-	    "expected microsoft or generic" },
+	{ GOOD "oauth_provider = yahoo\n", 0, ":6: oauth_provider: ",
+	    "expected microsoft, generic or google" },
+	{ GOOD "oauth_flow = implicit\n", 0, ":6: oauth_flow: ",
+	    "expected client_credentials, device or authorization_code" },
+	{ GOOD "oauth_redirect_port = 0\n", 0, ":6: oauth_redirect_port: ",
+	    "" },
+	{ GOOD "oauth_issuer = ftp://x\n", 0, ":6: oauth_issuer: ", "" },
+	{ OAUTH "oauth_provider = google\noauth_client_id = c\n"
+	    "oauth_flow = device\n", 0, ":7: oauth_flow: ",
+	    "no device flow" },
+	{ OAUTH "oauth_provider = google\noauth_client_id = c\n"
+	    "oauth_flow = client_credentials\n", 0, ":7: oauth_flow: ",
+	    "no client-credentials grant" },
+	{ OAUTH "oauth_provider = generic\noauth_client_id = c\n"
+	    "oauth_flow = device\noauth_token_url = https://t/\n", 0,
+	    ":1: oauth_device_url: ", "oauth_flow device needs it" },
+	{ OAUTH "oauth_provider = generic\noauth_client_id = c\n"
+	    "oauth_flow = authorization_code\n"
+	    "oauth_token_url = https://t/\n", 0,
+	    ":1: oauth_authorize_url: ", "needs it" },
+	{ OAUTH "oauth_provider = microsoft\noauth_tenant = t\n"
+	    "oauth_client_id = c\noauth_client_certificate = /etc/passwd\n",
+	    0, ":1: oauth_client_key: ", "missing in [account a]" },
+	{ OAUTH "oauth_provider = microsoft\noauth_tenant = t\n"
+	    "oauth_client_id = c\noauth_client_secret = x\n"
+	    "oauth_client_certificate = /etc/passwd\n"
+	    "oauth_client_key = /etc/passwd\n",
+	    0, ":8: oauth_client_secret: ", "not both" },
+	{ GOOD "oauth_flow = device\n", 0, ":6: oauth_flow: ",
+	    "OAuth is not configured" },
+	{ GOOD "password_command = /bin/echo x\n", 0,
+	    ":6: password_command: ", "give the secret once" },
+	{ ACCT "password_command = /bin/false\ndeliver = maildir:/m\n", 0,
+	    ":4: password_command: ", "false exited with status 1" },
+	{ ACCT "password_command = /nonexistent/vault\n"
+	    "deliver = maildir:/m\n", 0, ":4: password_command: ",
+	    "cannot run /nonexistent/vault" },
+	{ ACCT "password_command = /bin/true\ndeliver = maildir:/m\n", 0,
+	    ":4: password_command: ", "printed nothing" },
+	{ ACCT "password_credential = imap\ndeliver = maildir:/m\n", 0,
+	    ":4: password_credential: ", "CREDENTIALS_DIRECTORY is not set" },
+	{ OAUTH "oauth_token_command = \n", 0, ":5: oauth_token_command: ",
+	    "empty value" },
 	{ GOOD "oauth_client_auth = jwt\n", 0, ":6: oauth_client_auth: ",
 	    "expected post or basic" },
 	{ GOOD "keep = maybe\n", 0, ":6: keep: ", "expected yes or no" },
@@ -649,14 +894,51 @@ static const struct bad_case bad_cases[] = {
 	{ GOOD "tls_fingerprint = 012:3456789abcdef0123456789abcdef"
 	    "0123456789abcdef0123456789abcdef\n", 0, ":6: tls_fingerprint: ",
 	    "bad value" },
-	{ ACCT "password = p\ndeliver = mbox:/var/mail/u\n", 0,
-	    ":5: deliver: ", "mbox delivery is not supported yet" },
-	{ ACCT "password = p\ndeliver = mda:/usr/bin/procmail\n", 0,
-	    ":5: deliver: ", "mda delivery is not supported yet" },
-	{ ACCT "password = p\ndeliver = smtp:localhost\n", 0,
-	    ":5: deliver: ", "not supported yet" },
-	{ ACCT "password = p\ndeliver = lmtp:/run/lmtp\n", 0,
-	    ":5: deliver: ", "not supported yet" },
+	{ ACCT "password = p\ndeliver = mbox:\n", 0,
+	    ":5: deliver: ", "mbox: needs a path" },
+	{ ACCT "password = p\ndeliver = mda:\n", 0,
+	    ":5: deliver: ", "mda: empty command" },
+	{ ACCT "password = p\ndeliver = mda:   \n", 0,
+	    ":5: deliver: ", "mda: empty command" },
+	{ ACCT "password = p\ndeliver = mda:/bin/p -f \"%F\n", 0,
+	    ":5: deliver: ", "unbalanced \" quote" },
+	{ ACCT "password = p\ndeliver = mda:/bin/p 'x\n", 0,
+	    ":5: deliver: ", "unbalanced ' quote" },
+	{ ACCT "password = p\ndeliver = mda:/bin/p -f%F\n", 0,
+	    ":5: deliver: ", "must be arguments of their own" },
+	{ ACCT "password = p\ndeliver = mda:/bin/p <%T>\n", 0,
+	    ":5: deliver: ", "must be arguments of their own" },
+	{ ACCT "password = p\ndeliver = smtp:\n", 0,
+	    ":5: deliver: ", "expected HOST[:PORT]" },
+	{ ACCT "password = p\ndeliver = smtp:host:0\n", 0,
+	    ":5: deliver: ", "expected HOST[:PORT]" },
+	{ ACCT "password = p\ndeliver = smtp:host:65536\n", 0,
+	    ":5: deliver: ", "expected HOST[:PORT]" },
+	{ ACCT "password = p\ndeliver = smtp:host:25x\n", 0,
+	    ":5: deliver: ", "expected HOST[:PORT]" },
+	{ ACCT "password = p\ndeliver = smtp:::1:25\n", 0,
+	    ":5: deliver: ", "expected HOST[:PORT]" },
+	{ ACCT "password = p\ndeliver = smtp:[::1\n", 0,
+	    ":5: deliver: ", "expected HOST[:PORT]" },
+	{ ACCT "password = p\ndeliver = smtp:/run/sock\n", 0,
+	    ":5: deliver: ", "expected HOST[:PORT]" },
+	{ ACCT "password = p\ndeliver = lmtp:host:\n", 0,
+	    ":5: deliver: ", "or /SOCKET" },
+	{ ACCT "password = p\ndeliver = lmtp:/" LONG_SOCKET "\n", 0,
+	    ":5: deliver: ", "bad socket path" },
+	{ ACCT "password = p\ndeliver = pipe:/bin/x\n", 0,
+	    ":5: deliver: ", "mda:COMMAND" },
+	{ GOOD "recipient = a b\n", 0, ":6: recipient: ", "bad value" },
+	{ GOOD "recipient = -oQ/x\n", 0, ":6: recipient: ", "bad value" },
+	{ GOOD "recipient = <a@b>\n", 0, ":6: recipient: ", "bad value" },
+	{ GOOD "envelope_sender = bob\n", 0, ":6: envelope_sender: ",
+	    "or <>" },
+	{ GOOD "envelope_sender = a@b;c\n", 0, ":6: envelope_sender: ",
+	    "bad value" },
+	{ GOOD "mda_timeout = 0\n", 0, ":6: mda_timeout: ", "bad value" },
+	{ GOOD "lock_timeout = x\n", 0, ":6: lock_timeout: ", "bad value" },
+	{ GOOD "add_received = sometimes\n", 0, ":6: add_received: ",
+	    "yes or no" },
 	{ ACCT "password = p\ndeliver = /home/u/Maildir\n", 0,
 	    ":5: deliver: ", "expected maildir:PATH" },
 	{ ACCT "password = p\ndeliver = maildir:\n", 0,
@@ -709,8 +991,10 @@ static const struct bad_case bad_cases[] = {
 	    "oauth_client_secret = x\n", 0, ":1: oauth_client_id: ",
 	    "missing in [account a]" },
 	{ OAUTH "oauth_provider = microsoft\noauth_tenant = t\n"
-	    "oauth_client_id = c\n", 0, ":1: oauth_client_secret: ",
-	    "needs a client secret" },
+	    "oauth_client_id = c\noauth_flow = client_credentials\n", 0,
+	    ":1: oauth_client_secret: ", "needs a client secret" },
+	{ OAUTH "oauth_provider = generic\noauth_client_id = c\n", 0,
+	    ":1: oauth_token_url: ", "(or oauth_issuer)" },
 	{ OAUTH "oauth_provider = generic\noauth_client_id = c\n"
 	    "oauth_token_url = https://x/{tenant}\noauth_client_secret = x\n",
 	    0, ":7: oauth_token_url: ", "oauth_tenant is not set" },
@@ -739,6 +1023,21 @@ static const struct bad_case bad_cases[] = {
 	{ "[account a]\nserver = s\ndeliver = maildir:/m\n"
 	    "user = m@x.com@" GUID_CLIENT "@" GUID_TENANT "\n", 0,
 	    ":1: oauth_client_secret: ", "missing in [account a]" },
+
+	/* POP3 settings (issue 3) */
+	{ GOOD "size_limit = 10x\n", 0, ":6: size_limit: ",
+	    "bad value \"10x\" (expected bytes" },
+	{ GOOD "size_limit = k\n", 0, ":6: size_limit: ", "bad value" },
+	{ GOOD "size_limit = -1\n", 0, ":6: size_limit: ", "bad value" },
+	{ GOOD "size_limit = 10kb\n", 0, ":6: size_limit: ", "bad value" },
+	{ GOOD "size_limit = 99999999999999999999\n", 0, ":6: size_limit: ",
+	    "bad value" },
+	{ GOOD "size_limit = 17179869184G\n", 0, ":6: size_limit: ",
+	    "bad value" },
+	{ GOOD "fetch_all = maybe\n", 0, ":6: fetch_all: ",
+	    "expected yes or no" },
+	{ GOOD "pop3_xoauth2_two_step = 2\n", 0,
+	    ":6: pop3_xoauth2_two_step: ", "expected yes or no" },
 
 	/* files */
 	{ ACCT "deliver = maildir:/m\npassword_file = /nonexistent/pw\n", 0,
@@ -1022,6 +1321,9 @@ suite_config(void)
 	tcase_add_test(tc, test_quoted);
 	tcase_add_test(tc, test_syntax_edges);
 	tcase_add_test(tc, test_tls_none_explicit);
+	tcase_add_test(tc, test_pop3_settings);
+	tcase_add_test(tc, test_oauth_flows);
+	tcase_add_test(tc, test_deliver_targets);
 	tcase_add_test(tc, test_default_path);
 	tcase_add_test(tc, test_example);
 	suite_add_tcase(s, tc);

@@ -504,10 +504,10 @@ START_TEST(test_quote)
 	ck_assert_ptr_null(imap_quote("a\r\nb"));
 	ck_assert_ptr_null(imap_quote("a\nb"));
 
-	q = imap_clean("ok\x1b[31m\xff", 9, 100);
+	q = pmp_clean("ok\x1b[31m\xff", 9, 100);
 	ck_assert_str_eq(q, "ok?[31m??");
 	free(q);
-	q = imap_clean("abcdef", 6, 3);
+	q = pmp_clean("abcdef", 6, 3);
 	ck_assert_str_eq(q, "abc...");
 	free(q);
 }
@@ -1252,6 +1252,42 @@ START_TEST(test_plugin_vanished_and_delivery_failure)
 }
 END_TEST
 
+/* A message whose delivery fails in the middle of a run stays on the
+ * server (even with keep = no); the messages after it are still delivered
+ * and disposed of, and the run reports the failure. */
+START_TEST(test_plugin_delivery_failure_continues)
+{
+	static const char script[] =
+	    GREETING_AUTH
+	    SELECT_3("A2")
+	    LIST_5_7_9("A3")
+	    "* 1 FETCH (UID 5 BODY[] {3}\r\nab\n)\r\nA4 OK done\r\n"
+	    BODY_7("A5")
+	    BODY_9("A6")
+	    "A7 OK Store completed.\r\n"
+	    "A8 OK Expunge completed.\r\n"
+	    "A9 OK bye\r\n";
+	char *err;
+
+	mock_reset(script);
+	M.acct.keep = 0;
+	M.fail_uid = "7";
+	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
+	ck_assert_str_eq(err, "disk full");
+	free(err);
+	ck_assert_uint_lt(at("BEGIN 7"), at("ABORT 7"));
+	ck_assert_uint_lt(at("ABORT 7"), at("BEGIN 9"));
+	ck_assert(absent("FINISH 7"));
+	ck_assert_uint_lt(at("FINISH 9"), at("COMMIT"));
+	ck_assert_uint_lt(at("COMMIT"),
+	    at("C: A7 UID STORE 5,9 +FLAGS.SILENT (\\Deleted)\n"));
+	at("C: A8 UID EXPUNGE 5,9\n");
+	at("C: A9 LOGOUT");
+	ck_assert_str_eq(M.delivered, "5:ab\n|9:ab\r\nc|");
+	ck_assert_int_eq(M.open_msgs, 0);
+}
+END_TEST
+
 START_TEST(test_plugin_batches)
 {
 	char *script, *p, *err;
@@ -1507,6 +1543,7 @@ suite_imap(void)
 	tcase_add_test(tc, test_plugin_cut_mid_literal);
 	tcase_add_test(tc, test_plugin_broken_literal);
 	tcase_add_test(tc, test_plugin_vanished_and_delivery_failure);
+	tcase_add_test(tc, test_plugin_delivery_failure_continues);
 	tcase_add_test(tc, test_plugin_batches);
 	tcase_add_test(tc, test_plugin_size_limit);
 	tcase_add_test(tc, test_plugin_starttls);

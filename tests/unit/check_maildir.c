@@ -66,7 +66,8 @@ only_file(const char *sub, int *count_r)
 static void
 deliver_chunks(const char *const *chunks)
 {
-	struct deliver_info info = { "test", "server", "INBOX", "1", 0 };
+	struct deliver_info info = { .account = "test", .server = "server",
+	    .mailbox = "INBOX", .uid = "1" };
 	struct deliver *d;
 	struct deliver_msg *m;
 	char *err = NULL;
@@ -119,7 +120,8 @@ END_TEST
 
 START_TEST(test_large_multichunk)
 {
-	struct deliver_info info = { "test", "server", "INBOX", "1", 0 };
+	struct deliver_info info = { .account = "test", .server = "server",
+	    .mailbox = "INBOX", .uid = "1" };
 	struct deliver *d;
 	struct deliver_msg *m;
 	char *err = NULL, *path, *data, line[80];
@@ -152,7 +154,8 @@ END_TEST
 
 START_TEST(test_abort_leaves_nothing)
 {
-	struct deliver_info info = { "test", "server", "INBOX", "1", 0 };
+	struct deliver_info info = { .account = "test", .server = "server",
+	    .mailbox = "INBOX", .uid = "1" };
 	struct deliver *d;
 	struct deliver_msg *m;
 	char *err = NULL;
@@ -172,7 +175,8 @@ END_TEST
 
 START_TEST(test_unique_names)
 {
-	struct deliver_info info = { "test", "server", "INBOX", "1", 0 };
+	struct deliver_info info = { .account = "test", .server = "server",
+	    .mailbox = "INBOX", .uid = "1" };
 	struct deliver *d;
 	struct deliver_msg *m;
 	char *err = NULL;

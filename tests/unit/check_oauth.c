@@ -492,7 +492,7 @@ injector_serve(int lfd, const char *rec_dir, const char *const *responses,
 	for (i = 0; i < n; i++) {
 		pfd.fd = lfd;
 		pfd.events = POLLIN;
-		if (poll(&pfd, 1, 5000) <= 0)
+		if (poll(&pfd, 1, 15000) <= 0)	/* slow_down: 6 s */
 			_exit(1);
 		fd = accept(lfd, NULL, NULL);
 		if (fd < 0)
@@ -921,9 +921,6 @@ static const struct {
 	int want;
 	const char *words[3];
 } failures[] = {
-	{ 503, "text/html", "<html><head><title>503 Service Unavailable"
-	    "</title></head><body>busy</body></html>", PM_ETEMP,
-	    { "503", "token endpoint", NULL } },
 	{ 401, "application/json", "{\"error\":\"invalid_client\","
 	    "\"error_description\":\"AADSTS7000215: Invalid client secret "
 	    "provided. Ensure the secret being sent in the request is the "
@@ -1152,6 +1149,669 @@ START_TEST(test_get_debug_log_redacted)
 }
 END_TEST
 
+/* --- retries of transient failures (fault injector) ------------------------ */
+
+/* A canned response with extra header lines. */
+static char *
+http_response_hdr(int status, const char *hdr, const char *body)
+{
+	return xasprintf("HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+	    "%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s", status,
+	    hdr, strlen(body), body);
+}
+
+/* Milliseconds of the monotonic clock. */
+static long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* 503, then a token: retried after a backoff, and the token is used. */
+START_TEST(test_retry_503_then_success)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok = NULL;
+	char *resp[2], *err = NULL, *rq;
+	int cached = -1;
+	long t0;
+
+	resp[0] = http_response(503, "text/html", "<html>busy</html>");
+	resp[1] = token_response(TOKEN_B, 3599);
+	injector_start(&fi, (const char *const *)resp, 2, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+	t0 = now_ms();
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_int_ge(now_ms() - t0, 1000);	/* backed off */
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_B);
+	rq = recorded(2);
+	ck_assert_ptr_nonnull(rq);
+	ck_assert(has_field(rq, "grant_type=client_credentials"));
+	free(rq);
+	secret_free(tok);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[1]);
+	secret_free(secret);
+}
+END_TEST
+
+/* 429 with Retry-After: waits that long, then succeeds. */
+START_TEST(test_retry_429_retry_after)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok = NULL;
+	char *resp[2], *err = NULL;
+	int cached = -1;
+	long t0;
+
+	resp[0] = http_response_hdr(429, "Retry-After: 2\r\n",
+	    "{\"error\":\"temporarily_unavailable\"}");
+	resp[1] = token_response(TOKEN_A, 3599);
+	injector_start(&fi, (const char *const *)resp, 2, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+	req.timeout = 10;
+	t0 = now_ms();
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_int_ge(now_ms() - t0, 2000);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_A);
+	secret_free(tok);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[1]);
+	secret_free(secret);
+}
+END_TEST
+
+/* A Retry-After beyond the budget: temporary failure at once, one try. */
+START_TEST(test_retry_after_too_long)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok = NULL;
+	char *resp[2], *err = NULL, *rq;
+	int cached = -1;
+	long t0;
+
+	resp[0] = http_response_hdr(429, "Retry-After: 3600\r\n",
+	    "{\"error\":\"temporarily_unavailable\"}");
+	resp[1] = token_response(TOKEN_A, 3599);
+	injector_start(&fi, (const char *const *)resp, 2, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+	t0 = now_ms();
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err),
+	    PM_ETEMP);
+	ck_assert_int_lt(now_ms() - t0, 1000);
+	ck_assert_ptr_null(tok);
+	assert_clean(err);
+	ck_assert_ptr_nonnull(strstr(err, "temporarily_unavailable"));
+	rq = recorded(2);
+	ck_assert_ptr_null(rq);
+	free(err);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[1]);
+	secret_free(secret);
+}
+END_TEST
+
+/* 503 every time: a few tries within half the timeout, then temporary. */
+START_TEST(test_retry_gives_up)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok = NULL;
+	char *resp[3], *err = NULL;
+	int cached = -1;
+	long t0;
+
+	resp[0] = resp[1] = resp[2] = http_response(503, "text/plain", "no");
+	injector_start(&fi, (const char *const *)resp, 3, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+	req.timeout = 20;
+	t0 = now_ms();
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err),
+	    PM_ETEMP);
+	ck_assert_int_le(now_ms() - t0, 10000);
+	ck_assert_ptr_nonnull(strstr(err, "503"));
+	assert_clean(err);
+	free(err);
+	injector_stop(&fi);
+	free(resp[0]);
+	secret_free(secret);
+}
+END_TEST
+
+/* Malformed JSON with 200: a protocol error, not retried. */
+START_TEST(test_malformed_not_retried)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok = NULL;
+	char *resp[2], *err = NULL, *rq;
+	int cached = -1;
+
+	resp[0] = http_response(200, "application/json",
+	    "{\"access_token\":\"tokenA\",\"token_type\":");
+	resp[1] = token_response(TOKEN_A, 3599);
+	injector_start(&fi, (const char *const *)resp, 2, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err),
+	    PM_EPROTO);
+	ck_assert_ptr_nonnull(strstr(err, "malformed"));
+	ck_assert_ptr_null(strstr(err, "tokenA"));
+	rq = recorded(2);
+	ck_assert_ptr_null(rq);
+	free(err);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[1]);
+	secret_free(secret);
+}
+END_TEST
+
+/* --- the delegated token store (fault injector as the token endpoint) ------ */
+
+/* Write a store holding refresh token rt (no access token) for req. */
+static void
+seed_store(const struct oauth_request *req, const char *rt)
+{
+	char *path, *text;
+	int fd;
+
+	ck_assert_int_eq(mkdir_p(req->cache_dir, 0700), 0);
+	path = oauth_store_path(req);
+	text = xasprintf("{\"key\":\"%s\\n%s\",\"refresh_token\":\"%s\"}",
+	    req->token_url, req->client_id, rt);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_full(fd, text, strlen(text)), 0);
+	close(fd);
+	free(text);
+	free(path);
+}
+
+/* The store's text. */
+static char *
+store_text(const struct oauth_request *req)
+{
+	char *path, *data = NULL;
+	size_t len;
+
+	path = oauth_store_path(req);
+	if (read_small_file(path, 1 << 20, &data, &len) < 0)
+		data = NULL;
+	free(path);
+	return data;
+}
+
+/* A 200 with an access and a refresh token. */
+static char *
+rotated_response(const char *token, const char *rt, long expires_in)
+{
+	char *body, *resp;
+
+	body = xasprintf("{\"token_type\":\"Bearer\",\"expires_in\":%ld,"
+	    "\"access_token\":\"%s\",\"refresh_token\":\"%s\"}",
+	    expires_in, token, rt);
+	resp = http_response(200, "application/json", body);
+	free(body);
+	return resp;
+}
+
+/* Refresh with rotation: the new refresh token is stored and used next. */
+START_TEST(test_delegated_rotation)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *tok = NULL;
+	char *resp[2], *err = NULL, *rq, *text, *cache;
+	int cached = -1;
+
+	resp[0] = rotated_response(TOKEN_A, "refresh-two", 3599);
+	resp[1] = rotated_response(TOKEN_B, "refresh-three", 3599);
+	injector_start(&fi, (const char *const *)resp, 2, 0);
+	cache = xasprintf("%s/tokens", dir);
+	make_request(&req, &fi, NULL, cache, OAUTH_CLIENT_POST);
+	req.flow = OAUTH_FLOW_DEVICE;
+	req.scope = "imap offline_access";
+	seed_store(&req, "refresh-one");
+
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_int_eq(cached, 0);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_A);
+	secret_free(tok);
+	rq = recorded(1);
+	ck_assert(has_field(rq, "grant_type=refresh_token"));
+	ck_assert(has_field(rq, "refresh_token=refresh-one"));
+	ck_assert(has_field(rq, "client_id=" CLIENT_ID));
+	ck_assert(has_field(rq, "scope=imap+offline_access"));
+	free(rq);
+	text = store_text(&req);
+	ck_assert_ptr_nonnull(strstr(text, "\"refresh-two\""));
+	ck_assert_ptr_null(strstr(text, "refresh-one"));
+	free(text);
+
+	/* Still fresh: from the store, no request. */
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_int_eq(cached, 1);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_A);
+	secret_free(tok);
+
+	/* Rejected by the server: the access token goes, the refresh
+	 * token stays, and the rotated one is what is sent next. */
+	oauth_invalidate(&req);
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_int_eq(cached, 0);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_B);
+	secret_free(tok);
+	rq = recorded(2);
+	ck_assert(has_field(rq, "refresh_token=refresh-two"));
+	free(rq);
+	text = store_text(&req);
+	ck_assert_ptr_nonnull(strstr(text, "\"refresh-three\""));
+	free(text);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[1]);
+	free(cache);
+}
+END_TEST
+
+/* invalid_grant: a human must act; notify_command runs once per event. */
+START_TEST(test_delegated_invalid_grant_notify)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *tok = NULL;
+	char *resp[3], *err = NULL, *cache, *script, *cmd, *out, *text;
+	size_t len;
+	int cached = -1, fd, i;
+
+	resp[0] = resp[1] = http_response(400, "application/json",
+	    "{\"error\":\"invalid_grant\",\"error_description\":"
+	    "\"AADSTS700082: The refresh token has expired due to "
+	    "inactivity.\"}");
+	resp[2] = rotated_response(TOKEN_A, "refresh-new", 3599);
+	injector_start(&fi, (const char *const *)resp, 3, 0);
+	cache = xasprintf("%s/tokens", dir);
+	make_request(&req, &fi, NULL, cache, OAUTH_CLIENT_POST);
+	req.flow = OAUTH_FLOW_AUTH_CODE;
+	script = xasprintf("%s/notify.sh", dir);
+	out = xasprintf("%s/notified", dir);
+	text = xasprintf("#!/bin/sh\necho \"$PULLMAIL_ACCOUNT $*\" >>%s\n",
+	    out);
+	fd = open(script, O_WRONLY | O_CREAT | O_TRUNC, 0700);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_full(fd, text, strlen(text)), 0);
+	close(fd);
+	free(text);
+	cmd = xasprintf("/bin/sh %s", script);
+	req.notify_command = cmd;
+	seed_store(&req, "refresh-old");
+
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err),
+		    PM_EAUTH);
+		ck_assert_ptr_null(tok);
+		ck_assert_msg(strstr(err, "a human must act") != NULL &&
+		    strstr(err, "invalid_grant") != NULL &&
+		    strstr(err, "run: pullmail authorize test") != NULL,
+		    "%s", err);
+		ck_assert_msg(strstr(err, "AADSTS700082") != NULL &&
+		    strstr(err, "expired after a long time unused") != NULL &&
+		    strstr(err, "oauth_tenant") == NULL, "%s", err);
+		ck_assert_ptr_null(strstr(err, "refresh-old"));
+		ck_assert(!has_control(err));
+		free(err);
+		err = NULL;
+	}
+	ck_assert_int_eq(read_small_file(out, 4096, &text, &len), 0);
+	ck_assert_msg(strncmp(text, "test a human must act", 21) == 0 &&
+	    strchr(text, '\n') == text + len - 1, "notified: %s", text);
+	free(text);
+	/* Success resets the flag. */
+	seed_store(&req, "refresh-fixed");
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	secret_free(tok);
+	text = xasprintf("%s/notified-", cache);
+	free(text);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[2]);
+	free(cache);
+	free(cmd);
+	free(script);
+	free(out);
+}
+END_TEST
+
+/* The token endpoint down while the stored access token still works. */
+START_TEST(test_delegated_endpoint_down)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *tok = NULL;
+	char *resp[3], *err = NULL, *cache, *path, *text;
+	time_t now = time(NULL);
+	int cached = -1, fd;
+
+	resp[0] = resp[1] = resp[2] = http_response(503, "text/plain", "down");
+	injector_start(&fi, (const char *const *)resp, 3, 0);
+	cache = xasprintf("%s/tokens", dir);
+	make_request(&req, &fi, NULL, cache, OAUTH_CLIENT_POST);
+	req.flow = OAUTH_FLOW_DEVICE;
+	ck_assert_int_eq(mkdir_p(cache, 0700), 0);
+	path = oauth_store_path(&req);
+	/* Due for a refresh (under 5 minutes left), not expired. */
+	text = xasprintf("{\"key\":\"%s\\n%s\",\"refresh_token\":\"rt\","
+	    "\"access_token\":\"%s\",\"obtained_at\":%lld,"
+	    "\"expires_at\":%lld}", req.token_url, req.client_id, TOKEN_A,
+	    (long long)now - 3500, (long long)now + 100);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_eq(write_full(fd, text, strlen(text)), 0);
+	close(fd);
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_A);
+	ck_assert_int_eq(cached, 1);
+	secret_free(tok);
+	free(text);
+	free(path);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(cache);
+}
+END_TEST
+
+/* No store: a human must act, and nothing is sent. */
+START_TEST(test_delegated_no_store)
+{
+	struct oauth_request req;
+	struct injector fi;
+	struct pm_secret *tok = NULL;
+	char *err = NULL, *cache;
+	int cached = -1;
+
+	fi.url = xstrdup("http://127.0.0.1:1/token");
+	cache = xasprintf("%s/tokens", dir);
+	make_request(&req, &fi, NULL, cache, OAUTH_CLIENT_POST);
+	req.flow = OAUTH_FLOW_DEVICE;
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err),
+	    PM_EAUTH);
+	ck_assert_str_eq(err, "a human must act: no authorization is "
+	    "stored; run: pullmail authorize test");
+	free(err);
+	free(cache);
+	free(fi.url);
+}
+END_TEST
+
+/* A corrupt or foreign store is not used. */
+START_TEST(test_delegated_foreign_store)
+{
+	struct oauth_request req;
+	struct injector fi;
+	struct pm_secret *tok = NULL;
+	char *err = NULL, *cache;
+	int cached = -1;
+
+	fi.url = xstrdup("http://127.0.0.1:1/token");
+	cache = xasprintf("%s/tokens", dir);
+	make_request(&req, &fi, NULL, cache, OAUTH_CLIENT_POST);
+	req.flow = OAUTH_FLOW_DEVICE;
+	seed_store(&req, "rt");
+	req.client_id = "another-client";
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err),
+	    PM_EAUTH);
+	ck_assert_ptr_nonnull(strstr(err, "another token URL or client"));
+	free(err);
+	err = NULL;
+	req.client_id = CLIENT_ID;
+	seed_store(&req, "bad token with spaces");
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err),
+	    PM_EAUTH);
+	ck_assert_ptr_nonnull(strstr(err, "corrupt"));
+	free(err);
+	free(cache);
+	free(fi.url);
+}
+END_TEST
+
+/* Run oauth_authorize with stdout in dir/out; its text in *out_r. */
+static int
+authorize_captured(const struct oauth_request *req, char **out_r,
+    char **err)
+{
+	char *path;
+	size_t len;
+	int fd, saved, rc;
+
+	path = xasprintf("%s/out", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	close(fd);
+	rc = oauth_authorize(req, err);
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	ck_assert_int_eq(read_small_file(path, 1 << 16, out_r, &len), 0);
+	free(path);
+	return rc;
+}
+
+#define DEVICE_ANSWER \
+	"{\"device_code\":\"dc-secret\",\"user_code\":\"WDJB-MJHT\"," \
+	"\"verification_uri\":\"https://login.example/device\"," \
+	"\"expires_in\":30,\"interval\":1,\"message\":\"To sign in, use " \
+	"a web browser\\u001b[31m to open the page.\"}"
+
+/* The device flow against the fault injector: pending, then expired. */
+START_TEST(test_device_expired)
+{
+	struct injector fi;
+	struct oauth_request req;
+	char *resp[3], *err = NULL, *out, *rq, *cache;
+
+	resp[0] = http_response(200, "application/json", DEVICE_ANSWER);
+	resp[1] = http_response(400, "application/json",
+	    "{\"error\":\"authorization_pending\"}");
+	resp[2] = http_response(400, "application/json",
+	    "{\"error\":\"expired_token\"}");
+	injector_start(&fi, (const char *const *)resp, 3, 0);
+	cache = xasprintf("%s/tokens", dir);
+	make_request(&req, &fi, NULL, cache, OAUTH_CLIENT_POST);
+	req.flow = OAUTH_FLOW_DEVICE;
+	req.device_url = fi.url;
+	req.scope = "imap offline_access";
+	ck_assert_int_eq(authorize_captured(&req, &out, &err), PM_EAUTH);
+	ck_assert_msg(strstr(out, "open https://login.example/device and "
+	    "enter the code WDJB-MJHT\n") != NULL, "%s", out);
+	/* The server's message, without its control characters. */
+	ck_assert_ptr_nonnull(strstr(out, "a web browser[31m to open"));
+	ck_assert_ptr_null(strstr(out, "dc-secret"));
+	ck_assert_ptr_nonnull(strstr(err, "expired"));
+	ck_assert_ptr_nonnull(strstr(err, "pullmail authorize test"));
+	rq = recorded(1);
+	ck_assert(has_field(rq, "scope=imap+offline_access"));
+	ck_assert(has_field(rq, "client_id=" CLIENT_ID));
+	free(rq);
+	rq = recorded(3);
+	ck_assert(has_field(rq, "grant_type=urn%3Aietf%3Aparams%3Aoauth%3A"
+	    "grant-type%3Adevice_code"));
+	ck_assert(has_field(rq, "device_code=dc-secret"));
+	free(rq);
+	free(out);
+	free(err);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[1]);
+	free(resp[2]);
+	free(cache);
+}
+END_TEST
+
+/* slow_down adds 5 s to the polling interval (RFC 8628 3.5); then the
+ * tokens are stored. */
+START_TEST(test_device_slow_down)
+{
+	struct injector fi;
+	struct oauth_request req;
+	char *resp[3], *err = NULL, *out, *cache, *text;
+	long t0;
+
+	resp[0] = http_response(200, "application/json", DEVICE_ANSWER);
+	resp[1] = http_response(400, "application/json",
+	    "{\"error\":\"slow_down\"}");
+	resp[2] = rotated_response(TOKEN_A, "refresh-device", 3599);
+	injector_start(&fi, (const char *const *)resp, 3, 0);
+	cache = xasprintf("%s/tokens", dir);
+	make_request(&req, &fi, NULL, cache, OAUTH_CLIENT_POST);
+	req.flow = OAUTH_FLOW_DEVICE;
+	req.device_url = fi.url;
+	t0 = now_ms();
+	ck_assert_int_eq(authorize_captured(&req, &out, &err), PM_OK);
+	ck_assert_int_ge(now_ms() - t0, 7000);	/* 1 s, then 1 + 5 s */
+	ck_assert_ptr_nonnull(strstr(out, "test: authorized"));
+	ck_assert_ptr_null(strstr(out, "refresh-device"));
+	text = store_text(&req);
+	ck_assert_ptr_nonnull(strstr(text, "\"refresh-device\""));
+	free(text);
+	free(out);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[1]);
+	free(resp[2]);
+	free(cache);
+}
+END_TEST
+
+/* A token without a refresh token is useless to a delegated account. */
+START_TEST(test_device_no_refresh_token)
+{
+	struct injector fi;
+	struct oauth_request req;
+	char *resp[2], *err = NULL, *out, *cache, *path;
+	struct stat sb;
+
+	resp[0] = http_response(200, "application/json", DEVICE_ANSWER);
+	resp[1] = token_response(TOKEN_A, 3599);
+	injector_start(&fi, (const char *const *)resp, 2, 0);
+	cache = xasprintf("%s/tokens", dir);
+	make_request(&req, &fi, NULL, cache, OAUTH_CLIENT_POST);
+	req.flow = OAUTH_FLOW_DEVICE;
+	req.device_url = fi.url;
+	ck_assert_int_eq(authorize_captured(&req, &out, &err), PM_EAUTH);
+	ck_assert_ptr_nonnull(strstr(err, "no refresh token"));
+	path = oauth_store_path(&req);
+	ck_assert_int_eq(stat(path, &sb), -1);
+	free(path);
+	free(out);
+	free(err);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[1]);
+	free(cache);
+}
+END_TEST
+
+/* Malformed device authorization answers are refused. */
+START_TEST(test_device_malformed)
+{
+	static const char *const bodies[] = {
+		"{\"user_code\":\"A\",\"verification_uri\":\"https://x\"}",
+		"{\"device_code\":\"d c\",\"user_code\":\"A\","
+		    "\"verification_uri\":\"https://x\"}",
+		"{\"device_code\":\"d\",\"user_code\":1,"
+		    "\"verification_uri\":\"https://x\"}",
+		"{\"device_code\":\"d\"",
+		"[]",
+	};
+	struct injector fi;
+	struct oauth_request req;
+	char *resp[1], *err = NULL, *out, *cache;
+
+	resp[0] = http_response(200, "application/json", bodies[_i]);
+	injector_start(&fi, (const char *const *)resp, 1, 0);
+	cache = xasprintf("%s/tokens", dir);
+	make_request(&req, &fi, NULL, cache, OAUTH_CLIENT_POST);
+	req.flow = OAUTH_FLOW_DEVICE;
+	req.device_url = fi.url;
+	ck_assert_int_eq(authorize_captured(&req, &out, &err), PM_EPROTO);
+	ck_assert_str_eq(out, "");
+	free(out);
+	free(err);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(cache);
+}
+END_TEST
+
+/* token --info on a Microsoft-shaped JWT that cannot fit the account. */
+START_TEST(test_token_info_warnings)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret;
+	char *resp[1], *err = NULL, *jwt, *payload, *outpath, *text;
+	size_t len;
+	int fd, saved;
+
+	payload = b64("{\"aud\":\"https://graph.microsoft.com\","
+	    "\"iss\":\"https://sts.windows.net/tid/\",\"tid\":\"tid\","
+	    "\"upn\":\"mallory@example.com\",\"scp\":\"Mail.Read\","
+	    "\"exp\":1700000000}");
+	for (len = strlen(payload); len > 0 && payload[len - 1] == '='; len--)
+		payload[len - 1] = '\0';
+	jwt = xasprintf("eyJhbGciOiJub25lIn0.%s.c2ln", payload);
+	resp[0] = token_response(jwt, 3599);
+	injector_start(&fi, (const char *const *)resp, 1, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+
+	outpath = xasprintf("%s/info", dir);
+	fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	close(fd);
+	ck_assert_int_eq(oauth_token_info(&req, "alice@example.test", "imap",
+	    &err), PM_EAUTH);
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	ck_assert_ptr_nonnull(strstr(err, "3 warnings"));
+	ck_assert_int_eq(read_small_file(outpath, 1 << 16, &text, &len), 0);
+	ck_assert_msg(strstr(text, "aud: https://graph.microsoft.com") !=
+	    NULL && strstr(text, "upn: mallory@example.com") != NULL &&
+	    strstr(text, "audience is not Exchange Online") != NULL &&
+	    strstr(text, "grants imap access") != NULL &&
+	    strstr(text, "the token is mallory@example.com's") != NULL &&
+	    strstr(text, "expires: in ") != NULL, "%s", text);
+	ck_assert_ptr_null(strstr(text, payload));
+	free(text);
+	free(err);
+	free(outpath);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(jwt);
+	free(payload);
+	secret_free(secret);
+}
+END_TEST
+
 START_TEST(test_get_no_cache_dir)
 {
 	struct injector fi;
@@ -1246,6 +1906,26 @@ suite_oauth(void)
 	tcase_add_test(tc, test_get_debug_log_redacted);
 	tcase_add_test(tc, test_get_no_cache_dir);
 	tcase_add_test(tc, test_cache_key_separates);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("delegated");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_retry_503_then_success);
+	tcase_add_test(tc, test_retry_429_retry_after);
+	tcase_add_test(tc, test_retry_after_too_long);
+	tcase_add_test(tc, test_retry_gives_up);
+	tcase_add_test(tc, test_malformed_not_retried);
+	tcase_add_test(tc, test_delegated_rotation);
+	tcase_add_test(tc, test_delegated_invalid_grant_notify);
+	tcase_add_test(tc, test_delegated_no_store);
+	tcase_add_test(tc, test_delegated_endpoint_down);
+	tcase_add_test(tc, test_delegated_foreign_store);
+	tcase_add_test(tc, test_token_info_warnings);
+	tcase_add_test(tc, test_device_expired);
+	tcase_add_test(tc, test_device_no_refresh_token);
+	tcase_add_test(tc, test_device_slow_down);
+	tcase_add_loop_test(tc, test_device_malformed, 0, 5);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1057,6 +1057,48 @@ START_TEST(test_read_buffered)
 }
 END_TEST
 
+/* Bytes pushed back come first, before buffered and unread ones, both when
+ * they fit in front of the buffer and when it must grow. */
+START_TEST(test_unread)
+{
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	char		 buf[64], big[300], *err = NULL;
+	const char	*line;
+	size_t		 got, len, have = 0;
+
+	server_v4(&sv, SC_BUFFERED, 0, NULL);
+	s = connect_ok(&sv, "127.0.0.1", 2000);
+	expect_line(s, "* 1 FETCH {14}");
+	ck_assert_int_eq(stream_read(s, buf, 4, &got, &err), PM_OK);
+	ck_assert_uint_eq(got, 4);
+	ck_assert_int_eq(memcmp(buf, "BODY", 4), 0);
+	/* Fits in front: the line read before left room. */
+	stream_unread(s, "DY", 2);
+	stream_unread(s, "x\r\nBO", 5);
+	expect_line(s, "x");
+	while (have < 12) {
+		ck_assert_int_eq(stream_read(s, buf + have, 12 - have, &got,
+		    &err), PM_OK);
+		have += got;
+	}
+	ck_assert_int_eq(memcmp(buf, "BODY01234567", 12), 0);
+	/* Larger than the room in front: the buffer grows. */
+	memset(big, 'a', sizeof big);
+	memcpy(big + sizeof big - 2, "\r\n", 2);
+	stream_unread(s, big, sizeof big);
+	stream_unread(s, "", 0);
+	ck_assert_int_eq(stream_read_line(s, 1000, &line, &len, &err), PM_OK);
+	ck_assert_uint_eq(len, sizeof big - 2);
+	ck_assert_int_eq(stream_read(s, buf, sizeof buf, &got, &err), PM_OK);
+	ck_assert_uint_eq(got, 2);
+	ck_assert_int_eq(memcmp(buf, "89", 2), 0);
+	ck_assert_int_eq(stream_write(s, "done\r\n", 6, &err), PM_OK);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+}
+END_TEST
+
 /* Writing to a peer that went away is PM_ETEMP, never SIGPIPE. */
 START_TEST(test_write_dead_peer)
 {
@@ -1124,6 +1166,7 @@ suite_transport(void)
 	tcase_add_test(tc, test_handshake_timeout);
 	tcase_add_test(tc, test_connect_refused);
 	tcase_add_test(tc, test_read_buffered);
+	tcase_add_test(tc, test_unread);
 	tcase_add_loop_test(tc, test_write_dead_peer, 0, 2);
 	tcase_add_test(tc, test_null);
 	suite_add_tcase(s, tc);

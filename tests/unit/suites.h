@@ -9,10 +9,13 @@ Suite *suite_config(void);
 Suite *suite_transport(void);
 Suite *suite_sasl(void);
 Suite *suite_oauth(void);
+Suite *suite_crypto(void);
 Suite *suite_state(void);
 Suite *suite_maildir(void);
+Suite *suite_deliver(void);
 Suite *suite_plugin(void);
 Suite *suite_imap(void);
+Suite *suite_pop3(void);
 
 /* A fresh empty directory under $TMPDIR for one test; malloc'd. */
 char *test_tmpdir(void);

@@ -1,0 +1,29 @@
+/*
+ * Small helpers every backend plugin needs.  A plugin links nothing from
+ * the core, so these are compiled into each plugin (hidden, like everything
+ * but the plugin's one exported symbol).
+ */
+#ifndef PM_PLUGIN_UTIL_H
+#define PM_PLUGIN_UTIL_H
+
+#include <stddef.h>
+
+#include <pullmail/host.h>
+
+/* Allocation that aborts on failure. */
+void *pmp_xmalloc(size_t n);
+void *pmp_xreallocarray(void *p, size_t n, size_t size);
+/* Copy n bytes of s into a NUL-terminated string. */
+char *pmp_xstrndup(const char *s, size_t n);
+/* Format into a malloc'd string. */
+char *pmp_xprintf(const char *fmt, ...) PM_PRINTF(1, 2);
+
+/* Set *err (unless err is NULL; an old *err is freed) to a formatted
+ * reason and return status. */
+int pmp_errf(char **err, int status, const char *fmt, ...) PM_PRINTF(3, 4);
+
+/* A printable copy of server text for a log or error message: control and
+ * 8-bit bytes become '?', and text longer than max is cut with "...". */
+char *pmp_clean(const char *s, size_t len, size_t max);
+
+#endif

@@ -1,0 +1,427 @@
+/*
+ * mbox delivery (mboxrd): each message is appended under a dotlock and an
+ * fcntl lock (the pair procmail, mutt and Dovecot use), behind a
+ * "From sender date" line, with every line matching ^>*From  quoted by one
+ * more '>', and followed by a blank line.  finish() fsyncs before it lets
+ * go of the locks; on any failure the file is cut back to its size before
+ * the message, so no half message is ever left behind.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "deliver.h"
+#include "log.h"
+#include "util.h"
+
+#define MBOX_BUF 65536
+#define MBOX_STALE_LOCK 300	/* seconds: older dotlocks are stale */
+#define MBOX_LOCK_POLL_MS 100
+
+static const char from_[] = "From ";
+
+struct mbox {
+	char *path;
+	char *lockpath;
+	unsigned lock_timeout;
+	int broken;		/* a lock timed out: fail fast from now on */
+	char *broken_err;
+};
+
+struct mbox_msg {
+	int fd;
+	int dotlocked;
+	off_t orig;		/* size before this message */
+	int bol;		/* at the start of a line */
+	size_t gt;		/* '>' held back at the start of the line */
+	size_t fm;		/* bytes of "From " matched after them */
+	char last;		/* last byte written of the message */
+	size_t len;
+	char buf[MBOX_BUF];
+};
+
+/* A delivery error: running out of space is temporary, the rest final. */
+static int
+mbox_error(char **err, const char *what, const char *path, int e)
+{
+	int status = (e == ENOSPC || e == EDQUOT || e == EFBIG) ?
+	    PM_ETEMP : PM_EDELIVER;
+
+	return errf(err, status, "mbox: %s %s: %s", what, path, strerror(e));
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Milliseconds on the monotonic clock. */
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+mbox_open(const struct account *a, void **ctx_r, char **err)
+{
+	struct mbox *mb;
+
+	if (a->deliver_path == NULL || *a->deliver_path == '\0')
+		return errf(err, PM_ECONFIG, "mbox: no path given");
+	/* A file size limit must fail the write (EFBIG), not kill us. */
+	signal(SIGXFSZ, SIG_IGN);
+	mb = xcalloc(1, sizeof *mb);
+	mb->path = xstrdup(a->deliver_path);
+	mb->lockpath = xasprintf("%s.lock", a->deliver_path);
+	mb->lock_timeout = a->lock_timeout != 0 ? a->lock_timeout : 60;
+	*ctx_r = mb;
+	return PM_OK;
+}
+
+/*
+ * Take the dotlock PATH.lock before deadline.  *got_r is 0 when the
+ * directory does not let us create one (then the fcntl lock alone
+ * protects the file, as with mutt without dotlock rights).
+ */
+static int
+dotlock(struct mbox *mb, long long deadline, int *got_r, char **err)
+{
+	struct stat st;
+	char pid[32];
+	int fd, e;
+
+	*got_r = 0;
+	for (;;) {
+		fd = open(mb->lockpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0644);
+		if (fd >= 0) {
+			snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+			(void)write_full(fd, pid, strlen(pid));
+			close(fd);
+			*got_r = 1;
+			return PM_OK;
+		}
+		e = errno;
+		if (e == EACCES || e == EPERM || e == EROFS) {
+			log_debug("deliver", "mbox: cannot create %s (%s); "
+			    "using the fcntl lock alone", mb->lockpath,
+			    strerror(e));
+			return PM_OK;
+		}
+		if (e != EEXIST)
+			return mbox_error(err, "cannot create", mb->lockpath,
+			    e);
+		if (stat(mb->lockpath, &st) == 0 &&
+		    time(NULL) - st.st_mtime > MBOX_STALE_LOCK) {
+			log_warnx("mbox: removing stale lock %s",
+			    mb->lockpath);
+			(void)unlink(mb->lockpath);
+			continue;
+		}
+		if (now_ms() >= deadline)
+			return errf(err, PM_ETEMP, "mbox: cannot lock %s "
+			    "within %u seconds: %s is held by another "
+			    "program", mb->path, mb->lock_timeout,
+			    mb->lockpath);
+		sleep_ms(MBOX_LOCK_POLL_MS);
+	}
+}
+
+/* Take the fcntl write lock on fd before deadline. */
+static int
+fcntl_lock(struct mbox *mb, int fd, long long deadline, char **err)
+{
+	struct flock fl;
+
+	for (;;) {
+		memset(&fl, 0, sizeof fl);
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		if (fcntl(fd, F_SETLK, &fl) == 0)
+			return PM_OK;
+		if (errno != EACCES && errno != EAGAIN && errno != EINTR)
+			return mbox_error(err, "cannot lock", mb->path, errno);
+		if (now_ms() >= deadline)
+			return errf(err, PM_ETEMP, "mbox: cannot lock %s "
+			    "within %u seconds: another program holds its "
+			    "fcntl lock", mb->path, mb->lock_timeout);
+		sleep_ms(MBOX_LOCK_POLL_MS);
+	}
+}
+
+/* Let go of both locks and the file. */
+static void
+unlock_close(struct mbox *mb, struct mbox_msg *mm)
+{
+	if (mm->fd >= 0)
+		close(mm->fd);	/* drops the fcntl lock */
+	mm->fd = -1;
+	if (mm->dotlocked)
+		(void)unlink(mb->lockpath);
+	mm->dotlocked = 0;
+}
+
+/* Cut the file back to its size before the message. */
+static void
+rollback(struct mbox *mb, struct mbox_msg *mm)
+{
+	if (mm->fd < 0)
+		return;
+	if (ftruncate(mm->fd, mm->orig) < 0 || fsync(mm->fd) < 0)
+		log_warn("mbox: cannot cut %s back to %lld bytes", mb->path,
+		    (long long)mm->orig);
+}
+
+static int
+out_flush(struct mbox *mb, struct mbox_msg *mm, char **err)
+{
+	if (mm->len == 0)
+		return PM_OK;
+	if (write_full(mm->fd, mm->buf, mm->len) < 0) {
+		mm->len = 0;
+		return mbox_error(err, "cannot write", mb->path, errno);
+	}
+	mm->last = mm->buf[mm->len - 1];
+	mm->len = 0;
+	return PM_OK;
+}
+
+static int
+out_byte(struct mbox *mb, struct mbox_msg *mm, char c, char **err)
+{
+	int r;
+
+	if (mm->len == sizeof mm->buf && (r = out_flush(mb, mm, err)) != 0)
+		return r;
+	mm->buf[mm->len++] = c;
+	return PM_OK;
+}
+
+/* Emit the held-back start of a line: gt '>' then fm bytes of "From ". */
+static int
+out_held(struct mbox *mb, struct mbox_msg *mm, char **err)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < mm->gt; i++)
+		if ((r = out_byte(mb, mm, '>', err)) != PM_OK)
+			return r;
+	for (i = 0; i < mm->fm; i++)
+		if ((r = out_byte(mb, mm, from_[i], err)) != PM_OK)
+			return r;
+	mm->gt = mm->fm = 0;
+	return PM_OK;
+}
+
+static int
+mbox_begin(void *ctx, const struct deliver_info *info, void **m_r,
+    char **err)
+{
+	struct mbox *mb = ctx;
+	struct mbox_msg *mm;
+	struct stat st;
+	long long deadline;
+	char tail[2], date[64], *line;
+	const char *sep, *sender = info->sender;
+	time_t now;
+	struct tm tm;
+	ssize_t n;
+	int r;
+
+	if (mb->broken)
+		return errf(err, PM_ETEMP, "%s", mb->broken_err);
+	mm = xcalloc(1, sizeof *mm);
+	mm->fd = -1;
+	deadline = now_ms() + (long long)mb->lock_timeout * 1000;
+	if ((r = dotlock(mb, deadline, &mm->dotlocked, err)) != PM_OK)
+		goto fail;
+	mm->fd = open(mb->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC,
+	    0600);
+	if (mm->fd < 0) {
+		r = mbox_error(err, "cannot open", mb->path, errno);
+		goto fail;
+	}
+	if ((r = fcntl_lock(mb, mm->fd, deadline, err)) != PM_OK)
+		goto fail;
+	if (fstat(mm->fd, &st) < 0) {
+		r = mbox_error(err, "cannot stat", mb->path, errno);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = errf(err, PM_EDELIVER, "mbox: %s is not a regular file",
+		    mb->path);
+		goto fail;
+	}
+	mm->orig = st.st_size;
+
+	/* The previous message must end with a blank line. */
+	sep = "";
+	if (st.st_size > 0) {
+		n = pread(mm->fd, tail, 2, st.st_size >= 2 ?
+		    st.st_size - 2 : 0);
+		if (n < 0) {
+			r = mbox_error(err, "cannot read", mb->path, errno);
+			goto fail;
+		}
+		if (n == 2 && tail[0] == '\n' && tail[1] == '\n')
+			sep = "";
+		else if (tail[n - 1] == '\n')
+			sep = "\n";
+		else
+			sep = "\n\n";
+	}
+	if (sender == NULL || *sender == '\0' || strpbrk(sender, " \t") != NULL)
+		sender = "MAILER-DAEMON";
+	now = time(NULL);
+	localtime_r(&now, &tm);
+	if (strftime(date, sizeof date, "%a %b %e %H:%M:%S %Y", &tm) == 0)
+		strcpy(date, "Thu Jan  1 00:00:00 1970");
+	line = xasprintf("%sFrom %s %s\n", sep, sender, date);
+	if (write_full(mm->fd, line, strlen(line)) < 0) {
+		r = mbox_error(err, "cannot write", mb->path, errno);
+		free(line);
+		rollback(mb, mm);
+		goto fail;
+	}
+	free(line);
+	mm->bol = 1;
+	mm->last = '\n';
+	*m_r = mm;
+	return PM_OK;
+
+fail:
+	if (r == PM_ETEMP && strstr(*err, "cannot lock") != NULL) {
+		mb->broken = 1;
+		mb->broken_err = xstrdup(*err);
+	}
+	unlock_close(mb, mm);
+	free(mm);
+	return r;
+}
+
+static int
+mbox_write(void *ctx, void *m, const void *buf, size_t len, char **err)
+{
+	struct mbox *mb = ctx;
+	struct mbox_msg *mm = m;
+	const char *p = buf;
+	size_t i;
+	int r;
+
+	for (i = 0; i < len; i++) {
+		char c = p[i];
+
+		if (mm->bol) {
+			if (mm->fm == 0 && c == '>') {
+				mm->gt++;
+				continue;
+			}
+			if (c == from_[mm->fm]) {
+				if (++mm->fm < sizeof from_ - 1)
+					continue;
+				/* ^>*From : one more '>'. */
+				if ((r = out_byte(mb, mm, '>', err)) != PM_OK ||
+				    (r = out_held(mb, mm, err)) != PM_OK)
+					return r;
+				mm->bol = 0;
+				continue;
+			}
+			if ((r = out_held(mb, mm, err)) != PM_OK)
+				return r;
+			mm->bol = 0;
+		}
+		if ((r = out_byte(mb, mm, c, err)) != PM_OK)
+			return r;
+		if (c == '\n')
+			mm->bol = 1;
+	}
+	return PM_OK;
+}
+
+static void
+mbox_abort(void *ctx, void *m)
+{
+	struct mbox *mb = ctx;
+	struct mbox_msg *mm = m;
+
+	rollback(mb, mm);
+	unlock_close(mb, mm);
+	free(mm);
+}
+
+static int
+mbox_finish(void *ctx, void *m, char **err)
+{
+	struct mbox *mb = ctx;
+	struct mbox_msg *mm = m;
+	int r;
+
+	r = out_held(mb, mm, err);
+	if (r == PM_OK)
+		r = out_flush(mb, mm, err);
+	/* End the last line, then the blank line that ends the message. */
+	if (r == PM_OK && mm->last != '\n')
+		r = out_byte(mb, mm, '\n', err);
+	if (r == PM_OK)
+		r = out_byte(mb, mm, '\n', err);
+	if (r == PM_OK)
+		r = out_flush(mb, mm, err);
+	if (r == PM_OK && fsync(mm->fd) < 0)
+		r = mbox_error(err, "cannot fsync", mb->path, errno);
+	if (r != PM_OK) {
+		mbox_abort(ctx, m);
+		return r;
+	}
+	unlock_close(mb, mm);
+	free(mm);
+	return PM_OK;
+}
+
+/* finish() made each message durable before unlocking. */
+static int
+mbox_sync(void *ctx, char **err)
+{
+	return PM_OK;
+}
+
+static void
+mbox_close(void *ctx)
+{
+	struct mbox *mb = ctx;
+
+	free(mb->path);
+	free(mb->lockpath);
+	free(mb->broken_err);
+	free(mb);
+}
+
+const struct deliver_ops deliver_mbox_ops = {
+	.name = "mbox",
+	.open = mbox_open,
+	.begin = mbox_begin,
+	.write = mbox_write,
+	.finish = mbox_finish,
+	.abort = mbox_abort,
+	.sync = mbox_sync,
+	.close = mbox_close,
+};

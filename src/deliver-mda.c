@@ -1,0 +1,553 @@
+/*
+ * MDA delivery: the command line is split into an argv once, and each
+ * message is streamed into the stdin of a fresh child started with that
+ * argv, never through a shell.  %F and %T are whole arguments; the same
+ * data is in the child's environment.  The child's stderr goes to the log.
+ * Exit 0: delivered; 75 (EX_TEMPFAIL): temporary; anything else, a signal
+ * or mda_timeout: failed.  The MDA's exit is the durability point, so
+ * finish() waits for it and sync() has nothing left to do.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "deliver.h"
+#include "log.h"
+#include "util.h"
+
+#define MDA_ERRLINE 512		/* bytes of one stderr line kept */
+#define MDA_KILL_GRACE_MS 2000
+
+extern char **environ;
+
+struct mda;
+struct mda_msg;
+static int early_exit(struct mda *, struct mda_msg *, char **);
+
+struct mda {
+	char **argv;		/* with %F and %T still in place */
+	char *name;		/* argv[0], for messages */
+	char *account;
+	unsigned timeout;
+};
+
+struct mda_msg {
+	pid_t pid;
+	int in;			/* the child's stdin, -1 once closed */
+	int errfd;		/* its stderr, -1 at EOF */
+	long long deadline;	/* monotonic ms */
+	char line[MDA_ERRLINE];	/* the stderr line being collected */
+	size_t llen;
+	char last[MDA_ERRLINE];	/* the last complete stderr line */
+};
+
+void
+deliver_argv_free(char **argv)
+{
+	size_t i;
+
+	if (argv == NULL)
+		return;
+	for (i = 0; argv[i] != NULL; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+char **
+deliver_mda_split(const char *cmd, char **err)
+{
+	char **argv = NULL, *word;
+	size_t n = 0, w;
+	const char *s = cmd;
+	char q;
+
+	for (;;) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s == '\0')
+			break;
+		word = xmalloc(strlen(s) + 1);
+		w = 0;
+		while (*s != '\0' && *s != ' ' && *s != '\t') {
+			if (*s != '"' && *s != '\'') {
+				word[w++] = *s++;
+				continue;
+			}
+			q = *s++;
+			while (*s != '\0' && *s != q) {
+				if (q == '"' && *s == '\\' &&
+				    (s[1] == '"' || s[1] == '\\'))
+					s++;
+				word[w++] = *s++;
+			}
+			if (*s == '\0') {
+				free(word);
+				deliver_argv_free(argv);
+				errf(err, PM_ECONFIG, "unbalanced %c quote", q);
+				return NULL;
+			}
+			s++;
+		}
+		word[w] = '\0';
+		if (strcmp(word, "%F") != 0 && strcmp(word, "%T") != 0 &&
+		    (strstr(word, "%F") != NULL ||
+		    strstr(word, "%T") != NULL)) {
+			errf(err, PM_ECONFIG, "\"%s\": %%F and %%T must be "
+			    "arguments of their own", word);
+			free(word);
+			deliver_argv_free(argv);
+			return NULL;
+		}
+		argv = xrealloc(argv, (n + 2) * sizeof *argv);
+		argv[n++] = word;
+		argv[n] = NULL;
+	}
+	if (n == 0) {
+		errf(err, PM_ECONFIG, "empty command");
+		return NULL;
+	}
+	return argv;
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+mda_open(const struct account *a, void **ctx_r, char **err)
+{
+	struct mda *md;
+	char **argv;
+
+	if (a->deliver_path == NULL ||
+	    (argv = deliver_mda_split(a->deliver_path, err)) == NULL) {
+		err_prefix(err, "mda");
+		return PM_ECONFIG;
+	}
+	/* A child that exits early must fail the write, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	md = xcalloc(1, sizeof *md);
+	md->argv = argv;
+	md->name = xstrdup(argv[0]);
+	md->account = xstrdup(a->name != NULL ? a->name : "");
+	md->timeout = a->mda_timeout != 0 ? a->mda_timeout : 600;
+	*ctx_r = md;
+	return PM_OK;
+}
+
+/* Log one line the MDA wrote to stderr, control characters replaced. */
+static void
+err_line(struct mda *md, struct mda_msg *mm)
+{
+	size_t i;
+
+	mm->line[mm->llen] = '\0';
+	for (i = 0; i < mm->llen; i++)
+		if ((unsigned char)mm->line[i] < 0x20 || mm->line[i] == 0x7f)
+			mm->line[i] = '?';
+	if (mm->llen > 0) {
+		log_warnx("%s: %s: %s", md->account, md->name, mm->line);
+		memcpy(mm->last, mm->line, mm->llen + 1);
+	}
+	mm->llen = 0;
+}
+
+/* Read what the child's stderr has (non-blocking); log whole lines. */
+static void
+drain_stderr(struct mda *md, struct mda_msg *mm)
+{
+	char buf[4096];
+	ssize_t n, i;
+
+	while (mm->errfd >= 0) {
+		n = read(mm->errfd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			err_line(md, mm);
+			close(mm->errfd);
+			mm->errfd = -1;
+			return;
+		}
+		for (i = 0; i < n; i++) {
+			if (buf[i] == '\n') {
+				err_line(md, mm);
+				continue;
+			}
+			if (mm->llen < sizeof mm->line - 1)
+				mm->line[mm->llen++] = buf[i];
+		}
+	}
+}
+
+/* An environment for the child: ours plus the PULLMAIL_ variables. */
+static char **
+child_env(const struct deliver_info *info, const char *sender)
+{
+	static const char *const mine[] = {
+		"PULLMAIL_SENDER=", "PULLMAIL_RECIPIENT=",
+		"PULLMAIL_ACCOUNT=", "PULLMAIL_SERVER=", "PULLMAIL_FOLDER=",
+		"PULLMAIL_UID="
+	};
+	char **env;
+	size_t n = 0, o = 0, i, j;
+	int skip;
+
+	while (environ[n] != NULL)
+		n++;
+	env = xcalloc(n + 7, sizeof *env);
+	for (i = 0; i < n; i++) {
+		skip = 0;
+		for (j = 0; j < sizeof mine / sizeof mine[0]; j++)
+			if (strncmp(environ[i], mine[j],
+			    strlen(mine[j])) == 0)
+				skip = 1;
+		if (!skip)
+			env[o++] = xstrdup(environ[i]);
+	}
+	env[o++] = xasprintf("PULLMAIL_SENDER=%s", sender);
+	env[o++] = xasprintf("PULLMAIL_RECIPIENT=%s", info->recipient);
+	env[o++] = xasprintf("PULLMAIL_ACCOUNT=%s", info->account);
+	env[o++] = xasprintf("PULLMAIL_SERVER=%s", info->server);
+	env[o++] = xasprintf("PULLMAIL_FOLDER=%s", info->mailbox);
+	env[o++] = xasprintf("PULLMAIL_UID=%s", info->uid);
+	env[o] = NULL;
+	return env;
+}
+
+static int
+mda_begin(void *ctx, const struct deliver_info *info, void **m_r,
+    char **err)
+{
+	struct mda *md = ctx;
+	struct mda_msg *mm;
+	const char *sender = info->sender != NULL && *info->sender != '\0' ?
+	    info->sender : "MAILER-DAEMON";
+	char **argv, **env;
+	int in[2], er[2], st[2], e, r;
+	size_t n, i;
+	ssize_t got;
+
+	for (n = 0; md->argv[n] != NULL; n++)
+		;
+	argv = xcalloc(n + 1, sizeof *argv);
+	for (i = 0; i < n; i++) {
+		if (strcmp(md->argv[i], "%F") == 0)
+			argv[i] = xstrdup(sender);
+		else if (strcmp(md->argv[i], "%T") == 0)
+			argv[i] = xstrdup(info->recipient);
+		else
+			argv[i] = xstrdup(md->argv[i]);
+	}
+	env = child_env(info, info->sender != NULL ? info->sender : "");
+	if (pipe2(in, O_CLOEXEC) < 0) {
+		r = errf(err, PM_ETEMP, "mda: pipe: %s", strerror(errno));
+		goto out;
+	}
+	if (pipe2(er, O_CLOEXEC) < 0) {
+		r = errf(err, PM_ETEMP, "mda: pipe: %s", strerror(errno));
+		close(in[0]);
+		close(in[1]);
+		goto out;
+	}
+	if (pipe2(st, O_CLOEXEC) < 0) {
+		r = errf(err, PM_ETEMP, "mda: pipe: %s", strerror(errno));
+		close(in[0]);
+		close(in[1]);
+		close(er[0]);
+		close(er[1]);
+		goto out;
+	}
+	mm = xcalloc(1, sizeof *mm);
+	mm->pid = fork();
+	if (mm->pid < 0) {
+		r = errf(err, PM_ETEMP, "mda: fork: %s", strerror(errno));
+		free(mm);
+		close(in[0]);
+		close(in[1]);
+		close(er[0]);
+		close(er[1]);
+		close(st[0]);
+		close(st[1]);
+		goto out;
+	}
+	if (mm->pid == 0) {
+		/* The child: stdin from the pipe, stderr to the log, stdout
+		 * to stderr; the exec status pipe closes on success. */
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGXFSZ, SIG_DFL);
+		if (dup2(in[0], 0) < 0 || dup2(er[1], 2) < 0 ||
+		    dup2(er[1], 1) < 0)
+			_exit(127);
+		environ = env;
+		execvp(argv[0], argv);
+		e = errno;
+		(void)write(st[1], &e, sizeof e);
+		_exit(127);
+	}
+	close(in[0]);
+	close(er[1]);
+	close(st[1]);
+	do
+		got = read(st[0], &e, sizeof e);
+	while (got < 0 && errno == EINTR);
+	close(st[0]);
+	mm->in = in[1];
+	mm->errfd = er[0];
+	(void)fcntl(mm->in, F_SETFL, O_NONBLOCK);
+	(void)fcntl(mm->errfd, F_SETFL, O_NONBLOCK);
+	mm->deadline = now_ms() + (long long)md->timeout * 1000;
+	if (got == (ssize_t)sizeof e) {
+		int status;
+
+		close(mm->in);
+		close(mm->errfd);
+		while (waitpid(mm->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		free(mm);
+		r = errf(err, PM_EDELIVER, "mda: cannot run %s: %s",
+		    md->name, strerror(e));
+		goto out;
+	}
+	log_debug("deliver", "%s: started %s (pid %ld)", md->account,
+	    md->name, (long)mm->pid);
+	*m_r = mm;
+	r = PM_OK;
+out:
+	deliver_argv_free(argv);
+	deliver_argv_free(env);
+	return r;
+}
+
+/* Stop the child: TERM, a grace period, KILL; reap it. */
+static void
+kill_child(struct mda_msg *mm)
+{
+	long long until = now_ms() + MDA_KILL_GRACE_MS;
+	int status;
+
+	if (mm->pid < 0)
+		return;
+	kill(mm->pid, SIGTERM);
+	for (;;) {
+		pid_t p = waitpid(mm->pid, &status, WNOHANG);
+
+		if (p == mm->pid || (p < 0 && errno != EINTR))
+			return;
+		if (now_ms() >= until) {
+			kill(mm->pid, SIGKILL);
+			while (waitpid(mm->pid, &status, 0) < 0 &&
+			    errno == EINTR)
+				;
+			return;
+		}
+		poll(NULL, 0, 20);
+	}
+}
+
+static int
+timeout_error(struct mda *md, char **err)
+{
+	return errf(err, PM_EDELIVER, "mda: %s did not finish within %u "
+	    "seconds (mda_timeout); stopped it", md->name, md->timeout);
+}
+
+static int
+mda_write(void *ctx, void *m, const void *buf, size_t len, char **err)
+{
+	struct mda *md = ctx;
+	struct mda_msg *mm = m;
+	const char *p = buf;
+	struct pollfd pfd[2];
+	long long left;
+	ssize_t n;
+	nfds_t nfd;
+
+	while (len > 0) {
+		left = mm->deadline - now_ms();
+		if (left <= 0)
+			return timeout_error(md, err);
+		pfd[0].fd = mm->in;
+		pfd[0].events = POLLOUT;
+		nfd = 1;
+		if (mm->errfd >= 0) {
+			pfd[1].fd = mm->errfd;
+			pfd[1].events = POLLIN;
+			nfd = 2;
+		}
+		if (poll(pfd, nfd, left > 1000 ? 1000 : (int)left) < 0) {
+			if (errno == EINTR)
+				continue;
+			return errf(err, PM_ETEMP, "mda: poll: %s",
+			    strerror(errno));
+		}
+		if (nfd == 2 && pfd[1].revents != 0)
+			drain_stderr(md, mm);
+		if (pfd[0].revents == 0)
+			continue;
+		n = write(mm->in, p, len);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			if (errno == EPIPE)
+				return early_exit(md, mm, err);
+			return errf(err, PM_EDELIVER, "mda: write to %s: %s",
+			    md->name, strerror(errno));
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return PM_OK;
+}
+
+/* Wait for the child to exit (logging its stderr) until the deadline. */
+static int
+wait_child(struct mda *md, struct mda_msg *mm, int *status_r, char **err)
+{
+	struct pollfd pfd;
+	long long left;
+	pid_t p;
+
+	for (;;) {
+		p = waitpid(mm->pid, status_r, WNOHANG);
+		if (p == mm->pid) {
+			drain_stderr(md, mm);
+			return PM_OK;
+		}
+		if (p < 0 && errno != EINTR)
+			return errf(err, PM_EINTERNAL, "mda: waitpid: %s",
+			    strerror(errno));
+		left = mm->deadline - now_ms();
+		if (left <= 0) {
+			kill_child(mm);
+			return timeout_error(md, err);
+		}
+		if (mm->errfd >= 0) {
+			pfd.fd = mm->errfd;
+			pfd.events = POLLIN;
+			if (poll(&pfd, 1, left > 50 ? 50 : (int)left) > 0)
+				drain_stderr(md, mm);
+		} else
+			poll(NULL, 0, left > 20 ? 20 : (int)left);
+	}
+}
+
+/* The delivery status for the child's wait status. */
+static int
+status_error(struct mda *md, struct mda_msg *mm, int status, char **err)
+{
+	const char *why = mm->last[0] != '\0' ? mm->last : "no message";
+
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return PM_OK;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 75)
+		return errf(err, PM_ETEMP, "mda: %s exited with status 75 "
+		    "(temporary failure: %s)", md->name, why);
+	if (WIFEXITED(status))
+		return errf(err, PM_EDELIVER, "mda: %s exited with status %d "
+		    "(%s)", md->name, WEXITSTATUS(status), why);
+	return errf(err, PM_EDELIVER, "mda: %s was killed by signal %d",
+	    md->name, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* The child stopped reading: its exit status says why.  Exiting 0
+ * without reading the whole message is still a failure. */
+static int
+early_exit(struct mda *md, struct mda_msg *mm, char **err)
+{
+	int status, r;
+
+	close(mm->in);
+	mm->in = -1;
+	r = wait_child(md, mm, &status, err);
+	mm->pid = -1;
+	if (r != PM_OK)
+		return r;
+	if ((r = status_error(md, mm, status, err)) != PM_OK)
+		return r;
+	return errf(err, PM_EDELIVER, "mda: %s exited before reading the "
+	    "whole message", md->name);
+}
+
+static void
+msg_free(struct mda_msg *mm)
+{
+	if (mm->in >= 0)
+		close(mm->in);
+	if (mm->errfd >= 0)
+		close(mm->errfd);
+	free(mm);
+}
+
+static int
+mda_finish(void *ctx, void *m, char **err)
+{
+	struct mda *md = ctx;
+	struct mda_msg *mm = m;
+	int status, r;
+
+	close(mm->in);
+	mm->in = -1;
+	if ((r = wait_child(md, mm, &status, err)) == PM_OK)
+		r = status_error(md, mm, status, err);
+	msg_free(mm);
+	return r;
+}
+
+/* Stop the child before it sees the end of its input: a message cut
+ * short must never be delivered. */
+static void
+mda_abort(void *ctx, void *m)
+{
+	struct mda *md = ctx;
+	struct mda_msg *mm = m;
+
+	kill_child(mm);
+	drain_stderr(md, mm);
+	msg_free(mm);
+}
+
+/* The MDA's exit status was the durability point. */
+static int
+mda_sync(void *ctx, char **err)
+{
+	return PM_OK;
+}
+
+static void
+mda_close(void *ctx)
+{
+	struct mda *md = ctx;
+
+	deliver_argv_free(md->argv);
+	free(md->name);
+	free(md->account);
+	free(md);
+}
+
+const struct deliver_ops deliver_mda_ops = {
+	.name = "mda",
+	.open = mda_open,
+	.begin = mda_begin,
+	.write = mda_write,
+	.finish = mda_finish,
+	.abort = mda_abort,
+	.sync = mda_sync,
+	.close = mda_close,
+};

@@ -1,0 +1,705 @@
+/*
+ * SMTP and LMTP delivery to the local MTA: one connection per run (TCP or,
+ * for LMTP, a unix socket), EHLO/LHLO with PIPELINING, 8BITMIME and SIZE
+ * used when offered, and each message sent as MAIL, RCPT, DATA with CRLF
+ * line ends and dot-stuffing done while streaming.  The MTA's reply to the
+ * end of DATA (LMTP: the recipient's reply) is the durability point:
+ * 2xx delivered, 4xx temporary, 5xx failed.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "deliver.h"
+#include "log.h"
+#include "util.h"
+
+#define SMTP_LINE_MAX 2048	/* longest reply line accepted */
+#define SMTP_OBUF 16384
+#define SMTP_TEXT_MAX 200	/* bytes of a reply quoted in an error */
+
+struct smtp {
+	int lmtp;
+	const char *proto;	/* "smtp" or "lmtp", for messages */
+	char *where;		/* the target as configured */
+	char *host;		/* NULL for a unix socket */
+	unsigned port;
+	char *sockpath;
+	unsigned timeout;	/* seconds per read or write */
+	char *helo;		/* our name for EHLO/LHLO */
+	char *account;
+
+	int fd;			/* -1 when not connected */
+	int pipelining, eightbit, size;
+	char rbuf[SMTP_LINE_MAX + 2];
+	size_t rlen;		/* bytes in rbuf */
+	char line[SMTP_LINE_MAX + 1];	/* the last line read */
+};
+
+struct smtp_msg {
+	int bol;		/* at the start of a line */
+	size_t olen;
+	char obuf[SMTP_OBUF];
+};
+
+int
+deliver_hostport(const char *s, unsigned def_port, char **host_r,
+    unsigned *port_r)
+{
+	const char *end, *colon;
+	char *host;
+	unsigned long n;
+	char *ep;
+
+	if (s == NULL || *s == '\0' || strpbrk(s, " \t\r\n/") != NULL)
+		return -1;
+	if (*s == '[') {
+		if ((end = strchr(s, ']')) == NULL || end == s + 1)
+			return -1;
+		host = xstrndup(s + 1, (size_t)(end - s - 1));
+		colon = end[1] == ':' ? end + 1 : NULL;
+		if (end[1] != '\0' && colon == NULL) {
+			free(host);
+			return -1;
+		}
+	} else {
+		colon = strchr(s, ':');
+		if (colon != NULL && strchr(colon + 1, ':') != NULL)
+			return -1;
+		if (colon == s)
+			return -1;
+		host = colon != NULL ? xstrndup(s, (size_t)(colon - s)) :
+		    xstrdup(s);
+	}
+	*port_r = def_port;
+	if (colon != NULL) {
+		errno = 0;
+		n = strtoul(colon + 1, &ep, 10);
+		if (colon[1] < '0' || colon[1] > '9' || *ep != '\0' ||
+		    errno != 0 || n < 1 || n > 65535) {
+			free(host);
+			return -1;
+		}
+		*port_r = (unsigned)n;
+	}
+	*host_r = host;
+	return 0;
+}
+
+/* Our name for EHLO: the host name when it is a plain one. */
+static char *
+helo_name(void)
+{
+	char host[256];
+	size_t i;
+
+	if (gethostname(host, sizeof host) < 0)
+		return xstrdup("localhost");
+	host[sizeof host - 1] = '\0';
+	for (i = 0; host[i] != '\0'; i++)
+		if (!((host[i] >= 'a' && host[i] <= 'z') ||
+		    (host[i] >= 'A' && host[i] <= 'Z') ||
+		    (host[i] >= '0' && host[i] <= '9') ||
+		    host[i] == '-' || host[i] == '.'))
+			return xstrdup("localhost");
+	return i > 0 ? xstrdup(host) : xstrdup("localhost");
+}
+
+static int
+open_common(const struct account *a, int lmtp, void **ctx_r, char **err)
+{
+	struct smtp *sm = xcalloc(1, sizeof *sm);
+	const char *arg = a->deliver_path;
+
+	sm->lmtp = lmtp;
+	sm->proto = lmtp ? "lmtp" : "smtp";
+	sm->fd = -1;
+	sm->timeout = a->timeout != 0 ? a->timeout : 60;
+	if (arg != NULL && lmtp && arg[0] == '/') {
+		if (strlen(arg) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
+			free(sm);
+			return errf(err, PM_ECONFIG, "lmtp: socket path %s "
+			    "is too long", arg);
+		}
+		sm->sockpath = xstrdup(arg);
+	} else if (arg == NULL || deliver_hostport(arg, lmtp ? 24 : 25,
+	    &sm->host, &sm->port) < 0) {
+		free(sm);
+		return errf(err, PM_ECONFIG, "%s: bad target \"%s\"",
+		    lmtp ? "lmtp" : "smtp", arg != NULL ? arg : "");
+	}
+	sm->where = xstrdup(arg);
+	sm->helo = helo_name();
+	sm->account = xstrdup(a->name != NULL ? a->name : "");
+	*ctx_r = sm;
+	return PM_OK;
+}
+
+static int
+smtp_open(const struct account *a, void **ctx_r, char **err)
+{
+	return open_common(a, 0, ctx_r, err);
+}
+
+static int
+lmtp_open(const struct account *a, void **ctx_r, char **err)
+{
+	return open_common(a, 1, ctx_r, err);
+}
+
+static void
+disconnect(struct smtp *sm)
+{
+	if (sm->fd >= 0)
+		close(sm->fd);
+	sm->fd = -1;
+	sm->rlen = 0;
+}
+
+/* A connection-level failure: drop the connection, report PM_ETEMP. */
+static int PM_PRINTF(3, 4)
+conn_error(struct smtp *sm, char **err, const char *fmt, ...)
+{
+	va_list ap;
+	char *why;
+
+	va_start(ap, fmt);
+	why = xvasprintf(fmt, ap);
+	va_end(ap);
+	disconnect(sm);
+	errf(err, PM_ETEMP, "%s: %s: %s", sm->proto, sm->where, why);
+	free(why);
+	return PM_ETEMP;
+}
+
+/* Wait until fd is ready for events, up to the timeout. */
+static int
+wait_fd(struct smtp *sm, int events, char **err)
+{
+	struct pollfd pfd;
+	int n;
+
+	pfd.fd = sm->fd;
+	pfd.events = (short)events;
+	for (;;) {
+		n = poll(&pfd, 1, (int)sm->timeout * 1000);
+		if (n > 0)
+			return PM_OK;
+		if (n == 0)
+			return conn_error(sm, err, "timed out after %u "
+			    "seconds", sm->timeout);
+		if (errno != EINTR)
+			return conn_error(sm, err, "poll: %s",
+			    strerror(errno));
+	}
+}
+
+static int
+send_all(struct smtp *sm, const void *buf, size_t len, char **err)
+{
+	const char *p = buf;
+	ssize_t n;
+	int r;
+
+	while (len > 0) {
+		if ((r = wait_fd(sm, POLLOUT, err)) != PM_OK)
+			return r;
+		n = send(sm->fd, p, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return conn_error(sm, err, "write: %s",
+			    strerror(errno));
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return PM_OK;
+}
+
+/* Read one reply line into sm->line (CRLF removed). */
+static int
+read_line(struct smtp *sm, char **err)
+{
+	char *nl;
+	size_t n;
+	ssize_t got;
+	int r;
+
+	for (;;) {
+		nl = memchr(sm->rbuf, '\n', sm->rlen);
+		if (nl != NULL) {
+			n = (size_t)(nl - sm->rbuf);
+			memcpy(sm->line, sm->rbuf, n);
+			if (n > 0 && sm->line[n - 1] == '\r')
+				n--;
+			sm->line[n] = '\0';
+			sm->rlen -= (size_t)(nl - sm->rbuf) + 1;
+			memmove(sm->rbuf, nl + 1, sm->rlen);
+			return PM_OK;
+		}
+		if (sm->rlen >= SMTP_LINE_MAX)
+			return conn_error(sm, err, "reply line longer than %d "
+			    "bytes", SMTP_LINE_MAX);
+		if ((r = wait_fd(sm, POLLIN, err)) != PM_OK)
+			return r;
+		got = read(sm->fd, sm->rbuf + sm->rlen,
+		    SMTP_LINE_MAX - sm->rlen);
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got < 0)
+			return conn_error(sm, err, "read: %s",
+			    strerror(errno));
+		if (got == 0)
+			return conn_error(sm, err, "connection closed by the "
+			    "server");
+		sm->rlen += (size_t)got;
+	}
+}
+
+/* Printable copy of reply text for an error message. */
+static char *
+safe_text(const char *s)
+{
+	char *out = xstrndup(s, SMTP_TEXT_MAX);
+	size_t i;
+
+	for (i = 0; out[i] != '\0'; i++)
+		if ((unsigned char)out[i] < 0x20 ||
+		    (unsigned char)out[i] > 0x7e)
+			out[i] = '?';
+	return out;
+}
+
+/*
+ * Read one (possibly multi-line) reply: *code_r is its code, *text_r the
+ * last line (malloc'd, printable).  lines, when not NULL, is called with
+ * each line's text (EHLO keywords).
+ */
+static int
+read_reply(struct smtp *sm, int *code_r, char **text_r,
+    void (*lines)(struct smtp *, const char *), char **err)
+{
+	int r, code = -1;
+	const char *l;
+
+	for (;;) {
+		if ((r = read_line(sm, err)) != PM_OK)
+			return r;
+		l = sm->line;
+		if (strlen(l) < 3 || l[0] < '2' || l[0] > '5' ||
+		    l[1] < '0' || l[1] > '9' || l[2] < '0' || l[2] > '9' ||
+		    (l[3] != '\0' && l[3] != ' ' && l[3] != '-'))
+			return conn_error(sm, err, "malformed reply \"%.80s\"",
+			    l);
+		if (code < 0)
+			code = (l[0] - '0') * 100 + (l[1] - '0') * 10 +
+			    (l[2] - '0');
+		else if (code != (l[0] - '0') * 100 + (l[1] - '0') * 10 +
+		    (l[2] - '0'))
+			return conn_error(sm, err, "reply lines with different "
+			    "codes");
+		if (lines != NULL)
+			lines(sm, l[3] == '\0' ? "" : l + 4);
+		if (l[3] != '-')
+			break;
+	}
+	*code_r = code;
+	if (text_r != NULL)
+		*text_r = safe_text(sm->line);
+	return PM_OK;
+}
+
+/* Note an EHLO/LHLO keyword we use. */
+static void
+ehlo_line(struct smtp *sm, const char *kw)
+{
+	if (strcasecmp(kw, "PIPELINING") == 0)
+		sm->pipelining = 1;
+	else if (strcasecmp(kw, "8BITMIME") == 0)
+		sm->eightbit = 1;
+	else if (strncasecmp(kw, "SIZE", 4) == 0 &&
+	    (kw[4] == '\0' || kw[4] == ' '))
+		sm->size = 1;
+}
+
+/* The status for a reply code: 4xx temporary, everything else final. */
+static int
+code_status(int code)
+{
+	return code >= 400 && code < 500 ? PM_ETEMP : PM_EDELIVER;
+}
+
+/* Connect a socket to the target; the caller checks sm->fd. */
+static int
+connect_socket(struct smtp *sm, char **err)
+{
+	struct addrinfo hints, *res, *ai;
+	struct sockaddr_un sun;
+	char port[16], *last = NULL;
+	int fd, e, r, soerr;
+	socklen_t sl;
+
+	if (sm->sockpath != NULL) {
+		memset(&sun, 0, sizeof sun);
+		sun.sun_family = AF_UNIX;
+		memcpy(sun.sun_path, sm->sockpath, strlen(sm->sockpath));
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return conn_error(sm, err, "socket: %s",
+			    strerror(errno));
+		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+			e = errno;
+			close(fd);
+			return conn_error(sm, err, "cannot connect: %s",
+			    strerror(e));
+		}
+		sm->fd = fd;
+		return PM_OK;
+	}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof port, "%u", sm->port);
+	if ((r = getaddrinfo(sm->host, port, &hints, &res)) != 0)
+		return conn_error(sm, err, "cannot resolve %s: %s", sm->host,
+		    gai_strerror(r));
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
+		    errno != EINPROGRESS) {
+			free(last);
+			last = xstrdup(strerror(errno));
+			close(fd);
+			continue;
+		}
+		sm->fd = fd;
+		if (wait_fd(sm, POLLOUT, err) != PM_OK) {
+			free(last);
+			last = xstrdup("timed out");
+			free(*err);
+			*err = NULL;
+			continue;
+		}
+		sl = sizeof soerr;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
+		    soerr != 0) {
+			free(last);
+			last = xstrdup(strerror(soerr));
+			disconnect(sm);
+			continue;
+		}
+		break;
+	}
+	freeaddrinfo(res);
+	if (sm->fd < 0) {
+		r = conn_error(sm, err, "cannot connect: %s",
+		    last != NULL ? last : "no address");
+		free(last);
+		return r;
+	}
+	free(last);
+	return PM_OK;
+}
+
+/* Connect, read the greeting and say EHLO/LHLO (HELO as a fallback). */
+static int
+smtp_connect(struct smtp *sm, char **err)
+{
+	char *text = NULL, *cmd;
+	int code, r;
+
+	if (sm->fd >= 0)
+		return PM_OK;
+	sm->pipelining = sm->eightbit = sm->size = 0;
+	if ((r = connect_socket(sm, err)) != PM_OK)
+		return r;
+	if ((r = read_reply(sm, &code, &text, NULL, err)) != PM_OK)
+		return r;
+	if (code != 220) {
+		r = errf(err, code_status(code), "%s: %s: greeting: %s",
+		    sm->proto, sm->where, text);
+		free(text);
+		disconnect(sm);
+		return r;
+	}
+	free(text);
+	cmd = xasprintf("%s %s\r\n", sm->lmtp ? "LHLO" : "EHLO", sm->helo);
+	r = send_all(sm, cmd, strlen(cmd), err);
+	free(cmd);
+	if (r == PM_OK)
+		r = read_reply(sm, &code, &text, ehlo_line, err);
+	if (r != PM_OK)
+		return r;
+	if (code / 100 != 2 && !sm->lmtp && code / 100 == 5) {
+		free(text);
+		cmd = xasprintf("HELO %s\r\n", sm->helo);
+		r = send_all(sm, cmd, strlen(cmd), err);
+		free(cmd);
+		if (r == PM_OK)
+			r = read_reply(sm, &code, &text, NULL, err);
+		if (r != PM_OK)
+			return r;
+	}
+	if (code / 100 != 2) {
+		r = errf(err, code_status(code), "%s: %s: %s: %s", sm->proto,
+		    sm->where, sm->lmtp ? "LHLO" : "EHLO", text);
+		free(text);
+		disconnect(sm);
+		return r;
+	}
+	free(text);
+	log_debug("deliver", "%s: %s: connected to %s (pipelining %d, "
+	    "8bitmime %d, size %d)", sm->account, sm->proto, sm->where,
+	    sm->pipelining, sm->eightbit, sm->size);
+	return PM_OK;
+}
+
+/* Send RSET after a refused transaction; a failure drops the link. */
+static void
+smtp_rset(struct smtp *sm)
+{
+	char *err = NULL, *text = NULL;
+	int code;
+
+	if (sm->fd < 0)
+		return;
+	if (send_all(sm, "RSET\r\n", 6, &err) != PM_OK ||
+	    read_reply(sm, &code, &text, NULL, &err) != PM_OK)
+		disconnect(sm);
+	else if (code / 100 != 2)
+		disconnect(sm);
+	free(text);
+	free(err);
+}
+
+static int
+smtp_begin(void *ctx, const struct deliver_info *info, void **m_r,
+    char **err)
+{
+	struct smtp *sm = ctx;
+	struct smtp_msg *mm;
+	char *cmd[3], *text[3] = { NULL, NULL, NULL }, *all, size[32];
+	static const char *const what[3] = { "MAIL FROM", "RCPT TO", "DATA" };
+	int code[3] = { 0, 0, 0 }, r = PM_OK, i, n = 0, bad = -1;
+
+	if ((r = smtp_connect(sm, err)) != PM_OK)
+		return r;
+	size[0] = '\0';
+	if (sm->size && info->size > 0)
+		snprintf(size, sizeof size, " SIZE=%llu",
+		    (unsigned long long)info->size);
+	cmd[0] = xasprintf("MAIL FROM:<%s>%s%s\r\n",
+	    info->sender != NULL ? info->sender : "",
+	    sm->eightbit ? " BODY=8BITMIME" : "", size);
+	cmd[1] = xasprintf("RCPT TO:<%s>\r\n", info->recipient);
+	cmd[2] = xstrdup("DATA\r\n");
+
+	if (sm->pipelining) {
+		all = xasprintf("%s%s%s", cmd[0], cmd[1], cmd[2]);
+		r = send_all(sm, all, strlen(all), err);
+		free(all);
+		for (i = 0; r == PM_OK && i < 3; i++, n++)
+			r = read_reply(sm, &code[i], &text[i], NULL, err);
+	} else {
+		for (i = 0; r == PM_OK && i < 3; i++, n++) {
+			r = send_all(sm, cmd[i], strlen(cmd[i]), err);
+			if (r == PM_OK)
+				r = read_reply(sm, &code[i], &text[i], NULL,
+				    err);
+			if (r == PM_OK && code[i] / 100 != (i == 2 ? 3 : 2)) {
+				n++;
+				break;
+			}
+		}
+	}
+	if (r == PM_OK) {
+		for (i = 0; i < n && bad < 0; i++)
+			if (code[i] / 100 != (i == 2 ? 3 : 2))
+				bad = i;
+		if (bad >= 0) {
+			r = errf(err, code_status(code[bad]), "%s: %s: "
+			    "%s%s%s%s refused: %s", sm->proto, sm->where,
+			    what[bad], bad < 2 ? ":<" : "",
+			    bad == 0 ? info->sender : bad == 1 ?
+			    info->recipient : "", bad < 2 ? ">" : "",
+			    text[bad]);
+			if (n == 3 && code[2] == 354) {
+				/* DATA went through alone: end it empty. */
+				int c;
+				char *t = NULL, *e2 = NULL;
+
+				if (send_all(sm, ".\r\n", 3, &e2) != PM_OK ||
+				    read_reply(sm, &c, &t, NULL, &e2) != 0)
+					disconnect(sm);
+				free(t);
+				free(e2);
+			}
+			smtp_rset(sm);
+		}
+	}
+	for (i = 0; i < 3; i++) {
+		free(cmd[i]);
+		free(text[i]);
+	}
+	if (r != PM_OK)
+		return r;
+	mm = xcalloc(1, sizeof *mm);
+	mm->bol = 1;
+	*m_r = mm;
+	return PM_OK;
+}
+
+static int
+out_flush(struct smtp *sm, struct smtp_msg *mm, char **err)
+{
+	int r;
+
+	if (mm->olen == 0)
+		return PM_OK;
+	r = send_all(sm, mm->obuf, mm->olen, err);
+	mm->olen = 0;
+	return r;
+}
+
+static int
+out_byte(struct smtp *sm, struct smtp_msg *mm, char c, char **err)
+{
+	int r;
+
+	if (mm->olen == sizeof mm->obuf && (r = out_flush(sm, mm, err)) != 0)
+		return r;
+	mm->obuf[mm->olen++] = c;
+	return PM_OK;
+}
+
+static int
+smtp_write(void *ctx, void *m, const void *buf, size_t len, char **err)
+{
+	struct smtp *sm = ctx;
+	struct smtp_msg *mm = m;
+	const char *p = buf;
+	size_t i;
+	int r;
+
+	if (sm->fd < 0)
+		return errf(err, PM_ETEMP, "%s: %s: connection lost",
+		    sm->proto, sm->where);
+	for (i = 0; i < len; i++) {
+		if (mm->bol && p[i] == '.' &&
+		    (r = out_byte(sm, mm, '.', err)) != PM_OK)
+			return r;
+		if (p[i] == '\n' && (r = out_byte(sm, mm, '\r', err)) != 0)
+			return r;
+		if ((r = out_byte(sm, mm, p[i], err)) != PM_OK)
+			return r;
+		mm->bol = p[i] == '\n';
+	}
+	return PM_OK;
+}
+
+static int
+smtp_finish(void *ctx, void *m, char **err)
+{
+	struct smtp *sm = ctx;
+	struct smtp_msg *mm = m;
+	char *text = NULL;
+	int code, r = PM_OK;
+
+	if (sm->fd < 0)
+		r = errf(err, PM_ETEMP, "%s: %s: connection lost", sm->proto,
+		    sm->where);
+	if (r == PM_OK && !mm->bol) {
+		if ((r = out_byte(sm, mm, '\r', err)) == PM_OK)
+			r = out_byte(sm, mm, '\n', err);
+	}
+	if (r == PM_OK && (r = out_byte(sm, mm, '.', err)) == PM_OK &&
+	    (r = out_byte(sm, mm, '\r', err)) == PM_OK &&
+	    (r = out_byte(sm, mm, '\n', err)) == PM_OK)
+		r = out_flush(sm, mm, err);
+	free(mm);
+	/* LMTP: one reply per accepted recipient; there is one. */
+	if (r == PM_OK)
+		r = read_reply(sm, &code, &text, NULL, err);
+	if (r != PM_OK)
+		return r;
+	if (code / 100 != 2)
+		r = errf(err, code_status(code), "%s: %s: message refused "
+		    "after DATA: %s", sm->proto, sm->where, text);
+	free(text);
+	return r;
+}
+
+/* DATA cannot be taken back: dropping the connection makes the MTA
+ * discard the message.  The next message connects again. */
+static void
+smtp_abort(void *ctx, void *m)
+{
+	struct smtp *sm = ctx;
+
+	disconnect(sm);
+	free(m);
+}
+
+/* The MTA's reply to the end of DATA was the durability point. */
+static int
+smtp_sync(void *ctx, char **err)
+{
+	return PM_OK;
+}
+
+static void
+smtp_close(void *ctx)
+{
+	struct smtp *sm = ctx;
+	char *err = NULL, *text = NULL;
+	int code;
+
+	if (sm->fd >= 0 && send_all(sm, "QUIT\r\n", 6, &err) == PM_OK)
+		(void)read_reply(sm, &code, &text, NULL, &err);
+	free(text);
+	free(err);
+	disconnect(sm);
+	free(sm->where);
+	free(sm->host);
+	free(sm->sockpath);
+	free(sm->helo);
+	free(sm->account);
+	free(sm);
+}
+
+const struct deliver_ops deliver_smtp_ops = {
+	.name = "smtp",
+	.open = smtp_open,
+	.begin = smtp_begin,
+	.write = smtp_write,
+	.finish = smtp_finish,
+	.abort = smtp_abort,
+	.sync = smtp_sync,
+	.close = smtp_close,
+};
+
+const struct deliver_ops deliver_lmtp_ops = {
+	.name = "lmtp",
+	.open = lmtp_open,
+	.begin = smtp_begin,
+	.write = smtp_write,
+	.finish = smtp_finish,
+	.abort = smtp_abort,
+	.sync = smtp_sync,
+	.close = smtp_close,
+};

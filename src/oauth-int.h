@@ -1,0 +1,84 @@
+/*
+ * Inside the token module: what oauth.c shares with oauth-flow.c.  Only
+ * oauth*.c include this header (it names libcurl-free but json-c types).
+ */
+#ifndef PM_OAUTH_INT_H
+#define PM_OAUTH_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "oauth.h"
+#include "secret.h"
+
+/* What one HTTP exchange with an endpoint returned. */
+struct http_reply {
+	char	*body;
+	size_t	 len;
+	int	 too_large;
+	long	 status;
+	long	 retry_after;	/* seconds from Retry-After, or -1 */
+};
+
+/*
+ * POST grant ("grant_type=...&...", form-encoded) to url with the client's
+ * credentials of req (body or Basic; public clients send client_id only);
+ * a GET without credentials when grant is NULL.
+ * Any HTTP status is PM_OK with reply filled (free with oauth_reply_free).
+ * Errors: PM_ETEMP (network, timeout), PM_ETLS, PM_ECONFIG (bad URL),
+ * PM_EPROTO (response too large).
+ */
+int oauth_http_post(const struct oauth_request *req, const char *url,
+    const char *grant, struct http_reply *reply, char **err);
+void oauth_reply_free(struct http_reply *reply);
+
+/*
+ * POST grant to req->token_url and parse the answer into tok (as
+ * oauth_parse_token_response).  PM_ETEMP answers are retried up to a few
+ * times with exponential backoff and jitter, or after Retry-After, while
+ * the waiting stays within half of req->timeout.
+ */
+int oauth_exchange(const struct oauth_request *req, const char *grant,
+    struct oauth_token *tok, char **err);
+
+/* Write obj to path atomically: 0600 temp file, fsync, rename, fsync dir.
+ * 0, or -1 after logging why. */
+int oauth_write_json(const char *dir, const char *path,
+    struct json_object *obj);
+
+/* An exclusive flock on path.lock (waits); -1 when it cannot be had. */
+int oauth_lock(const char *path);
+void oauth_unlock(int fd);
+
+/* Exactly one JSON object in len bytes, or NULL with a reason in *why. */
+struct json_object *oauth_parse_object(const char *text, size_t len,
+    const char **why);
+/* A string member (NULL if absent; *bad set when not a string). */
+const char *oauth_get_string(struct json_object *obj, const char *key,
+    int *bad);
+/* An integer member; -1 when absent or not an integer. */
+int oauth_get_int64(struct json_object *obj, const char *key, int64_t *v_r);
+/* Whether a token may be sent: visible ASCII, bounded length. */
+int oauth_token_ok(const char *s, size_t len);
+
+/* Untrusted server text for a message: first line, no controls, max bytes. */
+char *oauth_clean_text(const char *s, size_t max);
+/* application/x-www-form-urlencoded of n bytes. */
+char *oauth_form_encode(const char *s, size_t n);
+void oauth_free_wiped(char *s);
+/* Replace every copy of s in *msg by <redacted>. */
+void oauth_redact(char **msg, const struct pm_secret *s);
+void oauth_sleep_ms(long ms);
+
+/* The delegated flows' token store (oauth-flow.c). */
+int oauth_delegated_token(const struct oauth_request *req,
+    struct pm_secret **token_r, int *cached_r, char **err);
+void oauth_delegated_invalidate(const struct oauth_request *req);
+/* Run req->notify_command once for a failure a human must fix (a flag file
+ * in req->cache_dir remembers it); the next success re-arms it. */
+void oauth_notify_human(const struct oauth_request *req, const char *msg);
+void oauth_notify_reset(const struct oauth_request *req);
+
+#endif

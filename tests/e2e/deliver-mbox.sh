@@ -1,0 +1,210 @@
+#!/bin/sh
+# mbox delivery: mboxrd quoting round-trips through an independent reader
+# (Python's mailbox module), a concurrent procmail never interleaves with
+# us, a write failing in the middle (RLIMIT_FSIZE) leaves the mbox exactly
+# as it was and the message on the server, and a held lock is reported.
+#
+# Python's mailbox.mbox reads mboxo/mboxrd files but does not undo mboxrd
+# quoting, so the reader below takes one '>' off every ^>+From  line
+# itself before comparing with the server's copy.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
+
+e2e_require procmail python3
+e2e_start_servers
+
+# mbox_messages MBOX OUTDIR: write each message of MBOX, mboxrd-unquoted,
+# to OUTDIR/N (without the From_ line); print the count.
+mbox_messages() {
+	"$SRV_PYTHON" - "$1" "$2" <<-'EOF'
+	import mailbox, os, re, sys
+	box = mailbox.mbox(sys.argv[1], create=False)
+	os.makedirs(sys.argv[2], exist_ok=True)
+	n = 0
+	for key in box.keys():
+	    raw = box.get_bytes(key)
+	    raw = re.sub(rb"(?m)^>(>*From )", rb"\1", raw)
+	    n += 1
+	    with open(os.path.join(sys.argv[2], str(n)), "wb") as f:
+	        f.write(raw)
+	print(n)
+	EOF
+}
+
+# assert_mbox_holds MBOX FILE...: MBOX holds exactly the FILEs, in any
+# order.
+assert_mbox_holds() {
+	local mbox=$1 n got want
+	shift
+	rm -rf "$CASE_DIR/read"
+	n=$(mbox_messages "$mbox" "$CASE_DIR/read") || fail "python cannot read $mbox"
+	assert_eq "$#" "$n" "messages in $mbox"
+	got=$(for f in "$CASE_DIR"/read/*; do sha256sum <"$f"; done | sort)
+	want=$(for f in "$@"; do sha256sum <"$f"; done | sort)
+	[ "$got" = "$want" ] || fail "the messages in $mbox differ from the originals"
+}
+
+case_roundtrip() {
+	local q
+	seed_messages
+	q=$CASE_DIR/quoted.eml
+	cat >"$q" <<-EOF
+	Return-Path: <bob@example.org>
+	From: Bob <bob@example.org>
+	To: $CASE_USER
+	Subject: From lines
+
+	From the start of a line.
+	>From once quoted.
+	>>From twice quoted.
+	>>>>>From five deep.
+	From
+	>From
+	 From not at the start.
+	From: a header-like body line
+	EOF
+	printf 'From the last line without a line end' >>"$q"
+	srv_seed "$CASE_USER" INBOX "$q" || fail "seeding failed"
+	account acct "keep=no" "deliver=mbox:$CASE_DIR/mbox" | write_config "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	# The raw file is mboxrd: one more '>' on every ^>*From  line.
+	assert_grep -F -- '>From the start of a line.' "$CASE_DIR/mbox"
+	assert_grep -F -- '>>From once quoted.' "$CASE_DIR/mbox"
+	assert_grep -F -- '>>>From twice quoted.' "$CASE_DIR/mbox"
+	assert_grep -F -- '>>>>>>From five deep.' "$CASE_DIR/mbox"
+	assert_grep '^From$' "$CASE_DIR/mbox"
+	assert_grep '^>From$' "$CASE_DIR/mbox"
+	assert_grep '^>From the last line without a line end$' "$CASE_DIR/mbox"
+	assert_eq 6 "$(grep -c '^From ' "$CASE_DIR/mbox")" "From_ lines"
+	assert_grep '^From bob@example.org [A-Z][a-z][a-z] [A-Z][a-z][a-z] [ 0-9][0-9] [0-9:]{8} [0-9]{4}$' "$CASE_DIR/mbox"
+	assert_eq 0 "$(srv_count "$CASE_USER")" "messages left on the server"
+	# The message without a final line end gets one; the rest is exact.
+	cp "$q" "$CASE_DIR/quoted-lf.eml" && echo >>"$CASE_DIR/quoted-lf.eml"
+	# shellcheck disable=SC2086
+	assert_mbox_holds "$CASE_DIR/mbox" $SEEDS "$CASE_DIR/quoted-lf.eml"
+	[ -e "$CASE_DIR/mbox.lock" ] && fail "dotlock left behind"
+	return 0
+}
+
+# procmail appends to the same mbox while pullmail does: with both taking
+# the dotlock and the fcntl lock, no message is ever cut by another.
+case_concurrent() {
+	local i body
+	mkdir -p "$CASE_DIR/big" "$CASE_DIR/pm"
+	body=$(head -c 150000 /dev/zero | tr '\0' 'x' | fold -w 76)
+	for i in $(seq 1 12); do
+		{
+			echo "From: big$i@example.org"
+			echo "To: $CASE_USER"
+			echo "Subject: big $i"
+			echo
+			echo "$body"
+			echo "end of big $i"
+		} >"$CASE_DIR/big/$i.eml"
+	done
+	for i in $(seq 1 40); do
+		{
+			echo "From: pm$i@example.org"
+			echo "Subject: procmail $i"
+			echo
+			echo "$body" | head -n 800
+			echo "end of procmail $i"
+		} >"$CASE_DIR/pm/$i.eml"
+	done
+	# shellcheck disable=SC2046
+	srv_seed "$CASE_USER" INBOX $(ls "$CASE_DIR"/big/*.eml) || fail "seeding failed"
+	printf ':0:\n$MBOX\n' >"$CASE_DIR/procmailrc"
+	account acct "keep=no" "deliver=mbox:$CASE_DIR/mbox" | write_config "$CASE_DIR/config"
+	(
+		for i in $(seq 1 40); do
+			procmail -f "pm$i@example.org" MBOX="$CASE_DIR/mbox" \
+			    "$CASE_DIR/procmailrc" <"$CASE_DIR/pm/$i.eml" || exit 1
+		done
+	) &
+	local pmpid=$!
+	run_pm -c "$CASE_DIR/config"
+	wait $pmpid || fail "procmail failed"
+	assert_rc 0
+	# shellcheck disable=SC2046
+	assert_mbox_holds "$CASE_DIR/mbox" $(ls "$CASE_DIR"/big/*.eml "$CASE_DIR"/pm/*.eml)
+}
+
+# A write fails half way (the file size limit): the mbox is cut back to
+# what it was, the message stays on the server (keep = no), exit 75.
+case_write_failure() {
+	local one big limit
+	one=$(make_messages "$CASE_DIR/seed" "$CASE_NAME" | head -n 1)
+	srv_seed "$CASE_USER" INBOX "$one" || fail "seeding failed"
+	account acct "keep=no" "deliver=mbox:$CASE_DIR/mbox" | write_config "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	cp "$CASE_DIR/mbox" "$CASE_DIR/mbox.before"
+	big=$CASE_DIR/big.eml
+	{
+		echo "From: big@example.org"
+		echo "Subject: too big for the disk"
+		echo
+		head -c 300000 /dev/zero | tr '\0' 'y' | fold -w 76
+		echo
+	} >"$big"
+	srv_seed "$CASE_USER" INBOX "$big" || fail "seeding failed"
+	limit=$(($(stat -c %s "$CASE_DIR/mbox") + 100000))
+	LAST_OUT=$CASE_DIR/limited
+	"$SRV_PYTHON" -c 'import os, resource, sys
+n = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (n, n))
+os.execv(sys.argv[2], sys.argv[2:])' "$limit" "$PULLMAIL" -c "$CASE_DIR/config" \
+	    </dev/null >"$LAST_OUT.out" 2>"$LAST_OUT.err"
+	RC=$?
+	assert_rc 75
+	assert_grep 'File too large' "$LAST_OUT.err"
+	assert_file_same "$CASE_DIR/mbox.before" "$CASE_DIR/mbox"
+	assert_eq 1 "$(srv_count "$CASE_USER")" "messages on the server"
+	[ -e "$CASE_DIR/mbox.lock" ] && fail "dotlock left behind"
+	# Without the limit the next run delivers it.
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	assert_mbox_holds "$CASE_DIR/mbox" "$one" "$big"
+	assert_eq 0 "$(srv_count "$CASE_USER")" "messages on the server"
+}
+
+# Someone else holds the lock longer than lock_timeout: a clear error,
+# nothing written, the messages stay on the server.
+case_lock_timeout() {
+	local holder
+	seed_messages
+	account acct "keep=no" "lock_timeout=1" "deliver=mbox:$CASE_DIR/mbox" |
+	    write_config "$CASE_DIR/config"
+	echo 12345 >"$CASE_DIR/mbox.lock"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 75
+	assert_grep "cannot lock .*mbox within 1 seconds: .*mbox.lock is held" "$LAST_OUT.err"
+	assert_eq "$NSEEDS" "$(srv_count "$CASE_USER")" "messages on the server"
+	[ -s "$CASE_DIR/mbox" ] && fail "the mbox was written to"
+	rm -f "$CASE_DIR/mbox.lock"
+
+	# The fcntl lock alone (held by another process).
+	"$SRV_PYTHON" -c 'import fcntl, sys, time
+f = open(sys.argv[1], "a")
+fcntl.lockf(f, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(4)' "$CASE_DIR/mbox" "$CASE_DIR/held" &
+	holder=$!
+	while [ ! -e "$CASE_DIR/held" ]; do sleep 0.05; done
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 75
+	assert_grep "another program holds its fcntl lock" "$LAST_OUT.err"
+	assert_eq "$NSEEDS" "$(srv_count "$CASE_USER")" "messages on the server"
+	[ -e "$CASE_DIR/mbox.lock" ] && fail "dotlock left behind"
+	wait $holder
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	# shellcheck disable=SC2086
+	assert_mbox_holds "$CASE_DIR/mbox" $SEEDS
+}
+
+run_case roundtrip case_roundtrip
+run_case concurrent case_concurrent
+run_case write_failure case_write_failure
+run_case lock_timeout case_lock_timeout
+e2e_finish
