@@ -98,25 +98,6 @@ deliver_hostport(const char *s, unsigned def_port, char **host_r,
 	return 0;
 }
 
-/* Our name for EHLO: the host name when it is a plain one. */
-static char *
-helo_name(void)
-{
-	char host[256];
-	size_t i;
-
-	if (gethostname(host, sizeof host) < 0)
-		return xstrdup("localhost");
-	host[sizeof host - 1] = '\0';
-	for (i = 0; host[i] != '\0'; i++)
-		if (!((host[i] >= 'a' && host[i] <= 'z') ||
-		    (host[i] >= 'A' && host[i] <= 'Z') ||
-		    (host[i] >= '0' && host[i] <= '9') ||
-		    host[i] == '-' || host[i] == '.'))
-			return xstrdup("localhost");
-	return i > 0 ? xstrdup(host) : xstrdup("localhost");
-}
-
 static int
 open_common(const struct account *a, int lmtp, void **ctx_r, char **err)
 {
@@ -141,7 +122,7 @@ open_common(const struct account *a, int lmtp, void **ctx_r, char **err)
 		    lmtp ? "lmtp" : "smtp", arg != NULL ? arg : "");
 	}
 	sm->where = xstrdup(arg);
-	sm->helo = helo_name();
+	sm->helo = local_hostname();
 	sm->account = xstrdup(a->name != NULL ? a->name : "");
 	*ctx_r = sm;
 	return PM_OK;

@@ -138,26 +138,6 @@ header_safe(const char *s)
 	return out;
 }
 
-/* The host name for the Received line; "localhost" when it is odd. */
-static char *
-this_host(void)
-{
-	char host[256];
-	size_t i;
-
-	if (gethostname(host, sizeof host) < 0)
-		return xstrdup("localhost");
-	host[sizeof host - 1] = '\0';
-	for (i = 0; host[i] != '\0'; i++) {
-		if (!((host[i] >= 'a' && host[i] <= 'z') ||
-		    (host[i] >= 'A' && host[i] <= 'Z') ||
-		    (host[i] >= '0' && host[i] <= '9') ||
-		    host[i] == '-' || host[i] == '.'))
-			return xstrdup("localhost");
-	}
-	return i > 0 ? xstrdup(host) : xstrdup("localhost");
-}
-
 /* The optional header lines for message m with envelope sender sender. */
 static char *
 extra_headers(struct deliver_msg *m, const char *sender)
@@ -197,7 +177,7 @@ extra_headers(struct deliver_msg *m, const char *sender)
 		for (i = 0; proto[i] != '\0'; i++)
 			if (proto[i] >= 'a' && proto[i] <= 'z')
 				proto[i] = (char)(proto[i] - 'a' + 'A');
-		host = this_host();
+		host = local_hostname();
 		t = xasprintf("%sReceived: from %s (account %s, folder %s, "
 		    "uid %s)\n\tby %s (pullmail) with %s\n\tfor <%s>; %s\n",
 		    out, server[0] != '\0' ? server : "unknown", account,

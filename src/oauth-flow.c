@@ -163,18 +163,9 @@ store_write(const struct oauth_request *req, const char *path,
 	json_object_object_add(obj, "refresh_token",
 	    json_object_new_string_len(secret_reveal(refresh),
 	    (int)secret_len(refresh)));
-	if (access != NULL) {
-		json_object_object_add(obj, "access_token",
-		    json_object_new_string_len(secret_reveal(access),
-		    (int)secret_len(access)));
-		json_object_object_add(obj, "obtained_at",
-		    json_object_new_int64((int64_t)obtained_at));
-		json_object_object_add(obj, "expires_at",
-		    json_object_new_int64((int64_t)expires_at));
-		if (scope != NULL)
-			json_object_object_add(obj, "scope",
-			    json_object_new_string(scope));
-	}
+	if (access != NULL)
+		oauth_json_add_access(obj, access, obtained_at, expires_at,
+		    scope);
 	free(key);
 	rc = oauth_write_json(req->cache_dir, path, obj);
 	json_object_put(obj);

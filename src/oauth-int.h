@@ -43,6 +43,12 @@ void oauth_reply_free(struct http_reply *reply);
 int oauth_exchange(const struct oauth_request *req, const char *grant,
     struct oauth_token *tok, char **err);
 
+/* Add access_token, obtained_at, expires_at and scope (when not NULL) to a
+ * token file's JSON object. */
+void oauth_json_add_access(struct json_object *obj,
+    const struct pm_secret *access, time_t obtained_at, time_t expires_at,
+    const char *scope);
+
 /* Write obj to path atomically: 0600 temp file, fsync, rename, fsync dir.
  * 0, or -1 after logging why. */
 int oauth_write_json(const char *dir, const char *path,

@@ -649,6 +649,23 @@ cache_read(const struct oauth_request *req, const char *path, time_t now)
 	return token;
 }
 
+/* The access token fields shared by the cache and the delegated store. */
+void
+oauth_json_add_access(struct json_object *obj, const struct pm_secret *access,
+    time_t obtained_at, time_t expires_at, const char *scope)
+{
+	json_object_object_add(obj, "access_token",
+	    json_object_new_string_len(secret_reveal(access),
+	    (int)secret_len(access)));
+	json_object_object_add(obj, "obtained_at",
+	    json_object_new_int64((int64_t)obtained_at));
+	json_object_object_add(obj, "expires_at",
+	    json_object_new_int64((int64_t)expires_at));
+	if (scope != NULL)
+		json_object_object_add(obj, "scope",
+		    json_object_new_string(scope));
+}
+
 /* Write the cache file atomically (oauth_write_json). */
 static void
 cache_write(const struct oauth_request *req, const char *path,
@@ -661,16 +678,7 @@ cache_write(const struct oauth_request *req, const char *path,
 	key = cache_key(req);
 	obj = json_object_new_object();
 	json_object_object_add(obj, "key", json_object_new_string(key));
-	json_object_object_add(obj, "access_token",
-	    json_object_new_string_len(secret_reveal(token),
-	    (int)secret_len(token)));
-	json_object_object_add(obj, "obtained_at",
-	    json_object_new_int64((int64_t)obtained_at));
-	json_object_object_add(obj, "expires_at",
-	    json_object_new_int64((int64_t)expires_at));
-	if (scope != NULL)
-		json_object_object_add(obj, "scope",
-		    json_object_new_string(scope));
+	oauth_json_add_access(obj, token, obtained_at, expires_at, scope);
 	free(key);
 	oauth_write_json(req->cache_dir, path, obj);
 	json_object_put(obj);

@@ -23,27 +23,13 @@
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/* Overwrite n bytes at p so that the compiler cannot drop the stores. */
-static void
-wipe(void *p, size_t n)
-{
-#ifdef HAVE_EXPLICIT_BZERO
-	explicit_bzero(p, n);
-#else
-	volatile unsigned char *v = p;
-
-	while (n-- > 0)
-		*v++ = 0;
-#endif
-}
-
 /* Wipe and free a buffer of n bytes; NULL is fine. */
 static void
 wipe_free(void *p, size_t n)
 {
 	if (p == NULL)
 		return;
-	wipe(p, n);
+	secret_wipe(p, n);
 	free(p);
 }
 

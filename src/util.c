@@ -238,6 +238,25 @@ read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
 	return 0;
 }
 
+char *
+local_hostname(void)
+{
+	char host[256];
+	size_t i;
+
+	if (gethostname(host, sizeof host) < 0)
+		return xstrdup("localhost");
+	host[sizeof host - 1] = '\0';
+	for (i = 0; host[i] != '\0'; i++) {
+		if (!((host[i] >= 'a' && host[i] <= 'z') ||
+		    (host[i] >= 'A' && host[i] <= 'Z') ||
+		    (host[i] >= '0' && host[i] <= '9') ||
+		    host[i] == '-' || host[i] == '.'))
+			return xstrdup("localhost");
+	}
+	return i > 0 ? xstrdup(host) : xstrdup("localhost");
+}
+
 void
 hash_hex(const char *s, char out[17])
 {

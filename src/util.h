@@ -39,6 +39,11 @@ int mkdir_p(const char *path, unsigned mode);
 int read_small_file(const char *path, size_t max, char **data_r,
     size_t *len_r);
 
+/* This machine's host name for EHLO and Received lines, or "localhost"
+ * when it is empty or holds anything but letters, digits, '-' and '.'.
+ * malloc'd. */
+char *local_hostname(void);
+
 /* 64-bit FNV-1a of s, as 16 lowercase hex digits into out[17]. */
 void hash_hex(const char *s, char out[17]);
 
