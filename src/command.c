@@ -1,7 +1,8 @@
 /*
  * Secrets printed by a command (a secret manager such as pass, secret-tool
  * or a vault client).  The command is an argv split at blanks: no shell
- * ever sees the configuration's text.
+ * ever sees the configuration's text.  Reading its output and waiting for
+ * its exit share one deadline; a command still running then is stopped.
  */
 #include "autoconf.h"
 
@@ -10,6 +11,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +21,8 @@
 #include "command.h"
 #include "secret.h"
 #include "util.h"
+
+#define COMMAND_KILL_GRACE_MS 2000
 
 /* cmd split at blanks, ~/ expanded; NULL-terminated, words malloc'd. */
 static char **
@@ -52,25 +58,104 @@ free_argv(char **argv)
 	free(argv);
 }
 
-/* Run cmd and take its output as a secret (contract in command.h). */
-struct pm_secret *
-command_secret(const char *cmd, size_t max, char **why_r)
+/* Milliseconds left until deadline, as a poll() timeout (0 when past). */
+static int
+ms_left(long long deadline)
 {
-	struct pm_secret *s = NULL;
-	char **argv, *buf;
+	long long left = deadline - mono_ms();
+
+	if (left <= 0)
+		return 0;
+	return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* Reap pid into *st before deadline; -1 if it is still running then. */
+static int
+reap_until(pid_t pid, int *st, long long deadline)
+{
+	pid_t p;
+
+	for (;;) {
+		p = waitpid(pid, st, WNOHANG);
+		if (p == pid)
+			return 0;
+		if (p < 0 && errno != EINTR) {
+			*st = 0;	/* reaped elsewhere: status unknown */
+			return 0;
+		}
+		if (ms_left(deadline) == 0)
+			return -1;
+		poll(NULL, 0, ms_left(deadline) > 20 ? 20 : ms_left(deadline));
+	}
+}
+
+/* Stop a command that overran: SIGTERM, a grace period, SIGKILL; reap. */
+static void
+stop_child(pid_t pid)
+{
+	int st;
+
+	kill(pid, SIGTERM);
+	if (reap_until(pid, &st, mono_ms() + COMMAND_KILL_GRACE_MS) == 0)
+		return;
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* Read the command's output from fd into buf (at most max bytes kept)
+ * until EOF or the deadline; -1 when the deadline came first. */
+static int
+read_output(int fd, char *buf, size_t max, size_t *len_r, int *too_big_r,
+    long long deadline)
+{
+	struct pollfd pfd;
 	size_t len = 0;
 	ssize_t n;
-	pid_t pid;
-	int fds[2], st, fd, too_big = 0;
+	int ms;
 
+	for (;;) {
+		if ((ms = ms_left(deadline)) == 0)
+			return -1;
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, ms) <= 0)
+			continue;	/* EINTR or time up: checked above */
+		n = read(fd, buf + len, len < max ? max - len : 1);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;
+		if (len >= max) {
+			*too_big_r = 1;
+			continue;	/* drain, so the child can exit */
+		}
+		len += (size_t)n;
+	}
+	*len_r = len;
+	return 0;
+}
+
+/* Run cmd and take its output as a secret (contract in command.h). */
+int
+command_secret(const char *cmd, size_t max, unsigned timeout,
+    struct pm_secret **s_r, char **why_r)
+{
+	char **argv, *buf;
+	size_t len = 0;
+	long long deadline;
+	pid_t pid;
+	int fds[2], st, fd, too_big = 0, r = PM_ECONFIG;
+
+	*s_r = NULL;
 	if ((argv = split_argv(cmd)) == NULL) {
 		*why_r = xstrdup("empty command");
-		return NULL;
+		return PM_ECONFIG;
 	}
 	if (pipe2(fds, O_CLOEXEC) < 0) {
 		*why_r = xasprintf("pipe: %s", strerror(errno));
 		free_argv(argv);
-		return NULL;
+		return PM_ETEMP;
 	}
 	pid = fork();
 	if (pid < 0) {
@@ -78,7 +163,7 @@ command_secret(const char *cmd, size_t max, char **why_r)
 		close(fds[0]);
 		close(fds[1]);
 		free_argv(argv);
-		return NULL;
+		return PM_ETEMP;
 	}
 	if (pid == 0) {
 		if ((fd = open("/dev/null", O_RDONLY)) >= 0)
@@ -88,22 +173,21 @@ command_secret(const char *cmd, size_t max, char **why_r)
 		_exit(127);
 	}
 	close(fds[1]);
+	(void)fcntl(fds[0], F_SETFL, O_NONBLOCK);
+	deadline = mono_ms() + (long long)(timeout != 0 ? timeout :
+	    COMMAND_TIMEOUT) * 1000;
 	buf = xmalloc(max + 1);
-	for (;;) {
-		n = read(fds[0], buf + len, len < max ? max - len : 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (len >= max) {
-			too_big = 1;
-			continue;	/* drain, so the child can exit */
-		}
-		len += (size_t)n;
+	if (read_output(fds[0], buf, max, &len, &too_big, deadline) < 0 ||
+	    reap_until(pid, &st, deadline) < 0) {
+		close(fds[0]);
+		stop_child(pid);
+		*why_r = xasprintf("%s did not finish within %u seconds; "
+		    "stopped it", argv[0], timeout != 0 ? timeout :
+		    COMMAND_TIMEOUT);
+		r = PM_ETEMP;
+		goto out;
 	}
 	close(fds[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
@@ -119,10 +203,13 @@ command_secret(const char *cmd, size_t max, char **why_r)
 		    max);
 	else if (len == 0)
 		*why_r = xasprintf("%s printed nothing", argv[0]);
-	else
-		s = secret_new(buf, len);
+	else {
+		*s_r = secret_new(buf, len);
+		r = PM_OK;
+	}
+out:
 	secret_wipe(buf, max + 1);
 	free(buf);
 	free_argv(argv);
-	return s;
+	return r;
 }

@@ -10,14 +10,21 @@
 
 #include "secret.h"
 
+/* Seconds a command may take when no account timeout applies. */
+#define COMMAND_TIMEOUT 60
+
 /*
  * Run cmd, split at blanks into an argv (no shell; a leading ~/ of each
  * word is the home directory), with stdin from /dev/null and stderr
- * inherited, and return its standard output without trailing newlines as a
- * secret (at most max bytes).  NULL with a malloc'd reason in *why_r (that
- * never contains the output) when it cannot run, exits non-zero, is killed,
- * prints nothing or too much.
+ * inherited, and set *s_r to its standard output without trailing newlines
+ * as a secret (at most max bytes).  The command has timeout seconds
+ * (0: COMMAND_TIMEOUT) to print and exit, else it is stopped (SIGTERM,
+ * then SIGKILL) and reaped.  On failure *s_r is NULL and *why_r a malloc'd
+ * reason naming the command, never containing its output.  Errors:
+ * PM_ETEMP (timed out, no pipe or process), PM_ECONFIG (empty, cannot
+ * run, exits non-zero, is killed, prints nothing or too much).
  */
-struct pm_secret *command_secret(const char *cmd, size_t max, char **why_r);
+int command_secret(const char *cmd, size_t max, unsigned timeout,
+    struct pm_secret **s_r, char **why_r);
 
 #endif

@@ -1141,6 +1141,7 @@ load_secret(const struct parser *p, struct entry *e, int k,
     struct pm_secret **s_r, char **err)
 {
 	char *why = NULL;
+	int r = PM_ECONFIG;
 
 	const char *dir;
 	char *path;
@@ -1150,7 +1151,8 @@ load_secret(const struct parser *p, struct entry *e, int k,
 		return PM_OK;
 	}
 	if (k == K_PASSWORD_COMMAND || k == K_OAUTH_CLIENT_SECRET_COMMAND)
-		*s_r = command_secret(e->value, SECRET_MAX_SIZE, &why);
+		r = command_secret(e->value, SECRET_MAX_SIZE, COMMAND_TIMEOUT,
+		    s_r, &why);
 	else if (k == K_PASSWORD_CREDENTIAL ||
 	    k == K_OAUTH_CLIENT_SECRET_CREDENTIAL) {
 		dir = getenv("CREDENTIALS_DIRECTORY");
@@ -1171,7 +1173,7 @@ load_secret(const struct parser *p, struct entry *e, int k,
 	if (*s_r == NULL) {
 		line_err(p, e->line, k, err, "%s", why);
 		free(why);
-		return PM_ECONFIG;
+		return r == PM_ETEMP ? PM_ETEMP : PM_ECONFIG;
 	}
 	return PM_OK;
 }
@@ -1500,8 +1502,8 @@ build_oauth(const struct parser *p, const struct section *sec,
 		return PM_OK;
 	if (sec_e == NULL)
 		return missing(p, sec, K_OAUTH_CLIENT_SECRET, err,
-		    "OAuth needs a client secret (oauth_client_secret_file "
-		    "or oauth_client_secret)");
+		    "OAuth needs a client secret (oauth_client_secret, "
+		    "_file, _command or _credential) or a certificate");
 	return load_secret(p, sec_e, sk, &a->oauth_client_secret, err);
 }
 
@@ -1557,11 +1559,13 @@ build_account(const struct parser *p, const struct section *sec,
 		if (pw_e == NULL &&
 		    (a->auth == AUTH_PLAIN || a->auth == AUTH_LOGIN))
 			return line_err(p, e->line, K_AUTH, err, "%s needs "
-			    "password or password_file in [account %s]",
-			    e->value, sec->name);
+			    "a password (password, password_file, "
+			    "password_command or password_credential) in "
+			    "[account %s]", e->value, sec->name);
 		if (pw_e == NULL)
-			return missing(p, sec, K_PASSWORD, err, "set password "
-			    "or password_file, or configure OAuth");
+			return missing(p, sec, K_PASSWORD, err, "set password, "
+			    "password_file, password_command or "
+			    "password_credential, or configure OAuth");
 		if ((r = load_secret(p, pw_e, pk, &a->password, err)) != 0)
 			return r;
 	}
@@ -1689,6 +1693,7 @@ parse_text(struct parser *p, char *text, size_t len, char **err)
 	return PM_OK;
 }
 
+/* Read, parse and validate the config file at path into *cfg_r. */
 int
 config_load(const char *path, struct config **cfg_r, char **err)
 {
@@ -1769,6 +1774,8 @@ out:
 	return r;
 }
 
+/* The config file used without -c: the user's if it exists, else the
+ * system one. */
 char *
 config_default_path(void)
 {
@@ -1786,6 +1793,7 @@ config_default_path(void)
 	return xstrdup(SYSCONFDIR "/pullmail.conf");
 }
 
+/* The account called name, or NULL. */
 struct account *
 config_find(struct config *cfg, const char *name)
 {
@@ -1798,6 +1806,7 @@ config_find(struct config *cfg, const char *name)
 	return NULL;
 }
 
+/* Free a loaded config and all its accounts; NULL is fine. */
 void
 config_free(struct config *cfg)
 {
@@ -1813,6 +1822,7 @@ config_free(struct config *cfg)
 	free(cfg);
 }
 
+/* 1 when the account signs in with an OAuth token, not a password. */
 int
 account_uses_oauth(const struct account *a)
 {

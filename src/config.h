@@ -110,7 +110,8 @@ struct config {
 
 /*
  * Load and validate path.  Errors: PM_ECONFIG with "FILE:LINE: key: reason"
- * (or "FILE: reason" for file-level problems such as permissions).
+ * (or "FILE: reason" for file-level problems such as permissions);
+ * PM_ETEMP, same form, when a *_command secret command timed out.
  */
 int config_load(const char *path, struct config **cfg_r, char **err);
 

@@ -67,6 +67,7 @@ maildir_hostname(void)
 	return out;
 }
 
+/* maildir: create tmp/new/cur under the path if missing. */
 static int
 maildir_open(const struct account *a, void **ctx_r, char **err)
 {
@@ -95,6 +96,7 @@ maildir_open(const struct account *a, void **ctx_r, char **err)
 	return PM_OK;
 }
 
+/* maildir: create a uniquely named file in tmp/ for the message. */
 static int
 maildir_begin(void *ctx, const struct deliver_info *info, void **m_r,
     char **err)
@@ -130,6 +132,7 @@ maildir_begin(void *ctx, const struct deliver_info *info, void **m_r,
 	return PM_OK;
 }
 
+/* maildir: append the bytes to the message's file in tmp/. */
 static int
 maildir_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 {
@@ -140,6 +143,7 @@ maildir_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 	return PM_OK;
 }
 
+/* maildir: close and unlink the file in tmp/ and free m. */
 static void
 maildir_abort(void *ctx, void *m)
 {
@@ -153,6 +157,7 @@ maildir_abort(void *ctx, void *m)
 	free(mm);
 }
 
+/* maildir: fsync and close the file, then rename it into new/. */
 static int
 maildir_finish(void *ctx, void *m, char **err)
 {
@@ -191,6 +196,7 @@ maildir_finish(void *ctx, void *m, char **err)
 	return PM_OK;
 }
 
+/* maildir: fsync new/ so the renames since the last sync are durable. */
 static int
 maildir_sync(void *ctx, char **err)
 {
@@ -209,6 +215,7 @@ maildir_sync(void *ctx, char **err)
 	return r;
 }
 
+/* maildir: free the target's state. */
 static void
 maildir_close(void *ctx)
 {

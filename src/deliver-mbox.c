@@ -32,6 +32,7 @@ static const char from_[] = "From ";
 struct mbox {
 	char *path;
 	char *lockpath;
+	char *dir;		/* the directory holding the mbox */
 	unsigned lock_timeout;
 	int broken;		/* a lock timed out: fail fast from now on */
 	char *broken_err;
@@ -59,6 +60,7 @@ mbox_error(char **err, const char *what, const char *path, int e)
 	return errf(err, status, "mbox: %s %s: %s", what, path, strerror(e));
 }
 
+/* Sleep for ms milliseconds, resuming after signals. */
 static void
 sleep_ms(long ms)
 {
@@ -80,10 +82,12 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* mbox: note the path, its dotlock and directory; nothing is opened yet. */
 static int
 mbox_open(const struct account *a, void **ctx_r, char **err)
 {
 	struct mbox *mb;
+	char *slash;
 
 	if (a->deliver_path == NULL || *a->deliver_path == '\0')
 		return errf(err, PM_ECONFIG, "mbox: no path given");
@@ -92,6 +96,13 @@ mbox_open(const struct account *a, void **ctx_r, char **err)
 	mb = xcalloc(1, sizeof *mb);
 	mb->path = xstrdup(a->deliver_path);
 	mb->lockpath = xasprintf("%s.lock", a->deliver_path);
+	mb->dir = xstrdup(a->deliver_path);
+	if ((slash = strrchr(mb->dir, '/')) == NULL)
+		strcpy(mb->dir, ".");
+	else if (slash == mb->dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
 	mb->lock_timeout = a->lock_timeout != 0 ? a->lock_timeout : 60;
 	*ctx_r = mb;
 	return PM_OK;
@@ -191,6 +202,7 @@ rollback(struct mbox *mb, struct mbox_msg *mm)
 		    (long long)mm->orig);
 }
 
+/* Write the buffered bytes to the mbox, remembering the last one. */
 static int
 out_flush(struct mbox *mb, struct mbox_msg *mm, char **err)
 {
@@ -205,6 +217,7 @@ out_flush(struct mbox *mb, struct mbox_msg *mm, char **err)
 	return PM_OK;
 }
 
+/* Buffer one byte for the mbox, flushing when the buffer is full. */
 static int
 out_byte(struct mbox *mb, struct mbox_msg *mm, char c, char **err)
 {
@@ -233,6 +246,8 @@ out_held(struct mbox *mb, struct mbox_msg *mm, char **err)
 	return PM_OK;
 }
 
+/* mbox: take both locks, note the size and write the "From " line;
+ * a lock timeout makes later messages fail fast. */
 static int
 mbox_begin(void *ctx, const struct deliver_info *info, void **m_r,
     char **err)
@@ -319,6 +334,7 @@ fail:
 	return r;
 }
 
+/* mbox: append the bytes, quoting ^>*From  lines with one more '>'. */
 static int
 mbox_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 {
@@ -358,6 +374,7 @@ mbox_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 	return PM_OK;
 }
 
+/* mbox: cut the file back to its old size, unlock and free m. */
 static void
 mbox_abort(void *ctx, void *m)
 {
@@ -369,6 +386,7 @@ mbox_abort(void *ctx, void *m)
 	free(mm);
 }
 
+/* mbox: end with a blank line, fsync, then unlock; on failure roll back. */
 static int
 mbox_finish(void *ctx, void *m, char **err)
 {
@@ -388,6 +406,10 @@ mbox_finish(void *ctx, void *m, char **err)
 		r = out_flush(mb, mm, err);
 	if (r == PM_OK && fsync(mm->fd) < 0)
 		r = mbox_error(err, "cannot fsync", mb->path, errno);
+	/* An mbox that was empty may have just been created: make its
+	 * directory entry durable too. */
+	if (r == PM_OK && mm->orig == 0 && fsync_dir(mb->dir) < 0)
+		r = mbox_error(err, "cannot fsync", mb->dir, errno);
 	if (r != PM_OK) {
 		mbox_abort(ctx, m);
 		return r;
@@ -404,6 +426,7 @@ mbox_sync(void *ctx, char **err)
 	return PM_OK;
 }
 
+/* mbox: free the target's state. */
 static void
 mbox_close(void *ctx)
 {
@@ -411,6 +434,7 @@ mbox_close(void *ctx)
 
 	free(mb->path);
 	free(mb->lockpath);
+	free(mb->dir);
 	free(mb->broken_err);
 	free(mb);
 }

@@ -3,9 +3,12 @@
  * message is streamed into the stdin of a fresh child started with that
  * argv, never through a shell.  %F and %T are whole arguments; the same
  * data is in the child's environment.  The child's stderr goes to the log.
- * Exit 0: delivered; 75 (EX_TEMPFAIL): temporary; anything else, a signal
- * or mda_timeout: failed.  The MDA's exit is the durability point, so
- * finish() waits for it and sync() has nothing left to do.
+ * Exit 0: delivered; 75 (EX_TEMPFAIL) or mda_timeout: temporary; anything
+ * else or a signal: failed.  mda_timeout bounds the MDA's own inactivity:
+ * each write waits at most that long for the pipe to take data, and the
+ * wait for its exit starts when its stdin is closed, so time spent waiting
+ * on the mail server never counts.  The MDA's exit is the durability
+ * point, so finish() waits for it and sync() has nothing left to do.
  */
 #include "autoconf.h"
 
@@ -44,12 +47,13 @@ struct mda_msg {
 	pid_t pid;
 	int in;			/* the child's stdin, -1 once closed */
 	int errfd;		/* its stderr, -1 at EOF */
-	long long deadline;	/* monotonic ms */
+	long long deadline;	/* monotonic ms; set by each wait for the MDA */
 	char line[MDA_ERRLINE];	/* the stderr line being collected */
 	size_t llen;
 	char last[MDA_ERRLINE];	/* the last complete stderr line */
 };
 
+/* Free a NULL-terminated argv and its words; NULL is fine. */
 void
 deliver_argv_free(char **argv)
 {
@@ -62,6 +66,8 @@ deliver_argv_free(char **argv)
 	free(argv);
 }
 
+/* Split an MDA command line into an argv, honouring quotes; NULL with
+ * *err set on a bad one. */
 char **
 deliver_mda_split(const char *cmd, char **err)
 {
@@ -118,6 +124,7 @@ deliver_mda_split(const char *cmd, char **err)
 	return argv;
 }
 
+/* Milliseconds on the monotonic clock. */
 static long long
 now_ms(void)
 {
@@ -127,6 +134,7 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* mda: split the command into an argv once; the MDA runs per message. */
 static int
 mda_open(const struct account *a, void **ctx_r, char **err)
 {
@@ -231,6 +239,7 @@ child_env(const struct deliver_info *info, const char *sender)
 	return env;
 }
 
+/* mda: start the MDA for one message with %F/%T and the environment set. */
 static int
 mda_begin(void *ctx, const struct deliver_info *info, void **m_r,
     char **err)
@@ -312,7 +321,6 @@ mda_begin(void *ctx, const struct deliver_info *info, void **m_r,
 	mm->errfd = er[0];
 	(void)fcntl(mm->in, F_SETFL, O_NONBLOCK);
 	(void)fcntl(mm->errfd, F_SETFL, O_NONBLOCK);
-	mm->deadline = now_ms() + (long long)md->timeout * 1000;
 	if (got == (ssize_t)sizeof e) {
 		int status;
 
@@ -361,13 +369,26 @@ kill_child(struct mda_msg *mm)
 	}
 }
 
-static int
-timeout_error(struct mda *md, char **err)
+/* Start the mda_timeout clock for one wait on the MDA. */
+static void
+arm_deadline(struct mda *md, struct mda_msg *mm)
 {
-	return errf(err, PM_EDELIVER, "mda: %s did not finish within %u "
-	    "seconds (mda_timeout); stopped it", md->name, md->timeout);
+	mm->deadline = now_ms() + (long long)md->timeout * 1000;
 }
 
+/* The MDA sat idle for mda_timeout: stop it; the message stays on the
+ * server and is tried again, so the error is temporary. */
+static int
+timeout_error(struct mda *md, struct mda_msg *mm, const char *what,
+    char **err)
+{
+	kill_child(mm);
+	mm->pid = -1;
+	return errf(err, PM_ETEMP, "mda: %s %s %u seconds (mda_timeout); "
+	    "stopped it", md->name, what, md->timeout);
+}
+
+/* mda: feed the bytes to the MDA's stdin, bounded by mda_timeout. */
 static int
 mda_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 {
@@ -379,10 +400,15 @@ mda_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 	ssize_t n;
 	nfds_t nfd;
 
+	if (mm->pid < 0)
+		return errf(err, PM_EINTERNAL, "mda: %s already stopped",
+		    md->name);
+	arm_deadline(md, mm);
 	while (len > 0) {
 		left = mm->deadline - now_ms();
 		if (left <= 0)
-			return timeout_error(md, err);
+			return timeout_error(md, mm, "did not read its input "
+			    "for", err);
 		pfd[0].fd = mm->in;
 		pfd[0].events = POLLOUT;
 		nfd = 1;
@@ -412,11 +438,12 @@ mda_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 		}
 		p += n;
 		len -= (size_t)n;
+		arm_deadline(md, mm);
 	}
 	return PM_OK;
 }
 
-/* Wait for the child to exit (logging its stderr) until the deadline. */
+/* Wait for the child to exit (logging its stderr) for mda_timeout. */
 static int
 wait_child(struct mda *md, struct mda_msg *mm, int *status_r, char **err)
 {
@@ -424,6 +451,7 @@ wait_child(struct mda *md, struct mda_msg *mm, int *status_r, char **err)
 	long long left;
 	pid_t p;
 
+	arm_deadline(md, mm);
 	for (;;) {
 		p = waitpid(mm->pid, status_r, WNOHANG);
 		if (p == mm->pid) {
@@ -434,10 +462,9 @@ wait_child(struct mda *md, struct mda_msg *mm, int *status_r, char **err)
 			return errf(err, PM_EINTERNAL, "mda: waitpid: %s",
 			    strerror(errno));
 		left = mm->deadline - now_ms();
-		if (left <= 0) {
-			kill_child(mm);
-			return timeout_error(md, err);
-		}
+		if (left <= 0)
+			return timeout_error(md, mm, "did not finish within",
+			    err);
 		if (mm->errfd >= 0) {
 			pfd.fd = mm->errfd;
 			pfd.events = POLLIN;
@@ -485,6 +512,7 @@ early_exit(struct mda *md, struct mda_msg *mm, char **err)
 	    "whole message", md->name);
 }
 
+/* Close the pipes still open to the MDA and free mm. */
 static void
 msg_free(struct mda_msg *mm)
 {
@@ -495,6 +523,7 @@ msg_free(struct mda_msg *mm)
 	free(mm);
 }
 
+/* mda: close the MDA's stdin and wait for it; its exit status decides. */
 static int
 mda_finish(void *ctx, void *m, char **err)
 {
@@ -530,6 +559,7 @@ mda_sync(void *ctx, char **err)
 	return PM_OK;
 }
 
+/* mda: free the argv and the target's state. */
 static void
 mda_close(void *ctx)
 {

@@ -54,6 +54,8 @@ struct smtp_msg {
 	char obuf[SMTP_OBUF];
 };
 
+/* Parse HOST[:PORT] or [V6][:PORT] into a malloc'd host and a port;
+ * -1 when broken. */
 int
 deliver_hostport(const char *s, unsigned def_port, char **host_r,
     unsigned *port_r)
@@ -98,6 +100,7 @@ deliver_hostport(const char *s, unsigned def_port, char **host_r,
 	return 0;
 }
 
+/* Set up an SMTP or LMTP target from the account; it connects lazily. */
 static int
 open_common(const struct account *a, int lmtp, void **ctx_r, char **err)
 {
@@ -128,18 +131,22 @@ open_common(const struct account *a, int lmtp, void **ctx_r, char **err)
 	return PM_OK;
 }
 
+/* smtp: parse the HOST[:PORT] target (port 25); connect on first use. */
 static int
 smtp_open(const struct account *a, void **ctx_r, char **err)
 {
 	return open_common(a, 0, ctx_r, err);
 }
 
+/* lmtp: take a unix socket path or HOST[:PORT] (port 24); connect on
+ * first use. */
 static int
 lmtp_open(const struct account *a, void **ctx_r, char **err)
 {
 	return open_common(a, 1, ctx_r, err);
 }
 
+/* Close the connection to the MTA and drop any buffered input. */
 static void
 disconnect(struct smtp *sm)
 {
@@ -187,6 +194,7 @@ wait_fd(struct smtp *sm, int events, char **err)
 	}
 }
 
+/* Send all of buf to the MTA, waiting at most the timeout per write. */
 static int
 send_all(struct smtp *sm, const void *buf, size_t len, char **err)
 {
@@ -323,33 +331,67 @@ code_status(int code)
 	return code >= 400 && code < 500 ? PM_ETEMP : PM_EDELIVER;
 }
 
+/*
+ * Connect a non-blocking unix socket to sm->sockpath.  A listener whose
+ * queue is full answers EAGAIN: try again every 50 ms until the timeout.
+ */
+static int
+connect_unix(struct smtp *sm, char **err)
+{
+	struct sockaddr_un sun;
+	long long until = mono_ms() + (long long)sm->timeout * 1000;
+	int fd, e, soerr;
+	socklen_t sl;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, sm->sockpath, strlen(sm->sockpath));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return conn_error(sm, err, "socket: %s", strerror(errno));
+	while (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+		e = errno;
+		if (e == EINTR)
+			continue;
+		if (e == EAGAIN && mono_ms() < until) {
+			poll(NULL, 0, 50);
+			continue;
+		}
+		if (e != EINPROGRESS) {
+			close(fd);
+			if (e == EAGAIN)
+				return conn_error(sm, err, "cannot connect: "
+				    "no connection accepted within %u "
+				    "seconds", sm->timeout);
+			return conn_error(sm, err, "cannot connect: %s",
+			    strerror(e));
+		}
+		/* Not seen on Linux, allowed by POSIX: wait as for TCP. */
+		sm->fd = fd;
+		if (wait_fd(sm, POLLOUT, err) != PM_OK)
+			return PM_ETEMP;
+		sl = sizeof soerr;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
+		    soerr != 0)
+			return conn_error(sm, err, "cannot connect: %s",
+			    strerror(soerr));
+		return PM_OK;
+	}
+	sm->fd = fd;
+	return PM_OK;
+}
+
 /* Connect a socket to the target; the caller checks sm->fd. */
 static int
 connect_socket(struct smtp *sm, char **err)
 {
 	struct addrinfo hints, *res, *ai;
-	struct sockaddr_un sun;
 	char port[16], *last = NULL;
-	int fd, e, r, soerr;
+	int fd, r, soerr;
 	socklen_t sl;
 
-	if (sm->sockpath != NULL) {
-		memset(&sun, 0, sizeof sun);
-		sun.sun_family = AF_UNIX;
-		memcpy(sun.sun_path, sm->sockpath, strlen(sm->sockpath));
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return conn_error(sm, err, "socket: %s",
-			    strerror(errno));
-		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
-			e = errno;
-			close(fd);
-			return conn_error(sm, err, "cannot connect: %s",
-			    strerror(e));
-		}
-		sm->fd = fd;
-		return PM_OK;
-	}
+	if (sm->sockpath != NULL)
+		return connect_unix(sm, err);
 	memset(&hints, 0, sizeof hints);
 	hints.ai_socktype = SOCK_STREAM;
 	snprintf(port, sizeof port, "%u", sm->port);
@@ -468,6 +510,8 @@ smtp_rset(struct smtp *sm)
 	free(err);
 }
 
+/* smtp/lmtp: connect if needed and send MAIL, RCPT and DATA, pipelined
+ * when offered. */
 static int
 smtp_begin(void *ctx, const struct deliver_info *info, void **m_r,
     char **err)
@@ -545,6 +589,7 @@ smtp_begin(void *ctx, const struct deliver_info *info, void **m_r,
 	return PM_OK;
 }
 
+/* Send the buffered message bytes to the MTA. */
 static int
 out_flush(struct smtp *sm, struct smtp_msg *mm, char **err)
 {
@@ -557,6 +602,7 @@ out_flush(struct smtp *sm, struct smtp_msg *mm, char **err)
 	return r;
 }
 
+/* Buffer one byte for the MTA, flushing when the buffer is full. */
 static int
 out_byte(struct smtp *sm, struct smtp_msg *mm, char c, char **err)
 {
@@ -568,6 +614,7 @@ out_byte(struct smtp *sm, struct smtp_msg *mm, char c, char **err)
 	return PM_OK;
 }
 
+/* smtp/lmtp: send the bytes with CRLF line ends and leading dots doubled. */
 static int
 smtp_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 {
@@ -593,6 +640,8 @@ smtp_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 	return PM_OK;
 }
 
+/* smtp/lmtp: end DATA with "." and take the MTA's reply as the verdict;
+ * frees m. */
 static int
 smtp_finish(void *ctx, void *m, char **err)
 {
@@ -618,9 +667,13 @@ smtp_finish(void *ctx, void *m, char **err)
 		r = read_reply(sm, &code, &text, NULL, err);
 	if (r != PM_OK)
 		return r;
-	if (code / 100 != 2)
+	if (code / 100 != 2) {
 		r = errf(err, code_status(code), "%s: %s: message refused "
 		    "after DATA: %s", sm->proto, sm->where, text);
+		/* Postfix keeps the transaction open after refusing in
+		 * its end-of-data restrictions ("nested MAIL command"). */
+		smtp_rset(sm);
+	}
 	free(text);
 	return r;
 }
@@ -643,6 +696,7 @@ smtp_sync(void *ctx, char **err)
 	return PM_OK;
 }
 
+/* smtp/lmtp: send QUIT if connected, close and free the target. */
 static void
 smtp_close(void *ctx)
 {

@@ -63,6 +63,8 @@ local_user(void)
 	return NULL;
 }
 
+/* Open the account's target with its ops table; the recipient defaults
+ * to the local user. */
 int
 deliver_open(const struct account *a, struct deliver **d_r, char **err)
 {
@@ -195,6 +197,8 @@ extra_headers(struct deliver_msg *m, const char *sender)
 	return out;
 }
 
+/* Start a message: copy its facts; the target begins once the header
+ * section is complete. */
 int
 deliver_begin(struct deliver *d, const struct deliver_info *info,
     struct deliver_msg **m_r, char **err)
@@ -269,6 +273,7 @@ start_target(struct deliver_msg *m, char **err)
 	return r;
 }
 
+/* Hand the buffered body bytes to the target's write(). */
 static int
 flush_buf(struct deliver_msg *m, char **err)
 {
@@ -308,6 +313,7 @@ put_byte(struct deliver_msg *m, char c, char **err)
 	return PM_OK;
 }
 
+/* Feed message bytes through the CRLF-to-LF filter towards the target. */
 int
 deliver_write(struct deliver_msg *m, const void *buf, size_t len, char **err)
 {
@@ -333,6 +339,7 @@ deliver_write(struct deliver_msg *m, const void *buf, size_t len, char **err)
 	return PM_OK;
 }
 
+/* Flush what is held and let the target finish the message; frees m. */
 int
 deliver_finish(struct deliver_msg *m, char **err)
 {
@@ -358,6 +365,7 @@ deliver_finish(struct deliver_msg *m, char **err)
 	return r;
 }
 
+/* Discard a message, aborting the target if it had begun; frees m. */
 void
 deliver_abort(struct deliver_msg *m)
 {
@@ -368,12 +376,14 @@ deliver_abort(struct deliver_msg *m)
 	msg_free(m);
 }
 
+/* Make every finished message durable (the target's sync()). */
 int
 deliver_sync(struct deliver *d, char **err)
 {
 	return d->ops->sync(d->ctx, err);
 }
 
+/* Close the target and free d; NULL is fine. */
 void
 deliver_close(struct deliver *d)
 {

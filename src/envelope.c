@@ -107,6 +107,7 @@ domain_valid(const char *s, size_t len)
 	return label > 0 && s[len - 1] != '-';
 }
 
+/* 1 when addr is safe to use as an envelope address (see envelope.h). */
 int
 envelope_addr_valid(const char *addr, int need_domain)
 {
@@ -146,6 +147,7 @@ envelope_addr_valid(const char *addr, int need_domain)
 	return dot_atom_valid(addr, at);
 }
 
+/* The first header field called name, unfolded and malloc'd, or NULL. */
 char *
 envelope_header(const char *hdr, size_t len, const char *name)
 {
@@ -237,6 +239,7 @@ trim(char *s)
 	return s;
 }
 
+/* The single address in a header field value, not yet validated, or NULL. */
 char *
 envelope_extract(const char *value)
 {
@@ -275,6 +278,7 @@ envelope_extract(const char *value)
 	return out;
 }
 
+/* The envelope sender from Return-Path, Sender or From; "" when none. */
 char *
 envelope_sender(const char *hdr, size_t len)
 {

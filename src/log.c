@@ -16,6 +16,7 @@ static int log_verbose;
 static int log_trace_on;
 static int log_syslog;
 
+/* Set the program name, verbosity, tracing and destination of the log. */
 void
 log_init(const char *progname, int verbose, int trace, int use_syslog)
 {
@@ -27,18 +28,21 @@ log_init(const char *progname, int verbose, int trace, int use_syslog)
 		openlog(progname, LOG_PID, LOG_MAIL);
 }
 
+/* The verbosity: 0 warnings and errors, 1 info, 2 debug. */
 int
 log_verbosity(void)
 {
 	return log_verbose;
 }
 
+/* 1 when the protocol trace is on. */
 int
 log_tracing(void)
 {
 	return log_trace_on;
 }
 
+/* The syslog priority for a PM_LOG_* level. */
 static int
 syslog_prio(int level)
 {
@@ -54,6 +58,7 @@ syslog_prio(int level)
 	}
 }
 
+/* Write one finished message to syslog or to stderr behind the name. */
 static void
 log_emit(int level, const char *msg)
 {
@@ -63,6 +68,7 @@ log_emit(int level, const char *msg)
 		fprintf(stderr, "%s: %s\n", log_progname, msg);
 }
 
+/* Log a message at level unless the verbosity hides it. */
 void
 log_vmsg(int level, const char *fmt, va_list ap)
 {
@@ -77,6 +83,7 @@ log_vmsg(int level, const char *fmt, va_list ap)
 	free(msg);
 }
 
+/* Log a warning with the current errno's text appended. */
 void
 log_warn(const char *fmt, ...)
 {
@@ -91,6 +98,7 @@ log_warn(const char *fmt, ...)
 	free(msg);
 }
 
+/* Log a warning. */
 void
 log_warnx(const char *fmt, ...)
 {
@@ -101,6 +109,7 @@ log_warnx(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Log a message shown from verbosity 1 (-v). */
 void
 log_info(const char *fmt, ...)
 {
@@ -111,6 +120,7 @@ log_info(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Log a debug message (verbosity 2) tagged with its category. */
 void
 log_debug(const char *category, const char *fmt, ...)
 {
@@ -174,6 +184,7 @@ escape_into(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 	(*buf)[*len] = '\0';
 }
 
+/* Log one protocol line, escaped, with any secret replaced by its size. */
 void
 log_trace(const char *who, const char *dir, const char *line, size_t len,
     const struct pm_secret *secret)

@@ -105,6 +105,7 @@ exit_rank(int code)
 	}
 }
 
+/* Of two exit codes, the one that ranks as the worse outcome. */
 static int
 worse(int a, int b)
 {
@@ -212,6 +213,8 @@ run_account(struct account *a, const char *plugdir, int quiet)
 	return EXIT_DELIVERED;
 }
 
+/* Parse the command line, load the config and fetch the chosen accounts
+ * (or run authorize/token); exit with the worst account's code. */
 int
 main(int argc, char **argv)
 {
@@ -303,7 +306,8 @@ main(int argc, char **argv)
 		log_warnx("%s", err);
 		free(err);
 		free(default_path);
-		return EX_CONFIG;
+		/* A secret command that timed out may work next time. */
+		return r == PM_ETEMP ? EX_TEMPFAIL : EX_CONFIG;
 	}
 	for (i = 0; i < argc; i++) {
 		if (config_find(cfg, argv[i]) == NULL) {

@@ -347,7 +347,10 @@ oauth_delegated_token(const struct oauth_request *req,
 	}
 	/* Held until the refreshed tokens are saved: a second process waits
 	 * here and then finds a fresh access token in the store. */
-	lock = oauth_lock(path);
+	if ((rc = oauth_lock(req, path, &lock, err)) != PM_OK) {
+		free(path);
+		return rc;
+	}
 	if (store_read(req, path, &st, &why) < 0) {
 		oauth_unlock(lock);
 		free(path);
@@ -372,7 +375,7 @@ oauth_delegated_token(const struct oauth_request *req,
 	oauth_free_wiped(enc);
 	free(scope);
 	log_debug("oauth", "%s: refreshing the access token", who(req));
-	rc = oauth_exchange(req, grant, &tok, err);
+	rc = oauth_exchange(req, grant, st.refresh_token, &tok, err);
 	oauth_free_wiped(grant);
 	if (rc == PM_OK) {
 		/* Save a rotated refresh token before anything uses the new
@@ -442,12 +445,18 @@ oauth_delegated_invalidate(const struct oauth_request *req)
 {
 	struct store st;
 	const char *why;
-	char *path;
+	char *path, *err = NULL;
 	int lock;
 
 	if ((path = oauth_store_path(req)) == NULL)
 		return;
-	lock = oauth_lock(path);
+	/* Without the lock a rewrite could undo a concurrent rotation. */
+	if (oauth_lock(req, path, &lock, &err) != PM_OK) {
+		log_warnx("%s; the stored access token is kept", err);
+		free(err);
+		free(path);
+		return;
+	}
 	if (store_read(req, path, &st, &why) == 0 && st.access_token != NULL &&
 	    store_write(req, path, st.refresh_token, NULL, 0, 0, NULL) == 0)
 		log_debug("oauth", "%s: dropped the stored access token",
@@ -477,7 +486,10 @@ authorize_save(const struct oauth_request *req, struct oauth_token *tok,
 		free(path);
 		return rc;
 	}
-	lock = oauth_lock(path);
+	if ((rc = oauth_lock(req, path, &lock, err)) != PM_OK) {
+		free(path);
+		return rc;
+	}
 	if (store_write(req, path, tok->refresh_token, tok->access_token,
 	    time(NULL), tok->expires_at, tok->scope) < 0)
 		rc = errf(err, PM_ETEMP, "cannot write %s", path);
@@ -617,7 +629,7 @@ authorize_device(const struct oauth_request *req, char **err)
 			break;
 		}
 		oauth_sleep_ms(interval * 1000L);
-		rc = oauth_exchange(req, grant, &tok, err);
+		rc = oauth_exchange(req, grant, NULL, &tok, err);
 		if (rc == PM_OK) {
 			rc = authorize_save(req, &tok, err);
 			oauth_token_clear(&tok);
@@ -905,7 +917,7 @@ redirect_wait(const struct oauth_request *req, int lfd, const char *redirect,
 		oauth_free_wiped(ecode);
 		oauth_free_wiped(ever);
 		free(ered);
-		rc = oauth_exchange(req, grant, &tok, err);
+		rc = oauth_exchange(req, grant, NULL, &tok, err);
 		oauth_free_wiped(grant);
 		if (rc == PM_OK)
 			rc = authorize_save(req, &tok, err);

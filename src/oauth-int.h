@@ -35,13 +35,24 @@ int oauth_http_post(const struct oauth_request *req, const char *url,
 void oauth_reply_free(struct http_reply *reply);
 
 /*
+ * The private_key_jwt client assertion for req (RS256 with req->client_key,
+ * x5t of req->client_cert, aud = token URL, iss = sub = client id); the JWT
+ * is malloc'd.  Errors: PM_ECONFIG (unreadable key or certificate),
+ * PM_EINTERNAL.
+ */
+int oauth_client_assertion(const struct oauth_request *req, char **jwt_r,
+    char **err);
+
+/*
  * POST grant to req->token_url and parse the answer into tok (as
  * oauth_parse_token_response).  PM_ETEMP answers are retried up to a few
  * times with exponential backoff and jitter, or after Retry-After, while
- * the waiting stays within half of req->timeout.
+ * the waiting stays within half of req->timeout.  Every error text, also
+ * one logged before a retry, has req->client_secret and echo (a secret
+ * sent in grant, such as a refresh token; may be NULL) redacted.
  */
 int oauth_exchange(const struct oauth_request *req, const char *grant,
-    struct oauth_token *tok, char **err);
+    const struct pm_secret *echo, struct oauth_token *tok, char **err);
 
 /* Add access_token, obtained_at, expires_at and scope (when not NULL) to a
  * token file's JSON object. */
@@ -54,8 +65,14 @@ void oauth_json_add_access(struct json_object *obj,
 int oauth_write_json(const char *dir, const char *path,
     struct json_object *obj);
 
-/* An exclusive flock on path.lock (waits); -1 when it cannot be had. */
-int oauth_lock(const char *path);
+/*
+ * An exclusive flock on path.lock into *fd_r, waiting at most req->timeout
+ * (default 60 s) for another process to release it.  *fd_r is -1 (after a
+ * logged warning) when the lock file cannot be opened or locked at all.
+ * Errors: PM_ETEMP "token lock PATH is held by another process".
+ */
+int oauth_lock(const struct oauth_request *req, const char *path, int *fd_r,
+    char **err);
 void oauth_unlock(int fd);
 
 /* Exactly one JSON object in len bytes, or NULL with a reason in *why. */

@@ -44,6 +44,7 @@
 #define OAUTH_MAX_ERROR_CODE	64
 #define OAUTH_JSON_DEPTH	16
 #define OAUTH_DEFAULT_TIMEOUT	60
+#define OAUTH_LOCK_POLL_MS	50	/* between tries for a held lock */
 #define OAUTH_MAX_TRIES		3	/* transient failures */
 
 
@@ -728,30 +729,47 @@ out:
 	return rc;
 }
 
-/* Take the lock next to path; -1 when it cannot be had. */
+/* Take the lock next to path within req's timeout (contract in
+ * oauth-int.h). */
 int
-oauth_lock(const char *path)
+oauth_lock(const struct oauth_request *req, const char *path, int *fd_r,
+    char **err)
 {
+	long long deadline;
 	char *lock;
-	int fd;
+	int fd, rc;
 
+	*fd_r = -1;
+	deadline = mono_ms() + (long long)(req->timeout > 0 ? req->timeout :
+	    OAUTH_DEFAULT_TIMEOUT) * 1000;
 	lock = xasprintf("%s.lock", path);
 	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		log_warn("cannot open token cache lock %s", lock);
 		free(lock);
-		return -1;
+		return PM_OK;
 	}
-	while (flock(fd, LOCK_EX) < 0) {
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EINTR)
 			continue;
-		log_warn("cannot lock %s", lock);
-		close(fd);
-		free(lock);
-		return -1;
+		if (errno != EWOULDBLOCK) {
+			log_warn("cannot lock %s", lock);
+			close(fd);
+			free(lock);
+			return PM_OK;
+		}
+		if (mono_ms() >= deadline) {
+			rc = errf(err, PM_ETEMP, "token lock %s is held by "
+			    "another process", lock);
+			close(fd);
+			free(lock);
+			return rc;
+		}
+		oauth_sleep_ms(OAUTH_LOCK_POLL_MS);
 	}
 	free(lock);
-	return fd;
+	*fd_r = fd;
+	return PM_OK;
 }
 
 /* Release a lock from oauth_lock. */
@@ -768,7 +786,7 @@ oauth_unlock(int fd)
 void
 oauth_invalidate(const struct oauth_request *req)
 {
-	char *path;
+	char *path, *err = NULL;
 	int fd;
 
 	if (req->token_command != NULL)
@@ -780,7 +798,11 @@ oauth_invalidate(const struct oauth_request *req)
 	path = oauth_cache_path(req);
 	if (path == NULL)
 		return;
-	fd = oauth_lock(path);
+	/* Unlinking is atomic: without the lock it is still safe. */
+	if (oauth_lock(req, path, &fd, &err) != PM_OK) {
+		log_warnx("%s", err);
+		free(err);
+	}
 	if (unlink(path) == 0)
 		log_debug("oauth", "dropped cached token %s", path);
 	else if (errno != ENOENT)
@@ -974,8 +996,9 @@ json_b64(struct json_object *obj)
  * for the token endpoint signed RS256 with the client key, x5t the SHA-1
  * thumbprint of the certificate (as Microsoft Entra ID requires).
  */
-static int
-client_assertion(const struct oauth_request *req, char **jwt_r, char **err)
+int
+oauth_client_assertion(const struct oauth_request *req, char **jwt_r,
+    char **err)
 {
 	struct json_object *hdr, *claims;
 	unsigned char sha1[CRYPTO_SHA1_LEN], *sig = NULL;
@@ -1044,7 +1067,7 @@ request_body(const struct oauth_request *req, const char *grant)
 	int in_body;
 
 	if (req->client_key != NULL && req->client_cert != NULL) {
-		if (client_assertion(req, &jwt, &err) != PM_OK) {
+		if (oauth_client_assertion(req, &jwt, &err) != PM_OK) {
 			log_warnx("%s: no client assertion: %s", req->account !=
 			    NULL ? req->account : "oauth", err);
 			free(err);
@@ -1233,7 +1256,7 @@ oauth_sleep_ms(long ms)
 /* POST grant to the token endpoint (contract in oauth-int.h). */
 int
 oauth_exchange(const struct oauth_request *req, const char *grant,
-    struct oauth_token *tok, char **err)
+    const struct pm_secret *echo, struct oauth_token *tok, char **err)
 {
 	long budget_ms, spent_ms, wait_ms, retry_after;
 	struct timespec t0, t1;
@@ -1262,6 +1285,9 @@ oauth_exchange(const struct oauth_request *req, const char *grant,
 			    req->token_url);
 			break;
 		}
+		/* The endpoint may echo a secret in its error text. */
+		oauth_redact(err, req->client_secret);
+		oauth_redact(err, echo);
 		log_info("%s: %s; trying again in %ld ms",
 		    req->account != NULL ? req->account : "oauth", *err,
 		    wait_ms);
@@ -1270,8 +1296,10 @@ oauth_exchange(const struct oauth_request *req, const char *grant,
 		*err = NULL;
 		oauth_sleep_ms(wait_ms);
 	}
-	if (rc != PM_OK)
+	if (rc != PM_OK) {
 		oauth_redact(err, req->client_secret);
+		oauth_redact(err, echo);
+	}
 	return rc;
 }
 
@@ -1303,7 +1331,11 @@ app_get_token(const struct oauth_request *req, struct pm_secret **token_r,
 		*token_r = cache_read(req, path, time(NULL));
 		if (*token_r == NULL) {
 			/* Another pullmail may be fetching: wait, re-read. */
-			lock = oauth_lock(path);
+			if ((rc = oauth_lock(req, path, &lock, err)) !=
+			    PM_OK) {
+				free(path);
+				return rc;
+			}
 			*token_r = cache_read(req, path, time(NULL));
 		}
 		if (*token_r != NULL) {
@@ -1322,7 +1354,7 @@ app_get_token(const struct oauth_request *req, struct pm_secret **token_r,
 	    scope != NULL ? "&scope=" : "", scope != NULL ? scope : "");
 	free(scope);
 	now = time(NULL);
-	rc = oauth_exchange(req, grant, &tok, err);
+	rc = oauth_exchange(req, grant, NULL, &tok, err);
 	free(grant);
 	if (rc == PM_EAUTH)
 		oauth_notify_human(req, *err);
@@ -1354,11 +1386,12 @@ oauth_get_token(const struct oauth_request *req, struct pm_secret **token_r,
 	if (cached_r != NULL)
 		*cached_r = 0;
 	if (req->token_command != NULL) {
-		*token_r = command_secret(req->token_command, OAUTH_MAX_TOKEN,
-		    &why);
-		if (*token_r == NULL) {
-			rc = errf(err, PM_EAUTH, "oauth_token_command: %s",
-			    why);
+		rc = command_secret(req->token_command, OAUTH_MAX_TOKEN,
+		    req->timeout > 0 ? (unsigned)req->timeout :
+		    COMMAND_TIMEOUT, token_r, &why);
+		if (rc != PM_OK) {
+			rc = errf(err, rc == PM_ETEMP ? PM_ETEMP : PM_EAUTH,
+			    "oauth_token_command: %s", why);
 			free(why);
 			return rc;
 		}

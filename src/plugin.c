@@ -18,6 +18,8 @@
 #define PM_PLUGIN_INSTALL_DIR "/usr/local/lib/pullmail"
 #endif
 
+/* The plugin directory: --plugin-dir, else $PULLMAIL_PLUGIN_DIR, else the
+ * installed one. */
 const char *
 plugin_dir(const char *dir_opt)
 {
@@ -45,6 +47,7 @@ valid_name(const char *name)
 	return 1;
 }
 
+/* dlopen path and check its magic, ABI and protocol name before use. */
 int
 plugin_load_file(const char *path, const char *name,
     const struct pm_plugin **p_r, char **err)
@@ -93,6 +96,7 @@ plugin_load_file(const char *path, const char *name,
 	return PM_OK;
 }
 
+/* Load the plugin for protocol name from DIR/NAME.so. */
 int
 plugin_load(const char *dir, const char *name, const struct pm_plugin **p_r,
     char **err)

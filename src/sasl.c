@@ -70,6 +70,7 @@ b64_encode_into(char *out, const unsigned char *in, size_t len)
 	*out = '\0';
 }
 
+/* Base64 of len bytes of data, padded, as a malloc'd string. */
 char *
 base64_encode(const void *data, size_t len)
 {
@@ -79,6 +80,7 @@ base64_encode(const void *data, size_t len)
 	return out;
 }
 
+/* Base64 of secret bytes as a secret, wiping the plain copy. */
 struct pm_secret *
 base64_encode_secret(const void *data, size_t len)
 {
@@ -109,6 +111,7 @@ b64_value(unsigned char c)
 	return -1;
 }
 
+/* Decode strict padded base64 into a malloc'd, NUL-ended buffer; -1 if bad. */
 int
 base64_decode(const char *in, size_t inlen, unsigned char **out_r,
     size_t *outlen_r)
@@ -182,6 +185,7 @@ encode_and_wipe(char *raw, size_t n, size_t size)
 	return s;
 }
 
+/* The base64 XOAUTH2 initial response for user and token, or NULL. */
 struct pm_secret *
 sasl_xoauth2(const char *user, const struct pm_secret *tok)
 {
@@ -236,6 +240,7 @@ saslname_write(char *p, const char *user)
 	return p;
 }
 
+/* The base64 OAUTHBEARER (RFC 7628) initial response, or NULL. */
 struct pm_secret *
 sasl_oauthbearer(const char *user, const char *host, unsigned port,
     const struct pm_secret *tok)
@@ -269,6 +274,7 @@ sasl_oauthbearer(const char *user, const char *host, unsigned port,
 	return encode_and_wipe(raw, n, size);
 }
 
+/* The base64 PLAIN response for user and password, or NULL on a NUL. */
 struct pm_secret *
 sasl_plain(const char *user, const struct pm_secret *pw)
 {
@@ -352,6 +358,8 @@ not_offered(const char *what, const char *mechs, char **err)
 	return NULL;
 }
 
+/* Pick the SASL mechanism for the account's auth setting from the server's
+ * list; NULL with *err set when none fits. */
 const char *
 sasl_choose(int auth, int oauth, const char *server_mechs, char **err)
 {
@@ -541,6 +549,7 @@ summary_add(char *sum, const char *name, const char *value)
 	    len > 0 ? ", " : "", name, value);
 }
 
+/* Decode an OAuth error challenge into its status and a printable summary. */
 int
 sasl_oauth_error(const char *challenge_b64, char **status_r,
     char **summary_r)

@@ -8,6 +8,7 @@
 #include "secret.h"
 #include "util.h"
 
+/* Zero n bytes that held a secret in a way the compiler cannot drop. */
 void
 secret_wipe(void *p, size_t n)
 {
@@ -21,6 +22,7 @@ secret_wipe(void *p, size_t n)
 #endif
 }
 
+/* A new secret holding a NUL-terminated copy of len bytes of data. */
 struct pm_secret *
 secret_new(const void *data, size_t len)
 {
@@ -34,18 +36,21 @@ secret_new(const void *data, size_t len)
 	return s;
 }
 
+/* A new secret holding a copy of the string str. */
 struct pm_secret *
 secret_from_str(const char *str)
 {
 	return secret_new(str, strlen(str));
 }
 
+/* A copy of secret s; NULL for NULL. */
 struct pm_secret *
 secret_dup(const struct pm_secret *s)
 {
 	return s == NULL ? NULL : secret_new(s->data, s->len);
 }
 
+/* Wipe and free a secret; NULL is fine. */
 void
 secret_free(struct pm_secret *s)
 {
@@ -56,18 +61,21 @@ secret_free(struct pm_secret *s)
 	free(s);
 }
 
+/* The secret's bytes (NUL-terminated), for the few places that send them. */
 const char *
 secret_reveal(const struct pm_secret *s)
 {
 	return s->data;
 }
 
+/* The number of bytes in the secret. */
 size_t
 secret_len(const struct pm_secret *s)
 {
 	return s->len;
 }
 
+/* 1 when a and b hold the same bytes, compared without an early exit. */
 int
 secret_equal(const struct pm_secret *a, const struct pm_secret *b)
 {

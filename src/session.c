@@ -59,12 +59,14 @@ struct pm_msg {
 	uint64_t bytes;
 };
 
+/* Host account(): the account info session_run() filled in. */
 static const struct pm_account_info *
 host_account(struct pm_session *s)
 {
 	return &s->info;
 }
 
+/* Host log(): log msg under the account's name at the matching level. */
 static void PM_PRINTF(3, 4)
 host_log(struct pm_session *s, int level, const char *fmt, ...)
 {
@@ -89,6 +91,8 @@ host_log(struct pm_session *s, int level, const char *fmt, ...)
 	free(msg);
 }
 
+/* Host connect(): open the TCP connection and, for implicit TLS, verify
+ * the server. */
 static int
 host_connect(struct pm_session *s, char **err)
 {
@@ -111,6 +115,7 @@ host_connect(struct pm_session *s, char **err)
 	return stream_starttls(s->stream, &opts, err);
 }
 
+/* Host starttls(): run the verified TLS handshake on the open connection. */
 static int
 host_starttls(struct pm_session *s, char **err)
 {
@@ -125,6 +130,7 @@ host_starttls(struct pm_session *s, char **err)
 	return stream_starttls(s->stream, &opts, err);
 }
 
+/* Host tls_active(): 1 when connected and the stream is under TLS. */
 static int
 host_tls_active(struct pm_session *s)
 {
@@ -154,6 +160,7 @@ send_line(struct pm_session *s, const char *prefix,
 	return r;
 }
 
+/* Host send(): format one command line and send it with CRLF, traced. */
 static int PM_PRINTF(3, 4)
 host_send(struct pm_session *s, char **err, const char *fmt, ...)
 {
@@ -169,6 +176,8 @@ host_send(struct pm_session *s, char **err, const char *fmt, ...)
 	return r;
 }
 
+/* Host send_secret(): send prefix, secret and CRLF, trace redacted; refuse
+ * plaintext unless the account allows tls = none. */
 static int
 host_send_secret(struct pm_session *s, const char *prefix,
     const struct pm_secret *secret, char **err)
@@ -179,6 +188,7 @@ host_send_secret(struct pm_session *s, const char *prefix,
 	return send_line(s, prefix == NULL ? "" : prefix, secret, err);
 }
 
+/* Host read_line(): read one line of at most 64 KiB and trace it. */
 static int
 host_read_line(struct pm_session *s, const char **line_r, size_t *len_r,
     char **err)
@@ -193,6 +203,7 @@ host_read_line(struct pm_session *s, const char **line_r, size_t *len_r,
 	return r;
 }
 
+/* Host read_bytes(): read up to len bytes of message data, untraced. */
 static int
 host_read_bytes(struct pm_session *s, void *buf, size_t len, size_t *got_r,
     char **err)
@@ -202,6 +213,7 @@ host_read_bytes(struct pm_session *s, void *buf, size_t len, size_t *got_r,
 	return stream_read(s->stream, buf, len, got_r, err);
 }
 
+/* Host disconnect(): close the connection; safe when not connected. */
 static void
 host_disconnect(struct pm_session *s)
 {
@@ -292,6 +304,8 @@ ir_fits(const struct pm_sasl_proto *p, const char *mech,
 	return 1;
 }
 
+/* Host sasl_auth(): choose a mechanism and run the SASL exchange, noting
+ * a refused OAuth token so session_run() can retry with a fresh one. */
 static int
 host_sasl_auth(struct pm_session *s, const struct pm_sasl_proto *p,
     void *ctx, const char *server_mechs, int server_ir, char **err)
@@ -383,12 +397,15 @@ host_sasl_auth(struct pm_session *s, const struct pm_sasl_proto *p,
 	return r;
 }
 
+/* Host password(): the configured password, or NULL. */
 static const struct pm_secret *
 host_password(struct pm_session *s)
 {
 	return s->a->password;
 }
 
+/* Host state_validity(): record mailbox's UIDVALIDITY, warning when it
+ * changed and its recorded UIDs were dropped. */
 static int
 host_state_validity(struct pm_session *s, const char *mailbox,
     const char *validity, char **err)
@@ -401,12 +418,14 @@ host_state_validity(struct pm_session *s, const char *mailbox,
 	return PM_OK;
 }
 
+/* Host state_known(): 1 if uid of mailbox is already recorded. */
 static int
 host_state_known(struct pm_session *s, const char *mailbox, const char *uid)
 {
 	return state_known(s->state, mailbox, uid);
 }
 
+/* Host state_prune(): forget recorded UIDs no longer on the server. */
 static int
 host_state_prune(struct pm_session *s, const char *mailbox,
     const char *const *present, size_t n, char **err)
@@ -419,6 +438,7 @@ host_state_prune(struct pm_session *s, const char *mailbox,
 	return PM_OK;
 }
 
+/* Host msg_begin(): start delivering one message to the account's target. */
 static int
 host_msg_begin(struct pm_session *s, const char *mailbox, const char *uid,
     uint64_t size, struct pm_msg **msg_r, char **err)
@@ -447,6 +467,7 @@ host_msg_begin(struct pm_session *s, const char *mailbox, const char *uid,
 	return PM_OK;
 }
 
+/* Free a message handle and its copied mailbox and UID. */
 static void
 msg_free(struct pm_msg *m)
 {
@@ -455,6 +476,7 @@ msg_free(struct pm_msg *m)
 	free(m);
 }
 
+/* Host msg_write(): pass message bytes to delivery, counting them. */
 static int
 host_msg_write(struct pm_msg *m, const void *buf, size_t len, char **err)
 {
@@ -462,6 +484,8 @@ host_msg_write(struct pm_msg *m, const void *buf, size_t len, char **err)
 	return deliver_write(m->dm, buf, len, err);
 }
 
+/* Host msg_finish(): complete delivery and queue the UID for the next
+ * commit; frees m either way. */
 static int
 host_msg_finish(struct pm_msg *m, char **err)
 {
@@ -484,6 +508,7 @@ host_msg_finish(struct pm_msg *m, char **err)
 	return PM_OK;
 }
 
+/* Host msg_abort(): discard a message being delivered and free m. */
 static void
 host_msg_abort(struct pm_msg *m)
 {
@@ -493,6 +518,7 @@ host_msg_abort(struct pm_msg *m)
 	msg_free(m);
 }
 
+/* Free the list of finished messages awaiting a commit. */
 static void
 pending_clear(struct pm_session *s)
 {
@@ -507,6 +533,7 @@ pending_clear(struct pm_session *s)
 	s->npending = 0;
 }
 
+/* Host commit(): sync delivery, then record and save the pending UIDs. */
 static int
 host_commit(struct pm_session *s, char **err)
 {
@@ -531,6 +558,7 @@ host_commit(struct pm_session *s, char **err)
 	return PM_OK;
 }
 
+/* Host skipped(): count and log a message skipped for its size. */
 static void
 host_skipped(struct pm_session *s, const char *mailbox, const char *uid,
     uint64_t size)
@@ -540,6 +568,7 @@ host_skipped(struct pm_session *s, const char *mailbox, const char *uid,
 	    "skipped", s->a->name, mailbox, uid, (unsigned long long)size);
 }
 
+/* Host secret_data(): a secret's bytes and length, for plugin framing. */
 static const char *
 host_secret_data(const struct pm_secret *sec, size_t *len_r)
 {
@@ -547,6 +576,7 @@ host_secret_data(const struct pm_secret *sec, size_t *len_r)
 	return secret_reveal(sec);
 }
 
+/* Host unread(): push bytes back in front of the unread input. */
 static void
 host_unread(struct pm_session *s, const void *buf, size_t len)
 {
@@ -595,6 +625,8 @@ session_discard_pending(struct pm_session *s)
 	pending_clear(s);
 }
 
+/* Fetch one account with plugin p, retrying once after a rejected
+ * cached token. */
 int
 session_run(struct account *a, const struct pm_plugin *p,
     struct run_stats *stats, char **err)

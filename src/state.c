@@ -50,6 +50,7 @@ struct state {
 	int dirty;
 };
 
+/* FNV-1a hash of s, for choosing a set slot. */
 static uint64_t
 str_hash(const char *s)
 {
@@ -62,6 +63,7 @@ str_hash(const char *s)
 	return h;
 }
 
+/* Slot of s in set: where it is, or the empty slot where it would go. */
 static size_t
 strset_find(const struct strset *set, const char *s)
 {
@@ -72,6 +74,7 @@ strset_find(const struct strset *set, const char *s)
 	return i;
 }
 
+/* 1 when set holds s. */
 static int
 strset_has(const struct strset *set, const char *s)
 {
@@ -82,6 +85,7 @@ strset_has(const struct strset *set, const char *s)
 
 static void strset_add(struct strset *set, const char *s);
 
+/* Double the set's capacity (64 to start) and rehash its strings. */
 static void
 strset_grow(struct strset *set)
 {
@@ -117,6 +121,7 @@ strset_add(struct strset *set, const char *s)
 	set->n++;
 }
 
+/* Free every string of set and leave it empty. */
 static void
 strset_free(struct strset *set)
 {
@@ -129,6 +134,7 @@ strset_free(struct strset *set)
 	set->cap = set->n = 0;
 }
 
+/* The record of mailbox name; added empty when create is set, else NULL. */
 static struct mailbox *
 box_get(struct state *st, const char *name, int create)
 {
@@ -145,6 +151,7 @@ box_get(struct state *st, const char *name, int create)
 	return &st->boxes[st->nboxes++];
 }
 
+/* 1 when c must be percent-encoded in a state file field. */
 static int
 needs_escape(unsigned char c)
 {
@@ -172,6 +179,7 @@ field_encode(const char *s)
 	return out;
 }
 
+/* Value of hex digit c, or -1. */
 static int
 hexval(char c)
 {
@@ -233,6 +241,7 @@ file_component(const char *name)
 	return out;
 }
 
+/* Load the records of a state file read into data (modified in place). */
 static int
 state_parse(struct state *st, char *data, char **err)
 {
@@ -280,6 +289,7 @@ state_parse(struct state *st, char *data, char **err)
 	return PM_OK;
 }
 
+/* Lock the account's state file exclusively and load it; missing is empty. */
 int
 state_open(const char *state_dir, const char *account, struct state **st_r,
     char **err)
@@ -340,6 +350,7 @@ state_open(const char *state_dir, const char *account, struct state **st_r,
 	return PM_OK;
 }
 
+/* Free st and release its lock; NULL is fine. */
 void
 state_close(struct state *st)
 {
@@ -360,6 +371,7 @@ state_close(struct state *st)
 	free(st);
 }
 
+/* Record mailbox's UIDVALIDITY; 1 when it changed and its UIDs went. */
 int
 state_validity(struct state *st, const char *mailbox, const char *validity)
 {
@@ -383,6 +395,7 @@ state_validity(struct state *st, const char *mailbox, const char *validity)
 	return changed;
 }
 
+/* 1 when uid of mailbox is recorded as delivered. */
 int
 state_known(const struct state *st, const char *mailbox, const char *uid)
 {
@@ -394,6 +407,7 @@ state_known(const struct state *st, const char *mailbox, const char *uid)
 	return 0;
 }
 
+/* Record uid of mailbox as delivered, in memory until state_save(). */
 void
 state_add(struct state *st, const char *mailbox, const char *uid)
 {
@@ -405,6 +419,7 @@ state_add(struct state *st, const char *mailbox, const char *uid)
 	st->dirty = 1;
 }
 
+/* Forget mailbox's UIDs not in present[0..n); returns how many went. */
 int
 state_prune(struct state *st, const char *mailbox, const char *const *present,
     size_t n)
@@ -455,6 +470,8 @@ state_write(const struct state *st, FILE *f)
 	return ferror(f) ? -1 : 0;
 }
 
+/* Write the state to a temp file, fsync, rename over it and fsync the
+ * directory; no-op when nothing changed. */
 int
 state_save(struct state *st, char **err)
 {

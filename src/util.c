@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
 
+/* Report that memory ran out and abort. */
 static void
 oom(void)
 {
@@ -23,6 +25,7 @@ oom(void)
 	abort();
 }
 
+/* malloc that aborts instead of failing; n may be 0. */
 void *
 xmalloc(size_t n)
 {
@@ -33,6 +36,7 @@ xmalloc(size_t n)
 	return p;
 }
 
+/* calloc that aborts instead of failing; n or m may be 0. */
 void *
 xcalloc(size_t n, size_t m)
 {
@@ -43,6 +47,7 @@ xcalloc(size_t n, size_t m)
 	return p;
 }
 
+/* realloc that aborts instead of failing; n may be 0. */
 void *
 xrealloc(void *p, size_t n)
 {
@@ -52,6 +57,7 @@ xrealloc(void *p, size_t n)
 	return p;
 }
 
+/* strdup that aborts instead of failing. */
 char *
 xstrdup(const char *s)
 {
@@ -62,6 +68,7 @@ xstrdup(const char *s)
 	return p;
 }
 
+/* strndup that aborts instead of failing. */
 char *
 xstrndup(const char *s, size_t n)
 {
@@ -72,6 +79,7 @@ xstrndup(const char *s, size_t n)
 	return p;
 }
 
+/* vasprintf into a malloc'd string, aborting instead of failing. */
 char *
 xvasprintf(const char *fmt, va_list ap)
 {
@@ -82,6 +90,7 @@ xvasprintf(const char *fmt, va_list ap)
 	return p;
 }
 
+/* asprintf into a malloc'd string, aborting instead of failing. */
 char *
 xasprintf(const char *fmt, ...)
 {
@@ -94,6 +103,7 @@ xasprintf(const char *fmt, ...)
 	return p;
 }
 
+/* Replace *err (if err is set) with a formatted message and return status. */
 int
 errf(char **err, int status, const char *fmt, ...)
 {
@@ -108,6 +118,7 @@ errf(char **err, int status, const char *fmt, ...)
 	return status;
 }
 
+/* Put "prefix: " in front of *err; no-op when there is no message. */
 void
 err_prefix(char **err, const char *fmt, ...)
 {
@@ -125,6 +136,7 @@ err_prefix(char **err, const char *fmt, ...)
 	*err = joined;
 }
 
+/* Write all of buf to fd despite EINTR and short writes; -1 + errno. */
 int
 write_full(int fd, const void *buf, size_t len)
 {
@@ -144,6 +156,7 @@ write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* fsync the directory dir so changes to its entries are durable. */
 int
 fsync_dir(const char *dir)
 {
@@ -159,6 +172,30 @@ fsync_dir(const char *dir)
 	return r;
 }
 
+/* Create one directory and make its entry durable: fsync the parent.
+ * 0 when it exists already or was made; -1 + errno. */
+static int
+mkdir_durable(const char *path, unsigned mode)
+{
+	char *parent, *slash;
+	int r;
+
+	if (mkdir(path, mode) < 0)
+		return errno == EEXIST ? 0 : -1;
+	parent = xstrdup(path);
+	slash = strrchr(parent, '/');
+	if (slash == parent)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	else
+		strcpy(parent, ".");
+	r = fsync_dir(parent);
+	free(parent);
+	return r;
+}
+
+/* mkdir -p with mode, each new component made durable; -1 + errno. */
 int
 mkdir_p(const char *path, unsigned mode)
 {
@@ -176,18 +213,17 @@ mkdir_p(const char *path, unsigned mode)
 		if (*s != '/')
 			continue;
 		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST) {
+		if (mkdir_durable(p, mode) < 0) {
 			free(p);
 			return -1;
 		}
 		*s = '/';
 	}
 	free(p);
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
+	return mkdir_durable(path, mode);
 }
 
+/* Read a file of at most max bytes into a malloc'd NUL-terminated buffer. */
 int
 read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
 {
@@ -238,6 +274,7 @@ read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
 	return 0;
 }
 
+/* This machine's host name if it is a plain DNS name, else "localhost". */
 char *
 local_hostname(void)
 {
@@ -257,6 +294,7 @@ local_hostname(void)
 	return i > 0 ? xstrdup(host) : xstrdup("localhost");
 }
 
+/* 64-bit FNV-1a of s as 16 lowercase hex digits into out. */
 void
 hash_hex(const char *s, char out[17])
 {
@@ -267,4 +305,14 @@ hash_hex(const char *s, char out[17])
 		h *= 0x100000001b3ULL;
 	}
 	snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+/* Milliseconds on the monotonic clock, for deadlines. */
+long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -27,11 +27,13 @@ void err_prefix(char **err, const char *fmt, ...) PM_PRINTF(2, 3);
 /* Write all of buf to fd, retrying on EINTR and short writes; -1 + errno. */
 int write_full(int fd, const void *buf, size_t len);
 
-/* fsync the directory holding path (or path itself if it is a directory);
- * -1 + errno. */
+/* fsync the directory dir (making the entries created or renamed in it
+ * durable); -1 + errno. */
 int fsync_dir(const char *dir);
 
-/* mkdir -p with mode for the created components; -1 + errno. */
+/* mkdir -p with mode for the created components, each made durable (its
+ * parent fsync'd) so a new Maildir or state directory survives a crash;
+ * -1 + errno. */
 int mkdir_p(const char *path, unsigned mode);
 
 /* Read a whole small file (at most max bytes) into a malloc'd NUL-terminated
@@ -46,5 +48,8 @@ char *local_hostname(void);
 
 /* 64-bit FNV-1a of s, as 16 lowercase hex digits into out[17]. */
 void hash_hex(const char *s, char out[17]);
+
+/* Milliseconds on the monotonic clock (for deadlines and timeouts). */
+long long mono_ms(void);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "plugin-util.h"
 
+/* malloc that aborts instead of failing; n may be 0. */
 void *
 pmp_xmalloc(size_t n)
 {
@@ -19,6 +20,7 @@ pmp_xmalloc(size_t n)
 	return p;
 }
 
+/* Resize p to n elements of size, aborting on overflow or failure. */
 void *
 pmp_xreallocarray(void *p, size_t n, size_t size)
 {
@@ -30,6 +32,7 @@ pmp_xreallocarray(void *p, size_t n, size_t size)
 	return p;
 }
 
+/* Copy n bytes of s into a new NUL-terminated string. */
 char *
 pmp_xstrndup(const char *s, size_t n)
 {
@@ -41,6 +44,7 @@ pmp_xstrndup(const char *s, size_t n)
 	return p;
 }
 
+/* Format into a malloc'd string, aborting instead of failing. */
 char *
 pmp_xprintf(const char *fmt, ...)
 {
@@ -54,6 +58,7 @@ pmp_xprintf(const char *fmt, ...)
 	return s;
 }
 
+/* Replace *err (if err is set) with a formatted reason and return status. */
 int
 pmp_errf(char **err, int status, const char *fmt, ...)
 {
@@ -73,6 +78,7 @@ pmp_errf(char **err, int status, const char *fmt, ...)
 	return status;
 }
 
+/* A printable copy of server text: odd bytes as '?', cut at max with "...". */
 char *
 pmp_clean(const char *s, size_t len, size_t max)
 {

@@ -673,3 +673,12 @@ imap_quote(const char *s)
 	*o = '\0';
 	return out;
 }
+
+/* The most entries a folder listing may hold (see imap-parse.h). */
+size_t
+imap_list_limit(int has_exists, uint32_t exists)
+{
+	if (!has_exists || exists >= IMAP_LIST_MAX - IMAP_LIST_MARGIN)
+		return IMAP_LIST_MAX;
+	return (size_t)exists + IMAP_LIST_MARGIN;
+}

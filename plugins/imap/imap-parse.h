@@ -151,4 +151,18 @@ size_t imap_uidset(const uint32_t *uids, size_t n, size_t max, char **set_r);
  */
 char *imap_quote(const char *s);
 
+/* Hard bound on the entries of a folder listing (UID FETCH 1:*), whatever
+ * EXISTS says, and the bound when the server sent no EXISTS. */
+#define IMAP_LIST_MAX		10000000
+/* Room above EXISTS for messages that arrive while the listing runs and
+ * for repeated FETCH responses (an unsolicited one with the UID). */
+#define IMAP_LIST_MARGIN	1000
+
+/*
+ * The most entries a folder listing may hold when the server reported
+ * exists messages (has_exists 0: it reported none): a server sending more
+ * is broken or hostile, and holding them all would exhaust memory.
+ */
+size_t imap_list_limit(int has_exists, uint32_t exists);
+
 #endif

@@ -679,11 +679,33 @@ imap_select_cb(struct imap *im, const struct imap_resp *r, void *arg,
 	return PM_OK;
 }
 
-/* A growing list of folder entries. */
+/* A growing list of folder entries, bounded by the message count the
+ * server reports (imap_list_limit()). */
 struct imap_list {
 	struct imap_entry *e;
 	size_t n, cap;
+	int has_exists;		/* the server reported a message count */
+	uint32_t exists;	/* the highest it reported */
 };
+
+/* UID FETCH 1:*: an EXISTS while the listing runs (new mail) raises the
+ * bound. */
+static int
+imap_list_untagged(struct imap *im, const struct imap_resp *r, void *arg,
+    char **err)
+{
+	struct imap_list *l = arg;
+
+	(void)im;
+	(void)err;
+	if (r->status == IMAP_DATA && r->has_num &&
+	    strcmp(r->word, "EXISTS") == 0 &&
+	    (!l->has_exists || r->num > l->exists)) {
+		l->has_exists = 1;
+		l->exists = r->num;
+	}
+	return PM_OK;
+}
 
 /* UID FETCH 1:* (UID RFC822.SIZE): collect every UID with its size. */
 static int
@@ -691,9 +713,19 @@ imap_list_cb(struct imap *im, const struct imap_fetch *f, void *arg,
     char **err)
 {
 	struct imap_list *l = arg;
+	size_t max;
 
 	if (!f->has_uid)
 		return PM_OK;	/* an unsolicited flag update */
+	max = imap_list_limit(l->has_exists, l->exists);
+	if (l->n >= max) {
+		if (l->has_exists)
+			return pmp_errf(err, PM_EPROTO, "UID FETCH 1:*: the "
+			    "server sent more than %zu messages for a folder "
+			    "of %u (EXISTS)", max, l->exists);
+		return pmp_errf(err, PM_EPROTO, "UID FETCH 1:*: the server "
+		    "sent more than %zu messages", max);
+	}
 	if (l->n == l->cap) {
 		l->cap = l->cap == 0 ? 256 : l->cap * 2;
 		l->e = pmp_xreallocarray(l->e, l->cap, sizeof *l->e);
@@ -901,7 +933,10 @@ imap_folder(struct imap *im, const char *folder, char **err)
 		return rc;
 
 	if (!sel.has_exists || sel.exists > 0) {
+		l.has_exists = sel.has_exists;
+		l.exists = sel.exists;
 		memset(&cb, 0, sizeof cb);
+		cb.untagged = imap_list_untagged;
 		cb.fetch = imap_list_cb;
 		cb.arg = &l;
 		rc = imap_command(im, "UID FETCH 1:*", &cb, PM_EPROTO, err,

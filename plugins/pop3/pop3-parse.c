@@ -39,6 +39,7 @@ garbage(const char *what, const char *line, size_t len, char **err)
 	return rc;
 }
 
+/* Classify a status line as +OK, -ERR or (with sasl) a challenge. */
 int
 pop3_parse_status(const char *line, size_t len, int sasl, int *status_r,
     const char **text_r, char **err)
@@ -67,6 +68,7 @@ pop3_parse_status(const char *line, size_t len, int sasl, int *status_r,
 	return PM_OK;
 }
 
+/* Unstuff one line of a multi-line response; 1 for the closing ".". */
 int
 pop3_multiline(const char *line, size_t len, const char **data_r,
     size_t *len_r)
@@ -82,6 +84,7 @@ pop3_multiline(const char *line, size_t len, const char **data_r,
 	return 0;
 }
 
+/* Free what the CAPA results hold. */
 void
 pop3_caps_free(struct pop3_caps *c)
 {
@@ -89,6 +92,7 @@ pop3_caps_free(struct pop3_caps *c)
 	c->mechs = NULL;
 }
 
+/* Clear the CAPA results before a new CAPA. */
 void
 pop3_caps_reset(struct pop3_caps *c)
 {
@@ -117,6 +121,7 @@ add_mech(struct pop3_caps *c, const char *w, size_t len)
 	c->mechs = m;
 }
 
+/* Note what one line of a CAPA response announces. */
 int
 pop3_caps_line(const char *line, size_t len, struct pop3_caps *c,
     char **err)
@@ -178,6 +183,7 @@ parse_num(const char **p, const char *end, unsigned long *n_r)
 	return 0;
 }
 
+/* Parse one "NUM UID" line of a UIDL listing. */
 int
 pop3_parse_uidl(const char *line, size_t len, unsigned long *num_r,
     const char **uid_r, size_t *ulen_r, char **err)
@@ -206,6 +212,7 @@ pop3_parse_uidl(const char *line, size_t len, unsigned long *num_r,
 	return PM_OK;
 }
 
+/* Parse one "NUM SIZE" line of a LIST listing. */
 int
 pop3_parse_list(const char *line, size_t len, unsigned long *num_r,
     uint64_t *size_r, char **err)
@@ -242,12 +249,14 @@ enum {
 	U_DOTCR		/* after "." and CR at the start of a line */
 };
 
+/* Set the undot state machine to the start of a body. */
 void
 pop3_undot_init(struct pop3_undot *u)
 {
 	u->state = U_BOL;
 }
 
+/* Undo dot-stuffing in a chunk of body; 1 when the closing "." came. */
 int
 pop3_undot(struct pop3_undot *u, const char *in, size_t len, char *out,
     size_t *olen_r, size_t *used_r)

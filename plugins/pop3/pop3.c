@@ -7,7 +7,10 @@
  * State is kept by UIDL under the mailbox name "".  POP3 applies DELE only
  * at QUIT: a connection lost after DELE and before QUIT leaves the messages
  * on the server, already recorded as delivered, so the next run deletes
- * them without delivering them again.
+ * them without delivering them again.  After a QUIT the server accepted,
+ * the UIDLs of the deleted messages are forgotten at once, so a later
+ * message that reuses one (some servers derive UIDLs from a hash of the
+ * headers) is fetched as new rather than deleted undelivered.
  */
 #include "autoconf.h"
 
@@ -27,6 +30,12 @@
 #define POP3_WINDOW	16		/* commands in flight with PIPELINING */
 #define POP3_NOUIDL	"no-uidl "	/* uid prefix without UIDL: a space,
 					 * so no real UIDL looks like it */
+#ifndef POP3_LIST_MAX
+#define POP3_LIST_MAX	1000000		/* most messages a listing may name
+					 * (Exchange Online holds at most a
+					 * million items per folder); a
+					 * server naming more is hostile */
+#endif
 
 /* One connection to one account's server. */
 struct pop3 {
@@ -47,6 +56,7 @@ struct pop3_entry {
 	unsigned long num;
 	uint64_t size;
 	int has_size;
+	int deleted;		/* DELE answered +OK */
 	char *uid;
 };
 
@@ -336,12 +346,19 @@ struct pop3_list {
 	size_t n, cap;
 };
 
-/* Add an entry for message num. */
+/* Add an entry for message num; NULL (with *err set) when the listing
+ * grows past POP3_LIST_MAX. */
 static struct pop3_entry *
-list_add(struct pop3_list *l, unsigned long num)
+list_add(struct pop3_list *l, unsigned long num, const char *what,
+    char **err)
 {
 	struct pop3_entry *e;
 
+	if (l->n >= POP3_LIST_MAX) {
+		pmp_errf(err, PM_EPROTO, "the %s listing names more than %d "
+		    "messages", what, POP3_LIST_MAX);
+		return NULL;
+	}
 	if (l->n == l->cap) {
 		l->cap = l->cap == 0 ? 256 : l->cap * 2;
 		l->e = pmp_xreallocarray(l->e, l->cap, sizeof *l->e);
@@ -352,6 +369,7 @@ list_add(struct pop3_list *l, unsigned long num)
 	return e;
 }
 
+/* Free a maildrop listing and its UIDs and leave it empty. */
 static void
 list_free(struct pop3_list *l)
 {
@@ -387,6 +405,7 @@ pop3_uidl_cb(struct pop3 *p, const char *line, size_t len, void *arg,
     char **err)
 {
 	struct pop3_list *l = arg;
+	struct pop3_entry *e;
 	const char *uid;
 	unsigned long num;
 	size_t ulen;
@@ -396,7 +415,9 @@ pop3_uidl_cb(struct pop3 *p, const char *line, size_t len, void *arg,
 	if ((rc = pop3_parse_uidl(line, len, &num, &uid, &ulen, err)) !=
 	    PM_OK)
 		return rc;
-	list_add(l, num)->uid = pmp_xstrndup(uid, ulen);
+	if ((e = list_add(l, num, "UIDL", err)) == NULL)
+		return PM_EPROTO;
+	e->uid = pmp_xstrndup(uid, ulen);
 	return PM_OK;
 }
 
@@ -414,7 +435,8 @@ pop3_list_cb(struct pop3 *p, const char *line, size_t len, void *arg,
 	(void)p;
 	if ((rc = pop3_parse_list(line, len, &num, &size, err)) != PM_OK)
 		return rc;
-	e = list_add(l, num);
+	if ((e = list_add(l, num, "LIST", err)) == NULL)
+		return PM_EPROTO;
 	e->size = size;
 	e->has_size = 1;
 	return PM_OK;
@@ -558,8 +580,11 @@ pop3_body(struct pop3 *p, struct pop3_msg *c, char **err)
 }
 
 /*
- * Read the response to "RETR e->num" and deliver the message.  *got_r is 1 when it was finished, *dstatus_r is the delivery's failure
- * (with *derr_r its reason) while the dialogue stays in step.
+ * Read the response to "RETR e->num" and deliver the message.  *got_r is
+ * 1 when it was finished.  *dstatus_r is a failure that concerns this
+ * message alone, with *derr_r its reason, while the dialogue stays in
+ * step: the delivery's, or PM_ETEMP when the server refused the RETR (the
+ * message stays on the server and must not look fetched).
  */
 static int
 pop3_retr_resp(struct pop3 *p, const struct pop3_entry *e, const char *uid,
@@ -578,8 +603,9 @@ pop3_retr_resp(struct pop3 *p, const struct pop3_entry *e, const char *uid,
 		return rc;
 	}
 	if (st != POP3_OK) {
-		p->h->log(p->s, PM_LOG_WARN, "RETR %lu (UIDL %s) failed: "
-		    "-ERR %s; it stays on the server", e->num, uid, text);
+		*dstatus_r = PM_ETEMP;
+		*derr_r = pmp_xprintf("RETR %lu (UIDL %s) failed: -ERR %s",
+		    e->num, uid, text);
 		free(text);
 		return PM_OK;
 	}
@@ -627,7 +653,8 @@ entry_uid(const struct pop3_entry *e)
 /*
  * Fetch the messages fresh[0..n) with up to p->window RETR commands in
  * flight.  The finished ones are appended to done[] (*ndone_r).  A message
- * whose delivery fails is logged and left on the server; the others go on.
+ * whose RETR is refused or whose delivery fails is logged and left on the
+ * server; the others go on.
  * The worst delivery failure (PM_EDELIVER over PM_ETEMP) is returned with
  * *delivery_r set and *err describing it.
  */
@@ -681,8 +708,8 @@ pop3_retr_batch(struct pop3 *p, struct pop3_entry *const *fresh, size_t n,
 }
 
 /* Delete messages del[0..n) with up to p->window DELE commands in
- * flight.  A refused DELE is logged: the message stays, and is deleted on
- * a later run (it is recorded). */
+ * flight, marking those the server accepted.  A refused DELE is logged:
+ * the message stays, and is deleted on a later run (it is recorded). */
 static int
 pop3_dele(struct pop3 *p, struct pop3_entry *const *del, size_t n,
     char **err)
@@ -705,8 +732,10 @@ pop3_dele(struct pop3 *p, struct pop3_entry *const *del, size_t n,
 		if (st != POP3_OK)
 			p->h->log(p->s, PM_LOG_WARN, "DELE %lu failed: -ERR "
 			    "%s", del[recvd]->num, text);
-		else
+		else {
+			del[recvd]->deleted = 1;
 			p->deleted++;
+		}
 		free(text);
 		recvd++;
 	}
@@ -729,20 +758,23 @@ pop3_flush(struct pop3 *p, struct pop3_entry **done, size_t *n_r,
 	return rc;
 }
 
-/* Fetch the new messages of the maildrop and dispose of them. */
+/* Fetch the new messages of the maildrop and dispose of them.  The
+ * listing is left in l (*have_uidl_r as pop3_listing()) for the caller,
+ * which frees it. */
 static int
-pop3_maildrop(struct pop3 *p, char **err)
+pop3_maildrop(struct pop3 *p, struct pop3_list *l, int *have_uidl_r,
+    char **err)
 {
 	const struct pm_account_info *a = p->acct;
-	struct pop3_list l;
 	struct pop3_entry **fresh = NULL, **done = NULL;
 	const char **present = NULL;
 	char *ferr = NULL, *werr = NULL;
 	size_t i, k, nfresh = 0, ndone = 0, nskip = 0, nfetched = 0;
 	int rc, have_uidl, delivery, worst = PM_OK;
 
-	memset(&l, 0, sizeof l);
-	if ((rc = pop3_listing(p, &l, &have_uidl, err)) != PM_OK)
+	rc = pop3_listing(p, l, have_uidl_r, err);
+	have_uidl = *have_uidl_r;
+	if (rc != PM_OK)
 		goto out;
 	if (!have_uidl && !a->fetch_all) {
 		rc = pmp_errf(err, PM_ECONFIG, "the server does not support "
@@ -760,35 +792,37 @@ pop3_maildrop(struct pop3 *p, char **err)
 	if (have_uidl) {
 		/* The complete list, so the state can forget what is
 		 * gone. */
-		present = pmp_xreallocarray(NULL, l.n, sizeof *present);
-		for (i = 0; i < l.n; i++)
-			present[i] = l.e[i].uid;
-		rc = p->h->state_prune(p->s, "", present, l.n, err);
+		present = pmp_xreallocarray(NULL, l->n, sizeof *present);
+		for (i = 0; i < l->n; i++)
+			present[i] = l->e[i].uid;
+		rc = p->h->state_prune(p->s, "", present, l->n, err);
 		if (rc != PM_OK)
 			goto out;
 	}
 
 	/* Known messages still there with keep = no: a run recorded them
-	 * but its DELE never reached a QUIT.  They go first, undelivered. */
-	fresh = pmp_xreallocarray(NULL, l.n, sizeof *fresh);
-	done = pmp_xreallocarray(NULL, l.n, sizeof *done);
-	for (i = 0; i < l.n; i++) {
-		if (have_uidl && p->h->state_known(p->s, "", l.e[i].uid)) {
+	 * but its DELE never reached a QUIT (after a QUIT the deleted UIDLs
+	 * are forgotten: pop3_forget_deleted()).  They go first,
+	 * undelivered. */
+	fresh = pmp_xreallocarray(NULL, l->n, sizeof *fresh);
+	done = pmp_xreallocarray(NULL, l->n, sizeof *done);
+	for (i = 0; i < l->n; i++) {
+		if (have_uidl && p->h->state_known(p->s, "", l->e[i].uid)) {
 			if (!a->keep)
-				done[ndone++] = &l.e[i];
+				done[ndone++] = &l->e[i];
 			continue;
 		}
-		if (a->size_limit > 0 && l.e[i].size > a->size_limit) {
-			char *uid = entry_uid(&l.e[i]);
+		if (a->size_limit > 0 && l->e[i].size > a->size_limit) {
+			char *uid = entry_uid(&l->e[i]);
 
-			p->h->skipped(p->s, "", uid, l.e[i].size);
+			p->h->skipped(p->s, "", uid, l->e[i].size);
 			free(uid);
 			nskip++;
 			continue;
 		}
-		fresh[nfresh++] = &l.e[i];
+		fresh[nfresh++] = &l->e[i];
 	}
-	p->h->log(p->s, PM_LOG_INFO, "%zu new of %zu messages", nfresh, l.n);
+	p->h->log(p->s, PM_LOG_INFO, "%zu new of %zu messages", nfresh, l->n);
 	if (nskip > 0)
 		p->h->log(p->s, PM_LOG_INFO, "%zu messages over the size "
 		    "limit skipped", nskip);
@@ -850,7 +884,6 @@ pop3_maildrop(struct pop3 *p, char **err)
 
 out:
 	free(werr);
-	list_free(&l);
 	free(present);
 	free(fresh);
 	free(done);
@@ -873,15 +906,43 @@ pop3_quit(struct pop3 *p, char **err)
 	return rc;
 }
 
+/*
+ * After a QUIT the server accepted, the messages whose DELE it accepted
+ * are gone: forget their UIDLs and save the state.  A UIDL the state still
+ * holds and the server still lists is then one whose delete never took
+ * effect, never a new message that reuses the UIDL of a deleted one
+ * (which a later run would otherwise delete undelivered).
+ */
+static int
+pop3_forget_deleted(struct pop3 *p, const struct pop3_list *l, char **err)
+{
+	const char **present;
+	size_t i, n = 0;
+	int rc;
+
+	present = pmp_xreallocarray(NULL, l->n, sizeof *present);
+	for (i = 0; i < l->n; i++) {
+		if (!l->e[i].deleted)
+			present[n++] = l->e[i].uid;
+	}
+	rc = p->h->state_prune(p->s, "", present, n, err);
+	free(present);
+	if (rc == PM_OK)
+		rc = p->h->commit(p->s, err);
+	return rc;
+}
+
 /* The plugin's entry: fetch the account's maildrop. */
 static int
 pop3_fetch(const struct pm_host *host, struct pm_session *s, char **err)
 {
 	struct pop3 p;
+	struct pop3_list l;
 	char *qerr = NULL;
-	int rc, qrc;
+	int rc, qrc, have_uidl = 0;
 
 	memset(&p, 0, sizeof p);
+	memset(&l, 0, sizeof l);
 	p.h = host;
 	p.s = s;
 	p.acct = host->account(s);
@@ -898,18 +959,22 @@ pop3_fetch(const struct pm_host *host, struct pm_session *s, char **err)
 
 	rc = pop3_open(&p, err);
 	if (rc == PM_OK)
-		rc = pop3_maildrop(&p, err);
+		rc = pop3_maildrop(&p, &l, &have_uidl, err);
 	if (!p.broken) {
 		qrc = pop3_quit(&p, &qerr);
+		if (qrc == PM_OK && have_uidl && p.deleted > 0)
+			qrc = pop3_forget_deleted(&p, &l, &qerr);
 		if (rc == PM_OK && qrc != PM_OK) {
 			rc = qrc;
 			free(*err);
 			*err = qerr;
 			qerr = NULL;
-		}
+		} else if (qrc != PM_OK)
+			host->log(s, PM_LOG_WARN, "%s", qerr);
 		free(qerr);
 	}
 	host->disconnect(s);
+	list_free(&l);
 	pop3_caps_free(&p.caps);
 	free(p.buf);
 	free(p.out);

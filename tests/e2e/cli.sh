@@ -268,10 +268,12 @@ case_plugin_missing() {
 	dir=$(plugin_dir empty) || exit 1
 	good_config
 	run_pm -c "$CASE_DIR/config" --plugin-dir "$dir" one
-	case $RC in 70|78) ;; *) fail "exit status $RC, expected 70 or 78" ;; esac
+	# A missing plugin file is a configuration error (EX_CONFIG), unlike
+	# a broken one (70 above).
+	assert_rc 78
 	assert_one_line "$LAST_OUT.err"
-	assert_grep -F "$dir" "$LAST_OUT.err"
-	assert_grep -F 'imap' "$LAST_OUT.err"
+	assert_grep -F "$dir/imap.so" "$LAST_OUT.err"
+	assert_grep -F "protocol 'imap'" "$LAST_OUT.err"
 }
 
 run_case version case_version

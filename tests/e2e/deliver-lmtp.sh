@@ -2,7 +2,9 @@
 # LMTP delivery into Dovecot's real LMTP service, over its unix socket and
 # over TCP.  Dovecot puts Return-Path, Delivered-To and Received in front
 # of each message; same-after-trace.py strips exactly those and compares
-# the rest byte for byte with the server's copies.
+# the rest byte for byte with the server's copies.  A message over a
+# user's quota is refused at the end of DATA with 552 (or 452 with
+# quota_full_tempfail) and stays on the server while the others arrive.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 e2e_start_servers
@@ -55,7 +57,62 @@ case_no_socket() {
 	assert_eq "$NSEEDS" "$(srv_count "$CASE_USER")" "messages on the server"
 }
 
+# quota_case USER RC CODE: a message over USER's quota among the seeds.
+#
+# Dovecot 2.3's LMTP does not refuse an unknown recipient here: the test
+# userdb is static with allow_all_users=yes, so every RCPT TO is accepted.
+# What it really refuses is a message over the user's quota (quota plugin,
+# lmtp_rcpt_check_quota = no, the default): the check happens when it saves
+# the message, so the refusal is LMTP's per-recipient reply to the end of
+# DATA, the durability point: "552 5.2.2 <user> Quota exceeded", or
+# "452 4.2.2" for a user with quota_full_tempfail.  servers.sh gives
+# lmtp-quota and lmtp-quota-temp a 100 kB quota (lmtp-users).  Each user
+# serves one case only (the quota use persists for the whole script).
+quota_case() {
+	local rcpt=$1 rc=$2 code=$3 big d
+	big=$CASE_DIR/big.eml
+	{
+		echo "Return-Path: <big@example.org>"
+		echo "From: big@example.org"
+		echo "To: $rcpt"
+		echo "Subject: over the quota"
+		echo
+		head -c 200000 /dev/zero | tr '\0' 'q' | fold -w 76
+		echo
+	} >"$big"
+	# First, so the others go over the same connection after the refusal.
+	srv_seed "$CASE_USER" INBOX "$big" || fail "seeding failed"
+	seed_messages
+	account acct "keep=no" "recipient=$rcpt" "deliver=lmtp:$SRV_BASE/lmtp" |
+	    write_config "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc "$rc"
+	assert_grep "lmtp: .*/lmtp: message refused after DATA: $code <$rcpt> Quota exceeded" \
+	    "$LAST_OUT.err"
+	# The others arrived intact, the big one did not arrive at all.
+	# shellcheck disable=SC2086
+	"$SRV_PYTHON" "$SAME" "$(srv_maildir "$rcpt")" $SEEDS >/dev/null ||
+		fail "the other messages differ (or the big one was delivered)"
+	assert_eq "$NSEEDS" "$(srv_count "$rcpt")" "messages Dovecot delivered"
+	assert_eq 1 "$(srv_count "$CASE_USER")" "messages on the server"
+	d=$(srv_maildir "$CASE_USER")
+	cat "$d"/new/* "$d"/cur/* >"$CASE_DIR/left" 2>/dev/null
+	assert_grep -F 'Subject: over the quota' "$CASE_DIR/left"
+}
+
+# 552 5.2.2 from Dovecot at the end of DATA: failed (73), kept.
+case_quota_reject() {
+	quota_case lmtp-quota 73 '552 5\.2\.2'
+}
+
+# 452 4.2.2 (quota_full_tempfail): temporary (75), kept.
+case_quota_tempfail() {
+	quota_case lmtp-quota-temp 75 '452 4\.2\.2'
+}
+
 run_case socket case_socket
 run_case tcp case_tcp
 run_case no_socket case_no_socket
+run_case quota_reject case_quota_reject
+run_case quota_tempfail case_quota_tempfail
 e2e_finish

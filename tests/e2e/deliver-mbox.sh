@@ -1,8 +1,9 @@
 #!/bin/sh
 # mbox delivery: mboxrd quoting round-trips through an independent reader
 # (Python's mailbox module), a concurrent procmail never interleaves with
-# us, a write failing in the middle (RLIMIT_FSIZE) leaves the mbox exactly
-# as it was and the message on the server, and a held lock is reported.
+# us, a write failing in the middle (a full tmpfs, else RLIMIT_FSIZE)
+# leaves the mbox exactly as it was and the message on the server, and a
+# held lock is reported.
 #
 # Python's mailbox.mbox reads mboxo/mboxrd files but does not undo mboxrd
 # quoting, so the reader below takes one '>' off every ^>+From  line
@@ -88,8 +89,11 @@ case_roundtrip() {
 
 # procmail appends to the same mbox while pullmail does: with both taking
 # the dotlock and the fcntl lock, no message is ever cut by another.
+# pullmail starts only once procmail has appended a message, and procmail
+# goes on until pullmail has finished, so the writers really overlap:
+# procmail's messages must show up both before and after pullmail's.
 case_concurrent() {
-	local i body
+	local i body pmpid order
 	mkdir -p "$CASE_DIR/big" "$CASE_DIR/pm"
 	body=$(head -c 150000 /dev/zero | tr '\0' 'x' | fold -w 76)
 	for i in $(seq 1 12); do
@@ -102,43 +106,73 @@ case_concurrent() {
 			echo "end of big $i"
 		} >"$CASE_DIR/big/$i.eml"
 	done
-	for i in $(seq 1 40); do
-		{
-			echo "From: pm$i@example.org"
-			echo "Subject: procmail $i"
-			echo
-			echo "$body" | head -n 800
-			echo "end of procmail $i"
-		} >"$CASE_DIR/pm/$i.eml"
-	done
 	# shellcheck disable=SC2046
 	srv_seed "$CASE_USER" INBOX $(ls "$CASE_DIR"/big/*.eml) || fail "seeding failed"
-	printf ':0:\n$MBOX\n' >"$CASE_DIR/procmailrc"
+	# LOCKSLEEP: retry a held dotlock every second, not every eight.
+	printf 'LOCKSLEEP=1\n:0:\n$MBOX\n' >"$CASE_DIR/procmailrc"
 	account acct "keep=no" "deliver=mbox:$CASE_DIR/mbox" | write_config "$CASE_DIR/config"
 	(
-		for i in $(seq 1 40); do
+		# Until pullmail is done, then three more (400 at most).
+		i=0 after=0
+		while [ $after -lt 3 ] && [ $i -lt 400 ]; do
+			[ -e "$CASE_DIR/pm-done" ] && after=$((after + 1))
+			i=$((i + 1))
+			{
+				echo "From: pm$i@example.org"
+				echo "Subject: procmail $i"
+				echo
+				echo "$body" | head -n 800
+				echo "end of procmail $i"
+			} >"$CASE_DIR/pm/$i.eml"
 			procmail -f "pm$i@example.org" MBOX="$CASE_DIR/mbox" \
 			    "$CASE_DIR/procmailrc" <"$CASE_DIR/pm/$i.eml" || exit 1
 		done
 	) &
-	local pmpid=$!
+	pmpid=$!
+	i=0
+	until grep -q '^end of procmail 1$' "$CASE_DIR/mbox" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 200 ] && fail "procmail did not append"
+		sleep 0.05
+	done
 	run_pm -c "$CASE_DIR/config"
+	touch "$CASE_DIR/pm-done"
 	wait $pmpid || fail "procmail failed"
 	assert_rc 0
 	# shellcheck disable=SC2046
 	assert_mbox_holds "$CASE_DIR/mbox" $(ls "$CASE_DIR"/big/*.eml "$CASE_DIR"/pm/*.eml)
+	# The order of the writers in the mbox: p (procmail) and b (pullmail).
+	order=$(sed -n 's/^Subject: \(procmail\|big\) .*/\1/p' "$CASE_DIR/mbox" |
+	    sed 's/^procmail$/p/; s/^big$/b/' | tr -d '\n')
+	echo "writers in mbox order: $order"
+	case $order in
+	p*b*p) ;;
+	*) fail "procmail's messages are not both before and after pullmail's: $order" ;;
+	esac
 }
 
-# A write fails half way (the file size limit): the mbox is cut back to
-# what it was, the message stays on the server (keep = no), exit 75.
+# A write fails half way (a full disk): the mbox is cut back to what it
+# was, the message stays on the server (keep = no), exit 75.  The full disk
+# is a 256 kB tmpfs when this process may mount one (CI runs as root),
+# else the file size limit (RLIMIT_FSIZE); $E2E_RUN/full-disk says which.
 case_write_failure() {
-	local one big limit
+	local one big limit fs=$CASE_DIR/fs mode
+	mkdir -p "$fs"
+	if [ "$(id -u)" = 0 ] &&
+	    mount -t tmpfs -o size=256k,mode=0755 pullmail-test "$fs" 2>/dev/null; then
+		mode=tmpfs
+		trap 'umount "$fs" 2>/dev/null' EXIT
+	else
+		mode=RLIMIT_FSIZE
+	fi
+	echo "$mode" >"$E2E_RUN/full-disk"
+	echo "full disk simulated with $mode"
 	one=$(make_messages "$CASE_DIR/seed" "$CASE_NAME" | head -n 1)
 	srv_seed "$CASE_USER" INBOX "$one" || fail "seeding failed"
-	account acct "keep=no" "deliver=mbox:$CASE_DIR/mbox" | write_config "$CASE_DIR/config"
+	account acct "keep=no" "deliver=mbox:$fs/mbox" | write_config "$CASE_DIR/config"
 	run_pm -c "$CASE_DIR/config"
 	assert_rc 0
-	cp "$CASE_DIR/mbox" "$CASE_DIR/mbox.before"
+	cp "$fs/mbox" "$CASE_DIR/mbox.before"
 	big=$CASE_DIR/big.eml
 	{
 		echo "From: big@example.org"
@@ -148,23 +182,37 @@ case_write_failure() {
 		echo
 	} >"$big"
 	srv_seed "$CASE_USER" INBOX "$big" || fail "seeding failed"
-	limit=$(($(stat -c %s "$CASE_DIR/mbox") + 100000))
 	LAST_OUT=$CASE_DIR/limited
-	"$SRV_PYTHON" -c 'import os, resource, sys
+	if [ $mode = tmpfs ]; then
+		run_pm -c "$CASE_DIR/config"
+	else
+		limit=$(($(stat -c %s "$fs/mbox") + 100000))
+		"$SRV_PYTHON" -c 'import os, resource, sys
 n = int(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_FSIZE, (n, n))
 os.execv(sys.argv[2], sys.argv[2:])' "$limit" "$PULLMAIL" -c "$CASE_DIR/config" \
-	    </dev/null >"$LAST_OUT.out" 2>"$LAST_OUT.err"
-	RC=$?
+		    </dev/null >"$LAST_OUT.out" 2>"$LAST_OUT.err"
+		RC=$?
+	fi
 	assert_rc 75
-	assert_grep 'File too large' "$LAST_OUT.err"
-	assert_file_same "$CASE_DIR/mbox.before" "$CASE_DIR/mbox"
+	if [ $mode = tmpfs ]; then
+		assert_grep 'No space left on device' "$LAST_OUT.err"
+	else
+		assert_grep 'File too large' "$LAST_OUT.err"
+	fi
+	assert_file_same "$CASE_DIR/mbox.before" "$fs/mbox"
 	assert_eq 1 "$(srv_count "$CASE_USER")" "messages on the server"
-	[ -e "$CASE_DIR/mbox.lock" ] && fail "dotlock left behind"
-	# Without the limit the next run delivers it.
+	[ -e "$fs/mbox.lock" ] && fail "dotlock left behind"
+	# With room again the next run delivers it.
+	if [ $mode = tmpfs ]; then
+		cp "$fs/mbox" "$CASE_DIR/mbox.moved" || fail "cannot copy the mbox"
+		umount "$fs" || fail "cannot unmount $fs"
+		trap - EXIT
+		cp "$CASE_DIR/mbox.moved" "$fs/mbox" || fail "cannot copy the mbox"
+	fi
 	run_pm -c "$CASE_DIR/config"
 	assert_rc 0
-	assert_mbox_holds "$CASE_DIR/mbox" "$one" "$big"
+	assert_mbox_holds "$fs/mbox" "$one" "$big"
 	assert_eq 0 "$(srv_count "$CASE_USER")" "messages on the server"
 }
 
@@ -206,5 +254,6 @@ time.sleep(4)' "$CASE_DIR/mbox" "$CASE_DIR/held" &
 run_case roundtrip case_roundtrip
 run_case concurrent case_concurrent
 run_case write_failure case_write_failure
+echo "write_failure: full disk simulated with $(cat "$E2E_RUN/full-disk" 2>/dev/null)"
 run_case lock_timeout case_lock_timeout
 e2e_finish

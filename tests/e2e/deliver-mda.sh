@@ -84,7 +84,8 @@ case_tempfail() {
 }
 
 # Any other exit status, a command that cannot run, a timeout: nothing is
-# lost, the reason is reported, the exit status says delivery failed.
+# lost, the reason is reported, the exit status says delivery failed (or,
+# for a timeout, that it will be tried again).
 case_failures() {
 	local one
 	one=$(make_messages "$CASE_DIR/seed" "$CASE_NAME" | head -n 1)
@@ -103,10 +104,11 @@ case_failures() {
 	assert_grep 'cannot run .*no-such-mda: No such file' "$LAST_OUT.err"
 	assert_eq 1 "$(srv_count "$CASE_USER")" "messages on the server"
 
+	# A timeout is temporary: exit 75, the message stays for the next run.
 	account acct "keep=no" "mda_timeout=1" "deliver=mda:/bin/sleep 30" |
 	    write_config "$CASE_DIR/config"
 	run_pm -c "$CASE_DIR/config"
-	assert_rc 73
+	assert_rc 75
 	assert_grep 'did not finish within 1 seconds' "$LAST_OUT.err"
 	assert_eq 1 "$(srv_count "$CASE_USER")" "messages on the server"
 

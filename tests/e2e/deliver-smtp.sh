@@ -3,8 +3,10 @@
 # delivering to Maildirs.  Messages arrive intact (Postfix puts its own
 # Return-Path, X-Original-To, Delivered-To and Received lines in front
 # and drops a Return-Path the message carries; same-after-trace.py allows
-# exactly that before comparing byte for byte), the envelope sender comes from the message, and a 450 and a 550
-# from a Postfix recipient restriction keep the messages on the server.
+# exactly that before comparing byte for byte), the envelope sender comes from the message, a 450 and a 550
+# from a Postfix recipient restriction keep the messages on the server, and
+# so do a 450 and a 550 in reply to the end of DATA (a Postfix end-of-data
+# restriction on the envelope sender) while the other messages go through.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 e2e_require postfix
@@ -91,6 +93,56 @@ case_reject() {
 	assert_eq "$NSEEDS" "$(srv_count "$CASE_USER")" "messages on the server"
 }
 
+# eod_case SENDER RC RCPT CODE: one message whose envelope sender Postfix
+# refuses in its reply to the end of DATA (smtpd_end_of_data_restrictions,
+# the durability point) among the seeds: exit RC, that message stays on
+# the server (keep = no) and is not delivered, the others are.
+eod_case() {
+	local sender=$1 rc=$2 rcpt=$3 code=$4 m d
+	m=$CASE_DIR/eod.eml
+	cat >"$m" <<-EOF
+	Return-Path: <$sender>
+	From: <$sender>
+	To: $rcpt
+	Subject: refused at the end of DATA
+
+	This one must stay on the server.
+	EOF
+	# First, so the others go over the same connection after the refusal.
+	srv_seed "$CASE_USER" INBOX "$m" || fail "seeding failed"
+	seed_messages
+	account acct "keep=no" "recipient=$rcpt" \
+	    "deliver=smtp:127.0.0.1:$SMTP_PORT" | write_config "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc "$rc"
+	assert_grep "smtp: 127\.0\.0\.1:$SMTP_PORT: message refused after DATA: $code " "$LAST_OUT.err"
+	pf_wait "$rcpt" "$NSEEDS" || fail "Postfix did not deliver the others"
+	# shellcheck disable=SC2086
+	"$SRV_PYTHON" "$SAME" --drops-return-path "$(pf_maildir "$rcpt")" $SEEDS >/dev/null ||
+		fail "the other messages differ"
+	# Postfix delivers asynchronously: give a stray copy time to show.
+	sleep 0.5
+	d=$(pf_maildir "$rcpt")
+	assert_eq "$NSEEDS" "$(find "$d/new" "$d/cur" -type f | wc -l | tr -d ' ')" \
+	    "messages Postfix delivered"
+	grep -rq 'Subject: refused at the end of DATA' "$d" &&
+		fail "the refused message was delivered"
+	assert_eq 1 "$(srv_count "$CASE_USER")" "messages on the server"
+	d=$(srv_maildir "$CASE_USER")
+	cat "$d"/new/* "$d"/cur/* >"$CASE_DIR/left" 2>/dev/null
+	assert_grep -F "Return-Path: <$sender>" "$CASE_DIR/left"
+}
+
+# 450 in reply to the end of DATA: temporary (75).
+case_eod_tempfail() {
+	eod_case eod-tempfail@example.org 75 "r4@$PF_DOMAIN" '450 4\.7\.1'
+}
+
+# 550 in reply to the end of DATA: failed (73), reported.
+case_eod_reject() {
+	eod_case eod-reject@example.org 73 "r5@$PF_DOMAIN" '550 5\.7\.1'
+}
+
 # Nobody listening: temporary, nothing lost.
 case_no_mta() {
 	local port
@@ -108,5 +160,7 @@ run_case intact case_intact
 run_case extra_headers case_extra_headers
 run_case tempfail case_tempfail
 run_case reject case_reject
+run_case eod_tempfail case_eod_tempfail
+run_case eod_reject case_eod_reject
 run_case no_mta case_no_mta
 e2e_finish

@@ -227,8 +227,14 @@ trace_case() {
 	assert_rc 0
 	assert_eq 1 "$(($(srv_token_requests "$APP_ID") - before))" "token requests"
 	cat "$LAST_OUT.out" "$LAST_OUT.err" >"$out"
-	# The trace is really on: the dialogue is there.
-	assert_grep 'AUTHENTICATE' "$out"
+	# The trace is really on: the dialogue is there, with the mechanism
+	# asked for and no other.
+	case $auth in
+	xoauth2) assert_grep ' AUTHENTICATE XOAUTH2' "$out"
+		assert_no_grep 'AUTHENTICATE OAUTHBEARER' "$out" ;;
+	oauthbearer) assert_grep ' AUTHENTICATE OAUTHBEARER' "$out"
+		assert_no_grep 'AUTHENTICATE XOAUTH2' "$out" ;;
+	esac
 	assert_grep 'UID FETCH' "$out"
 	token=$(issued_tokens | tail -n 1)
 	[ ${#token} -ge 20 ] || fail "no token in the OAuth server's log"
@@ -259,7 +265,7 @@ case_trace_secrets() {
 	run_pm -vv --trace -c "$CASE_DIR/config"
 	assert_rc 77
 	cat "$LAST_OUT.out" "$LAST_OUT.err" >"$CASE_DIR/trace-fail"
-	assert_grep 'AUTHENTICATE' "$CASE_DIR/trace-fail"
+	assert_grep ' AUTHENTICATE XOAUTH2' "$CASE_DIR/trace-fail"
 	local t
 	for t in $(issued_tokens | tail -n 2); do
 		assert_no_grep -F "$t" "$CASE_DIR/trace-fail"
@@ -286,7 +292,7 @@ case_trace_password() {
 	run_pm -vv --trace -c "$CASE_DIR/config"
 	assert_rc 0
 	cat "$LAST_OUT.out" "$LAST_OUT.err" >"$CASE_DIR/trace"
-	assert_grep 'AUTHENTICATE' "$CASE_DIR/trace"
+	assert_grep ' AUTHENTICATE PLAIN' "$CASE_DIR/trace"
 	blob=$(printf '\000%s\000%s' "$PASSWORD_USER" "$PASSWORD_SECRET" | base64 -w0)
 	assert_no_grep -F "$blob" "$CASE_DIR/trace"
 	assert_secret_free "$CASE_DIR/trace"

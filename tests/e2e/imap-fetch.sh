@@ -13,9 +13,17 @@ fetch_case() {
 	seed_messages
 	account acct "tls=$tls" "port=$port" "auth=$auth" |
 		write_config "$CASE_DIR/config"
-	run_pm -c "$CASE_DIR/config"
+	run_pm --trace -c "$CASE_DIR/config"
 	assert_rc 0
 	assert_server_copies "$CASE_DIR/Maildir" "$CASE_USER"
+	# The mechanism asked for is the one used (auto picks XOAUTH2 first,
+	# which Dovecot announces as Microsoft does).
+	case $auth in
+	oauthbearer) assert_grep ' AUTHENTICATE OAUTHBEARER' "$LAST_OUT.err"
+		assert_no_grep 'AUTHENTICATE XOAUTH2' "$LAST_OUT.err" ;;
+	*) assert_grep ' AUTHENTICATE XOAUTH2' "$LAST_OUT.err"
+		assert_no_grep 'AUTHENTICATE OAUTHBEARER' "$LAST_OUT.err" ;;
+	esac
 	# shellcheck disable=SC2086
 	assert_same_messages "$CASE_DIR/Maildir" $SEEDS
 	assert_grep "^acct: $NSEEDS messages delivered \\([0-9]+ bytes\\)\$" "$LAST_OUT.out"
@@ -217,13 +225,18 @@ case_names() {
 	run_pm -c "$CASE_DIR/config"
 	assert_rc 0
 	assert_server_copies "$CASE_DIR/Maildir" "$CASE_USER"
-	if [ "$SRV_HAVE_IPV6" = 1 ]; then
-		account acct "server=::1" "deliver=maildir:$CASE_DIR/Maildir6" \
-			"state_dir=$CASE_DIR/state6" | write_config "$CASE_DIR/config6"
-		run_pm -c "$CASE_DIR/config6"
-		assert_rc 0
-		assert_server_copies "$CASE_DIR/Maildir6" "$CASE_USER"
+	# CI never skips: no ::1 is a failure unless skipping is allowed.
+	if [ "$SRV_HAVE_IPV6" != 1 ]; then
+		[ "${PULLMAIL_ALLOW_SKIP:-0}" = 1 ] ||
+			fail "::1 cannot be bound: the IPv6 fetch is not tested (set PULLMAIL_ALLOW_SKIP=1 to skip it)"
+		echo "SKIP: ::1 cannot be bound, IPv6 fetch not tested"
+		return 0
 	fi
+	account acct "server=::1" "deliver=maildir:$CASE_DIR/Maildir6" \
+		"state_dir=$CASE_DIR/state6" | write_config "$CASE_DIR/config6"
+	run_pm -c "$CASE_DIR/config6"
+	assert_rc 0
+	assert_server_copies "$CASE_DIR/Maildir6" "$CASE_USER"
 }
 
 run_case xoauth2_imaps case_xoauth2_imaps

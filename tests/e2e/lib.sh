@@ -416,3 +416,11 @@ seed_messages() {
 issued_tokens() {
 	sed -n 's/.* access_token=\([^ ]*\).*/\1/p' "$OAUTH_LOG"
 }
+
+# Every other secret the OAuth server issued or received (refresh tokens,
+# authorization codes, PKCE verifiers, device codes, client assertions).
+exchanged_secrets() {
+	grep ' SECRETS ' "$OAUTH_LOG" | tr ' ' '\n' |
+		sed -nE 's/^(issued_rt|rt_sent|code|issued_code|code_verifier|device_code|client_assertion)=(.+)$/\2/p' |
+		grep -vx -- '-' | sort -u
+}

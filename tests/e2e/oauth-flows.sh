@@ -11,12 +11,17 @@
 #   - a refused refresh token: exit 77, one line saying what to run,
 #     notify_command run once per event;
 #   - private_key_jwt: a client assertion signed with a certificate's key
-#     (x5t thumbprint) accepted by the provider; a foreign key refused;
+#     accepted by the provider; a foreign key refused (oidc-provider
+#     ignores the x5t thumbprint Microsoft needs: tests/unit/check_crypto.c
+#     checks it and the whole assertion);
 #   - OpenID discovery from oauth_issuer (token and device endpoints), and
 #     a document naming another issuer refused;
 #   - secrets from a command (secret manager), from a systemd credential,
 #     and a token from oauth_token_command;
-#   - no token in any output, even with -vv (curl's verbose mode).
+#   - no secret the provider issued or received (access and refresh
+#     tokens, rotated-away ones too, authorization codes, PKCE verifiers,
+#     device codes, client assertions; it logs them all in full) in any
+#     output, even with -vv (curl's verbose mode) and --trace.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 DEV_ID=pullmail-delegated
@@ -100,10 +105,11 @@ assert_private_store() {
 	STORE=$f
 }
 
-# Nothing the provider issued may appear in pullmail's output.
+# Nothing the provider issued or received may appear in pullmail's output.
 assert_no_tokens_in() {
 	local t f
-	for t in $(issued_tokens) $(sed -n 's/.*"refresh_token":"\([^"]*\)".*/\1/p' "$STORE"); do
+	for t in $(issued_tokens) $(exchanged_secrets) \
+	    $(sed -n 's/.*"refresh_token":"\([^"]*\)".*/\1/p' "$STORE"); do
 		for f in "$@"; do
 			grep -qF -- "$t" "$f" && fail "a token appears in $f"
 		done
@@ -138,6 +144,10 @@ case_device_flow_fetch_refresh() {
 	assert_no_grep -i 'warn|error|fail' "$LAST_OUT.err"
 	# shellcheck disable=SC2086
 	assert_same_messages "$CASE_DIR/Maildir" $first $SEEDS
+	# The one from the device grant is rotated away by now, and is
+	# checked along with its successor.
+	[ "$(grep -cE " SECRETS client=$DEVSHORT_ID .* issued_rt=[^ ]{2,}" "$OAUTH_LOG")" -ge 2 ] ||
+		fail "the provider logged fewer than two refresh tokens"
 	assert_no_tokens_in "$LAST_OUT.out" "$LAST_OUT.err"
 	# Rotation: the stored refresh token is the last one issued.
 	sleep 3
@@ -216,7 +226,13 @@ case_auth_code_pkce() {
 	run_pm -c "$CASE_DIR/config"
 	assert_rc 0
 	assert_server_copies "$CASE_DIR/Maildir" "$CASE_USER"
-	assert_no_tokens_in "$LAST_OUT.out" "$LAST_OUT.err" "$out" "$CASE_DIR/authorize.err"
+	# The code and the verifier are among the secrets checked below.
+	grep -qE " SECRETS client=$DEV_ID grant=authorization_code .* code=[^ ]{2,} code_verifier=[^ ]{2,}" "$OAUTH_LOG" ||
+		fail "the provider logged no authorization code and verifier"
+	grep -q " SECRETS issued_code=" "$OAUTH_LOG" ||
+		fail "the provider logged no redirect with a code"
+	assert_no_tokens_in "$LAST_OUT.out" "$LAST_OUT.err" "$out" \
+		"$CASE_DIR/authorize.err" "$CASE_DIR/forged.out" "$CASE_DIR/human.out"
 }
 
 # A refused refresh token: a human must act; notify_command once.
@@ -294,6 +310,10 @@ case_private_key_jwt() {
 	grep -q "TOKEN client=$JWT_ID .*grant=client_credentials .*status=200" "$OAUTH_LOG" ||
 		fail "no private_key_jwt grant at the provider"
 	assert_no_grep 'client_assertion=ey' "$LAST_OUT.err"
+	grep -q " SECRETS client=$JWT_ID .* client_assertion=ey" "$OAUTH_LOG" ||
+		fail "the provider logged no client assertion"
+	STORE=/dev/null
+	assert_no_tokens_in "$LAST_OUT.out" "$LAST_OUT.err"
 	# A key the provider does not know: refused, a human must act.
 	account acct "oauth_client_id=$JWT_ID" oauth_client_secret= \
 		"oauth_client_certificate=$KEYS/other.pem" \

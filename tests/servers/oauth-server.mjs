@@ -207,6 +207,12 @@ provider.use(async (ctx, next) => {
       ? `scope="${ctx.body && ctx.body.scope}" access_token=${ctx.body && ctx.body.access_token} new_rt=${fp(ctx.body && ctx.body.refresh_token)}`
       : `error=${ctx.body && ctx.body.error}`;
     log(`TOKEN client=${clientId} tenant=${tenant || '-'} grant=${form.grant_type} requested_scope="${scopes.join(' ')}" status=${ctx.status} ${extra} rt=${fp(form.refresh_token)}`);
+    // Test server only: every secret of the exchange in full (refresh
+    // tokens issued and sent, authorization code, PKCE verifier, device
+    // code, client assertion) so the tests can check that none of them
+    // reaches pullmail's output.
+    const issuedRt = ctx.status === 200 && ctx.body && ctx.body.refresh_token;
+    log(`SECRETS client=${clientId} grant=${form.grant_type} issued_rt=${issuedRt || '-'} rt_sent=${form.refresh_token || '-'} code=${form.code || '-'} code_verifier=${form.code_verifier || '-'} device_code=${form.device_code || '-'} client_assertion=${form.client_assertion || '-'}`);
     return;
   }
 
@@ -219,6 +225,10 @@ provider.use(async (ctx, next) => {
 
   await next();
   log(`REQUEST ${ctx.method} ${ctx.path} status=${ctx.status}`);
+  // An authorization code on its way to the client (test server only).
+  const location = ctx.response.get('location') || '';
+  const code = /[?&]code=([^&#]+)/.exec(location);
+  if (code) log(`SECRETS issued_code=${decodeURIComponent(code[1])}`);
 });
 
 provider.on('server_error', (ctx, err) => log(`SERVER_ERROR ${err && err.stack}`));

@@ -10,6 +10,8 @@
 #
 # Postfix must be started as root (it drops to its own user).  Recipients
 # tempfail@PF_DOMAIN and reject@PF_DOMAIN are refused with 450 and 550.
+# At the end of DATA, envelope senders eod-tempfail@ANY and eod-reject@ANY
+# are refused with 450 and 550.
 
 PF_DOMAIN=pullmail.test
 PF_DIR=
@@ -35,6 +37,8 @@ pf_start() {
 	done | sed 's/^rt/t/; s/^rr/r/' >"$PF_DIR/mailboxes"
 	printf '/^tempfail@/ 450 4.7.1 try again later (test)\n/^reject@/ 550 5.7.1 refused for good (test)\n' \
 	    >"$PF_DIR/access.regexp"
+	printf '/^eod-tempfail@/ 450 4.7.1 not now at end of data (test)\n/^eod-reject@/ 550 5.7.1 never at end of data (test)\n' \
+	    >"$PF_DIR/eod-access.regexp"
 	chown postfix "$PF_DIR/data"
 	chown "$uid:$gid" "$PF_DIR/mail"
 	postfix -c "$PF_DIR/conf" start >"$PF_DIR/start.out" 2>&1 || {

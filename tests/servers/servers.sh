@@ -27,8 +27,11 @@
 #
 # Fixed names (clients, tenant, domain) are set below; srv_init makes fresh
 # random secrets for every run.  The OAuth server's log ($OAUTH_LOG) has one
-# line per token request (TOKEN client=... status=... access_token=...) and
-# per introspection (INTROSPECT ... active=...).
+# line per token request (TOKEN client=... status=... access_token=...),
+# followed by one with that exchange's other secrets in full (SECRETS
+# issued_rt=... code=... code_verifier=...; issued_code=... when a redirect
+# carries an authorization code), and per introspection (INTROSPECT ...
+# active=...).
 #
 # The needed programs: node, npm (only if node_modules must be installed),
 # dovecot, doveadm, certtool, python3, curl.
@@ -364,8 +367,13 @@ srv_dovecot_try() {
 	srv_oauth2_conf imap >"$SRV_RUN/oauth2-imap.conf"
 	srv_oauth2_conf pop3 >"$SRV_RUN/oauth2-pop3.conf"
 	echo "$PASSWORD_USER:{PLAIN}$PASSWORD_SECRET" >"$SRV_RUN/passwd"
+	# LMTP users with a 100 kB quota (see dovecot.conf.in).
+	{
+		echo "lmtp-quota:::::::userdb_quota_rule=*:storage=100k"
+		echo "lmtp-quota-temp:::::::userdb_quota_rule=*:storage=100k userdb_quota_full_tempfail=yes"
+	} >"$SRV_RUN/lmtp-users"
 	chmod 0644 "$SRV_RUN/oauth2-imap.conf" "$SRV_RUN/oauth2-pop3.conf" \
-		"$SRV_RUN/passwd"
+		"$SRV_RUN/passwd" "$SRV_RUN/lmtp-users"
 	sed -e "s|@RUN@|$SRV_RUN|g" \
 	    -e "s|@BASE@|$SRV_BASE|g" \
 	    -e "s|@ID@|$$|g" \

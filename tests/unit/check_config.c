@@ -2,6 +2,9 @@
  * secrets and their permissions, and every kind of broken input. */
 #include "autoconf.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +13,7 @@
 
 #include <pullmail/host.h>
 
+#include "command.h"
 #include "config.h"
 #include "secret.h"
 #include "suites.h"
@@ -975,7 +979,7 @@ static const struct bad_case bad_cases[] = {
 	    "missing in [account b]" },
 
 	/* authentication rules */
-	{ OAUTH "auth = plain\n", 0, ":5: auth: ", "plain needs password" },
+	{ OAUTH "auth = plain\n", 0, ":5: auth: ", "plain needs a password" },
 	{ OAUTH "auth = xoauth2\npassword = p\n", 0, ":5: auth: ",
 	    "xoauth2 needs OAuth settings" },
 	{ OAUTH "auth = oauthbearer\n", 0, ":5: auth: ", "needs OAuth" },
@@ -1302,6 +1306,74 @@ START_TEST(test_example)
 }
 END_TEST
 
+/* Write an executable script holding text into the test directory. */
+static char *
+write_script(const char *name, const char *text)
+{
+	char *path;
+	int fd;
+
+	path = xasprintf("%s/%s", tmpdir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0700);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_full(fd, text, strlen(text)), 0);
+	close(fd);
+	return path;
+}
+
+/* A secret command gets a deadline: one that prints and then hangs, or
+ * ignores SIGTERM after closing its output, is stopped (SIGKILL if need
+ * be) and reaped; the failure is temporary, names the command and never
+ * quotes its output. */
+START_TEST(test_command_timeout)
+{
+	struct pm_secret *sec = NULL;
+	char *cmd, *why = NULL, *pidfile, *text;
+	long long t0;
+	size_t len;
+	long pid;
+
+	ck_assert_int_eq(command_secret("/bin/echo  quick", 100, 1, &sec,
+	    &why), PM_OK);
+	ck_assert_str_eq(secret_reveal(sec), "quick");
+	secret_free(sec);
+
+	cmd = write_script("hang", "#!/bin/sh\necho half-a-secret\n"
+	    "exec sleep 30\n");
+	t0 = mono_ms();
+	ck_assert_int_eq(command_secret(cmd, 100, 1, &sec, &why), PM_ETEMP);
+	ck_assert_int_lt(mono_ms() - t0, 4000);
+	ck_assert_ptr_null(sec);
+	ck_assert_msg(strstr(why, "/hang did not finish within 1 seconds; "
+	    "stopped it") != NULL, "why: %s", why);
+	ck_assert_ptr_null(strstr(why, "half-a-secret"));
+	free(why);
+	why = NULL;
+	free(cmd);
+
+	pidfile = xasprintf("%s/pid", tmpdir);
+	text = xasprintf("#!/bin/sh\ntrap '' TERM\necho $$ > %s\n"
+	    "exec >&-\nexec sleep 30\n", pidfile);
+	cmd = write_script("stubborn", text);
+	free(text);
+	t0 = mono_ms();
+	ck_assert_int_eq(command_secret(cmd, 100, 1, &sec, &why), PM_ETEMP);
+	ck_assert_int_ge(mono_ms() - t0, 2900);	/* 1 s, then 2 s grace */
+	ck_assert_int_lt(mono_ms() - t0, 6000);
+	ck_assert_ptr_nonnull(strstr(why, "stubborn did not finish"));
+	free(why);
+	ck_assert_int_eq(read_small_file(pidfile, 64, &text, &len), 0);
+	pid = strtol(text, NULL, 10);
+	ck_assert_int_gt(pid, 0);
+	/* Killed and reaped: the pid is gone, not a zombie. */
+	ck_assert_int_eq(kill((pid_t)pid, 0), -1);
+	ck_assert_int_eq(errno, ESRCH);
+	free(text);
+	free(pidfile);
+	free(cmd);
+}
+END_TEST
+
 Suite *
 suite_config(void)
 {
@@ -1340,6 +1412,7 @@ suite_config(void)
 	tcase_add_test(tc, test_config_mode);
 	tcase_add_test(tc, test_secret_file_mode);
 	tcase_add_test(tc, test_secret_file_read);
+	tcase_add_test(tc, test_command_timeout);
 	suite_add_tcase(s, tc);
 	return s;
 }

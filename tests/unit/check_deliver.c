@@ -2,16 +2,22 @@
  * The delivery stage beyond Maildir: envelope addresses and header
  * scanning (with hostile and broken input), MDA command splitting,
  * HOST[:PORT] parsing, the optional header lines, mbox quoting across
- * write chunks and mbox rollback.
+ * write chunks and mbox rollback, mda_timeout as the MDA's own inactivity,
+ * and LMTP over a unix socket against a fault injector that stalls.
  */
 #include "autoconf.h"
 
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -572,6 +578,415 @@ START_TEST(test_mda_errors)
 }
 END_TEST
 
+/* A message of about size bytes: a header and lines of 'y'. */
+static char *
+big_message(size_t size)
+{
+	char *msg = xmalloc(size + 1);
+	size_t i;
+
+	memcpy(msg, "Subject: big\n\n", 14);
+	for (i = 14; i < size; i++)
+		msg[i] = i % 64 == 63 ? '\n' : 'y';
+	msg[size] = '\0';
+	return msg;
+}
+
+/*
+ * mda_timeout measures the MDA's inactivity, not the whole delivery: an
+ * MDA that stalls twice for 0.6 s each (2 s in all with the slow source)
+ * delivers within mda_timeout = 1, an MDA that reads everything but never
+ * exits and one that never reads are stopped after it, and a timeout is
+ * temporary (the message is tried again).
+ */
+START_TEST(test_mda_timeout)
+{
+	char *msg = big_message(256 << 10), *out, *path, *err = NULL;
+	const char *head[] = { "Subject: slow\n\n", "one\n", "two\n",
+	    NULL };
+	const char *chunks[2] = { msg, NULL };
+	struct deliver_info info;
+	struct deliver *d;
+	struct deliver_msg *m;
+	long long t0;
+	int r;
+
+	tacct.deliver_kind = DELIVER_MDA;
+	tacct.mda_timeout = 1;
+	path = xasprintf("%s/out", dir);
+	tacct.deliver_path = xasprintf("/bin/sh -c '{ sleep 0.6; dd bs=65536 "
+	    "count=1 status=none; sleep 0.6; cat; } > %s'", path);
+	t0 = mono_ms();
+	ck_assert_int_eq(deliver_chunks(chunks, &err), PM_OK);
+	ck_assert_int_ge(mono_ms() - t0, 1100);
+	out = slurp(path);
+	ck_assert_str_eq(out, msg);
+	free(out);
+
+	/* The source is slow (the mail server): that time does not count. */
+	free(tacct.deliver_path);
+	tacct.deliver_path = xasprintf("/bin/sh -c 'cat > %s'", path);
+	memset(&info, 0, sizeof info);
+	info.account = "test";
+	info.server = "imap.example.org";
+	info.mailbox = "INBOX";
+	info.uid = "7";
+	info.protocol = "imap";
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+	for (r = 0; head[r] != NULL; r++) {
+		ck_assert_int_eq(deliver_write(m, head[r], strlen(head[r]),
+		    &err), PM_OK);
+		usleep(700 * 1000);
+	}
+	ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
+	deliver_close(d);
+	out = slurp(path);
+	ck_assert_str_eq(out, "Subject: slow\n\none\ntwo\n");
+	free(out);
+
+	/* Reads everything, never exits. */
+	free(tacct.deliver_path);
+	tacct.deliver_path = xstrdup("/bin/sh -c 'cat >/dev/null; "
+	    "exec sleep 30'");
+	t0 = mono_ms();
+	ck_assert_int_eq(deliver_chunks(chunks, &err), PM_ETEMP);
+	ck_assert_int_lt(mono_ms() - t0, 4000);
+	ck_assert_ptr_nonnull(strstr(err, "sh did not finish within 1 "
+	    "seconds (mda_timeout); stopped it"));
+	free(err);
+	err = NULL;
+
+	/* Never reads: the pipe stays full. */
+	free(tacct.deliver_path);
+	tacct.deliver_path = xstrdup("/bin/sleep 30");
+	t0 = mono_ms();
+	ck_assert_int_eq(deliver_chunks(chunks, &err), PM_ETEMP);
+	ck_assert_int_lt(mono_ms() - t0, 4000);
+	ck_assert_ptr_nonnull(strstr(err, "sleep did not read its input for "
+	    "1 seconds (mda_timeout); stopped it"));
+	free(err);
+	free(path);
+	free(msg);
+	tacct.mda_timeout = 0;
+}
+END_TEST
+
+/*
+ * A fault injector for LMTP over a unix socket: no real LMTP server stops
+ * reading in the middle of DATA or leaves its listen queue full on
+ * purpose.  With answer set it greets, accepts LHLO, MAIL, RCPT and DATA
+ * and then never reads again; otherwise it never accepts a connection.
+ * Returns the child's pid; the socket is dir/lmtp.sock.
+ */
+static pid_t
+lmtp_fault_injector(int answer, char **path_r)
+{
+	static const char *const replies[] = { "250 fault-injector\r\n",
+	    "250 ok\r\n", "250 ok\r\n", "354 go on\r\n" };
+	struct sockaddr_un sun;
+	char c;
+	size_t i;
+	pid_t pid;
+	int fd, cfd;
+
+	*path_r = xasprintf("%s/lmtp.sock", dir);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	ck_assert_uint_lt(strlen(*path_r), sizeof sun.sun_path);
+	memcpy(sun.sun_path, *path_r, strlen(*path_r));
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	ck_assert_int_eq(listen(fd, 0), 0);
+	if (!answer) {
+		/* Fill the listen queue with connections of our own. */
+		for (i = 0; i < 64; i++) {
+			cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+			ck_assert_int_ge(cfd, 0);
+			if (connect(cfd, (struct sockaddr *)&sun,
+			    sizeof sun) < 0) {
+				ck_assert_int_eq(errno, EAGAIN);
+				close(cfd);
+				break;
+			}
+		}
+		ck_assert_uint_lt(i, 64);
+		return -1;	/* the queued sockets stay open until exit */
+	}
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid > 0) {
+		close(fd);
+		return pid;
+	}
+	if ((cfd = accept(fd, NULL, NULL)) < 0)
+		_exit(1);
+	(void)write(cfd, "220 fault-injector LMTP\r\n", 25);
+	for (i = 0; i < sizeof replies / sizeof replies[0]; i++) {
+		do {
+			if (read(cfd, &c, 1) != 1)
+				_exit(1);
+		} while (c != '\n');
+		(void)write(cfd, replies[i], strlen(replies[i]));
+	}
+	for (;;)
+		pause();
+}
+
+/* LMTP to a unix socket never blocks past the account timeout: not in
+ * connect() when the listener accepts nothing, not in send() when the
+ * server stops reading; both are temporary failures. */
+START_TEST(test_lmtp_unix_stall)
+{
+	char *msg = big_message(4 << 20), *path, *err = NULL;
+	const char *chunks[2] = { msg, NULL };
+	long long t0;
+	pid_t pid;
+	int st;
+
+	tacct.deliver_kind = DELIVER_LMTP;
+	tacct.timeout = 1;
+	pid = lmtp_fault_injector(1, &path);
+	tacct.deliver_path = path;
+	t0 = mono_ms();
+	ck_assert_int_eq(deliver_chunks(chunks, &err), PM_ETEMP);
+	ck_assert_int_lt(mono_ms() - t0, 4000);
+	ck_assert_ptr_nonnull(strstr(err, "timed out after 1 seconds"));
+	free(err);
+	err = NULL;
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_int_eq(unlink(path), 0);
+	free(path);
+
+	ck_assert_int_eq(lmtp_fault_injector(0, &path), -1);
+	tacct.deliver_path = path;
+	t0 = mono_ms();
+	ck_assert_int_eq(deliver_chunks(chunks, &err), PM_ETEMP);
+	ck_assert_int_lt(mono_ms() - t0, 4000);
+	ck_assert_ptr_nonnull(strstr(err, "no connection accepted within 1 "
+	    "seconds"));
+	free(err);
+	free(msg);
+	tacct.timeout = 0;
+}
+END_TEST
+
+/*
+ * A fault injector for the SMTP/LMTP reply parser: a scripted LMTP peer
+ * on dir/reply.sock.  No real MTA sends garbage status codes, over-long
+ * or mixed-code reply lines on purpose, so this stands in for one.  It
+ * answers one connection: the greeting, then per command the scripted
+ * reply (RSET and QUIT always succeed), reads DATA up to the lone dot and
+ * answers with the end-of-data reply.  Every line it reads goes to
+ * dir/transcript.
+ */
+struct reply_script {
+	const char *greeting, *hello, *rcpt, *data, *eod;
+	int want;		/* expected status */
+	const char *err;	/* expected in the error, or NULL */
+	const char *sent;	/* expected in the transcript, or NULL */
+	int hangup;		/* close right after the end-of-data reply */
+};
+
+static const struct reply_script reply_cases[] = {
+	/* Multi-line greeting and LHLO; PIPELINING and 8BITMIME used. */
+	{ "220-fault-injector\r\n220 LMTP\r\n",
+	  "250-fault-injector\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+	  "250 ENHANCEDSTATUSCODES\r\n", NULL, NULL,
+	  "250 2.0.0 <alice> Saved\r\n", PM_OK, NULL,
+	  "MAIL FROM:<carol@example.org> BODY=8BITMIME\r\n", 0 },
+	/* The recipient's reply after DATA: multi-line 452 is temporary. */
+	{ NULL, NULL, NULL, NULL,
+	  "452-4.2.2 <alice> over quota\r\n452 4.2.2 try later\r\n",
+	  PM_ETEMP, "message refused after DATA: 452 4.2.2 try later",
+	  "RSET\r\n", 0 },
+	/* A 552 from the recipient after DATA: failed for good. */
+	{ NULL, NULL, NULL, NULL, "552 5.2.2 <alice> Quota exceeded\r\n",
+	  PM_EDELIVER, "after DATA: 552 5.2.2 <alice> Quota exceeded",
+	  "RSET\r\n", 0 },
+	/* Control bytes in the text never reach the error as they are. */
+	{ NULL, NULL, NULL, NULL, "550 5.0.0 bad\001\177\377 text\r\n",
+	  PM_EDELIVER, "550 5.0.0 bad??? text", NULL, 0 },
+	/* RCPT refused (pipelined): DATA is refused too, nothing sent. */
+	{ NULL, NULL, "550 5.1.1 <alice> User doesn't exist\r\n",
+	  "503 5.5.1 No valid recipients\r\n", NULL, PM_EDELIVER,
+	  "RCPT TO:<alice> refused: 550 5.1.1", NULL, 0 },
+	/* Garbage where a status should be. */
+	{ NULL, NULL, NULL, NULL, "hello there\r\n", PM_ETEMP,
+	  "malformed reply \"hello there\"", NULL, 0 },
+	{ NULL, NULL, NULL, NULL, "600 no such class\r\n", PM_ETEMP,
+	  "malformed reply", NULL, 0 },
+	{ NULL, NULL, NULL, NULL, "25\r\n", PM_ETEMP,
+	  "malformed reply", NULL, 0 },
+	{ NULL, NULL, NULL, NULL, "250x ok\r\n", PM_ETEMP,
+	  "malformed reply", NULL, 0 },
+	{ "2a0 hi\r\n", NULL, NULL, NULL, NULL, PM_ETEMP,
+	  "malformed reply", NULL, 0 },
+	/* A bare code is a reply; an empty line is not. */
+	{ NULL, NULL, NULL, NULL, "250\r\n", PM_OK, NULL, NULL, 0 },
+	{ NULL, NULL, NULL, NULL, "\r\n", PM_ETEMP, "malformed reply", NULL,
+	  0 },
+	/* Continuation lines with another code. */
+	{ NULL, "250-fault-injector\r\n251 PIPELINING\r\n", NULL, NULL, NULL,
+	  PM_ETEMP, "reply lines with different codes", NULL, 0 },
+	/* The server closes the connection half way through a reply. */
+	{ NULL, NULL, NULL, NULL, "250-first line only\r\n", PM_ETEMP,
+	  "connection closed by the server", NULL, 1 },
+	/* LHLO refused. */
+	{ NULL, "500 5.5.1 what?\r\n", NULL, NULL, NULL, PM_EDELIVER,
+	  "LHLO: 500 5.5.1 what?", NULL, 0 },
+	/* A 421 greeting: temporary. */
+	{ "421 4.3.2 shutting down\r\n", NULL, NULL, NULL, NULL, PM_ETEMP,
+	  "greeting: 421 4.3.2 shutting down", NULL, 0 },
+	/* An over-long line (see below). */
+	{ NULL, NULL, NULL, NULL, "LONG", PM_ETEMP,
+	  "reply line longer than 2048 bytes", NULL, 0 },
+};
+
+/* Write all of s to fd (the injector's side). */
+static void
+inj_put(int fd, const char *s)
+{
+	size_t len = strlen(s);
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, s, len)) <= 0)
+			return;	/* the client hung up: fine */
+		s += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Read one line (with its LF) into buf; 0 at EOF. */
+static size_t
+inj_line(int fd, char *buf, size_t size)
+{
+	size_t n = 0;
+	char c;
+
+	while (n + 1 < size && read(fd, &c, 1) == 1) {
+		buf[n++] = c;
+		if (c == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+/* Start the reply fault injector for script sc; its pid. */
+static pid_t
+reply_injector(const struct reply_script *sc, char **path_r)
+{
+	struct sockaddr_un sun;
+	char line[8192], *p;
+	FILE *tr;
+	pid_t pid;
+	int fd, cfd;
+
+	*path_r = xasprintf("%s/reply.sock", dir);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	ck_assert_uint_lt(strlen(*path_r), sizeof sun.sun_path);
+	memcpy(sun.sun_path, *path_r, strlen(*path_r));
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid > 0) {
+		close(fd);
+		return pid;
+	}
+	p = xasprintf("%s/transcript", dir);
+	if ((tr = fopen(p, "w")) == NULL || (cfd = accept(fd, NULL, NULL)) < 0)
+		_exit(1);
+	setvbuf(tr, NULL, _IONBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	inj_put(cfd, sc->greeting != NULL ? sc->greeting : "220 LMTP\r\n");
+	while (inj_line(cfd, line, sizeof line) > 0) {
+		fputs(line, tr);
+		if (strncmp(line, "LHLO ", 5) == 0)
+			inj_put(cfd, sc->hello != NULL ? sc->hello :
+			    "250-fault-injector\r\n250 PIPELINING\r\n");
+		else if (strncmp(line, "RCPT ", 5) == 0)
+			inj_put(cfd, sc->rcpt != NULL ? sc->rcpt :
+			    "250 2.1.5 ok\r\n");
+		else if (strcmp(line, "DATA\r\n") == 0) {
+			inj_put(cfd, sc->data != NULL ? sc->data :
+			    "354 go on\r\n");
+			if (sc->data != NULL && sc->data[0] != '3')
+				continue;
+			while (inj_line(cfd, line, sizeof line) > 0 &&
+			    strcmp(line, ".\r\n") != 0)
+				fputs(line, tr);
+			fputs(".\r\n", tr);
+			if (sc->eod == NULL)
+				inj_put(cfd, "250 2.0.0 ok\r\n");
+			else if (strcmp(sc->eod, "LONG") == 0) {
+				inj_put(cfd, "250 ");
+				memset(line, 'x', 4000);
+				line[4000] = '\0';
+				inj_put(cfd, line);
+				inj_put(cfd, "\r\n");
+			} else
+				inj_put(cfd, sc->eod);
+			if (sc->hangup)
+				_exit(0);	/* half a reply, then EOF */
+		} else if (strcmp(line, "QUIT\r\n") == 0) {
+			inj_put(cfd, "221 bye\r\n");
+			break;
+		} else
+			inj_put(cfd, "250 ok\r\n");	/* MAIL, RSET */
+	}
+	_exit(0);
+}
+
+/* The SMTP/LMTP reply parser against each scripted fault: multi-line
+ * replies, LMTP's per-recipient reply to the end of DATA, garbage status
+ * codes, over-long and mixed-code lines; RSET after a refused message. */
+START_TEST(test_reply_parser)
+{
+	const struct reply_script *sc = &reply_cases[_i];
+	const char *chunks[] = { "Return-Path: <carol@example.org>\n"
+	    "Subject: x\n\n.dot\n", NULL };
+	char *path, *err = NULL, *tp, *tr;
+	pid_t pid;
+	int st, r;
+
+	tacct.deliver_kind = DELIVER_LMTP;
+	tacct.timeout = 5;
+	pid = reply_injector(sc, &path);
+	tacct.deliver_path = path;
+	r = deliver_chunks(chunks, &err);
+	if (r != sc->want)
+		ck_abort_msg("case %d: status %d, want %d (%s)", _i, r,
+		    sc->want, err != NULL ? err : "no error");
+	if (sc->err != NULL && strstr(err, sc->err) == NULL)
+		ck_abort_msg("case %d: \"%s\" not in \"%s\"", _i, sc->err,
+		    err);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	tp = xasprintf("%s/transcript", dir);
+	tr = slurp(tp);
+	if (sc->sent != NULL && strstr(tr, sc->sent) == NULL)
+		ck_abort_msg("case %d: \"%s\" not sent: %s", _i, sc->sent, tr);
+	if (r == PM_OK) {
+		/* CRLF and dot-stuffing on the wire. */
+		ck_assert_ptr_nonnull(strstr(tr, "\r\n\r\n..dot\r\n.\r\n"));
+	}
+	if (sc->rcpt != NULL)
+		ck_assert_ptr_null(strstr(tr, "Subject"));
+	free(tr);
+	free(tp);
+	free(err);
+	tacct.timeout = 0;
+}
+END_TEST
+
 /* A recipient that cannot be used is refused before anything starts. */
 START_TEST(test_bad_recipient)
 {
@@ -613,7 +1028,11 @@ suite_deliver(void)
 	tcase_add_test(tc, test_extra_headers);
 	tcase_add_test(tc, test_huge_header);
 	tcase_add_test(tc, test_mda_errors);
+	tcase_add_test(tc, test_mda_timeout);
+	tcase_add_test(tc, test_lmtp_unix_stall);
 	tcase_add_test(tc, test_bad_recipient);
+	tcase_add_loop_test(tc, test_reply_parser, 0,
+	    (int)(sizeof reply_cases / sizeof reply_cases[0]));
 	suite_add_tcase(s, tc);
 	return s;
 }

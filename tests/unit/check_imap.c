@@ -513,6 +513,23 @@ START_TEST(test_quote)
 }
 END_TEST
 
+/* The bound on a folder listing: EXISTS plus a margin, never more than
+ * IMAP_LIST_MAX, and IMAP_LIST_MAX without EXISTS. */
+START_TEST(test_list_limit)
+{
+	ck_assert_uint_eq(imap_list_limit(0, 0), IMAP_LIST_MAX);
+	ck_assert_uint_eq(imap_list_limit(0, 5), IMAP_LIST_MAX);
+	ck_assert_uint_eq(imap_list_limit(1, 0), IMAP_LIST_MARGIN);
+	ck_assert_uint_eq(imap_list_limit(1, 3), 3 + IMAP_LIST_MARGIN);
+	ck_assert_uint_eq(imap_list_limit(1, IMAP_LIST_MAX -
+	    IMAP_LIST_MARGIN - 1), IMAP_LIST_MAX - 1);
+	ck_assert_uint_eq(imap_list_limit(1, IMAP_LIST_MAX -
+	    IMAP_LIST_MARGIN), IMAP_LIST_MAX);
+	ck_assert_uint_eq(imap_list_limit(1, IMAP_LIST_MAX), IMAP_LIST_MAX);
+	ck_assert_uint_eq(imap_list_limit(1, UINT32_MAX), IMAP_LIST_MAX);
+}
+END_TEST
+
 /* --- the plugin against a mock host -------------------------------------- */
 
 struct pm_msg {
@@ -1345,6 +1362,74 @@ START_TEST(test_plugin_size_limit)
 }
 END_TEST
 
+/* A listing far longer than the folder the server reported is refused
+ * (a hostile server could otherwise exhaust memory); an EXISTS during the
+ * listing (new mail) raises the bound. */
+START_TEST(test_plugin_listing_bound)
+{
+	char *script, *p, *err;
+	size_t i, cap = 128 * 1024, n = 3 + IMAP_LIST_MARGIN;
+
+	/* One entry more than allowed: a protocol error, nothing fetched,
+	 * nothing pruned, the dialogue abandoned. */
+	script = p = malloc(cap);
+	p += sprintf(p, GREETING_AUTH SELECT_3("A2"));
+	for (i = 1; i <= n + 1; i++)
+		p += sprintf(p, "* %zu FETCH (UID %zu RFC822.SIZE 10)\r\n", i,
+		    i);
+	p += sprintf(p, "A3 OK done\r\nA4 OK bye\r\n");
+	ck_assert_uint_lt((size_t)(p - script), cap);
+	mock_reset(script);
+	ck_assert_int_eq(mock_run(&err), PM_EPROTO);
+	ck_assert_str_eq(err, "UID FETCH 1:*: the server sent more than 1003 "
+	    "messages for a folder of 3 (EXISTS)");
+	free(err);
+	ck_assert(absent("PRUNE"));
+	ck_assert(absent("BEGIN"));
+	ck_assert(absent("LOGOUT"));
+
+	/* Exactly the bound is fine (all skipped for their size here). */
+	p = script;
+	p += sprintf(p, GREETING_AUTH SELECT_3("A2"));
+	for (i = 1; i <= n; i++)
+		p += sprintf(p, "* %zu FETCH (UID %zu RFC822.SIZE 10)\r\n", i,
+		    i);
+	p += sprintf(p, "A3 OK done\r\nA4 OK bye\r\n");
+	mock_reset(script);
+	M.acct.size_limit = 5;
+	ck_assert_int_eq(mock_run(&err), PM_OK);
+	at("LOG INBOX: 0 new of 1003 messages");
+	at("C: A4 LOGOUT");
+	ck_assert_uint_eq(M.pos, M.inlen);
+
+	/* New mail announced while listing: the bound follows EXISTS. */
+	p = script;
+	p += sprintf(p, GREETING_AUTH SELECT_3("A2") "* 4 EXISTS\r\n");
+	for (i = 1; i <= n + 1; i++)
+		p += sprintf(p, "* %zu FETCH (UID %zu RFC822.SIZE 10)\r\n", i,
+		    i);
+	p += sprintf(p, "A3 OK done\r\nA4 OK bye\r\n");
+	mock_reset(script);
+	M.acct.size_limit = 5;
+	ck_assert_int_eq(mock_run(&err), PM_OK);
+	at("LOG INBOX: 0 new of 1004 messages");
+
+	/* Without EXISTS at all only IMAP_LIST_MAX applies. */
+	p = script;
+	p += sprintf(p, GREETING_AUTH
+	    "* OK [UIDVALIDITY 77] ok\r\nA2 OK done\r\n");
+	for (i = 1; i <= n + 1; i++)
+		p += sprintf(p, "* %zu FETCH (UID %zu RFC822.SIZE 10)\r\n", i,
+		    i);
+	p += sprintf(p, "A3 OK done\r\nA4 OK bye\r\n");
+	mock_reset(script);
+	M.acct.size_limit = 5;
+	ck_assert_int_eq(mock_run(&err), PM_OK);
+	at("LOG INBOX: 0 new of 1004 messages");
+	free(script);
+}
+END_TEST
+
 START_TEST(test_plugin_starttls)
 {
 	static const char script[] =
@@ -1529,6 +1614,7 @@ suite_imap(void)
 	    sizeof search_cases / sizeof search_cases[0]);
 	tcase_add_test(tc, test_uidset);
 	tcase_add_test(tc, test_quote);
+	tcase_add_test(tc, test_list_limit);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("plugin");
@@ -1546,6 +1632,7 @@ suite_imap(void)
 	tcase_add_test(tc, test_plugin_delivery_failure_continues);
 	tcase_add_test(tc, test_plugin_batches);
 	tcase_add_test(tc, test_plugin_size_limit);
+	tcase_add_test(tc, test_plugin_listing_bound);
 	tcase_add_test(tc, test_plugin_starttls);
 	tcase_add_test(tc, test_plugin_starttls_missing);
 	tcase_add_test(tc, test_plugin_login);

@@ -3,11 +3,14 @@
  * hint table, and oauth_get_token end to end against a fault injector on
  * 127.0.0.1 (form fields, Basic authentication, the cache, 0600 files,
  * invalidation, 5xx, refused connections, timeouts, redirects, AADSTS
- * errors, two processes sharing one fetch, redacted -vv output).
+ * errors, two processes sharing one fetch, redacted -vv output, echoed
+ * secrets kept out of the retry log, a token lock held too long) and
+ * oauth_token_command that hangs.
  */
 #include "autoconf.h"
 
 #include <sys/types.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1874,6 +1877,170 @@ START_TEST(test_cache_key_separates)
 }
 END_TEST
 
+/* Run oauth_get_token with stderr (the log, verbosity 1) captured into
+ * *log_r; its status. */
+static int
+get_token_logged(const struct oauth_request *req, struct pm_secret **tok_r,
+    char **log_r, char **err)
+{
+	char *logpath;
+	size_t len;
+	int cached = -1, fd, saved, rc;
+
+	logpath = xasprintf("%s/log", dir);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	log_init("pullmail", 1, 0, 0);
+	rc = oauth_get_token(req, tok_r, &cached, err);
+	log_init("pullmail", 0, 0, 0);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	ck_assert_int_eq(read_small_file(logpath, 1 << 20, log_r, &len), 0);
+	free(logpath);
+	return rc;
+}
+
+/* A 503 whose error text echoes the client secret (client credentials) or
+ * the refresh token (refresh grant) is retried: the line logged before the
+ * retry has the secret redacted, as has the final error. */
+START_TEST(test_retry_log_redacted)
+{
+	static const char rt[] = "refresh-echo-7f3a9c";
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok = NULL;
+	char *resp[2], *err = NULL, *log, *cache;
+
+	resp[0] = http_response(503, "application/json", "{\"error\":"
+	    "\"temporarily_unavailable\",\"error_description\":\"busy; "
+	    "client_secret=" SECRET "\"}");
+	resp[1] = token_response(TOKEN_A, 3599);
+	injector_start(&fi, (const char *const *)resp, 2, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+	ck_assert_int_eq(get_token_logged(&req, &tok, &log, &err), PM_OK);
+	ck_assert_msg(strstr(log, "trying again") != NULL, "log: %s", log);
+	ck_assert_msg(strstr(log, "<redacted>") != NULL, "log: %s", log);
+	assert_clean(log);
+	free(log);
+	secret_free(tok);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[1]);
+
+	resp[0] = http_response(503, "application/json", "{\"error\":"
+	    "\"temporarily_unavailable\",\"error_description\":\"no "
+	    "refresh_token=refresh-echo-7f3a9c, client_secret=" SECRET "\"}");
+	resp[1] = rotated_response(TOKEN_B, "refresh-next", 3599);
+	injector_start(&fi, (const char *const *)resp, 2, 0);
+	cache = xasprintf("%s/tokens", dir);
+	make_request(&req, &fi, secret, cache, OAUTH_CLIENT_POST);
+	req.flow = OAUTH_FLOW_DEVICE;
+	seed_store(&req, rt);
+	ck_assert_int_eq(get_token_logged(&req, &tok, &log, &err), PM_OK);
+	ck_assert_msg(strstr(log, "trying again") != NULL, "log: %s", log);
+	ck_assert_msg(strstr(log, rt) == NULL, "refresh token in %s", log);
+	assert_clean(log);
+	free(log);
+	secret_free(tok);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[1]);
+	free(cache);
+	secret_free(secret);
+}
+END_TEST
+
+/* A token lock held by another process (here: this one, through its own
+ * open file) is waited for at most the timeout, then a temporary failure;
+ * the endpoint is never asked. */
+START_TEST(test_lock_held)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *tok = NULL;
+	char *resp[1], *err = NULL, *cache, *path, *lock, *rq;
+	long t0;
+	int fd;
+
+	resp[0] = rotated_response(TOKEN_A, "refresh-two", 3599);
+	injector_start(&fi, (const char *const *)resp, 1, 0);
+	cache = xasprintf("%s/tokens", dir);
+	make_request(&req, &fi, NULL, cache, OAUTH_CLIENT_POST);
+	req.flow = OAUTH_FLOW_DEVICE;
+	req.timeout = 1;
+	seed_store(&req, "refresh-one");
+	path = oauth_store_path(&req);
+	lock = xasprintf("%s.lock", path);
+	fd = open(lock, O_RDWR | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+
+	t0 = now_ms();
+	ck_assert_int_eq(oauth_get_token(&req, &tok, NULL, &err), PM_ETEMP);
+	ck_assert_int_ge(now_ms() - t0, 900);
+	ck_assert_int_lt(now_ms() - t0, 3000);
+	ck_assert_ptr_null(tok);
+	ck_assert_msg(strstr(err, "is held by another process") != NULL &&
+	    strstr(err, lock) != NULL, "err: %s", err);
+	free(err);
+	err = NULL;
+	rq = recorded(1);
+	ck_assert_ptr_null(rq);
+
+	/* Released: the refresh goes through. */
+	ck_assert_int_eq(flock(fd, LOCK_UN), 0);
+	close(fd);
+	ck_assert_int_eq(oauth_get_token(&req, &tok, NULL, &err), PM_OK);
+	ck_assert_str_eq(secret_reveal(tok), TOKEN_A);
+	secret_free(tok);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(lock);
+	free(path);
+	free(cache);
+}
+END_TEST
+
+/* An oauth_token_command that hangs is stopped after the timeout: a
+ * temporary failure naming the command, never quoting its output. */
+START_TEST(test_token_command_hangs)
+{
+	struct oauth_request req;
+	struct pm_secret *tok = NULL;
+	char *script, *err = NULL;
+	long t0;
+	int fd;
+	static const char text[] = "#!/bin/sh\necho " TOKEN_A "\n"
+	    "exec sleep 30\n";
+
+	script = xasprintf("%s/hang.sh", dir);
+	fd = open(script, O_WRONLY | O_CREAT | O_TRUNC, 0700);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_full(fd, text, strlen(text)), 0);
+	close(fd);
+	memset(&req, 0, sizeof req);
+	req.token_command = script;
+	req.timeout = 1;
+	req.account = "test";
+	t0 = now_ms();
+	ck_assert_int_eq(oauth_get_token(&req, &tok, NULL, &err), PM_ETEMP);
+	ck_assert_int_lt(now_ms() - t0, 4000);
+	ck_assert_ptr_null(tok);
+	ck_assert_msg(strstr(err, "oauth_token_command: ") != NULL &&
+	    strstr(err, "hang.sh did not finish within 1 seconds") != NULL,
+	    "err: %s", err);
+	assert_clean(err);
+	free(err);
+	free(script);
+}
+END_TEST
+
 Suite *
 suite_oauth(void)
 {
@@ -1926,6 +2093,9 @@ suite_oauth(void)
 	tcase_add_test(tc, test_device_no_refresh_token);
 	tcase_add_test(tc, test_device_slow_down);
 	tcase_add_loop_test(tc, test_device_malformed, 0, 5);
+	tcase_add_test(tc, test_retry_log_redacted);
+	tcase_add_test(tc, test_lock_held);
+	tcase_add_test(tc, test_token_command_hangs);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -20,6 +20,8 @@
 /* The plugin itself, compiled here: the test program already holds the
  * IMAP plugin's pullmail_plugin, so this one is renamed. */
 #define pullmail_plugin pop3_test_plugin
+/* A small listing bound, so a test can pass it cheaply. */
+#define POP3_LIST_MAX 200
 #include "pop3.c"
 #undef pullmail_plugin
 
@@ -448,9 +450,13 @@ static struct mock {
 	char *log;		/* one event per line */
 	size_t loglen;
 	char delivered[8192];	/* "UID:bytes|" per finished message */
-	const char *known[8];	/* UIDs the state knows */
+	char known[256][80];	/* UIDs the state knows */
+	size_t nknown;
+	char pending[256][80];	/* finished, not yet committed */
+	size_t npending;
 	int commit_rc;		/* what commit() returns */
 	const char *fail_uid;	/* msg_write fails for this UID */
+	int fail_rc;		/* with this status (0: PM_ETEMP) */
 	int open_msgs;		/* begun and not finished or aborted */
 	int tls;		/* TLS is up */
 	int no_tls;		/* connect() brings no TLS */
@@ -689,11 +695,21 @@ m_state_known(struct pm_session *s, const char *mailbox, const char *uid)
 	size_t i;
 
 	ck_assert_str_eq(mailbox, "");
-	for (i = 0; i < sizeof M.known / sizeof M.known[0]; i++) {
-		if (M.known[i] != NULL && strcmp(M.known[i], uid) == 0)
+	for (i = 0; i < M.nknown; i++) {
+		if (strcmp(M.known[i], uid) == 0)
 			return 1;
 	}
 	return 0;
+}
+
+/* Record uid in the mock state (as a commit does). */
+static void
+known_add(const char *uid)
+{
+	if (m_state_known(NULL, "", uid))
+		return;
+	ck_assert_uint_lt(M.nknown, sizeof M.known / sizeof M.known[0]);
+	snprintf(M.known[M.nknown++], sizeof M.known[0], "%s", uid);
 }
 
 static int
@@ -708,6 +724,21 @@ m_state_prune(struct pm_session *s, const char *mailbox,
 		strcat(buf, present[i]);
 	}
 	ev("PRUNE [%s]%s", mailbox, buf);
+	/* Forget what is not present, as the real state does. */
+	for (i = 0; i < M.nknown;) {
+		size_t j;
+
+		for (j = 0; j < n; j++)
+			if (strcmp(present[j], M.known[i]) == 0)
+				break;
+		if (j < n) {
+			i++;
+			continue;
+		}
+		memmove(M.known[i], M.known[i + 1], (M.nknown - i - 1) *
+		    sizeof M.known[0]);
+		M.nknown--;
+	}
 	return PM_OK;
 }
 
@@ -730,7 +761,8 @@ static int
 m_msg_write(struct pm_msg *m, const void *buf, size_t len, char **err)
 {
 	if (M.fail_uid != NULL && strcmp(M.fail_uid, m->uid) == 0)
-		return merr(err, PM_ETEMP, "disk full");
+		return merr(err, M.fail_rc != PM_OK ? M.fail_rc : PM_ETEMP,
+		    "disk full");
 	m->data = realloc(m->data, m->len + len);
 	memcpy(m->data + m->len, buf, len);
 	m->len += len;
@@ -745,6 +777,8 @@ m_msg_finish(struct pm_msg *m, char **err)
 	ev("FINISH %s", m->uid);
 	snprintf(M.delivered + n, sizeof M.delivered - n, "%s:%.*s|", m->uid,
 	    (int)m->len, m->data != NULL ? m->data : "");
+	ck_assert_uint_lt(M.npending, sizeof M.pending / sizeof M.pending[0]);
+	snprintf(M.pending[M.npending++], sizeof M.pending[0], "%s", m->uid);
 	M.open_msgs--;
 	free(m->data);
 	free(m);
@@ -763,9 +797,14 @@ m_msg_abort(struct pm_msg *m)
 static int
 m_commit(struct pm_session *s, char **err)
 {
+	size_t i;
+
 	ev("COMMIT");
 	if (M.commit_rc != PM_OK)
 		return merr(err, M.commit_rc, "state file: disk full");
+	for (i = 0; i < M.npending; i++)
+		known_add(M.pending[i]);
+	M.npending = 0;
 	return PM_OK;
 }
 
@@ -828,6 +867,21 @@ mock_reset(const char *script)
 	M.acct.user = "joe@example.test";
 	M.acct.keep = 1;
 	M.acct.xoauth2_two_step = 1;
+}
+
+/* The next run against a server that says script: the state (known UIDs)
+ * stays, the rest is reset. */
+static void
+mock_next(const char *script)
+{
+	free(M.log);
+	M.log = NULL;
+	M.loglen = 0;
+	M.in = script;
+	M.inlen = strlen(script);
+	M.pos = 0;
+	M.delivered[0] = '\0';
+	M.npending = 0;
 }
 
 /* Run the plugin; returns its status, *err_r gets its reason. */
@@ -951,15 +1005,19 @@ START_TEST(test_plugin_delete_one_at_a_time)
 	    "C: DELE 1\n"
 	    "C: DELE 3\n"
 	    "C: QUIT\n"
+	    "PRUNE []\n"
+	    "COMMIT\n"
 	    "DISCONNECT\n";
 	char *err;
 
 	mock_reset(script);
 	M.acct.keep = 0;
-	M.known[0] = "u-two";
+	known_add("u-two");
 	ck_assert_int_eq(mock_run(&err), PM_OK);
 	ck_assert_str_eq(M.log + at("PRUNE"), want);
 	ck_assert_str_eq(M.delivered, WANT_1 WANT_3);
+	/* Every message is gone from the server, and from the state. */
+	ck_assert_uint_eq(M.nknown, 0);
 	mock_done(err);
 }
 END_TEST
@@ -979,6 +1037,8 @@ START_TEST(test_plugin_delete_pipelined)
 	    "C: DELE 3\n"
 	    "LOG DELE 2 failed: -ERR no such message\n"
 	    "C: QUIT\n"
+	    "PRUNE [] u-two\n"
+	    "COMMIT\n"
 	    "DISCONNECT\n";
 	char *err;
 
@@ -986,6 +1046,9 @@ START_TEST(test_plugin_delete_pipelined)
 	M.acct.keep = 0;
 	ck_assert_int_eq(mock_run(&err), PM_OK);
 	ck_assert_str_eq(M.log + at("COMMIT"), want);
+	/* The one whose DELE was refused stays recorded: deleted next run. */
+	ck_assert_uint_eq(M.nknown, 1);
+	ck_assert_str_eq(M.known[0], "u-two");
 	mock_done(err);
 }
 END_TEST
@@ -1055,6 +1118,138 @@ START_TEST(test_plugin_delivery_fails)
 	ck_assert(absent("DELE 2"));
 	ck_assert_str_eq(M.delivered, WANT_1 WANT_3);
 	ck_assert_uint_eq(M.pos, M.inlen);
+	/* The deleted ones are forgotten; the failed one was never known. */
+	at("C: QUIT\nPRUNE [] u-two\nCOMMIT\nDISCONNECT\n");
+	ck_assert_uint_eq(M.nknown, 0);
+	mock_done(err);
+}
+END_TEST
+
+/* A RETR the server refuses: the message stays on the server, the others
+ * go on, and the run reports a temporary failure (it is not "nothing
+ * new"). */
+START_TEST(test_plugin_retr_refused)
+{
+	static const char script[] =
+	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
+	    BODY_1 "-ERR [IN-USE] message locked\r\n" BODY_3
+	    "+OK\r\n+OK\r\n"		/* DELE 1, DELE 3 */
+	    "+OK Logging out.\r\n";
+	static const char script_keep[] =
+	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
+	    BODY_1 "-ERR [IN-USE] message locked\r\n" BODY_3
+	    "+OK Logging out.\r\n";
+	char *err;
+
+	mock_reset(script);
+	M.acct.keep = 0;
+	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
+	ck_assert_str_eq(err, "RETR 2 (UIDL u-two) failed: -ERR [IN-USE] "
+	    "message locked");
+	at("FINISH u-one\nLOG RETR 2 (UIDL u-two) failed: -ERR [IN-USE] "
+	    "message locked; the message stays on the server\n"
+	    "BEGIN u-three 11\nFINISH u-three\nCOMMIT\n"
+	    "C: DELE 1\nC: DELE 3\nC: QUIT\n");
+	ck_assert(absent("BEGIN u-two"));
+	ck_assert(absent("DELE 2"));
+	ck_assert_str_eq(M.delivered, WANT_1 WANT_3);
+	ck_assert(!m_state_known(NULL, "", "u-two"));
+	ck_assert_uint_eq(M.pos, M.inlen);
+	mock_done(err);
+
+	/* keep = yes: the same status, the others recorded. */
+	mock_reset(script_keep);
+	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
+	ck_assert_ptr_nonnull(strstr(err, "RETR 2 (UIDL u-two) failed"));
+	ck_assert_str_eq(M.delivered, WANT_1 WANT_3);
+	ck_assert(m_state_known(NULL, "", "u-one"));
+	ck_assert(!m_state_known(NULL, "", "u-two"));
+	ck_assert(m_state_known(NULL, "", "u-three"));
+	at("COMMIT\nC: QUIT\nDISCONNECT\n");
+	mock_done(err);
+
+	/* A permanent delivery failure elsewhere still wins. */
+	mock_reset(script);
+	M.acct.keep = 0;
+	M.fail_uid = "u-three";
+	M.fail_rc = PM_EDELIVER;
+	ck_assert_int_eq(mock_run(&err), PM_EDELIVER);
+	ck_assert_str_eq(err, "disk full");
+	mock_done(err);
+}
+END_TEST
+
+/* keep = no and a server that reuses a UIDL (a re-sent identical message
+ * under a header-hash UIDL): once a QUIT applied the deletes, the UIDL is
+ * forgotten, so the new message is fetched, not deleted undelivered. */
+START_TEST(test_plugin_reused_uidl)
+{
+	static const char script1[] =
+	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
+	    BODY_1 BODY_2 BODY_3
+	    "+OK\r\n+OK\r\n+OK\r\n"
+	    "+OK Logging out.\r\n";
+	static const char script2[] =
+	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE
+	    "+OK\r\n1 u-two\r\n.\r\n+OK\r\n1 8\r\n.\r\n"
+	    "+OK\r\nB: 2b\r\n\r\n.\r\n"
+	    "+OK\r\n"
+	    "+OK Logging out.\r\n";
+	char *err;
+
+	mock_reset(script1);
+	M.acct.keep = 0;
+	ck_assert_int_eq(mock_run(&err), PM_OK);
+	at("C: DELE 3\nC: QUIT\nPRUNE []\nCOMMIT\nDISCONNECT\n");
+	ck_assert_uint_eq(M.nknown, 0);
+	mock_done(err);
+
+	mock_next(script2);
+	ck_assert_int_eq(mock_run(&err), PM_OK);
+	ck_assert_ptr_null(err);
+	at("LOG 1 new of 1 messages\nC: RETR 1\nBEGIN u-two 8\n"
+	    "FINISH u-two\nCOMMIT\nC: DELE 1\nC: QUIT\nPRUNE []\n"
+	    "COMMIT\n");
+	ck_assert(absent("earlier run"));
+	ck_assert_str_eq(M.delivered, "u-two:B: 2b\r\n\r\n|");
+	ck_assert_uint_eq(M.nknown, 0);
+	mock_done(err);
+}
+END_TEST
+
+/* The connection is cut after the DELEs and before QUIT's answer: the
+ * deletes did not happen and the state still lists the messages, so the
+ * next run deletes them without fetching them again. */
+START_TEST(test_plugin_cut_before_quit)
+{
+	static const char script1[] =
+	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
+	    BODY_1 BODY_2 BODY_3
+	    "+OK\r\n+OK\r\n+OK\r\n";
+	static const char script2[] =
+	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
+	    "+OK\r\n+OK\r\n+OK\r\n"
+	    "+OK Logging out.\r\n";
+	char *err;
+
+	mock_reset(script1);
+	M.acct.keep = 0;
+	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
+	ck_assert_ptr_nonnull(strstr(err, "stay on the server until the next "
+	    "run"));
+	ck_assert_str_eq(M.log + at("C: QUIT"), "C: QUIT\nDISCONNECT\n");
+	ck_assert_uint_eq(M.nknown, 3);
+	mock_done(err);
+
+	mock_next(script2);
+	ck_assert_int_eq(mock_run(&err), PM_OK);
+	at("LOG 0 new of 3 messages\n"
+	    "LOG deleting 3 messages delivered by an earlier run\n"
+	    "C: DELE 1\nC: DELE 2\nC: DELE 3\nCOMMIT\nC: QUIT\n"
+	    "PRUNE []\nCOMMIT\nDISCONNECT\n");
+	ck_assert(absent("RETR"));
+	ck_assert(absent("BEGIN"));
+	ck_assert_uint_eq(M.nknown, 0);
 	mock_done(err);
 }
 END_TEST
@@ -1279,6 +1474,64 @@ START_TEST(test_plugin_broken_listing)
 }
 END_TEST
 
+/* A listing longer than POP3_LIST_MAX is refused (a hostile server could
+ * otherwise exhaust memory); exactly the bound is fine. */
+START_TEST(test_plugin_listing_bound)
+{
+	char *script, *p, *err;
+	size_t i, cap = 64 * 1024;
+
+	script = malloc(cap);
+	/* UIDL too long. */
+	p = script;
+	p += sprintf(p, GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN "+OK\r\n");
+	for (i = 1; i <= POP3_LIST_MAX + 1; i++)
+		p += sprintf(p, "%zu u%zu\r\n", i, i);
+	p += sprintf(p, ".\r\n");
+	mock_reset(script);
+	ck_assert_int_eq(mock_run(&err), PM_EPROTO);
+	ck_assert_str_eq(err, "the UIDL listing names more than 200 messages");
+	ck_assert(absent("LIST"));
+	ck_assert(absent("PRUNE"));
+	ck_assert(absent("QUIT"));
+	mock_done(err);
+
+	/* LIST too long (without UIDL, fetch_all). */
+	p = script;
+	p += sprintf(p, GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN
+	    "-ERR no UIDL\r\n+OK\r\n");
+	for (i = 1; i <= POP3_LIST_MAX + 1; i++)
+		p += sprintf(p, "%zu 9\r\n", i);
+	p += sprintf(p, ".\r\n");
+	mock_reset(script);
+	M.acct.fetch_all = 1;
+	ck_assert_int_eq(mock_run(&err), PM_EPROTO);
+	ck_assert_str_eq(err, "the LIST listing names more than 200 messages");
+	ck_assert(absent("RETR"));
+	ck_assert(absent("QUIT"));
+	mock_done(err);
+
+	/* Exactly the bound (every message skipped for its size). */
+	p = script;
+	p += sprintf(p, GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN "+OK\r\n");
+	for (i = 1; i <= POP3_LIST_MAX; i++)
+		p += sprintf(p, "%zu u%zu\r\n", i, i);
+	p += sprintf(p, ".\r\n+OK\r\n");
+	for (i = 1; i <= POP3_LIST_MAX; i++)
+		p += sprintf(p, "%zu 9\r\n", i);
+	p += sprintf(p, ".\r\n+OK bye\r\n");
+	ck_assert_uint_lt((size_t)(p - script), cap);
+	mock_reset(script);
+	M.acct.size_limit = 5;
+	ck_assert_int_eq(mock_run(&err), PM_OK);
+	at("LOG 0 new of 200 messages\n");
+	at("C: QUIT\n");
+	ck_assert_uint_eq(M.pos, M.inlen);
+	mock_done(err);
+	free(script);
+}
+END_TEST
+
 /* QUIT refused with keep = no: the deletions did not happen; say so. */
 START_TEST(test_plugin_quit_refused)
 {
@@ -1294,6 +1547,9 @@ START_TEST(test_plugin_quit_refused)
 	ck_assert_str_eq(err, "QUIT failed: -ERR Some deleted messages were "
 	    "not removed.; messages marked for deletion stay on the server "
 	    "until the next run");
+	/* The state keeps them: the next run deletes them. */
+	ck_assert_str_eq(M.log + at("C: QUIT"), "C: QUIT\nDISCONNECT\n");
+	ck_assert_uint_eq(M.nknown, 3);
 	mock_done(err);
 }
 END_TEST
@@ -1399,6 +1655,9 @@ suite_pop3(void)
 	tcase_add_test(tc, test_plugin_cut_mid_retr);
 	tcase_add_test(tc, test_plugin_garbage_status);
 	tcase_add_test(tc, test_plugin_delivery_fails);
+	tcase_add_test(tc, test_plugin_retr_refused);
+	tcase_add_test(tc, test_plugin_reused_uidl);
+	tcase_add_test(tc, test_plugin_cut_before_quit);
 	tcase_add_test(tc, test_plugin_no_uidl);
 	tcase_add_test(tc, test_plugin_size_limit);
 	tcase_add_test(tc, test_plugin_stls);
@@ -1406,6 +1665,7 @@ suite_pop3(void)
 	tcase_add_test(tc, test_plugin_auth_refused);
 	tcase_add_test(tc, test_plugin_one_step);
 	tcase_add_test(tc, test_plugin_broken_listing);
+	tcase_add_test(tc, test_plugin_listing_bound);
 	tcase_add_test(tc, test_plugin_quit_refused);
 	tcase_add_test(tc, test_plugin_batches);
 	tcase_add_test(tc, test_plugin_entry);
