@@ -1774,19 +1774,28 @@ out:
 	return r;
 }
 
+/* The user's own config file path (it may not exist), or NULL without a
+ * home directory. */
+char *
+config_user_path(void)
+{
+	const char *xdg, *home;
+
+	xdg = getenv("XDG_CONFIG_HOME");
+	if (xdg != NULL && xdg[0] == '/')
+		return xasprintf("%s/pullmail/config", xdg);
+	if ((home = home_dir()) != NULL)
+		return xasprintf("%s/.config/pullmail/config", home);
+	return NULL;
+}
+
 /* The config file used without -c: the user's if it exists, else the
  * system one. */
 char *
 config_default_path(void)
 {
-	const char *xdg, *home;
-	char *path = NULL;
+	char *path = config_user_path();
 
-	xdg = getenv("XDG_CONFIG_HOME");
-	if (xdg != NULL && xdg[0] == '/')
-		path = xasprintf("%s/pullmail/config", xdg);
-	else if ((home = home_dir()) != NULL)
-		path = xasprintf("%s/.config/pullmail/config", home);
 	if (path != NULL && access(path, F_OK) == 0)
 		return path;
 	free(path);

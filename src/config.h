@@ -118,6 +118,9 @@ int config_load(const char *path, struct config **cfg_r, char **err);
 /* The file used without -c: $XDG_CONFIG_HOME/pullmail/config (or
  * ~/.config/...) if it exists, else /etc/pullmail.conf.  malloc'd. */
 char *config_default_path(void);
+/* $XDG_CONFIG_HOME/pullmail/config or ~/.config/pullmail/config, whether
+ * it exists or not; NULL without a home directory.  malloc'd. */
+char *config_user_path(void);
 
 struct account *config_find(struct config *cfg, const char *name);
 void config_free(struct config *cfg);

@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -302,6 +303,20 @@ main(int argc, char **argv)
 	if (config_path == NULL)
 		config_path = default_path = config_default_path();
 	r = config_load(config_path, &cfg, &err);
+	if (r != PM_OK && default_path != NULL && access(default_path, F_OK) < 0) {
+		/* No -c and nothing at the default places: say where we
+		 * looked and what to do. */
+		char *user = config_user_path();
+
+		log_warnx("no configuration file: write %s%s%s (see "
+		    "pullmail.conf(5)) or name one with -c FILE",
+		    user != NULL ? user : "", user != NULL ? " or " : "",
+		    default_path);
+		free(user);
+		free(err);
+		free(default_path);
+		return EX_CONFIG;
+	}
 	if (r != PM_OK) {
 		log_warnx("%s", err);
 		free(err);

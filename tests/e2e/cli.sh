@@ -82,6 +82,16 @@ case_missing_config() {
 	assert_one_line "$LAST_OUT.err"
 }
 
+# Without -c and without a file at the default places: say where to write
+# one.
+case_no_config_anywhere() {
+	XDG_CONFIG_HOME=$CASE_DIR/xdg HOME=$CASE_DIR run_pm
+	assert_rc 78
+	assert_grep "no configuration file: write " "$LAST_OUT.err"
+	assert_grep -- "-c FILE" "$LAST_OUT.err"
+	assert_one_line "$LAST_OUT.err"
+}
+
 case_check_good() {
 	good_config
 	run_pm -c "$CASE_DIR/config" --check-config
@@ -280,6 +290,7 @@ run_case version case_version
 run_case help case_help
 run_case unknown_option case_unknown_option
 run_case missing_config case_missing_config
+run_case no_config_anywhere case_no_config_anywhere
 run_case check_good case_check_good
 run_case check_broken case_check_broken
 run_case check_sections case_check_sections
