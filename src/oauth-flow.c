@@ -321,6 +321,33 @@ scope_param(const struct oauth_request *req)
 	return p;
 }
 
+/* The account's token store path (*path_r, malloc'd), its directory
+ * created, and the store's lock held (*lock_r).  On failure nothing is
+ * left to free. */
+static int
+store_lock(const struct oauth_request *req, char **path_r, int *lock_r,
+    char **err)
+{
+	char *path;
+	int rc;
+
+	if ((path = oauth_store_path(req)) == NULL)
+		return errf(err, PM_ECONFIG, "no state directory for the "
+		    "token store");
+	if (mkdir_p(req->cache_dir, 0700) < 0) {
+		rc = errf(err, PM_ETEMP, "cannot create %s: %s",
+		    req->cache_dir, strerror(errno));
+		free(path);
+		return rc;
+	}
+	if ((rc = oauth_lock(req, path, lock_r, err)) != PM_OK) {
+		free(path);
+		return rc;
+	}
+	*path_r = path;
+	return PM_OK;
+}
+
 /* An access token for a delegated account (contract in oauth.h). */
 int
 oauth_delegated_token(const struct oauth_request *req,
@@ -335,22 +362,10 @@ oauth_delegated_token(const struct oauth_request *req,
 	time_t now;
 	int lock, rc;
 
-	path = oauth_store_path(req);
-	if (path == NULL)
-		return errf(err, PM_ECONFIG, "no state directory for the "
-		    "token store");
-	if (mkdir_p(req->cache_dir, 0700) < 0) {
-		rc = errf(err, PM_ETEMP, "cannot create %s: %s",
-		    req->cache_dir, strerror(errno));
-		free(path);
-		return rc;
-	}
 	/* Held until the refreshed tokens are saved: a second process waits
 	 * here and then finds a fresh access token in the store. */
-	if ((rc = oauth_lock(req, path, &lock, err)) != PM_OK) {
-		free(path);
+	if ((rc = store_lock(req, &path, &lock, err)) != PM_OK)
 		return rc;
-	}
 	if (store_read(req, path, &st, &why) < 0) {
 		oauth_unlock(lock);
 		free(path);
@@ -477,19 +492,8 @@ authorize_save(const struct oauth_request *req, struct oauth_token *tok,
 	if (tok->refresh_token == NULL)
 		return errf(err, PM_EAUTH, "the authorization server issued "
 		    "no refresh token (does oauth_scope need offline_access?)");
-	if ((path = oauth_store_path(req)) == NULL)
-		return errf(err, PM_ECONFIG, "no state directory for the "
-		    "token store");
-	if (mkdir_p(req->cache_dir, 0700) < 0) {
-		rc = errf(err, PM_ETEMP, "cannot create %s: %s",
-		    req->cache_dir, strerror(errno));
-		free(path);
+	if ((rc = store_lock(req, &path, &lock, err)) != PM_OK)
 		return rc;
-	}
-	if ((rc = oauth_lock(req, path, &lock, err)) != PM_OK) {
-		free(path);
-		return rc;
-	}
 	if (store_write(req, path, tok->refresh_token, tok->access_token,
 	    time(NULL), tok->expires_at, tok->scope) < 0)
 		rc = errf(err, PM_ETEMP, "cannot write %s", path);

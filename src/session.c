@@ -91,30 +91,6 @@ host_log(struct pm_session *s, int level, const char *fmt, ...)
 	free(msg);
 }
 
-/* Host connect(): open the TCP connection and, for implicit TLS, verify
- * the server. */
-static int
-host_connect(struct pm_session *s, char **err)
-{
-	struct tls_opts opts;
-	int r;
-
-	if (s->stream != NULL)
-		return errf(err, PM_EINTERNAL, "already connected");
-	r = stream_connect(s->a->server, s->info.port,
-	    (int)s->a->timeout * 1000, &s->stream, err);
-	if (r != PM_OK)
-		return r;
-	stream_set_timeout(s->stream, (int)s->a->timeout * 1000);
-	if (s->a->tls != PM_TLS_IMPLICIT)
-		return PM_OK;
-	memset(&opts, 0, sizeof opts);
-	opts.server_name = s->a->server;
-	opts.ca_file = s->a->ca_file;
-	opts.fingerprint = s->a->tls_fingerprint;
-	return stream_starttls(s->stream, &opts, err);
-}
-
 /* Host starttls(): run the verified TLS handshake on the open connection. */
 static int
 host_starttls(struct pm_session *s, char **err)
@@ -128,6 +104,25 @@ host_starttls(struct pm_session *s, char **err)
 	opts.ca_file = s->a->ca_file;
 	opts.fingerprint = s->a->tls_fingerprint;
 	return stream_starttls(s->stream, &opts, err);
+}
+
+/* Host connect(): open the TCP connection and, for implicit TLS, verify
+ * the server. */
+static int
+host_connect(struct pm_session *s, char **err)
+{
+	int r;
+
+	if (s->stream != NULL)
+		return errf(err, PM_EINTERNAL, "already connected");
+	r = stream_connect(s->a->server, s->info.port,
+	    (int)s->a->timeout * 1000, &s->stream, err);
+	if (r != PM_OK)
+		return r;
+	stream_set_timeout(s->stream, (int)s->a->timeout * 1000);
+	if (s->a->tls != PM_TLS_IMPLICIT)
+		return PM_OK;
+	return host_starttls(s, err);
 }
 
 /* Host tls_active(): 1 when connected and the stream is under TLS. */

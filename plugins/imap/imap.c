@@ -146,9 +146,28 @@ imap_read(struct imap *im, const char **line_r, size_t *len_r,
 	return imap_break(im, rc);
 }
 
-/* Read and throw away n bytes of a literal. */
+/* Hand bytes of the current message to the delivery, noting a failure
+ * there without stopping the read (the dialogue must stay in step). */
+static void
+imap_deliver(struct imap *im, const void *buf, size_t len)
+{
+	struct imap_msg *c = im->cur;
+	int rc;
+
+	if (c->m == NULL || len == 0)
+		return;
+	rc = im->h->msg_write(c->m, buf, len, &c->derr);
+	if (rc != PM_OK) {
+		im->h->msg_abort(c->m);
+		c->m = NULL;
+		c->dstatus = rc;
+	}
+}
+
+/* Read n bytes of a literal in bounded chunks, handing them to the
+ * current message's delivery when deliver is set, else dropping them. */
 static int
-imap_discard(struct imap *im, uint64_t n, char **err)
+imap_read_literal(struct imap *im, uint64_t n, int deliver, char **err)
 {
 	size_t want, got;
 	int rc;
@@ -162,6 +181,8 @@ imap_discard(struct imap *im, uint64_t n, char **err)
 			return imap_break(im, pmp_errf(err, PM_EINTERNAL,
 			    "read_bytes returned %zu of %zu bytes", got,
 			    want));
+		if (deliver)
+			imap_deliver(im, im->buf, got);
 		n -= got;
 	}
 	return PM_OK;
@@ -180,29 +201,11 @@ imap_skip_literals(struct imap *im, const char *line, size_t len,
 		    err);
 		if (rc != PM_OK || !found)
 			return imap_break(im, rc);
-		if ((rc = imap_discard(im, n, err)) != PM_OK)
+		if ((rc = imap_read_literal(im, n, 0, err)) != PM_OK)
 			return rc;
 		rc = im->h->read_line(im->s, &line, &len, err);
 		if (rc != PM_OK)
 			return imap_break(im, rc);
-	}
-}
-
-/* Hand bytes of the current message to the delivery, noting a failure
- * there without stopping the read (the dialogue must stay in step). */
-static void
-imap_deliver(struct imap *im, const void *buf, size_t len)
-{
-	struct imap_msg *c = im->cur;
-	int rc;
-
-	if (c->m == NULL || len == 0)
-		return;
-	rc = im->h->msg_write(c->m, buf, len, &c->derr);
-	if (rc != PM_OK) {
-		im->h->msg_abort(c->m);
-		c->m = NULL;
-		c->dstatus = rc;
 	}
 }
 
@@ -225,22 +228,11 @@ imap_begin(struct imap *im, uint64_t size)
 static int
 imap_body(struct imap *im, uint64_t n, char **err)
 {
-	size_t want, got;
 	int rc;
 
 	imap_begin(im, n);
-	while (n > 0) {
-		want = n > IMAP_CHUNK ? IMAP_CHUNK : (size_t)n;
-		rc = im->h->read_bytes(im->s, im->buf, want, &got, err);
-		if (rc != PM_OK)
-			return imap_break(im, rc);
-		if (got == 0 || got > want)
-			return imap_break(im, pmp_errf(err, PM_EINTERNAL,
-			    "read_bytes returned %zu of %zu bytes", got,
-			    want));
-		imap_deliver(im, im->buf, got);
-		n -= got;
-	}
+	if ((rc = imap_read_literal(im, n, 1, err)) != PM_OK)
+		return rc;
 	im->cur->state = MSG_RECEIVED;
 	return PM_OK;
 }
@@ -267,7 +259,7 @@ imap_fetch_resp(struct imap *im, const char *line, size_t len,
 			mine = 1;
 			rc = imap_body(im, f.literal, err);
 		} else
-			rc = imap_discard(im, f.literal, err);
+			rc = imap_read_literal(im, f.literal, 0, err);
 		if (rc != PM_OK)
 			break;
 		rc = im->h->read_line(im->s, &line, &len, err);
