@@ -86,7 +86,8 @@ plugin_load_file(const char *path, const char *name,
 		    PM_PLUGIN_ABI);
 	}
 	if (p->name == NULL || strcmp(p->name, name) != 0 ||
-	    p->fetch == NULL) {
+	    p->open == NULL || p->select == NULL || p->list == NULL ||
+	    p->fetch == NULL || p->dispose == NULL || p->close == NULL) {
 		dlclose(handle);
 		return errf(err, PM_EINTERNAL, "%s: plugin does not implement "
 		    "protocol '%s'", path, name);

@@ -2,10 +2,11 @@
  * pullmail plugin contract, part 1: what the core hands a backend plugin.
  *
  * A plugin includes only the headers under include/pullmail/.  It links
- * nothing from the core: every service it needs (transport, SASL, delivery,
- * UID state, logging) reaches it through struct pm_host.  All types the
- * core owns are opaque here.  Bump PM_PLUGIN_ABI (plugin.h) on any change
- * to this file.
+ * nothing from the core: every service it needs (transport, SASL, logging)
+ * reaches it through struct pm_host, and the messages it fetches go into
+ * the struct pm_sink the core's fetch engine hands to each fetch call.  All
+ * types the core owns are opaque here.  Bump PM_PLUGIN_ABI (plugin.h) on
+ * any change to this file.
  */
 #ifndef PULLMAIL_HOST_H
 #define PULLMAIL_HOST_H
@@ -59,7 +60,12 @@ struct pm_session;	/* one account's run; owned by the core */
 struct pm_msg;		/* one message being delivered; owned by the core */
 struct pm_secret;	/* bytes that must never be logged; owned by the core */
 
-/* Plain-data view of the account a plugin works on; owned by the core. */
+/*
+ * Plain-data view of the account a plugin works on; owned by the core.
+ * It holds what the plugin needs to talk to the server, nothing of the
+ * fetch policy (which messages, size limits, keep or delete): that is the
+ * core's fetch engine's alone.
+ */
 struct pm_account_info {
 	const char *name;		/* account name from the config */
 	const char *server;		/* host name or address */
@@ -67,13 +73,6 @@ struct pm_account_info {
 					 * plugin's default when unset) */
 	int tls;			/* enum pm_tls_mode */
 	const char *user;		/* login name */
-	const char *const *folders;	/* folders to fetch (IMAP); never
-					 * empty: defaults to "INBOX" */
-	size_t nfolders;
-	int keep;			/* 1: leave messages on the server */
-	int mark_seen;			/* 1: set \Seen after delivery (IMAP) */
-	uint64_t size_limit;		/* 0: none; else skip larger messages */
-	int fetch_all;			/* 1: fetch even without UIDs (POP3) */
 	int xoauth2_two_step;		/* 1: POP3 sends the XOAUTH2 response
 					 * after "+", never on the AUTH line
 					 * (Microsoft 365 wants it so) */
@@ -190,56 +189,6 @@ struct pm_host {
 	const struct pm_secret *(*password)(struct pm_session *s);
 
 	/*
-	 * UID state.  mailbox names the server-side collection (IMAP folder
-	 * name, "" for POP3); uids are opaque strings.
-	 *
-	 * state_validity() tells the state the mailbox's current
-	 * UIDVALIDITY (NULL when the protocol has none); if it differs from
-	 * the recorded one, the recorded UIDs of that mailbox are dropped
-	 * (the messages will be fetched again) and a warning is logged.
-	 */
-	int (*state_validity)(struct pm_session *s, const char *mailbox,
-	    const char *validity, char **err);
-	/* 1 if uid of mailbox was delivered and recorded, else 0. */
-	int (*state_known)(struct pm_session *s, const char *mailbox,
-	    const char *uid);
-	/*
-	 * Forget recorded UIDs of mailbox that are not in present[0..n).
-	 * Call only with the complete list the server holds.
-	 */
-	int (*state_prune)(struct pm_session *s, const char *mailbox,
-	    const char *const *present, size_t n, char **err);
-
-	/*
-	 * Delivery.  msg_begin() starts delivering one message identified by
-	 * (mailbox, uid); size is the server's size or 0.  msg_write() takes
-	 * the message bytes as they are on the wire once protocol framing is
-	 * removed (CRLF line ends, POP3 dot-stuffing already undone); the
-	 * core converts line ends for the target.  msg_finish() completes
-	 * the message; it is not yet durable.  msg_abort() discards it and
-	 * frees msg; after msg_finish() msg is freed too.  Errors: PM_ETEMP
-	 * (e.g. disk full, MDA exit 75: keep the message, retry next run),
-	 * PM_EDELIVER.
-	 */
-	int (*msg_begin)(struct pm_session *s, const char *mailbox,
-	    const char *uid, uint64_t size, struct pm_msg **msg_r,
-	    char **err);
-	int (*msg_write)(struct pm_msg *m, const void *buf, size_t len,
-	    char **err);
-	int (*msg_finish)(struct pm_msg *m, char **err);
-	void (*msg_abort)(struct pm_msg *m);
-	/*
-	 * Make every finished message durable and record its UID in the
-	 * state file (written atomically and fsync'd).  Only after PM_OK may
-	 * the plugin flag or delete those messages on the server.
-	 */
-	int (*commit)(struct pm_session *s, char **err);
-
-	/* Count a message skipped for its size (reported in the summary). */
-	void (*skipped)(struct pm_session *s, const char *mailbox,
-	    const char *uid, uint64_t size);
-
-	/*
 	 * Secrets for a plugin that must frame one itself (IMAP LOGIN quotes
 	 * the password).  secret_data() exposes the bytes and their length:
 	 * never log them.  secret_new() copies len bytes into a new secret,
@@ -258,6 +207,49 @@ struct pm_host {
 	 * (ABI 2.)
 	 */
 	void (*unread)(struct pm_session *s, const void *buf, size_t len);
+};
+
+struct pm_fetch;	/* the fetch engine's run; owned by the core */
+
+/*
+ * Where a plugin's fetch() puts the messages it brings (ABI 3).  The fetch
+ * engine hands one to every fetch call; f is passed back untouched.  None
+ * of these slots fails towards the plugin: a delivery that fails is noted
+ * by the engine against that message, and the plugin keeps reading the
+ * message's bytes so the dialogue stays in step.
+ */
+struct pm_sink {
+	/*
+	 * The bytes of message idx (an index into the listing list()
+	 * returned) start arriving.  Call it only for an idx of the set
+	 * being fetched, once; the engine opens the delivery.  Returns the
+	 * message's handle, owned by the engine until end().
+	 */
+	struct pm_msg *(*begin)(struct pm_fetch *f, size_t idx);
+	/*
+	 * The next len bytes of the message as they are on the wire once
+	 * protocol framing is removed (CRLF line ends, POP3 dot-stuffing
+	 * undone); the core converts line ends for the target.
+	 */
+	void (*write)(struct pm_msg *m, const void *buf, size_t len);
+	/*
+	 * The message ends.  complete is 1 when every byte arrived and the
+	 * server's response around it was well formed: the engine finishes
+	 * the delivery (not yet durable; the engine syncs batches itself).
+	 * complete 0 discards what was written: the message stays on the
+	 * server and is fetched again next time.  m is invalid afterwards.
+	 */
+	void (*end)(struct pm_msg *m, int complete);
+	/*
+	 * The server did not hand over message idx.  status PM_OK: it is
+	 * gone (expunged by another client; nothing to do).  Anything else:
+	 * it refused (POP3 -ERR to RETR); reason says why, and the message
+	 * counts as a failure that stays on the server.  A message of the
+	 * set for which fetch() returned PM_OK without begin() or missing()
+	 * is taken as gone.
+	 */
+	void (*missing)(struct pm_fetch *f, size_t idx, int status,
+	    const char *reason);
 };
 
 #endif

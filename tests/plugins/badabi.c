@@ -2,10 +2,12 @@
 #include <pullmail/plugin.h>
 
 static int
-badabi_fetch(const struct pm_host *host, struct pm_session *s, char **err)
+badabi_open(const struct pm_host *host, struct pm_session *s,
+    struct pm_conn **conn_r, char **err)
 {
 	(void)host;
 	(void)s;
+	(void)conn_r;
 	(void)err;
 	return PM_EINTERNAL;
 }
@@ -16,5 +18,5 @@ PM_PLUGIN_EXPORT const struct pm_plugin pullmail_plugin = {
 	.name = "badabi",
 	.port_tls = 1,
 	.port_plain = 1,
-	.fetch = badabi_fetch,
+	.open = badabi_open,
 };

@@ -1,0 +1,62 @@
+/*
+ * One mock host for the plugins' unit tests: a scripted server (what the
+ * server sends is fixed in advance; what the plugin sends is logged), a
+ * small SASL engine and a sink that records what each message brought.
+ * A plugin is tested through its pm_plugin table with these, with no
+ * dlopen and no network.
+ */
+#ifndef PM_MOCK_HOST_H
+#define PM_MOCK_HOST_H
+
+#include <stddef.h>
+
+#include <check.h>
+#include <pullmail/plugin.h>
+
+/* The scripted server and everything the plugin did. */
+struct mock {
+	const char *in;		/* what the server sends */
+	size_t inlen, pos;
+	size_t chunk;		/* most bytes read_bytes hands out */
+	char line[70000];
+	char *log;		/* one event per line */
+	size_t loglen;
+	char *delivered;	/* "IDX:bytes|" per complete message */
+	size_t dlen;
+	int open_msgs;		/* begun and not yet ended */
+	int tls;		/* TLS is up */
+	int no_tls;		/* connect() brings no TLS */
+	size_t unread;		/* bytes given back */
+	struct pm_account_info acct;
+	struct pm_secret *pw;
+};
+
+extern struct mock M;
+extern const struct pm_host mock_host;
+extern const struct pm_sink mock_sink;
+
+/*
+ * Reset the mock for a dialogue in which the server says script: account
+ * "test" of joe@example.test at 127.0.0.1:port with implicit TLS, no
+ * password, read_bytes handing out 3 bytes at a time.
+ */
+void mock_reset(const char *script, unsigned port);
+
+/*
+ * Events, one per line, in the order they happened:
+ *   CONNECT, TLS, DISCONNECT         transport
+ *   C: line                          a command sent (secrets as <...>)
+ *   SASL [mechs] ir=N ...            the SASL engine was asked to log in
+ *   BEGIN idx / END idx complete=N   the sink
+ *   MISSING idx status reason        the sink
+ *   LOG text                         the plugin logged at INFO or above
+ */
+void mock_ev(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Offset of needle in the event log; fails the test when absent. */
+size_t mock_at(const char *needle);
+/* 1 when needle does not occur in the event log. */
+int mock_absent(const char *needle);
+/* The whole event log ("" when empty). */
+const char *mock_log(void);
+
+#endif
