@@ -182,7 +182,7 @@ run_token_info(struct account *a)
 
 /* Fetch one account; returns its exit status and prints its summary. */
 static int
-run_account(struct account *a, const char *plugdir, int quiet)
+run_account(struct account *a, const char *plugdir, int quiet, int progress)
 {
 	const struct pm_plugin *p;
 	struct run_stats stats;
@@ -192,7 +192,7 @@ run_account(struct account *a, const char *plugdir, int quiet)
 	memset(&stats, 0, sizeof stats);
 	r = plugin_load(plugdir, a->protocol, &p, &err);
 	if (r == PM_OK)
-		r = session_run(a, p, &stats, &err);
+		r = session_run(a, p, progress, &stats, &err);
 	if (!quiet && stats.delivered > 0)
 		printf("%s: %lu message%s delivered (%llu bytes)\n", a->name,
 		    stats.delivered, stats.delivered == 1 ? "" : "s",
@@ -237,7 +237,7 @@ main(int argc, char **argv)
 	struct config *cfg = NULL;
 	struct account *a;
 	int ch, verbose = 0, quiet = 0, trace = 0, check = 0, use_syslog = 0;
-	int info = 0;
+	int info = 0, progress;
 	int i, code = -1, r;
 
 	harden();
@@ -285,6 +285,11 @@ main(int argc, char **argv)
 	argv += optind;
 	log_init("pullmail", verbose, trace,
 	    use_syslog);
+	/* A progress line only for a person at a terminal whose screen no
+	 * log lines scroll through. */
+	progress = !quiet && !use_syslog && !verbose && !trace &&
+	    isatty(STDERR_FILENO) && getenv("TERM") != NULL &&
+	    strcmp(getenv("TERM"), "dumb") != 0;
 
 	if (argc > 0 && (strcmp(argv[0], "authorize") == 0 ||
 	    strcmp(argv[0], "token") == 0)) {
@@ -363,7 +368,7 @@ main(int argc, char **argv)
 			selected = strcmp(argv[i], a->name) == 0;
 		if (!selected)
 			continue;
-		r = run_account(a, plugin_dir(plugdir_opt), quiet);
+		r = run_account(a, plugin_dir(plugdir_opt), quiet, progress);
 		code = code < 0 ? r : worse(code, r);
 		fflush(stdout);
 	}

@@ -1,8 +1,8 @@
 /*
  * One account's run.  The host services a plugin receives are implemented
- * here on top of the transport, the token module, the SASL encoders, the
- * delivery stage and the UID state; session_run() drives one plugin over one
- * account and retries once when the server rejects a cached token.
+ * here on top of the transport, the token module and the SASL encoders;
+ * session_run() has the fetch engine drive one plugin over one account and
+ * retries once when the server rejects a cached token.
  */
 #include "autoconf.h"
 
@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "deliver.h"
+#include "fetch.h"
 #include "log.h"
 #include "oauth.h"
 #include "sasl.h"
@@ -26,37 +27,14 @@
 #define LINE_MAX_BYTES 65536
 #define SASL_MAX_ROUNDS 8
 
-/* A message finished but not yet covered by a commit. */
-struct pending {
-	char *mailbox;
-	char *uid;
-	uint64_t bytes;
-};
-
 struct pm_session {
 	struct account *a;
 	struct pm_account_info info;
 	struct stream *stream;
-	struct state *state;
-	struct deliver *deliver;
-
-	struct pending *pending;
-	size_t npending;
-
 	struct pm_secret *token;	/* access token for this run */
 	int token_cached;		/* it came from the cache */
 	int token_rejected;		/* the server refused it */
 	char *cache_dir;
-
-	struct run_stats *stats;
-};
-
-struct pm_msg {
-	struct pm_session *s;
-	struct deliver_msg *dm;
-	char *mailbox;
-	char *uid;
-	uint64_t bytes;
 };
 
 /* Host account(): the account info session_run() filled in. */
@@ -399,170 +377,6 @@ host_password(struct pm_session *s)
 	return s->a->password;
 }
 
-/* Host state_validity(): record mailbox's UIDVALIDITY, warning when it
- * changed and its recorded UIDs were dropped. */
-static int
-host_state_validity(struct pm_session *s, const char *mailbox,
-    const char *validity, char **err)
-{
-	if (state_validity(s->state, mailbox, validity) == 1)
-		log_warnx("%s: UIDVALIDITY of %s changed to %s: the messages "
-		    "delivered before can no longer be told apart, all of "
-		    "them will be fetched again", s->a->name, mailbox,
-		    validity ? validity : "(none)");
-	return PM_OK;
-}
-
-/* Host state_known(): 1 if uid of mailbox is already recorded. */
-static int
-host_state_known(struct pm_session *s, const char *mailbox, const char *uid)
-{
-	return state_known(s->state, mailbox, uid);
-}
-
-/* Host state_prune(): forget recorded UIDs no longer on the server. */
-static int
-host_state_prune(struct pm_session *s, const char *mailbox,
-    const char *const *present, size_t n, char **err)
-{
-	int gone = state_prune(s->state, mailbox, present, n);
-
-	if (gone > 0)
-		log_debug("state", "%s: %s: forgot %d UIDs no longer on the "
-		    "server", s->a->name, mailbox, gone);
-	return PM_OK;
-}
-
-/* Host msg_begin(): start delivering one message to the account's target. */
-static int
-host_msg_begin(struct pm_session *s, const char *mailbox, const char *uid,
-    uint64_t size, struct pm_msg **msg_r, char **err)
-{
-	struct deliver_info info;
-	struct pm_msg *m;
-	int r;
-
-	memset(&info, 0, sizeof info);
-	info.account = s->a->name;
-	info.server = s->a->server;
-	info.mailbox = mailbox;
-	info.uid = uid;
-	info.size = size;
-	info.protocol = s->a->protocol;
-	m = xcalloc(1, sizeof *m);
-	r = deliver_begin(s->deliver, &info, &m->dm, err);
-	if (r != PM_OK) {
-		free(m);
-		return r;
-	}
-	m->s = s;
-	m->mailbox = xstrdup(mailbox);
-	m->uid = xstrdup(uid);
-	*msg_r = m;
-	return PM_OK;
-}
-
-/* Free a message handle and its copied mailbox and UID. */
-static void
-msg_free(struct pm_msg *m)
-{
-	free(m->mailbox);
-	free(m->uid);
-	free(m);
-}
-
-/* Host msg_write(): pass message bytes to delivery, counting them. */
-static int
-host_msg_write(struct pm_msg *m, const void *buf, size_t len, char **err)
-{
-	m->bytes += len;
-	return deliver_write(m->dm, buf, len, err);
-}
-
-/* Host msg_finish(): complete delivery and queue the UID for the next
- * commit; frees m either way. */
-static int
-host_msg_finish(struct pm_msg *m, char **err)
-{
-	struct pm_session *s = m->s;
-	struct pending *p;
-	int r;
-
-	r = deliver_finish(m->dm, err);
-	if (r != PM_OK) {
-		msg_free(m);
-		return r;
-	}
-	s->pending = xrealloc(s->pending, (s->npending + 1) *
-	    sizeof *s->pending);
-	p = &s->pending[s->npending++];
-	p->mailbox = m->mailbox;
-	p->uid = m->uid;
-	p->bytes = m->bytes;
-	free(m);
-	return PM_OK;
-}
-
-/* Host msg_abort(): discard a message being delivered and free m. */
-static void
-host_msg_abort(struct pm_msg *m)
-{
-	if (m == NULL)
-		return;
-	deliver_abort(m->dm);
-	msg_free(m);
-}
-
-/* Free the list of finished messages awaiting a commit. */
-static void
-pending_clear(struct pm_session *s)
-{
-	size_t i;
-
-	for (i = 0; i < s->npending; i++) {
-		free(s->pending[i].mailbox);
-		free(s->pending[i].uid);
-	}
-	free(s->pending);
-	s->pending = NULL;
-	s->npending = 0;
-}
-
-/* Host commit(): sync delivery, then record and save the pending UIDs. */
-static int
-host_commit(struct pm_session *s, char **err)
-{
-	size_t i;
-	int r;
-
-	if (s->npending == 0)
-		return state_save(s->state, err);
-	if ((r = deliver_sync(s->deliver, err)) != PM_OK)
-		return r;
-	for (i = 0; i < s->npending; i++)
-		state_add(s->state, s->pending[i].mailbox, s->pending[i].uid);
-	if ((r = state_save(s->state, err)) != PM_OK)
-		return r;
-	for (i = 0; i < s->npending; i++) {
-		s->stats->delivered++;
-		s->stats->bytes += s->pending[i].bytes;
-	}
-	log_debug("state", "%s: %zu messages durable and recorded",
-	    s->a->name, s->npending);
-	pending_clear(s);
-	return PM_OK;
-}
-
-/* Host skipped(): count and log a message skipped for its size. */
-static void
-host_skipped(struct pm_session *s, const char *mailbox, const char *uid,
-    uint64_t size)
-{
-	s->stats->skipped++;
-	log_info("%s: %s: message %s (%llu bytes) is over the size limit; "
-	    "skipped", s->a->name, mailbox, uid, (unsigned long long)size);
-}
-
 /* Host secret_data(): a secret's bytes and length, for plugin framing. */
 static const char *
 host_secret_data(const struct pm_secret *sec, size_t *len_r)
@@ -593,68 +407,59 @@ const struct pm_host session_host = {
 	.disconnect = host_disconnect,
 	.sasl_auth = host_sasl_auth,
 	.password = host_password,
-	.state_validity = host_state_validity,
-	.state_known = host_state_known,
-	.state_prune = host_state_prune,
-	.msg_begin = host_msg_begin,
-	.msg_write = host_msg_write,
-	.msg_finish = host_msg_finish,
-	.msg_abort = host_msg_abort,
-	.commit = host_commit,
-	.skipped = host_skipped,
 	.secret_data = host_secret_data,
 	.secret_new = secret_new,
 	.secret_free = secret_free,
 	.unread = host_unread,
 };
 
-/* Finished messages never covered by a commit are dropped: they are still
- * on the server and will be fetched again (a duplicate, never a loss). */
-static void
-session_discard_pending(struct pm_session *s)
-{
-	if (s->npending > 0)
-		log_warnx("%s: %zu delivered messages were not recorded; they "
-		    "stay on the server and may be delivered again",
-		    s->a->name, s->npending);
-	pending_clear(s);
-}
-
 /* Fetch one account with plugin p, retrying once after a rejected
  * cached token. */
 int
-session_run(struct account *a, const struct pm_plugin *p,
+session_run(struct account *a, const struct pm_plugin *p, int progress,
     struct run_stats *stats, char **err)
 {
 	struct pm_session s;
+	struct fetch_policy pol;
+	struct fetch_target t;
+	struct state *st = NULL;
+	struct deliver *d = NULL;
 	int r, attempt;
 
 	memset(&s, 0, sizeof s);
 	s.a = a;
-	s.stats = stats;
 	s.info.name = a->name;
 	s.info.server = a->server;
 	s.info.port = a->port != 0 ? a->port :
 	    (a->tls == PM_TLS_IMPLICIT ? p->port_tls : p->port_plain);
 	s.info.tls = a->tls;
 	s.info.user = a->user;
-	s.info.folders = (const char *const *)a->folders;
-	s.info.nfolders = a->nfolders;
-	s.info.keep = a->keep;
-	s.info.mark_seen = a->mark_seen;
-	s.info.size_limit = a->size_limit;
-	s.info.fetch_all = a->fetch_all;
 	s.info.xoauth2_two_step = a->pop3_xoauth2_two_step;
 	s.cache_dir = xasprintf("%s/tokens", a->state_dir);
 
-	r = state_open(a->state_dir, a->name, &s.state, err);
+	memset(&pol, 0, sizeof pol);
+	pol.account = a->name;
+	pol.server = a->server;
+	pol.protocol = a->protocol;
+	pol.folders = (const char *const *)a->folders;
+	pol.nfolders = a->nfolders;
+	pol.keep = a->keep;
+	pol.mark_seen = a->mark_seen;
+	pol.fetch_all = a->fetch_all;
+	pol.size_limit = a->size_limit;
+	pol.batch_msgs = FETCH_BATCH_MSGS;
+	pol.batch_bytes = FETCH_BATCH_BYTES;
+	pol.progress = progress;
+
+	r = state_open(a->state_dir, a->name, &st, err);
 	if (r == PM_OK)
-		r = deliver_open(a, &s.deliver, err);
+		r = deliver_open(a, &d, err);
+	if (r == PM_OK)
+		fetch_target_deliver(&t, d);
 	for (attempt = 0; r == PM_OK; attempt++) {
 		s.token_rejected = 0;
-		r = p->fetch(&session_host, &s, err);
+		r = fetch_run(&pol, &t, st, p, &session_host, &s, stats, err);
 		host_disconnect(&s);
-		session_discard_pending(&s);
 		if (r != PM_EAUTH || !s.token_rejected)
 			break;
 		/* Never reuse a token the server refused. */
@@ -671,9 +476,8 @@ session_run(struct account *a, const struct pm_plugin *p,
 		break;
 	}
 	host_disconnect(&s);
-	session_discard_pending(&s);
-	deliver_close(s.deliver);
-	state_close(s.state);
+	deliver_close(d);
+	state_close(st);
 	secret_free(s.token);
 	free(s.cache_dir);
 	return r;

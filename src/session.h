@@ -7,23 +7,20 @@
 
 #include <pullmail/plugin.h>
 
-struct account;
+#include "fetch.h"
 
-struct run_stats {
-	unsigned long delivered;	/* messages delivered and recorded */
-	uint64_t bytes;			/* their size as delivered */
-	unsigned long skipped;		/* over the size limit */
-};
+struct account;
 
 /* The table of host services every plugin receives. */
 extern const struct pm_host session_host;
 
 /*
- * Fetch one account with plugin p.  When the server rejects an OAuth token
+ * Fetch one account with plugin p through the fetch engine; progress
+ * draws a progress line on stderr (a terminal only).  When the server rejects an OAuth token
  * that came from the cache, the token is dropped and the run retried once
  * with a fresh one.  Returns PM_OK or a status class with *err set.
  */
-int session_run(struct account *a, const struct pm_plugin *p,
+int session_run(struct account *a, const struct pm_plugin *p, int progress,
     struct run_stats *stats, char **err);
 
 #endif

@@ -441,6 +441,32 @@ state_prune(struct state *st, const char *mailbox, const char *const *present,
 	return (int)(before - kept.n);
 }
 
+/* Forget the UIDs gone[0..n) of mailbox; returns how many went. */
+int
+state_forget(struct state *st, const char *mailbox, const char *const *gone,
+    size_t n)
+{
+	struct mailbox *box = box_get(st, mailbox, 0);
+	struct strset drop = { NULL, 0, 0 }, kept = { NULL, 0, 0 };
+	size_t i, before;
+
+	if (box == NULL || box->uids.n == 0 || n == 0)
+		return 0;
+	before = box->uids.n;
+	for (i = 0; i < n; i++)
+		strset_add(&drop, gone[i]);
+	for (i = 0; i < box->uids.cap; i++)
+		if (box->uids.slots[i] != NULL &&
+		    !strset_has(&drop, box->uids.slots[i]))
+			strset_add(&kept, box->uids.slots[i]);
+	strset_free(&drop);
+	strset_free(&box->uids);
+	box->uids = kept;
+	if (kept.n != before)
+		st->dirty = 1;
+	return (int)(before - kept.n);
+}
+
 /* Write every record to f; -1 on a write error. */
 static int
 state_write(const struct state *st, FILE *f)

@@ -23,6 +23,10 @@ int state_known(const struct state *st, const char *mailbox, const char *uid);
 void state_add(struct state *st, const char *mailbox, const char *uid);
 int state_prune(struct state *st, const char *mailbox,
     const char *const *present, size_t n);
+/* Forget the UIDs gone[0..n) of mailbox (deleted on the server); returns
+ * how many were recorded. */
+int state_forget(struct state *st, const char *mailbox,
+    const char *const *gone, size_t n);
 /* Write the file atomically and fsync it; no-op when nothing changed. */
 int state_save(struct state *st, char **err);
 

@@ -1,0 +1,87 @@
+/*
+ * The fetch engine: the one place that knows the fetch policy, for every
+ * protocol.  It drives a backend plugin step by step (open, select, list,
+ * fetch a set, dispose of a set, close) and decides which messages are new
+ * (UID state), which are too big, how many go in one batch, when a batch is
+ * synced, recorded and disposed of on the server, and what a failure of one
+ * message or of the connection means.
+ *
+ * The no-loss rule lives here alone: a message is disposed of on the server
+ * only after the target's sync() covered it and its UID is in the state
+ * file (written and fsync'd).  A message whose delivery or transfer failed
+ * is neither recorded nor disposed of: it is fetched again next time.
+ */
+#ifndef PM_FETCH_H
+#define PM_FETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pullmail/plugin.h>
+
+struct deliver;
+struct deliver_info;
+struct state;
+
+/* What one account's run did, for the summary line. */
+struct run_stats {
+	unsigned long delivered;	/* messages delivered and recorded */
+	uint64_t bytes;			/* their size as delivered */
+	unsigned long skipped;		/* over the size limit */
+	unsigned long failed;		/* left on the server after a failure */
+};
+
+/* The account's fetch policy, as the config says. */
+struct fetch_policy {
+	const char *account;		/* for log lines and the target */
+	const char *server;
+	const char *protocol;		/* "imap", "pop3" */
+	const char *const *folders;	/* for PM_PLUGIN_FOLDERS plugins */
+	size_t nfolders;
+	int keep;			/* 1: leave messages on the server */
+	int mark_seen;			/* with keep: flag them \Seen */
+	int fetch_all;			/* fetch even without stable UIDs */
+	uint64_t size_limit;		/* 0: none */
+	size_t batch_msgs;		/* most messages per batch (> 0) */
+	uint64_t batch_bytes;		/* most listed bytes per batch (> 0) */
+	int progress;			/* draw a progress line on stderr */
+};
+
+/* Defaults for fetch_policy's batch bounds: a crash refetches at most
+ * one batch; a sync (fsync) covers up to this much. */
+#define FETCH_BATCH_MSGS	500
+#define FETCH_BATCH_BYTES	((uint64_t)64 << 20)
+
+/*
+ * Where the engine delivers: the delivery stage (fetch_target_deliver()),
+ * or a test's own.  The slots mean what the delivery stage's functions of
+ * the same names mean (deliver.h): begin a message, write its bytes (CRLF
+ * line ends), finish it (frees m either way), abort it (frees m), and make
+ * every finished message durable.
+ */
+struct fetch_target {
+	void *ctx;
+	int (*begin)(void *ctx, const struct deliver_info *info, void **m_r,
+	    char **err);
+	int (*write)(void *m, const void *buf, size_t len, char **err);
+	int (*finish)(void *m, char **err);
+	void (*abort)(void *m);
+	int (*sync)(void *ctx, char **err);
+};
+
+/* A target that delivers through the delivery stage d. */
+void fetch_target_deliver(struct fetch_target *t, struct deliver *d);
+
+/*
+ * Fetch the account with plugin p over host h and session s: open, every
+ * folder, close.  Messages go to t; st is the account's UID state.  Returns
+ * PM_OK, the status of the step that broke the session (the messages
+ * completed before it are still synced and recorded), or else the worst
+ * per-message failure (PM_EDELIVER over PM_ETEMP) after every other
+ * message was dealt with; *err is set with the reason.
+ */
+int fetch_run(const struct fetch_policy *pol, const struct fetch_target *t,
+    struct state *st, const struct pm_plugin *p, const struct pm_host *h,
+    struct pm_session *s, struct run_stats *stats, char **err);
+
+#endif
