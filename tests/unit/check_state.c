@@ -98,6 +98,34 @@ START_TEST(test_prune_and_many)
 }
 END_TEST
 
+/* Forgetting deleted UIDs keeps the others and the other mailboxes. */
+START_TEST(test_forget)
+{
+	struct state *st;
+	char *err = NULL, uid[32];
+	const char *gone[3] = { "u2", "u4", "never" };
+	int i;
+
+	ck_assert_int_eq(state_open(dir, "dave", &st, &err), PM_OK);
+	for (i = 1; i <= 1000; i++) {
+		snprintf(uid, sizeof uid, "u%d", i);
+		state_add(st, "", uid);
+	}
+	state_add(st, "other", "u2");
+	ck_assert_int_eq(state_forget(st, "", gone, 3), 2);
+	ck_assert_int_eq(state_forget(st, "nobox", gone, 3), 0);
+	ck_assert_int_eq(state_save(st, &err), PM_OK);
+	state_close(st);
+	ck_assert_int_eq(state_open(dir, "dave", &st, &err), PM_OK);
+	ck_assert_int_eq(state_known(st, "", "u2"), 0);
+	ck_assert_int_eq(state_known(st, "", "u4"), 0);
+	ck_assert_int_eq(state_known(st, "", "u3"), 1);
+	ck_assert_int_eq(state_known(st, "", "u1000"), 1);
+	ck_assert_int_eq(state_known(st, "other", "u2"), 1);
+	state_close(st);
+}
+END_TEST
+
 START_TEST(test_lock)
 {
 	struct state *st, *st2;
@@ -170,6 +198,7 @@ suite_state(void)
 	tcase_add_test(tc, test_roundtrip);
 	tcase_add_test(tc, test_validity_change);
 	tcase_add_test(tc, test_prune_and_many);
+	tcase_add_test(tc, test_forget);
 	tcase_add_test(tc, test_lock);
 	tcase_add_loop_test(tc, test_damaged, 0,
 	    (int)(sizeof damaged / sizeof damaged[0]));
