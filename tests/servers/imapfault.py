@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Fault injector for pullmail's IMAP tests.
+
+A plaintext TCP relay between pullmail and the real Dovecot IMAP listener.
+Every byte pullmail reads comes from Dovecot, except where a fault says
+otherwise; the faults are ones a real Dovecot cannot be made to show on
+demand:
+
+  cut-body:N        close both connections in the middle of the Nth BODY[]
+                    literal the server sends (after half of its bytes), so
+                    the connection dies inside a pipelined window
+  exchange-order    move the UID of each FETCH response behind its BODY[]
+                    literal, as Exchange Online sends it:
+                    "* 3 FETCH (UID 9 BODY[] {N}" ... ")" becomes
+                    "* 3 FETCH (BODY[] {N}" ... " UID 9)"
+  on-first-fetch    before the first command that fetches bodies reaches
+                    the server, run the command given by --run (another
+                    client expunging messages, say), and wait for it
+
+The relay follows the server's responses line by line and literal by
+literal.  With --first-only the faults apply to the first connection only.
+Every fault applied is logged as a line starting with FAULT.
+
+Usage: imapfault.py --upstream-port N --port-file FILE [--log FILE]
+                    [--first-only] [--run CMD] [--fault F]...
+"""
+import argparse
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+LITERAL = re.compile(rb'\{(\d+)\+?\}\r?\n$')
+FETCH_UID_BODY = re.compile(rb'^(\* \d+ FETCH \()UID (\d+) (BODY\[\] \{\d+\}\r?\n)$')
+
+
+def log(args, msg):
+    line = '%s %s\n' % (time.strftime('%H:%M:%S'), msg)
+    with args.lock:
+        if args.log:
+            with open(args.log, 'a') as f:
+                f.write(line)
+        else:
+            sys.stderr.write(line)
+
+
+class Reader:
+    """Buffered reads of lines and exact byte counts from a socket."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b''
+
+    def fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError
+        self.buf += data
+
+    def line(self):
+        while b'\n' not in self.buf:
+            self.fill()
+        i = self.buf.index(b'\n') + 1
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def exactly(self, n):
+        while len(self.buf) < n:
+            self.fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+class Conn:
+    """One relayed connection and the faults it gets."""
+
+    def __init__(self, args, client, faults):
+        self.args = args
+        self.client = client
+        self.faults = faults
+        self.server = socket.create_connection(('127.0.0.1',
+                                                args.upstream_port))
+        self.bodies = 0
+        self.fetched = False
+        self.dead = False
+
+    def close(self):
+        self.dead = True
+        for s in (self.client, self.server):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def client_to_server(self):
+        r = Reader(self.client)
+        try:
+            while True:
+                line = r.line()
+                if (not self.fetched and b'BODY.PEEK[]' in line.upper()):
+                    self.fetched = True
+                    if 'on-first-fetch' in self.faults and self.args.run:
+                        log(self.args, 'FAULT running %s before %r' %
+                            (self.args.run, line.strip()))
+                        subprocess.run(self.args.run, shell=True,
+                                       check=False)
+                self.server.sendall(line)
+        except (EOFError, OSError):
+            pass
+        if not self.dead:
+            self.close()
+
+    def server_to_client(self):
+        r = Reader(self.server)
+        pending_uid = None
+        try:
+            while True:
+                line = r.line()
+                m = LITERAL.search(line)
+                body = m and b'BODY[]' in line.upper()
+                if body and 'exchange-order' in self.faults:
+                    f = FETCH_UID_BODY.match(line)
+                    if f:
+                        pending_uid = f.group(2)
+                        line = f.group(1) + f.group(3)
+                        log(self.args, 'FAULT UID %s moved behind its '
+                            'literal' % pending_uid.decode())
+                elif pending_uid is not None and line.startswith(b')'):
+                    line = b' UID ' + pending_uid + line
+                    pending_uid = None
+                self.client.sendall(line)
+                if not m:
+                    continue
+                n = int(m.group(1))
+                if body:
+                    self.bodies += 1
+                if (body and 'cut-body:%d' % self.bodies in self.faults):
+                    self.client.sendall(r.exactly(n // 2))
+                    log(self.args, 'FAULT cut in BODY[] literal #%d' %
+                        self.bodies)
+                    self.close()
+                    return
+                self.client.sendall(r.exactly(n))
+        except (EOFError, OSError):
+            pass
+        if not self.dead:
+            self.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--upstream-port', type=int, required=True)
+    ap.add_argument('--port-file', required=True)
+    ap.add_argument('--log')
+    ap.add_argument('--first-only', action='store_true')
+    ap.add_argument('--run')
+    ap.add_argument('--fault', action='append', default=[])
+    ap.add_argument('--lifetime', type=float, default=600,
+                    help='stop after this many seconds whatever happens')
+    args = ap.parse_args()
+    args.lock = threading.Lock()
+
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(('127.0.0.1', 0))
+    ls.listen(8)
+    ls.settimeout(1.0)
+    with open(args.port_file + '.tmp', 'w') as f:
+        f.write('%d\n' % ls.getsockname()[1])
+    import os
+    os.rename(args.port_file + '.tmp', args.port_file)
+
+    deadline = time.monotonic() + args.lifetime
+    n = 0
+    while time.monotonic() < deadline:
+        try:
+            c, _ = ls.accept()
+        except socket.timeout:
+            continue
+        n += 1
+        faults = set(args.fault) if (n == 1 or not args.first_only) else set()
+        log(args, 'connection #%d faults=%s' % (n, ','.join(sorted(faults))))
+        conn = Conn(args, c, faults)
+        for fn in (conn.client_to_server, conn.server_to_client):
+            threading.Thread(target=fn, daemon=True).start()
+
+
+if __name__ == '__main__':
+    main()
