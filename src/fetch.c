@@ -127,7 +127,8 @@ progress_draw(struct pm_fetch *f, int force)
 	long long now = mono_ms(), ms;
 	double bps;
 
-	if (!pg->on || (!force && pg->drawn && now - pg->drawn_ms < 200))
+	if (!pg->on || pg->msgs == 0 ||
+	    (!force && pg->drawn && now - pg->drawn_ms < 200))
 		return;
 	pg->drawn_ms = now;
 	ms = now - pg->start_ms;
@@ -567,7 +568,7 @@ fetch_folder(struct pm_fetch *f, const char *folder, char **err)
 	/* Save the validity and the pruned list even when nothing came. */
 	rc = state_save(f->st, err);
 out:
-	progress_draw(f, 0);
+	progress_draw(f, 1);
 	progress_clear(f);
 	free(fresh);
 	free(old);

@@ -151,7 +151,28 @@ case_uid_after_literal() {
 	assert_rc 1
 }
 
+# On a terminal a progress line is drawn on standard error and taken away
+# at the end; written to a file there is none, nor with -q.
+case_progress_line() {
+	seed_many 30
+	account acct | write_config "$CASE_DIR/config"
+	TERM=xterm script -qefc "'$PULLMAIL' -c '$CASE_DIR/config'" /dev/null \
+		</dev/null >"$CASE_DIR/tty.out" 2>&1 || fail "pullmail failed on a terminal"
+	assert_grep 'acct: INBOX: 30/30 messages, ' "$CASE_DIR/tty.out"
+	assert_grep '^acct: 30 messages delivered' "$CASE_DIR/tty.out"
+	assert_eq 30 "$(maildir_count "$CASE_DIR/Maildir")" "messages delivered"
+	rm -rf "$CASE_DIR/Maildir" "$CASE_DIR/state"
+	TERM=xterm script -qefc "'$PULLMAIL' -q -c '$CASE_DIR/config'" /dev/null \
+		</dev/null >"$CASE_DIR/tty-q.out" 2>&1 || fail "pullmail -q failed on a terminal"
+	assert_no_grep 'messages, ' "$CASE_DIR/tty-q.out"
+	rm -rf "$CASE_DIR/Maildir" "$CASE_DIR/state"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	assert_no_grep 'messages, ' "$LAST_OUT.err"
+}
+
 run_case pipelined_fetch case_pipelined_fetch
+run_case progress_line case_progress_line
 run_case expunge_mid_window case_expunge_mid_window
 run_case cut_mid_window case_cut_mid_window
 run_case uid_after_literal case_uid_after_literal
