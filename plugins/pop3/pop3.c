@@ -1,16 +1,16 @@
 /*
  * The POP3 backend (RFC 1939, CAPA and PIPELINING from RFC 2449, AUTH from
- * RFC 5034, STLS from RFC 2595): log in, list the maildrop with UIDL and
- * LIST, stream every message whose UIDL the state does not know into the
- * host's delivery, and delete what the host has committed when keep = no.
+ * RFC 5034, STLS from RFC 2595), driven step by step by the core's fetch
+ * engine: log in, list the maildrop with UIDL and LIST, stream the
+ * messages the engine asks for through the dot-unstuffing filter into its
+ * sink, mark messages with DELE, QUIT.  Which messages are new, which are
+ * fetched and which deleted is the engine's business: this file only
+ * speaks POP3.
  *
- * State is kept by UIDL under the mailbox name "".  POP3 applies DELE only
- * at QUIT: a connection lost after DELE and before QUIT leaves the messages
- * on the server, already recorded as delivered, so the next run deletes
- * them without delivering them again.  After a QUIT the server accepted,
- * the UIDLs of the deleted messages are forgotten at once, so a later
- * message that reuses one (some servers derive UIDLs from a hash of the
- * headers) is fetched as new rather than deleted undelivered.
+ * POP3 has one unnamed maildrop, selected as "", and no flags.  The server
+ * applies DELE only at QUIT (PM_PLUGIN_DELETE_AT_CLOSE): close() fails when
+ * messages were marked for deletion and the QUIT did not succeed, so the
+ * engine knows the deletions did not take effect.
  */
 #include "autoconf.h"
 
@@ -19,15 +19,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <pullmail/plugin.h>
 
 #include "pop3-parse.h"
 
-#define POP3_BATCH	50		/* messages per host commit */
 #define POP3_CHUNK	(64 * 1024)	/* body bytes per read */
-#define POP3_WINDOW	16		/* commands in flight with PIPELINING */
+#ifndef POP3_WINDOW
+#define POP3_WINDOW	16	/* commands in flight with PIPELINING */
+#endif
 #define POP3_NOUIDL	"no-uidl "	/* uid prefix without UIDL: a space,
 					 * so no real UIDL looks like it */
 #ifndef POP3_LIST_MAX
@@ -37,8 +37,21 @@
 					 * server naming more is hostile */
 #endif
 
-/* One connection to one account's server. */
-struct pop3 {
+/* A message of the maildrop. */
+struct pop3_entry {
+	unsigned long num;
+	uint64_t size;
+	char *uid;		/* the UIDL, or a made-up key without UIDL */
+};
+
+/* A growing maildrop listing. */
+struct pop3_listing {
+	struct pop3_entry *e;
+	size_t n, cap;
+};
+
+/* One connection to one account's server: the plugin's pm_conn. */
+struct pm_conn {
 	const struct pm_host *h;
 	struct pm_session *s;
 	const struct pm_account_info *acct;
@@ -47,22 +60,16 @@ struct pop3 {
 	int broken;		/* the dialogue is out of step: no QUIT */
 	size_t window;		/* commands to keep in flight */
 	size_t deleted;		/* messages marked with DELE */
+	struct pop3_listing list;	/* the last listing, by number */
+	int have_uidl;		/* it has the server's UIDLs */
+	struct pm_entry *view;	/* the listing as list() hands it out */
 	char *buf;		/* POP3_CHUNK bytes read */
 	char *out;		/* POP3_CHUNK + 1 bytes unstuffed */
 };
 
-/* A message of the maildrop. */
-struct pop3_entry {
-	unsigned long num;
-	uint64_t size;
-	int has_size;
-	int deleted;		/* DELE answered +OK */
-	char *uid;
-};
-
 /* Mark the dialogue broken and pass status through. */
 static int
-pop3_break(struct pop3 *p, int status)
+pop3_break(struct pm_conn *p, int status)
 {
 	if (status != PM_OK)
 		p->broken = 1;
@@ -75,7 +82,7 @@ pop3_break(struct pop3 *p, int status)
  * breaks the dialogue.
  */
 static int
-pop3_reply(struct pop3 *p, int sasl, int *status_r, char **text_r,
+pop3_reply(struct pm_conn *p, int sasl, int *status_r, char **text_r,
     char **err)
 {
 	const char *line, *text;
@@ -96,7 +103,7 @@ pop3_reply(struct pop3 *p, int sasl, int *status_r, char **text_r,
 /* Read a reply that must be +OK; -ERR is returned as nostatus with
  * "WHAT failed: -ERR text". */
 static int
-pop3_expect(struct pop3 *p, const char *what, int nostatus, char **err)
+pop3_expect(struct pm_conn *p, const char *what, int nostatus, char **err)
 {
 	char *text;
 	int rc, st;
@@ -114,7 +121,7 @@ pop3_expect(struct pop3 *p, const char *what, int nostatus, char **err)
 
 /* Send a command and wait for its +OK. */
 static int PM_PRINTF(5, 6)
-pop3_command(struct pop3 *p, const char *what, int nostatus, char **err,
+pop3_command(struct pm_conn *p, const char *what, int nostatus, char **err,
     const char *fmt, ...)
 {
 	va_list ap;
@@ -135,8 +142,8 @@ pop3_command(struct pop3 *p, const char *what, int nostatus, char **err,
 /* Read the lines of a multi-line response up to its ".", handing each
  * unstuffed line to fn. */
 static int
-pop3_lines(struct pop3 *p, int (*fn)(struct pop3 *, const char *, size_t,
-    void *, char **), void *arg, char **err)
+pop3_lines(struct pm_conn *p, int (*fn)(struct pm_conn *, const char *,
+    size_t, void *, char **), void *arg, char **err)
 {
 	const char *line, *data;
 	size_t len, dlen;
@@ -155,7 +162,7 @@ pop3_lines(struct pop3 *p, int (*fn)(struct pop3 *, const char *, size_t,
 
 /* CAPA: one capability line. */
 static int
-pop3_capa_cb(struct pop3 *p, const char *line, size_t len, void *arg,
+pop3_capa_cb(struct pm_conn *p, const char *line, size_t len, void *arg,
     char **err)
 {
 	(void)arg;
@@ -164,7 +171,7 @@ pop3_capa_cb(struct pop3 *p, const char *line, size_t len, void *arg,
 
 /* Ask for the capabilities; a server without CAPA has none known. */
 static int
-pop3_capa(struct pop3 *p, char **err)
+pop3_capa(struct pm_conn *p, char **err)
 {
 	int rc, st;
 
@@ -186,7 +193,7 @@ static int
 pop3_sasl_start(void *ctx, const char *mech, const struct pm_secret *ir,
     char **err)
 {
-	struct pop3 *p = ctx;
+	struct pm_conn *p = ctx;
 	char *prefix;
 	int rc;
 
@@ -204,7 +211,7 @@ pop3_sasl_start(void *ctx, const char *mech, const struct pm_secret *ir,
 static int
 pop3_sasl_respond(void *ctx, const struct pm_secret *resp, char **err)
 {
-	struct pop3 *p = ctx;
+	struct pm_conn *p = ctx;
 
 	return pop3_break(p, p->h->send_secret(p->s, "", resp, err));
 }
@@ -213,7 +220,7 @@ pop3_sasl_respond(void *ctx, const struct pm_secret *resp, char **err)
 static int
 pop3_sasl_reply(void *ctx, int *kind_r, char **text_r, char **err)
 {
-	struct pop3 *p = ctx;
+	struct pm_conn *p = ctx;
 	const char *line, *text;
 	size_t len;
 	int rc, st;
@@ -253,7 +260,7 @@ has_break(const char *s, size_t len)
 
 /* Log in with USER and PASS, for servers that offer no SASL mechanism. */
 static int
-pop3_user_pass(struct pop3 *p, const struct pm_secret *pw, char **err)
+pop3_user_pass(struct pm_conn *p, const struct pm_secret *pw, char **err)
 {
 	const char *data;
 	char *text;
@@ -287,9 +294,10 @@ pop3_user_pass(struct pop3 *p, const struct pm_secret *pw, char **err)
 	return rc;
 }
 
-/* Connect, read the greeting, STLS if configured, authenticate. */
+/* Connect, read the greeting, STLS if configured, authenticate, and learn
+ * the capabilities that hold after login. */
 static int
-pop3_open(struct pop3 *p, char **err)
+pop3_login(struct pm_conn *p, char **err)
 {
 	const struct pm_secret *pw;
 	char *text, *mechs;
@@ -340,16 +348,147 @@ pop3_open(struct pop3 *p, char **err)
 	return PM_OK;
 }
 
-/* A growing maildrop listing. */
-struct pop3_list {
-	struct pop3_entry *e;
-	size_t n, cap;
-};
+/* Free a maildrop listing and its UIDs and leave it empty. */
+static void
+listing_free(struct pop3_listing *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->e[i].uid);
+	free(l->e);
+	memset(l, 0, sizeof *l);
+}
+
+/* Drop the connection's listing (select() and list() invalidate it). */
+static void
+pop3_forget(struct pm_conn *p)
+{
+	listing_free(&p->list);
+	free(p->view);
+	p->view = NULL;
+	p->have_uidl = 0;
+}
+
+/* Free a connection (already disconnected). */
+static void
+pop3_free(struct pm_conn *p)
+{
+	pop3_forget(p);
+	pop3_caps_free(&p->caps);
+	free(p->buf);
+	free(p->out);
+	free(p);
+}
+
+/* Refuse to go on with a dialogue that is out of step (a bug in the
+ * caller: after a failure only close() may follow). */
+static int
+pop3_in_step(struct pm_conn *p, char **err)
+{
+	if (p->broken)
+		return pmp_errf(err, PM_EINTERNAL, "the POP3 dialogue is out "
+		    "of step after an earlier failure");
+	return PM_OK;
+}
+
+/* Check that idx[0..n) are indexes into the listing. */
+static int
+pop3_check_set(struct pm_conn *p, const size_t *idx, size_t n, char **err)
+{
+	size_t i;
+	int rc;
+
+	if ((rc = pop3_in_step(p, err)) != PM_OK)
+		return rc;
+	for (i = 0; i < n; i++) {
+		if (idx[i] >= p->list.n)
+			return pmp_errf(err, PM_EINTERNAL, "message index %zu "
+			    "is not in the listing of %zu messages", idx[i],
+			    p->list.n);
+	}
+	return PM_OK;
+}
+
+/*
+ * End the session with QUIT.  The server applies the deletions only now:
+ * a refused QUIT after DELEs says so (the messages stay on the server).
+ */
+static int
+pop3_quit(struct pm_conn *p, char **err)
+{
+	int rc;
+
+	rc = pop3_command(p, "QUIT", PM_ETEMP, err, "QUIT");
+	if (rc != PM_OK && p->deleted > 0)
+		rc = pmp_errf(err, rc, "%s; messages marked for deletion stay "
+		    "on the server until the next run", *err);
+	return rc;
+}
+
+/* Slot open(): connect and log in; on failure nothing is left open. */
+static int
+pop3_open(const struct pm_host *host, struct pm_session *s,
+    struct pm_conn **conn_r, char **err)
+{
+	struct pm_conn *p;
+	char *qerr = NULL;
+	int rc;
+
+	*conn_r = NULL;
+	p = pmp_xmalloc(sizeof *p);
+	memset(p, 0, sizeof *p);
+	p->h = host;
+	p->s = s;
+	p->acct = host->account(s);
+	p->window = 1;
+	p->buf = pmp_xmalloc(POP3_CHUNK);
+	p->out = pmp_xmalloc(POP3_CHUNK + 1);
+	p->sasl.start = pop3_sasl_start;
+	p->sasl.respond = pop3_sasl_respond;
+	p->sasl.reply = pop3_sasl_reply;
+	p->sasl.max_line = 255;		/* RFC 5034 4 */
+	p->sasl.overhead = sizeof "AUTH  \r\n" - 1;
+	p->sasl.xoauth2_two_step = p->acct->xoauth2_two_step;
+	pop3_caps_reset(&p->caps);
+
+	if ((rc = pop3_login(p, err)) != PM_OK) {
+		/* Still in step (say, a refused login): leave politely. */
+		if (!p->broken)
+			(void)pop3_quit(p, &qerr);
+		free(qerr);
+		host->disconnect(s);
+		pop3_free(p);
+		return rc;
+	}
+	*conn_r = p;
+	return PM_OK;
+}
+
+/* Slot select(): POP3 has one maildrop, named "". */
+static int
+pop3_select(struct pm_conn *p, const char *folder, struct pm_folder *f_r,
+    char **err)
+{
+	char *name;
+	int rc;
+
+	memset(f_r, 0, sizeof *f_r);
+	pop3_forget(p);
+	if (*folder != '\0') {
+		name = pmp_clean(folder, strlen(folder), 100);
+		rc = pmp_errf(err, PM_ECONFIG, "POP3 has no folders: cannot "
+		    "select \"%s\"", name);
+		free(name);
+		return rc;
+	}
+	return PM_OK;
+}
 
 /* Add an entry for message num; NULL (with *err set) when the listing
  * grows past POP3_LIST_MAX. */
 static struct pop3_entry *
-list_add(struct pop3_list *l, unsigned long num, const char *what,
+listing_add(struct pop3_listing *l, unsigned long num, const char *what,
     char **err)
 {
 	struct pop3_entry *e;
@@ -367,18 +506,6 @@ list_add(struct pop3_list *l, unsigned long num, const char *what,
 	memset(e, 0, sizeof *e);
 	e->num = num;
 	return e;
-}
-
-/* Free a maildrop listing and its UIDs and leave it empty. */
-static void
-list_free(struct pop3_list *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->e[i].uid);
-	free(l->e);
-	memset(l, 0, sizeof *l);
 }
 
 /* Order entries by message number. */
@@ -401,10 +528,10 @@ entry_uid_cmp(const void *a, const void *b)
 
 /* UIDL: one "NUM UID" line. */
 static int
-pop3_uidl_cb(struct pop3 *p, const char *line, size_t len, void *arg,
+pop3_uidl_cb(struct pm_conn *p, const char *line, size_t len, void *arg,
     char **err)
 {
-	struct pop3_list *l = arg;
+	struct pop3_listing *l = arg;
 	struct pop3_entry *e;
 	const char *uid;
 	unsigned long num;
@@ -415,7 +542,7 @@ pop3_uidl_cb(struct pop3 *p, const char *line, size_t len, void *arg,
 	if ((rc = pop3_parse_uidl(line, len, &num, &uid, &ulen, err)) !=
 	    PM_OK)
 		return rc;
-	if ((e = list_add(l, num, "UIDL", err)) == NULL)
+	if ((e = listing_add(l, num, "UIDL", err)) == NULL)
 		return PM_EPROTO;
 	e->uid = pmp_xstrndup(uid, ulen);
 	return PM_OK;
@@ -423,10 +550,10 @@ pop3_uidl_cb(struct pop3 *p, const char *line, size_t len, void *arg,
 
 /* LIST: one "NUM SIZE" line. */
 static int
-pop3_list_cb(struct pop3 *p, const char *line, size_t len, void *arg,
+pop3_list_cb(struct pm_conn *p, const char *line, size_t len, void *arg,
     char **err)
 {
-	struct pop3_list *l = arg;
+	struct pop3_listing *l = arg;
 	struct pop3_entry *e;
 	unsigned long num;
 	uint64_t size;
@@ -435,22 +562,23 @@ pop3_list_cb(struct pop3 *p, const char *line, size_t len, void *arg,
 	(void)p;
 	if ((rc = pop3_parse_list(line, len, &num, &size, err)) != PM_OK)
 		return rc;
-	if ((e = list_add(l, num, "LIST", err)) == NULL)
+	if ((e = listing_add(l, num, "LIST", err)) == NULL)
 		return PM_EPROTO;
 	e->size = size;
-	e->has_size = 1;
 	return PM_OK;
 }
 
 /*
- * List the maildrop: numbers, sizes, and UIDLs.  *have_uidl_r is 0 when
- * the server refused UIDL (the entries then have no uid).
+ * Read the maildrop's listing into l: numbers, sizes and UIDLs, sorted by
+ * number.  *have_uidl_r is 0 when the server refused UIDL (the entries
+ * then have no uid).  With PIPELINING, UIDL and LIST go out together;
+ * without it, one at a time (RFC 2449).
  */
 static int
-pop3_listing(struct pop3 *p, struct pop3_list *l, int *have_uidl_r,
-    char **err)
+pop3_read_listing(struct pm_conn *p, struct pop3_listing *l,
+    int *have_uidl_r, char **err)
 {
-	struct pop3_list sizes;
+	struct pop3_listing sizes;
 	struct pop3_entry key, *found, **byuid;
 	size_t i;
 	int rc, st;
@@ -459,6 +587,9 @@ pop3_listing(struct pop3 *p, struct pop3_list *l, int *have_uidl_r,
 	*have_uidl_r = 0;
 	if ((rc = p->h->send(p->s, err, "UIDL")) != PM_OK)
 		return pop3_break(p, rc);
+	if (p->caps.pipelining &&
+	    (rc = p->h->send(p->s, err, "LIST")) != PM_OK)
+		return pop3_break(p, rc);
 	if ((rc = pop3_reply(p, 0, &st, NULL, err)) != PM_OK)
 		return rc;
 	if (st == POP3_OK) {
@@ -466,7 +597,8 @@ pop3_listing(struct pop3 *p, struct pop3_list *l, int *have_uidl_r,
 		if ((rc = pop3_lines(p, pop3_uidl_cb, l, err)) != PM_OK)
 			return rc;
 	}
-	if ((rc = p->h->send(p->s, err, "LIST")) != PM_OK)
+	if (!p->caps.pipelining &&
+	    (rc = p->h->send(p->s, err, "LIST")) != PM_OK)
 		return pop3_break(p, rc);
 	if ((rc = pop3_expect(p, "LIST", PM_EPROTO, err)) != PM_OK)
 		return rc;
@@ -484,7 +616,7 @@ pop3_listing(struct pop3 *p, struct pop3_list *l, int *have_uidl_r,
 	}
 	if (!*have_uidl_r) {
 		/* The listing is LIST's. */
-		list_free(l);
+		listing_free(l);
 		*l = sizes;
 		return PM_OK;
 	}
@@ -505,7 +637,6 @@ pop3_listing(struct pop3 *p, struct pop3_list *l, int *have_uidl_r,
 			goto out;
 		}
 		l->e[i].size = found->size;
-		l->e[i].has_size = 1;
 	}
 	/* Two messages with one UIDL could not be told apart. */
 	byuid = pmp_xreallocarray(NULL, l->n, sizeof *byuid);
@@ -521,40 +652,52 @@ pop3_listing(struct pop3 *p, struct pop3_list *l, int *have_uidl_r,
 	}
 	free(byuid);
 out:
-	list_free(&sizes);
+	listing_free(&sizes);
 	return rc;
 }
 
-/* The message a RETR is bringing. */
-struct pop3_msg {
-	const struct pop3_entry *e;
-	struct pm_msg *m;	/* delivery in progress, or NULL */
-	int dstatus;		/* delivery failure, or PM_OK */
-	char *derr;		/* its reason */
-};
-
-/* Hand bytes to the delivery, noting a failure there without stopping the
- * read (the dialogue must stay in step). */
-static void
-pop3_deliver(struct pop3 *p, struct pop3_msg *c, const char *buf,
-    size_t len)
+/*
+ * Slot list(): the maildrop by message number, each message under its
+ * UIDL, or without UIDL under a key made up from its number.
+ */
+static int
+pop3_list(struct pm_conn *p, const struct pm_entry **e_r, size_t *n_r,
+    int *have_uids_r, char **err)
 {
+	struct pop3_entry *e;
+	size_t i;
 	int rc;
 
-	if (c->m == NULL || len == 0)
-		return;
-	rc = p->h->msg_write(c->m, buf, len, &c->derr);
-	if (rc != PM_OK) {
-		p->h->msg_abort(c->m);
-		c->m = NULL;
-		c->dstatus = rc;
+	*e_r = NULL;
+	*n_r = 0;
+	*have_uids_r = 0;
+	if ((rc = pop3_in_step(p, err)) != PM_OK)
+		return rc;
+	pop3_forget(p);
+	if ((rc = pop3_read_listing(p, &p->list, &p->have_uidl, err)) !=
+	    PM_OK) {
+		pop3_forget(p);
+		return rc;
 	}
+	p->view = pmp_xreallocarray(NULL, p->list.n, sizeof *p->view);
+	for (i = 0; i < p->list.n; i++) {
+		e = &p->list.e[i];
+		if (!p->have_uidl)
+			e->uid = pmp_xprintf(POP3_NOUIDL "%lu", e->num);
+		p->view[i].uid = e->uid;
+		p->view[i].size = e->size;
+	}
+	*e_r = p->view;
+	*n_r = p->list.n;
+	*have_uids_r = p->have_uidl;
+	return PM_OK;
 }
 
-/* Stream a multi-line body into c (or nowhere when c->m is NULL) and give
+/* Stream a multi-line body through the unstuffing filter into m and give
  * back what follows its terminator. */
 static int
-pop3_body(struct pop3 *p, struct pop3_msg *c, char **err)
+pop3_body(struct pm_conn *p, const struct pm_sink *sink, struct pm_msg *m,
+    char **err)
 {
 	struct pop3_undot u;
 	size_t got, olen, used;
@@ -570,7 +713,8 @@ pop3_body(struct pop3 *p, struct pop3_msg *c, char **err)
 			    "read_bytes returned %zu of %d bytes", got,
 			    POP3_CHUNK));
 		done = pop3_undot(&u, p->buf, got, p->out, &olen, &used);
-		pop3_deliver(p, c, p->out, olen);
+		if (olen > 0)
+			sink->write(m, p->out, olen);
 		if (done) {
 			if (used < got)
 				p->h->unread(p->s, p->buf + used, got - used);
@@ -579,405 +723,146 @@ pop3_body(struct pop3 *p, struct pop3_msg *c, char **err)
 	}
 }
 
+/* Put "RETR num: " in front of *err and return rc. */
+static int
+pop3_retr_err(const struct pop3_entry *e, int rc, char **err)
+{
+	return pmp_errf(err, rc, "RETR %lu: %s", e->num, *err);
+}
+
 /*
- * Read the response to "RETR e->num" and deliver the message.  *got_r is
- * 1 when it was finished.  *dstatus_r is a failure that concerns this
- * message alone, with *derr_r its reason, while the dialogue stays in
- * step: the delivery's, or PM_ETEMP when the server refused the RETR (the
- * message stays on the server and must not look fetched).
+ * Read the response to the RETR of message idx into sink: the message,
+ * or missing() when the server refused it (the dialogue goes on).  A
+ * connection or protocol failure ends the message incomplete.
  */
 static int
-pop3_retr_resp(struct pop3 *p, const struct pop3_entry *e, const char *uid,
-    int *got_r, int *dstatus_r, char **derr_r, char **err)
+pop3_retr_resp(struct pm_conn *p, size_t idx, const struct pm_sink *sink,
+    struct pm_fetch *f, char **err)
 {
-	struct pop3_msg c;
-	char *text, *what;
+	const struct pop3_entry *e = &p->list.e[idx];
+	struct pm_msg *m;
+	char *text, *why;
 	int rc, st;
 
-	*got_r = 0;
-	*dstatus_r = PM_OK;
-	if ((rc = pop3_reply(p, 0, &st, &text, err)) != PM_OK) {
-		what = pmp_xprintf("RETR %lu: %s", e->num, *err);
-		free(*err);
-		*err = what;
-		return rc;
-	}
+	if ((rc = pop3_reply(p, 0, &st, &text, err)) != PM_OK)
+		return pop3_retr_err(e, rc, err);
 	if (st != POP3_OK) {
-		*dstatus_r = PM_ETEMP;
-		*derr_r = pmp_xprintf("RETR %lu (UIDL %s) failed: -ERR %s",
-		    e->num, uid, text);
+		if (p->have_uidl)
+			why = pmp_xprintf("RETR %lu (UIDL %s) failed: -ERR %s",
+			    e->num, e->uid, text);
+		else
+			why = pmp_xprintf("RETR %lu failed: -ERR %s", e->num,
+			    text);
+		sink->missing(f, idx, PM_ETEMP, why);
+		free(why);
 		free(text);
 		return PM_OK;
 	}
 	free(text);
-	memset(&c, 0, sizeof c);
-	c.e = e;
-	rc = p->h->msg_begin(p->s, "", uid, e->size, &c.m, &c.derr);
-	if (rc != PM_OK) {
-		c.m = NULL;
-		c.dstatus = rc;
-	}
-	if ((rc = pop3_body(p, &c, err)) != PM_OK) {
-		if (c.m != NULL)
-			p->h->msg_abort(c.m);
-		free(c.derr);
-		what = pmp_xprintf("RETR %lu: %s", e->num, *err);
-		free(*err);
-		*err = what;
-		return rc;
-	}
-	if (c.dstatus != PM_OK) {
-		*dstatus_r = c.dstatus;
-		*derr_r = c.derr != NULL ? c.derr :
-		    pmp_xprintf("delivery of message %lu failed", e->num);
-		return PM_OK;
-	}
-	/* msg_finish() frees the message whatever it returns. */
-	if ((rc = p->h->msg_finish(c.m, derr_r)) != PM_OK) {
-		*dstatus_r = rc;
-		return PM_OK;
-	}
-	*got_r = 1;
+	m = sink->begin(f, idx);
+	rc = pop3_body(p, sink, m, err);
+	sink->end(m, rc == PM_OK);
+	if (rc != PM_OK)
+		return pop3_retr_err(e, rc, err);
 	return PM_OK;
 }
 
-/* The uid a message is delivered and recorded under. */
-static char *
-entry_uid(const struct pop3_entry *e)
-{
-	if (e->uid != NULL)
-		return pmp_xstrndup(e->uid, strlen(e->uid));
-	return pmp_xprintf(POP3_NOUIDL "%lu", e->num);
-}
-
-/*
- * Fetch the messages fresh[0..n) with up to p->window RETR commands in
- * flight.  The finished ones are appended to done[] (*ndone_r).  A message
- * whose RETR is refused or whose delivery fails is logged and left on the
- * server; the others go on.
- * The worst delivery failure (PM_EDELIVER over PM_ETEMP) is returned with
- * *delivery_r set and *err describing it.
- */
+/* Slot fetch(): RETR the messages idx[0..n) with up to p->window commands
+ * in flight. */
 static int
-pop3_retr_batch(struct pop3 *p, struct pop3_entry *const *fresh, size_t n,
-    struct pop3_entry **done, size_t *ndone_r, int *delivery_r, char **err)
+pop3_fetch(struct pm_conn *p, const size_t *idx, size_t n,
+    const struct pm_sink *sink, struct pm_fetch *f, char **err)
 {
-	char *uid, *derr = NULL;
 	size_t sent = 0, recvd = 0;
-	int rc, got, dstatus, fail = PM_OK;
+	int rc;
 
-	*delivery_r = 0;
+	if ((rc = pop3_check_set(p, idx, n, err)) != PM_OK)
+		return rc;
 	while (recvd < n) {
 		while (sent < n && sent - recvd < p->window) {
 			rc = p->h->send(p->s, err, "RETR %lu",
-			    fresh[sent]->num);
+			    p->list.e[idx[sent]].num);
 			if (rc != PM_OK)
 				return pop3_break(p, rc);
 			sent++;
 		}
-		if (recvd == sent)
-			break;
-		uid = entry_uid(fresh[recvd]);
-		rc = pop3_retr_resp(p, fresh[recvd], uid, &got,
-		    &dstatus, &derr, err);
-		free(uid);
-		if (rc != PM_OK) {
-			free(derr);
+		if ((rc = pop3_retr_resp(p, idx[recvd], sink, f, err)) !=
+		    PM_OK)
 			return rc;
-		}
-		if (got)
-			done[(*ndone_r)++] = fresh[recvd];
-		if (dstatus != PM_OK) {
-			p->h->log(p->s, PM_LOG_WARN, "%s; the message stays "
-			    "on the server", derr != NULL ? derr :
-			    "delivery failed");
-			if (fail == PM_OK || dstatus == PM_EDELIVER) {
-				fail = dstatus;
-				free(*err);
-				*err = derr;
-				derr = NULL;
-			}
-		}
-		free(derr);
-		derr = NULL;
 		recvd++;
 	}
-	if (fail != PM_OK)
-		*delivery_r = 1;
-	return fail;
+	return PM_OK;
 }
 
-/* Delete messages del[0..n) with up to p->window DELE commands in
- * flight, marking those the server accepted.  A refused DELE is logged:
- * the message stays, and is deleted on a later run (it is recorded). */
+/*
+ * Slot dispose(): POP3 has no flags, so only PM_DISPOSE_DELETE does
+ * anything: DELE with up to p->window commands in flight.  A refused DELE
+ * is logged and the message left; the deletions take effect at QUIT.
+ */
 static int
-pop3_dele(struct pop3 *p, struct pop3_entry *const *del, size_t n,
-    char **err)
+pop3_dispose(struct pm_conn *p, int action, const size_t *idx, size_t n,
+    unsigned char *done_r, char **err)
 {
-	size_t sent = 0, recvd = 0;
+	const struct pop3_entry *e;
+	size_t sent = 0, recvd = 0, marked = 0;
 	char *text;
 	int rc, st;
 
-	if (n == 0 || p->acct->keep)
+	if (n > 0)
+		memset(done_r, 0, n);
+	if ((rc = pop3_check_set(p, idx, n, err)) != PM_OK)
+		return rc;
+	if (action == PM_DISPOSE_SEEN)
 		return PM_OK;
+	if (action != PM_DISPOSE_DELETE)
+		return pmp_errf(err, PM_EINTERNAL, "unknown disposal %d",
+		    action);
 	while (recvd < n) {
 		while (sent < n && sent - recvd < p->window) {
-			rc = p->h->send(p->s, err, "DELE %lu", del[sent]->num);
+			rc = p->h->send(p->s, err, "DELE %lu",
+			    p->list.e[idx[sent]].num);
 			if (rc != PM_OK)
 				return pop3_break(p, rc);
 			sent++;
 		}
+		e = &p->list.e[idx[recvd]];
 		if ((rc = pop3_reply(p, 0, &st, &text, err)) != PM_OK)
-			return rc;
+			return pmp_errf(err, rc, "DELE %lu: %s", e->num,
+			    *err);
 		if (st != POP3_OK)
 			p->h->log(p->s, PM_LOG_WARN, "DELE %lu failed: -ERR "
-			    "%s", del[recvd]->num, text);
+			    "%s", e->num, text);
 		else {
-			del[recvd]->deleted = 1;
+			done_r[recvd] = 1;
 			p->deleted++;
+			marked++;
 		}
 		free(text);
 		recvd++;
 	}
-	p->h->log(p->s, PM_LOG_DEBUG, "%zu messages marked for deletion", n);
+	p->h->log(p->s, PM_LOG_DEBUG, "%zu of %zu messages marked for "
+	    "deletion", marked, n);
 	return PM_OK;
 }
 
-/* Make the finished messages durable, then mark them for deletion.
- * *n_r is reset when the batch is done with. */
-static int
-pop3_flush(struct pop3 *p, struct pop3_entry **done, size_t *n_r,
-    char **err)
-{
-	int rc;
-
-	if ((rc = p->h->commit(p->s, err)) != PM_OK)
-		return rc;
-	rc = pop3_dele(p, done, *n_r, err);
-	*n_r = 0;
-	return rc;
-}
-
-/* Fetch the new messages of the maildrop and dispose of them.  The
- * listing is left in l (*have_uidl_r as pop3_listing()) for the caller,
- * which frees it. */
-static int
-pop3_maildrop(struct pop3 *p, struct pop3_list *l, int *have_uidl_r,
-    char **err)
-{
-	const struct pm_account_info *a = p->acct;
-	struct pop3_entry **fresh = NULL, **done = NULL;
-	const char **present = NULL;
-	char *ferr = NULL, *werr = NULL;
-	size_t i, k, nfresh = 0, ndone = 0, nskip = 0, nfetched = 0;
-	int rc, have_uidl, delivery, worst = PM_OK;
-
-	rc = pop3_listing(p, l, have_uidl_r, err);
-	have_uidl = *have_uidl_r;
-	if (rc != PM_OK)
-		goto out;
-	if (!have_uidl && !a->fetch_all) {
-		rc = pmp_errf(err, PM_ECONFIG, "the server does not support "
-		    "UIDL, so messages cannot be told apart from one run to "
-		    "the next; set fetch_all = yes to fetch every message on "
-		    "each run (with keep = no they are deleted after "
-		    "delivery)");
-		goto out;
-	}
-	if (!have_uidl && a->keep)
-		p->h->log(p->s, PM_LOG_WARN, "the server does not support "
-		    "UIDL: with fetch_all = yes and keep = yes every message "
-		    "is fetched again on each run");
-
-	if (have_uidl) {
-		/* The complete list, so the state can forget what is
-		 * gone. */
-		present = pmp_xreallocarray(NULL, l->n, sizeof *present);
-		for (i = 0; i < l->n; i++)
-			present[i] = l->e[i].uid;
-		rc = p->h->state_prune(p->s, "", present, l->n, err);
-		if (rc != PM_OK)
-			goto out;
-	}
-
-	/* Known messages still there with keep = no: a run recorded them
-	 * but its DELE never reached a QUIT (after a QUIT the deleted UIDLs
-	 * are forgotten: pop3_forget_deleted()).  They go first,
-	 * undelivered. */
-	fresh = pmp_xreallocarray(NULL, l->n, sizeof *fresh);
-	done = pmp_xreallocarray(NULL, l->n, sizeof *done);
-	for (i = 0; i < l->n; i++) {
-		if (have_uidl && p->h->state_known(p->s, "", l->e[i].uid)) {
-			if (!a->keep)
-				done[ndone++] = &l->e[i];
-			continue;
-		}
-		if (a->size_limit > 0 && l->e[i].size > a->size_limit) {
-			char *uid = entry_uid(&l->e[i]);
-
-			p->h->skipped(p->s, "", uid, l->e[i].size);
-			free(uid);
-			nskip++;
-			continue;
-		}
-		fresh[nfresh++] = &l->e[i];
-	}
-	p->h->log(p->s, PM_LOG_INFO, "%zu new of %zu messages", nfresh, l->n);
-	if (nskip > 0)
-		p->h->log(p->s, PM_LOG_INFO, "%zu messages over the size "
-		    "limit skipped", nskip);
-	if (ndone > 0) {
-		p->h->log(p->s, PM_LOG_INFO, "deleting %zu messages "
-		    "delivered by an earlier run", ndone);
-		if ((rc = pop3_dele(p, done, ndone, err)) != PM_OK)
-			goto out;
-		ndone = 0;
-	}
-
-	for (i = 0; i < nfresh; i += k) {
-		k = nfresh - i > POP3_BATCH ? POP3_BATCH : nfresh - i;
-		rc = pop3_retr_batch(p, fresh + i, k, done, &ndone,
-		    &delivery, err);
-		nfetched += ndone;
-		if (rc != PM_OK && delivery) {
-			/* Those messages stay on the server; go on with the
-			 * rest and report the worst failure at the end. */
-			if (worst == PM_OK || rc == PM_EDELIVER) {
-				worst = rc;
-				free(werr);
-				werr = *err;
-				*err = NULL;
-			}
-			rc = PM_OK;
-		}
-		if (rc != PM_OK) {
-			if (!p->broken) {
-				/* Keep and dispose of what was delivered. */
-				if (pop3_flush(p, done, &ndone, &ferr) !=
-				    PM_OK) {
-					p->h->log(p->s, PM_LOG_ERR, "%s",
-					    ferr);
-					free(ferr);
-				}
-			} else if (p->h->commit(p->s, &ferr) != PM_OK) {
-				/* Record what was delivered; the server is
-				 * told nothing. */
-				p->h->log(p->s, PM_LOG_ERR, "%s", ferr);
-				free(ferr);
-			}
-			goto out;
-		}
-		if ((rc = pop3_flush(p, done, &ndone, err)) != PM_OK)
-			goto out;
-	}
-	if (worst != PM_OK) {
-		rc = worst;
-		free(*err);
-		*err = werr;
-		werr = NULL;
-		goto out;
-	}
-	/* Save the pruned state even when nothing was fetched. */
-	if (nfresh == 0 && (rc = p->h->commit(p->s, err)) != PM_OK)
-		goto out;
-	p->h->log(p->s, PM_LOG_DEBUG, "%zu messages fetched", nfetched);
-
-out:
-	free(werr);
-	free(present);
-	free(fresh);
-	free(done);
-	return rc;
-}
-
 /*
- * End the session.  The server applies the deletions only now: a refused
- * QUIT is an error (the messages stay, recorded, and are deleted next run).
+ * Slot close(): QUIT unless the dialogue is out of step, disconnect,
+ * free.  Messages marked with DELE are deleted only by a QUIT the server
+ * accepted: anything else with deletions pending is a failure.
  */
 static int
-pop3_quit(struct pop3 *p, char **err)
+pop3_close(struct pm_conn *p, char **err)
 {
-	int rc;
+	int rc = PM_OK;
 
-	rc = pop3_command(p, "QUIT", PM_ETEMP, err, "QUIT");
-	if (rc != PM_OK && p->deleted > 0)
-		rc = pmp_errf(err, rc, "%s; messages marked for deletion stay "
-		    "on the server until the next run", *err);
-	return rc;
-}
-
-/*
- * After a QUIT the server accepted, the messages whose DELE it accepted
- * are gone: forget their UIDLs and save the state.  A UIDL the state still
- * holds and the server still lists is then one whose delete never took
- * effect, never a new message that reuses the UIDL of a deleted one
- * (which a later run would otherwise delete undelivered).
- */
-static int
-pop3_forget_deleted(struct pop3 *p, const struct pop3_list *l, char **err)
-{
-	const char **present;
-	size_t i, n = 0;
-	int rc;
-
-	present = pmp_xreallocarray(NULL, l->n, sizeof *present);
-	for (i = 0; i < l->n; i++) {
-		if (!l->e[i].deleted)
-			present[n++] = l->e[i].uid;
-	}
-	rc = p->h->state_prune(p->s, "", present, n, err);
-	free(present);
-	if (rc == PM_OK)
-		rc = p->h->commit(p->s, err);
-	return rc;
-}
-
-/* The plugin's entry: fetch the account's maildrop. */
-static int
-pop3_fetch(const struct pm_host *host, struct pm_session *s, char **err)
-{
-	struct pop3 p;
-	struct pop3_list l;
-	char *qerr = NULL;
-	int rc, qrc, have_uidl = 0;
-
-	memset(&p, 0, sizeof p);
-	memset(&l, 0, sizeof l);
-	p.h = host;
-	p.s = s;
-	p.acct = host->account(s);
-	p.window = 1;
-	p.buf = pmp_xmalloc(POP3_CHUNK);
-	p.out = pmp_xmalloc(POP3_CHUNK + 1);
-	p.sasl.start = pop3_sasl_start;
-	p.sasl.respond = pop3_sasl_respond;
-	p.sasl.reply = pop3_sasl_reply;
-	p.sasl.max_line = 255;		/* RFC 5034 4 */
-	p.sasl.overhead = sizeof "AUTH  \r\n" - 1;
-	p.sasl.xoauth2_two_step = p.acct->xoauth2_two_step;
-	pop3_caps_reset(&p.caps);
-
-	rc = pop3_open(&p, err);
-	if (rc == PM_OK)
-		rc = pop3_maildrop(&p, &l, &have_uidl, err);
-	if (!p.broken) {
-		qrc = pop3_quit(&p, &qerr);
-		if (qrc == PM_OK && have_uidl && p.deleted > 0)
-			qrc = pop3_forget_deleted(&p, &l, &qerr);
-		if (rc == PM_OK && qrc != PM_OK) {
-			rc = qrc;
-			free(*err);
-			*err = qerr;
-			qerr = NULL;
-		} else if (qrc != PM_OK)
-			host->log(s, PM_LOG_WARN, "%s", qerr);
-		free(qerr);
-	}
-	host->disconnect(s);
-	list_free(&l);
-	pop3_caps_free(&p.caps);
-	free(p.buf);
-	free(p.out);
+	if (!p->broken)
+		rc = pop3_quit(p, err);
+	else if (p->deleted > 0)
+		rc = pmp_errf(err, PM_ETEMP, "the connection broke off before "
+		    "QUIT; messages marked for deletion stay on the server "
+		    "until the next run");
+	p->h->disconnect(p->s);
+	pop3_free(p);
 	return rc;
 }
 
@@ -987,5 +872,12 @@ PM_PLUGIN_EXPORT const struct pm_plugin pullmail_plugin = {
 	.name = "pop3",
 	.port_tls = 995,
 	.port_plain = 110,
+	.flags = PM_PLUGIN_DELETE_AT_CLOSE,
+	.open = pop3_open,
+	.select = pop3_select,
+	.list = pop3_list,
 	.fetch = pop3_fetch,
+	.dispose = pop3_dispose,
+	.wait = NULL,
+	.close = pop3_close,
 };

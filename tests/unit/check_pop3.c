@@ -1,8 +1,13 @@
 /*
- * The POP3 plugin: its reply parsers and the dot-unstuffing state machine
- * (table-driven, with broken input, fed byte by byte and split at every
- * point), and its fetch logic run against a mock host table that plays a
- * scripted server dialogue (no dlopen, no network).
+ * The POP3 plugin's own test program: its reply parsers and the
+ * dot-unstuffing state machine (table-driven, with broken input, fed byte
+ * by byte and split at every point), and its slots (open, select, list,
+ * fetch, dispose, close) run against the shared mock host, which plays a
+ * scripted server dialogue (no dlopen, no network).  Which messages are
+ * fetched or deleted is the fetch engine's policy and tested there.
+ *
+ * Built with POP3_LIST_MAX 200 and POP3_WINDOW 4 (Makefile.am), so the
+ * tests reach the listing bound and the pipelining window cheaply.
  */
 #include "autoconf.h"
 
@@ -11,19 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <check.h>
 #include <pullmail/plugin.h>
 
+#include "mock-host.h"
 #include "pop3-parse.h"
 #include "secret.h"
-#include "suites.h"
 
-/* The plugin itself, compiled here: the test program already holds the
- * IMAP plugin's pullmail_plugin, so this one is renamed. */
-#define pullmail_plugin pop3_test_plugin
-/* A small listing bound, so a test can pass it cheaply. */
-#define POP3_LIST_MAX 200
-#include "pop3.c"
-#undef pullmail_plugin
+/* The plugin under test, linked in from pop3.c. */
+extern const struct pm_plugin pullmail_plugin;
+#define P pullmail_plugin
 
 /* --- status lines -------------------------------------------------------- */
 
@@ -433,478 +435,142 @@ START_TEST(test_undot_overlong_line)
 }
 END_TEST
 
-/* --- the plugin against a mock host -------------------------------------- */
+/* --- the plugin against the mock host ------------------------------------ */
 
-struct pm_msg {
-	char uid[80];
-	char *data;
-	size_t len;
-};
+/* The mock host with every line read traced as "S: line", to show what
+ * the plugin sent before it read an answer. */
+static struct pm_host traced;
 
-/* The scripted server and everything the plugin did. */
-static struct mock {
-	const char *in;		/* what the server sends */
-	size_t inlen, pos;
-	size_t chunk;		/* most bytes read_bytes hands out */
-	char line[70000];
-	char *log;		/* one event per line */
-	size_t loglen;
-	char delivered[8192];	/* "UID:bytes|" per finished message */
-	char known[256][80];	/* UIDs the state knows */
-	size_t nknown;
-	char pending[256][80];	/* finished, not yet committed */
-	size_t npending;
-	int commit_rc;		/* what commit() returns */
-	const char *fail_uid;	/* msg_write fails for this UID */
-	int fail_rc;		/* with this status (0: PM_ETEMP) */
-	int open_msgs;		/* begun and not finished or aborted */
-	int tls;		/* TLS is up */
-	int no_tls;		/* connect() brings no TLS */
-	size_t unread;		/* bytes given back */
-	struct pm_account_info acct;
-	struct pm_secret *pw;
-} M;
+/* The session handle the mock host ignores. */
+#define SESSION ((struct pm_session *)&M)
+/* The fetch handle the mock sink ignores. */
+#define FETCH ((struct pm_fetch *)&M)
 
-/* Append one event to the log. */
-static void PM_PRINTF(1, 2)
-ev(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	ck_assert_int_ge(n, 0);
-	M.log = realloc(M.log, M.loglen + n + 2);
-	memcpy(M.log + M.loglen, s, n);
-	M.loglen += n;
-	M.log[M.loglen++] = '\n';
-	M.log[M.loglen] = '\0';
-	free(s);
-}
-
-/* Position of needle in the event log; fails the test when absent. */
-static size_t
-at(const char *needle)
-{
-	const char *p = strstr(M.log, needle);
-
-	ck_assert_msg(p != NULL, "\"%s\" not in log:\n%s", needle, M.log);
-	return p - M.log;
-}
-
-/* 1 when needle does not occur in the event log. */
+/* read_line, traced. */
 static int
-absent(const char *needle)
+t_read_line(struct pm_session *s, const char **line_r, size_t *len_r,
+    char **err)
 {
-	return M.log == NULL || strstr(M.log, needle) == NULL;
-}
+	int rc;
 
-static int PM_PRINTF(3, 4)
-merr(char **err, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(err, fmt, ap) < 0)
-		abort();
-	va_end(ap);
+	rc = mock_host.read_line(s, line_r, len_r, err);
+	if (rc == PM_OK)
+		mock_ev("S: %s", *line_r);
 	return rc;
 }
 
-static const struct pm_account_info *
-m_account(struct pm_session *s)
-{
-	return &M.acct;
-}
-
+/* Reset the mock for a dialogue in which the server says script: reads of
+ * 7 bytes, XOAUTH2 in two steps (as for Microsoft 365). */
 static void
-m_log(struct pm_session *s, int level, const char *fmt, ...)
+reset(const char *script)
 {
-	va_list ap;
-	char *t;
-
-	va_start(ap, fmt);
-	if (vasprintf(&t, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	if (level <= PM_LOG_INFO)
-		ev("LOG %s", t);
-	free(t);
-}
-
-static int
-m_connect(struct pm_session *s, char **err)
-{
-	ev("CONNECT");
-	M.tls = M.acct.tls == PM_TLS_IMPLICIT && !M.no_tls;
-	return PM_OK;
-}
-
-static int
-m_starttls(struct pm_session *s, char **err)
-{
-	ev("TLS");
-	M.tls = 1;
-	return PM_OK;
-}
-
-static int
-m_tls_active(struct pm_session *s)
-{
-	return M.tls;
-}
-
-static int
-m_send(struct pm_session *s, char **err, const char *fmt, ...)
-{
-	va_list ap;
-	char *t;
-
-	va_start(ap, fmt);
-	if (vasprintf(&t, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	ev("C: %s", t);
-	free(t);
-	return PM_OK;
-}
-
-static int
-m_send_secret(struct pm_session *s, const char *prefix,
-    const struct pm_secret *sec, char **err)
-{
-	if (!M.tls && M.acct.tls != PM_TLS_NONE)
-		return merr(err, PM_ETLS, "refusing to send credentials");
-	ev("C: %s<%s>", prefix, secret_reveal(sec));
-	return PM_OK;
-}
-
-static int
-m_read_line(struct pm_session *s, const char **line_r, size_t *len_r,
-    char **err)
-{
-	const char *nl;
-	size_t n;
-
-	if (M.pos >= M.inlen)
-		return merr(err, PM_ETEMP, "connection closed by server");
-	nl = memchr(M.in + M.pos, '\n', M.inlen - M.pos);
-	if (nl == NULL)
-		return merr(err, PM_ETEMP, "connection closed by server");
-	n = nl - (M.in + M.pos);
-	memcpy(M.line, M.in + M.pos, n);
-	M.pos += n + 1;
-	if (n > 0 && M.line[n - 1] == '\r')
-		n--;
-	M.line[n] = '\0';
-	*line_r = M.line;
-	*len_r = n;
-	return PM_OK;
-}
-
-static int
-m_read_bytes(struct pm_session *s, void *buf, size_t len, size_t *got_r,
-    char **err)
-{
-	size_t n = len;
-
-	if (M.pos >= M.inlen)
-		return merr(err, PM_ETEMP, "connection closed by server");
-	if (n > M.chunk)
-		n = M.chunk;
-	if (n > M.inlen - M.pos)
-		n = M.inlen - M.pos;
-	memcpy(buf, M.in + M.pos, n);
-	M.pos += n;
-	*got_r = n;
-	return PM_OK;
-}
-
-/* Bytes given back must be exactly the ones just read. */
-static void
-m_unread(struct pm_session *s, const void *buf, size_t len)
-{
-	ck_assert_uint_ge(M.pos, len);
-	ck_assert_int_eq(memcmp(M.in + M.pos - len, buf, len), 0);
-	M.pos -= len;
-	M.unread += len;
-}
-
-static void
-m_disconnect(struct pm_session *s)
-{
-	ev("DISCONNECT");
-}
-
-/* A small SASL engine: XOAUTH2 when offered, else PLAIN; it sends the
- * initial response on the start line when the protocol allows it. */
-static int
-m_sasl_auth(struct pm_session *s, const struct pm_sasl_proto *p, void *ctx,
-    const char *mechs, int ir, char **err)
-{
-	struct pm_secret *resp, *empty;
-	const char *mech;
-	char *text;
-	int rc, kind, two;
-
-	ev("SASL [%s] ir=%d max=%zu overhead=%zu two_step=%d", mechs, ir,
-	    p->max_line, p->overhead, p->xoauth2_two_step);
-	if (strstr(mechs, "XOAUTH2") != NULL)
-		mech = "XOAUTH2";
-	else if (strstr(mechs, "PLAIN") != NULL)
-		mech = "PLAIN";
-	else
-		return merr(err, PM_ECONFIG, "no usable mechanism");
-	two = p->xoauth2_two_step && strcmp(mech, "XOAUTH2") == 0;
-	resp = secret_from_str("dG9rZW4=");
-	empty = secret_from_str("");
-	rc = p->start(ctx, mech, ir && !two ? resp : NULL, err);
-	while (rc == PM_OK) {
-		if ((rc = p->reply(ctx, &kind, &text, err)) != PM_OK)
-			break;
-		ev("SASL reply %d [%s]", kind, text);
-		if (kind == PM_SASL_CONTINUE) {
-			rc = p->respond(ctx, *text == '\0' ? resp : empty,
-			    err);
-			free(text);
-			continue;
-		}
-		if (kind == PM_SASL_FAILURE)
-			rc = merr(err, PM_EAUTH, "authentication failed: %s",
-			    text);
-		free(text);
-		break;
-	}
-	secret_free(resp);
-	secret_free(empty);
-	return rc;
-}
-
-static const struct pm_secret *
-m_password(struct pm_session *s)
-{
-	return M.pw;
-}
-
-static int
-m_state_known(struct pm_session *s, const char *mailbox, const char *uid)
-{
-	size_t i;
-
-	ck_assert_str_eq(mailbox, "");
-	for (i = 0; i < M.nknown; i++) {
-		if (strcmp(M.known[i], uid) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-/* Record uid in the mock state (as a commit does). */
-static void
-known_add(const char *uid)
-{
-	if (m_state_known(NULL, "", uid))
-		return;
-	ck_assert_uint_lt(M.nknown, sizeof M.known / sizeof M.known[0]);
-	snprintf(M.known[M.nknown++], sizeof M.known[0], "%s", uid);
-}
-
-static int
-m_state_prune(struct pm_session *s, const char *mailbox,
-    const char *const *present, size_t n, char **err)
-{
-	char buf[1024] = "";
-	size_t i;
-
-	for (i = 0; i < n && strlen(buf) < sizeof buf - 100; i++) {
-		strcat(buf, " ");
-		strcat(buf, present[i]);
-	}
-	ev("PRUNE [%s]%s", mailbox, buf);
-	/* Forget what is not present, as the real state does. */
-	for (i = 0; i < M.nknown;) {
-		size_t j;
-
-		for (j = 0; j < n; j++)
-			if (strcmp(present[j], M.known[i]) == 0)
-				break;
-		if (j < n) {
-			i++;
-			continue;
-		}
-		memmove(M.known[i], M.known[i + 1], (M.nknown - i - 1) *
-		    sizeof M.known[0]);
-		M.nknown--;
-	}
-	return PM_OK;
-}
-
-static int
-m_msg_begin(struct pm_session *s, const char *mailbox, const char *uid,
-    uint64_t size, struct pm_msg **msg_r, char **err)
-{
-	struct pm_msg *m;
-
-	ck_assert_str_eq(mailbox, "");
-	ev("BEGIN %s %llu", uid, (unsigned long long)size);
-	m = calloc(1, sizeof *m);
-	snprintf(m->uid, sizeof m->uid, "%s", uid);
-	M.open_msgs++;
-	*msg_r = m;
-	return PM_OK;
-}
-
-static int
-m_msg_write(struct pm_msg *m, const void *buf, size_t len, char **err)
-{
-	if (M.fail_uid != NULL && strcmp(M.fail_uid, m->uid) == 0)
-		return merr(err, M.fail_rc != PM_OK ? M.fail_rc : PM_ETEMP,
-		    "disk full");
-	m->data = realloc(m->data, m->len + len);
-	memcpy(m->data + m->len, buf, len);
-	m->len += len;
-	return PM_OK;
-}
-
-static int
-m_msg_finish(struct pm_msg *m, char **err)
-{
-	size_t n = strlen(M.delivered);
-
-	ev("FINISH %s", m->uid);
-	snprintf(M.delivered + n, sizeof M.delivered - n, "%s:%.*s|", m->uid,
-	    (int)m->len, m->data != NULL ? m->data : "");
-	ck_assert_uint_lt(M.npending, sizeof M.pending / sizeof M.pending[0]);
-	snprintf(M.pending[M.npending++], sizeof M.pending[0], "%s", m->uid);
-	M.open_msgs--;
-	free(m->data);
-	free(m);
-	return PM_OK;
-}
-
-static void
-m_msg_abort(struct pm_msg *m)
-{
-	ev("ABORT %s", m->uid);
-	M.open_msgs--;
-	free(m->data);
-	free(m);
-}
-
-static int
-m_commit(struct pm_session *s, char **err)
-{
-	size_t i;
-
-	ev("COMMIT");
-	if (M.commit_rc != PM_OK)
-		return merr(err, M.commit_rc, "state file: disk full");
-	for (i = 0; i < M.npending; i++)
-		known_add(M.pending[i]);
-	M.npending = 0;
-	return PM_OK;
-}
-
-static void
-m_skipped(struct pm_session *s, const char *mailbox, const char *uid,
-    uint64_t size)
-{
-	ev("SKIPPED %s %llu", uid, (unsigned long long)size);
-}
-
-static const char *
-m_secret_data(const struct pm_secret *sec, size_t *len_r)
-{
-	*len_r = secret_len(sec);
-	return secret_reveal(sec);
-}
-
-static const struct pm_host mock_host = {
-	.abi = PM_PLUGIN_ABI,
-	.account = m_account,
-	.log = m_log,
-	.connect = m_connect,
-	.starttls = m_starttls,
-	.tls_active = m_tls_active,
-	.send = m_send,
-	.send_secret = m_send_secret,
-	.read_line = m_read_line,
-	.read_bytes = m_read_bytes,
-	.disconnect = m_disconnect,
-	.sasl_auth = m_sasl_auth,
-	.password = m_password,
-	.state_known = m_state_known,
-	.state_prune = m_state_prune,
-	.msg_begin = m_msg_begin,
-	.msg_write = m_msg_write,
-	.msg_finish = m_msg_finish,
-	.msg_abort = m_msg_abort,
-	.commit = m_commit,
-	.skipped = m_skipped,
-	.secret_data = m_secret_data,
-	.secret_new = secret_new,
-	.secret_free = secret_free,
-	.unread = m_unread,
-};
-
-/* Reset the mock for a dialogue in which the server says script. */
-static void
-mock_reset(const char *script)
-{
-	free(M.log);
-	secret_free(M.pw);
-	memset(&M, 0, sizeof M);
-	M.in = script;
-	M.inlen = strlen(script);
+	mock_reset(script, 995);
 	M.chunk = 7;
-	M.acct.name = "test";
-	M.acct.server = "127.0.0.1";
-	M.acct.port = 995;
-	M.acct.tls = PM_TLS_IMPLICIT;
-	M.acct.user = "joe@example.test";
-	M.acct.keep = 1;
 	M.acct.xoauth2_two_step = 1;
+	traced = mock_host;
+	traced.read_line = t_read_line;
 }
 
-/* The next run against a server that says script: the state (known UIDs)
- * stays, the rest is reset. */
+/* Free what the mock holds at the end of a test. */
 static void
-mock_next(const char *script)
+done(void)
 {
-	free(M.log);
-	M.log = NULL;
-	M.loglen = 0;
-	M.in = script;
-	M.inlen = strlen(script);
-	M.pos = 0;
-	M.delivered[0] = '\0';
-	M.npending = 0;
+	mock_reset("", 995);
 }
 
-/* Run the plugin; returns its status, *err_r gets its reason. */
+/* Open through host h; the test fails unless it succeeds. */
+static struct pm_conn *
+open_ok(const struct pm_host *h)
+{
+	struct pm_conn *c = NULL;
+	char *err = NULL;
+	int rc;
+
+	rc = P.open(h, SESSION, &c, &err);
+	ck_assert_msg(rc == PM_OK, "open: %d %s\n%s", rc, err != NULL ? err :
+	    "", mock_log());
+	ck_assert_ptr_null(err);
+	ck_assert_ptr_nonnull(c);
+	return c;
+}
+
+/* Open through the mock host expecting failure want; returns the
+ * reason (malloc'd).  Nothing may be left open. */
+static char *
+open_fails(int want)
+{
+	struct pm_conn *c = NULL;
+	char *err = NULL;
+
+	ck_assert_int_eq(P.open(&mock_host, SESSION, &c, &err), want);
+	ck_assert_ptr_null(c);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_uint_gt(strlen(mock_log()), 11);
+	ck_assert_str_eq(mock_log() + strlen(mock_log()) - 11,
+	    "DISCONNECT\n");
+	return err;
+}
+
+/* Select the maildrop and list it; the test fails unless both succeed. */
+static const struct pm_entry *
+list_ok(struct pm_conn *c, size_t *n_r, int *have_r)
+{
+	const struct pm_entry *e;
+	struct pm_folder fo;
+	char *err = NULL;
+	int rc;
+
+	ck_assert_int_eq(P.select(c, "", &fo, &err), PM_OK);
+	rc = P.list(c, &e, n_r, have_r, &err);
+	ck_assert_msg(rc == PM_OK, "list: %d %s\n%s", rc, err != NULL ? err :
+	    "", mock_log());
+	ck_assert_ptr_null(err);
+	return e;
+}
+
+/* Select the maildrop and list it expecting failure want; returns the
+ * reason (malloc'd). */
+static char *
+list_fails(struct pm_conn *c, int want)
+{
+	const struct pm_entry *e;
+	struct pm_folder fo;
+	char *err = NULL;
+	size_t n;
+	int have;
+
+	ck_assert_int_eq(P.select(c, "", &fo, &err), PM_OK);
+	ck_assert_int_eq(P.list(c, &e, &n, &have, &err), want);
+	ck_assert_ptr_nonnull(err);
+	return err;
+}
+
+/* Fetch idx[0..n) into the mock sink; every message begun is ended. */
 static int
-mock_run(char **err_r)
+fetch(struct pm_conn *c, const size_t *idx, size_t n, char **err_r)
 {
 	int rc;
 
 	*err_r = NULL;
-	rc = pop3_test_plugin.fetch(&mock_host, (struct pm_session *)&M,
-	    err_r);
+	rc = P.fetch(c, idx, n, &mock_sink, FETCH, err_r);
 	ck_assert_int_eq(M.open_msgs, 0);
+	ck_assert((rc == PM_OK) == (*err_r == NULL));
 	return rc;
 }
 
-static void
-mock_done(char *err)
+/* Close c expecting status want; returns the reason (malloc'd) or NULL.
+ * The connection is gone either way. */
+static char *
+close_rc(struct pm_conn *c, int want)
 {
-	free(err);
-	free(M.log);
-	M.log = NULL;
-	secret_free(M.pw);
-	M.pw = NULL;
+	char *err = NULL;
+
+	ck_assert_int_eq(P.close(c, &err), want);
+	ck_assert((want == PM_OK) == (err == NULL));
+	ck_assert_uint_gt(strlen(mock_log()), 11);
+	ck_assert_str_eq(mock_log() + strlen(mock_log()) - 11,
+	    "DISCONNECT\n");
+	return err;
 }
 
 #define GREETING \
@@ -916,6 +582,8 @@ mock_done(char *err)
 	"+OK\r\nUIDL\r\nUSER\r\nSASL PLAIN XOAUTH2\r\n.\r\n"
 #define AUTH_OK \
 	"+ \r\n+OK Logged in.\r\n"
+#define LOGIN_PIPE	GREETING CAPA_PIPE AUTH_OK CAPA_PIPE
+#define LOGIN_PLAIN	GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN
 #define UIDL_3 \
 	"+OK\r\n1 u-one\r\n2 u-two\r\n3 u-three\r\n.\r\n"
 #define LIST_3 \
@@ -923,16 +591,37 @@ mock_done(char *err)
 #define BODY_1 "+OK 9 octets\r\nA: 1\r\n\r\nx\r\n.\r\n"
 #define BODY_2 "+OK\r\nB: 2\r\n\r\n..\r\n...x\r\nFrom here\r\n.\r\n"
 #define BODY_3 "+OK\r\nC: 3\r\n\r\n..\r\n.\r\n"
-#define WANT_1 "u-one:A: 1\r\n\r\nx\r\n|"
-#define WANT_2 "u-two:B: 2\r\n\r\n.\r\n..x\r\nFrom here\r\n|"
-#define WANT_3 "u-three:C: 3\r\n\r\n.\r\n|"
+#define WANT_1 "0:A: 1\r\n\r\nx\r\n|"
+#define WANT_2 "1:B: 2\r\n\r\n.\r\n..x\r\nFrom here\r\n|"
+#define WANT_3 "2:C: 3\r\n\r\n.\r\n|"
 
-/* PIPELINING: every RETR goes out before the first body is read; keep. */
-START_TEST(test_plugin_pipelined_keep)
+static const size_t ALL3[] = { 0, 1, 2 };
+
+/* The exported entry: magic, ABI, name, default ports, flags, slots. */
+START_TEST(test_plugin_entry)
+{
+	ck_assert_uint_eq(P.magic, PM_PLUGIN_MAGIC);
+	ck_assert_uint_eq(P.abi, PM_PLUGIN_ABI);
+	ck_assert_str_eq(P.name, "pop3");
+	ck_assert_uint_eq(P.port_tls, 995);
+	ck_assert_uint_eq(P.port_plain, 110);
+	ck_assert_uint_eq(P.flags, PM_PLUGIN_DELETE_AT_CLOSE);
+	ck_assert(P.open != NULL && P.select != NULL && P.list != NULL &&
+	    P.fetch != NULL && P.dispose != NULL && P.close != NULL);
+	ck_assert(P.wait == NULL);
+}
+END_TEST
+
+/* A whole session with PIPELINING: every RETR of the set goes out before
+ * the first body is read, bodies arrive unstuffed whatever the read size
+ * (the reader gives back what it read past a terminator), DELEs go out
+ * together, QUIT. */
+START_TEST(test_plugin_session)
 {
 	static const char script[] =
-	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
+	    LOGIN_PIPE UIDL_3 LIST_3
 	    BODY_1 BODY_2 BODY_3
+	    "+OK\r\n+OK\r\n+OK\r\n"
 	    "+OK Logging out.\r\n";
 	static const char want[] =
 	    "CONNECT\n"
@@ -946,371 +635,450 @@ START_TEST(test_plugin_pipelined_keep)
 	    "C: CAPA\n"
 	    "C: UIDL\n"
 	    "C: LIST\n"
-	    "PRUNE [] u-one u-two u-three\n"
-	    "LOG 3 new of 3 messages\n"
 	    "C: RETR 1\n"
 	    "C: RETR 2\n"
 	    "C: RETR 3\n"
-	    "BEGIN u-one 9\n"
-	    "FINISH u-one\n"
-	    "BEGIN u-two 30\n"
-	    "FINISH u-two\n"
-	    "BEGIN u-three 11\n"
-	    "FINISH u-three\n"
-	    "COMMIT\n"
+	    "BEGIN 0\n"
+	    "END 0 complete=1\n"
+	    "BEGIN 1\n"
+	    "END 1 complete=1\n"
+	    "BEGIN 2\n"
+	    "END 2 complete=1\n"
+	    "C: DELE 1\n"
+	    "C: DELE 2\n"
+	    "C: DELE 3\n"
 	    "C: QUIT\n"
 	    "DISCONNECT\n";
+	const struct pm_entry *e;
+	struct pm_conn *c;
+	unsigned char del[3];
 	char *err;
-	size_t chunk;
+	size_t chunk, n;
+	int have;
 
-	/* Any read size: the body reader gives back what it read past the
-	 * terminator. */
 	for (chunk = 1; chunk <= 80; chunk++) {
-		mock_reset(script);
+		reset(script);
 		M.chunk = chunk;
-		ck_assert_int_eq(mock_run(&err), PM_OK);
-		ck_assert_ptr_null(err);
-		ck_assert_str_eq(M.log, want);
+		c = open_ok(&mock_host);
+		e = list_ok(c, &n, &have);
+		ck_assert_uint_eq(n, 3);
+		ck_assert_int_eq(have, 1);
+		ck_assert_str_eq(e[0].uid, "u-one");
+		ck_assert_str_eq(e[1].uid, "u-two");
+		ck_assert_str_eq(e[2].uid, "u-three");
+		ck_assert_uint_eq(e[0].size, 9);
+		ck_assert_uint_eq(e[1].size, 30);
+		ck_assert_uint_eq(e[2].size, 11);
+		ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_OK);
 		ck_assert_str_eq(M.delivered, WANT_1 WANT_2 WANT_3);
+		ck_assert_int_eq(P.dispose(c, PM_DISPOSE_DELETE, ALL3, 3,
+		    del, &err), PM_OK);
+		ck_assert(del[0] == 1 && del[1] == 1 && del[2] == 1);
+		ck_assert_ptr_null(close_rc(c, PM_OK));
+		ck_assert_str_eq(mock_log(), want);
 		ck_assert_uint_eq(M.pos, M.inlen);
 		if (chunk > 20)
 			ck_assert_uint_gt(M.unread, 0);
-		mock_done(err);
 	}
+	done();
 }
 END_TEST
 
-/* Without PIPELINING, one command at a time; keep = no deletes after the
- * commit, and known messages still there are deleted undelivered. */
-START_TEST(test_plugin_delete_one_at_a_time)
+/* With PIPELINING: UIDL and LIST go out before either answer is read;
+ * RETR and DELE keep the window (4 in this build) full and no fuller. */
+START_TEST(test_plugin_window)
 {
 	static const char script[] =
-	    GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN UIDL_3 LIST_3
-	    "+OK\r\n"			/* DELE 2 (known) */
-	    BODY_1 BODY_3
-	    "+OK\r\n+OK\r\n"		/* DELE 1, DELE 3 */
+	    LOGIN_PIPE
+	    "+OK\r\n1 a\r\n2 b\r\n3 c\r\n4 d\r\n5 e\r\n6 f\r\n.\r\n"
+	    "+OK\r\n1 5\r\n2 5\r\n3 5\r\n4 5\r\n5 5\r\n6 5\r\n.\r\n"
+	    "+OK\r\nN: 1\r\n.\r\n+OK\r\nN: 2\r\n.\r\n+OK\r\nN: 3\r\n.\r\n"
+	    "+OK\r\nN: 4\r\n.\r\n+OK\r\nN: 5\r\n.\r\n+OK\r\nN: 6\r\n.\r\n"
+	    "+OK\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n"
+	    "+OK bye\r\n";
+	static const char want[] =
+	    "C: UIDL\nC: LIST\nS: +OK\nS: 1 a\n";
+	static const char want_retr[] =
+	    "C: RETR 1\nC: RETR 2\nC: RETR 3\nC: RETR 4\n"
+	    "S: +OK\nBEGIN 0\nEND 0 complete=1\nC: RETR 5\n"
+	    "S: +OK\nBEGIN 1\nEND 1 complete=1\nC: RETR 6\n"
+	    "S: +OK\nBEGIN 2\nEND 2 complete=1\n"
+	    "S: +OK\nBEGIN 3\nEND 3 complete=1\n"
+	    "S: +OK\nBEGIN 4\nEND 4 complete=1\n"
+	    "S: +OK\nBEGIN 5\nEND 5 complete=1\n"
+	    "C: DELE 1\nC: DELE 2\nC: DELE 3\nC: DELE 4\n"
+	    "S: +OK\nC: DELE 5\nS: +OK\nC: DELE 6\n"
+	    "S: +OK\nS: +OK\nS: +OK\nS: +OK\n"
+	    "C: QUIT\nS: +OK bye\nDISCONNECT\n";
+	static const size_t all[] = { 0, 1, 2, 3, 4, 5 };
+	struct pm_conn *c;
+	unsigned char del[6];
+	char *err;
+	size_t n;
+	int have;
+
+	reset(script);
+	c = open_ok(&traced);
+	list_ok(c, &n, &have);
+	ck_assert_uint_eq(n, 6);
+	ck_assert_int_eq(fetch(c, all, 6, &err), PM_OK);
+	ck_assert_int_eq(P.dispose(c, PM_DISPOSE_DELETE, all, 6, del, &err),
+	    PM_OK);
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	mock_at(want);
+	ck_assert_str_eq(mock_log() + mock_at("C: RETR 1\n"), want_retr);
+	ck_assert_uint_eq(M.pos, M.inlen);
+	done();
+}
+END_TEST
+
+/* Without PIPELINING, exactly one command in flight: each answer is read
+ * before the next command goes out (RFC 2449). */
+START_TEST(test_plugin_one_at_a_time)
+{
+	static const char script[] =
+	    LOGIN_PLAIN UIDL_3 LIST_3
+	    BODY_1 BODY_2 BODY_3
+	    "+OK\r\n+OK\r\n"
 	    "+OK Logging out.\r\n";
 	static const char want[] =
-	    "PRUNE [] u-one u-two u-three\n"
-	    "LOG 2 new of 3 messages\n"
-	    "LOG deleting 1 messages delivered by an earlier run\n"
-	    "C: DELE 2\n"
+	    "C: UIDL\n"
+	    "S: +OK\n"
+	    "S: 1 u-one\n"
+	    "S: 2 u-two\n"
+	    "S: 3 u-three\n"
+	    "S: .\n"
+	    "C: LIST\n"
+	    "S: +OK 3 messages\n"
+	    "S: 1 9\n"
+	    "S: 2 30\n"
+	    "S: 3 11\n"
+	    "S: .\n"
 	    "C: RETR 1\n"
-	    "BEGIN u-one 9\n"
-	    "FINISH u-one\n"
+	    "S: +OK 9 octets\n"
+	    "BEGIN 0\n"
+	    "END 0 complete=1\n"
+	    "C: RETR 2\n"
+	    "S: +OK\n"
+	    "BEGIN 1\n"
+	    "END 1 complete=1\n"
 	    "C: RETR 3\n"
-	    "BEGIN u-three 11\n"
-	    "FINISH u-three\n"
-	    "COMMIT\n"
+	    "S: +OK\n"
+	    "BEGIN 2\n"
+	    "END 2 complete=1\n"
 	    "C: DELE 1\n"
+	    "S: +OK\n"
 	    "C: DELE 3\n"
+	    "S: +OK\n"
 	    "C: QUIT\n"
-	    "PRUNE []\n"
-	    "COMMIT\n"
+	    "S: +OK Logging out.\n"
 	    "DISCONNECT\n";
+	static const size_t two[] = { 0, 2 };
+	struct pm_conn *c;
+	unsigned char del[2];
 	char *err;
+	size_t n;
+	int have;
 
-	mock_reset(script);
-	M.acct.keep = 0;
-	known_add("u-two");
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	ck_assert_str_eq(M.log + at("PRUNE"), want);
-	ck_assert_str_eq(M.delivered, WANT_1 WANT_3);
-	/* Every message is gone from the server, and from the state. */
-	ck_assert_uint_eq(M.nknown, 0);
-	mock_done(err);
+	reset(script);
+	c = open_ok(&traced);
+	list_ok(c, &n, &have);
+	ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_OK);
+	ck_assert_str_eq(M.delivered, WANT_1 WANT_2 WANT_3);
+	ck_assert_int_eq(P.dispose(c, PM_DISPOSE_DELETE, two, 2, del, &err),
+	    PM_OK);
+	ck_assert(del[0] == 1 && del[1] == 1);
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	ck_assert_str_eq(mock_log() + mock_at("C: UIDL\n"), want);
+	ck_assert_uint_eq(M.pos, M.inlen);
+	done();
 }
 END_TEST
 
-/* A window of DELEs in flight with PIPELINING. */
-START_TEST(test_plugin_delete_pipelined)
+/* Marking as seen is nothing to do in POP3: no command, nothing done. */
+START_TEST(test_plugin_dispose_seen)
 {
 	static const char script[] =
-	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
-	    BODY_1 BODY_2 BODY_3
+	    LOGIN_PIPE UIDL_3 LIST_3 "+OK bye\r\n";
+	struct pm_conn *c;
+	unsigned char del[3] = { 7, 7, 7 };
+	char *err = NULL;
+	size_t n, before;
+	int have;
+
+	reset(script);
+	c = open_ok(&mock_host);
+	list_ok(c, &n, &have);
+	before = strlen(mock_log());
+	ck_assert_int_eq(P.dispose(c, PM_DISPOSE_SEEN, ALL3, 3, del, &err),
+	    PM_OK);
+	ck_assert_ptr_null(err);
+	ck_assert(del[0] == 0 && del[1] == 0 && del[2] == 0);
+	ck_assert_uint_eq(strlen(mock_log()), before);
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	done();
+}
+END_TEST
+
+/* A refused DELE is logged and the message left (done 0); the others are
+ * marked, and QUIT applies them. */
+START_TEST(test_plugin_dele_refused)
+{
+	static const char script[] =
+	    LOGIN_PIPE UIDL_3 LIST_3
 	    "+OK\r\n-ERR no such message\r\n+OK\r\n"
 	    "+OK Logging out.\r\n";
 	static const char want[] =
-	    "COMMIT\n"
 	    "C: DELE 1\n"
 	    "C: DELE 2\n"
 	    "C: DELE 3\n"
 	    "LOG DELE 2 failed: -ERR no such message\n"
 	    "C: QUIT\n"
-	    "PRUNE [] u-two\n"
-	    "COMMIT\n"
 	    "DISCONNECT\n";
-	char *err;
+	struct pm_conn *c;
+	unsigned char del[3];
+	char *err = NULL;
+	size_t n;
+	int have;
 
-	mock_reset(script);
-	M.acct.keep = 0;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	ck_assert_str_eq(M.log + at("COMMIT"), want);
-	/* The one whose DELE was refused stays recorded: deleted next run. */
-	ck_assert_uint_eq(M.nknown, 1);
-	ck_assert_str_eq(M.known[0], "u-two");
-	mock_done(err);
+	reset(script);
+	c = open_ok(&mock_host);
+	list_ok(c, &n, &have);
+	ck_assert_int_eq(P.dispose(c, PM_DISPOSE_DELETE, ALL3, 3, del, &err),
+	    PM_OK);
+	ck_assert_ptr_null(err);
+	ck_assert(del[0] == 1 && del[1] == 0 && del[2] == 1);
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	ck_assert_str_eq(mock_log() + mock_at("C: DELE 1"), want);
+	done();
 }
 END_TEST
 
-/* The connection drops in the middle of a body: the message is aborted,
- * the ones before it are committed, nothing is deleted, no QUIT. */
+/* QUIT refused after DELEs: the deletions did not happen; say so.  Without
+ * DELEs a refused QUIT is just that. */
+START_TEST(test_plugin_quit_refused)
+{
+	static const char script[] =
+	    LOGIN_PIPE UIDL_3 LIST_3 "+OK\r\n+OK\r\n+OK\r\n"
+	    "-ERR Some deleted messages were not removed.\r\n";
+	static const char script_nodele[] =
+	    LOGIN_PIPE UIDL_3 LIST_3
+	    "-ERR Some deleted messages were not removed.\r\n";
+	struct pm_conn *c;
+	unsigned char del[3];
+	char *err = NULL;
+	size_t n;
+	int have;
+
+	reset(script);
+	c = open_ok(&mock_host);
+	list_ok(c, &n, &have);
+	ck_assert_int_eq(P.dispose(c, PM_DISPOSE_DELETE, ALL3, 3, del, &err),
+	    PM_OK);
+	err = close_rc(c, PM_ETEMP);
+	ck_assert_str_eq(err, "QUIT failed: -ERR Some deleted messages were "
+	    "not removed.; messages marked for deletion stay on the server "
+	    "until the next run");
+	ck_assert_str_eq(mock_log() + mock_at("C: QUIT"),
+	    "C: QUIT\nDISCONNECT\n");
+	free(err);
+
+	reset(script_nodele);
+	c = open_ok(&mock_host);
+	list_ok(c, &n, &have);
+	err = close_rc(c, PM_ETEMP);
+	ck_assert_str_eq(err, "QUIT failed: -ERR Some deleted messages were "
+	    "not removed.");
+	free(err);
+	done();
+}
+END_TEST
+
+/* The connection is cut after the DELEs, before QUIT's answer: the
+ * deletions did not take effect. */
+START_TEST(test_plugin_cut_before_quit)
+{
+	static const char script[] =
+	    LOGIN_PIPE UIDL_3 LIST_3 "+OK\r\n+OK\r\n+OK\r\n";
+	struct pm_conn *c;
+	unsigned char del[3];
+	char *err = NULL;
+	size_t n;
+	int have;
+
+	reset(script);
+	c = open_ok(&mock_host);
+	list_ok(c, &n, &have);
+	ck_assert_int_eq(P.dispose(c, PM_DISPOSE_DELETE, ALL3, 3, del, &err),
+	    PM_OK);
+	err = close_rc(c, PM_ETEMP);
+	ck_assert_str_eq(err, "connection closed by server; messages marked "
+	    "for deletion stay on the server until the next run");
+	ck_assert_str_eq(mock_log() + mock_at("C: QUIT"),
+	    "C: QUIT\nDISCONNECT\n");
+	free(err);
+	done();
+}
+END_TEST
+
+/* The connection drops in the middle of a body: that message ends
+ * incomplete, the one before stays delivered, nothing more is read or
+ * sent and close() sends no QUIT.  With a DELE already accepted, close()
+ * says the deletion did not take effect. */
 START_TEST(test_plugin_cut_mid_retr)
 {
 	static const char script[] =
-	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
+	    LOGIN_PIPE UIDL_3 LIST_3
 	    BODY_1 "+OK\r\nB: 2\r\n\r\n..\r\n";
-	char *err;
+	static const char script_dele[] =
+	    LOGIN_PIPE UIDL_3 LIST_3
+	    BODY_1 "+OK\r\n" "+OK\r\nB: 2\r\n\r\n..\r\n";
+	static const size_t first[] = { 0 }, rest[] = { 1, 2 };
+	struct pm_conn *c;
+	unsigned char del[3];
+	char *err = NULL;
+	size_t n;
+	int have;
 
-	mock_reset(script);
-	M.acct.keep = 0;
-	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
+	reset(script);
+	c = open_ok(&mock_host);
+	list_ok(c, &n, &have);
+	ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_ETEMP);
 	ck_assert_str_eq(err, "RETR 2: connection closed by server");
-	at("FINISH u-one\nBEGIN u-two 30\nABORT u-two\nCOMMIT\nDISCONNECT\n");
-	ck_assert(absent("DELE"));
-	ck_assert(absent("QUIT"));
+	free(err);
+	ck_assert_str_eq(mock_log() + mock_at("BEGIN 0"),
+	    "BEGIN 0\nEND 0 complete=1\nBEGIN 1\nEND 1 complete=0\n");
 	ck_assert_str_eq(M.delivered, WANT_1);
-	mock_done(err);
+	/* Out of step: no more commands, no QUIT. */
+	err = NULL;
+	ck_assert_int_eq(P.dispose(c, PM_DISPOSE_DELETE, first, 1, del,
+	    &err), PM_EINTERNAL);
+	free(err);
+	ck_assert(mock_absent("DELE"));
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	ck_assert(mock_absent("QUIT"));
+
+	reset(script_dele);
+	c = open_ok(&mock_host);
+	list_ok(c, &n, &have);
+	ck_assert_int_eq(fetch(c, first, 1, &err), PM_OK);
+	ck_assert_int_eq(P.dispose(c, PM_DISPOSE_DELETE, first, 1, del,
+	    &err), PM_OK);
+	ck_assert_int_eq(del[0], 1);
+	ck_assert_int_eq(fetch(c, rest, 2, &err), PM_ETEMP);
+	free(err);
+	err = close_rc(c, PM_ETEMP);
+	ck_assert_str_eq(err, "the connection broke off before QUIT; "
+	    "messages marked for deletion stay on the server until the next "
+	    "run");
+	ck_assert(mock_absent("QUIT"));
+	free(err);
+	done();
 }
 END_TEST
 
-/* A garbage status line instead of a RETR response: a protocol error,
- * nothing deleted. */
+/* A garbage status line instead of a RETR response: a protocol error. */
 START_TEST(test_plugin_garbage_status)
 {
 	static const char script[] =
-	    GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN UIDL_3 LIST_3
+	    LOGIN_PLAIN UIDL_3 LIST_3
 	    BODY_1 "* OK this is IMAP\r\n";
+	struct pm_conn *c;
 	char *err;
+	size_t n;
+	int have;
 
-	mock_reset(script);
-	M.acct.keep = 0;
-	ck_assert_int_eq(mock_run(&err), PM_EPROTO);
+	reset(script);
+	c = open_ok(&mock_host);
+	list_ok(c, &n, &have);
+	ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_EPROTO);
 	ck_assert_str_eq(err, "RETR 2: malformed status line "
 	    "\"* OK this is IMAP\"");
-	ck_assert(absent("DELE"));
-	ck_assert(absent("QUIT"));
-	at("FINISH u-one\nC: RETR 2\nCOMMIT\nDISCONNECT\n");
-	mock_done(err);
+	free(err);
+	ck_assert_str_eq(mock_log() + mock_at("END 0"),
+	    "END 0 complete=1\nC: RETR 2\n");
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	ck_assert(mock_absent("QUIT"));
+	done();
 }
 END_TEST
 
-/* A delivery failure: no more RETRs, those in flight are read and dropped,
- * the earlier ones are committed and deleted, QUIT commits the deletes. */
-START_TEST(test_plugin_delivery_fails)
-{
-	static const char script[] =
-	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
-	    BODY_1 BODY_2 BODY_3
-	    "+OK\r\n+OK\r\n"		/* DELE 1, DELE 3 */
-	    "+OK Logging out.\r\n";
-	char *err;
-
-	/* The failed message stays on the server; the others go on. */
-	mock_reset(script);
-	M.acct.keep = 0;
-	M.fail_uid = "u-two";
-	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
-	ck_assert_str_eq(err, "disk full");
-	at("BEGIN u-two 30\nABORT u-two\nLOG disk full; the message stays "
-	    "on the server\nBEGIN u-three 11\nFINISH u-three\nCOMMIT\n"
-	    "C: DELE 1\nC: DELE 3\nC: QUIT\n");
-	ck_assert(absent("DELE 2"));
-	ck_assert_str_eq(M.delivered, WANT_1 WANT_3);
-	ck_assert_uint_eq(M.pos, M.inlen);
-	/* The deleted ones are forgotten; the failed one was never known. */
-	at("C: QUIT\nPRUNE [] u-two\nCOMMIT\nDISCONNECT\n");
-	ck_assert_uint_eq(M.nknown, 0);
-	mock_done(err);
-}
-END_TEST
-
-/* A RETR the server refuses: the message stays on the server, the others
- * go on, and the run reports a temporary failure (it is not "nothing
- * new"). */
+/* A RETR the server refuses: missing() with the reason, and the dialogue
+ * goes on with the next message. */
 START_TEST(test_plugin_retr_refused)
 {
 	static const char script[] =
-	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
-	    BODY_1 "-ERR [IN-USE] message locked\r\n" BODY_3
-	    "+OK\r\n+OK\r\n"		/* DELE 1, DELE 3 */
-	    "+OK Logging out.\r\n";
-	static const char script_keep[] =
-	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
+	    LOGIN_PIPE UIDL_3 LIST_3
 	    BODY_1 "-ERR [IN-USE] message locked\r\n" BODY_3
 	    "+OK Logging out.\r\n";
+	struct pm_conn *c;
 	char *err;
+	size_t n;
+	int have;
 
-	mock_reset(script);
-	M.acct.keep = 0;
-	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
-	ck_assert_str_eq(err, "RETR 2 (UIDL u-two) failed: -ERR [IN-USE] "
-	    "message locked");
-	at("FINISH u-one\nLOG RETR 2 (UIDL u-two) failed: -ERR [IN-USE] "
-	    "message locked; the message stays on the server\n"
-	    "BEGIN u-three 11\nFINISH u-three\nCOMMIT\n"
-	    "C: DELE 1\nC: DELE 3\nC: QUIT\n");
-	ck_assert(absent("BEGIN u-two"));
-	ck_assert(absent("DELE 2"));
+	reset(script);
+	c = open_ok(&mock_host);
+	list_ok(c, &n, &have);
+	ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_OK);
+	ck_assert_str_eq(mock_log() + mock_at("END 0"),
+	    "END 0 complete=1\n"
+	    "MISSING 1 1 RETR 2 (UIDL u-two) failed: -ERR [IN-USE] message "
+	    "locked\n"
+	    "BEGIN 2\nEND 2 complete=1\n");
+	ck_assert(mock_absent("BEGIN 1"));
 	ck_assert_str_eq(M.delivered, WANT_1 WANT_3);
-	ck_assert(!m_state_known(NULL, "", "u-two"));
+	ck_assert_ptr_null(close_rc(c, PM_OK));
 	ck_assert_uint_eq(M.pos, M.inlen);
-	mock_done(err);
-
-	/* keep = yes: the same status, the others recorded. */
-	mock_reset(script_keep);
-	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
-	ck_assert_ptr_nonnull(strstr(err, "RETR 2 (UIDL u-two) failed"));
-	ck_assert_str_eq(M.delivered, WANT_1 WANT_3);
-	ck_assert(m_state_known(NULL, "", "u-one"));
-	ck_assert(!m_state_known(NULL, "", "u-two"));
-	ck_assert(m_state_known(NULL, "", "u-three"));
-	at("COMMIT\nC: QUIT\nDISCONNECT\n");
-	mock_done(err);
-
-	/* A permanent delivery failure elsewhere still wins. */
-	mock_reset(script);
-	M.acct.keep = 0;
-	M.fail_uid = "u-three";
-	M.fail_rc = PM_EDELIVER;
-	ck_assert_int_eq(mock_run(&err), PM_EDELIVER);
-	ck_assert_str_eq(err, "disk full");
-	mock_done(err);
+	done();
 }
 END_TEST
 
-/* keep = no and a server that reuses a UIDL (a re-sent identical message
- * under a header-hash UIDL): once a QUIT applied the deletes, the UIDL is
- * forgotten, so the new message is fetched, not deleted undelivered. */
-START_TEST(test_plugin_reused_uidl)
-{
-	static const char script1[] =
-	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
-	    BODY_1 BODY_2 BODY_3
-	    "+OK\r\n+OK\r\n+OK\r\n"
-	    "+OK Logging out.\r\n";
-	static const char script2[] =
-	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE
-	    "+OK\r\n1 u-two\r\n.\r\n+OK\r\n1 8\r\n.\r\n"
-	    "+OK\r\nB: 2b\r\n\r\n.\r\n"
-	    "+OK\r\n"
-	    "+OK Logging out.\r\n";
-	char *err;
-
-	mock_reset(script1);
-	M.acct.keep = 0;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	at("C: DELE 3\nC: QUIT\nPRUNE []\nCOMMIT\nDISCONNECT\n");
-	ck_assert_uint_eq(M.nknown, 0);
-	mock_done(err);
-
-	mock_next(script2);
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	ck_assert_ptr_null(err);
-	at("LOG 1 new of 1 messages\nC: RETR 1\nBEGIN u-two 8\n"
-	    "FINISH u-two\nCOMMIT\nC: DELE 1\nC: QUIT\nPRUNE []\n"
-	    "COMMIT\n");
-	ck_assert(absent("earlier run"));
-	ck_assert_str_eq(M.delivered, "u-two:B: 2b\r\n\r\n|");
-	ck_assert_uint_eq(M.nknown, 0);
-	mock_done(err);
-}
-END_TEST
-
-/* The connection is cut after the DELEs and before QUIT's answer: the
- * deletes did not happen and the state still lists the messages, so the
- * next run deletes them without fetching them again. */
-START_TEST(test_plugin_cut_before_quit)
-{
-	static const char script1[] =
-	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
-	    BODY_1 BODY_2 BODY_3
-	    "+OK\r\n+OK\r\n+OK\r\n";
-	static const char script2[] =
-	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
-	    "+OK\r\n+OK\r\n+OK\r\n"
-	    "+OK Logging out.\r\n";
-	char *err;
-
-	mock_reset(script1);
-	M.acct.keep = 0;
-	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
-	ck_assert_ptr_nonnull(strstr(err, "stay on the server until the next "
-	    "run"));
-	ck_assert_str_eq(M.log + at("C: QUIT"), "C: QUIT\nDISCONNECT\n");
-	ck_assert_uint_eq(M.nknown, 3);
-	mock_done(err);
-
-	mock_next(script2);
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	at("LOG 0 new of 3 messages\n"
-	    "LOG deleting 3 messages delivered by an earlier run\n"
-	    "C: DELE 1\nC: DELE 2\nC: DELE 3\nCOMMIT\nC: QUIT\n"
-	    "PRUNE []\nCOMMIT\nDISCONNECT\n");
-	ck_assert(absent("RETR"));
-	ck_assert(absent("BEGIN"));
-	ck_assert_uint_eq(M.nknown, 0);
-	mock_done(err);
-}
-END_TEST
-
-/* No UIDL: a clear error and QUIT, unless fetch_all. */
+/* A server that refuses UIDL: the listing is LIST's, under made-up keys,
+ * with have_uids 0.  With PIPELINING, LIST was sent with UIDL anyway. */
 START_TEST(test_plugin_no_uidl)
 {
 	static const char script[] =
 	    GREETING "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n" AUTH_OK
 	    "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n"
 	    "-ERR Unknown command\r\n" LIST_3
+	    BODY_1 "-ERR gone\r\n"
 	    "+OK Logging out.\r\n";
-	static const char script_all[] =
-	    GREETING "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n" AUTH_OK
-	    "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n"
+	static const char script_pipe[] =
+	    GREETING "+OK\r\nPIPELINING\r\nSASL PLAIN\r\n.\r\n" AUTH_OK
+	    "+OK\r\nPIPELINING\r\nSASL PLAIN\r\n.\r\n"
 	    "-ERR Unknown command\r\n" LIST_3
-	    BODY_1 BODY_2 BODY_3 "+OK\r\n+OK\r\n+OK\r\n"
 	    "+OK Logging out.\r\n";
+	static const size_t two[] = { 0, 1 };
+	const struct pm_entry *e;
+	struct pm_conn *c;
 	char *err;
+	size_t n;
+	int have;
 
-	mock_reset(script);
-	ck_assert_int_eq(mock_run(&err), PM_ECONFIG);
-	ck_assert_ptr_nonnull(strstr(err, "does not support UIDL"));
-	ck_assert_ptr_nonnull(strstr(err, "fetch_all = yes"));
-	ck_assert(absent("RETR"));
-	ck_assert(absent("PRUNE"));
-	at("C: QUIT\n");
-	mock_done(err);
+	reset(script);
+	c = open_ok(&mock_host);
+	e = list_ok(c, &n, &have);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(have, 0);
+	ck_assert_str_eq(e[0].uid, "no-uidl 1");
+	ck_assert_str_eq(e[1].uid, "no-uidl 2");
+	ck_assert_str_eq(e[2].uid, "no-uidl 3");
+	ck_assert_uint_eq(e[1].size, 30);
+	ck_assert_int_eq(fetch(c, two, 2, &err), PM_OK);
+	mock_at("END 0 complete=1\nC: RETR 2\n"
+	    "MISSING 1 1 RETR 2 failed: -ERR gone\n");
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	done();
 
-	mock_reset(script_all);
-	M.acct.fetch_all = 1;
-	M.acct.keep = 0;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	ck_assert(absent("PRUNE"));
-	at("BEGIN no-uidl 1 9\n");
-	at("COMMIT\nC: DELE 1\nC: DELE 2\nC: DELE 3\nC: QUIT\n");
-	mock_done(err);
-}
-END_TEST
-
-/* Messages over the size limit are skipped and reported, every run. */
-START_TEST(test_plugin_size_limit)
-{
-	static const char script[] =
-	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
-	    BODY_1 BODY_3
-	    "+OK\r\n+OK\r\n"
-	    "+OK Logging out.\r\n";
-	char *err;
-
-	mock_reset(script);
-	M.acct.keep = 0;
-	M.acct.size_limit = 20;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	at("SKIPPED u-two 30\nLOG 2 new of 3 messages\n"
-	    "LOG 1 messages over the size limit skipped\n"
-	    "C: RETR 1\nC: RETR 3\n");
-	at("COMMIT\nC: DELE 1\nC: DELE 3\nC: QUIT\n");
-	ck_assert(absent("DELE 2"));
-	ck_assert_str_eq(M.delivered, WANT_1 WANT_3);
-	mock_done(err);
+	reset(script_pipe);
+	c = open_ok(&traced);
+	e = list_ok(c, &n, &have);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(have, 0);
+	mock_at("C: UIDL\nC: LIST\nS: -ERR Unknown command\n"
+	    "S: +OK 3 messages\n");
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	done();
 }
 END_TEST
 
@@ -1321,25 +1089,29 @@ START_TEST(test_plugin_stls)
 	    GREETING "+OK\r\nSTLS\r\nUSER\r\n.\r\n"
 	    "+OK Begin TLS negotiation now.\r\n"
 	    CAPA_PLAIN AUTH_OK CAPA_PLAIN
-	    "+OK\r\n.\r\n+OK\r\n.\r\n"
 	    "+OK Logging out.\r\n";
 	static const char script_no[] =
 	    GREETING "+OK\r\nUSER\r\n.\r\n"
 	    "+OK Logging out.\r\n";
+	struct pm_conn *c;
 	char *err;
 
-	mock_reset(script);
+	reset(script);
 	M.acct.tls = PM_TLS_STARTTLS;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	at("CONNECT\nC: CAPA\nC: STLS\nTLS\nC: CAPA\nSASL [PLAIN XOAUTH2]");
-	mock_done(err);
+	c = open_ok(&mock_host);
+	mock_at("CONNECT\nC: CAPA\nC: STLS\nTLS\nC: CAPA\nSASL [PLAIN "
+	    "XOAUTH2]");
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	done();
 
-	mock_reset(script_no);
+	reset(script_no);
 	M.acct.tls = PM_TLS_STARTTLS;
-	ck_assert_int_eq(mock_run(&err), PM_ETLS);
+	err = open_fails(PM_ETLS);
 	ck_assert_str_eq(err, "server does not offer STLS");
-	ck_assert(absent("SASL"));
-	mock_done(err);
+	ck_assert(mock_absent("SASL"));
+	ck_assert(mock_absent("STLS"));
+	free(err);
+	done();
 }
 END_TEST
 
@@ -1350,126 +1122,141 @@ START_TEST(test_plugin_user_pass)
 	    GREETING "+OK\r\nUIDL\r\nUSER\r\n.\r\n"
 	    "+OK\r\n+OK Logged in.\r\n"
 	    "+OK\r\nUIDL\r\nUSER\r\n.\r\n"
-	    "+OK\r\n.\r\n+OK\r\n.\r\n"
 	    "+OK Logging out.\r\n";
 	static const char script_bad[] =
 	    GREETING "+OK\r\nUIDL\r\nUSER\r\n.\r\n"
 	    "+OK\r\n-ERR [AUTH] Authentication failed.\r\n"
 	    "+OK Logging out.\r\n";
+	struct pm_conn *c;
 	char *err;
 
-	mock_reset(script);
+	reset(script);
 	M.pw = secret_from_str("s3cret pass");
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	at("C: USER joe@example.test\nC: PASS <s3cret pass>\nC: CAPA\n");
-	ck_assert(absent("SASL"));
-	mock_done(err);
+	c = open_ok(&mock_host);
+	ck_assert_str_eq(mock_log(), "CONNECT\nC: CAPA\n"
+	    "C: USER joe@example.test\nC: PASS <s3cret pass>\nC: CAPA\n");
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	done();
 
-	mock_reset(script_bad);
+	reset(script_bad);
 	M.pw = secret_from_str("wrong");
-	ck_assert_int_eq(mock_run(&err), PM_EAUTH);
+	err = open_fails(PM_EAUTH);
 	ck_assert_str_eq(err, "server refused the USER/PASS login for "
 	    "joe@example.test: [AUTH] Authentication failed.");
 	ck_assert_ptr_null(strstr(err, "wrong"));
-	mock_done(err);
+	free(err);
+	done();
 
 	/* Never in clear unless tls = none. */
-	mock_reset(script);
+	reset(script);
 	M.no_tls = 1;
 	M.pw = secret_from_str("s3cret");
-	ck_assert_int_eq(mock_run(&err), PM_ETLS);
+	err = open_fails(PM_ETLS);
 	ck_assert_ptr_nonnull(strstr(err, "unencrypted"));
-	ck_assert(absent("USER"));
-	mock_done(err);
+	ck_assert(mock_absent("USER"));
+	free(err);
+	done();
 
 	/* A password PASS cannot carry. */
-	mock_reset(script);
+	reset(script);
 	M.pw = secret_from_str("a\r\nDELE 1");
-	ck_assert_int_eq(mock_run(&err), PM_ECONFIG);
-	ck_assert(absent("PASS"));
-	mock_done(err);
+	err = open_fails(PM_ECONFIG);
+	ck_assert(mock_absent("PASS"));
+	free(err);
+	done();
 }
 END_TEST
 
-/* An AUTH refusal, and a -ERR greeting. */
+/* An AUTH refusal, and a -ERR greeting (no QUIT then). */
 START_TEST(test_plugin_auth_refused)
 {
 	static const char script[] =
 	    GREETING CAPA_PLAIN
-	    "+ \r\n-ERR Protocol error. Connection is closed.\r\n"
-	    "+OK Logging out.\r\n";
+	    "+ \r\n-ERR Protocol error. Connection is closed.\r\n";
 	static const char script_greet[] =
 	    "-ERR too many connections\r\n";
 	char *err;
 
-	mock_reset(script);
-	ck_assert_int_eq(mock_run(&err), PM_EAUTH);
+	reset(script);
+	err = open_fails(PM_EAUTH);
 	ck_assert_str_eq(err, "authentication failed: Protocol error. "
 	    "Connection is closed.");
-	mock_done(err);
+	free(err);
+	done();
 
-	mock_reset(script_greet);
-	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
+	reset(script_greet);
+	err = open_fails(PM_ETEMP);
 	ck_assert_str_eq(err, "server refused the session: -ERR too many "
 	    "connections");
-	ck_assert(absent("QUIT"));
-	mock_done(err);
+	ck_assert_str_eq(mock_log(), "CONNECT\nDISCONNECT\n");
+	free(err);
+	done();
 }
 END_TEST
 
-/* pop3_xoauth2_two_step = no lets the engine send the response at once. */
+/* pop3_xoauth2_two_step = no lets the engine send the response on the
+ * AUTH line (which the engine keeps within 255 octets: max, overhead). */
 START_TEST(test_plugin_one_step)
 {
 	static const char script[] =
 	    GREETING CAPA_PLAIN "+OK Logged in.\r\n" CAPA_PLAIN
-	    "+OK\r\n.\r\n+OK\r\n.\r\n"
 	    "+OK Logging out.\r\n";
-	char *err;
+	struct pm_conn *c;
 
-	mock_reset(script);
+	reset(script);
 	M.acct.xoauth2_two_step = 0;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	at("two_step=0\nC: AUTH XOAUTH2 <dG9rZW4=>\n");
-	mock_done(err);
+	c = open_ok(&mock_host);
+	mock_at("SASL [PLAIN XOAUTH2] ir=1 max=255 overhead=8 two_step=0\n"
+	    "C: AUTH XOAUTH2 <dG9rZW4=>\n");
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	done();
 }
 END_TEST
 
-/* Broken listings: UIDL and LIST disagree, a duplicate UIDL, garbage. */
+/* Broken listings: UIDL and LIST disagree, duplicates, garbage.  A
+ * refusal or a listing that does not add up leaves the dialogue in step
+ * (QUIT follows); a malformed line does not. */
 START_TEST(test_plugin_broken_listing)
 {
-	static const char *const scripts[] = {
-	    GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN
-	    "+OK\r\n1 a\r\n2 b\r\n.\r\n+OK\r\n1 5\r\n.\r\n",
-	    GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN
-	    "+OK\r\n1 a\r\n2 a\r\n.\r\n+OK\r\n1 5\r\n2 6\r\n.\r\n",
-	    GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN
-	    "+OK\r\n1 a\r\n3 b\r\n.\r\n+OK\r\n1 5\r\n2 6\r\n.\r\n",
-	    GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN
-	    "+OK\r\n1 a b\r\n.\r\n",
-	    GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN
-	    "+OK\r\n1 a\r\n.\r\n+OK\r\n1 five\r\n.\r\n",
-	    GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN
-	    "+OK\r\n1 a\r\n.\r\n-ERR no\r\n+OK bye\r\n",
+	static const struct {
+		const char *script;
+		const char *err;
+		int quit;
+	} cases[] = {
+	    { LOGIN_PLAIN "+OK\r\n1 a\r\n2 b\r\n.\r\n+OK\r\n1 5\r\n.\r\n"
+	      "+OK bye\r\n", "UIDL lists 2 messages, LIST 1", 1 },
+	    { LOGIN_PLAIN "+OK\r\n1 a\r\n2 a\r\n.\r\n"
+	      "+OK\r\n1 5\r\n2 6\r\n.\r\n+OK bye\r\n",
+	      "messages 1 and 2 have the same UIDL", 1 },
+	    { LOGIN_PLAIN "+OK\r\n1 a\r\n3 b\r\n.\r\n"
+	      "+OK\r\n1 5\r\n2 6\r\n.\r\n+OK bye\r\n",
+	      "message 3 is in the UIDL listing but not in LIST", 1 },
+	    { LOGIN_PLAIN "+OK\r\n1 a b\r\n.\r\n",
+	      "malformed UIDL line \"1 a b\"", 0 },
+	    { LOGIN_PLAIN "+OK\r\n1 a\r\n.\r\n+OK\r\n1 five\r\n.\r\n",
+	      "malformed LIST line \"1 five\"", 0 },
+	    { LOGIN_PLAIN "+OK\r\n1 a\r\n.\r\n-ERR no\r\n+OK bye\r\n",
+	      "LIST failed: -ERR no", 1 },
+	    { LOGIN_PLAIN "-ERR no\r\n+OK\r\n1 5\r\n1 6\r\n.\r\n+OK bye\r\n",
+	      "LIST names message 1 twice", 1 },
+	    { LOGIN_PIPE "+OK\r\n1 a\r\n2 a\r\n.\r\n+OK\r\n1 5\r\n2 6\r\n.\r\n"
+	      "+OK bye\r\n", "messages 1 and 2 have the same UIDL", 1 },
 	};
-	static const char *const want[] = {
-	    "UIDL lists 2 messages, LIST 1",
-	    "messages 1 and 2 have the same UIDL",
-	    "message 3 is in the UIDL listing but not in LIST",
-	    "malformed UIDL line \"1 a b\"",
-	    "malformed LIST line \"1 five\"",
-	    "LIST failed: -ERR no",
-	};
+	struct pm_conn *c;
 	char *err;
 	size_t i;
 
-	for (i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
-		mock_reset(scripts[i]);
-		M.acct.keep = 0;
-		ck_assert_int_eq(mock_run(&err), PM_EPROTO);
-		ck_assert_str_eq(err, want[i]);
-		ck_assert(absent("RETR"));
-		ck_assert(absent("DELE"));
-		mock_done(err);
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		reset(cases[i].script);
+		c = open_ok(&mock_host);
+		err = list_fails(c, PM_EPROTO);
+		ck_assert_str_eq(err, cases[i].err);
+		free(err);
+		ck_assert_ptr_null(close_rc(c, PM_OK));
+		ck_assert_int_eq(!mock_absent("C: QUIT"), cases[i].quit);
+		if (cases[i].quit)
+			ck_assert_uint_eq(M.pos, M.inlen);
+		done();
 	}
 }
 END_TEST
@@ -1478,147 +1265,121 @@ END_TEST
  * otherwise exhaust memory); exactly the bound is fine. */
 START_TEST(test_plugin_listing_bound)
 {
+	const struct pm_entry *e;
+	struct pm_conn *c;
 	char *script, *p, *err;
-	size_t i, cap = 64 * 1024;
+	size_t i, n, cap = 64 * 1024;
+	int have;
 
 	script = malloc(cap);
-	/* UIDL too long. */
+	/* UIDL too long: LIST is not even sent. */
 	p = script;
-	p += sprintf(p, GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN "+OK\r\n");
+	p += sprintf(p, LOGIN_PLAIN "+OK\r\n");
 	for (i = 1; i <= POP3_LIST_MAX + 1; i++)
 		p += sprintf(p, "%zu u%zu\r\n", i, i);
 	p += sprintf(p, ".\r\n");
-	mock_reset(script);
-	ck_assert_int_eq(mock_run(&err), PM_EPROTO);
-	ck_assert_str_eq(err, "the UIDL listing names more than 200 messages");
-	ck_assert(absent("LIST"));
-	ck_assert(absent("PRUNE"));
-	ck_assert(absent("QUIT"));
-	mock_done(err);
+	reset(script);
+	c = open_ok(&mock_host);
+	err = list_fails(c, PM_EPROTO);
+	ck_assert_str_eq(err, "the UIDL listing names more than 200 "
+	    "messages");
+	free(err);
+	ck_assert(mock_absent("LIST"));
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	ck_assert(mock_absent("QUIT"));
+	done();
 
-	/* LIST too long (without UIDL, fetch_all). */
+	/* LIST too long (without UIDL). */
 	p = script;
-	p += sprintf(p, GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN
-	    "-ERR no UIDL\r\n+OK\r\n");
+	p += sprintf(p, LOGIN_PLAIN "-ERR no UIDL\r\n+OK\r\n");
 	for (i = 1; i <= POP3_LIST_MAX + 1; i++)
 		p += sprintf(p, "%zu 9\r\n", i);
 	p += sprintf(p, ".\r\n");
-	mock_reset(script);
-	M.acct.fetch_all = 1;
-	ck_assert_int_eq(mock_run(&err), PM_EPROTO);
-	ck_assert_str_eq(err, "the LIST listing names more than 200 messages");
-	ck_assert(absent("RETR"));
-	ck_assert(absent("QUIT"));
-	mock_done(err);
+	reset(script);
+	c = open_ok(&mock_host);
+	err = list_fails(c, PM_EPROTO);
+	ck_assert_str_eq(err, "the LIST listing names more than 200 "
+	    "messages");
+	free(err);
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	ck_assert(mock_absent("QUIT"));
+	done();
 
-	/* Exactly the bound (every message skipped for its size). */
+	/* Exactly the bound. */
 	p = script;
-	p += sprintf(p, GREETING CAPA_PLAIN AUTH_OK CAPA_PLAIN "+OK\r\n");
+	p += sprintf(p, LOGIN_PLAIN "+OK\r\n");
 	for (i = 1; i <= POP3_LIST_MAX; i++)
 		p += sprintf(p, "%zu u%zu\r\n", i, i);
 	p += sprintf(p, ".\r\n+OK\r\n");
-	for (i = 1; i <= POP3_LIST_MAX; i++)
-		p += sprintf(p, "%zu 9\r\n", i);
+	for (i = POP3_LIST_MAX; i >= 1; i--)
+		p += sprintf(p, "%zu %zu\r\n", i, i);
 	p += sprintf(p, ".\r\n+OK bye\r\n");
 	ck_assert_uint_lt((size_t)(p - script), cap);
-	mock_reset(script);
-	M.acct.size_limit = 5;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	at("LOG 0 new of 200 messages\n");
-	at("C: QUIT\n");
+	reset(script);
+	M.chunk = 4096;
+	c = open_ok(&mock_host);
+	e = list_ok(c, &n, &have);
+	ck_assert_uint_eq(n, POP3_LIST_MAX);
+	/* In message order, with LIST's sizes matched by number. */
+	for (i = 0; i < n; i++) {
+		char uid[32];
+
+		snprintf(uid, sizeof uid, "u%zu", i + 1);
+		ck_assert_str_eq(e[i].uid, uid);
+		ck_assert_uint_eq(e[i].size, i + 1);
+	}
+	ck_assert_ptr_null(close_rc(c, PM_OK));
 	ck_assert_uint_eq(M.pos, M.inlen);
-	mock_done(err);
+	done();
 	free(script);
 }
 END_TEST
 
-/* QUIT refused with keep = no: the deletions did not happen; say so. */
-START_TEST(test_plugin_quit_refused)
+/* Only the maildrop "" can be selected; select() drops the listing, and
+ * indexes outside the listing are refused before anything is sent. */
+START_TEST(test_plugin_select)
 {
 	static const char script[] =
-	    GREETING CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3 LIST_3
-	    BODY_1 BODY_2 BODY_3 "+OK\r\n+OK\r\n+OK\r\n"
-	    "-ERR Some deleted messages were not removed.\r\n";
-	char *err;
+	    LOGIN_PIPE UIDL_3 LIST_3 "+OK bye\r\n";
+	static const size_t one[] = { 0 }, far[] = { 0, 3 };
+	struct pm_folder fo;
+	struct pm_conn *c;
+	unsigned char del[2];
+	char *err = NULL;
+	size_t n, before;
+	int have;
 
-	mock_reset(script);
-	M.acct.keep = 0;
-	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
-	ck_assert_str_eq(err, "QUIT failed: -ERR Some deleted messages were "
-	    "not removed.; messages marked for deletion stay on the server "
-	    "until the next run");
-	/* The state keeps them: the next run deletes them. */
-	ck_assert_str_eq(M.log + at("C: QUIT"), "C: QUIT\nDISCONNECT\n");
-	ck_assert_uint_eq(M.nknown, 3);
-	mock_done(err);
+	reset(script);
+	c = open_ok(&mock_host);
+	ck_assert_int_eq(P.select(c, "INBOX", &fo, &err), PM_ECONFIG);
+	ck_assert_str_eq(err, "POP3 has no folders: cannot select \"INBOX\"");
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(P.select(c, "", &fo, &err), PM_OK);
+	ck_assert_ptr_null(fo.validity);
+	ck_assert_uint_eq(fo.count, 0);
+	list_ok(c, &n, &have);
+	before = strlen(mock_log());
+	ck_assert_int_eq(fetch(c, far, 2, &err), PM_EINTERNAL);
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(P.dispose(c, PM_DISPOSE_DELETE, far, 2, del, &err),
+	    PM_EINTERNAL);
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(P.select(c, "", &fo, &err), PM_OK);
+	ck_assert_int_eq(fetch(c, one, 1, &err), PM_EINTERNAL);
+	free(err);
+	ck_assert_uint_eq(strlen(mock_log()), before);
+	/* Refusing a bad call does not break the dialogue. */
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	mock_at("C: QUIT\n");
+	done();
 }
 END_TEST
 
-/* a before b, both present. */
-#define PTR_LT(a, b) ((a) != NULL && (b) != NULL && (a) < (b))
-
-/* More messages than a batch: several commits, each before its DELEs. */
-START_TEST(test_plugin_batches)
-{
-	char *script, *p;
-	size_t i, n = POP3_BATCH * 2 + 3, cap = 200000;
-	char *err;
-	const char *c1, *d1, *c2;
-
-	script = malloc(cap);
-	p = script;
-	p += sprintf(p, GREETING CAPA_PIPE AUTH_OK CAPA_PIPE "+OK\r\n");
-	for (i = 1; i <= n; i++)
-		p += sprintf(p, "%zu uid%zu\r\n", i, i);
-	p += sprintf(p, ".\r\n+OK\r\n");
-	for (i = 1; i <= n; i++)
-		p += sprintf(p, "%zu 7\r\n", i);
-	p += sprintf(p, ".\r\n");
-	for (i = 1; i <= n; i++) {
-		p += sprintf(p, "+OK\r\nN: %zu\r\n.\r\n", i);
-		if (i % POP3_BATCH == 0 || i == n) {
-			size_t j;
-
-			for (j = 0; j < (i % POP3_BATCH ? i % POP3_BATCH :
-			    POP3_BATCH); j++)
-				p += sprintf(p, "+OK\r\n");
-		}
-	}
-	p += sprintf(p, "+OK bye\r\n");
-	ck_assert_uint_lt((size_t)(p - script), cap);
-	mock_reset(script);
-	M.acct.keep = 0;
-	M.chunk = 4096;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	c1 = strstr(M.log, "COMMIT");
-	d1 = strstr(M.log, "C: DELE 1\n");
-	ck_assert_ptr_nonnull(c1);
-	ck_assert_ptr_nonnull(d1);
-	ck_assert(PTR_LT(c1, d1));
-	ck_assert(PTR_LT(strstr(M.log, "FINISH uid50\n"), c1));
-	ck_assert(PTR_LT(d1, strstr(M.log, "BEGIN uid51 ")));
-	c2 = strstr(c1 + 1, "COMMIT");
-	ck_assert_ptr_nonnull(c2);
-	ck_assert(PTR_LT(c2, strstr(M.log, "C: DELE 51\n")));
-	at("C: DELE 103\nC: QUIT\n");
-	ck_assert_uint_eq(M.pos, M.inlen);
-	mock_done(err);
-	free(script);
-}
-END_TEST
-
-/* The exported entry: magic, ABI, name, default ports. */
-START_TEST(test_plugin_entry)
-{
-	ck_assert_uint_eq(pop3_test_plugin.magic, PM_PLUGIN_MAGIC);
-	ck_assert_uint_eq(pop3_test_plugin.abi, PM_PLUGIN_ABI);
-	ck_assert_str_eq(pop3_test_plugin.name, "pop3");
-	ck_assert_uint_eq(pop3_test_plugin.port_tls, 995);
-	ck_assert_uint_eq(pop3_test_plugin.port_plain, 110);
-}
-END_TEST
-
-Suite *
+/* The POP3 plugin's suite. */
+static Suite *
 suite_pop3(void)
 {
 	Suite *s;
@@ -1649,26 +1410,40 @@ suite_pop3(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("plugin");
-	tcase_add_test(tc, test_plugin_pipelined_keep);
-	tcase_add_test(tc, test_plugin_delete_one_at_a_time);
-	tcase_add_test(tc, test_plugin_delete_pipelined);
+	tcase_add_test(tc, test_plugin_entry);
+	tcase_add_test(tc, test_plugin_session);
+	tcase_add_test(tc, test_plugin_window);
+	tcase_add_test(tc, test_plugin_one_at_a_time);
+	tcase_add_test(tc, test_plugin_dispose_seen);
+	tcase_add_test(tc, test_plugin_dele_refused);
+	tcase_add_test(tc, test_plugin_quit_refused);
+	tcase_add_test(tc, test_plugin_cut_before_quit);
 	tcase_add_test(tc, test_plugin_cut_mid_retr);
 	tcase_add_test(tc, test_plugin_garbage_status);
-	tcase_add_test(tc, test_plugin_delivery_fails);
 	tcase_add_test(tc, test_plugin_retr_refused);
-	tcase_add_test(tc, test_plugin_reused_uidl);
-	tcase_add_test(tc, test_plugin_cut_before_quit);
 	tcase_add_test(tc, test_plugin_no_uidl);
-	tcase_add_test(tc, test_plugin_size_limit);
 	tcase_add_test(tc, test_plugin_stls);
 	tcase_add_test(tc, test_plugin_user_pass);
 	tcase_add_test(tc, test_plugin_auth_refused);
 	tcase_add_test(tc, test_plugin_one_step);
 	tcase_add_test(tc, test_plugin_broken_listing);
 	tcase_add_test(tc, test_plugin_listing_bound);
-	tcase_add_test(tc, test_plugin_quit_refused);
-	tcase_add_test(tc, test_plugin_batches);
-	tcase_add_test(tc, test_plugin_entry);
+	tcase_add_test(tc, test_plugin_select);
 	suite_add_tcase(s, tc);
 	return s;
+}
+
+/* The test program: the one suite, with the runner's case timeout. */
+int
+main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	setenv("CK_DEFAULT_TIMEOUT", "60", 0);
+	sr = srunner_create(suite_pop3());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
