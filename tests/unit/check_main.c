@@ -77,7 +77,6 @@ main(void)
 	srunner_add_suite(sr, suite_maildir());
 	srunner_add_suite(sr, suite_deliver());
 	srunner_add_suite(sr, suite_plugin());
-	srunner_add_suite(sr, suite_imap());
 	srunner_add_suite(sr, suite_pop3());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

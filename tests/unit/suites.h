@@ -14,7 +14,6 @@ Suite *suite_state(void);
 Suite *suite_maildir(void);
 Suite *suite_deliver(void);
 Suite *suite_plugin(void);
-Suite *suite_imap(void);
 Suite *suite_pop3(void);
 
 /* A fresh empty directory under $TMPDIR for one test; malloc'd. */
