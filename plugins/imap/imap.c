@@ -1,12 +1,14 @@
 /*
- * The IMAP4rev1 backend (RFC 3501): log in, and for every configured folder
- * fetch the messages whose UIDs the state does not know, streaming each
- * literal into the host's delivery, then flag or delete on the server what
- * the host has committed.
+ * The IMAP4rev1 backend (RFC 3501), driven step by step by the core's
+ * fetch engine: log in, select a folder, list its messages with their
+ * UIDs and sizes, fetch sets of them with several UID FETCH commands in
+ * flight, flag or delete sets of them, log out.
  *
- * State is keyed by UIDVALIDITY and UID: when a folder's UIDVALIDITY
- * changes, the host drops the recorded UIDs of that folder and every
- * message in it is fetched again (duplicates, never losses).
+ * Which messages to fetch, when they are durable and what becomes of them
+ * on the server is the engine's business; this file only speaks IMAP.  A
+ * message body is handed to the sink as the message it was asked for only
+ * when the response carries that message's UID: never by the order of
+ * the responses, and a sequence number is only ever a guess to be checked.
  */
 #include "autoconf.h"
 
@@ -21,42 +23,78 @@
 
 #include "imap-parse.h"
 
-#define IMAP_BATCH	50		/* messages per host commit */
 #define IMAP_CHUNK	(64 * 1024)	/* literal bytes per read */
 #define IMAP_SET_MAX	7900		/* bytes of UID set per command */
+#define IMAP_CMD_MSGS	32		/* messages per UID FETCH command */
+#define IMAP_CMD_BYTES	(2 * 1024 * 1024) /* listed bytes per UID FETCH
+					 * command; a larger message is
+					 * its own command */
+#define IMAP_INFLIGHT	8		/* commands outstanding at once */
 
-/* One connection to one account's server. */
+struct imap_fx;
+
+/* A message of a folder listing. */
+struct imap_entry {
+	uint32_t uid;
+	uint64_t size;
+};
+
+/* One connection to one account's server: the plugin's pm_conn. */
 struct imap {
 	const struct pm_host *h;
 	struct pm_session *s;
 	const struct pm_account_info *acct;
 	unsigned tagno;
-	char tag[16];		/* tag of the command in flight */
+	char tag[16];		/* tag of the last command sent */
 	struct imap_caps caps;
 	int have_caps;		/* caps came since they were last reset */
 	int broken;		/* the dialogue is out of step: no LOGOUT */
 	int logout;		/* LOGOUT sent: BYE is expected */
 	char *buf;		/* IMAP_CHUNK bytes for literals */
-	struct imap_msg *cur;	/* the message being fetched, or NULL */
-	int dworst;		/* worst per-message delivery failure */
-	char *dworst_err;	/* its reason */
+
+	/* The selected folder. */
+	char *folder;		/* its name, or NULL before select() */
+	char validity[16];	/* UIDVALIDITY in decimal */
+	int has_exists;		/* the server reported a message count */
+	uint32_t exists;	/* the count, following EXISTS and EXPUNGE */
+	uint32_t *seq;		/* seq[i]: UID of message i + 1, 0 when
+				 * unknown; from the listing, kept up to date
+				 * by EXPUNGE and EXISTS */
+	size_t nseq, seqcap;
+
+	/* The last listing, sorted by UID. */
+	struct imap_entry *ent;
+	struct pm_entry *pe;	/* what list() handed out */
+	char *names;		/* every pe[].uid, one allocation */
+	size_t nent;
+
+	struct imap_fx *fx;	/* the fetch() running, or NULL */
 };
 
-/* The message a UID FETCH ... BODY.PEEK[] is bringing. */
-struct imap_msg {
-	const char *folder;
+/* A message fetch() was asked for. */
+struct imap_want {
+	size_t idx;		/* into the listing */
 	uint32_t uid;
-	char uidstr[16];
-	struct pm_msg *m;	/* delivery in progress, or NULL */
+	uint64_t size;		/* as listed */
 	int state;		/* enum below */
-	int dstatus;		/* delivery failure, or PM_OK */
-	char *derr;		/* its reason */
 };
 
 enum {
-	MSG_WAITING = 0,	/* no BODY[] seen yet */
-	MSG_RECEIVED,		/* every byte was read */
-	MSG_VANISHED		/* BODY[] NIL: expunged meanwhile */
+	WANT_QUEUED = 0,	/* no command asked for it yet */
+	WANT_SENT,		/* a command in flight asked for it */
+	WANT_BEGUN,		/* its body is being streamed to the sink */
+	WANT_DONE		/* the sink was told: end() or missing() */
+};
+
+/* A running fetch(): what was asked for and where it goes. */
+struct imap_fx {
+	struct imap_want *w;	/* ascending by UID */
+	uint32_t *uids;		/* the same UIDs, for imap_uidset() */
+	size_t n;
+	const struct pm_sink *sink;
+	struct pm_fetch *f;
+	int lost;		/* a body came with no UID: whose it was is
+				 * unknown */
 };
 
 /* What a command wants from the untagged responses it provokes. */
@@ -70,10 +108,27 @@ struct imap_cb {
 	void *arg;
 };
 
-/* A message of a folder listing. */
-struct imap_entry {
-	uint32_t uid;
-	uint64_t size;
+/*
+ * A run of commands over the items [0, total) of some request, at most
+ * window of them in flight (RFC 3501 5.5: commands on UIDs that do not
+ * depend on each other may be pipelined).
+ */
+struct imap_pipe {
+	const char *what;	/* command name for errors */
+	size_t total;
+	size_t window;		/* 1..IMAP_INFLIGHT */
+	/*
+	 * Send the command for the items from first on.  *n_r is how many
+	 * it covers (at least 1), *set_r a malloc'd description of them for
+	 * the log (the UID set), or NULL.
+	 */
+	int (*send)(struct imap *, void *, size_t first, size_t *n_r,
+	    char **set_r, char **err);
+	/* The command over [first, first + n) completed with r (OK or NO). */
+	int (*done)(struct imap *, void *, size_t first, size_t n,
+	    const char *set, const struct imap_resp *r, char **err);
+	const struct imap_cb *cb;
+	void *arg;
 };
 
 /* Mark the dialogue broken and pass status through. */
@@ -83,6 +138,13 @@ imap_break(struct imap *im, int status)
 	if (status != PM_OK)
 		im->broken = 1;
 	return status;
+}
+
+/* The name of the selected folder, for log messages. */
+static const char *
+imap_folder(const struct imap *im)
+{
+	return im->folder != NULL ? im->folder : "-";
 }
 
 /* Describe a tagged or untagged status response for an error message. */
@@ -132,6 +194,67 @@ imap_code(struct imap *im, const struct imap_resp *r, char **err)
 	return PM_OK;
 }
 
+/* Note the UID of message number seqno (a FETCH response said so). */
+static void
+imap_seq_set(struct imap *im, uint32_t seqno, uint32_t uid)
+{
+	size_t n;
+
+	/* A number beyond the count is the server's mistake: no guess is
+	 * better than a wrong one, and no map larger than a listing. */
+	if (seqno == 0 || seqno > IMAP_LIST_MAX ||
+	    (im->has_exists && seqno > im->exists))
+		return;
+	if (seqno > im->nseq) {
+		if (seqno > im->seqcap) {
+			n = im->seqcap == 0 ? 256 : im->seqcap;
+			while (n < seqno)
+				n *= 2;
+			im->seq = pmp_xreallocarray(im->seq, n,
+			    sizeof *im->seq);
+			im->seqcap = n;
+		}
+		memset(im->seq + im->nseq, 0, (seqno - im->nseq) *
+		    sizeof *im->seq);
+		im->nseq = seqno;
+	}
+	im->seq[seqno - 1] = uid;
+}
+
+/* The UID message number seqno had when last heard of, or 0. */
+static uint32_t
+imap_seq_uid(const struct imap *im, uint32_t seqno)
+{
+	if (seqno == 0 || seqno > im->nseq)
+		return 0;
+	return im->seq[seqno - 1];
+}
+
+/* "* n EXISTS": the folder holds n messages. */
+static void
+imap_exists(struct imap *im, uint32_t n)
+{
+	im->has_exists = 1;
+	im->exists = n;
+	if (im->nseq > n)
+		im->nseq = n;
+}
+
+/* "* n EXPUNGE": message n is gone and the numbers above it move down. */
+static void
+imap_expunge(struct imap *im, uint32_t n)
+{
+	if (n == 0)
+		return;
+	if (im->exists > 0)
+		im->exists--;
+	if (n <= im->nseq) {
+		memmove(im->seq + n - 1, im->seq + n, (im->nseq - n) *
+		    sizeof *im->seq);
+		im->nseq--;
+	}
+}
+
 /* Read and parse one response line. */
 static int
 imap_read(struct imap *im, const char **line_r, size_t *len_r,
@@ -146,28 +269,11 @@ imap_read(struct imap *im, const char **line_r, size_t *len_r,
 	return imap_break(im, rc);
 }
 
-/* Hand bytes of the current message to the delivery, noting a failure
- * there without stopping the read (the dialogue must stay in step). */
-static void
-imap_deliver(struct imap *im, const void *buf, size_t len)
-{
-	struct imap_msg *c = im->cur;
-	int rc;
-
-	if (c->m == NULL || len == 0)
-		return;
-	rc = im->h->msg_write(c->m, buf, len, &c->derr);
-	if (rc != PM_OK) {
-		im->h->msg_abort(c->m);
-		c->m = NULL;
-		c->dstatus = rc;
-	}
-}
-
-/* Read n bytes of a literal in bounded chunks, handing them to the
- * current message's delivery when deliver is set, else dropping them. */
+/* Read n bytes of a literal in bounded chunks, streaming them into the
+ * running fetch's message m, or dropping them when m is NULL. */
 static int
-imap_read_literal(struct imap *im, uint64_t n, int deliver, char **err)
+imap_read_literal(struct imap *im, uint64_t n, struct pm_msg *m,
+    char **err)
 {
 	size_t want, got;
 	int rc;
@@ -181,8 +287,8 @@ imap_read_literal(struct imap *im, uint64_t n, int deliver, char **err)
 			return imap_break(im, pmp_errf(err, PM_EINTERNAL,
 			    "read_bytes returned %zu of %zu bytes", got,
 			    want));
-		if (deliver)
-			imap_deliver(im, im->buf, got);
+		if (m != NULL)
+			im->fx->sink->write(m, im->buf, got);
 		n -= got;
 	}
 	return PM_OK;
@@ -201,7 +307,7 @@ imap_skip_literals(struct imap *im, const char *line, size_t len,
 		    err);
 		if (rc != PM_OK || !found)
 			return imap_break(im, rc);
-		if ((rc = imap_read_literal(im, n, 0, err)) != PM_OK)
+		if ((rc = imap_read_literal(im, n, NULL, err)) != PM_OK)
 			return rc;
 		rc = im->h->read_line(im->s, &line, &len, err);
 		if (rc != PM_OK)
@@ -209,58 +315,141 @@ imap_skip_literals(struct imap *im, const char *line, size_t len,
 	}
 }
 
-/* Open the delivery of the current message. */
-static void
-imap_begin(struct imap *im, uint64_t size)
+/* The message of the running fetch with this UID, or NULL. */
+static struct imap_want *
+imap_want_find(struct imap_fx *fx, uint32_t uid)
 {
-	struct imap_msg *c = im->cur;
-	int rc;
+	size_t lo = 0, hi = fx->n, mid;
 
-	rc = im->h->msg_begin(im->s, c->folder, c->uidstr, size, &c->m,
-	    &c->derr);
-	if (rc != PM_OK) {
-		c->m = NULL;
-		c->dstatus = rc;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (fx->w[mid].uid == uid)
+			return &fx->w[mid];
+		if (fx->w[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/*
+ * The message a FETCH response's body is for, as far as is known when the
+ * body starts: by the UID when it came first, else (Exchange sends the UID
+ * after the body) the UID the sequence number had, a guess that is
+ * checked when the response ends.  NULL when no message asked for and not
+ * yet received matches.
+ */
+static struct imap_want *
+imap_body_target(struct imap *im, const struct imap_fetch *f)
+{
+	struct imap_want *w;
+	uint32_t uid;
+
+	uid = f->has_uid ? f->uid : imap_seq_uid(im, f->seq);
+	if (uid == 0 || (w = imap_want_find(im->fx, uid)) == NULL)
+		return NULL;
+	return w->state == WANT_SENT ? w : NULL;
+}
+
+/*
+ * A complete FETCH response during fetch(): end the message its body was
+ * streamed to, complete only when the response carried that message's
+ * UID, or report what the response says about a message asked for.  w
+ * and m are the message the body went to, if any; body is 1 when the
+ * response had a BODY[] literal.
+ */
+static void
+imap_settle(struct imap *im, const struct imap_fetch *f,
+    struct imap_want *w, struct pm_msg *m, int body)
+{
+	struct imap_fx *fx = im->fx;
+	struct imap_want *x = NULL;
+
+	/* The message the response's UID names, if it still waits. */
+	if (f->has_uid && (x = imap_want_find(fx, f->uid)) != NULL &&
+	    x->state != WANT_SENT)
+		x = NULL;
+	if (m == NULL && !body) {
+		if (x != NULL && f->body == IMAP_BODY_QUOTED) {
+			x->state = WANT_DONE;
+			m = fx->sink->begin(fx->f, x->idx);
+			if (f->quoted_len > 0)
+				fx->sink->write(m, f->quoted, f->quoted_len);
+			fx->sink->end(m, 1);
+		} else if (x != NULL && f->body == IMAP_BODY_NIL) {
+			im->h->log(im->s, PM_LOG_DEBUG, "%s: UID %u vanished",
+			    imap_folder(im), x->uid);
+			x->state = WANT_DONE;
+			fx->sink->missing(fx->f, x->idx, PM_OK,
+			    "expunged meanwhile");
+		} else if (f->body == IMAP_BODY_QUOTED && !f->has_uid) {
+			im->h->log(im->s, PM_LOG_WARN, "%s: FETCH response "
+			    "%u with a body and no UID dropped",
+			    imap_folder(im), f->seq);
+			fx->lost = 1;
+		}
+		return;
+	}
+	if (m != NULL) {
+		w->state = WANT_DONE;
+		if (f->has_uid && f->uid == w->uid) {
+			fx->sink->end(m, 1);
+			return;
+		}
+		fx->sink->end(m, 0);
+		fx->lost |= !f->has_uid;
+		if (f->has_uid)
+			im->h->log(im->s, PM_LOG_WARN, "%s: FETCH response "
+			    "%u taken for UID %u carried UID %u: discarded",
+			    imap_folder(im), f->seq, w->uid, f->uid);
+		else
+			im->h->log(im->s, PM_LOG_WARN, "%s: FETCH response "
+			    "%u taken for UID %u carried no UID: discarded",
+			    imap_folder(im), f->seq, w->uid);
+	} else if (!f->has_uid) {
+		im->h->log(im->s, PM_LOG_WARN, "%s: FETCH response %u with "
+		    "a body and no UID dropped", imap_folder(im), f->seq);
+		fx->lost = 1;
+	} else if (x != NULL)
+		im->h->log(im->s, PM_LOG_WARN, "%s: FETCH response %u: the "
+		    "body of UID %u came before its UID and was dropped",
+		    imap_folder(im), f->seq, x->uid);
+	/* A body that came under another message's number or before its
+	 * UID was that message's own, lost here: it stays on the server. */
+	if (x != NULL) {
+		x->state = WANT_DONE;
+		fx->sink->missing(fx->f, x->idx, PM_ETEMP, "its FETCH "
+		    "response could not be matched to it");
 	}
 }
 
-/* Stream the BODY[] literal of the current message into the delivery. */
-static int
-imap_body(struct imap *im, uint64_t n, char **err)
-{
-	int rc;
-
-	imap_begin(im, n);
-	if ((rc = imap_read_literal(im, n, 1, err)) != PM_OK)
-		return rc;
-	im->cur->state = MSG_RECEIVED;
-	return PM_OK;
-}
-
-/* Whether a FETCH response's body belongs to the message being fetched. */
-static int
-imap_wanted(struct imap *im, const struct imap_fetch *f)
-{
-	return im->cur != NULL && im->cur->state == MSG_WAITING &&
-	    (!f->has_uid || f->uid == im->cur->uid);
-}
-
-/* Read a whole FETCH response that starts with line, with its literals. */
+/* Read a whole FETCH response that starts with line, with its literals;
+ * during fetch() its body goes to the sink (imap_body_target()). */
 static int
 imap_fetch_resp(struct imap *im, const char *line, size_t len,
     const struct imap_cb *cb, char **err)
 {
+	struct imap_fx *fx = im->fx;
+	struct imap_want *w = NULL;
+	struct pm_msg *m = NULL, *into;
 	struct imap_fetch f;
-	int rc, mine = 0;
+	int rc, body = 0;
 
 	rc = imap_parse_fetch(line, len, IMAP_LITERAL_MAX, &f, err);
 	while (rc == PM_OK && f.literal_pending) {
-		if (f.literal_body && imap_wanted(im, &f)) {
-			mine = 1;
-			rc = imap_body(im, f.literal, err);
-		} else
-			rc = imap_read_literal(im, f.literal, 0, err);
-		if (rc != PM_OK)
+		into = NULL;
+		if (f.literal_body && !body) {
+			/* The first BODY[] only; a second is dropped. */
+			body = 1;
+			if (fx != NULL &&
+			    (w = imap_body_target(im, &f)) != NULL) {
+				w->state = WANT_BEGUN;
+				m = into = fx->sink->begin(fx->f, w->idx);
+			}
+		}
+		if ((rc = imap_read_literal(im, f.literal, into, err)) !=
+		    PM_OK)
 			break;
 		rc = im->h->read_line(im->s, &line, &len, err);
 		if (rc != PM_OK)
@@ -268,19 +457,19 @@ imap_fetch_resp(struct imap *im, const char *line, size_t len,
 		rc = imap_parse_fetch_more(line, len, IMAP_LITERAL_MAX, &f,
 		    err);
 	}
-	if (rc == PM_OK && imap_wanted(im, &f)) {
-		if (f.body == IMAP_BODY_QUOTED) {
-			mine = 1;
-			imap_begin(im, f.quoted_len);
-			imap_deliver(im, f.quoted, f.quoted_len);
-			im->cur->state = MSG_RECEIVED;
-		} else if (f.body == IMAP_BODY_NIL)
-			im->cur->state = MSG_VANISHED;
+	if (rc != PM_OK) {
+		if (m != NULL) {
+			w->state = WANT_DONE;
+			fx->sink->end(m, 0);
+		}
+		imap_fetch_free(&f);
+		return imap_break(im, rc);
 	}
-	if (rc == PM_OK && mine && f.has_uid && f.uid != im->cur->uid)
-		rc = pmp_errf(err, PM_EPROTO, "FETCH of UID %u returned "
-		    "UID %u", im->cur->uid, f.uid);
-	if (rc == PM_OK && cb != NULL && cb->fetch != NULL)
+	if (f.has_uid)
+		imap_seq_set(im, f.seq, f.uid);
+	if (fx != NULL)
+		imap_settle(im, &f, w, m, body);
+	if (cb != NULL && cb->fetch != NULL)
 		rc = cb->fetch(im, &f, cb->arg, err);
 	imap_fetch_free(&f);
 	return imap_break(im, rc);
@@ -306,7 +495,13 @@ imap_untagged(struct imap *im, const char *line, size_t len,
 	    strcmp(r->word, "FETCH") == 0)
 		return imap_fetch_resp(im, line, len, cb, err);
 
-	if (r->status == IMAP_DATA && !r->has_num &&
+	if (r->status == IMAP_DATA && r->has_num &&
+	    strcmp(r->word, "EXISTS") == 0)
+		imap_exists(im, r->num);
+	else if (r->status == IMAP_DATA && r->has_num &&
+	    strcmp(r->word, "EXPUNGE") == 0)
+		imap_expunge(im, r->num);
+	else if (r->status == IMAP_DATA && !r->has_num &&
 	    strcmp(r->word, "CAPABILITY") == 0) {
 		if ((rc = imap_set_caps(im, r->text, err)) != PM_OK)
 			return rc;
@@ -321,6 +516,49 @@ imap_untagged(struct imap *im, const char *line, size_t len,
 	return PM_OK;
 }
 
+/* Read responses, dealing with the untagged ones, up to the next tagged
+ * one, which is left in *r (imap_resp_free() it). */
+static int
+imap_next(struct imap *im, const char *what, const struct imap_cb *cb,
+    struct imap_resp *r, char **err)
+{
+	const char *line;
+	size_t len;
+	int rc;
+
+	for (;;) {
+		if ((rc = imap_read(im, &line, &len, r, err)) != PM_OK)
+			return rc;
+		if (r->type == IMAP_TAGGED)
+			return PM_OK;
+		if (r->type == IMAP_CONTINUE) {
+			imap_resp_free(r);
+			return imap_break(im, pmp_errf(err, PM_EPROTO,
+			    "%s: unexpected continuation request", what));
+		}
+		rc = imap_untagged(im, line, len, r, cb, err);
+		imap_resp_free(r);
+		if (rc != PM_OK)
+			return rc;
+	}
+}
+
+/* A tagged response with a tag nothing is waiting for. */
+static int
+imap_bad_tag(struct imap *im, const char *what, struct imap_resp *r,
+    char **err)
+{
+	char *d;
+	int rc;
+
+	d = pmp_clean(r->tag, strlen(r->tag), 20);
+	imap_resp_free(r);
+	rc = pmp_errf(err, PM_EPROTO, "%s: response with unexpected tag "
+	    "\"%s\"", what, d);
+	free(d);
+	return imap_break(im, rc);
+}
+
 /*
  * Read responses to the command tagged im->tag until its tagged response.
  * A NO or BAD is returned as nostatus with "WHAT failed: NO text".
@@ -330,45 +568,23 @@ imap_wait(struct imap *im, const char *what, const struct imap_cb *cb,
     int nostatus, char **err)
 {
 	struct imap_resp r;
-	const char *line;
-	size_t len;
 	char *d;
 	int rc;
 
-	for (;;) {
-		if ((rc = imap_read(im, &line, &len, &r, err)) != PM_OK)
-			return rc;
-		switch (r.type) {
-		case IMAP_UNTAGGED:
-			rc = imap_untagged(im, line, len, &r, cb, err);
-			imap_resp_free(&r);
-			if (rc != PM_OK)
-				return rc;
-			continue;
-		case IMAP_CONTINUE:
-			imap_resp_free(&r);
-			return imap_break(im, pmp_errf(err, PM_EPROTO,
-			    "%s: unexpected continuation request", what));
-		}
-		if (strcmp(r.tag, im->tag) != 0) {
-			d = pmp_clean(r.tag, strlen(r.tag), 20);
-			imap_resp_free(&r);
-			rc = pmp_errf(err, PM_EPROTO, "%s: response with "
-			    "unexpected tag \"%s\"", what, d);
-			free(d);
-			return imap_break(im, rc);
-		}
-		if (r.status == IMAP_OK) {
-			rc = imap_code(im, &r, err);
-			imap_resp_free(&r);
-			return rc;
-		}
-		d = imap_describe(&r);
+	if ((rc = imap_next(im, what, cb, &r, err)) != PM_OK)
+		return rc;
+	if (strcmp(r.tag, im->tag) != 0)
+		return imap_bad_tag(im, what, &r, err);
+	if (r.status == IMAP_OK) {
+		rc = imap_code(im, &r, err);
 		imap_resp_free(&r);
-		rc = pmp_errf(err, nostatus, "%s failed: %s", what, d);
-		free(d);
 		return rc;
 	}
+	d = imap_describe(&r);
+	imap_resp_free(&r);
+	rc = pmp_errf(err, nostatus, "%s failed: %s", what, d);
+	free(d);
+	return rc;
 }
 
 /* Take the next tag. */
@@ -397,6 +613,81 @@ imap_command(struct imap *im, const char *what, const struct imap_cb *cb,
 	if (rc != PM_OK)
 		return imap_break(im, rc);
 	return imap_wait(im, what, cb, nostatus, err);
+}
+
+/*
+ * Run the commands of p, keeping up to p->window of them in flight and
+ * sending the next as each completes, in whatever order the server
+ * completes them.  A NO goes to p->done like an OK; a BAD is PM_EPROTO.
+ * A failure with commands still in flight leaves the dialogue broken.
+ */
+static int
+imap_pipeline(struct imap *im, const struct imap_pipe *p, char **err)
+{
+	struct {
+		unsigned tagno;		/* 0: the slot is free */
+		size_t first, n;
+		char *set;
+	} slot[IMAP_INFLIGHT];
+	struct imap_resp r;
+	size_t next = 0, live = 0, i;
+	char tag[16], *d;
+	int rc = PM_OK;
+
+	memset(slot, 0, sizeof slot);
+	for (;;) {
+		while (live < p->window && live < IMAP_INFLIGHT &&
+		    next < p->total) {
+			for (i = 0; slot[i].tagno != 0; i++)
+				;
+			rc = p->send(im, p->arg, next, &slot[i].n,
+			    &slot[i].set, err);
+			if (rc != PM_OK)
+				goto out;
+			slot[i].tagno = im->tagno;
+			slot[i].first = next;
+			next += slot[i].n;
+			live++;
+		}
+		if (live == 0)
+			break;
+		if ((rc = imap_next(im, p->what, p->cb, &r, err)) != PM_OK)
+			goto out;
+		for (i = 0; i < IMAP_INFLIGHT; i++) {
+			if (slot[i].tagno == 0)
+				continue;
+			snprintf(tag, sizeof tag, "A%u", slot[i].tagno);
+			if (strcmp(r.tag, tag) == 0)
+				break;
+		}
+		if (i == IMAP_INFLIGHT) {
+			rc = imap_bad_tag(im, p->what, &r, err);
+			goto out;
+		}
+		if (r.status == IMAP_BAD) {
+			d = imap_describe(&r);
+			rc = pmp_errf(err, PM_EPROTO, "%s%s%s failed: %s",
+			    p->what, slot[i].set != NULL ? " " : "",
+			    slot[i].set != NULL ? slot[i].set : "", d);
+			free(d);
+		} else if (r.status != IMAP_OK ||
+		    (rc = imap_code(im, &r, err)) == PM_OK)
+			rc = p->done(im, p->arg, slot[i].first, slot[i].n,
+			    slot[i].set, &r, err);
+		imap_resp_free(&r);
+		free(slot[i].set);
+		slot[i].set = NULL;
+		slot[i].tagno = 0;
+		live--;
+		if (rc != PM_OK)
+			goto out;
+	}
+out:
+	for (i = 0; i < IMAP_INFLIGHT; i++)
+		free(slot[i].set);
+	if (live > 0)
+		im->broken = 1;
+	return rc;
 }
 
 /* SASL: send AUTHENTICATE, with the initial response if there is one. */
@@ -557,7 +848,7 @@ static const struct pm_sasl_proto imap_sasl = {
 
 /* Connect, read the greeting, STARTTLS if configured, authenticate. */
 static int
-imap_open(struct imap *im, char **err)
+imap_start(struct imap *im, char **err)
 {
 	const struct pm_secret *pw;
 	struct imap_resp r;
@@ -634,40 +925,129 @@ imap_open(struct imap *im, char **err)
 	return imap_capability(im, err);
 }
 
-/* What SELECT reports. */
-struct imap_select {
-	int has_exists;
-	uint32_t exists;
-	int has_validity;
-	uint32_t validity;
-};
+/* Say goodbye; errors do not matter any more. */
+static void
+imap_logout(struct imap *im)
+{
+	char *err = NULL;
 
-/* SELECT: note EXISTS and UIDVALIDITY. */
+	im->logout = 1;
+	(void)imap_command(im, "LOGOUT", NULL, PM_ETEMP, &err, "LOGOUT");
+	free(err);
+}
+
+/* Forget the listing. */
+static void
+imap_list_free(struct imap *im)
+{
+	free(im->ent);
+	free(im->pe);
+	free(im->names);
+	im->ent = NULL;
+	im->pe = NULL;
+	im->names = NULL;
+	im->nent = 0;
+}
+
+/* Free a connection (already disconnected). */
+static void
+imap_free(struct imap *im)
+{
+	imap_list_free(im);
+	imap_caps_free(&im->caps);
+	free(im->seq);
+	free(im->folder);
+	free(im->buf);
+	free(im);
+}
+
+/* The plugin's open slot: connect and log in. */
+static int
+imap_open(const struct pm_host *host, struct pm_session *s,
+    struct pm_conn **conn_r, char **err)
+{
+	struct imap *im;
+	int rc;
+
+	*conn_r = NULL;
+	im = pmp_xmalloc(sizeof *im);
+	memset(im, 0, sizeof *im);
+	im->h = host;
+	im->s = s;
+	im->acct = host->account(s);
+	im->buf = pmp_xmalloc(IMAP_CHUNK);
+	if ((rc = imap_start(im, err)) != PM_OK) {
+		if (!im->broken)
+			imap_logout(im);
+		host->disconnect(s);
+		imap_free(im);
+		return rc;
+	}
+	*conn_r = (struct pm_conn *)im;
+	return PM_OK;
+}
+
+/* SELECT: note UIDVALIDITY (EXISTS is noted for every command). */
 static int
 imap_select_cb(struct imap *im, const struct imap_resp *r, void *arg,
     char **err)
 {
-	struct imap_select *sel = arg;
+	uint32_t *validity = arg;
+	const char *p;
 	char *end;
 	unsigned long v;
 
-	if (r->status == IMAP_DATA && r->has_num &&
-	    strcmp(r->word, "EXISTS") == 0) {
-		sel->has_exists = 1;
-		sel->exists = r->num;
-	}
-	if (r->status == IMAP_OK && r->code != NULL &&
-	    strncasecmp(r->code, "UIDVALIDITY ", 12) == 0) {
-		const char *p = r->code + 12;
+	if (r->status != IMAP_OK || r->code == NULL ||
+	    strncasecmp(r->code, "UIDVALIDITY ", 12) != 0)
+		return PM_OK;
+	p = r->code + 12;
+	v = strtoul(p, &end, 10);
+	if (*p < '0' || *p > '9' || *end != '\0' || v == 0 ||
+	    v > UINT32_MAX)
+		return imap_break(im, pmp_errf(err, PM_EPROTO,
+		    "malformed UIDVALIDITY in SELECT response"));
+	*validity = (uint32_t)v;
+	return PM_OK;
+}
 
-		v = strtoul(p, &end, 10);
-		if (*p < '0' || *p > '9' || *end != '\0' || v == 0 ||
-		    v > UINT32_MAX)
-			return imap_break(im, pmp_errf(err, PM_EPROTO,
-			    "malformed UIDVALIDITY in SELECT response"));
-		sel->has_validity = 1;
-		sel->validity = (uint32_t)v;
-	}
+/* The plugin's select slot: SELECT the folder. */
+static int
+imap_select(struct pm_conn *c, const char *folder, struct pm_folder *f_r,
+    char **err)
+{
+	struct imap *im = (struct imap *)c;
+	struct imap_cb cb;
+	uint32_t validity = 0;
+	char *quoted, *what;
+	int rc;
+
+	imap_list_free(im);
+	free(im->folder);
+	im->folder = NULL;
+	im->validity[0] = '\0';
+	im->has_exists = 0;
+	im->exists = 0;
+	im->nseq = 0;
+	if ((quoted = imap_quote(folder)) == NULL)
+		return pmp_errf(err, PM_ECONFIG, "folder name contains a "
+		    "line break");
+	what = pmp_xprintf("SELECT %s", quoted);
+	memset(&cb, 0, sizeof cb);
+	cb.untagged = imap_select_cb;
+	cb.arg = &validity;
+	rc = imap_command(im, what, &cb, PM_EPROTO, err, "SELECT %s",
+	    quoted);
+	free(quoted);
+	if (rc == PM_OK && validity == 0)
+		rc = pmp_errf(err, PM_EPROTO, "%s: server sent no "
+		    "UIDVALIDITY", what);
+	free(what);
+	if (rc != PM_OK)
+		return rc;
+	im->folder = pmp_xstrndup(folder, strlen(folder));
+	snprintf(im->validity, sizeof im->validity, "%u", validity);
+	f_r->validity = im->validity;
+	f_r->count = im->has_exists ? im->exists : 0;
 	return PM_OK;
 }
 
@@ -707,6 +1087,7 @@ imap_list_cb(struct imap *im, const struct imap_fetch *f, void *arg,
 	struct imap_list *l = arg;
 	size_t max;
 
+	(void)im;
 	if (!f->has_uid)
 		return PM_OK;	/* an unsolicited flag update */
 	max = imap_list_limit(l->has_exists, l->exists);
@@ -737,204 +1118,52 @@ imap_entry_cmp(const void *a, const void *b)
 	return x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
-/* Order UIDs. */
-static int
-imap_uid_cmp(const void *a, const void *b)
+/* Decimal digits of v. */
+static size_t
+imap_digits(uint32_t v)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	size_t n = 1;
 
-	return x < y ? -1 : x > y;
+	while (v >= 10) {
+		v /= 10;
+		n++;
+	}
+	return n;
 }
 
-/* Flag or delete uids[0..n) on the server, as the account says. */
+/* The plugin's list slot: UID FETCH 1:* (UID RFC822.SIZE). */
 static int
-imap_dispose(struct imap *im, const char *folder, uint32_t *uids, size_t n,
-    char **err)
+imap_list(struct pm_conn *c, const struct pm_entry **e_r, size_t *n_r,
+    int *have_uids_r, char **err)
 {
-	const char *flag;
-	size_t i, k;
-	char *set;
-	int rc = PM_OK;
-
-	if (n == 0 || (im->acct->keep && !im->acct->mark_seen))
-		return PM_OK;
-	qsort(uids, n, sizeof *uids, imap_uid_cmp);
-	flag = im->acct->keep ? "\\Seen" : "\\Deleted";
-	for (i = 0; i < n && rc == PM_OK; i += k) {
-		k = imap_uidset(uids + i, n - i, IMAP_SET_MAX, &set);
-		if (k == 0)
-			return pmp_errf(err, PM_EINTERNAL, "cannot build a "
-			    "UID set");
-		rc = imap_command(im, "UID STORE", NULL, PM_EPROTO, err,
-		    "UID STORE %s +FLAGS.SILENT (%s)", set, flag);
-		free(set);
-	}
-	if (rc != PM_OK || im->acct->keep) {
-		if (rc == PM_OK)
-			im->h->log(im->s, PM_LOG_DEBUG, "%s: %zu messages "
-			    "marked seen", folder, n);
-		return rc;
-	}
-	if (im->caps.uidplus) {
-		for (i = 0; i < n && rc == PM_OK; i += k) {
-			k = imap_uidset(uids + i, n - i, IMAP_SET_MAX, &set);
-			if (k == 0)
-				return pmp_errf(err, PM_EINTERNAL, "cannot "
-				    "build a UID set");
-			rc = imap_command(im, "UID EXPUNGE", NULL, PM_EPROTO,
-			    err, "UID EXPUNGE %s", set);
-			free(set);
-		}
-	} else {
-		/*
-		 * Without UIDPLUS only a plain EXPUNGE exists.  It also
-		 * removes every other message flagged \Deleted in this
-		 * folder, whoever flagged it; fetchmail does the same.
-		 */
-		rc = imap_command(im, "EXPUNGE", NULL, PM_EPROTO, err,
-		    "EXPUNGE");
-	}
-	if (rc == PM_OK)
-		im->h->log(im->s, PM_LOG_DEBUG, "%s: %zu messages deleted",
-		    folder, n);
-	return rc;
-}
-
-/* Make the finished messages durable, then dispose of them and of the
- * pending known ones.  *n_r is reset when the batch is done with. */
-static int
-imap_flush(struct imap *im, const char *folder, uint32_t *uids, size_t *n_r,
-    char **err)
-{
-	int rc;
-
-	if ((rc = im->h->commit(im->s, err)) != PM_OK)
-		return rc;
-	rc = imap_dispose(im, folder, uids, *n_r, err);
-	*n_r = 0;
-	return rc;
-}
-
-/*
- * Fetch one message into the delivery.  *got_r is 1 when it was finished,
- * 0 when it had vanished.  *delivery_r is 1 when the failure returned is
- * the delivery's (the dialogue is still in step).
- */
-static int
-imap_fetch_one(struct imap *im, const char *folder, uint32_t uid,
-    int *got_r, int *delivery_r, char **err)
-{
-	struct imap_msg c;
-	char *what;
-	int rc;
-
-	*got_r = 0;
-	*delivery_r = 0;
-	memset(&c, 0, sizeof c);
-	c.folder = folder;
-	c.uid = uid;
-	snprintf(c.uidstr, sizeof c.uidstr, "%u", uid);
-	what = pmp_xprintf("UID FETCH %u", uid);
-	im->cur = &c;
-	rc = imap_command(im, what, NULL, PM_ETEMP, err,
-	    "UID FETCH %u (BODY.PEEK[])", uid);
-	im->cur = NULL;
-	free(what);
-	if (rc != PM_OK) {
-		if (c.m != NULL)
-			im->h->msg_abort(c.m);
-		free(c.derr);
-		return rc;
-	}
-	if (c.dstatus != PM_OK) {
-		*delivery_r = 1;
-		free(*err);
-		*err = c.derr != NULL ? c.derr :
-		    pmp_xprintf("delivery of UID %u failed", uid);
-		return c.dstatus;
-	}
-	if (c.state != MSG_RECEIVED) {
-		im->h->log(im->s, PM_LOG_DEBUG, "%s: UID %u vanished",
-		    folder, uid);
-		return PM_OK;
-	}
-	/* msg_finish() frees the message whatever it returns. */
-	if ((rc = im->h->msg_finish(c.m, err)) != PM_OK) {
-		*delivery_r = 1;
-		return rc;
-	}
-	*got_r = 1;
-	return PM_OK;
-}
-
-/* Remember a failed delivery of one message (the worst one is reported
- * when the run ends) and log it; takes *err. */
-static void
-imap_note_failure(struct imap *im, const char *folder, uint32_t uid, int rc,
-    char **err)
-{
-	im->h->log(im->s, PM_LOG_ERR, "%s: UID %u left on the server: %s",
-	    folder, uid, *err != NULL ? *err : "delivery failed");
-	if (im->dworst == PM_OK ||
-	    (rc == PM_EDELIVER && im->dworst != PM_EDELIVER)) {
-		free(im->dworst_err);
-		im->dworst = rc;
-		im->dworst_err = *err;
-	} else
-		free(*err);
-	*err = NULL;
-}
-
-/* Fetch the new messages of one folder and dispose of them.  A message
- * whose delivery failed (PM_ETEMP, PM_EDELIVER) is left on the server and
- * noted in im->dworst; the others go on. */
-static int
-imap_folder(struct imap *im, const char *folder, char **err)
-{
-	const struct pm_account_info *a = im->acct;
-	struct imap_select sel;
+	struct imap *im = (struct imap *)c;
 	struct imap_list l;
 	struct imap_cb cb;
-	const char **present = NULL;
-	char *quoted, *what, *names = NULL, validity[16], *ferr = NULL;
-	uint32_t *fresh = NULL, *batch = NULL;
-	size_t i, j, nfresh = 0, nbatch = 0, nskip = 0, nfetched = 0;
-	int rc, got, delivery;
+	size_t i, j, total;
+	char *p;
+	int rc;
 
-	memset(&sel, 0, sizeof sel);
+	*e_r = NULL;
+	*n_r = 0;
+	*have_uids_r = 1;
+	imap_list_free(im);
+	if (im->folder == NULL)
+		return pmp_errf(err, PM_EINTERNAL, "list: no folder "
+		    "selected");
 	memset(&l, 0, sizeof l);
-	if ((quoted = imap_quote(folder)) == NULL)
-		return pmp_errf(err, PM_ECONFIG, "folder name contains a "
-		    "line break");
-	what = pmp_xprintf("SELECT %s", quoted);
-	memset(&cb, 0, sizeof cb);
-	cb.untagged = imap_select_cb;
-	cb.arg = &sel;
-	rc = imap_command(im, what, &cb, PM_EPROTO, err, "SELECT %s",
-	    quoted);
-	free(quoted);
-	if (rc == PM_OK && !sel.has_validity)
-		rc = pmp_errf(err, PM_EPROTO, "%s: server sent no "
-		    "UIDVALIDITY", what);
-	free(what);
-	if (rc != PM_OK)
-		return rc;
-	snprintf(validity, sizeof validity, "%u", sel.validity);
-	rc = im->h->state_validity(im->s, folder, validity, err);
-	if (rc != PM_OK)
-		return rc;
-
-	if (!sel.has_exists || sel.exists > 0) {
-		l.has_exists = sel.has_exists;
-		l.exists = sel.exists;
+	l.has_exists = im->has_exists;
+	l.exists = im->exists;
+	if (!im->has_exists || im->exists > 0) {
 		memset(&cb, 0, sizeof cb);
 		cb.untagged = imap_list_untagged;
 		cb.fetch = imap_list_cb;
 		cb.arg = &l;
 		rc = imap_command(im, "UID FETCH 1:*", &cb, PM_EPROTO, err,
 		    "UID FETCH 1:* (UID RFC822.SIZE)");
-		if (rc != PM_OK)
-			goto out;
+		if (rc != PM_OK) {
+			free(l.e);
+			return rc;
+		}
 	}
 	if (l.n > 0)
 		qsort(l.e, l.n, sizeof *l.e, imap_entry_cmp);
@@ -942,134 +1171,339 @@ imap_folder(struct imap *im, const char *folder, char **err)
 		if (j == 0 || l.e[i].uid != l.e[j - 1].uid)
 			l.e[j++] = l.e[i];
 	}
-	l.n = j;
-
-	/* The complete list, so the state can forget what is gone. */
-	present = pmp_xreallocarray(NULL, l.n, sizeof *present);
-	names = pmp_xreallocarray(NULL, l.n, 11);
-	for (i = 0; i < l.n; i++) {
-		snprintf(names + 11 * i, 11, "%u", l.e[i].uid);
-		present[i] = names + 11 * i;
+	im->nent = j;
+	im->ent = pmp_xreallocarray(l.e, j, sizeof *l.e);
+	/* One allocation for all the UID strings: a folder may hold
+	 * millions of messages. */
+	for (i = 0, total = 0; i < j; i++)
+		total += imap_digits(im->ent[i].uid) + 1;
+	im->names = p = pmp_xmalloc(total);
+	im->pe = pmp_xreallocarray(NULL, j, sizeof *im->pe);
+	for (i = 0; i < j; i++) {
+		im->pe[i].uid = p;
+		im->pe[i].size = im->ent[i].size;
+		p += snprintf(p, total - (p - im->names), "%u",
+		    im->ent[i].uid) + 1;
 	}
-	rc = im->h->state_prune(im->s, folder, present, l.n, err);
-	if (rc != PM_OK)
-		goto out;
-
-	/* Known UIDs still on the server with keep = no: a run committed
-	 * them but did not get to delete them.  They go with the first
-	 * batch. */
-	fresh = pmp_xreallocarray(NULL, l.n, sizeof *fresh);
-	batch = pmp_xreallocarray(NULL, l.n + IMAP_BATCH, sizeof *batch);
-	for (i = 0; i < l.n; i++) {
-		if (im->h->state_known(im->s, folder, present[i])) {
-			if (!a->keep)
-				batch[nbatch++] = l.e[i].uid;
-			continue;
-		}
-		if (a->size_limit > 0 && l.e[i].size > a->size_limit) {
-			im->h->skipped(im->s, folder, present[i],
-			    l.e[i].size);
-			nskip++;
-			continue;
-		}
-		fresh[nfresh++] = l.e[i].uid;
-	}
-	im->h->log(im->s, PM_LOG_INFO, "%s: %zu new of %zu messages",
-	    folder, nfresh, l.n);
-	if (nskip > 0)
-		im->h->log(im->s, PM_LOG_INFO, "%s: %zu messages over the "
-		    "size limit skipped", folder, nskip);
-
-	for (i = 0; i < nfresh; i++) {
-		rc = imap_fetch_one(im, folder, fresh[i], &got, &delivery,
-		    err);
-		if (rc != PM_OK && delivery &&
-		    (rc == PM_ETEMP || rc == PM_EDELIVER)) {
-			/* This message alone failed: it stays on the server
-			 * (not recorded, not disposed of); go on. */
-			imap_note_failure(im, folder, fresh[i], rc, err);
-			continue;
-		}
-		if (rc != PM_OK) {
-			if (delivery) {
-				/* Keep what was delivered before. */
-				if (imap_flush(im, folder, batch, &nbatch,
-				    &ferr) != PM_OK) {
-					im->h->log(im->s, PM_LOG_ERR, "%s",
-					    ferr);
-					free(ferr);
-				}
-			} else if (im->h->commit(im->s, &ferr) != PM_OK) {
-				/* Record what was delivered; the server is
-				 * told nothing. */
-				im->h->log(im->s, PM_LOG_ERR, "%s", ferr);
-				free(ferr);
-			}
-			goto out;
-		}
-		if (got) {
-			batch[nbatch++] = fresh[i];
-			nfetched++;
-		}
-		if (got && nfetched % IMAP_BATCH == 0) {
-			if ((rc = imap_flush(im, folder, batch, &nbatch,
-			    err)) != PM_OK)
-				goto out;
-		}
-	}
-	rc = imap_flush(im, folder, batch, &nbatch, err);
-	if (rc == PM_OK)
-		im->h->log(im->s, PM_LOG_DEBUG, "%s: %zu messages fetched",
-		    folder, nfetched);
-
-out:
-	free(l.e);
-	free(present);
-	free(names);
-	free(fresh);
-	free(batch);
-	return rc;
+	im->h->log(im->s, PM_LOG_DEBUG, "%s: %zu messages listed",
+	    imap_folder(im), j);
+	*e_r = im->pe;
+	*n_r = j;
+	return PM_OK;
 }
 
-/* Say goodbye; errors do not matter any more. */
-static void
-imap_logout(struct imap *im)
-{
-	char *err = NULL;
-
-	im->logout = 1;
-	(void)imap_command(im, "LOGOUT", NULL, PM_ETEMP, &err, "LOGOUT");
-	free(err);
-}
-
-/* The plugin's entry: fetch every folder of the session's account. */
+/* fetch(): send the UID FETCH for the messages from first on, as many as
+ * IMAP_CMD_MSGS, IMAP_CMD_BYTES and the set's length allow. */
 static int
-imap_fetch(const struct pm_host *host, struct pm_session *s, char **err)
+imap_fetch_send(struct imap *im, void *arg, size_t first, size_t *n_r,
+    char **set_r, char **err)
 {
-	struct imap im;
+	struct imap_fx *fx = arg;
+	uint64_t bytes = 0, sz;
+	size_t k, i;
+	char *set;
+	int rc;
+
+	for (k = 0; first + k < fx->n && k < IMAP_CMD_MSGS; k++) {
+		sz = fx->w[first + k].size;
+		if (k > 0 && (bytes >= IMAP_CMD_BYTES ||
+		    sz > IMAP_CMD_BYTES - bytes))
+			break;
+		bytes += sz;
+	}
+	k = imap_uidset(fx->uids + first, k, IMAP_SET_MAX, &set);
+	if (k == 0)
+		return pmp_errf(err, PM_EINTERNAL, "cannot build a UID set");
+	for (i = first; i < first + k; i++)
+		fx->w[i].state = WANT_SENT;
+	rc = im->h->send(im->s, err, "%s UID FETCH %s (UID BODY.PEEK[])",
+	    imap_next_tag(im), set);
+	if (rc != PM_OK) {
+		free(set);
+		return imap_break(im, rc);
+	}
+	*n_r = k;
+	*set_r = set;
+	return PM_OK;
+}
+
+/* fetch(): a UID FETCH completed.  Its messages the server sent nothing
+ * for are gone after an OK (unless a body came that could not be matched:
+ * it may have been theirs), refused after a NO. */
+static int
+imap_fetch_done(struct imap *im, void *arg, size_t first, size_t n,
+    const char *set, const struct imap_resp *r, char **err)
+{
+	struct imap_fx *fx = arg;
+	char *d = NULL, *why = NULL;
+	size_t i;
+
+	(void)err;
+	if (r->status != IMAP_OK) {
+		d = imap_describe(r);
+		why = pmp_xprintf("UID FETCH %s failed: %s", set, d);
+		im->h->log(im->s, PM_LOG_WARN, "%s: %s", imap_folder(im),
+		    why);
+	}
+	for (i = first; i < first + n; i++) {
+		if (fx->w[i].state != WANT_SENT)
+			continue;
+		fx->w[i].state = WANT_DONE;
+		if (why != NULL)
+			fx->sink->missing(fx->f, fx->w[i].idx, PM_ETEMP, why);
+		else if (fx->lost)
+			fx->sink->missing(fx->f, fx->w[i].idx, PM_ETEMP,
+			    "not received: a FETCH response without a UID "
+			    "came instead");
+		else {
+			im->h->log(im->s, PM_LOG_DEBUG, "%s: UID %u vanished",
+			    imap_folder(im), fx->w[i].uid);
+			fx->sink->missing(fx->f, fx->w[i].idx, PM_OK,
+			    "expunged meanwhile");
+		}
+	}
+	free(d);
+	free(why);
+	return PM_OK;
+}
+
+/* The plugin's fetch slot: UID FETCH ... (UID BODY.PEEK[]), pipelined. */
+static int
+imap_fetch(struct pm_conn *c, const size_t *idx, size_t n,
+    const struct pm_sink *sink, struct pm_fetch *f, char **err)
+{
+	struct imap *im = (struct imap *)c;
+	struct imap_fx fx;
+	struct imap_pipe p;
 	size_t i;
 	int rc;
 
-	memset(&im, 0, sizeof im);
-	im.h = host;
-	im.s = s;
-	im.acct = host->account(s);
-	im.buf = pmp_xmalloc(IMAP_CHUNK);
-
-	rc = imap_open(&im, err);
-	for (i = 0; rc == PM_OK && i < im.acct->nfolders; i++)
-		rc = imap_folder(&im, im.acct->folders[i], err);
-	if (!im.broken)
-		imap_logout(&im);
-	host->disconnect(s);
-	imap_caps_free(&im.caps);
-	free(im.buf);
-	if (rc == PM_OK && im.dworst != PM_OK) {
-		rc = im.dworst;
-		*err = im.dworst_err;
-	} else
-		free(im.dworst_err);
+	for (i = 0; i < n; i++) {
+		if (idx[i] >= im->nent || (i > 0 && idx[i] <= idx[i - 1]))
+			return pmp_errf(err, PM_EINTERNAL, "fetch: message "
+			    "index %zu out of order or range", idx[i]);
+	}
+	if (n == 0)
+		return PM_OK;
+	memset(&fx, 0, sizeof fx);
+	fx.w = pmp_xreallocarray(NULL, n, sizeof *fx.w);
+	fx.uids = pmp_xreallocarray(NULL, n, sizeof *fx.uids);
+	fx.n = n;
+	fx.sink = sink;
+	fx.f = f;
+	for (i = 0; i < n; i++) {
+		fx.w[i].idx = idx[i];
+		fx.w[i].uid = fx.uids[i] = im->ent[idx[i]].uid;
+		fx.w[i].size = im->ent[idx[i]].size;
+		fx.w[i].state = WANT_QUEUED;
+	}
+	memset(&p, 0, sizeof p);
+	p.what = "UID FETCH";
+	p.total = n;
+	p.window = IMAP_INFLIGHT;
+	p.send = imap_fetch_send;
+	p.done = imap_fetch_done;
+	p.arg = &fx;
+	im->fx = &fx;
+	rc = imap_pipeline(im, &p, err);
+	im->fx = NULL;
+	free(fx.w);
+	free(fx.uids);
 	return rc;
+}
+
+/* A message dispose() works on. */
+struct imap_dmsg {
+	uint32_t uid;
+	size_t i;		/* its place in idx[] and done_r[] */
+};
+
+/* A running dispose(): the messages, ascending by UID, and the command
+ * run over them. */
+struct imap_disp {
+	struct imap_dmsg *d;
+	uint32_t *uids;		/* d[].uid, for imap_uidset() */
+	unsigned char *ok;	/* the command over d[k] succeeded */
+	size_t n;
+	const char *cmd;	/* "UID STORE", "UID EXPUNGE", "EXPUNGE" */
+	const char *args;	/* after the set: "" or " +FLAGS..." */
+	int plain;		/* cmd takes no set (plain EXPUNGE) */
+};
+
+/* Order dispose() messages by UID. */
+static int
+imap_dmsg_cmp(const void *a, const void *b)
+{
+	const struct imap_dmsg *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* dispose(): send the command for the messages from first on. */
+static int
+imap_disp_send(struct imap *im, void *arg, size_t first, size_t *n_r,
+    char **set_r, char **err)
+{
+	struct imap_disp *dx = arg;
+	char *set;
+	size_t k;
+	int rc;
+
+	if (dx->plain) {
+		rc = im->h->send(im->s, err, "%s %s", imap_next_tag(im),
+		    dx->cmd);
+		*n_r = dx->n - first;
+		*set_r = NULL;
+		return imap_break(im, rc);
+	}
+	k = imap_uidset(dx->uids + first, dx->n - first, IMAP_SET_MAX, &set);
+	if (k == 0)
+		return pmp_errf(err, PM_EINTERNAL, "cannot build a UID set");
+	rc = im->h->send(im->s, err, "%s %s %s%s", imap_next_tag(im),
+	    dx->cmd, set, dx->args);
+	if (rc != PM_OK) {
+		free(set);
+		return imap_break(im, rc);
+	}
+	*n_r = k;
+	*set_r = set;
+	return PM_OK;
+}
+
+/* dispose(): a command completed; a NO leaves its messages as they are. */
+static int
+imap_disp_done(struct imap *im, void *arg, size_t first, size_t n,
+    const char *set, const struct imap_resp *r, char **err)
+{
+	struct imap_disp *dx = arg;
+	char *d;
+
+	(void)err;
+	if (r->status == IMAP_OK) {
+		memset(dx->ok + first, 1, n);
+		return PM_OK;
+	}
+	d = imap_describe(r);
+	im->h->log(im->s, PM_LOG_WARN, "%s: %s%s%s failed: %s",
+	    imap_folder(im), dx->cmd, set != NULL ? " " : "",
+	    set != NULL ? set : "", d);
+	free(d);
+	return PM_OK;
+}
+
+/* Run dx->cmd over the messages of dx; dx->ok says where it succeeded. */
+static int
+imap_disp_run(struct imap *im, struct imap_disp *dx, size_t window,
+    char **err)
+{
+	struct imap_pipe p;
+
+	memset(dx->ok, 0, dx->n);
+	memset(&p, 0, sizeof p);
+	p.what = dx->cmd;
+	p.total = dx->n;
+	p.window = window;
+	p.send = imap_disp_send;
+	p.done = imap_disp_done;
+	p.arg = dx;
+	return imap_pipeline(im, &p, err);
+}
+
+/* The plugin's dispose slot: flag \Seen, or flag \Deleted and expunge. */
+static int
+imap_dispose(struct pm_conn *c, int action, const size_t *idx, size_t n,
+    unsigned char *done_r, char **err)
+{
+	struct imap *im = (struct imap *)c;
+	struct imap_disp dx;
+	size_t i, k;
+	int rc;
+
+	if (action != PM_DISPOSE_SEEN && action != PM_DISPOSE_DELETE)
+		return pmp_errf(err, PM_EINTERNAL, "dispose: unknown action "
+		    "%d", action);
+	for (i = 0; i < n; i++) {
+		done_r[i] = 0;
+		if (idx[i] >= im->nent)
+			return pmp_errf(err, PM_EINTERNAL, "dispose: message "
+			    "index %zu out of range", idx[i]);
+	}
+	if (n == 0)
+		return PM_OK;
+	memset(&dx, 0, sizeof dx);
+	dx.d = pmp_xreallocarray(NULL, n, sizeof *dx.d);
+	dx.uids = pmp_xreallocarray(NULL, n, sizeof *dx.uids);
+	dx.ok = pmp_xmalloc(n);
+	for (i = 0; i < n; i++) {
+		dx.d[i].uid = im->ent[idx[i]].uid;
+		dx.d[i].i = i;
+	}
+	qsort(dx.d, n, sizeof *dx.d, imap_dmsg_cmp);
+	for (i = 0; i < n; i++)
+		dx.uids[i] = dx.d[i].uid;
+	dx.n = n;
+	dx.cmd = "UID STORE";
+	dx.args = action == PM_DISPOSE_SEEN ? " +FLAGS.SILENT (\\Seen)" :
+	    " +FLAGS.SILENT (\\Deleted)";
+	rc = imap_disp_run(im, &dx, IMAP_INFLIGHT, err);
+	if (rc == PM_OK && action == PM_DISPOSE_DELETE) {
+		/* Expunge only what was flagged. */
+		for (i = k = 0; i < dx.n; i++) {
+			if (dx.ok[i]) {
+				dx.d[k] = dx.d[i];
+				dx.uids[k++] = dx.d[i].uid;
+			}
+		}
+		dx.n = k;
+		dx.args = "";
+		if (im->caps.uidplus)
+			dx.cmd = "UID EXPUNGE";
+		else {
+			/*
+			 * Without UIDPLUS only a plain EXPUNGE exists.  It
+			 * also removes every other message flagged \Deleted
+			 * in this folder, whoever flagged it; fetchmail does
+			 * the same.
+			 */
+			dx.cmd = "EXPUNGE";
+			dx.plain = 1;
+		}
+		/* One at a time: each brings an EXPUNGE response per
+		 * message. */
+		if (dx.n > 0)
+			rc = imap_disp_run(im, &dx, 1, err);
+	}
+	if (rc == PM_OK) {
+		for (i = k = 0; i < dx.n; i++) {
+			if (dx.ok[i]) {
+				done_r[dx.d[i].i] = 1;
+				k++;
+			}
+		}
+		im->h->log(im->s, PM_LOG_DEBUG, "%s: %zu of %zu messages %s",
+		    imap_folder(im), k, n, action == PM_DISPOSE_SEEN ?
+		    "marked seen" : "deleted");
+	}
+	free(dx.d);
+	free(dx.uids);
+	free(dx.ok);
+	return rc;
+}
+
+/* The plugin's close slot: LOGOUT unless out of step, disconnect, free. */
+static int
+imap_close(struct pm_conn *c, char **err)
+{
+	struct imap *im = (struct imap *)c;
+
+	(void)err;
+	if (im == NULL)
+		return PM_OK;
+	if (!im->broken)
+		imap_logout(im);
+	im->h->disconnect(im->s);
+	imap_free(im);
+	return PM_OK;
 }
 
 PM_PLUGIN_EXPORT const struct pm_plugin pullmail_plugin = {
@@ -1078,5 +1512,12 @@ PM_PLUGIN_EXPORT const struct pm_plugin pullmail_plugin = {
 	.name = "imap",
 	.port_tls = 993,
 	.port_plain = 143,
+	.flags = PM_PLUGIN_FOLDERS,
+	.open = imap_open,
+	.select = imap_select,
+	.list = imap_list,
 	.fetch = imap_fetch,
+	.dispose = imap_dispose,
+	.wait = NULL,
+	.close = imap_close,
 };

@@ -1,7 +1,9 @@
 /*
- * The IMAP plugin: its response parser (table-driven, with broken input)
- * and its fetch logic, run against a mock host table that plays a scripted
- * server dialogue (no dlopen, no network).
+ * The IMAP plugin's own test program: its response parser (table-driven,
+ * with broken input) and its slots (open, select, list, fetch, dispose,
+ * close) run against the shared mock host, which plays a scripted server
+ * dialogue (no dlopen, no network).  The fetch policy is the engine's and
+ * tested there.
  */
 #include "autoconf.h"
 
@@ -13,8 +15,8 @@
 #include <pullmail/plugin.h>
 
 #include "imap-parse.h"
+#include "mock-host.h"
 #include "secret.h"
-#include "suites.h"
 
 extern const struct pm_plugin pullmail_plugin;
 
@@ -530,508 +532,245 @@ START_TEST(test_list_limit)
 }
 END_TEST
 
-/* --- the plugin against a mock host -------------------------------------- */
+/* --- the plugin's slots against the mock host ---------------------------- */
 
-struct pm_msg {
-	char uid[16];
-	char *data;
-	size_t len;
-};
+#define SESSION ((struct pm_session *)&M)
 
-/* The scripted server and everything the plugin did. */
-static struct mock {
-	const char *in;		/* what the server sends */
-	size_t inlen, pos;
-	size_t chunk;		/* most bytes read_bytes hands out */
-	char line[70000];
-	char *log;		/* one event per line */
-	size_t loglen;
-	char delivered[4096];	/* "UID:bytes|" per finished message */
-	const char *known[8];	/* UIDs the state knows */
-	int commit_rc;		/* what commit() returns */
-	const char *fail_uid;	/* msg_write fails for this UID */
-	int open_msgs;		/* begun and not finished or aborted */
-	struct pm_account_info acct;
-	const char *folders[2];
-	struct pm_secret *pw;
-} M;
+#define at(s)		mock_at(s)
+#define absent(s)	mock_absent(s)
 
-/* Append one event to the log. */
+static struct pm_conn *conn;
+static const struct pm_entry *ents;
+static size_t nents;
+static struct pm_folder folder;
+
+/* Open a session on script; returns open's status. */
+static int
+t_open(const char *script, char **err)
+{
+	mock_reset(script, 993);
+	*err = NULL;
+	conn = NULL;
+	return pullmail_plugin.open(&mock_host, SESSION, &conn, err);
+}
+
+/* Open a session on script, select INBOX and list it, all successfully. */
+static void
+t_ready(const char *script)
+{
+	char *err = NULL;
+	int have = 0;
+
+	ck_assert_int_eq(t_open(script, &err), PM_OK);
+	ck_assert_ptr_nonnull(conn);
+	ck_assert_int_eq(pullmail_plugin.select(conn, "INBOX", &folder,
+	    &err), PM_OK);
+	ck_assert_int_eq(pullmail_plugin.list(conn, &ents, &nents, &have,
+	    &err), PM_OK);
+	ck_assert_int_eq(have, 1);
+}
+
+/* Fetch idx[0..n) into the mock sink; returns fetch's status. */
+static int
+t_fetch(const size_t *idx, size_t n, char **err)
+{
+	*err = NULL;
+	return pullmail_plugin.fetch(conn, idx, n, &mock_sink,
+	    (struct pm_fetch *)&M, err);
+}
+
+/* Close the session, which always works for IMAP. */
+static void
+t_close(void)
+{
+	char *err = NULL;
+
+	ck_assert_int_eq(pullmail_plugin.close(conn, &err), PM_OK);
+	ck_assert_ptr_null(err);
+	conn = NULL;
+}
+
+/* How often needle occurs in the event log before offset end. */
+static size_t
+count_before(const char *needle, size_t end)
+{
+	const char *p = mock_log();
+	size_t n = 0;
+
+	while ((p = strstr(p, needle)) != NULL &&
+	    (size_t)(p - mock_log()) < end) {
+		n++;
+		p++;
+	}
+	return n;
+}
+
+/* A script built piece by piece. */
+static char *S;
+static size_t SL;
+
 static void PM_PRINTF(1, 2)
-ev(const char *fmt, ...)
+sp(const char *fmt, ...)
 {
 	va_list ap;
-	char *s;
 	int n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
+	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
 	ck_assert_int_ge(n, 0);
-	M.log = realloc(M.log, M.loglen + n + 2);
-	memcpy(M.log + M.loglen, s, n);
-	M.loglen += n;
-	M.log[M.loglen++] = '\n';
-	M.log[M.loglen] = '\0';
-	free(s);
-}
-
-static int PM_PRINTF(3, 4)
-merr(char **err, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
+	S = realloc(S, SL + n + 1);
+	ck_assert_ptr_nonnull(S);
 	va_start(ap, fmt);
-	if (vasprintf(err, fmt, ap) < 0)
-		abort();
+	vsnprintf(S + SL, n + 1, fmt, ap);
 	va_end(ap);
-	return rc;
-}
-
-/*
- * The mock host's slots: each records what it was asked in the event log
- * and serves the script.
- */
-
-static const struct pm_account_info *
-m_account(struct pm_session *s)
-{
-	return &M.acct;
-}
-
-static void
-m_log(struct pm_session *s, int level, const char *fmt, ...)
-{
-	va_list ap;
-	char *t;
-
-	va_start(ap, fmt);
-	if (vasprintf(&t, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	if (level <= PM_LOG_INFO)
-		ev("LOG %s", t);
-	free(t);
-}
-
-static int
-m_connect(struct pm_session *s, char **err)
-{
-	ev("CONNECT");
-	return PM_OK;
-}
-
-static int
-m_starttls(struct pm_session *s, char **err)
-{
-	ev("TLS");
-	return PM_OK;
-}
-
-static int
-m_tls_active(struct pm_session *s)
-{
-	return 1;
-}
-
-static int
-m_send(struct pm_session *s, char **err, const char *fmt, ...)
-{
-	va_list ap;
-	char *t;
-
-	va_start(ap, fmt);
-	if (vasprintf(&t, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	ev("C: %s", t);
-	free(t);
-	return PM_OK;
-}
-
-static int
-m_send_secret(struct pm_session *s, const char *prefix,
-    const struct pm_secret *sec, char **err)
-{
-	ev("C: %s<%s>", prefix, secret_reveal(sec));
-	return PM_OK;
-}
-
-static int
-m_read_line(struct pm_session *s, const char **line_r, size_t *len_r,
-    char **err)
-{
-	const char *nl;
-	size_t n;
-
-	if (M.pos >= M.inlen)
-		return merr(err, PM_ETEMP, "connection closed by server");
-	nl = memchr(M.in + M.pos, '\n', M.inlen - M.pos);
-	if (nl == NULL)
-		return merr(err, PM_ETEMP, "connection closed by server");
-	n = nl - (M.in + M.pos);
-	memcpy(M.line, M.in + M.pos, n);
-	M.pos += n + 1;
-	if (n > 0 && M.line[n - 1] == '\r')
-		n--;
-	M.line[n] = '\0';
-	*line_r = M.line;
-	*len_r = n;
-	return PM_OK;
-}
-
-static int
-m_read_bytes(struct pm_session *s, void *buf, size_t len, size_t *got_r,
-    char **err)
-{
-	size_t n = len;
-
-	if (M.pos >= M.inlen)
-		return merr(err, PM_ETEMP, "connection closed by server");
-	if (n > M.chunk)
-		n = M.chunk;
-	if (n > M.inlen - M.pos)
-		n = M.inlen - M.pos;
-	memcpy(buf, M.in + M.pos, n);
-	M.pos += n;
-	*got_r = n;
-	return PM_OK;
-}
-
-static void
-m_disconnect(struct pm_session *s)
-{
-	ev("DISCONNECT");
-}
-
-/* A small SASL engine: XOAUTH2 when offered, else PLAIN. */
-static int
-m_sasl_auth(struct pm_session *s, const struct pm_sasl_proto *p, void *ctx,
-    const char *mechs, int ir, char **err)
-{
-	struct pm_secret *resp, *empty;
-	const char *mech;
-	char *text;
-	int rc, kind;
-
-	ev("SASL [%s] ir=%d", mechs, ir);
-	if (strstr(mechs, "XOAUTH2") != NULL)
-		mech = "XOAUTH2";
-	else if (strstr(mechs, "PLAIN") != NULL)
-		mech = "PLAIN";
-	else
-		return merr(err, PM_ECONFIG, "no usable mechanism");
-	resp = secret_from_str("dG9rZW4=");
-	empty = secret_from_str("");
-	rc = p->start(ctx, mech, ir ? resp : NULL, err);
-	while (rc == PM_OK) {
-		if ((rc = p->reply(ctx, &kind, &text, err)) != PM_OK)
-			break;
-		ev("SASL reply %d [%s]", kind, text);
-		if (kind == PM_SASL_CONTINUE) {
-			rc = p->respond(ctx, *text == '\0' ? resp : empty,
-			    err);
-			free(text);
-			continue;
-		}
-		if (kind == PM_SASL_FAILURE)
-			rc = merr(err, PM_EAUTH, "authentication failed: %s",
-			    text);
-		free(text);
-		break;
-	}
-	secret_free(resp);
-	secret_free(empty);
-	return rc;
-}
-
-static const struct pm_secret *
-m_password(struct pm_session *s)
-{
-	return M.pw;
-}
-
-static int
-m_state_validity(struct pm_session *s, const char *mailbox,
-    const char *validity, char **err)
-{
-	ev("VALIDITY %s %s", mailbox, validity);
-	return PM_OK;
-}
-
-static int
-m_state_known(struct pm_session *s, const char *mailbox, const char *uid)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof M.known / sizeof M.known[0]; i++) {
-		if (M.known[i] != NULL && strcmp(M.known[i], uid) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-static int
-m_state_prune(struct pm_session *s, const char *mailbox,
-    const char *const *present, size_t n, char **err)
-{
-	char buf[1024] = "";
-	size_t i;
-
-	for (i = 0; i < n && strlen(buf) < sizeof buf - 20; i++) {
-		strcat(buf, " ");
-		strcat(buf, present[i]);
-	}
-	ev("PRUNE %s%s", mailbox, n > 10 ? " ..." : buf);
-	return PM_OK;
-}
-
-static int
-m_msg_begin(struct pm_session *s, const char *mailbox, const char *uid,
-    uint64_t size, struct pm_msg **msg_r, char **err)
-{
-	struct pm_msg *m;
-
-	ev("BEGIN %s %llu", uid, (unsigned long long)size);
-	m = calloc(1, sizeof *m);
-	snprintf(m->uid, sizeof m->uid, "%s", uid);
-	M.open_msgs++;
-	*msg_r = m;
-	return PM_OK;
-}
-
-static int
-m_msg_write(struct pm_msg *m, const void *buf, size_t len, char **err)
-{
-	if (M.fail_uid != NULL && strcmp(M.fail_uid, m->uid) == 0)
-		return merr(err, PM_ETEMP, "disk full");
-	m->data = realloc(m->data, m->len + len);
-	memcpy(m->data + m->len, buf, len);
-	m->len += len;
-	return PM_OK;
-}
-
-static int
-m_msg_finish(struct pm_msg *m, char **err)
-{
-	size_t n = strlen(M.delivered);
-
-	ev("FINISH %s", m->uid);
-	snprintf(M.delivered + n, sizeof M.delivered - n, "%s:%.*s|", m->uid,
-	    (int)m->len, m->data != NULL ? m->data : "");
-	M.open_msgs--;
-	free(m->data);
-	free(m);
-	return PM_OK;
-}
-
-static void
-m_msg_abort(struct pm_msg *m)
-{
-	ev("ABORT %s", m->uid);
-	M.open_msgs--;
-	free(m->data);
-	free(m);
-}
-
-static int
-m_commit(struct pm_session *s, char **err)
-{
-	ev("COMMIT");
-	if (M.commit_rc != PM_OK)
-		return merr(err, M.commit_rc, "state file: disk full");
-	return PM_OK;
-}
-
-static void
-m_skipped(struct pm_session *s, const char *mailbox, const char *uid,
-    uint64_t size)
-{
-	ev("SKIPPED %s %llu", uid, (unsigned long long)size);
-}
-
-static const char *
-m_secret_data(const struct pm_secret *sec, size_t *len_r)
-{
-	*len_r = secret_len(sec);
-	return secret_reveal(sec);
-}
-
-static const struct pm_host mock_host = {
-	.abi = PM_PLUGIN_ABI,
-	.account = m_account,
-	.log = m_log,
-	.connect = m_connect,
-	.starttls = m_starttls,
-	.tls_active = m_tls_active,
-	.send = m_send,
-	.send_secret = m_send_secret,
-	.read_line = m_read_line,
-	.read_bytes = m_read_bytes,
-	.disconnect = m_disconnect,
-	.sasl_auth = m_sasl_auth,
-	.password = m_password,
-	.state_validity = m_state_validity,
-	.state_known = m_state_known,
-	.state_prune = m_state_prune,
-	.msg_begin = m_msg_begin,
-	.msg_write = m_msg_write,
-	.msg_finish = m_msg_finish,
-	.msg_abort = m_msg_abort,
-	.commit = m_commit,
-	.skipped = m_skipped,
-	.secret_data = m_secret_data,
-	.secret_new = secret_new,
-	.secret_free = secret_free,
-};
-
-/* Reset the mock for a dialogue in which the server says script. */
-static void
-mock_reset(const char *script)
-{
-	free(M.log);
-	secret_free(M.pw);
-	memset(&M, 0, sizeof M);
-	M.in = script;
-	M.inlen = strlen(script);
-	M.chunk = 3;
-	M.folders[0] = "INBOX";
-	M.acct.name = "test";
-	M.acct.server = "127.0.0.1";
-	M.acct.port = 993;
-	M.acct.tls = PM_TLS_IMPLICIT;
-	M.acct.user = "joe@example.test";
-	M.acct.folders = M.folders;
-	M.acct.nfolders = 1;
-	M.acct.keep = 1;
-}
-
-/* Run the plugin; returns its status, *err_r gets its reason. */
-static int
-mock_run(char **err_r)
-{
-	*err_r = NULL;
-	return pullmail_plugin.fetch(&mock_host, (struct pm_session *)&M,
-	    err_r);
-}
-
-/* Position of needle in the event log; fails the test when absent. */
-static size_t
-at(const char *needle)
-{
-	const char *p = strstr(M.log, needle);
-
-	ck_assert_msg(p != NULL, "\"%s\" not in log:\n%s", needle, M.log);
-	return p - M.log;
-}
-
-/* 1 when needle does not occur in the event log. */
-static int
-absent(const char *needle)
-{
-	return M.log == NULL || strstr(M.log, needle) == NULL;
+	SL += n;
 }
 
 #define GREETING_AUTH \
 	"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=XOAUTH2] hi\r\n" \
 	"A1 OK [CAPABILITY IMAP4rev1 UIDPLUS] Logged in\r\n"
+
+/* Start a script: log in, select a folder of n messages uids[] with
+ * sizes[] (numbered 1..n), list it; the next tag is A4. */
+static void
+sp_folder(const uint32_t *uids, const uint64_t *sizes, size_t n)
+{
+	size_t i;
+
+	free(S);
+	S = NULL;
+	SL = 0;
+	sp(GREETING_AUTH "* %zu EXISTS\r\n* OK [UIDVALIDITY 1] ok\r\n"
+	    "A2 OK done\r\n", n);
+	for (i = 0; i < n; i++)
+		sp("* %zu FETCH (UID %u RFC822.SIZE %llu)\r\n", i + 1,
+		    uids[i], (unsigned long long)sizes[i]);
+	sp("A3 OK done\r\n");
+}
+
 #define SELECT_3(tag) \
 	"* FLAGS (\\Answered \\Seen)\r\n" \
 	"* 3 EXISTS\r\n" \
 	"* OK [UIDVALIDITY 77] UIDs valid\r\n" \
 	tag " OK [READ-WRITE] Select completed.\r\n"
+/* Listing: message 1 is UID 5, 2 is UID 7, 3 is UID 9. */
 #define LIST_5_7_9(tag) \
 	"* 1 FETCH (UID 5 RFC822.SIZE 10)\r\n" \
 	"* 2 FETCH (UID 7 RFC822.SIZE 12)\r\n" \
 	"* 3 FETCH (RFC822.SIZE 5 UID 9)\r\n" \
 	"* 1 FETCH (FLAGS (\\Seen))\r\n" \
 	tag " OK Fetch completed.\r\n"
-#define BODY_7(tag) \
-	"* 2 FETCH (UID 7 BODY[] {12}\r\nHello\r\nWorld)\r\n" \
-	tag " OK Fetch completed.\r\n"
-#define BODY_9(tag) \
-	"* 3 FETCH (BODY[] {5}\r\nab\r\nc UID 9 FLAGS (\\Seen))\r\n" \
-	"* 4 EXISTS\r\n" \
-	"* 1 FETCH (FLAGS ())\r\n" \
-	tag " OK Fetch completed.\r\n"
+/* The bodies of UIDs 7 (as Dovecot sends it: the UID first) and 9 (as
+ * Exchange does: the UID after the literal). */
+#define BODY_7 \
+	"* 2 FETCH (UID 7 BODY[] {12}\r\nHello\r\nWorld)\r\n"
+#define BODY_9 \
+	"* 3 FETCH (BODY[] {5}\r\nab\r\nc UID 9 FLAGS (\\Seen))\r\n"
+#define BODIES "1:Hello\r\nWorld|2:ab\r\nc|"
 
-START_TEST(test_plugin_delete)
+/* The whole life of a connection: every slot, in the engine's order. */
+START_TEST(test_plugin_session)
 {
 	static const char script[] =
 	    GREETING_AUTH
 	    SELECT_3("A2")
 	    LIST_5_7_9("A3")
-	    BODY_7("A4")
-	    BODY_9("A5")
-	    "A6 OK Store completed.\r\n"
+	    BODY_7
+	    BODY_9
+	    "* 4 EXISTS\r\n"
+	    "* 1 FETCH (FLAGS ())\r\n"
+	    "A4 OK Fetch completed.\r\n"
+	    "A5 OK Store completed.\r\n"
 	    "* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n"
-	    "A7 OK Expunge completed.\r\n"
-	    "* BYE Logging out\r\nA8 OK Logout completed.\r\n";
+	    "A6 OK Expunge completed.\r\n"
+	    "* BYE Logging out\r\nA7 OK Logout completed.\r\n";
 	static const char want[] =
 	    "CONNECT\n"
-	    "SASL [PLAIN XOAUTH2] ir=1\n"
+	    "SASL [PLAIN XOAUTH2] ir=1 max=0 overhead=22 two_step=0\n"
 	    "C: A1 AUTHENTICATE XOAUTH2 <dG9rZW4=>\n"
 	    "SASL reply 1 [Logged in]\n"
 	    "C: A2 SELECT \"INBOX\"\n"
-	    "VALIDITY INBOX 77\n"
 	    "C: A3 UID FETCH 1:* (UID RFC822.SIZE)\n"
-	    "PRUNE INBOX 5 7 9\n"
-	    "LOG INBOX: 2 new of 3 messages\n"
-	    "C: A4 UID FETCH 7 (BODY.PEEK[])\n"
-	    "BEGIN 7 12\n"
-	    "FINISH 7\n"
-	    "C: A5 UID FETCH 9 (BODY.PEEK[])\n"
-	    "BEGIN 9 5\n"
-	    "FINISH 9\n"
-	    "COMMIT\n"
-	    "C: A6 UID STORE 5,7,9 +FLAGS.SILENT (\\Deleted)\n"
-	    "C: A7 UID EXPUNGE 5,7,9\n"
-	    "C: A8 LOGOUT\n"
+	    "C: A4 UID FETCH 7,9 (UID BODY.PEEK[])\n"
+	    "BEGIN 1\n"
+	    "END 1 complete=1\n"
+	    "BEGIN 2\n"
+	    "END 2 complete=1\n"
+	    "C: A5 UID STORE 5,7,9 +FLAGS.SILENT (\\Deleted)\n"
+	    "C: A6 UID EXPUNGE 5,7,9\n"
+	    "C: A7 LOGOUT\n"
 	    "DISCONNECT\n";
-	char *err;
+	static const size_t fetch[] = { 1, 2 }, del[] = { 2, 0, 1 };
+	unsigned char done[3] = { 0, 0, 0 };
+	char *err = NULL;
 
-	mock_reset(script);
-	M.known[0] = "5";
-	M.acct.keep = 0;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
+	ck_assert_uint_eq(pullmail_plugin.flags, PM_PLUGIN_FOLDERS);
+	ck_assert_ptr_null(pullmail_plugin.wait);
+	t_ready(script);
+	ck_assert_str_eq(folder.validity, "77");
+	ck_assert_uint_eq(folder.count, 3);
+	ck_assert_uint_eq(nents, 3);
+	ck_assert_str_eq(ents[0].uid, "5");
+	ck_assert_uint_eq(ents[0].size, 10);
+	ck_assert_str_eq(ents[1].uid, "7");
+	ck_assert_uint_eq(ents[1].size, 12);
+	ck_assert_str_eq(ents[2].uid, "9");
+	ck_assert_uint_eq(ents[2].size, 5);
+	ck_assert_int_eq(t_fetch(fetch, 2, &err), PM_OK);
 	ck_assert_ptr_null(err);
-	ck_assert_str_eq(M.log, want);
-	ck_assert_str_eq(M.delivered, "7:Hello\r\nWorld|9:ab\r\nc|");
+	ck_assert_int_eq(pullmail_plugin.dispose(conn, PM_DISPOSE_DELETE,
+	    del, 3, done, &err), PM_OK);
+	ck_assert(done[0] && done[1] && done[2]);
+	t_close();
+	ck_assert_str_eq(mock_log(), want);
+	ck_assert_str_eq(M.delivered, BODIES);
 	ck_assert_uint_eq(M.pos, M.inlen);
 	ck_assert_int_eq(M.open_msgs, 0);
 }
 END_TEST
 
-START_TEST(test_plugin_keep_and_chunks)
+/* A literal arrives intact however the transport cuts it, also one far
+ * larger than the plugin's read buffer. */
+START_TEST(test_plugin_chunks)
 {
 	static const char script[] =
-	    GREETING_AUTH
-	    SELECT_3("A2")
-	    LIST_5_7_9("A3")
-	    BODY_7("A4")
-	    BODY_9("A5")
-	    "A6 OK Logout completed.\r\n";
+	    GREETING_AUTH SELECT_3("A2") LIST_5_7_9("A3")
+	    BODY_7 BODY_9 "A4 OK done\r\nA5 OK bye\r\n";
 	static const size_t chunks[] = { 1, 2, 5, 7, 64 * 1024 };
-	size_t i;
-	char *err;
+	static const size_t fetch[] = { 1, 2 }, one[] = { 0 };
+	size_t i, big = 200000;
+	char *err = NULL, *body;
 
-	/* keep = yes, mark_seen = no: nothing is told to the server, and
-	 * the literal arrives intact however it is cut. */
 	for (i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
-		mock_reset(script);
-		M.known[0] = "5";
+		t_ready(script);
 		M.chunk = chunks[i];
-		ck_assert_int_eq(mock_run(&err), PM_OK);
-		ck_assert_str_eq(M.delivered, "7:Hello\r\nWorld|9:ab\r\nc|");
-		ck_assert(absent("STORE"));
-		ck_assert(absent("EXPUNGE"));
-		ck_assert_uint_lt(at("FINISH 9"), at("COMMIT"));
-		ck_assert_uint_lt(at("COMMIT"), at("C: A6 LOGOUT"));
+		ck_assert_int_eq(t_fetch(fetch, 2, &err), PM_OK);
+		ck_assert_str_eq(M.delivered, BODIES);
+		t_close();
 	}
+
+	free(S);
+	S = NULL;
+	SL = 0;
+	sp(GREETING_AUTH SELECT_3("A2") LIST_5_7_9("A3")
+	    "* 1 FETCH (UID 5 BODY[] {%zu}\r\n", big);
+	body = malloc(big + 1);
+	memset(body, 'x', big);
+	body[big] = '\0';
+	sp("%s)\r\nA4 OK done\r\nA5 OK bye\r\n", body);
+	t_ready(S);
+	M.chunk = 100 * 1024;
+	ck_assert_int_eq(t_fetch(one, 1, &err), PM_OK);
+	ck_assert_uint_eq(M.dlen, 2 + big + 1);
+	ck_assert_int_eq(memcmp(M.delivered + 2, body, big), 0);
+	t_close();
+	ck_assert_uint_eq(M.pos, M.inlen);
+	free(body);
 }
 END_TEST
 
-START_TEST(test_plugin_mark_seen_no_uidplus)
+START_TEST(test_plugin_seen_no_uidplus)
 {
 	static const char script[] =
 	    "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n"
@@ -1040,24 +779,25 @@ START_TEST(test_plugin_mark_seen_no_uidplus)
 	    "A1 OK Logged in\r\n"
 	    SELECT_3("A2")
 	    LIST_5_7_9("A3")
-	    BODY_7("A4")
-	    BODY_9("A5")
-	    "A6 OK Store completed.\r\n"
-	    "A7 OK bye\r\n";
-	char *err;
+	    "A4 OK Store completed.\r\n"
+	    "A5 OK bye\r\n";
+	static const size_t idx[] = { 1, 2 };
+	unsigned char done[2] = { 0, 0 };
+	char *err = NULL;
 
-	mock_reset(script);
-	M.known[0] = "5";
-	M.acct.mark_seen = 1;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
+	t_ready(script);
+	ck_assert_int_eq(pullmail_plugin.dispose(conn, PM_DISPOSE_SEEN, idx,
+	    2, done, &err), PM_OK);
+	ck_assert(done[0] && done[1]);
+	t_close();
 	/* No SASL-IR: the response goes after "+". */
 	ck_assert_uint_lt(at("C: A1 AUTHENTICATE PLAIN\n"), at("C: <dG9"));
 	/* The untagged CAPABILITY during the login replaces the old list:
 	 * no CAPABILITY command follows. */
 	ck_assert(absent("CAPABILITY"));
-	ck_assert_uint_lt(at("COMMIT"),
-	    at("C: A6 UID STORE 7,9 +FLAGS.SILENT (\\Seen)"));
+	at("C: A4 UID STORE 7,9 +FLAGS.SILENT (\\Seen)\n");
 	ck_assert(absent("EXPUNGE"));
+	at("C: A5 LOGOUT");
 }
 END_TEST
 
@@ -1070,48 +810,103 @@ START_TEST(test_plugin_plain_expunge)
 	    "A2 OK Capability completed.\r\n"
 	    SELECT_3("A3")
 	    LIST_5_7_9("A4")
-	    BODY_7("A5")
-	    BODY_9("A6")
-	    "A7 OK Store completed.\r\n"
-	    "A8 OK Expunge completed.\r\n"
-	    "A9 OK bye\r\n";
-	char *err;
+	    "A5 OK Store completed.\r\n"
+	    "A6 OK Expunge completed.\r\n"
+	    "A7 OK bye\r\n";
+	static const size_t idx[] = { 0, 1, 2 };
+	unsigned char done[3] = { 0, 0, 0 };
+	char *err = NULL;
 
-	mock_reset(script);
-	M.known[0] = "5";
-	M.acct.keep = 0;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
+	t_ready(script);
+	ck_assert_int_eq(pullmail_plugin.dispose(conn, PM_DISPOSE_DELETE,
+	    idx, 3, done, &err), PM_OK);
+	ck_assert(done[0] && done[1] && done[2]);
+	t_close();
 	/* No capabilities with the OK: they are asked for again. */
 	at("C: A2 CAPABILITY\n");
-	ck_assert_uint_lt(at("COMMIT"),
-	    at("C: A7 UID STORE 5,7,9 +FLAGS.SILENT (\\Deleted)"));
-	ck_assert_uint_lt(at("C: A7 UID STORE"), at("C: A8 EXPUNGE\n"));
+	ck_assert_uint_lt(at("C: A5 UID STORE 5,7,9 +FLAGS.SILENT "
+	    "(\\Deleted)\n"), at("C: A6 EXPUNGE\n"));
 	ck_assert(absent("UID EXPUNGE"));
 }
 END_TEST
 
-START_TEST(test_plugin_commit_fails)
+/* A refused STORE leaves its messages as they are (and unexpunged); the
+ * session goes on. */
+START_TEST(test_plugin_store_refused)
 {
 	static const char script[] =
-	    GREETING_AUTH
-	    SELECT_3("A2")
-	    LIST_5_7_9("A3")
-	    BODY_7("A4")
-	    BODY_9("A5")
-	    "A6 OK bye\r\n";
-	char *err;
+	    GREETING_AUTH SELECT_3("A2") LIST_5_7_9("A3")
+	    "A4 NO [CANNOT] Mailbox is read-only\r\n"
+	    "A5 OK bye\r\n";
+	static const size_t idx[] = { 0, 1, 2 };
+	unsigned char done[3] = { 1, 1, 1 };
+	char *err = NULL;
 
-	mock_reset(script);
-	M.known[0] = "5";
-	M.acct.keep = 0;
-	M.commit_rc = PM_EDELIVER;
-	ck_assert_int_eq(mock_run(&err), PM_EDELIVER);
-	ck_assert_str_eq(err, "state file: disk full");
-	free(err);
-	at("COMMIT");
-	ck_assert(absent("STORE"));
+	t_ready(script);
+	ck_assert_int_eq(pullmail_plugin.dispose(conn, PM_DISPOSE_DELETE,
+	    idx, 3, done, &err), PM_OK);
+	ck_assert(!done[0] && !done[1] && !done[2]);
+	t_close();
+	at("LOG INBOX: UID STORE 5,7,9 failed: NO [CANNOT] Mailbox is "
+	    "read-only\n");
 	ck_assert(absent("EXPUNGE"));
-	at("C: A6 LOGOUT");
+	at("C: A5 LOGOUT");
+}
+END_TEST
+
+/* UID sets longer than a command line allows: the STOREs are pipelined,
+ * one refused leaves only its messages, UID EXPUNGE covers the others. */
+START_TEST(test_plugin_store_pipelined)
+{
+	enum { N = 3000 };
+	static uint32_t uids[N];
+	static uint64_t sizes[N];
+	static size_t idx[N];
+	static unsigned char done[N];
+	size_t i, k, n1, n2, tag = 4;
+	char *set1, *set2, *set3, *cmd;
+	char *err = NULL;
+
+	for (i = 0; i < N; i++) {
+		uids[i] = 1 + 2 * (uint32_t)i;
+		sizes[i] = 1;
+		idx[i] = i;
+	}
+	/* The plugin's sets, as the parser builds them. */
+	n1 = imap_uidset(uids, N, 7900, &set1);
+	n2 = imap_uidset(uids + n1, N - n1, 7900, &set2);
+	ck_assert_uint_eq(n1 + n2, N);
+	ck_assert_uint_eq(imap_uidset(uids + n1, N - n1, 7900, &set3), n2);
+	sp_folder(uids, sizes, N);
+	sp("A4 NO [SERVERBUG] nope\r\nA5 OK done\r\n");
+	sp("* %zu EXPUNGE\r\n", n1 + 1);
+	sp("A6 OK done\r\nA7 OK bye\r\n");
+	t_ready(S);
+	ck_assert_int_eq(pullmail_plugin.dispose(conn, PM_DISPOSE_DELETE,
+	    idx, N, done, &err), PM_OK);
+	for (i = 0; i < N; i++)
+		ck_assert_int_eq(done[i], i >= n1);
+	t_close();
+	/* Both sent before the refusal was read. */
+	if (asprintf(&cmd, "C: A%zu UID STORE %s +FLAGS.SILENT (\\Deleted)\n",
+	    tag, set1) < 0)
+		abort();
+	k = at(cmd);
+	free(cmd);
+	if (asprintf(&cmd, "C: A%zu UID STORE %s +FLAGS.SILENT (\\Deleted)\n",
+	    tag + 1, set2) < 0)
+		abort();
+	ck_assert_uint_lt(k, at(cmd));
+	ck_assert_uint_lt(at(cmd), at("LOG INBOX: UID STORE 1,3,5,"));
+	free(cmd);
+	if (asprintf(&cmd, "C: A6 UID EXPUNGE %s\n", set3) < 0)
+		abort();
+	at(cmd);
+	free(cmd);
+	ck_assert_uint_eq(M.pos, M.inlen);
+	free(set1);
+	free(set2);
+	free(set3);
 }
 END_TEST
 
@@ -1122,16 +917,17 @@ START_TEST(test_plugin_no_uidvalidity)
 	    "* 3 EXISTS\r\n"
 	    "A2 OK [READ-WRITE] Select completed.\r\n"
 	    "A3 OK bye\r\n";
-	char *err;
+	char *err = NULL;
 
-	mock_reset(script);
-	ck_assert_int_eq(mock_run(&err), PM_EPROTO);
+	ck_assert_int_eq(t_open(script, &err), PM_OK);
+	ck_assert_int_eq(pullmail_plugin.select(conn, "INBOX", &folder,
+	    &err), PM_EPROTO);
 	ck_assert_ptr_nonnull(strstr(err, "UIDVALIDITY"));
 	ck_assert_ptr_nonnull(strstr(err, "INBOX"));
 	free(err);
-	ck_assert(absent("VALIDITY INBOX"));
-	ck_assert(absent("PRUNE"));
+	t_close();
 	ck_assert(absent("UID FETCH"));
+	at("C: A3 LOGOUT");
 }
 END_TEST
 
@@ -1141,14 +937,22 @@ START_TEST(test_plugin_select_no)
 	    GREETING_AUTH
 	    "A2 NO Mailbox doesn't exist: Archive\r\n"
 	    "A3 OK bye\r\n";
-	char *err;
+	char *err = NULL;
 
-	mock_reset(script);
-	M.folders[0] = "Archive";
-	ck_assert_int_eq(mock_run(&err), PM_EPROTO);
+	ck_assert_int_eq(t_open(script, &err), PM_OK);
+	ck_assert_int_eq(pullmail_plugin.select(conn, "Archive", &folder,
+	    &err), PM_EPROTO);
 	ck_assert_str_eq(err, "SELECT \"Archive\" failed: NO Mailbox "
 	    "doesn't exist: Archive");
 	free(err);
+	err = NULL;
+	/* A name no quoted string can carry is refused before sending. */
+	ck_assert_int_eq(pullmail_plugin.select(conn, "a\r\nb", &folder,
+	    &err), PM_ECONFIG);
+	free(err);
+	t_close();
+	ck_assert(absent("a\r\nb"));
+	at("C: A3 LOGOUT");
 }
 END_TEST
 
@@ -1158,22 +962,21 @@ START_TEST(test_plugin_bye_mid_fetch)
 	    GREETING_AUTH
 	    SELECT_3("A2")
 	    LIST_5_7_9("A3")
-	    BODY_7("A4")
+	    BODY_7
 	    "* BYE Server shutting down.\r\n";
-	char *err;
+	static const size_t idx[] = { 1, 2 };
+	char *err = NULL;
 
-	mock_reset(script);
-	M.known[0] = "5";
-	M.acct.keep = 0;
-	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
+	t_ready(script);
+	ck_assert_int_eq(t_fetch(idx, 2, &err), PM_ETEMP);
 	ck_assert_str_eq(err, "server closed the session: Server shutting "
 	    "down.");
 	free(err);
-	/* The finished message is recorded, nothing is disposed of, and a
-	 * broken session gets no LOGOUT. */
-	at("FINISH 7");
-	at("COMMIT");
-	ck_assert(absent("STORE"));
+	t_close();
+	/* The finished message stays finished; a broken session gets no
+	 * LOGOUT. */
+	at("END 1 complete=1");
+	ck_assert(absent("BEGIN 2"));
 	ck_assert(absent("LOGOUT"));
 	at("DISCONNECT");
 }
@@ -1186,16 +989,17 @@ START_TEST(test_plugin_cut_mid_literal)
 	    SELECT_3("A2")
 	    LIST_5_7_9("A3")
 	    "* 2 FETCH (UID 7 BODY[] {12}\r\nHello";
-	char *err;
+	static const size_t idx[] = { 1, 2 };
+	char *err = NULL;
 
-	mock_reset(script);
-	M.known[0] = "5";
-	M.acct.keep = 0;
-	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
+	t_ready(script);
+	ck_assert_int_eq(t_fetch(idx, 2, &err), PM_ETEMP);
 	free(err);
-	ck_assert_uint_lt(at("BEGIN 7"), at("ABORT 7"));
-	ck_assert(absent("FINISH"));
-	ck_assert(absent("STORE"));
+	t_close();
+	ck_assert_uint_lt(at("BEGIN 1"), at("END 1 complete=0"));
+	ck_assert(absent("complete=1"));
+	ck_assert(absent("BEGIN 2"));
+	ck_assert(absent("LOGOUT"));
 	ck_assert_int_eq(M.open_msgs, 0);
 }
 END_TEST
@@ -1211,25 +1015,26 @@ START_TEST(test_plugin_broken_literal)
 	    "* 2 FETCH (UID 7 BODY[] {12}\r\nHello\r\nWorld\r\n"
 	    "A4 OK done\r\n",
 	};
+	static const size_t idx[] = { 1, 2 };
 	size_t i;
-	char *err;
+	char *err = NULL;
 
 	for (i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
-		mock_reset(scripts[i]);
-		M.known[0] = "5";
-		M.acct.keep = 0;
-		ck_assert_int_eq(mock_run(&err), PM_EPROTO);
+		t_ready(scripts[i]);
+		ck_assert_int_eq(t_fetch(idx, 2, &err), PM_EPROTO);
 		ck_assert_ptr_nonnull(err);
 		free(err);
-		ck_assert(absent("FINISH"));
-		ck_assert(absent("STORE"));
+		t_close();
+		ck_assert(absent("complete=1"));
 		ck_assert(absent("LOGOUT"));
 		ck_assert_int_eq(M.open_msgs, 0);
 	}
+	at("END 1 complete=0");
 }
 END_TEST
 
-START_TEST(test_plugin_vanished_and_delivery_failure)
+/* BODY[] NIL, or (Dovecot) no response at all: the message is gone. */
+START_TEST(test_plugin_vanished)
 {
 	static const char script[] =
 	    GREETING_AUTH
@@ -1239,126 +1044,47 @@ START_TEST(test_plugin_vanished_and_delivery_failure)
 	    "* 3 FETCH (UID 7 RFC822.SIZE 12)\r\n"
 	    "* 4 FETCH (UID 9 RFC822.SIZE 5)\r\n"
 	    "A3 OK done\r\n"
-	    "* 2 FETCH (UID 6 BODY[] NIL)\r\nA4 OK done\r\n"
-	    BODY_7("A5")
-	    BODY_9("A6")
-	    "A7 OK Store completed.\r\n"
-	    "A8 OK Expunge completed.\r\n"
-	    "A9 OK bye\r\n";
-	char *err;
+	    "* 2 FETCH (UID 6 BODY[] NIL)\r\n"
+	    "* 3 FETCH (UID 7 BODY[] {12}\r\nHello\r\nWorld)\r\n"
+	    "A4 OK done\r\n"
+	    "A5 OK bye\r\n";
+	static const size_t idx[] = { 1, 2, 3 };
+	char *err = NULL;
 
-	mock_reset(script);
-	M.known[0] = "5";
-	M.acct.keep = 0;
-	M.fail_uid = "9";
-	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
-	ck_assert_str_eq(err, "disk full");
-	free(err);
-	/* 6 vanished: nothing delivered, nothing disposed of. */
-	ck_assert(absent("BEGIN 6"));
-	/* 9 failed: aborted, the rest of its literal drained; 7 (and the
-	 * known 5) committed and then deleted; the session still works. */
-	ck_assert_uint_lt(at("BEGIN 9"), at("ABORT 9"));
-	ck_assert_uint_lt(at("ABORT 9"), at("COMMIT"));
-	ck_assert_uint_lt(at("COMMIT"),
-	    at("C: A7 UID STORE 5,7 +FLAGS.SILENT (\\Deleted)\n"));
-	at("C: A8 UID EXPUNGE 5,7\n");
-	at("C: A9 LOGOUT");
-	ck_assert_str_eq(M.delivered, "7:Hello\r\nWorld|");
-	ck_assert_int_eq(M.open_msgs, 0);
+	t_ready(script);
+	ck_assert_int_eq(t_fetch(idx, 3, &err), PM_OK);
+	t_close();
+	at("MISSING 1 0 ");
+	at("MISSING 3 0 ");
+	ck_assert(absent("BEGIN 1"));
+	ck_assert(absent("BEGIN 3"));
+	ck_assert_str_eq(M.delivered, "2:Hello\r\nWorld|");
+	at("C: A5 LOGOUT");
 }
 END_TEST
 
-/* A message whose delivery fails in the middle of a run stays on the
- * server (even with keep = no); the messages after it are still delivered
- * and disposed of, and the run reports the failure. */
-START_TEST(test_plugin_delivery_failure_continues)
+START_TEST(test_plugin_list_sorted)
 {
 	static const char script[] =
 	    GREETING_AUTH
 	    SELECT_3("A2")
-	    LIST_5_7_9("A3")
-	    "* 1 FETCH (UID 5 BODY[] {3}\r\nab\n)\r\nA4 OK done\r\n"
-	    BODY_7("A5")
-	    BODY_9("A6")
-	    "A7 OK Store completed.\r\n"
-	    "A8 OK Expunge completed.\r\n"
-	    "A9 OK bye\r\n";
-	char *err;
+	    "* 1 FETCH (UID 9 RFC822.SIZE 1)\r\n"
+	    "* 2 FETCH (UID 5 RFC822.SIZE 2)\r\n"
+	    "* 3 FETCH (RFC822.SIZE 3 UID 4000000000)\r\n"
+	    "* 2 FETCH (FLAGS (\\Seen) UID 5 RFC822.SIZE 2)\r\n"
+	    "* 3 FETCH (FLAGS ())\r\n"
+	    "A3 OK done\r\n"
+	    "A4 OK bye\r\n";
 
-	mock_reset(script);
-	M.acct.keep = 0;
-	M.fail_uid = "7";
-	ck_assert_int_eq(mock_run(&err), PM_ETEMP);
-	ck_assert_str_eq(err, "disk full");
-	free(err);
-	ck_assert_uint_lt(at("BEGIN 7"), at("ABORT 7"));
-	ck_assert_uint_lt(at("ABORT 7"), at("BEGIN 9"));
-	ck_assert(absent("FINISH 7"));
-	ck_assert_uint_lt(at("FINISH 9"), at("COMMIT"));
-	ck_assert_uint_lt(at("COMMIT"),
-	    at("C: A7 UID STORE 5,9 +FLAGS.SILENT (\\Deleted)\n"));
-	at("C: A8 UID EXPUNGE 5,9\n");
-	at("C: A9 LOGOUT");
-	ck_assert_str_eq(M.delivered, "5:ab\n|9:ab\r\nc|");
-	ck_assert_int_eq(M.open_msgs, 0);
-}
-END_TEST
-
-START_TEST(test_plugin_batches)
-{
-	char *script, *p, *err;
-	size_t cap = 64 * 1024, i, tag = 3;
-
-	/* 55 new messages: a commit and a STORE after the 50th, then the
-	 * rest at the end. */
-	script = p = malloc(cap);
-	p += sprintf(p, GREETING_AUTH
-	    "* 55 EXISTS\r\n* OK [UIDVALIDITY 1] ok\r\nA2 OK done\r\n");
-	for (i = 1; i <= 55; i++)
-		p += sprintf(p, "* %zu FETCH (UID %zu RFC822.SIZE 1)\r\n", i,
-		    100 + i);
-	p += sprintf(p, "A3 OK done\r\n");
-	for (i = 1; i <= 55; i++) {
-		p += sprintf(p, "* %zu FETCH (UID %zu BODY[] {1}\r\nx)\r\n"
-		    "A%zu OK done\r\n", i, 100 + i, ++tag);
-		if (i == 50)
-			p += sprintf(p, "A%zu OK stored\r\n", ++tag);
-	}
-	p += sprintf(p, "A%zu OK stored\r\nA%zu OK bye\r\n", tag + 1,
-	    tag + 2);
-	mock_reset(script);
-	M.acct.mark_seen = 1;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	ck_assert_uint_lt(at("FINISH 150"), at("COMMIT"));
-	ck_assert_uint_lt(at("COMMIT"),
-	    at("UID STORE 101:150 +FLAGS.SILENT (\\Seen)"));
-	ck_assert_uint_lt(at("UID STORE 101:150"), at("BEGIN 151"));
-	ck_assert_uint_lt(at("FINISH 155"),
-	    at("UID STORE 151:155 +FLAGS.SILENT (\\Seen)"));
-	ck_assert_uint_eq(M.pos, M.inlen);
-	free(script);
-}
-END_TEST
-
-START_TEST(test_plugin_size_limit)
-{
-	static const char script[] =
-	    GREETING_AUTH
-	    SELECT_3("A2")
-	    LIST_5_7_9("A3")
-	    "* 1 FETCH (UID 5 BODY[] {10}\r\n0123456789)\r\nA4 OK done\r\n"
-	    BODY_9("A5")
-	    "A6 OK bye\r\n";
-	char *err;
-
-	mock_reset(script);
-	M.acct.size_limit = 11;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	at("SKIPPED 7 12");
-	ck_assert(absent("UID FETCH 7"));
-	ck_assert_uint_lt(at("BEGIN 5 10"), at("BEGIN 9 5"));
-	at("LOG INBOX: 2 new of 3 messages");
+	t_ready(script);
+	ck_assert_uint_eq(nents, 3);
+	ck_assert_str_eq(ents[0].uid, "5");
+	ck_assert_uint_eq(ents[0].size, 2);
+	ck_assert_str_eq(ents[1].uid, "9");
+	ck_assert_uint_eq(ents[1].size, 1);
+	ck_assert_str_eq(ents[2].uid, "4000000000");
+	ck_assert_uint_eq(ents[2].size, 3);
+	t_close();
 }
 END_TEST
 
@@ -1367,66 +1093,70 @@ END_TEST
  * listing (new mail) raises the bound. */
 START_TEST(test_plugin_listing_bound)
 {
-	char *script, *p, *err;
-	size_t i, cap = 128 * 1024, n = 3 + IMAP_LIST_MARGIN;
+	size_t i, n = 3 + IMAP_LIST_MARGIN;
+	const struct pm_entry *e;
+	char *err = NULL;
+	int have;
 
-	/* One entry more than allowed: a protocol error, nothing fetched,
-	 * nothing pruned, the dialogue abandoned. */
-	script = p = malloc(cap);
-	p += sprintf(p, GREETING_AUTH SELECT_3("A2"));
+	/* One entry more than allowed: a protocol error, the dialogue
+	 * abandoned. */
+	free(S);
+	S = NULL;
+	SL = 0;
+	sp(GREETING_AUTH SELECT_3("A2"));
 	for (i = 1; i <= n + 1; i++)
-		p += sprintf(p, "* %zu FETCH (UID %zu RFC822.SIZE 10)\r\n", i,
-		    i);
-	p += sprintf(p, "A3 OK done\r\nA4 OK bye\r\n");
-	ck_assert_uint_lt((size_t)(p - script), cap);
-	mock_reset(script);
-	ck_assert_int_eq(mock_run(&err), PM_EPROTO);
+		sp("* %zu FETCH (UID %zu RFC822.SIZE 10)\r\n", i, i);
+	sp("A3 OK done\r\nA4 OK bye\r\n");
+	ck_assert_int_eq(t_open(S, &err), PM_OK);
+	ck_assert_int_eq(pullmail_plugin.select(conn, "INBOX", &folder,
+	    &err), PM_OK);
+	ck_assert_int_eq(pullmail_plugin.list(conn, &e, &nents, &have,
+	    &err), PM_EPROTO);
 	ck_assert_str_eq(err, "UID FETCH 1:*: the server sent more than 1003 "
 	    "messages for a folder of 3 (EXISTS)");
 	free(err);
-	ck_assert(absent("PRUNE"));
-	ck_assert(absent("BEGIN"));
+	t_close();
 	ck_assert(absent("LOGOUT"));
 
-	/* Exactly the bound is fine (all skipped for their size here). */
-	p = script;
-	p += sprintf(p, GREETING_AUTH SELECT_3("A2"));
+	/* Exactly the bound is fine. */
+	free(S);
+	S = NULL;
+	SL = 0;
+	sp(GREETING_AUTH SELECT_3("A2"));
 	for (i = 1; i <= n; i++)
-		p += sprintf(p, "* %zu FETCH (UID %zu RFC822.SIZE 10)\r\n", i,
-		    i);
-	p += sprintf(p, "A3 OK done\r\nA4 OK bye\r\n");
-	mock_reset(script);
-	M.acct.size_limit = 5;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	at("LOG INBOX: 0 new of 1003 messages");
+		sp("* %zu FETCH (UID %zu RFC822.SIZE 10)\r\n", i, i);
+	sp("A3 OK done\r\nA4 OK bye\r\n");
+	t_ready(S);
+	ck_assert_uint_eq(nents, 1003);
+	ck_assert_str_eq(ents[1002].uid, "1003");
+	t_close();
 	at("C: A4 LOGOUT");
 	ck_assert_uint_eq(M.pos, M.inlen);
 
 	/* New mail announced while listing: the bound follows EXISTS. */
-	p = script;
-	p += sprintf(p, GREETING_AUTH SELECT_3("A2") "* 4 EXISTS\r\n");
+	free(S);
+	S = NULL;
+	SL = 0;
+	sp(GREETING_AUTH SELECT_3("A2") "* 4 EXISTS\r\n");
 	for (i = 1; i <= n + 1; i++)
-		p += sprintf(p, "* %zu FETCH (UID %zu RFC822.SIZE 10)\r\n", i,
-		    i);
-	p += sprintf(p, "A3 OK done\r\nA4 OK bye\r\n");
-	mock_reset(script);
-	M.acct.size_limit = 5;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	at("LOG INBOX: 0 new of 1004 messages");
+		sp("* %zu FETCH (UID %zu RFC822.SIZE 10)\r\n", i, i);
+	sp("A3 OK done\r\nA4 OK bye\r\n");
+	t_ready(S);
+	ck_assert_uint_eq(nents, 1004);
+	t_close();
 
 	/* Without EXISTS at all only IMAP_LIST_MAX applies. */
-	p = script;
-	p += sprintf(p, GREETING_AUTH
-	    "* OK [UIDVALIDITY 77] ok\r\nA2 OK done\r\n");
+	free(S);
+	S = NULL;
+	SL = 0;
+	sp(GREETING_AUTH "* OK [UIDVALIDITY 77] ok\r\nA2 OK done\r\n");
 	for (i = 1; i <= n + 1; i++)
-		p += sprintf(p, "* %zu FETCH (UID %zu RFC822.SIZE 10)\r\n", i,
-		    i);
-	p += sprintf(p, "A3 OK done\r\nA4 OK bye\r\n");
-	mock_reset(script);
-	M.acct.size_limit = 5;
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	at("LOG INBOX: 0 new of 1004 messages");
-	free(script);
+		sp("* %zu FETCH (UID %zu RFC822.SIZE 10)\r\n", i, i);
+	sp("A3 OK done\r\nA4 OK bye\r\n");
+	t_ready(S);
+	ck_assert_uint_eq(nents, 1004);
+	ck_assert_uint_eq(folder.count, 0);
+	t_close();
 }
 END_TEST
 
@@ -1439,11 +1169,14 @@ START_TEST(test_plugin_starttls)
 	    "A2 OK done\r\n"
 	    "A3 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
 	    "A4 OK bye\r\n";
-	char *err;
+	char *err = NULL;
 
-	mock_reset(script);
+	mock_reset(script, 143);
 	M.acct.tls = PM_TLS_STARTTLS;
-	ck_assert_int_eq(mock_run(&err), PM_EAUTH);
+	M.no_tls = 1;
+	ck_assert_int_eq(pullmail_plugin.open(&mock_host, SESSION, &conn,
+	    &err), PM_EAUTH);
+	ck_assert_ptr_null(conn);
 	ck_assert_ptr_nonnull(strstr(err, "NO [AUTHENTICATIONFAILED] "
 	    "Authentication failed."));
 	free(err);
@@ -1451,6 +1184,7 @@ START_TEST(test_plugin_starttls)
 	/* The capabilities are asked for again over TLS. */
 	ck_assert_uint_lt(at("TLS\n"), at("C: A2 CAPABILITY"));
 	at("SASL [PLAIN] ir=0");
+	ck_assert_uint_lt(at("C: A4 LOGOUT"), at("DISCONNECT"));
 }
 END_TEST
 
@@ -1459,15 +1193,18 @@ START_TEST(test_plugin_starttls_missing)
 	static const char script[] =
 	    "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n"
 	    "A1 OK bye\r\n";
-	char *err;
+	char *err = NULL;
 
-	mock_reset(script);
+	mock_reset(script, 143);
 	M.acct.tls = PM_TLS_STARTTLS;
-	ck_assert_int_eq(mock_run(&err), PM_ETLS);
+	M.no_tls = 1;
+	ck_assert_int_eq(pullmail_plugin.open(&mock_host, SESSION, &conn,
+	    &err), PM_ETLS);
 	ck_assert_str_eq(err, "server does not offer STARTTLS");
 	free(err);
 	ck_assert(absent("SASL"));
 	ck_assert(absent("AUTHENTICATE"));
+	at("DISCONNECT");
 }
 END_TEST
 
@@ -1480,20 +1217,29 @@ START_TEST(test_plugin_login)
 	    "A2 OK [CAPABILITY IMAP4rev1 UIDPLUS] logged in\r\n"
 	    "* 0 EXISTS\r\n* OK [UIDVALIDITY 9] ok\r\nA3 OK done\r\n"
 	    "A4 OK bye\r\n";
-	char *err;
+	char *err = NULL;
+	int have;
 
-	mock_reset(script);
+	mock_reset(script, 993);
 	M.pw = secret_from_str("hun ter\"2\\(x)");
 	M.acct.user = "joe \"the\" user";
-	ck_assert_int_eq(mock_run(&err), PM_OK);
+	ck_assert_int_eq(pullmail_plugin.open(&mock_host, SESSION, &conn,
+	    &err), PM_OK);
+	ck_assert_int_eq(pullmail_plugin.select(conn, "INBOX", &folder,
+	    &err), PM_OK);
+	ck_assert_int_eq(pullmail_plugin.list(conn, &ents, &nents, &have,
+	    &err), PM_OK);
+	ck_assert_str_eq(folder.validity, "9");
+	ck_assert_uint_eq(folder.count, 0);
+	ck_assert_uint_eq(nents, 0);
+	t_close();
 	at("C: A1 CAPABILITY\n");
 	at("C: A2 LOGIN \"joe \\\"the\\\" user\" "
 	    "<\"hun ter\\\"2\\\\(x)\">\n");
 	ck_assert(absent("SASL"));
-	/* An empty folder is not listed, and its state is pruned. */
+	/* An empty folder is not listed. */
 	ck_assert(absent("UID FETCH"));
-	at("PRUNE INBOX\n");
-	at("LOG INBOX: 0 new of 0 messages");
+	at("C: A4 LOGOUT");
 }
 END_TEST
 
@@ -1502,14 +1248,16 @@ START_TEST(test_plugin_login_disabled)
 	static const char script[] =
 	    "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] ready\r\n"
 	    "A1 OK bye\r\n";
-	char *err;
+	char *err = NULL;
 
-	mock_reset(script);
+	mock_reset(script, 993);
 	M.pw = secret_from_str("hunter2");
-	ck_assert_int_eq(mock_run(&err), PM_ECONFIG);
+	ck_assert_int_eq(pullmail_plugin.open(&mock_host, SESSION, &conn,
+	    &err), PM_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(err, "LOGIN"));
 	free(err);
 	ck_assert(absent("hunter2"));
+	at("DISCONNECT");
 }
 END_TEST
 
@@ -1528,11 +1276,11 @@ START_TEST(test_plugin_greeting)
 		{ "* OK [CAPABILITY IMAP4rev1 (x)] hi\r\n", PM_EPROTO, NULL },
 	};
 	size_t i;
-	char *err;
+	char *err = NULL;
 
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		mock_reset(cases[i].script);
-		ck_assert_int_eq(mock_run(&err), cases[i].rc);
+		ck_assert_int_eq(t_open(cases[i].script, &err), cases[i].rc);
+		ck_assert_ptr_null(conn);
 		ck_assert_ptr_nonnull(err);
 		if (cases[i].err != NULL)
 			ck_assert_str_eq(err, cases[i].err);
@@ -1551,20 +1299,22 @@ START_TEST(test_plugin_sasl_challenge)
 	    "+ eyJzdGF0dXMiOiI0MDEifQ==\r\n"
 	    "A1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
 	    "A2 OK bye\r\n";
-	char *err;
+	char *err = NULL;
 
-	mock_reset(script);
-	ck_assert_int_eq(mock_run(&err), PM_EAUTH);
+	ck_assert_int_eq(t_open(script, &err), PM_EAUTH);
 	free(err);
 	at("SASL reply 0 [eyJzdGF0dXMiOiI0MDEifQ==]");
 	/* The error challenge is answered with an empty line. */
 	at("C: <>\n");
 	at("SASL reply 2 [NO [AUTHENTICATIONFAILED] Authentication "
 	    "failed.]");
-	at("C: A2 LOGOUT");
+	ck_assert_uint_lt(at("C: A2 LOGOUT"), at("DISCONNECT"));
 }
 END_TEST
 
+/* Literals that are not a body asked for are read and dropped: other
+ * items, a body of a message not in the set, a second body of one
+ * already received. */
 START_TEST(test_plugin_foreign_literals)
 {
 	static const char script[] =
@@ -1572,24 +1322,342 @@ START_TEST(test_plugin_foreign_literals)
 	    SELECT_3("A2")
 	    LIST_5_7_9("A3")
 	    "* 1 FETCH (FLAGS (\\Seen) X-GM-LABELS ({3}\r\nabc \"x\"))\r\n"
-	    "* 3 FETCH (UID 9 BODY[] {3}\r\nxyz)\r\n"
+	    "* 1 FETCH (UID 5 BODY[] {3}\r\nxyz)\r\n"
 	    "* 9 RECENT\r\n"
 	    "* LIST () \"/\" {4}\r\nJunk\r\n"
-	    BODY_7("A4")
-	    BODY_9("A5")
-	    "A6 OK bye\r\n";
-	char *err;
+	    BODY_7
+	    "* 2 FETCH (UID 7 BODY[] {3}\r\ndup)\r\n"
+	    "* 3 FETCH (UID 9 BODY[] {5}\r\nab\r\nc BODY[] {3}\r\ntwo)\r\n"
+	    "A4 OK done\r\n"
+	    "A5 OK bye\r\n";
+	static const size_t idx[] = { 1, 2 };
+	char *err = NULL;
 
-	/* Literals that are not the body asked for are read and dropped. */
-	mock_reset(script);
-	M.known[0] = "5";
-	ck_assert_int_eq(mock_run(&err), PM_OK);
-	ck_assert_str_eq(M.delivered, "7:Hello\r\nWorld|9:ab\r\nc|");
+	t_ready(script);
+	ck_assert_int_eq(t_fetch(idx, 2, &err), PM_OK);
+	t_close();
+	ck_assert_str_eq(M.delivered, BODIES);
+	ck_assert(absent("BEGIN 0"));
+	ck_assert_uint_eq(count_before("BEGIN 1", M.loglen), 1);
+	ck_assert(absent("MISSING"));
 	ck_assert_uint_eq(M.pos, M.inlen);
 }
 END_TEST
 
-Suite *
+/* --- pipelining ---------------------------------------------------------- */
+
+/* Several UID FETCH commands go out before the first response is read,
+ * never more than IMAP_INFLIGHT (8) at once: with one message per
+ * command (each listed larger than a command's byte budget), the k-th
+ * body is read while exactly min(8 + k, all) commands have been sent. */
+START_TEST(test_plugin_pipeline_window)
+{
+	enum { N = 12 };
+	uint32_t uids[N];
+	uint64_t sizes[N];
+	size_t idx[N], i;
+	char *err = NULL, needle[64];
+
+	for (i = 0; i < N; i++) {
+		uids[i] = 101 + (uint32_t)i;
+		sizes[i] = 3000000;
+		idx[i] = i;
+	}
+	sp_folder(uids, sizes, N);
+	for (i = 0; i < N; i++)
+		sp("* %zu FETCH (UID %u BODY[] {1}\r\n%c)\r\nA%zu OK done\r\n",
+		    i + 1, uids[i], (int)('a' + i), i + 4);
+	sp("A%d OK bye\r\n", N + 4);
+	t_ready(S);
+	ck_assert_int_eq(t_fetch(idx, N, &err), PM_OK);
+	t_close();
+	for (i = 0; i < N; i++) {
+		snprintf(needle, sizeof needle, "C: A%zu UID FETCH %u "
+		    "(UID BODY.PEEK[])\n", i + 4, uids[i]);
+		at(needle);
+		snprintf(needle, sizeof needle, "BEGIN %zu\n", i);
+		ck_assert_uint_eq(count_before("UID BODY.PEEK[]", at(needle)),
+		    (i + 8 < N ? i + 8 : N));
+	}
+	ck_assert_str_eq(M.delivered, "0:a|1:b|2:c|3:d|4:e|5:f|6:g|7:h|8:i|"
+	    "9:j|10:k|11:l|");
+	ck_assert(absent("MISSING"));
+	ck_assert_uint_eq(M.pos, M.inlen);
+}
+END_TEST
+
+/* What one UID FETCH covers: at most 32 messages and 2 MiB of listed
+ * size, a larger message alone. */
+START_TEST(test_plugin_pipeline_sets)
+{
+	static const struct {
+		size_t n;
+		uint64_t size[40];
+		const char *cmds[4];
+	} cases[] = {
+		{ 40, { 0 }, { "1:32", "33:40" } },
+		{ 5, { 1048576, 1048576, 1048576, 1048576, 1048576 },
+		  { "1:2", "3:4", "5" } },
+		{ 3, { 100, 3000000, 100 }, { "1", "2", "3" } },
+		{ 4, { 1000000, 1097152, 1, 1 }, { "1:2", "3:4" } },
+	};
+	uint32_t uids[40];
+	size_t idx[40], i, j, ncmd;
+	char *err = NULL, needle[64];
+
+	for (i = 0; i < 40; i++) {
+		uids[i] = (uint32_t)i + 1;
+		idx[i] = i;
+	}
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		for (ncmd = 0; ncmd < 4 && cases[i].cmds[ncmd] != NULL;
+		    ncmd++)
+			;
+		sp_folder(uids, cases[i].size, cases[i].n);
+		for (j = 0; j < ncmd; j++)
+			sp("A%zu OK done\r\n", j + 4);
+		sp("A%zu OK bye\r\n", ncmd + 4);
+		t_ready(S);
+		ck_assert_int_eq(t_fetch(idx, cases[i].n, &err), PM_OK);
+		t_close();
+		for (j = 0; j < ncmd; j++) {
+			snprintf(needle, sizeof needle, "C: A%zu UID FETCH %s "
+			    "(UID BODY.PEEK[])\n", j + 4, cases[i].cmds[j]);
+			at(needle);
+		}
+		ck_assert_uint_eq(count_before("UID BODY.PEEK", M.loglen),
+		    ncmd);
+		/* The server sent nothing: every message is gone. */
+		ck_assert_uint_eq(count_before("MISSING", M.loglen),
+		    cases[i].n);
+		ck_assert_uint_eq(M.pos, M.inlen);
+	}
+}
+END_TEST
+
+/* Responses come in any order, interleaved with unsolicited FETCH FLAGS
+ * and EXPUNGE; each body goes to the message whose UID it carries. */
+START_TEST(test_plugin_out_of_order)
+{
+	static const uint32_t uids[] = { 5, 7, 9, 11 };
+	static const uint64_t sizes[] = { 3000000, 3000000, 3000000,
+	    3000000 };
+	static const size_t idx[] = { 0, 1, 3 };
+	char *err = NULL;
+
+	sp_folder(uids, sizes, 4);
+	sp("* 2 FETCH (UID 7 BODY[] {2}\r\nb7)\r\n"
+	    "* 1 FETCH (FLAGS (\\Seen))\r\n"
+	    "A5 OK done\r\n"
+	    /* UID 9 is expunged: UID 11 becomes message 3. */
+	    "* 3 EXPUNGE\r\n"
+	    "* 3 FETCH (BODY[] {3}\r\nb11 UID 11)\r\n"
+	    "* 2 FETCH (FLAGS (\\Seen \\Deleted) UID 7)\r\n"
+	    "A6 OK done\r\n"
+	    "* 1 FETCH (BODY[] {2}\r\nb5 UID 5)\r\n"
+	    "A4 OK done\r\n"
+	    "A7 OK bye\r\n");
+	t_ready(S);
+	ck_assert_int_eq(t_fetch(idx, 3, &err), PM_OK);
+	t_close();
+	ck_assert_str_eq(M.delivered, "1:b7|3:b11|0:b5|");
+	ck_assert(absent("complete=0"));
+	ck_assert(absent("MISSING"));
+	ck_assert_msg(absent("\nLOG "), "%s", mock_log());
+	ck_assert_uint_eq(M.pos, M.inlen);
+}
+END_TEST
+
+/* Exchange sends the UID after the literal: the sequence number is a
+ * guess, checked when the UID arrives.  A wrong guess is not delivered:
+ * the message guessed ends incomplete, the one the UID names is missing,
+ * and both are fetched again next time. */
+START_TEST(test_plugin_exchange_mismatch)
+{
+	static const char script[] =
+	    GREETING_AUTH
+	    SELECT_3("A2")
+	    LIST_5_7_9("A3")
+	    "* 2 FETCH (BODY[] {5}\r\nwrong UID 9)\r\n"
+	    "A4 OK done\r\n"
+	    "A5 OK bye\r\n";
+	static const size_t idx[] = { 1, 2 };
+	char *err = NULL;
+
+	t_ready(script);
+	ck_assert_int_eq(t_fetch(idx, 2, &err), PM_OK);
+	t_close();
+	ck_assert_uint_lt(at("BEGIN 1\n"), at("END 1 complete=0"));
+	at("LOG INBOX: FETCH response 2 taken for UID 7 carried UID 9: "
+	    "discarded\n");
+	at("MISSING 2 1 ");
+	ck_assert(absent("complete=1"));
+	ck_assert(absent("BEGIN 2"));
+	ck_assert_ptr_null(M.delivered);
+	ck_assert_int_eq(M.open_msgs, 0);
+	at("C: A5 LOGOUT");
+}
+END_TEST
+
+/* A body with no UID at all is never delivered: with a sequence guess it
+ * ends incomplete, without one it is not even begun; the messages not
+ * received are then failures, not gone. */
+START_TEST(test_plugin_no_uid)
+{
+	static const char script[] =
+	    GREETING_AUTH
+	    SELECT_3("A2")
+	    LIST_5_7_9("A3")
+	    "* 2 FETCH (BODY[] {5}\r\nnouid)\r\n"
+	    "* 3 EXISTS\r\n"
+	    "* 7 FETCH (BODY[] {3}\r\nabc FLAGS (\\Seen))\r\n"
+	    "A4 OK done\r\n"
+	    "A5 OK bye\r\n";
+	static const size_t idx[] = { 1, 2 };
+	char *err = NULL;
+
+	t_ready(script);
+	ck_assert_int_eq(t_fetch(idx, 2, &err), PM_OK);
+	t_close();
+	ck_assert_uint_lt(at("BEGIN 1\n"), at("END 1 complete=0"));
+	at("LOG INBOX: FETCH response 2 taken for UID 7 carried no UID: "
+	    "discarded\n");
+	at("LOG INBOX: FETCH response 7 with a body and no UID dropped\n");
+	ck_assert(absent("BEGIN 2"));
+	at("MISSING 2 1 ");
+	ck_assert(absent("complete=1"));
+	ck_assert_ptr_null(M.delivered);
+}
+END_TEST
+
+/* A message expunged by another client while commands are in flight:
+ * the server sends nothing for it, the others arrive, and the sequence
+ * numbers of later Exchange-form responses are taken as shifted. */
+START_TEST(test_plugin_expunged_mid_window)
+{
+	static const uint32_t uids[] = { 10, 20, 30, 40, 50 };
+	static const uint64_t sizes[] = { 3000000, 3000000, 3000000,
+	    3000000, 3000000 };
+	static const size_t idx[] = { 1, 2, 3, 4 };
+	char *err = NULL;
+
+	sp_folder(uids, sizes, 5);
+	sp("* 2 EXPUNGE\r\n"
+	    "A4 OK done\r\n"
+	    "* 2 FETCH (BODY[] {3}\r\nm30 UID 30)\r\n"
+	    "A5 OK done\r\n"
+	    "* 3 FETCH (BODY[] {3}\r\nm40 UID 40)\r\n"
+	    "A6 OK done\r\n"
+	    "* 4 FETCH (BODY[] {3}\r\nm50 UID 50)\r\n"
+	    "A7 OK done\r\n"
+	    "A8 OK bye\r\n");
+	t_ready(S);
+	ck_assert_int_eq(t_fetch(idx, 4, &err), PM_OK);
+	t_close();
+	at("MISSING 1 0 ");
+	ck_assert_str_eq(M.delivered, "2:m30|3:m40|4:m50|");
+	ck_assert(absent("complete=0"));
+	ck_assert_msg(absent("\nLOG "), "%s", mock_log());
+	ck_assert_uint_eq(M.pos, M.inlen);
+}
+END_TEST
+
+/* A tagged NO to one UID FETCH (Exchange: "The specified message set is
+ * invalid.") fails only that command's messages not yet received. */
+START_TEST(test_plugin_fetch_no)
+{
+	static const uint32_t uids[] = { 5, 7, 9, 11 };
+	static const uint64_t sizes[] = { 3000000, 1000000, 1000000,
+	    3000000 };
+	static const size_t idx[] = { 0, 1, 2, 3 }, seen[] = { 0, 1, 3 };
+	unsigned char done[3];
+	char *err = NULL;
+
+	sp_folder(uids, sizes, 4);
+	sp("* 1 FETCH (UID 5 BODY[] {2}\r\nb5)\r\n"
+	    "A4 OK done\r\n"
+	    "* 2 FETCH (UID 7 BODY[] {2}\r\nb7)\r\n"
+	    "A5 NO The specified message set is invalid.\r\n"
+	    "* 4 FETCH (UID 11 BODY[] {3}\r\nb11)\r\n"
+	    "A6 OK done\r\n"
+	    "A7 OK done\r\n"
+	    "A8 OK bye\r\n");
+	t_ready(S);
+	ck_assert_int_eq(t_fetch(idx, 4, &err), PM_OK);
+	ck_assert_ptr_null(err);
+	at("C: A5 UID FETCH 7,9 (UID BODY.PEEK[])\n");
+	at("MISSING 2 1 UID FETCH 7,9 failed: NO The specified message set "
+	    "is invalid.\n");
+	ck_assert_uint_eq(count_before("MISSING", M.loglen), 1);
+	ck_assert_str_eq(M.delivered, "0:b5|1:b7|3:b11|");
+	/* The session goes on. */
+	ck_assert_int_eq(pullmail_plugin.dispose(conn, PM_DISPOSE_SEEN,
+	    seen, 3, done, &err), PM_OK);
+	t_close();
+	at("C: A7 UID STORE 5,7,11 +FLAGS.SILENT (\\Seen)\n");
+	at("C: A8 LOGOUT");
+}
+END_TEST
+
+/* The connection drops with commands in flight: what was complete stays
+ * complete, the message in flight ends incomplete, nothing else begins. */
+START_TEST(test_plugin_cut_mid_window)
+{
+	static const uint32_t uids[] = { 5, 7, 9 };
+	static const uint64_t sizes[] = { 3000000, 3000000, 3000000 };
+	static const size_t idx[] = { 0, 1, 2 };
+	char *err = NULL;
+
+	sp_folder(uids, sizes, 3);
+	sp("* 1 FETCH (UID 5 BODY[] {2}\r\nb5)\r\n"
+	    "A4 OK done\r\n"
+	    "* 2 FETCH (UID 7 BODY[] {10}\r\nabc");
+	t_ready(S);
+	ck_assert_int_eq(t_fetch(idx, 3, &err), PM_ETEMP);
+	ck_assert_ptr_nonnull(err);
+	free(err);
+	t_close();
+	ck_assert_uint_lt(at("END 0 complete=1"), at("BEGIN 1"));
+	ck_assert_uint_lt(at("BEGIN 1"), at("END 1 complete=0"));
+	ck_assert(absent("BEGIN 2"));
+	ck_assert(absent("MISSING"));
+	ck_assert(absent("LOGOUT"));
+	ck_assert_str_eq(M.delivered, "0:b5|");
+	ck_assert_int_eq(M.open_msgs, 0);
+}
+END_TEST
+
+/* A BAD, or a tag nobody sent, is a protocol error that leaves the
+ * dialogue out of step. */
+START_TEST(test_plugin_fetch_bad)
+{
+	static const uint32_t uids[] = { 5, 7 };
+	static const uint64_t sizes[] = { 3000000, 3000000 };
+	static const size_t idx[] = { 0, 1 };
+	char *err = NULL;
+
+	sp_folder(uids, sizes, 2);
+	sp("A4 BAD [PARSE] what?\r\n");
+	t_ready(S);
+	ck_assert_int_eq(t_fetch(idx, 2, &err), PM_EPROTO);
+	ck_assert_str_eq(err, "UID FETCH 5 failed: BAD [PARSE] what?");
+	free(err);
+	t_close();
+	ck_assert(absent("LOGOUT"));
+
+	sp_folder(uids, sizes, 2);
+	sp("A9 OK done\r\n");
+	t_ready(S);
+	ck_assert_int_eq(t_fetch(idx, 2, &err), PM_EPROTO);
+	ck_assert_str_eq(err, "UID FETCH: response with unexpected tag "
+	    "\"A9\"");
+	free(err);
+	t_close();
+	ck_assert(absent("LOGOUT"));
+}
+END_TEST
+
+static Suite *
 suite_imap(void)
 {
 	Suite *s;
@@ -1618,20 +1686,19 @@ suite_imap(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("plugin");
-	tcase_add_test(tc, test_plugin_delete);
-	tcase_add_test(tc, test_plugin_keep_and_chunks);
-	tcase_add_test(tc, test_plugin_mark_seen_no_uidplus);
+	tcase_add_test(tc, test_plugin_session);
+	tcase_add_test(tc, test_plugin_chunks);
+	tcase_add_test(tc, test_plugin_seen_no_uidplus);
 	tcase_add_test(tc, test_plugin_plain_expunge);
-	tcase_add_test(tc, test_plugin_commit_fails);
+	tcase_add_test(tc, test_plugin_store_refused);
+	tcase_add_test(tc, test_plugin_store_pipelined);
 	tcase_add_test(tc, test_plugin_no_uidvalidity);
 	tcase_add_test(tc, test_plugin_select_no);
 	tcase_add_test(tc, test_plugin_bye_mid_fetch);
 	tcase_add_test(tc, test_plugin_cut_mid_literal);
 	tcase_add_test(tc, test_plugin_broken_literal);
-	tcase_add_test(tc, test_plugin_vanished_and_delivery_failure);
-	tcase_add_test(tc, test_plugin_delivery_failure_continues);
-	tcase_add_test(tc, test_plugin_batches);
-	tcase_add_test(tc, test_plugin_size_limit);
+	tcase_add_test(tc, test_plugin_vanished);
+	tcase_add_test(tc, test_plugin_list_sorted);
 	tcase_add_test(tc, test_plugin_listing_bound);
 	tcase_add_test(tc, test_plugin_starttls);
 	tcase_add_test(tc, test_plugin_starttls_missing);
@@ -1641,5 +1708,33 @@ suite_imap(void)
 	tcase_add_test(tc, test_plugin_sasl_challenge);
 	tcase_add_test(tc, test_plugin_foreign_literals);
 	suite_add_tcase(s, tc);
+
+	tc = tcase_create("pipeline");
+	tcase_add_test(tc, test_plugin_pipeline_window);
+	tcase_add_test(tc, test_plugin_pipeline_sets);
+	tcase_add_test(tc, test_plugin_out_of_order);
+	tcase_add_test(tc, test_plugin_exchange_mismatch);
+	tcase_add_test(tc, test_plugin_no_uid);
+	tcase_add_test(tc, test_plugin_expunged_mid_window);
+	tcase_add_test(tc, test_plugin_fetch_no);
+	tcase_add_test(tc, test_plugin_cut_mid_window);
+	tcase_add_test(tc, test_plugin_fetch_bad);
+	suite_add_tcase(s, tc);
 	return s;
+}
+
+/* The IMAP plugin's test runner; CK_RUN_CASE selects parse, plugin or
+ * pipeline. */
+int
+main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	setenv("CK_DEFAULT_TIMEOUT", "60", 0);
+	sr = srunner_create(suite_imap());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
