@@ -248,7 +248,7 @@ trace_case() {
 	assert_no_grep -F "$(echo "$blob" | cut -c1-40)" "$out"
 	assert_secret_free "$out"
 	# The token cache holds it, privately.
-	grep -rqF "$token" "$CASE_DIR/state-$auth" || fail "token not cached in the state dir"
+	grep -rqF -e "$token" "$CASE_DIR/state-$auth" || fail "token not cached in the state dir"
 	[ -z "$(find "$CASE_DIR/state-$auth" -type f -perm /077)" ] ||
 		fail "state files readable by others"
 }
