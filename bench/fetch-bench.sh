@@ -25,11 +25,12 @@
 # (POP3), fetchmail-pop3 and, not by default (it takes longer than all
 # the others together), fetchmail-imap.  fetchmail hands every message to
 # procmail, its usual MDA, which writes the Maildir.  A peer that is not
-# installed is skipped with a line saying how to install it.  Every tool uses implicit TLS verified against the test CA.  pullmail
-# logs in with XOAUTH2 and a token it gets from the test OAuth server (one
-# token request a run: its token cache is wiped with its state); the peers
-# log in with a password, which Dovecot accepts for the benchmark's users
-# only (SRV_PASSWORD_USERS, see tests/servers/servers.sh).
+# installed is skipped with a line saying how to install it.  Every tool
+# uses implicit TLS verified against the test CA.  pullmail logs in with
+# XOAUTH2 and a token it gets from the test OAuth server (one token request
+# a run: its token cache is wiped with its state); the peers log in with a
+# password, which Dovecot accepts for the benchmark's users only
+# (SRV_PASSWORD_USERS, see tests/servers/servers.sh).
 #
 # Every tool leaves the server's copies alone (keep, no flags changed);
 # between runs the local Maildir and the tool's state are wiped.  After
@@ -39,7 +40,8 @@
 # BENCH_RUNS (1): runs per tool and workload; the table shows the run with
 # the median wall time.  BENCH_TIMEOUT (900): seconds before a run is killed.
 # BENCH_CALLGRIND=1 (with valgrind installed) adds the instruction count of
-# each pullmail run, which unlike seconds is repeatable on a busy machine.
+# pullmail on each workload (one more, untimed run), which unlike seconds
+# is repeatable on a busy machine.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/e2e/lib.sh"
 
 # What the caller set, for the line saying how the table was made.
