@@ -24,6 +24,9 @@
 #
 # SRV_OAUTH_EXTRA_CLIENTS (optional): more client objects (JSON, comma
 # separated) for oidc-provider's configuration, e.g. delegated clients.
+# SRV_PASSWORD_USERS (optional): more users (space separated) that, like
+# $PASSWORD_USER, log in with the password $PASSWORD_SECRET (the benchmark's
+# peers, which cannot log in with OAuth 2.0, need them).
 #
 # Fixed names (clients, tenant, domain) are set below; srv_init makes fresh
 # random secrets for every run.  The OAuth server's log ($OAUTH_LOG) has one
@@ -349,7 +352,7 @@ srv_dovecot_start() {
 
 # Render the configuration with fresh ports and start Dovecot once.
 srv_dovecot_try() {
-	local ports conf=$SRV_RUN/dovecot.conf
+	local ports u conf=$SRV_RUN/dovecot.conf
 	ports=$("$SRV_PYTHON" "$SRV_DIR/probe.py" freeports 5) || srv_die "no free ports"
 	# shellcheck disable=SC2086
 	set -- $ports
@@ -366,7 +369,9 @@ srv_dovecot_try() {
 	mkdir -p "$SRV_RUN/dovecot-state"
 	srv_oauth2_conf imap >"$SRV_RUN/oauth2-imap.conf"
 	srv_oauth2_conf pop3 >"$SRV_RUN/oauth2-pop3.conf"
-	echo "$PASSWORD_USER:{PLAIN}$PASSWORD_SECRET" >"$SRV_RUN/passwd"
+	for u in "$PASSWORD_USER" ${SRV_PASSWORD_USERS:-}; do
+		echo "$u:{PLAIN}$PASSWORD_SECRET"
+	done >"$SRV_RUN/passwd"
 	# LMTP users with a 100 kB quota (see dovecot.conf.in).
 	{
 		echo "lmtp-quota:::::::userdb_quota_rule=*:storage=100k"
