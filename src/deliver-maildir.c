@@ -1,7 +1,13 @@
 /*
- * Maildir delivery: each message is written to tmp/ under a unique name,
- * fsync'd and renamed into new/ when finished; sync() fsyncs new/ so the
- * renames of every finished message are durable.
+ * Maildir delivery: each message is written to tmp/ under a unique name
+ * and closed when finished.  sync() makes the batch durable in two steps:
+ * first the data of every finished file (one syncfs() of the file system
+ * for a batch of several, an fsync() each for one or two), then the files
+ * are renamed into new/ and new/ is fsync'd once.  A message is thus never
+ * in new/ before its bytes are on disk, and one batch costs two flushes
+ * instead of one per message.  Finished files that no sync covered are
+ * removed from tmp/ at close: they were not recorded and will be fetched
+ * again.
  */
 #include "autoconf.h"
 
@@ -18,18 +24,22 @@
 #include "deliver.h"
 #include "util.h"
 
+struct maildir_msg {
+	int fd;			/* open while being written; then -1 */
+	char *tmp;		/* path in tmp/ */
+	char *name;		/* base name */
+};
+
 struct maildir {
 	char *path;
 	char *host;		/* host name part of file names, escaped */
 	unsigned long seq;
-	int dirty;		/* renamed into new/ since the last sync */
+	struct maildir_msg **done;	/* finished, not yet synced */
+	size_t ndone;
 };
 
-struct maildir_msg {
-	int fd;
-	char *tmp;		/* path in tmp/ */
-	char *name;		/* base name */
-};
+/* From this many files on, one syncfs() beats an fsync() each. */
+#define MAILDIR_SYNCFS_MIN 3
 
 /* A delivery error: running out of space is temporary, the rest final. */
 static int
@@ -157,21 +167,14 @@ maildir_abort(void *ctx, void *m)
 	free(mm);
 }
 
-/* maildir: fsync and close the file, then rename it into new/. */
+/* maildir: close the file; it waits in tmp/ for the next sync. */
 static int
 maildir_finish(void *ctx, void *m, char **err)
 {
 	struct maildir *md = ctx;
 	struct maildir_msg *mm = m;
-	char *dst;
 	int r, e;
 
-	if (fsync(mm->fd) < 0) {
-		e = errno;
-		r = write_error(err, "cannot fsync", mm->tmp, e);
-		maildir_abort(ctx, m);
-		return r;
-	}
 	if (close(mm->fd) < 0) {
 		e = errno;
 		mm->fd = -1;
@@ -180,37 +183,97 @@ maildir_finish(void *ctx, void *m, char **err)
 		return r;
 	}
 	mm->fd = -1;
-	dst = xasprintf("%s/new/%s", md->path, mm->name);
-	if (rename(mm->tmp, dst) < 0) {
-		e = errno;
-		r = write_error(err, "cannot move message to", dst, e);
-		free(dst);
-		maildir_abort(ctx, m);
-		return r;
-	}
-	free(dst);
-	md->dirty = 1;
-	free(mm->tmp);
-	free(mm->name);
-	free(mm);
+	md->done = xrealloc(md->done, (md->ndone + 1) * sizeof *md->done);
+	md->done[md->ndone++] = mm;
 	return PM_OK;
 }
 
-/* maildir: fsync new/ so the renames since the last sync are durable. */
+/* Remove the finished files no sync covered from tmp/. */
+static void
+maildir_drop_done(struct maildir *md)
+{
+	size_t i;
+
+	for (i = 0; i < md->ndone; i++)
+		maildir_abort(md, md->done[i]);
+	md->ndone = 0;
+}
+
+/* Flush the data of the finished files to disk. */
+static int
+maildir_flush_data(struct maildir *md, char **err)
+{
+	size_t i;
+	int fd, r, e;
+
+#ifdef HAVE_SYNCFS
+	if (md->ndone >= MAILDIR_SYNCFS_MIN) {
+		fd = open(md->done[0]->tmp, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return write_error(err, "cannot open", md->done[0]->tmp,
+			    errno);
+		r = syncfs(fd);
+		e = errno;
+		close(fd);
+		if (r < 0)
+			return write_error(err, "cannot sync the file system "
+			    "of", md->path, e);
+		return PM_OK;
+	}
+#endif
+	for (i = 0; i < md->ndone; i++) {
+		fd = open(md->done[i]->tmp, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return write_error(err, "cannot open", md->done[i]->tmp,
+			    errno);
+		r = fsync(fd);
+		e = errno;
+		close(fd);
+		if (r < 0)
+			return write_error(err, "cannot fsync",
+			    md->done[i]->tmp, e);
+	}
+	return PM_OK;
+}
+
+/* maildir: make the finished files durable, move them into new/ and make
+ * that durable too. */
 static int
 maildir_sync(void *ctx, char **err)
 {
 	struct maildir *md = ctx;
-	char *dir;
-	int r = PM_OK;
+	struct maildir_msg *mm;
+	char *dir, *dst;
+	size_t i;
+	int r;
 
-	if (!md->dirty)
+	if (md->ndone == 0)
 		return PM_OK;
+	if ((r = maildir_flush_data(md, err)) != PM_OK) {
+		maildir_drop_done(md);
+		return r;
+	}
+	for (i = 0; i < md->ndone; i++) {
+		mm = md->done[i];
+		dst = xasprintf("%s/new/%s", md->path, mm->name);
+		if (rename(mm->tmp, dst) < 0) {
+			r = write_error(err, "cannot move message to", dst,
+			    errno);
+			free(dst);
+			break;
+		}
+		free(dst);
+		free(mm->tmp);
+		free(mm->name);
+		free(mm);
+	}
+	/* What did not move stays in tmp/ no longer. */
+	memmove(md->done, md->done + i, (md->ndone - i) * sizeof *md->done);
+	md->ndone -= i;
+	maildir_drop_done(md);
 	dir = xasprintf("%s/new", md->path);
-	if (fsync_dir(dir) < 0)
+	if (i > 0 && fsync_dir(dir) < 0 && r == PM_OK)
 		r = write_error(err, "cannot fsync", dir, errno);
-	else
-		md->dirty = 0;
 	free(dir);
 	return r;
 }
@@ -221,6 +284,8 @@ maildir_close(void *ctx)
 {
 	struct maildir *md = ctx;
 
+	maildir_drop_done(md);
+	free(md->done);
 	free(md->path);
 	free(md->host);
 	free(md);

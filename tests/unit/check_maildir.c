@@ -195,6 +195,50 @@ START_TEST(test_unique_names)
 }
 END_TEST
 
+/* A finished message waits in tmp/ until a sync covers it, then moves to
+ * new/; one that no sync covered is gone at close.  Batches of one, two
+ * (an fsync each) and many (syncfs) all arrive. */
+START_TEST(test_visible_only_after_sync)
+{
+	struct deliver_info info = { .account = "test", .server = "server",
+	    .mailbox = "INBOX", .uid = "1" };
+	struct deliver *d;
+	struct deliver_msg *m;
+	char *err = NULL;
+	int i, k, n, total = 0;
+	static const int batch[] = { 1, 2, 7 };
+
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	for (k = 0; k < 3; k++) {
+		for (i = 0; i < batch[k]; i++) {
+			ck_assert_int_eq(deliver_begin(d, &info, &m, &err),
+			    PM_OK);
+			ck_assert_int_eq(deliver_write(m, "x\r\n", 3, &err),
+			    PM_OK);
+			ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
+		}
+		free(only_file("new", &n));
+		ck_assert_int_eq(n, total);
+		free(only_file("tmp", &n));
+		ck_assert_int_eq(n, batch[k]);
+		ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+		total += batch[k];
+		free(only_file("new", &n));
+		ck_assert_int_eq(n, total);
+		free(only_file("tmp", &n));
+		ck_assert_int_eq(n, 0);
+	}
+	/* Finished but never synced: removed at close. */
+	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+	ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
+	deliver_close(d);
+	free(only_file("tmp", &n));
+	ck_assert_int_eq(n, 0);
+	free(only_file("new", &n));
+	ck_assert_int_eq(n, total);
+}
+END_TEST
+
 START_TEST(test_unusable_target)
 {
 	struct deliver *d;
@@ -223,6 +267,7 @@ suite_maildir(void)
 	tcase_add_test(tc, test_large_multichunk);
 	tcase_add_test(tc, test_abort_leaves_nothing);
 	tcase_add_test(tc, test_unique_names);
+	tcase_add_test(tc, test_visible_only_after_sync);
 	tcase_add_test(tc, test_unusable_target);
 	suite_add_tcase(s, tc);
 	return s;
