@@ -25,8 +25,16 @@
 #include "pop3-parse.h"
 
 #define POP3_CHUNK	(64 * 1024)	/* body bytes per read */
+/*
+ * Commands in flight with PIPELINING.  A server 20 ms away answers a 4 KB
+ * RETR in far less than a round trip, so the window decides the rate:
+ * 16 gave 60 % of mpop's time for 1,000 such messages, 256 less than half.
+ * 256 RETR or DELE lines are under 4 KB, far below any socket buffer, so
+ * sending them all before reading cannot deadlock (RFC 2449 6.6); the
+ * answers wait in the kernel, not in pullmail.
+ */
 #ifndef POP3_WINDOW
-#define POP3_WINDOW	16	/* commands in flight with PIPELINING */
+#define POP3_WINDOW	256
 #endif
 #define POP3_NOUIDL	"no-uidl "	/* uid prefix without UIDL: a space,
 					 * so no real UIDL looks like it */
