@@ -2,9 +2,28 @@
  * mbox delivery (mboxrd): each message is appended under a dotlock and an
  * fcntl lock (the pair procmail, mutt and Dovecot use), behind a
  * "From sender date" line, with every line matching ^>*From  quoted by one
- * more '>', and followed by a blank line.  finish() fsyncs before it lets
- * go of the locks; on any failure the file is cut back to its size before
- * the message, so no half message is ever left behind.
+ * more '>', and followed by a blank line.  On any failure the file is cut
+ * back to its size before the message, so no half message is ever left
+ * behind.
+ *
+ * Durability is grouped: finish() writes the whole message out and lets go
+ * of the locks, and sync() makes every message finished since the last
+ * sync durable with one fsync of the file.  The locks are taken and
+ * released per message, not held from the first message to the sync: a
+ * batch lasts as long as the server takes to send it, and other programs
+ * give up on a lock held that long or break it as stale (Dovecot after two
+ * minutes without a change of the dotlock, procmail after 17 minutes, our
+ * own dotlock() after five), and mutt and procmail would be kept waiting.
+ * Releasing early is safe: the message is complete in the file before the
+ * lock goes (readers see it whole, other writers append after it), an
+ * fsync() of the file makes all of it durable whoever wrote the bytes
+ * after ours, and the caller counts nothing as delivered before sync()
+ * returns, so a crash in between only means fetching the batch again.
+ *
+ * The file stays open from the first message to close(), so sync()
+ * fsyncs the very file the messages went into, and no second descriptor
+ * is ever closed while a message holds the fcntl lock (closing any
+ * descriptor of a file drops all of the process's fcntl locks on it).
  */
 #include "autoconf.h"
 
@@ -36,10 +55,16 @@ struct mbox {
 	unsigned lock_timeout;
 	int broken;		/* a lock timed out: fail fast from now on */
 	char *broken_err;
+
+	int fd;			/* the mbox, open from the first begin(); or -1 */
+	int locked;		/* we hold the fcntl lock on fd */
+	unsigned unsynced;	/* messages finished since the last sync */
+	int dirsync;		/* the file may be new: fsync its directory */
+	int sync_status;	/* an fsync failed (PM_OK: none did) ... */
+	char *sync_err;		/* ... and why: nothing counts from then on */
 };
 
 struct mbox_msg {
-	int fd;
 	int dotlocked;
 	off_t orig;		/* size before this message */
 	int bol;		/* at the start of a line */
@@ -104,6 +129,7 @@ mbox_open(const struct account *a, void **ctx_r, char **err)
 	else
 		*slash = '\0';
 	mb->lock_timeout = a->lock_timeout != 0 ? a->lock_timeout : 60;
+	mb->fd = -1;
 	*ctx_r = mb;
 	return PM_OK;
 }
@@ -167,8 +193,10 @@ fcntl_lock(struct mbox *mb, int fd, long long deadline, char **err)
 		memset(&fl, 0, sizeof fl);
 		fl.l_type = F_WRLCK;
 		fl.l_whence = SEEK_SET;
-		if (fcntl(fd, F_SETLK, &fl) == 0)
+		if (fcntl(fd, F_SETLK, &fl) == 0) {
+			mb->locked = 1;
 			return PM_OK;
+		}
 		if (errno != EACCES && errno != EAGAIN && errno != EINTR)
 			return mbox_error(err, "cannot lock", mb->path, errno);
 		if (now_ms() >= deadline)
@@ -179,27 +207,106 @@ fcntl_lock(struct mbox *mb, int fd, long long deadline, char **err)
 	}
 }
 
-/* Let go of both locks and the file. */
+/* Let go of both locks; the file stays open. */
 static void
-unlock_close(struct mbox *mb, struct mbox_msg *mm)
+mbox_unlock(struct mbox *mb, struct mbox_msg *mm)
 {
-	if (mm->fd >= 0)
-		close(mm->fd);	/* drops the fcntl lock */
-	mm->fd = -1;
+	struct flock fl;
+
+	if (mb->locked) {
+		memset(&fl, 0, sizeof fl);
+		fl.l_type = F_UNLCK;
+		fl.l_whence = SEEK_SET;
+		if (fcntl(mb->fd, F_SETLK, &fl) < 0)
+			log_warn("mbox: cannot unlock %s", mb->path);
+		mb->locked = 0;
+	}
 	if (mm->dotlocked)
 		(void)unlink(mb->lockpath);
 	mm->dotlocked = 0;
+}
+
+/*
+ * A failed fsync sticks: the kernel may have dropped the pages it could
+ * not write, and a later fsync can succeed without them, so no later
+ * sync() may report the unsynced messages durable.  Takes e (an errno).
+ */
+static int
+fsync_failed(struct mbox *mb, const char *path, int e, char **err)
+{
+	int r = mbox_error(err, "cannot fsync", path, e);
+
+	if (mb->sync_err == NULL) {
+		mb->sync_status = r;
+		mb->sync_err = xstrdup(*err);
+	}
+	return r;
 }
 
 /* Cut the file back to its size before the message. */
 static void
 rollback(struct mbox *mb, struct mbox_msg *mm)
 {
-	if (mm->fd < 0)
+	char *err = NULL;
+
+	if (!mb->locked)
 		return;
-	if (ftruncate(mm->fd, mm->orig) < 0 || fsync(mm->fd) < 0)
+	if (ftruncate(mb->fd, mm->orig) < 0)
 		log_warn("mbox: cannot cut %s back to %lld bytes", mb->path,
 		    (long long)mm->orig);
+	else if (fsync(mb->fd) < 0) {
+		fsync_failed(mb, mb->path, errno, &err);
+		log_warnx("%s", err);
+		free(err);
+	}
+}
+
+/* fsync the file and, when it may be new, its directory, unless an
+ * fsync failed before (see fsync_failed()). */
+static int
+mbox_fsync(struct mbox *mb, char **err)
+{
+	if (mb->sync_err != NULL)
+		return errf(err, mb->sync_status, "%s", mb->sync_err);
+	if (mb->unsynced == 0)
+		return PM_OK;
+	if (fsync(mb->fd) < 0)
+		return fsync_failed(mb, mb->path, errno, err);
+	if (mb->dirsync && fsync_dir(mb->dir) < 0)
+		return fsync_failed(mb, mb->dir, errno, err);
+	log_debug("deliver", "mbox: %u messages made durable in %s",
+	    mb->unsynced, mb->path);
+	mb->unsynced = 0;
+	mb->dirsync = 0;
+	return PM_OK;
+}
+
+/*
+ * Have mb->fd open on the file the path names now.  A file renamed or
+ * removed since the last message (an mbox rotated away, one mutt removed
+ * when it became empty) keeps what we wrote to it: it is fsync'd before
+ * it is let go, then the path is opened (created) afresh.
+ */
+static int
+mbox_reopen(struct mbox *mb, char **err)
+{
+	struct stat st, cur;
+
+	if (mb->fd >= 0) {
+		if (stat(mb->path, &st) == 0 && fstat(mb->fd, &cur) == 0 &&
+		    st.st_dev == cur.st_dev && st.st_ino == cur.st_ino)
+			return PM_OK;
+		log_debug("deliver", "mbox: %s was replaced; opening it again",
+		    mb->path);
+		if (mbox_fsync(mb, err) != PM_OK)
+			return mb->sync_status;
+		close(mb->fd);
+		mb->fd = -1;
+	}
+	mb->fd = open(mb->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (mb->fd < 0)
+		return mbox_error(err, "cannot open", mb->path, errno);
+	return PM_OK;
 }
 
 /* Write the buffered bytes to the mbox, remembering the last one. */
@@ -208,7 +315,7 @@ out_flush(struct mbox *mb, struct mbox_msg *mm, char **err)
 {
 	if (mm->len == 0)
 		return PM_OK;
-	if (write_full(mm->fd, mm->buf, mm->len) < 0) {
+	if (write_full(mb->fd, mm->buf, mm->len) < 0) {
 		mm->len = 0;
 		return mbox_error(err, "cannot write", mb->path, errno);
 	}
@@ -265,20 +372,17 @@ mbox_begin(void *ctx, const struct deliver_info *info, void **m_r,
 
 	if (mb->broken)
 		return errf(err, PM_ETEMP, "%s", mb->broken_err);
+	if (mb->sync_err != NULL)
+		return errf(err, mb->sync_status, "%s", mb->sync_err);
 	mm = xcalloc(1, sizeof *mm);
-	mm->fd = -1;
 	deadline = now_ms() + (long long)mb->lock_timeout * 1000;
 	if ((r = dotlock(mb, deadline, &mm->dotlocked, err)) != PM_OK)
 		goto fail;
-	mm->fd = open(mb->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC,
-	    0600);
-	if (mm->fd < 0) {
-		r = mbox_error(err, "cannot open", mb->path, errno);
+	if ((r = mbox_reopen(mb, err)) != PM_OK)
 		goto fail;
-	}
-	if ((r = fcntl_lock(mb, mm->fd, deadline, err)) != PM_OK)
+	if ((r = fcntl_lock(mb, mb->fd, deadline, err)) != PM_OK)
 		goto fail;
-	if (fstat(mm->fd, &st) < 0) {
+	if (fstat(mb->fd, &st) < 0) {
 		r = mbox_error(err, "cannot stat", mb->path, errno);
 		goto fail;
 	}
@@ -292,7 +396,7 @@ mbox_begin(void *ctx, const struct deliver_info *info, void **m_r,
 	/* The previous message must end with a blank line. */
 	sep = "";
 	if (st.st_size > 0) {
-		n = pread(mm->fd, tail, 2, st.st_size >= 2 ?
+		n = pread(mb->fd, tail, 2, st.st_size >= 2 ?
 		    st.st_size - 2 : 0);
 		if (n < 0) {
 			r = mbox_error(err, "cannot read", mb->path, errno);
@@ -312,7 +416,7 @@ mbox_begin(void *ctx, const struct deliver_info *info, void **m_r,
 	if (strftime(date, sizeof date, "%a %b %e %H:%M:%S %Y", &tm) == 0)
 		strcpy(date, "Thu Jan  1 00:00:00 1970");
 	line = xasprintf("%sFrom %s %s\n", sep, sender, date);
-	if (write_full(mm->fd, line, strlen(line)) < 0) {
+	if (write_full(mb->fd, line, strlen(line)) < 0) {
 		r = mbox_error(err, "cannot write", mb->path, errno);
 		free(line);
 		rollback(mb, mm);
@@ -329,7 +433,7 @@ fail:
 		mb->broken = 1;
 		mb->broken_err = xstrdup(*err);
 	}
-	unlock_close(mb, mm);
+	mbox_unlock(mb, mm);
 	free(mm);
 	return r;
 }
@@ -382,11 +486,12 @@ mbox_abort(void *ctx, void *m)
 	struct mbox_msg *mm = m;
 
 	rollback(mb, mm);
-	unlock_close(mb, mm);
+	mbox_unlock(mb, mm);
 	free(mm);
 }
 
-/* mbox: end with a blank line, fsync, then unlock; on failure roll back. */
+/* mbox: end with a blank line, write it all out and unlock (sync() makes
+ * it durable); on failure roll back. */
 static int
 mbox_finish(void *ctx, void *m, char **err)
 {
@@ -404,38 +509,42 @@ mbox_finish(void *ctx, void *m, char **err)
 		r = out_byte(mb, mm, '\n', err);
 	if (r == PM_OK)
 		r = out_flush(mb, mm, err);
-	if (r == PM_OK && fsync(mm->fd) < 0)
-		r = mbox_error(err, "cannot fsync", mb->path, errno);
-	/* An mbox that was empty may have just been created: make its
-	 * directory entry durable too. */
-	if (r == PM_OK && mm->orig == 0 && fsync_dir(mb->dir) < 0)
-		r = mbox_error(err, "cannot fsync", mb->dir, errno);
 	if (r != PM_OK) {
 		mbox_abort(ctx, m);
 		return r;
 	}
-	unlock_close(mb, mm);
+	/* An mbox that was empty may have just been created: its directory
+	 * entry must be made durable too. */
+	if (mm->orig == 0)
+		mb->dirsync = 1;
+	mb->unsynced++;
+	mbox_unlock(mb, mm);
 	free(mm);
 	return PM_OK;
 }
 
-/* finish() made each message durable before unlocking. */
+/* mbox: one fsync makes every message finished since the last sync
+ * durable; after a failed one, nothing ever is again (see mbox_fsync()). */
 static int
 mbox_sync(void *ctx, char **err)
 {
-	return PM_OK;
+	return mbox_fsync(ctx, err);
 }
 
-/* mbox: free the target's state. */
+/* mbox: close the file and free the target's state.  Messages finished
+ * but not synced are not made durable: the caller never counted them. */
 static void
 mbox_close(void *ctx)
 {
 	struct mbox *mb = ctx;
 
+	if (mb->fd >= 0)
+		close(mb->fd);
 	free(mb->path);
 	free(mb->lockpath);
 	free(mb->dir);
 	free(mb->broken_err);
+	free(mb->sync_err);
 	free(mb);
 }
 

@@ -3,19 +3,24 @@
  * scanning (with hostile and broken input), MDA command splitting,
  * HOST[:PORT] parsing, the optional header lines, mbox quoting across
  * write chunks and mbox rollback, mda_timeout as the MDA's own inactivity,
- * and LMTP over a unix socket against a fault injector that stalls.
+ * LMTP over a unix socket against a fault injector that stalls, and
+ * grouped durability: fsync() and syncfs() calls counted for mbox and
+ * Maildir batches, a failing fsync, one LMTP session for a batch with
+ * refusals, 421s and hang-ups in it.
  */
 #include "autoconf.h"
 
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -243,6 +248,95 @@ START_TEST(test_hostport)
 }
 END_TEST
 
+/* --- counting fsync() ---------------------------------------------------- */
+
+/*
+ * The test program's own fsync() (and syncfs(), below): the core is linked
+ * into it, so every fsync() the delivery code makes lands here.  Calls are counted per file
+ * (device and inode, so a renamed file keeps its count), and a call on the
+ * file set with fsync_fail_on() fails with EIO.
+ */
+#define FSYNC_FILES 32
+
+static struct {
+	dev_t dev;
+	ino_t ino;
+	unsigned n;
+} fsyncs[FSYNC_FILES];
+static size_t nfsyncs;
+static dev_t fail_dev;
+static ino_t fail_ino;
+static int fail_on;
+
+int
+fsync(int fd)
+{
+	struct stat st;
+	size_t i;
+
+	if (fstat(fd, &st) == 0) {
+		for (i = 0; i < nfsyncs; i++)
+			if (fsyncs[i].dev == st.st_dev &&
+			    fsyncs[i].ino == st.st_ino)
+				break;
+		if (i == nfsyncs && nfsyncs < FSYNC_FILES) {
+			fsyncs[i].dev = st.st_dev;
+			fsyncs[i].ino = st.st_ino;
+			fsyncs[i].n = 0;
+			nfsyncs++;
+		}
+		if (i < nfsyncs)
+			fsyncs[i].n++;
+		if (fail_on && st.st_dev == fail_dev && st.st_ino == fail_ino) {
+			errno = EIO;
+			return -1;
+		}
+	}
+	return (int)syscall(SYS_fsync, fd);
+}
+
+#ifdef HAVE_SYNCFS
+static unsigned nsyncfs;	/* syncfs() calls */
+
+/* The test program's own syncfs(): counted, then done. */
+int
+syncfs(int fd)
+{
+	nsyncfs++;
+	return (int)syscall(SYS_syncfs, fd);
+}
+#else
+#define nsyncfs 0u
+#endif
+
+/* The fsync() calls made on the file at path so far. */
+static unsigned
+fsync_count(const char *path)
+{
+	struct stat st;
+	size_t i;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	for (i = 0; i < nfsyncs; i++)
+		if (fsyncs[i].dev == st.st_dev && fsyncs[i].ino == st.st_ino)
+			return fsyncs[i].n;
+	return 0;
+}
+
+/* Make fsync() fail with EIO on the file at path (NULL: on none). */
+static void
+fsync_fail_on(const char *path)
+{
+	struct stat st;
+
+	fail_on = path != NULL;
+	if (path == NULL)
+		return;
+	ck_assert_int_eq(stat(path, &st), 0);
+	fail_dev = st.st_dev;
+	fail_ino = st.st_ino;
+}
+
 /* --- through the stage -------------------------------------------------- */
 
 static char *dir;
@@ -252,6 +346,11 @@ static void
 setup(void)
 {
 	dir = test_tmpdir();
+	nfsyncs = 0;
+	fail_on = 0;
+#ifdef HAVE_SYNCFS
+	nsyncfs = 0;
+#endif
 	memset(&tacct, 0, sizeof tacct);
 	tacct.name = "test";
 	tacct.protocol = "imap";
@@ -418,6 +517,364 @@ START_TEST(test_mbox_locked)
 	free(err);
 	ck_assert_int_eq(access(lock, F_OK), 0);	/* not ours to remove */
 	free(lock);
+}
+END_TEST
+
+/* --- grouped durability --------------------------------------------------- */
+
+/* Begin, write and finish one message (no sync); the status. */
+static int
+deliver_one(struct deliver *d, const char *msg, char **err)
+{
+	struct deliver_info info;
+	struct deliver_msg *m;
+	int r;
+
+	memset(&info, 0, sizeof info);
+	info.account = "test";
+	info.uid = "7";
+	if ((r = deliver_begin(d, &info, &m, err)) != PM_OK)
+		return r;
+	if ((r = deliver_write(m, msg, strlen(msg), err)) != PM_OK) {
+		deliver_abort(m);
+		return r;
+	}
+	return deliver_finish(m, err);
+}
+
+/* The mbox at path with the date of each From_ line replaced by DATE. */
+static char *
+mbox_undated(const char *path)
+{
+	char *data = slurp(path), *out, *o;
+	const char *p, *sp, *nl;
+
+	out = o = xmalloc(strlen(data) + 1);
+	for (p = data; *p != '\0'; p = nl + 1) {
+		nl = strchr(p, '\n');
+		ck_assert_ptr_nonnull(nl);
+		if (strncmp(p, "From ", 5) == 0 &&
+		    (sp = memchr(p + 5, ' ', (size_t)(nl - p - 5))) != NULL) {
+			/* "%a %b %e %H:%M:%S %Y" is 24 bytes. */
+			ck_assert_int_eq((int)(nl - sp - 1), 24);
+			memcpy(o, p, (size_t)(sp - p));
+			o += sp - p;
+			memcpy(o, " DATE\n", 6);
+			o += 6;
+		} else {
+			memcpy(o, p, (size_t)(nl - p + 1));
+			o += nl - p + 1;
+		}
+	}
+	*o = '\0';
+	free(data);
+	return out;
+}
+
+/* Whether another process could take the fcntl write lock on path now. */
+static int
+lockable_by_others(const char *path)
+{
+	struct flock fl;
+	pid_t pid;
+	int st, fd;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if ((fd = open(path, O_RDWR)) < 0)
+			_exit(2);
+		memset(&fl, 0, sizeof fl);
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		_exit(fcntl(fd, F_SETLK, &fl) == 0 ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) != 2);
+	return WEXITSTATUS(st) == 0;
+}
+
+static const char *const batch_in[] = {
+	"Return-Path: <a@example.org>\r\nSubject: one\r\n\r\nFrom here\r\n"
+	    ">From there\r\nbody one\r\n",
+	"Subject: two\r\n\r\nno line end",
+	"Return-Path: <c@example.org>\r\nSubject: three\r\n\r\n\r\n",
+	"Return-Path: <d@example.org>\r\nSubject: four\r\n\r\n>>From deep\r\n",
+	"Subject: five\r\n\r\n.\r\n",
+};
+static const char *const batch_out[] = {
+	"From a@example.org DATE\nReturn-Path: <a@example.org>\n"
+	    "Subject: one\n\n>From here\n>>From there\nbody one\n\n",
+	"From MAILER-DAEMON DATE\nSubject: two\n\nno line end\n\n",
+	"From c@example.org DATE\nReturn-Path: <c@example.org>\n"
+	    "Subject: three\n\n\n\n",
+	"From d@example.org DATE\nReturn-Path: <d@example.org>\n"
+	    "Subject: four\n\n>>>From deep\n\n",
+	"From MAILER-DAEMON DATE\nSubject: five\n\n.\n\n",
+};
+
+/* batch_out[from] to batch_out[to - 1], joined. */
+static char *
+batch_text(size_t from, size_t to)
+{
+	char *s = xstrdup(""), *t;
+
+	for (; from < to; from++) {
+		t = xasprintf("%s%s", s, batch_out[from]);
+		free(s);
+		s = t;
+	}
+	return s;
+}
+
+/* Assert that the mbox holds exactly batch_out[from..to). */
+static void
+assert_mbox_batch(size_t from, size_t to)
+{
+	char *got = mbox_undated(tacct.deliver_path), *want;
+
+	want = batch_text(from, to);
+	ck_assert_str_eq(got, want);
+	free(got);
+	free(want);
+}
+
+/*
+ * mbox: finish() writes each message out whole and lets go of both locks
+ * without an fsync; one sync() fsyncs the file (and, as it was created,
+ * its directory) once for the whole batch.  The content is exact, mboxrd
+ * quoting and separators included.
+ */
+START_TEST(test_mbox_group_commit)
+{
+	struct deliver *d;
+	char *err = NULL, *lock;
+	size_t i;
+
+	tacct.deliver_kind = DELIVER_MBOX;
+	tacct.deliver_path = xasprintf("%s/mbox", dir);
+	lock = xasprintf("%s.lock", tacct.deliver_path);
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(deliver_one(d, batch_in[i], &err), PM_OK);
+		/* Finished: complete in the file, and nothing locked. */
+		assert_mbox_batch(0, i + 1);
+		ck_assert_int_ne(access(lock, F_OK), 0);
+		ck_assert(lockable_by_others(tacct.deliver_path));
+	}
+	ck_assert_uint_eq(fsync_count(tacct.deliver_path), 0);
+	ck_assert_uint_eq(fsync_count(dir), 0);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	ck_assert_uint_eq(fsync_count(tacct.deliver_path), 1);
+	ck_assert_uint_eq(fsync_count(dir), 1);
+
+	/* A second batch to the file that now exists: no directory fsync. */
+	for (i = 3; i < 5; i++)
+		ck_assert_int_eq(deliver_one(d, batch_in[i], &err), PM_OK);
+	ck_assert_uint_eq(fsync_count(tacct.deliver_path), 1);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);	/* nothing new */
+	ck_assert_uint_eq(fsync_count(tacct.deliver_path), 2);
+	ck_assert_uint_eq(fsync_count(dir), 1);
+	deliver_close(d);
+	assert_mbox_batch(0, 5);
+	free(lock);
+}
+END_TEST
+
+/*
+ * mbox: messages finished but never synced, then one aborted half way and
+ * the target closed: the file holds the finished ones whole, the aborted
+ * one not at all, and the next run appends cleanly after them.
+ */
+START_TEST(test_mbox_unsynced_close)
+{
+	struct deliver_info info;
+	struct deliver *d;
+	struct deliver_msg *m;
+	char *err = NULL, *lock;
+
+	tacct.deliver_kind = DELIVER_MBOX;
+	tacct.deliver_path = xasprintf("%s/mbox", dir);
+	lock = xasprintf("%s.lock", tacct.deliver_path);
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	ck_assert_int_eq(deliver_one(d, batch_in[0], &err), PM_OK);
+	ck_assert_int_eq(deliver_one(d, batch_in[1], &err), PM_OK);
+	memset(&info, 0, sizeof info);
+	info.uid = "3";
+	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+	ck_assert_int_eq(deliver_write(m, batch_in[2], strlen(batch_in[2]),
+	    &err), PM_OK);
+	ck_assert_int_eq(deliver_write(m, "half a", 6, &err), PM_OK);
+	deliver_abort(m);
+	deliver_close(d);
+	assert_mbox_batch(0, 2);
+	ck_assert_int_ne(access(lock, F_OK), 0);
+	ck_assert(lockable_by_others(tacct.deliver_path));
+
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	ck_assert_int_eq(deliver_one(d, batch_in[2], &err), PM_OK);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	deliver_close(d);
+	assert_mbox_batch(0, 3);
+	free(lock);
+}
+END_TEST
+
+/*
+ * mbox: when the fsync fails, sync() fails, and it keeps failing (a later
+ * fsync may succeed without the lost pages), as does every later begin():
+ * none of the batch may ever be counted as delivered.
+ */
+START_TEST(test_mbox_sync_fails)
+{
+	struct deliver *d;
+	char *err = NULL;
+	FILE *f;
+
+	tacct.deliver_kind = DELIVER_MBOX;
+	tacct.deliver_path = xasprintf("%s/mbox", dir);
+	f = fopen(tacct.deliver_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	fsync_fail_on(tacct.deliver_path);
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	ck_assert_int_eq(deliver_one(d, batch_in[0], &err), PM_OK);
+	ck_assert_int_eq(deliver_one(d, batch_in[1], &err), PM_OK);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_EDELIVER);
+	ck_assert_msg(strstr(err, "mbox: cannot fsync") != NULL &&
+	    strstr(err, "Input/output error") != NULL, "%s", err);
+	free(err);
+	err = NULL;
+	fsync_fail_on(NULL);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_EDELIVER);
+	ck_assert_ptr_nonnull(strstr(err, "cannot fsync"));
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(deliver_one(d, batch_in[2], &err), PM_EDELIVER);
+	ck_assert_ptr_nonnull(strstr(err, "cannot fsync"));
+	free(err);
+	deliver_close(d);
+	/* What was written stays (a duplicate next run, never a loss). */
+	assert_mbox_batch(0, 2);
+}
+END_TEST
+
+/*
+ * mbox: a sync() while a message is in flight fsyncs without dropping
+ * that message's fcntl lock (closing another descriptor of the file
+ * would), and the file rotated away between two messages of a batch is
+ * fsync'd before the path is opened afresh.
+ */
+START_TEST(test_mbox_sync_in_flight_and_rotated)
+{
+	struct deliver_info info;
+	struct deliver *d;
+	struct deliver_msg *m;
+	char *err = NULL, *old;
+
+	tacct.deliver_kind = DELIVER_MBOX;
+	tacct.deliver_path = xasprintf("%s/mbox", dir);
+	old = xasprintf("%s/mbox.old", dir);
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	ck_assert_int_eq(deliver_one(d, batch_in[0], &err), PM_OK);
+	memset(&info, 0, sizeof info);
+	info.uid = "2";
+	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+	ck_assert_int_eq(deliver_write(m, batch_in[1], strlen(batch_in[1]),
+	    &err), PM_OK);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	ck_assert_uint_eq(fsync_count(tacct.deliver_path), 1);
+	ck_assert(!lockable_by_others(tacct.deliver_path));
+	ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
+	ck_assert(lockable_by_others(tacct.deliver_path));
+	assert_mbox_batch(0, 2);
+
+	/* Rotated away with message 2 not yet synced. */
+	ck_assert_int_eq(rename(tacct.deliver_path, old), 0);
+	ck_assert_int_eq(deliver_one(d, batch_in[2], &err), PM_OK);
+	ck_assert_uint_eq(fsync_count(old), 2);
+	ck_assert_uint_eq(fsync_count(tacct.deliver_path), 0);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	ck_assert_uint_eq(fsync_count(tacct.deliver_path), 1);
+	deliver_close(d);
+	assert_mbox_batch(2, 3);
+	free(tacct.deliver_path);
+	tacct.deliver_path = old;
+	assert_mbox_batch(0, 2);
+}
+END_TEST
+
+/* The messages in the Maildir's new/ that were fsync'd n times (n < 0:
+ * all of them). */
+static size_t
+maildir_new_files(int n)
+{
+	struct dirent *de;
+	DIR *dp;
+	char *newdir, *p;
+	size_t count = 0;
+
+	newdir = xasprintf("%s/new", tacct.deliver_path);
+	dp = opendir(newdir);
+	ck_assert_ptr_nonnull(dp);
+	while ((de = readdir(dp)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		p = xasprintf("%s/%s", newdir, de->d_name);
+		if (n < 0 || fsync_count(p) == (unsigned)n)
+			count++;
+		free(p);
+	}
+	closedir(dp);
+	free(newdir);
+	return count;
+}
+
+/*
+ * Maildir: finish() flushes nothing; sync() flushes the batch's data (one
+ * syncfs() for five files, an fsync() each for two), then moves the files
+ * into new/ and fsyncs new/ once.
+ */
+START_TEST(test_maildir_group_commit)
+{
+	struct deliver *d;
+	char *err = NULL, *newdir;
+	size_t i;
+
+	tacct.deliver_kind = DELIVER_MAILDIR;
+	tacct.deliver_path = xasprintf("%s/Maildir", dir);
+	newdir = xasprintf("%s/new", tacct.deliver_path);
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	for (i = 0; i < 5; i++)
+		ck_assert_int_eq(deliver_one(d, batch_in[i], &err), PM_OK);
+	ck_assert_uint_eq(maildir_new_files(-1), 0);	/* all in tmp/ */
+	ck_assert_uint_eq(nsyncfs, 0);
+	ck_assert_uint_eq(fsync_count(newdir), 0);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);	/* nothing new */
+	ck_assert_uint_eq(fsync_count(newdir), 1);
+#ifdef HAVE_SYNCFS
+	ck_assert_uint_eq(nsyncfs, 1);
+	ck_assert_uint_eq(maildir_new_files(0), 5);
+#else
+	ck_assert_uint_eq(maildir_new_files(1), 5);
+#endif
+
+	/* Two files: an fsync each rather than a syncfs. */
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(deliver_one(d, batch_in[i], &err), PM_OK);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	ck_assert_uint_eq(fsync_count(newdir), 2);
+	ck_assert_uint_eq(maildir_new_files(-1), 7);
+#ifdef HAVE_SYNCFS
+	ck_assert_uint_eq(nsyncfs, 1);
+	ck_assert_uint_eq(maildir_new_files(1), 2);
+#else
+	ck_assert_uint_eq(maildir_new_files(1), 7);
+#endif
+	deliver_close(d);
+	free(newdir);
 }
 END_TEST
 
@@ -1025,6 +1482,11 @@ suite_deliver(void)
 	tcase_add_test(tc, test_mbox_quoting);
 	tcase_add_test(tc, test_mbox_abort_and_separator);
 	tcase_add_test(tc, test_mbox_locked);
+	tcase_add_test(tc, test_mbox_group_commit);
+	tcase_add_test(tc, test_mbox_unsynced_close);
+	tcase_add_test(tc, test_mbox_sync_fails);
+	tcase_add_test(tc, test_mbox_sync_in_flight_and_rotated);
+	tcase_add_test(tc, test_maildir_group_commit);
 	tcase_add_test(tc, test_extra_headers);
 	tcase_add_test(tc, test_huge_header);
 	tcase_add_test(tc, test_mda_errors);
