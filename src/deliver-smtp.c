@@ -1,10 +1,15 @@
 /*
- * SMTP and LMTP delivery to the local MTA: one connection per run (TCP or,
- * for LMTP, a unix socket), EHLO/LHLO with PIPELINING, 8BITMIME and SIZE
- * used when offered, and each message sent as MAIL, RCPT, DATA with CRLF
- * line ends and dot-stuffing done while streaming.  The MTA's reply to the
- * end of DATA (LMTP: the recipient's reply) is the durability point:
- * 2xx delivered, 4xx temporary, 5xx failed.
+ * SMTP and LMTP delivery to the local MTA: one session for all the
+ * messages of a run (TCP or, for LMTP, a unix socket), opened at the first
+ * message and ended with QUIT by close().  EHLO/LHLO with PIPELINING,
+ * 8BITMIME and SIZE used when offered; each message is sent as MAIL, RCPT
+ * and DATA (the three pipelined when offered) with CRLF line ends and
+ * dot-stuffing done while streaming.  The MTA's reply to the end of DATA
+ * (LMTP: the recipient's reply), awaited by finish(), is the durability
+ * point: 2xx delivered, 4xx temporary, 5xx failed; sync() has nothing left
+ * to do.  After a refusal RSET keeps the session usable.  A 421 or a lost
+ * connection fails the message in flight as temporary (those answered
+ * before stay delivered) and the next message connects again.
  */
 #include "autoconf.h"
 
@@ -510,20 +515,28 @@ smtp_rset(struct smtp *sm)
 	free(err);
 }
 
-/* smtp/lmtp: connect if needed and send MAIL, RCPT and DATA, pipelined
- * when offered. */
+/* The reply class each of MAIL, RCPT and DATA must get. */
 static int
-smtp_begin(void *ctx, const struct deliver_info *info, void **m_r,
-    char **err)
+envelope_ok(int i, int code)
 {
-	struct smtp *sm = ctx;
-	struct smtp_msg *mm;
-	char *cmd[3], *text[3] = { NULL, NULL, NULL }, *all, size[32];
-	static const char *const what[3] = { "MAIL FROM", "RCPT TO", "DATA" };
-	int code[3] = { 0, 0, 0 }, r = PM_OK, i, n = 0, bad = -1;
+	return code / 100 == (i == 2 ? 3 : 2);
+}
 
-	if ((r = smtp_connect(sm, err)) != PM_OK)
-		return r;
+/*
+ * Send MAIL, RCPT and DATA for one message, pipelined when offered, and
+ * read their replies.  PM_OK when DATA got its 354.  *stale_r is set when
+ * the connection turned out to be gone before the MTA answered MAIL: it
+ * was closed, or answered 421, while it sat idle between two messages.
+ */
+static int
+send_envelope(struct smtp *sm, const struct deliver_info *info,
+    int *stale_r, char **err)
+{
+	static const char *const what[3] = { "MAIL FROM", "RCPT TO", "DATA" };
+	char *cmd[3], *text[3] = { NULL, NULL, NULL }, *all, size[32];
+	int code[3] = { 0, 0, 0 }, r = PM_OK, i, got = 0, bad = -1;
+
+	*stale_r = 0;
 	size[0] = '\0';
 	if (sm->size && info->size > 0)
 		snprintf(size, sizeof size, " SIZE=%llu",
@@ -538,48 +551,88 @@ smtp_begin(void *ctx, const struct deliver_info *info, void **m_r,
 		all = xasprintf("%s%s%s", cmd[0], cmd[1], cmd[2]);
 		r = send_all(sm, all, strlen(all), err);
 		free(all);
-		for (i = 0; r == PM_OK && i < 3; i++, n++)
+		/* After a 421 the MTA answers nothing more. */
+		for (i = 0; r == PM_OK && i < 3 &&
+		    (i == 0 || code[i - 1] != 421); i++) {
 			r = read_reply(sm, &code[i], &text[i], NULL, err);
+			got += r == PM_OK;
+		}
 	} else {
-		for (i = 0; r == PM_OK && i < 3; i++, n++) {
+		for (i = 0; r == PM_OK && i < 3 &&
+		    (i == 0 || envelope_ok(i - 1, code[i - 1])); i++) {
 			r = send_all(sm, cmd[i], strlen(cmd[i]), err);
 			if (r == PM_OK)
 				r = read_reply(sm, &code[i], &text[i], NULL,
 				    err);
-			if (r == PM_OK && code[i] / 100 != (i == 2 ? 3 : 2)) {
-				n++;
-				break;
-			}
+			got += r == PM_OK;
 		}
 	}
-	if (r == PM_OK) {
-		for (i = 0; i < n && bad < 0; i++)
-			if (code[i] / 100 != (i == 2 ? 3 : 2))
-				bad = i;
-		if (bad >= 0) {
-			r = errf(err, code_status(code[bad]), "%s: %s: "
-			    "%s%s%s%s refused: %s", sm->proto, sm->where,
-			    what[bad], bad < 2 ? ":<" : "",
-			    bad == 0 ? info->sender : bad == 1 ?
-			    info->recipient : "", bad < 2 ? ">" : "",
-			    text[bad]);
-			if (n == 3 && code[2] == 354) {
-				/* DATA went through alone: end it empty. */
-				int c;
-				char *t = NULL, *e2 = NULL;
+	if (r != PM_OK) {
+		/* The connection failed (and was dropped). */
+		*stale_r = got == 0;
+		goto out;
+	}
+	for (i = 0; i < got && bad < 0; i++)
+		if (!envelope_ok(i, code[i]))
+			bad = i;
+	if (bad < 0)
+		goto out;
+	r = errf(err, code_status(code[bad]), "%s: %s: %s%s%s%s refused: %s",
+	    sm->proto, sm->where, what[bad], bad < 2 ? ":<" : "",
+	    bad == 0 ? info->sender : bad == 1 ? info->recipient : "",
+	    bad < 2 ? ">" : "", text[bad]);
+	if (code[bad] == 421) {
+		/* The MTA is closing the connection. */
+		disconnect(sm);
+		*stale_r = bad == 0;
+		goto out;
+	}
+	if (got == 3 && code[2] == 354) {
+		/* DATA went through alone: end it empty. */
+		int c;
+		char *t = NULL, *e2 = NULL;
 
-				if (send_all(sm, ".\r\n", 3, &e2) != PM_OK ||
-				    read_reply(sm, &c, &t, NULL, &e2) != 0)
-					disconnect(sm);
-				free(t);
-				free(e2);
-			}
-			smtp_rset(sm);
-		}
+		if (send_all(sm, ".\r\n", 3, &e2) != PM_OK ||
+		    read_reply(sm, &c, &t, NULL, &e2) != 0)
+			disconnect(sm);
+		free(t);
+		free(e2);
 	}
+	smtp_rset(sm);
+out:
 	for (i = 0; i < 3; i++) {
 		free(cmd[i]);
 		free(text[i]);
+	}
+	return r;
+}
+
+/*
+ * smtp/lmtp: connect if not connected, and send MAIL, RCPT and DATA.
+ * The connection is kept from one message to the next; if the MTA has
+ * closed it in between (an idle timeout, a 421), nothing of the message
+ * has been sent, so it is tried once more on a new connection.
+ */
+static int
+smtp_begin(void *ctx, const struct deliver_info *info, void **m_r,
+    char **err)
+{
+	struct smtp *sm = ctx;
+	struct smtp_msg *mm;
+	int r, reused, stale;
+
+	for (;;) {
+		reused = sm->fd >= 0;
+		if ((r = smtp_connect(sm, err)) != PM_OK)
+			return r;
+		r = send_envelope(sm, info, &stale, err);
+		if (r == PM_OK || !stale || !reused)
+			break;
+		log_debug("deliver", "%s: %s: the connection was closed "
+		    "while idle (%s); connecting again", sm->account,
+		    sm->proto, *err);
+		free(*err);
+		*err = NULL;
 	}
 	if (r != PM_OK)
 		return r;
@@ -670,9 +723,14 @@ smtp_finish(void *ctx, void *m, char **err)
 	if (code / 100 != 2) {
 		r = errf(err, code_status(code), "%s: %s: message refused "
 		    "after DATA: %s", sm->proto, sm->where, text);
-		/* Postfix keeps the transaction open after refusing in
-		 * its end-of-data restrictions ("nested MAIL command"). */
-		smtp_rset(sm);
+		/* After a 421 the MTA closes the connection; the next
+		 * message connects again.  Otherwise RSET: Postfix keeps
+		 * the transaction open after refusing in its end-of-data
+		 * restrictions ("nested MAIL command"). */
+		if (code == 421)
+			disconnect(sm);
+		else
+			smtp_rset(sm);
 	}
 	free(text);
 	return r;
@@ -689,7 +747,8 @@ smtp_abort(void *ctx, void *m)
 	free(m);
 }
 
-/* The MTA's reply to the end of DATA was the durability point. */
+/* Nothing to do: finish() waited for the MTA's reply to the end of DATA,
+ * which made the message durable. */
 static int
 smtp_sync(void *ctx, char **err)
 {

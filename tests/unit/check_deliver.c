@@ -1444,6 +1444,238 @@ START_TEST(test_reply_parser)
 }
 END_TEST
 
+/*
+ * A fault injector for one LMTP session carrying several messages: a
+ * scripted peer on dir/batch.sock (no real MTA answers 421 or hangs up
+ * between two given messages on demand).  It answers up to three
+ * connections in turn; per message (counted over all connections) it
+ * gives the scripted reply to the end of DATA, then does what "after"
+ * says: nothing, send an unsolicited 421 and hang up (an idle timeout),
+ * answer the next command with 421 and hang up (the same, as seen through
+ * TCP, where the next command is sent before the hang-up is noticed), or
+ * hang up silently.  Every line it reads goes to dir/transcript, each
+ * connection starting with a "CONNECT" line.
+ */
+#define BATCH_N 4
+
+enum { KEEP, IDLE_421, LATE_421, HANG_UP };
+
+struct batch_script {
+	int pipelining;
+	const char *eod[BATCH_N];	/* NULL: 250 */
+	int after[BATCH_N];
+	int want[BATCH_N];		/* each message's status */
+	int connections;
+	const char *sent;		/* expected in the transcript, or NULL */
+	const char *not_sent;		/* must not be in it, or NULL */
+};
+
+static const struct batch_script batch_cases[] = {
+	/* All go over one connection, then one QUIT. */
+	{ 1, { NULL, NULL, NULL, NULL }, { KEEP, KEEP, KEEP, KEEP },
+	  { PM_OK, PM_OK, PM_OK, PM_OK }, 1, "QUIT\r\n", "RSET" },
+	/* A refusal in the middle: RSET, and the session goes on. */
+	{ 1, { NULL, "452 4.2.2 <alice> over quota\r\n", NULL, NULL },
+	  { KEEP, KEEP, KEEP, KEEP },
+	  { PM_OK, PM_ETEMP, PM_OK, PM_OK }, 1, "RSET\r\n", NULL },
+	{ 0, { NULL, NULL, "550 5.6.0 <alice> refused\r\n", NULL },
+	  { KEEP, KEEP, KEEP, KEEP },
+	  { PM_OK, PM_OK, PM_EDELIVER, PM_OK }, 1, "RSET\r\n", NULL },
+	/* 421 as the reply to the end of DATA: that one is temporary, the
+	 * next message connects again. */
+	{ 1, { NULL, "421 4.3.2 shutting down\r\n", NULL, NULL },
+	  { KEEP, HANG_UP, KEEP, KEEP },
+	  { PM_OK, PM_ETEMP, PM_OK, PM_OK }, 2, NULL, NULL },
+	/* Hung up in the middle of the reply to the end of DATA. */
+	{ 1, { NULL, NULL, "250-2.0.0 <alice>\r\n", NULL },
+	  { KEEP, KEEP, HANG_UP, KEEP },
+	  { PM_OK, PM_OK, PM_ETEMP, PM_OK }, 2, NULL, NULL },
+	/* Closed while idle between two messages, with a 421 or without:
+	 * nothing of the next message was sent, it goes over a new
+	 * connection and nothing fails. */
+	{ 1, { NULL, NULL, NULL, NULL }, { KEEP, IDLE_421, KEEP, KEEP },
+	  { PM_OK, PM_OK, PM_OK, PM_OK }, 2, NULL, NULL },
+	{ 0, { NULL, NULL, NULL, NULL }, { IDLE_421, KEEP, KEEP, KEEP },
+	  { PM_OK, PM_OK, PM_OK, PM_OK }, 2, NULL, NULL },
+	{ 1, { NULL, NULL, NULL, NULL }, { KEEP, LATE_421, KEEP, KEEP },
+	  { PM_OK, PM_OK, PM_OK, PM_OK }, 2, NULL, NULL },
+	{ 0, { NULL, NULL, NULL, NULL }, { LATE_421, KEEP, KEEP, KEEP },
+	  { PM_OK, PM_OK, PM_OK, PM_OK }, 2, NULL, NULL },
+	{ 1, { NULL, NULL, NULL, NULL }, { KEEP, KEEP, HANG_UP, KEEP },
+	  { PM_OK, PM_OK, PM_OK, PM_OK }, 2, NULL, NULL },
+	/* Closed while idle twice: a new connection each time. */
+	{ 1, { NULL, NULL, NULL, NULL }, { IDLE_421, IDLE_421, KEEP, KEEP },
+	  { PM_OK, PM_OK, PM_OK, PM_OK }, 3, NULL, NULL },
+};
+
+/* Serve connections on fd as sc says; the child's body. */
+static void
+batch_serve(const struct batch_script *sc, int fd, FILE *tr)
+{
+	char line[8192];
+	int cfd, conn, msg = 0, quit = 0, after;
+
+	for (conn = 0; conn < 3 && !quit; conn++) {
+		if ((cfd = accept(fd, NULL, NULL)) < 0)
+			_exit(1);
+		fputs("CONNECT\n", tr);
+		inj_put(cfd, "220 batch LMTP\r\n");
+		after = KEEP;
+		while ((after == KEEP || after == LATE_421) &&
+		    inj_line(cfd, line, sizeof line) > 0) {
+			if (after == LATE_421) {
+				/* Not logged: the MTA never took it.  Read
+				 * what was pipelined with it first (unread
+				 * bytes at close make the reader's side
+				 * fail with ECONNRESET on a unix socket). */
+				while (sc->pipelining &&
+				    strcmp(line, "DATA\r\n") != 0 &&
+				    inj_line(cfd, line, sizeof line) > 0)
+					;
+				inj_put(cfd, "421 4.4.2 idle too long\r\n");
+				break;
+			}
+			fputs(line, tr);
+			if (strncmp(line, "LHLO ", 5) == 0)
+				inj_put(cfd, sc->pipelining ?
+				    "250-batch\r\n250 PIPELINING\r\n" :
+				    "250 batch\r\n");
+			else if (strcmp(line, "DATA\r\n") == 0) {
+				inj_put(cfd, "354 go on\r\n");
+				while (inj_line(cfd, line, sizeof line) > 0 &&
+				    strcmp(line, ".\r\n") != 0)
+					fputs(line, tr);
+				fputs(".\r\n", tr);
+				if (msg >= BATCH_N)
+					_exit(1);
+				inj_put(cfd, sc->eod[msg] != NULL ?
+				    sc->eod[msg] : "250 2.0.0 ok\r\n");
+				after = sc->after[msg++];
+				if (after == IDLE_421)
+					inj_put(cfd, "421 4.4.2 idle too "
+					    "long\r\n");
+			} else if (strcmp(line, "QUIT\r\n") == 0) {
+				inj_put(cfd, "221 bye\r\n");
+				quit = 1;
+				break;
+			} else
+				inj_put(cfd, "250 ok\r\n");	/* MAIL, RCPT, RSET */
+		}
+		close(cfd);
+	}
+	_exit(quit ? 0 : 1);
+}
+
+/* Start the batch injector for script sc; its pid. */
+static pid_t
+batch_injector(const struct batch_script *sc, char **path_r)
+{
+	struct sockaddr_un sun;
+	char *p;
+	FILE *tr;
+	pid_t pid;
+	int fd;
+
+	*path_r = xasprintf("%s/batch.sock", dir);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	ck_assert_uint_lt(strlen(*path_r), sizeof sun.sun_path);
+	memcpy(sun.sun_path, *path_r, strlen(*path_r));
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid > 0) {
+		close(fd);
+		return pid;
+	}
+	p = xasprintf("%s/transcript", dir);
+	if ((tr = fopen(p, "w")) == NULL)
+		_exit(1);
+	setvbuf(tr, NULL, _IONBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	batch_serve(sc, fd, tr);
+	_exit(1);
+}
+
+/* Occurrences of s in text. */
+static int
+count_str(const char *text, const char *s)
+{
+	int n = 0;
+
+	while ((text = strstr(text, s)) != NULL) {
+		n++;
+		text += strlen(s);
+	}
+	return n;
+}
+
+/*
+ * SMTP/LMTP keeps one session for a batch: each message is answered
+ * where the script says, a refused one is followed by RSET and the next
+ * goes over the same connection; a 421 or a hang-up fails only the
+ * message in flight, and a connection the MTA closed while idle is
+ * replaced without failing the next message.
+ */
+START_TEST(test_lmtp_batch)
+{
+	const struct batch_script *sc = &batch_cases[_i];
+	struct deliver *d;
+	char *path, *err = NULL, *tp, *tr, *msg, *subj;
+	pid_t pid;
+	int i, r, st;
+
+	tacct.deliver_kind = DELIVER_LMTP;
+	tacct.timeout = 5;
+	pid = batch_injector(sc, &path);
+	tacct.deliver_path = path;
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	for (i = 0; i < BATCH_N; i++) {
+		msg = xasprintf("Return-Path: <carol@example.org>\n"
+		    "Subject: m%d\n\n.dot %d\n", i, i);
+		r = deliver_one(d, msg, &err);
+		free(msg);
+		if (r != sc->want[i])
+			ck_abort_msg("case %d, message %d: status %d, want %d "
+			    "(%s)", _i, i, r, sc->want[i],
+			    err != NULL ? err : "no error");
+		free(err);
+		err = NULL;
+	}
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	deliver_close(d);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "case %d: the injector saw no QUIT", _i);
+	tp = xasprintf("%s/transcript", dir);
+	tr = slurp(tp);
+	if (count_str(tr, "CONNECT\n") != sc->connections)
+		ck_abort_msg("case %d: %d connections, want %d:\n%s", _i,
+		    count_str(tr, "CONNECT\n"), sc->connections, tr);
+	/* Every message was sent whole exactly once, dot-stuffed. */
+	for (i = 0; i < BATCH_N; i++) {
+		subj = xasprintf("Subject: m%d\r\n\r\n..dot %d\r\n.\r\n", i, i);
+		ck_assert_msg(count_str(tr, subj) == 1, "case %d: message %d "
+		    "sent %d times:\n%s", _i, i, count_str(tr, subj), tr);
+		free(subj);
+	}
+	/* And MAIL once per message: none went to a connection that the
+	 * injector had closed. */
+	ck_assert_int_eq(count_str(tr, "MAIL FROM:"), BATCH_N);
+	if (sc->sent != NULL && strstr(tr, sc->sent) == NULL)
+		ck_abort_msg("case %d: \"%s\" not sent:\n%s", _i, sc->sent, tr);
+	if (sc->not_sent != NULL && strstr(tr, sc->not_sent) != NULL)
+		ck_abort_msg("case %d: \"%s\" sent:\n%s", _i, sc->not_sent,
+		    tr);
+	free(tr);
+	free(tp);
+	tacct.timeout = 0;
+}
+END_TEST
+
 /* A recipient that cannot be used is refused before anything starts. */
 START_TEST(test_bad_recipient)
 {
@@ -1495,6 +1727,8 @@ suite_deliver(void)
 	tcase_add_test(tc, test_bad_recipient);
 	tcase_add_loop_test(tc, test_reply_parser, 0,
 	    (int)(sizeof reply_cases / sizeof reply_cases[0]));
+	tcase_add_loop_test(tc, test_lmtp_batch, 0,
+	    (int)(sizeof batch_cases / sizeof batch_cases[0]));
 	suite_add_tcase(s, tc);
 	return s;
 }
