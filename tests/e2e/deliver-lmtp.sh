@@ -5,6 +5,8 @@
 # the rest byte for byte with the server's copies.  A message over a
 # user's quota is refused at the end of DATA with 552 (or 452 with
 # quota_full_tempfail) and stays on the server while the others arrive.
+# A run of 20 messages is one LMTP session (counted in Dovecot's log), also
+# with such a refusal in the middle.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 e2e_start_servers
@@ -110,9 +112,104 @@ case_quota_tempfail() {
 	quota_case lmtp-quota-temp 75 '452 4\.2\.2'
 }
 
+# seed_many N [TAG]: seed N distinct messages (rounds of five from
+# make_messages, in $CASE_DIR/TAG-*) for CASE_USER, set SEEDS and NSEEDS;
+# UIDs follow the order of SEEDS.
+seed_many() {
+	local round=0 tag=${2:-seed} more
+	SEEDS=
+	while [ "$(echo "$SEEDS" | wc -w)" -lt "$1" ]; do
+		round=$((round + 1))
+		more=$(make_messages "$CASE_DIR/$tag-$round" "$CASE_NAME-$tag-$round")
+		# shellcheck disable=SC2086
+		srv_seed "$CASE_USER" INBOX $more || fail "seeding failed"
+		# Dovecot numbers new files when it looks: one round at a time.
+		srv_count "$CASE_USER" >/dev/null
+		SEEDS="$SEEDS $more"
+	done
+	NSEEDS=$(echo "$SEEDS" | wc -w)
+}
+
+# LMTP sessions Dovecot has logged, once every one of them has ended.
+lmtp_sessions() {
+	local i=0 c d
+	while :; do
+		c=$(grep -c 'lmtp([0-9]*): Info: Connect from ' "$SRV_RUN/dovecot.log")
+		d=$(grep -c 'lmtp([0-9]*): Info: Disconnect from ' "$SRV_RUN/dovecot.log")
+		[ "$c" = "$d" ] && break
+		i=$((i + 1))
+		[ $i -gt 100 ] && break
+		sleep 0.1
+	done
+	echo "$c"
+}
+
+# 20 messages in one run: one LMTP session, each arrives byte for byte.
+case_one_session() {
+	local rcpt=dest-$CASE_USER before
+	seed_many 20
+	account acct "keep=no" "recipient=$rcpt" "deliver=lmtp:$SRV_BASE/lmtp" |
+	    write_config "$CASE_DIR/config"
+	before=$(lmtp_sessions)
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	# shellcheck disable=SC2086
+	"$SRV_PYTHON" "$SAME" "$(srv_maildir "$rcpt")" $SEEDS >/dev/null ||
+		fail "messages differ"
+	assert_eq 1 "$(($(lmtp_sessions) - before))" "LMTP sessions"
+	assert_eq 20 "$(grep -c "lmtp($rcpt).*: saved mail to INBOX" "$SRV_RUN/dovecot.log")" \
+	    "messages Dovecot saved"
+	assert_eq 0 "$(srv_count "$CASE_USER")" "messages left on the server"
+}
+
+# A message over the quota as the 11th of 21: refused at the end of DATA
+# (452 with quota_full_tempfail), RSET, and the same session carries the
+# other ten.  The user served case_quota_tempfail before: its mail is
+# removed first so that the counts start from nothing.
+case_refused_in_the_middle() {
+	local rcpt=lmtp-quota-temp before first big d
+	rm -rf "$(srv_maildir "$rcpt")"
+	seed_many 10
+	first=$SEEDS
+	big=$CASE_DIR/big.eml
+	{
+		echo "Return-Path: <big@example.org>"
+		echo "From: big@example.org"
+		echo "To: $rcpt"
+		echo "Subject: over the quota in the middle"
+		echo
+		head -c 200000 /dev/zero | tr '\0' 'q' | fold -w 76
+		echo
+	} >"$big"
+	srv_seed "$CASE_USER" INBOX "$big" || fail "seeding failed"
+	srv_count "$CASE_USER" >/dev/null
+	seed_many 10 last
+	SEEDS="$first $SEEDS"
+	assert_eq "over the quota in the middle" "$(srv_doveadm -f flow fetch -u "$CASE_USER" \
+	    hdr.subject mailbox INBOX uid 11 | sed 's/^hdr.subject=//')" "UID 11"
+	account acct "keep=no" "recipient=$rcpt" "deliver=lmtp:$SRV_BASE/lmtp" |
+	    write_config "$CASE_DIR/config"
+	before=$(lmtp_sessions)
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 75
+	assert_grep "lmtp: .*/lmtp: message refused after DATA: 452 4\.2\.2 <$rcpt> Quota exceeded" \
+	    "$LAST_OUT.err"
+	# shellcheck disable=SC2086
+	"$SRV_PYTHON" "$SAME" "$(srv_maildir "$rcpt")" $SEEDS >/dev/null ||
+		fail "the other messages differ (or the big one was delivered)"
+	assert_eq 1 "$(($(lmtp_sessions) - before))" "LMTP sessions"
+	assert_eq 20 "$(srv_count "$rcpt")" "messages Dovecot delivered"
+	assert_eq 1 "$(srv_count "$CASE_USER")" "messages on the server"
+	d=$(srv_maildir "$CASE_USER")
+	cat "$d"/new/* "$d"/cur/* >"$CASE_DIR/left" 2>/dev/null
+	assert_grep -F 'Subject: over the quota in the middle' "$CASE_DIR/left"
+}
+
 run_case socket case_socket
 run_case tcp case_tcp
 run_case no_socket case_no_socket
 run_case quota_reject case_quota_reject
 run_case quota_tempfail case_quota_tempfail
+run_case one_session case_one_session
+run_case refused_in_the_middle case_refused_in_the_middle
 e2e_finish

@@ -7,6 +7,9 @@
 # from a Postfix recipient restriction keep the messages on the server, and
 # so do a 450 and a 550 in reply to the end of DATA (a Postfix end-of-data
 # restriction on the envelope sender) while the other messages go through.
+# A run of 20 messages is one SMTP session (counted in Postfix's log), also
+# with a 450 in the middle (RSET, and the session goes on); a connection
+# cut in the middle of DATA loses only that message to the next run.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 e2e_require postfix
@@ -156,6 +159,210 @@ case_no_mta() {
 	assert_eq "$NSEEDS" "$(srv_count "$CASE_USER")" "messages on the server"
 }
 
+# seed_many N [TAG]: seed N distinct messages (rounds of five from
+# make_messages, in $CASE_DIR/TAG-*) for CASE_USER, set SEEDS and NSEEDS;
+# UIDs follow the order of SEEDS.
+seed_many() {
+	local round=0 tag=${2:-seed} more
+	SEEDS=
+	while [ "$(echo "$SEEDS" | wc -w)" -lt "$1" ]; do
+		round=$((round + 1))
+		more=$(make_messages "$CASE_DIR/$tag-$round" "$CASE_NAME-$tag-$round")
+		# shellcheck disable=SC2086
+		srv_seed "$CASE_USER" INBOX $more || fail "seeding failed"
+		# Dovecot numbers new files when it looks: one round at a time.
+		srv_count "$CASE_USER" >/dev/null
+		SEEDS="$SEEDS $more"
+	done
+	NSEEDS=$(echo "$SEEDS" | wc -w)
+}
+
+# SMTP sessions Postfix has logged, once every one of them has ended.
+pf_sessions() {
+	local i=0 c d
+	while :; do
+		c=$(grep -c ': connect from ' "$PF_DIR/postfix.log")
+		d=$(grep -c ': disconnect from ' "$PF_DIR/postfix.log")
+		[ "$c" = "$d" ] && break
+		i=$((i + 1))
+		[ $i -gt 100 ] && break
+		sleep 0.1
+	done
+	echo "$c"
+}
+
+# The command counts of the last session Postfix logged.
+pf_last_session() {
+	grep ': disconnect from ' "$PF_DIR/postfix.log" | tail -n 1 |
+		sed 's/.*disconnect from [^ ]* //'
+}
+
+# 20 messages in one run: one SMTP session, each arrives byte for byte.
+case_one_session() {
+	local before
+	seed_many 20
+	account acct "keep=no" "recipient=r6@$PF_DOMAIN" \
+	    "deliver=smtp:127.0.0.1:$SMTP_PORT" | write_config "$CASE_DIR/config"
+	before=$(pf_sessions)
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	pf_wait "r6@$PF_DOMAIN" 20 || fail "Postfix did not deliver"
+	# shellcheck disable=SC2086
+	"$SRV_PYTHON" "$SAME" --drops-return-path "$(pf_maildir r6)" $SEEDS >/dev/null ||
+		fail "messages differ"
+	assert_eq 1 "$(($(pf_sessions) - before))" "SMTP sessions"
+	assert_eq "ehlo=1 mail=20 rcpt=20 data=20 quit=1 commands=62" \
+	    "$(pf_last_session)" "commands of the session"
+	assert_eq 0 "$(srv_count "$CASE_USER")" "messages left on the server"
+}
+
+# A 450 at the end of DATA for the 11th of 21 messages: RSET, and the
+# same session carries the ten after it; only that one stays on the server.
+case_refused_in_the_middle() {
+	local before m d first last
+	seed_many 10
+	first=$SEEDS
+	m=$CASE_DIR/eod.eml
+	cat >"$m" <<-EOF
+	Return-Path: <eod-tempfail@example.org>
+	From: <eod-tempfail@example.org>
+	To: r7@$PF_DOMAIN
+	Subject: refused in the middle
+
+	This one must stay on the server.
+	EOF
+	srv_seed "$CASE_USER" INBOX "$m" || fail "seeding failed"
+	srv_count "$CASE_USER" >/dev/null
+	seed_many 10 last
+	last=$SEEDS
+	SEEDS="$first $last"
+	assert_eq "refused in the middle" "$(srv_doveadm -f flow fetch -u "$CASE_USER" \
+	    hdr.subject mailbox INBOX uid 11 | sed 's/^hdr.subject=//')" "UID 11"
+	account acct "keep=no" "recipient=r7@$PF_DOMAIN" \
+	    "deliver=smtp:127.0.0.1:$SMTP_PORT" | write_config "$CASE_DIR/config"
+	before=$(pf_sessions)
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 75
+	assert_grep "message refused after DATA: 450 4\.7\.1 " "$LAST_OUT.err"
+	pf_wait "r7@$PF_DOMAIN" 20 || fail "Postfix did not deliver the others"
+	# shellcheck disable=SC2086
+	"$SRV_PYTHON" "$SAME" --drops-return-path "$(pf_maildir r7)" $SEEDS >/dev/null ||
+		fail "the other messages differ"
+	assert_eq 1 "$(($(pf_sessions) - before))" "SMTP sessions"
+	assert_eq "ehlo=1 mail=21 rcpt=21 data=20/21 rset=1 quit=1 commands=65/66" \
+	    "$(pf_last_session)" "commands of the session"
+	sleep 0.5
+	d=$(pf_maildir r7)
+	assert_eq 20 "$(find "$d/new" "$d/cur" -type f | wc -l | tr -d ' ')" \
+	    "messages Postfix delivered"
+	assert_eq 1 "$(srv_count "$CASE_USER")" "messages on the server"
+	d=$(srv_maildir "$CASE_USER")
+	cat "$d"/new/* "$d"/cur/* >"$CASE_DIR/left" 2>/dev/null
+	assert_grep -F "Subject: refused in the middle" "$CASE_DIR/left"
+}
+
+# A fault injector between pullmail and Postfix (no MTA drops a session in
+# the middle of a given message on demand), written to FILE: at the end of
+# the data of the Nth message it forwards nothing, answers 421 and closes
+# both sides.  Later connections are passed through untouched.
+# Usage: python3 FILE UPSTREAM-PORT PORT-FILE N
+write_cut_proxy() {
+	cat >"$1" <<-'EOF'
+	import os, socket, sys, threading
+	up, port_file, cut_at = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+	ls = socket.socket()
+	ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+	ls.bind(("127.0.0.1", 0))
+	ls.listen(8)
+	with open(port_file + ".tmp", "w") as f:
+	    f.write("%d\n" % ls.getsockname()[1])
+	os.rename(port_file + ".tmp", port_file)
+	ends = 0
+	def pump(src, dst):
+	    try:
+	        while True:
+	            b = src.recv(65536)
+	            if not b:
+	                break
+	            dst.sendall(b)
+	        dst.shutdown(socket.SHUT_WR)
+	    except OSError:
+	        pass
+	def serve(c):
+	    global ends
+	    s = socket.create_connection(("127.0.0.1", up))
+	    threading.Thread(target=pump, args=(s, c), daemon=True).start()
+	    data = False
+	    for line in c.makefile("rb"):
+	        if data and line == b".\r\n":
+	            data = False
+	            ends += 1
+	            if ends == cut_at:
+	                print("cut at the end of message %d" % ends, flush=True)
+	                c.sendall(b"421 4.4.2 cut by the test proxy\r\n")
+	                s.shutdown(socket.SHUT_RDWR)
+	                s.close()
+	                c.shutdown(socket.SHUT_RDWR)
+	                return
+	        elif not data and line.upper() == b"DATA\r\n":
+	            data = True
+	        s.sendall(line)
+	    s.shutdown(socket.SHUT_WR)
+	while True:
+	    c, _ = ls.accept()
+	    print("connection", flush=True)
+	    threading.Thread(target=serve, args=(c,), daemon=True).start()
+	EOF
+}
+
+# The session is cut at the end of the data of the 8th of 20 messages:
+# the seven before it are delivered and count, the 8th stays on the server
+# (Postfix never saw its end), the next message connects again and the
+# other twelve arrive.
+case_cut_in_flight() {
+	local before pxpid port i left d
+	seed_many 20
+	write_cut_proxy "$CASE_DIR/proxy.py"
+	"$SRV_PYTHON" "$CASE_DIR/proxy.py" "$SMTP_PORT" "$CASE_DIR/proxy.port" 8 \
+	    >"$CASE_DIR/proxy.log" 2>&1 &
+	pxpid=$!
+	trap 'kill "$pxpid" 2>/dev/null' EXIT
+	i=0
+	while [ ! -s "$CASE_DIR/proxy.port" ]; do
+		i=$((i + 1))
+		[ $i -gt 100 ] && fail "the proxy did not start"
+		sleep 0.05
+	done
+	port=$(cat "$CASE_DIR/proxy.port")
+	account acct "keep=no" "recipient=r8@$PF_DOMAIN" \
+	    "deliver=smtp:127.0.0.1:$port" | write_config "$CASE_DIR/config"
+	before=$(pf_sessions)
+	run_pm -c "$CASE_DIR/config"
+	kill "$pxpid" 2>/dev/null
+	wait "$pxpid" 2>/dev/null
+	assert_rc 75
+	assert_grep "message refused after DATA: 421 4\.4\.2 cut by the test proxy" "$LAST_OUT.err"
+	assert_grep "cut at the end of message 8" "$CASE_DIR/proxy.log"
+	assert_eq 2 "$(grep -c '^connection$' "$CASE_DIR/proxy.log")" "connections to the proxy"
+	pf_wait "r8@$PF_DOMAIN" 19 || fail "Postfix did not deliver the others"
+	assert_eq 2 "$(($(pf_sessions) - before))" "SMTP sessions"
+	grep -q 'lost connection after DATA' "$PF_DIR/postfix.log" ||
+		fail "Postfix did not see the cut"
+	sleep 0.5
+	assert_eq 1 "$(srv_count "$CASE_USER")" "messages on the server"
+	# shellcheck disable=SC2086
+	set -- $SEEDS
+	shift 7
+	left=$1
+	# shellcheck disable=SC2046
+	"$SRV_PYTHON" "$SAME" --drops-return-path "$(pf_maildir r8)" \
+	    $(echo "$SEEDS" | tr ' ' '\n' | grep -v -x -F "$left") >/dev/null ||
+		fail "the other messages differ (or the 8th was delivered)"
+	d=$(srv_maildir "$CASE_USER")
+	cat "$d"/new/* "$d"/cur/* | cmp -s - "$left" ||
+		fail "the message left on the server is not the 8th"
+}
+
 run_case intact case_intact
 run_case extra_headers case_extra_headers
 run_case tempfail case_tempfail
@@ -163,4 +370,7 @@ run_case reject case_reject
 run_case eod_tempfail case_eod_tempfail
 run_case eod_reject case_eod_reject
 run_case no_mta case_no_mta
+run_case one_session case_one_session
+run_case refused_in_the_middle case_refused_in_the_middle
+run_case cut_in_flight case_cut_in_flight
 e2e_finish
