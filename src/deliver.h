@@ -1,7 +1,21 @@
-/* The delivery stage: one interface, one implementation per target.
+/*
+ * The delivery stage: one interface, one implementation per target.
  * A message is streamed through it in bounded chunks; nothing holds it
  * whole.  Finishing a message and making it durable are separate steps so
- * that durability can be grouped (one sync for a batch). */
+ * that durability can be grouped (one sync for a batch), wherever the
+ * target allows it:
+ *
+ *   maildir  finish: close the file in tmp/
+ *            sync:   flush the batch's data (one syncfs), rename the
+ *                    files into new/, one fsync of new/
+ *   mbox     finish: append under the locks, write out, unlock (no fsync)
+ *            sync:   one fsync of the file (and of its directory if new)
+ *   mda      finish: wait for the MDA's exit status (per message)
+ *            sync:   nothing left to do
+ *   smtp     finish: wait for the reply to the end of DATA (LMTP: the
+ *   lmtp             recipient's reply) on the one session of the run
+ *            sync:   nothing left to do
+ */
 #ifndef PM_DELIVER_H
 #define PM_DELIVER_H
 
@@ -53,16 +67,26 @@ struct deliver_ops {
 	int (*write)(void *ctx, void *m, const void *buf, size_t len,
 	    char **err);
 	/*
-	 * The message is complete; the target may still buffer it, but a
-	 * target whose peer decides (MDA exit status, MTA reply to the end
-	 * of DATA) waits for that answer here.  Frees m on success and on
-	 * failure.  Errors: PM_ETEMP, PM_EDELIVER.
+	 * The message is complete.  It need not be durable yet (mbox,
+	 * Maildir: sync() makes it so), but a target whose peer decides
+	 * (MDA exit status, MTA reply to the end of DATA) waits for that
+	 * answer here, and then it is.  A failure concerns this message
+	 * alone: those finished before are unaffected.  Frees m on success
+	 * and on failure.  Errors: PM_ETEMP, PM_EDELIVER.
 	 */
 	int (*finish)(void *ctx, void *m, char **err);
 	/* Discard the message (nothing of it may stay behind) and free m. */
 	void (*abort)(void *ctx, void *m);
-	/* Every finished message is durable when this returns PM_OK. */
+	/*
+	 * Every message finished since the last sync is durable when this
+	 * returns PM_OK.  On failure none of them may be counted as
+	 * delivered, and a target that cannot vouch for them any more
+	 * fails every later sync too (mbox after a failed fsync).  Errors:
+	 * PM_ETEMP, PM_EDELIVER.
+	 */
 	int (*sync)(void *ctx, char **err);
+	/* Close the target (SMTP/LMTP: QUIT) and free ctx.  It does not
+	 * sync: what was finished but not synced was never reported. */
 	void (*close)(void *ctx);
 };
 
