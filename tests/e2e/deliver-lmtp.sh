@@ -112,24 +112,6 @@ case_quota_tempfail() {
 	quota_case lmtp-quota-temp 75 '452 4\.2\.2'
 }
 
-# seed_many N [TAG]: seed N distinct messages (rounds of five from
-# make_messages, in $CASE_DIR/TAG-*) for CASE_USER, set SEEDS and NSEEDS;
-# UIDs follow the order of SEEDS.
-seed_many() {
-	local round=0 tag=${2:-seed} more
-	SEEDS=
-	while [ "$(echo "$SEEDS" | wc -w)" -lt "$1" ]; do
-		round=$((round + 1))
-		more=$(make_messages "$CASE_DIR/$tag-$round" "$CASE_NAME-$tag-$round")
-		# shellcheck disable=SC2086
-		srv_seed "$CASE_USER" INBOX $more || fail "seeding failed"
-		# Dovecot numbers new files when it looks: one round at a time.
-		srv_count "$CASE_USER" >/dev/null
-		SEEDS="$SEEDS $more"
-	done
-	NSEEDS=$(echo "$SEEDS" | wc -w)
-}
-
 # LMTP sessions Dovecot has logged, once every one of them has ended.
 lmtp_sessions() {
 	local i=0 c d

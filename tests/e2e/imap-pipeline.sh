@@ -10,20 +10,6 @@
 
 e2e_start_servers
 
-# seed_many N: seed CASE_USER with N distinct messages; SEEDS, NSEEDS.
-seed_many() {
-	local i=1 dir=$CASE_DIR/seed
-	while [ $((i * 5)) -lt $(($1 + 5)) ]; do
-		make_messages "$dir/$i" "$CASE_NAME-$i" >/dev/null
-		i=$((i + 1))
-	done
-	SEEDS=$(find "$dir" -name '*.eml' | sort | head -n "$1")
-	# shellcheck disable=SC2086
-	srv_seed "$CASE_USER" INBOX $SEEDS || fail "seeding failed"
-	NSEEDS=$(echo "$SEEDS" | wc -l | tr -d ' ')
-	assert_eq "$1" "$NSEEDS" "seeded messages"
-}
-
 # start_relay [--first-only] [--run CMD] [--fault F]...: the fault
 # injector in front of Dovecot's plaintext IMAP listener; sets RELAY_PORT
 # and RELAY_LOG.  It is stopped when the case ends.

@@ -402,6 +402,26 @@ make_messages() {
 	ls "$dir"/*.eml
 }
 
+# seed_many N [TAG]: seed CASE_USER's INBOX with N distinct messages in
+# rounds of five (make_messages), each round numbered by Dovecot before the
+# next, so that UIDs follow the order of SEEDS; sets SEEDS (the files) and
+# NSEEDS.
+seed_many() {
+	local round=0 tag=${2:-seed} more have=0
+	SEEDS=
+	while [ "$have" -lt "$1" ]; do
+		round=$((round + 1))
+		more=$(make_messages "$CASE_DIR/$tag-$round" "$CASE_NAME-$tag-$round" |
+			head -n $(($1 - have)))
+		# shellcheck disable=SC2086
+		srv_seed "$CASE_USER" INBOX $more || fail "seeding failed"
+		srv_count "$CASE_USER" >/dev/null
+		SEEDS="$SEEDS $more"
+		have=$(echo "$SEEDS" | wc -w)
+	done
+	NSEEDS=$have
+}
+
 # seed_messages [FOLDER]: make messages for CASE_USER, seed them, set SEEDS
 # (the seed files) and NSEEDS.
 seed_messages() {
