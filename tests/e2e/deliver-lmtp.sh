@@ -114,16 +114,8 @@ case_quota_tempfail() {
 
 # LMTP sessions Dovecot has logged, once every one of them has ended.
 lmtp_sessions() {
-	local i=0 c d
-	while :; do
-		c=$(grep -c 'lmtp([0-9]*): Info: Connect from ' "$SRV_RUN/dovecot.log")
-		d=$(grep -c 'lmtp([0-9]*): Info: Disconnect from ' "$SRV_RUN/dovecot.log")
-		[ "$c" = "$d" ] && break
-		i=$((i + 1))
-		[ $i -gt 100 ] && break
-		sleep 0.1
-	done
-	echo "$c"
+	sessions_logged "$SRV_RUN/dovecot.log" 'lmtp([0-9]*): Info: Connect from ' \
+		'lmtp([0-9]*): Info: Disconnect from '
 }
 
 # 20 messages in one run: one LMTP session, each arrives byte for byte.

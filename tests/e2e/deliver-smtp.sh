@@ -161,16 +161,7 @@ case_no_mta() {
 
 # SMTP sessions Postfix has logged, once every one of them has ended.
 pf_sessions() {
-	local i=0 c d
-	while :; do
-		c=$(grep -c ': connect from ' "$PF_DIR/postfix.log")
-		d=$(grep -c ': disconnect from ' "$PF_DIR/postfix.log")
-		[ "$c" = "$d" ] && break
-		i=$((i + 1))
-		[ $i -gt 100 ] && break
-		sleep 0.1
-	done
-	echo "$c"
+	sessions_logged "$PF_DIR/postfix.log" ': connect from ' ': disconnect from '
 }
 
 # The command counts of the last session Postfix logged.

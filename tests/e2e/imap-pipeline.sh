@@ -14,21 +14,8 @@ e2e_start_servers
 # injector in front of Dovecot's plaintext IMAP listener; sets RELAY_PORT
 # and RELAY_LOG.  It is stopped when the case ends.
 start_relay() {
-	local i=0
-	RELAY_LOG=$CASE_DIR/relay.log
-	rm -f "$CASE_DIR/relay.port"
-	"$SRV_PYTHON" "$SRV_DIR/imapfault.py" --upstream-port "$IMAP_PORT" \
-		--port-file "$CASE_DIR/relay.port" --log "$RELAY_LOG" \
-		--lifetime 300 "$@" </dev/null >>"$CASE_DIR/relay.out" 2>&1 &
-	RELAY_PID=$!
-	trap 'kill $RELAY_PID 2>/dev/null' EXIT
-	while [ ! -s "$CASE_DIR/relay.port" ]; do
-		i=$((i + 1))
-		[ $i -lt 200 ] && kill -0 "$RELAY_PID" 2>/dev/null ||
-			fail "the fault injector did not start: $(cat "$CASE_DIR/relay.out")"
-		sleep 0.05
-	done
-	RELAY_PORT=$(cat "$CASE_DIR/relay.port")
+	start_injector imapfault.py "$IMAP_PORT" --lifetime 300 "$@"
+	RELAY_PORT=$INJ_PORT RELAY_LOG=$INJ_LOG
 }
 
 # relay_account NAME [key=value]...: an account through the relay (in clear

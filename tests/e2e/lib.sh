@@ -402,6 +402,45 @@ make_messages() {
 	ls "$dir"/*.eml
 }
 
+# start_injector SCRIPT UPSTREAM_PORT [ARG]...: start the fault injector
+# tests/servers/SCRIPT in front of 127.0.0.1:UPSTREAM_PORT with the
+# remaining arguments; sets INJ_PORT (where it listens) and INJ_LOG (what
+# it did).  It is stopped when the case ends.
+start_injector() {
+	local script=$1 upstream=$2 i=0
+	shift 2
+	INJ_LOG=$CASE_DIR/${script%.py}.log
+	rm -f "$CASE_DIR/injector.port"
+	"$SRV_PYTHON" "$SRV_DIR/$script" --upstream-port "$upstream" \
+		--port-file "$CASE_DIR/injector.port" --log "$INJ_LOG" "$@" \
+		</dev/null >>"$CASE_DIR/injector.out" 2>&1 &
+	INJ_PID=$!
+	trap 'kill $INJ_PID 2>/dev/null' EXIT
+	while [ ! -s "$CASE_DIR/injector.port" ]; do
+		i=$((i + 1))
+		[ $i -lt 200 ] && kill -0 "$INJ_PID" 2>/dev/null ||
+			fail "the fault injector did not start: $(cat "$CASE_DIR/injector.out")"
+		sleep 0.05
+	done
+	INJ_PORT=$(cat "$CASE_DIR/injector.port")
+}
+
+# sessions_logged FILE CONNECT_RE DISCONNECT_RE: how many sessions a
+# server logged in FILE, once every one of them has ended (waiting up to
+# 10 s for the last disconnect line).
+sessions_logged() {
+	local i=0 c d
+	while :; do
+		c=$(grep -c -e "$2" "$1")
+		d=$(grep -c -e "$3" "$1")
+		[ "$c" = "$d" ] && break
+		i=$((i + 1))
+		[ $i -gt 100 ] && break
+		sleep 0.1
+	done
+	echo "$c"
+}
+
 # seed_many N [TAG]: seed CASE_USER's INBOX with N distinct messages in
 # rounds of five (make_messages), each round numbered by Dovecot before the
 # next, so that UIDs follow the order of SEEDS; sets SEEDS (the files) and

@@ -14,21 +14,8 @@ echo "pop3 $POP3_PORT"
 # Dovecot's plaintext POP3 listener; sets PROXY_PORT and PROXY_LOG.  It is
 # stopped when the case ends.
 start_proxy() {
-	local i=0
-	PROXY_LOG=$CASE_DIR/proxy.log
-	rm -f "$CASE_DIR/proxy.port"
-	"$SRV_PYTHON" "$SRV_DIR/faultproxy.py" --upstream-port "$POP3_PORT" \
-		--port-file "$CASE_DIR/proxy.port" --log "$PROXY_LOG" "$@" \
-		</dev/null >>"$CASE_DIR/proxy.out" 2>&1 &
-	PROXY_PID=$!
-	trap 'kill $PROXY_PID 2>/dev/null' EXIT
-	while [ ! -s "$CASE_DIR/proxy.port" ]; do
-		i=$((i + 1))
-		[ $i -lt 200 ] && kill -0 "$PROXY_PID" 2>/dev/null ||
-			fail "the fault injector did not start: $(cat "$CASE_DIR/proxy.out")"
-		sleep 0.05
-	done
-	PROXY_PORT=$(cat "$CASE_DIR/proxy.port")
+	start_injector faultproxy.py "$POP3_PORT" "$@"
+	PROXY_PORT=$INJ_PORT PROXY_LOG=$INJ_LOG
 }
 
 # proxy_account NAME [key=value]...: a POP3 account through the proxy (in
