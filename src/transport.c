@@ -29,6 +29,7 @@
 
 #include "log.h"
 #include "transport.h"
+#include "trust.h"
 #include "util.h"
 
 #define STREAM_DEFAULT_TIMEOUT	60000	/* ms */
@@ -355,6 +356,57 @@ format_pin(const unsigned char *d, char out[SHA256_LEN * 3])
 		    i + 1 == SHA256_LEN ? "" : ":");
 }
 
+/* Trust GnuTLS's whole system store (when there is no bundle to pick
+ * anchors from, or it cannot be read). */
+static void
+trust_system_whole(struct stream *s)
+{
+	int	r;
+
+	r = gnutls_certificate_set_x509_system_trust(s->cred);
+	if (r < 0)
+		log_debug("tls", "system trust store unavailable: %s",
+		    gnutls_strerror(r));
+}
+
+/* Trust the anchors in the CA bundle at path that can issue the peer's
+ * chain (trust.h): after the handshake, before verification. */
+static void
+trust_system_for_peer(struct stream *s, const char *path,
+    const gnutls_datum_t *certs, unsigned ncerts)
+{
+	struct trust_der *chain;
+	gnutls_datum_t	  pem;
+	char		 *text;
+	size_t		  i, count;
+	int		  r;
+
+	chain = xcalloc(ncerts, sizeof *chain);
+	for (i = 0; i < ncerts; i++) {
+		chain[i].data = certs[i].data;
+		chain[i].len = certs[i].size;
+	}
+	r = trust_select(path, chain, ncerts, &text, &count);
+	free(chain);
+	if (r != 0) {
+		log_debug("tls", "CA bundle %s: %s; loading the whole system "
+		    "trust store", path, strerror(errno));
+		trust_system_whole(s);
+		return;
+	}
+	log_debug("tls", "%s: %zu trust anchor%s from %s", s->name, count,
+	    count == 1 ? "" : "s", path);
+	if (text == NULL)
+		return;
+	pem.data = (unsigned char *)text;
+	pem.size = (unsigned)strlen(text);
+	r = gnutls_certificate_set_x509_trust_mem(s->cred, &pem,
+	    GNUTLS_X509_FMT_PEM);
+	if (r < 0)
+		log_debug("tls", "CA bundle %s: %s", path, gnutls_strerror(r));
+	free(text);
+}
+
 /* Check the leaf's validity period ourselves (see verify_peer). */
 static unsigned
 check_leaf_times(const gnutls_datum_t *der)
@@ -450,7 +502,7 @@ verify_error(struct stream *s, const char *name, unsigned status, char **err)
  */
 static int
 verify_peer(struct stream *s, const char *name, const unsigned char *pin,
-    char **err)
+    const char *bundle, char **err)
 {
 	const gnutls_datum_t	*certs;
 	unsigned char		 digest[SHA256_LEN];
@@ -463,6 +515,8 @@ verify_peer(struct stream *s, const char *name, const unsigned char *pin,
 	if (certs == NULL || ncerts == 0)
 		return errf(err, PM_ETLS, "TLS: %s sent no certificate",
 		    s->name);
+	if (bundle != NULL)
+		trust_system_for_peer(s, bundle, certs, ncerts);
 	r = gnutls_certificate_verify_peers3(s->tls, name, &status);
 	if (r < 0)
 		return errf(err, PM_ETLS, "TLS: cannot verify the certificate "
@@ -510,10 +564,11 @@ tls_fail(struct stream *s)
 	s->broken = 1;
 }
 
-/* Set up credentials and the session for the handshake. */
+/* Set up credentials and the session for the handshake; the system
+ * trust now unless bundle names where to pick it from later. */
 static int
 tls_setup(struct stream *s, const struct tls_opts *opts, const char *name,
-    char **err)
+    const char *bundle, char **err)
 {
 	const char	*errpos;
 	int		 r;
@@ -521,12 +576,8 @@ tls_setup(struct stream *s, const struct tls_opts *opts, const char *name,
 	r = gnutls_certificate_allocate_credentials(&s->cred);
 	if (r < 0)
 		return errf(err, PM_EINTERNAL, "TLS: %s", gnutls_strerror(r));
-	if (opts == NULL || !opts->no_system_trust) {
-		r = gnutls_certificate_set_x509_system_trust(s->cred);
-		if (r < 0)
-			log_debug("tls", "system trust store unavailable: %s",
-			    gnutls_strerror(r));
-	}
+	if ((opts == NULL || !opts->no_system_trust) && bundle == NULL)
+		trust_system_whole(s);
 	if (opts != NULL && opts->ca_file != NULL && *opts->ca_file != '\0') {
 		r = gnutls_certificate_set_x509_trust_file(s->cred,
 		    opts->ca_file, GNUTLS_X509_FMT_PEM);
@@ -618,7 +669,7 @@ int
 stream_starttls(struct stream *s, const struct tls_opts *opts, char **err)
 {
 	unsigned char	 pin[SHA256_LEN];
-	const char	*name;
+	const char	*name, *bundle;
 	int		 r;
 
 	if (s->broken)
@@ -642,12 +693,19 @@ stream_starttls(struct stream *s, const struct tls_opts *opts, char **err)
 		    "the handshake", s->name, s->end - s->start);
 	s->start = s->end = s->scanned = 0;
 
-	r = tls_setup(s, opts, name, err);
+	/* The system's anchors come from the CA bundle once the chain is
+	 * known: only the few it needs are parsed. */
+	bundle = NULL;
+	if (opts == NULL || !opts->no_system_trust)
+		bundle = opts != NULL && opts->system_bundle != NULL ?
+		    opts->system_bundle : trust_bundle_path();
+
+	r = tls_setup(s, opts, name, bundle, err);
 	if (r == PM_OK)
 		r = tls_handshake(s, err);
 	if (r == PM_OK)
 		r = verify_peer(s, name, opts != NULL &&
-		    opts->fingerprint != NULL ? pin : NULL, err);
+		    opts->fingerprint != NULL ? pin : NULL, bundle, err);
 	if (r != PM_OK) {
 		tls_fail(s);
 		return r;

@@ -14,6 +14,8 @@ struct tls_opts {
 					 * hex, colons optional, optional
 					 * "sha256:" prefix; NULL: none */
 	int no_system_trust;		/* 1: trust only ca_file (tests) */
+	const char *system_bundle;	/* the system's CA bundle; NULL: the
+					 * one chosen at build time (tests) */
 };
 
 /* Global init/deinit (gnutls_global_init); call once. */

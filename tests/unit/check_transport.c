@@ -27,6 +27,8 @@
 
 #include "suites.h"
 #include "transport.h"
+#include "trust.h"
+#include "log.h"
 #include "util.h"
 
 /* One certificate with its key. */
@@ -38,6 +40,7 @@ struct tcert {
 };
 
 static struct tcert ca1, ca2, leaf, selfsigned, expired, expired_self;
+static struct tcert root, inter, leaf2;	/* root -> inter -> leaf2 */
 static char *tmpdir, *ca1_path, *ca2_path;
 
 enum scenario {
@@ -59,6 +62,7 @@ struct server {
 	enum scenario	 sc;
 	int		 tls;		/* handshake before the scenario */
 	const struct tcert *cert;	/* server certificate */
+	const struct tcert *issuer;	/* sent after cert; NULL: none */
 	const char	*prio;		/* server priority, NULL: default */
 	const char	*sni;		/* expected SNI, NULL: not checked */
 };
@@ -96,6 +100,7 @@ make_cert(struct tcert *tc, const char *dn, int is_ca,
 	unsigned char	 fp[32];
 	size_t		 fplen = sizeof fp, i;
 	const char	*errpos;
+	gnutls_datum_t	 der;
 
 	tc->key = make_key();
 	ck_assert_int_eq(gnutls_x509_crt_init(&tc->crt), 0);
@@ -135,6 +140,16 @@ make_cert(struct tcert *tc, const char *dn, int is_ca,
 		ck_assert_int_eq(gnutls_x509_crt_sign2(tc->crt, issuer->crt,
 		    issuer->key, GNUTLS_DIG_SHA256, 0), 0);
 
+	/* GnuTLS fills its cache of a certificate's raw names, by which it
+	 * orders the chain a server sends, only on import. */
+	ck_assert_int_eq(gnutls_x509_crt_export2(tc->crt, GNUTLS_X509_FMT_DER,
+	    &der), 0);
+	gnutls_x509_crt_deinit(tc->crt);
+	ck_assert_int_eq(gnutls_x509_crt_init(&tc->crt), 0);
+	ck_assert_int_eq(gnutls_x509_crt_import(tc->crt, &der,
+	    GNUTLS_X509_FMT_DER), 0);
+	gnutls_free(der.data);
+
 	ck_assert_int_eq(gnutls_x509_crt_get_fingerprint(tc->crt,
 	    GNUTLS_DIG_SHA256, fp, &fplen), 0);
 	ck_assert_uint_eq(fplen, 32);
@@ -145,17 +160,27 @@ make_cert(struct tcert *tc, const char *dn, int is_ca,
 	}
 }
 
-/* Write a certificate as PEM into the temporary directory. */
+/* A certificate as PEM text; malloc'd. */
 static char *
-write_pem(const struct tcert *tc, const char *name)
+pem_text(const struct tcert *tc)
 {
 	gnutls_datum_t	 pem;
-	char		*text, *path;
+	char		*text;
 
 	ck_assert_int_eq(gnutls_x509_crt_export2(tc->crt, GNUTLS_X509_FMT_PEM,
 	    &pem), 0);
 	text = xstrndup((const char *)pem.data, pem.size);
 	gnutls_free(pem.data);
+	return text;
+}
+
+/* Write a certificate as PEM into the temporary directory. */
+static char *
+write_pem(const struct tcert *tc, const char *name)
+{
+	char	*text, *path;
+
+	text = pem_text(tc);
 	path = test_write_file(tmpdir, name, text, 0644);
 	free(text);
 	return path;
@@ -181,6 +206,12 @@ setup_certs(void)
 	    now - 86400, 5);
 	make_cert(&expired_self, "CN=localhost,O=oldself", 0, NULL,
 	    now - 86400 * 30, now - 86400, 6);
+	make_cert(&root, "CN=pullmail test root,O=pullmail", 1, NULL,
+	    now - 3600, now + 86400 * 30, 7);
+	make_cert(&inter, "CN=pullmail test intermediate,O=pullmail", 1,
+	    &root, now - 3600, now + 86400 * 30, 8);
+	make_cert(&leaf2, "CN=localhost,O=chain", 0, &inter, now - 3600,
+	    now + 86400 * 30, 9);
 	tmpdir = test_tmpdir();
 	ca1_path = write_pem(&ca1, "ca1.pem");
 	ca2_path = write_pem(&ca2, "ca2.pem");
@@ -191,7 +222,7 @@ static void
 teardown_certs(void)
 {
 	struct tcert *all[] = { &ca1, &ca2, &leaf, &selfsigned, &expired,
-	    &expired_self };
+	    &expired_self, &root, &inter, &leaf2 };
 	size_t i;
 
 	for (i = 0; i < sizeof all / sizeof all[0]; i++) {
@@ -277,15 +308,17 @@ static int
 sc_handshake(struct sconn *c, const struct server *sv)
 {
 	gnutls_certificate_credentials_t cred;
-	gnutls_x509_crt_t	 crt = sv->cert->crt;
+	gnutls_x509_crt_t	 crt[2] = { sv->cert->crt };
 	char			 sni[256];
 	size_t			 snilen = sizeof sni;
 	unsigned		 type;
 	int			 r;
 
+	if (sv->issuer != NULL)
+		crt[1] = sv->issuer->crt;
 	if (gnutls_certificate_allocate_credentials(&cred) < 0 ||
-	    gnutls_certificate_set_x509_key(cred, &crt, 1,
-	    sv->cert->key) < 0 ||
+	    gnutls_certificate_set_x509_key(cred, crt,
+	    sv->issuer != NULL ? 2 : 1, sv->cert->key) < 0 ||
 	    gnutls_init(&c->tls, GNUTLS_SERVER) < 0)
 		return -1;
 	if (sv->prio != NULL)
@@ -520,14 +553,15 @@ echo_exchange(struct stream *s)
 }
 
 /*
- * Implicit TLS to an ECHO server with cert, using opts; returns the
- * status of stream_starttls and its message in *err_r.
+ * Implicit TLS to an ECHO server sending cert (and issuer, unless NULL),
+ * using opts; returns the status of stream_starttls and its message in
+ * *err_r.
  */
 static int
-tls_try(const struct tcert *cert, const struct tls_opts *opts,
-    char **err_r)
+tls_try_chain(const struct tcert *cert, const struct tcert *issuer,
+    const struct tls_opts *opts, char **err_r)
 {
-	struct server	 sv = { 0 };
+	struct server	 sv = { .issuer = issuer };
 	struct stream	*s;
 	int		 r;
 
@@ -548,6 +582,64 @@ tls_try(const struct tcert *cert, const struct tls_opts *opts,
 		server_wait(&sv);
 	}
 	return r;
+}
+
+/* Implicit TLS to an ECHO server sending only cert (see tls_try_chain). */
+static int
+tls_try(const struct tcert *cert, const struct tls_opts *opts,
+    char **err_r)
+{
+	return tls_try_chain(cert, NULL, opts, err_r);
+}
+
+/* The DER of a test certificate, in d (free d->data with gnutls_free). */
+static struct trust_der
+der_of(const struct tcert *tc, gnutls_datum_t *d)
+{
+	struct trust_der der;
+
+	ck_assert_int_eq(gnutls_x509_crt_export2(tc->crt, GNUTLS_X509_FMT_DER,
+	    d), 0);
+	der.data = d->data;
+	der.len = d->size;
+	return der;
+}
+
+/*
+ * Write a CA bundle of the n certificates the way distributions do, with
+ * comments between them; every other one with CRLF line ends, and first a
+ * block that is not base64.  Returns the malloc'd path.
+ */
+static char *
+write_bundle(const char *name, const struct tcert *const *certs, size_t n)
+{
+	char	*text, *pem, *next, *path, *p;
+	size_t	 i, j;
+
+	text = xstrdup("# A bundle as distributions make them.\n\n"
+	    "-----BEGIN CERTIFICATE-----\nnot*base64\n"
+	    "-----END CERTIFICATE-----\n");
+	for (i = 0; i < n; i++) {
+		pem = pem_text(certs[i]);
+		if (i % 2 == 1) {
+			next = xmalloc(strlen(pem) * 2 + 1);
+			for (j = 0, p = next; pem[j] != '\0'; j++) {
+				if (pem[j] == '\n')
+					*p++ = '\r';
+				*p++ = pem[j];
+			}
+			*p = '\0';
+			free(pem);
+			pem = next;
+		}
+		next = xasprintf("%s\n# certificate %zu\n%s", text, i, pem);
+		free(text);
+		free(pem);
+		text = next;
+	}
+	path = test_write_file(tmpdir, name, text, 0644);
+	free(text);
+	return path;
 }
 
 /* --- tests --------------------------------------------------------------- */
@@ -1123,6 +1215,113 @@ START_TEST(test_write_dead_peer)
 }
 END_TEST
 
+/* From a bundle, only the certificates named in the chain are kept:
+ * the issuer and, for a chain that carries a trusted certificate itself,
+ * its subject. */
+START_TEST(test_trust_select)
+{
+	const struct tcert *in[] = { &ca2, &root, &ca1, &inter };
+	struct trust_der chain[2];
+	gnutls_datum_t	 d[2];
+	char		*path, *pem, *want, *missing;
+	size_t		 count;
+
+	path = write_bundle("select.pem", in, 4);
+
+	chain[0] = der_of(&leaf, &d[0]);
+	ck_assert_int_eq(trust_select(path, chain, 1, &pem, &count), 0);
+	ck_assert_uint_eq(count, 1);
+	want = pem_text(&ca1);
+	ck_assert_str_eq(pem, want);
+	free(want);
+	free(pem);
+	gnutls_free(d[0].data);
+
+	/* inter as leaf2's issuer and as itself, root as inter's issuer;
+	 * root's block has CRLF line ends. */
+	chain[0] = der_of(&leaf2, &d[0]);
+	chain[1] = der_of(&inter, &d[1]);
+	ck_assert_int_eq(trust_select(path, chain, 2, &pem, &count), 0);
+	ck_assert_uint_eq(count, 2);
+	want = pem_text(&inter);
+	ck_assert_ptr_nonnull(strstr(pem, want));
+	free(want);
+	ck_assert_ptr_nonnull(strstr(pem, "BEGIN CERTIFICATE-----\n"));
+	ck_assert_ptr_null(strchr(pem, '\r'));
+	free(pem);
+	gnutls_free(d[0].data);
+	gnutls_free(d[1].data);
+
+	/* Nothing in the bundle issued it; a certificate that does not
+	 * parse names nothing. */
+	chain[0] = der_of(&selfsigned, &d[0]);
+	chain[1].data = (const unsigned char *)"\x30\x82\x01";
+	chain[1].len = 3;
+	ck_assert_int_eq(trust_select(path, chain, 2, &pem, &count), 0);
+	ck_assert_uint_eq(count, 0);
+	ck_assert_ptr_null(pem);
+	gnutls_free(d[0].data);
+
+	missing = xasprintf("%s/no-such-bundle.pem", tmpdir);
+	errno = 0;
+	ck_assert_int_eq(trust_select(missing, chain, 1, &pem, &count), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_ptr_null(pem);
+	free(missing);
+	free(path);
+}
+END_TEST
+
+/* The system's anchors come from the CA bundle: the CA of the server's
+ * chain is found among others, through an intermediate the server sends.
+ * Sending a root does not make it trusted. */
+START_TEST(test_tls_bundle)
+{
+	const struct tcert *with[] = { &ca2, &root, &ca1 };
+	const struct tcert *without[] = { &ca2 };
+	struct tls_opts	 o = { .server_name = "localhost" };
+	char		*with_path, *without_path, *err;
+
+	with_path = write_bundle("with.pem", with, 3);
+	without_path = write_bundle("without.pem", without, 1);
+
+	o.system_bundle = with_path;
+	ck_assert_int_eq(tls_try(&leaf, &o, &err), PM_OK);
+	ck_assert_int_eq(tls_try_chain(&leaf2, &inter, &o, &err), PM_OK);
+	ck_assert_int_eq(tls_try(&leaf2, &o, &err), PM_ETLS);
+	ck_assert_ptr_nonnull(strstr(err, "not trusted"));
+	free(err);
+
+	o.system_bundle = without_path;
+	ck_assert_int_eq(tls_try_chain(&leaf, &ca1, &o, &err), PM_ETLS);
+	ck_assert_ptr_nonnull(strstr(err, "not trusted"));
+	free(err);
+	ck_assert_int_eq(tls_try_chain(&leaf2, &inter, &o, &err), PM_ETLS);
+	free(err);
+	/* ca_file adds to the bundle's anchors. */
+	o.ca_file = ca1_path;
+	ck_assert_int_eq(tls_try(&leaf, &o, &err), PM_OK);
+	free(with_path);
+	free(without_path);
+}
+END_TEST
+
+/* A bundle that cannot be read: GnuTLS's whole system store instead,
+ * which does not know the test CAs; ca_file still counts. */
+START_TEST(test_tls_bundle_missing)
+{
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .system_bundle = "/nonexistent/pullmail/ca-bundle.pem" };
+	char		*err;
+
+	ck_assert_int_eq(tls_try(&leaf, &o, &err), PM_ETLS);
+	ck_assert_ptr_nonnull(strstr(err, "not trusted"));
+	free(err);
+	o.ca_file = ca1_path;
+	ck_assert_int_eq(tls_try(&leaf, &o, &err), PM_OK);
+}
+END_TEST
+
 /* NULL is fine for close and tls_active. */
 START_TEST(test_null)
 {
@@ -1144,6 +1343,9 @@ suite_transport(void)
 	tcase_add_test(tc, test_tls_ipv6);
 	tcase_add_test(tc, test_tls_unknown_ca);
 	tcase_add_test(tc, test_tls_system_store_only);
+	tcase_add_test(tc, test_trust_select);
+	tcase_add_test(tc, test_tls_bundle);
+	tcase_add_test(tc, test_tls_bundle_missing);
 	tcase_add_test(tc, test_tls_wrong_name);
 	tcase_add_test(tc, test_tls_expired);
 	tcase_add_test(tc, test_tls_pin_match);
