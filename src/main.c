@@ -347,8 +347,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 
-	if (transport_init(&err) != PM_OK ||
-	    oauth_global_init(&err) != PM_OK) {
+	if (transport_init(&err) != PM_OK) {
 		log_warnx("%s", err);
 		free(err);
 		config_free(cfg);

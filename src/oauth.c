@@ -124,24 +124,35 @@ static const struct {
 	    "pullmail authorize" },
 };
 
-/* Initialise libcurl once per process, before any thread exists. */
-int
-oauth_global_init(char **err)
+/* 1 once libcurl is initialised: at the first request, not at start-up,
+ * since a run with a cached token needs none of it (about 1.7 MB of peak
+ * RSS: libcurl's own start-up initialises libssh2 and OpenSSL). */
+static int curl_started;
+
+/* Initialise libcurl before its first use; pullmail has no threads. */
+static int
+curl_start(char **err)
 {
 	CURLcode rc;
 
+	if (curl_started)
+		return PM_OK;
 	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (rc != CURLE_OK)
 		return errf(err, PM_EINTERNAL, "cannot initialise libcurl: %s",
 		    curl_easy_strerror(rc));
+	curl_started = 1;
 	return PM_OK;
 }
 
-/* Release libcurl's global state at exit. */
+/* Release libcurl's global state at exit, if a request started it. */
 void
 oauth_global_deinit(void)
 {
+	if (!curl_started)
+		return;
 	curl_global_cleanup();
+	curl_started = 0;
 }
 
 /* Wipe and free a NUL-terminated buffer that held a secret. */
@@ -1113,6 +1124,8 @@ oauth_http_post(const struct oauth_request *req, const char *url,
 
 	memset(reply, 0, sizeof *reply);
 	reply->retry_after = -1;
+	if ((status = curl_start(err)) != PM_OK)
+		return status;
 	h = curl_easy_init();
 	if (h == NULL)
 		return errf(err, PM_EINTERNAL, "cannot initialise libcurl");

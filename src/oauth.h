@@ -58,7 +58,7 @@ void oauth_request_init(struct oauth_request *req, const struct account *a,
  */
 int oauth_discover(struct account *a, char **err);
 
-int oauth_global_init(char **err);
+/* Release libcurl, which the first request initialises; at exit. */
 void oauth_global_deinit(void);
 
 /*

@@ -50,8 +50,6 @@ static char *dir;
 static void
 setup(void)
 {
-	char *err = NULL;
-
 	/* The fault injector is on loopback: no proxy may get in between. */
 	unsetenv("http_proxy");
 	unsetenv("HTTP_PROXY");
@@ -60,7 +58,6 @@ setup(void)
 	unsetenv("all_proxy");
 	unsetenv("ALL_PROXY");
 	dir = test_tmpdir();
-	ck_assert_int_eq(oauth_global_init(&err), PM_OK);
 }
 
 static void
