@@ -158,6 +158,31 @@ case_unknown_ca() {
 	assert_untouched
 }
 
+# A run with a cached token never starts libcurl; the TLS checks are the
+# same: the system store alone or another CA's ca_file is refused.
+case_cached_token_tls() {
+	local before ca
+	account acct | write_config "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 1
+	before=$(srv_token_requests "$APP_ID")
+	seed_messages
+	for ca in "" "$OTHER_CA_FILE"; do
+		account acct "keep=no" "ca_file=$ca" | write_config "$CASE_DIR/config"
+		run_pm -c "$CASE_DIR/config"
+		assert_rc 76
+		assert_clear_error
+		assert_grep -F 'not trusted' "$LAST_OUT.err"
+		assert_untouched
+	done
+	account acct | write_config "$CASE_DIR/config"
+	run_pm -vv -c "$CASE_DIR/config"
+	assert_rc 0
+	assert_grep 'certificate verified' "$LAST_OUT.err"
+	assert_grep 'using cached access token' "$LAST_OUT.err"
+	assert_eq "$before" "$(srv_token_requests "$APP_ID")" "token requests"
+}
+
 # 127.0.0.2 reaches the same Dovecot, whose certificate does not name it.
 case_wrong_host() {
 	seed_messages
@@ -303,6 +328,7 @@ run_case unknown_tenant case_unknown_tenant
 run_case no_imap_scope case_no_imap_scope
 run_case scope_refused case_scope_refused
 run_case unknown_ca case_unknown_ca
+run_case cached_token_tls case_cached_token_tls
 run_case wrong_host case_wrong_host
 run_case server_down case_server_down
 run_case token_endpoint_down case_token_endpoint_down
