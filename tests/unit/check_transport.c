@@ -26,18 +26,11 @@
 #include <gnutls/x509.h>
 
 #include "suites.h"
+#include "testcert.h"
 #include "transport.h"
 #include "trust.h"
 #include "log.h"
 #include "util.h"
-
-/* One certificate with its key. */
-struct tcert {
-	gnutls_x509_crt_t	 crt;
-	gnutls_x509_privkey_t	 key;
-	char			 pin[32 * 3];	/* "AB:CD:..." sha256 */
-	char			 pin_plain[32 * 2 + 1];	/* "abcd..." */
-};
 
 static struct tcert ca1, ca2, leaf, selfsigned, expired, expired_self;
 static struct tcert root, inter, leaf2;	/* root -> inter -> leaf2 */
@@ -73,114 +66,13 @@ struct sconn {
 	gnutls_session_t tls;
 };
 
-/* Make an ECDSA P-256 key (fast to generate). */
-static gnutls_x509_privkey_t
-make_key(void)
-{
-	gnutls_x509_privkey_t key;
-
-	ck_assert_int_eq(gnutls_x509_privkey_init(&key), 0);
-	ck_assert_int_eq(gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
-	    GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0), 0);
-	return key;
-}
-
-/*
- * Make a certificate for dn.  is_ca: a CA certificate; otherwise a server
- * certificate for localhost, 127.0.0.1 and ::1.  issuer NULL: self-signed.
- */
-static void
-make_cert(struct tcert *tc, const char *dn, int is_ca,
-    const struct tcert *issuer, time_t from, time_t until,
-    unsigned char serial)
-{
-	static const unsigned char v4[4] = { 127, 0, 0, 1 };
-	static const unsigned char v6[16] = { [15] = 1 };
-	unsigned char	 sn[2] = { 0x01, serial };
-	unsigned char	 fp[32];
-	size_t		 fplen = sizeof fp, i;
-	const char	*errpos;
-	gnutls_datum_t	 der;
-
-	tc->key = make_key();
-	ck_assert_int_eq(gnutls_x509_crt_init(&tc->crt), 0);
-	ck_assert_int_eq(gnutls_x509_crt_set_version(tc->crt, 3), 0);
-	ck_assert_int_eq(gnutls_x509_crt_set_serial(tc->crt, sn, sizeof sn),
-	    0);
-	ck_assert_int_eq(gnutls_x509_crt_set_dn(tc->crt, dn, &errpos), 0);
-	ck_assert_int_eq(gnutls_x509_crt_set_key(tc->crt, tc->key), 0);
-	ck_assert_int_eq(gnutls_x509_crt_set_activation_time(tc->crt, from),
-	    0);
-	ck_assert_int_eq(gnutls_x509_crt_set_expiration_time(tc->crt, until),
-	    0);
-	ck_assert_int_eq(gnutls_x509_crt_set_basic_constraints(tc->crt,
-	    is_ca, -1), 0);
-	if (is_ca)
-		ck_assert_int_eq(gnutls_x509_crt_set_key_usage(tc->crt,
-		    GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN), 0);
-	else {
-		ck_assert_int_eq(gnutls_x509_crt_set_key_usage(tc->crt,
-		    GNUTLS_KEY_DIGITAL_SIGNATURE), 0);
-		ck_assert_int_eq(gnutls_x509_crt_set_key_purpose_oid(tc->crt,
-		    GNUTLS_KP_TLS_WWW_SERVER, 0), 0);
-		ck_assert_int_eq(gnutls_x509_crt_set_subject_alt_name(tc->crt,
-		    GNUTLS_SAN_DNSNAME, "localhost", 9, GNUTLS_FSAN_APPEND),
-		    0);
-		ck_assert_int_eq(gnutls_x509_crt_set_subject_alt_name(tc->crt,
-		    GNUTLS_SAN_IPADDRESS, v4, sizeof v4, GNUTLS_FSAN_APPEND),
-		    0);
-		ck_assert_int_eq(gnutls_x509_crt_set_subject_alt_name(tc->crt,
-		    GNUTLS_SAN_IPADDRESS, v6, sizeof v6, GNUTLS_FSAN_APPEND),
-		    0);
-	}
-	if (issuer == NULL)
-		ck_assert_int_eq(gnutls_x509_crt_sign2(tc->crt, tc->crt,
-		    tc->key, GNUTLS_DIG_SHA256, 0), 0);
-	else
-		ck_assert_int_eq(gnutls_x509_crt_sign2(tc->crt, issuer->crt,
-		    issuer->key, GNUTLS_DIG_SHA256, 0), 0);
-
-	/* GnuTLS fills its cache of a certificate's raw names, by which it
-	 * orders the chain a server sends, only on import. */
-	ck_assert_int_eq(gnutls_x509_crt_export2(tc->crt, GNUTLS_X509_FMT_DER,
-	    &der), 0);
-	gnutls_x509_crt_deinit(tc->crt);
-	ck_assert_int_eq(gnutls_x509_crt_init(&tc->crt), 0);
-	ck_assert_int_eq(gnutls_x509_crt_import(tc->crt, &der,
-	    GNUTLS_X509_FMT_DER), 0);
-	gnutls_free(der.data);
-
-	ck_assert_int_eq(gnutls_x509_crt_get_fingerprint(tc->crt,
-	    GNUTLS_DIG_SHA256, fp, &fplen), 0);
-	ck_assert_uint_eq(fplen, 32);
-	for (i = 0; i < 32; i++) {
-		snprintf(tc->pin + i * 3, 4, "%02X%s", fp[i], i == 31 ? "" :
-		    ":");
-		snprintf(tc->pin_plain + i * 2, 3, "%02x", fp[i]);
-	}
-}
-
-/* A certificate as PEM text; malloc'd. */
-static char *
-pem_text(const struct tcert *tc)
-{
-	gnutls_datum_t	 pem;
-	char		*text;
-
-	ck_assert_int_eq(gnutls_x509_crt_export2(tc->crt, GNUTLS_X509_FMT_PEM,
-	    &pem), 0);
-	text = xstrndup((const char *)pem.data, pem.size);
-	gnutls_free(pem.data);
-	return text;
-}
-
 /* Write a certificate as PEM into the temporary directory. */
 static char *
 write_pem(const struct tcert *tc, const char *name)
 {
 	char	*text, *path;
 
-	text = pem_text(tc);
+	text = tcert_pem(tc);
 	path = test_write_file(tmpdir, name, text, 0644);
 	free(text);
 	return path;
@@ -194,23 +86,23 @@ setup_certs(void)
 	char	*err = NULL;
 
 	ck_assert_int_eq(transport_init(&err), PM_OK);
-	make_cert(&ca1, "CN=pullmail test CA one", 1, NULL, now - 3600,
+	tcert_make(&ca1, "CN=pullmail test CA one", 1, NULL, now - 3600,
 	    now + 86400 * 30, 1);
-	make_cert(&ca2, "CN=pullmail unrelated CA", 1, NULL, now - 3600,
+	tcert_make(&ca2, "CN=pullmail unrelated CA", 1, NULL, now - 3600,
 	    now + 86400 * 30, 2);
-	make_cert(&leaf, "CN=localhost", 0, &ca1, now - 3600,
+	tcert_make(&leaf, "CN=localhost", 0, &ca1, now - 3600,
 	    now + 86400 * 30, 3);
-	make_cert(&selfsigned, "CN=localhost,O=self", 0, NULL, now - 3600,
+	tcert_make(&selfsigned, "CN=localhost,O=self", 0, NULL, now - 3600,
 	    now + 86400 * 30, 4);
-	make_cert(&expired, "CN=localhost,O=old", 0, &ca1, now - 86400 * 30,
+	tcert_make(&expired, "CN=localhost,O=old", 0, &ca1, now - 86400 * 30,
 	    now - 86400, 5);
-	make_cert(&expired_self, "CN=localhost,O=oldself", 0, NULL,
+	tcert_make(&expired_self, "CN=localhost,O=oldself", 0, NULL,
 	    now - 86400 * 30, now - 86400, 6);
-	make_cert(&root, "CN=pullmail test root,O=pullmail", 1, NULL,
+	tcert_make(&root, "CN=pullmail test root,O=pullmail", 1, NULL,
 	    now - 3600, now + 86400 * 30, 7);
-	make_cert(&inter, "CN=pullmail test intermediate,O=pullmail", 1,
+	tcert_make(&inter, "CN=pullmail test intermediate,O=pullmail", 1,
 	    &root, now - 3600, now + 86400 * 30, 8);
-	make_cert(&leaf2, "CN=localhost,O=chain", 0, &inter, now - 3600,
+	tcert_make(&leaf2, "CN=localhost,O=chain", 0, &inter, now - 3600,
 	    now + 86400 * 30, 9);
 	tmpdir = test_tmpdir();
 	ca1_path = write_pem(&ca1, "ca1.pem");
@@ -225,10 +117,8 @@ teardown_certs(void)
 	    &expired_self, &root, &inter, &leaf2 };
 	size_t i;
 
-	for (i = 0; i < sizeof all / sizeof all[0]; i++) {
-		gnutls_x509_crt_deinit(all[i]->crt);
-		gnutls_x509_privkey_deinit(all[i]->key);
-	}
+	for (i = 0; i < sizeof all / sizeof all[0]; i++)
+		tcert_free(all[i]);
 	test_rm_rf(tmpdir);
 	free(tmpdir);
 	free(ca1_path);
@@ -603,43 +493,6 @@ der_of(const struct tcert *tc, gnutls_datum_t *d)
 	der.data = d->data;
 	der.len = d->size;
 	return der;
-}
-
-/*
- * Write a CA bundle of the n certificates the way distributions do, with
- * comments between them; every other one with CRLF line ends, and first a
- * block that is not base64.  Returns the malloc'd path.
- */
-static char *
-write_bundle(const char *name, const struct tcert *const *certs, size_t n)
-{
-	char	*text, *pem, *next, *path, *p;
-	size_t	 i, j;
-
-	text = xstrdup("# A bundle as distributions make them.\n\n"
-	    "-----BEGIN CERTIFICATE-----\nnot*base64\n"
-	    "-----END CERTIFICATE-----\n");
-	for (i = 0; i < n; i++) {
-		pem = pem_text(certs[i]);
-		if (i % 2 == 1) {
-			next = xmalloc(strlen(pem) * 2 + 1);
-			for (j = 0, p = next; pem[j] != '\0'; j++) {
-				if (pem[j] == '\n')
-					*p++ = '\r';
-				*p++ = pem[j];
-			}
-			*p = '\0';
-			free(pem);
-			pem = next;
-		}
-		next = xasprintf("%s\n# certificate %zu\n%s", text, i, pem);
-		free(text);
-		free(pem);
-		text = next;
-	}
-	path = test_write_file(tmpdir, name, text, 0644);
-	free(text);
-	return path;
 }
 
 /* --- tests --------------------------------------------------------------- */
@@ -1226,12 +1079,12 @@ START_TEST(test_trust_select)
 	char		*path, *pem, *want, *missing;
 	size_t		 count;
 
-	path = write_bundle("select.pem", in, 4);
+	path = tcert_write_bundle(tmpdir, "select.pem", in, 4, 1);
 
 	chain[0] = der_of(&leaf, &d[0]);
 	ck_assert_int_eq(trust_select(path, chain, 1, &pem, &count), 0);
 	ck_assert_uint_eq(count, 1);
-	want = pem_text(&ca1);
+	want = tcert_pem(&ca1);
 	ck_assert_str_eq(pem, want);
 	free(want);
 	free(pem);
@@ -1243,7 +1096,7 @@ START_TEST(test_trust_select)
 	chain[1] = der_of(&inter, &d[1]);
 	ck_assert_int_eq(trust_select(path, chain, 2, &pem, &count), 0);
 	ck_assert_uint_eq(count, 2);
-	want = pem_text(&inter);
+	want = tcert_pem(&inter);
 	ck_assert_ptr_nonnull(strstr(pem, want));
 	free(want);
 	ck_assert_ptr_nonnull(strstr(pem, "BEGIN CERTIFICATE-----\n"));
@@ -1282,8 +1135,9 @@ START_TEST(test_tls_bundle)
 	struct tls_opts	 o = { .server_name = "localhost" };
 	char		*with_path, *without_path, *err;
 
-	with_path = write_bundle("with.pem", with, 3);
-	without_path = write_bundle("without.pem", without, 1);
+	with_path = tcert_write_bundle(tmpdir, "with.pem", with, 3, 0);
+	without_path = tcert_write_bundle(tmpdir, "without.pem", without,
+	    1, 0);
 
 	o.system_bundle = with_path;
 	ck_assert_int_eq(tls_try(&leaf, &o, &err), PM_OK);
