@@ -31,6 +31,8 @@ struct oauth_request {
 	const struct pm_secret *client_key;	/* PEM RSA private key */
 	const char *client_cert;	/* PEM certificate file (x5t) */
 	const char *token_command;	/* prints the access token */
+	const char *ca_bundle;		/* the system's CA bundle; NULL: the
+					 * one chosen at build time (tests) */
 };
 
 /* A parsed token endpoint response. */

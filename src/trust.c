@@ -166,6 +166,28 @@ block_wanted(const struct text *b64, const struct der_name *names, size_t n)
 	return wanted;
 }
 
+/* The DER of one PEM certificate (see trust.h). */
+int
+trust_pem_der(const char *text, unsigned char **der_r, size_t *len_r)
+{
+	struct text b64 = { 0 };
+	const char *p, *end;
+	int r;
+
+	*der_r = NULL;
+	*len_r = 0;
+	if ((p = strstr(text, "-----BEGIN CERTIFICATE-----")) == NULL ||
+	    (end = strstr(p, "-----END CERTIFICATE-----")) == NULL)
+		return -1;
+	for (p += 27; p < end; p++)
+		if (strchr(" \t\r\n", *p) == NULL)
+			text_add(&b64, p, 1);
+	r = b64.len > 0 && base64_decode(b64.s, b64.len, der_r, len_r) == 0 ?
+	    0 : -1;
+	free(b64.s);
+	return r;
+}
+
 /* Select from the bundle at path the anchors for chain (see trust.h). */
 int
 trust_select(const char *path, const struct trust_der *chain, size_t n,

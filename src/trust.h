@@ -33,4 +33,11 @@ const char *trust_bundle_path(void);
 int trust_select(const char *path, const struct trust_der *chain, size_t n,
     char **pem_r, size_t *count_r);
 
+/*
+ * The DER of the PEM certificate in text ("-----BEGIN CERTIFICATE-----",
+ * base64 lines, "-----END CERTIFICATE-----"): malloc'd in *der_r, its
+ * length in *len_r.  -1 when text holds no such certificate.
+ */
+int trust_pem_der(const char *text, unsigned char **der_r, size_t *len_r);
+
 #endif

@@ -29,11 +29,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+
 #include "config.h"
 #include "log.h"
 #include "oauth.h"
 #include "secret.h"
 #include "suites.h"
+#include "testcert.h"
 #include "util.h"
 
 /* A client secret that needs form encoding, and how it must be encoded. */
@@ -443,9 +446,10 @@ struct injector {
 	char	*url;
 };
 
-/* Read one HTTP request (headers and Content-Length body) from fd. */
+/* Read one HTTP request (headers and Content-Length body) from fd, or
+ * through tls on it when tls is not NULL. */
 static char *
-read_request(int fd, size_t *len_r)
+read_request(int fd, gnutls_session_t tls, size_t *len_r)
 {
 	char *buf = xmalloc(65536), *hdr_end, *cl;
 	size_t len = 0, want = 0;
@@ -455,9 +459,11 @@ read_request(int fd, size_t *len_r)
 	for (;;) {
 		pfd.fd = fd;
 		pfd.events = POLLIN;
-		if (poll(&pfd, 1, 3000) <= 0)
+		if ((tls == NULL || gnutls_record_check_pending(tls) == 0) &&
+		    poll(&pfd, 1, 3000) <= 0)
 			break;
-		n = read(fd, buf + len, 65535 - len);
+		n = tls != NULL ? gnutls_record_recv(tls, buf + len,
+		    65535 - len) : read(fd, buf + len, 65535 - len);
 		if (n <= 0)
 			break;
 		len += (size_t)n;
@@ -479,15 +485,32 @@ read_request(int fd, size_t *len_r)
 	return buf;
 }
 
+/* Record what connection i brought (req-i under the test directory). */
+static void
+record_request(const char *rec_dir, size_t i, const char *req, size_t len)
+{
+	char *path;
+	int out;
+
+	path = xasprintf("%s/req-%zu", rec_dir, i);
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (out >= 0) {
+		if (write_full(out, req, len) < 0)
+			_exit(1);
+		close(out);
+	}
+	free(path);
+}
+
 /* The injector's child: serve responses[0..n-1], then exit. */
 static void
 injector_serve(int lfd, const char *rec_dir, const char *const *responses,
     size_t n, int delay_ms)
 {
 	struct pollfd pfd;
-	char *req, *path;
+	char *req;
 	size_t i, len;
-	int fd, out;
+	int fd;
 
 	for (i = 0; i < n; i++) {
 		pfd.fd = lfd;
@@ -497,15 +520,8 @@ injector_serve(int lfd, const char *rec_dir, const char *const *responses,
 		fd = accept(lfd, NULL, NULL);
 		if (fd < 0)
 			_exit(1);
-		req = read_request(fd, &len);
-		path = xasprintf("%s/req-%zu", rec_dir, i + 1);
-		out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (out >= 0) {
-			if (write_full(out, req, len) < 0)
-				_exit(1);
-			close(out);
-		}
-		free(path);
+		req = read_request(fd, NULL, &len);
+		record_request(rec_dir, i + 1, req, len);
 		free(req);
 		if (delay_ms > 0)
 			usleep((useconds_t)delay_ms * 1000);
@@ -522,10 +538,9 @@ injector_serve(int lfd, const char *rec_dir, const char *const *responses,
 	_exit(0);
 }
 
-/* Start the fault injector serving n responses. */
-static void
-injector_start(struct injector *fi, const char *const *responses, size_t n,
-    int delay_ms)
+/* A socket listening on 127.0.0.1, its port in *port_r. */
+static int
+listen_loopback(int *port_r)
 {
 	struct sockaddr_in sin;
 	socklen_t slen = sizeof sin;
@@ -539,13 +554,94 @@ injector_start(struct injector *fi, const char *const *responses, size_t n,
 	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
 	ck_assert_int_eq(listen(lfd, 8), 0);
 	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &slen), 0);
-	fi->port = ntohs(sin.sin_port);
+	*port_r = ntohs(sin.sin_port);
+	return lfd;
+}
+
+/* Start the fault injector serving n responses. */
+static void
+injector_start(struct injector *fi, const char *const *responses, size_t n,
+    int delay_ms)
+{
+	int lfd;
+
+	lfd = listen_loopback(&fi->port);
 	fi->url = xasprintf("http://127.0.0.1:%d/tenant/oauth2/v2.0/token",
 	    fi->port);
 	fi->pid = fork();
 	ck_assert_int_ge(fi->pid, 0);
 	if (fi->pid == 0)
 		injector_serve(lfd, dir, responses, n, delay_ms);
+	close(lfd);
+}
+
+/* The https injector's child: connection i is served with certs[i]; a
+ * request gets response, a connection that sends nothing is recorded
+ * empty. */
+static void
+tls_injector_serve(int lfd, const char *rec_dir,
+    const struct tcert *const *certs, size_t n, const char *response)
+{
+	gnutls_certificate_credentials_t cred;
+	gnutls_session_t tls;
+	gnutls_x509_crt_t crt;
+	struct pollfd pfd;
+	char *req;
+	size_t i, len;
+	int fd, r;
+
+	for (i = 0; i < n; i++) {
+		pfd.fd = lfd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 15000) <= 0)
+			_exit(1);
+		if ((fd = accept(lfd, NULL, NULL)) < 0)
+			_exit(1);
+		crt = certs[i]->crt;
+		if (gnutls_certificate_allocate_credentials(&cred) < 0 ||
+		    gnutls_certificate_set_x509_key(cred, &crt, 1,
+		    certs[i]->key) < 0 ||
+		    gnutls_init(&tls, GNUTLS_SERVER) < 0 ||
+		    gnutls_set_default_priority(tls) < 0 ||
+		    gnutls_credentials_set(tls, GNUTLS_CRD_CERTIFICATE,
+		    cred) < 0)
+			_exit(1);
+		gnutls_transport_set_int(tls, fd);
+		gnutls_handshake_set_timeout(tls, 5000);
+		do {
+			r = gnutls_handshake(tls);
+		} while (r < 0 && !gnutls_error_is_fatal(r));
+		len = 0;
+		req = r < 0 ? xstrdup("") : read_request(fd, tls, &len);
+		record_request(rec_dir, i + 1, req, len);
+		if (len > 0) {
+			if (gnutls_record_send(tls, response,
+			    strlen(response)) < 0)
+				_exit(1);
+			gnutls_bye(tls, GNUTLS_SHUT_WR);
+		}
+		free(req);
+		gnutls_deinit(tls);
+		gnutls_certificate_free_credentials(cred);
+		close(fd);
+	}
+	_exit(0);
+}
+
+/* Start the https injector for n connections (see tls_injector_serve). */
+static void
+tls_injector_start(struct injector *fi, const struct tcert *const *certs,
+    size_t n, const char *response)
+{
+	int lfd;
+
+	lfd = listen_loopback(&fi->port);
+	fi->url = xasprintf("https://127.0.0.1:%d/tenant/oauth2/v2.0/token",
+	    fi->port);
+	fi->pid = fork();
+	ck_assert_int_ge(fi->pid, 0);
+	if (fi->pid == 0)
+		tls_injector_serve(lfd, dir, certs, n, response);
 	close(lfd);
 }
 
@@ -2038,6 +2134,172 @@ START_TEST(test_token_command_hangs)
 }
 END_TEST
 
+/* --- the token endpoint over https ---------------------------------------- */
+
+/* Two CAs and a server certificate from each. */
+static struct tcert ca1, ca2, leaf1, leaf2;
+
+/* Make the https certificates: per test, since each forks afresh. */
+static void
+https_setup(void)
+{
+	time_t now = time(NULL);
+
+	setup();
+	tcert_make(&ca1, "CN=token test CA one", 1, NULL, now - 3600,
+	    now + 86400, 1);
+	tcert_make(&ca2, "CN=token test CA two", 1, NULL, now - 3600,
+	    now + 86400, 2);
+	tcert_make(&leaf1, "CN=localhost,O=one", 0, &ca1, now - 3600,
+	    now + 86400, 3);
+	tcert_make(&leaf2, "CN=localhost,O=two", 0, &ca2, now - 3600,
+	    now + 86400, 4);
+}
+
+static void
+https_teardown(void)
+{
+	tcert_free(&ca1);
+	tcert_free(&ca2);
+	tcert_free(&leaf1);
+	tcert_free(&leaf2);
+	teardown();
+}
+
+/*
+ * Get a token from an https endpoint serving serve[0..n-1] (one per
+ * connection, all of which must come), trusting a CA bundle of the
+ * certificates in; returns the status, the token checked when there is
+ * one.
+ */
+static int
+https_get(const struct tcert *const *in, size_t nin,
+    const struct tcert *const *serve, size_t n, char **err)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok = NULL;
+	char *resp, *bundle;
+	int cached = -1, r, status;
+
+	bundle = tcert_write_bundle(dir, "bundle.pem", in, nin, 0);
+	resp = token_response(TOKEN_A, 3599);
+	tls_injector_start(&fi, serve, n, resp);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+	req.ca_bundle = bundle;
+	r = oauth_get_token(&req, &tok, &cached, err);
+	if (r == PM_OK)
+		ck_assert_str_eq(secret_reveal(tok), TOKEN_A);
+	secret_free(tok);
+	/* The child ends after its n connections, all recorded. */
+	ck_assert_int_eq(waitpid(fi.pid, &status, 0), fi.pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	free(fi.url);
+	free(resp);
+	free(bundle);
+	secret_free(secret);
+	return r;
+}
+
+/* What connection i brought: "" for none, NULL when it never came. */
+static void
+assert_recorded_empty(int i)
+{
+	char *rq = recorded(i);
+
+	ck_assert_ptr_nonnull(rq);
+	ck_assert_str_eq(rq, "");
+	free(rq);
+}
+
+/* The request trusts the bundle's CA of the server's chain, learnt from a
+ * first connection that sends nothing at all. */
+START_TEST(test_https_anchors)
+{
+	const struct tcert *in[] = { &ca2, &ca1 }, *serve[] = { &leaf1,
+	    &leaf1 };
+	char *err = NULL, *rq;
+
+	ck_assert_int_eq(https_get(in, 2, serve, 2, &err), PM_OK);
+	assert_recorded_empty(1);
+	rq = recorded(2);
+	ck_assert_ptr_nonnull(rq);
+	ck_assert(has_field(rq, "client_secret=" SECRET_FORM));
+	free(rq);
+}
+END_TEST
+
+/* A server whose CA is not in the bundle is refused, and the secret never
+ * leaves. */
+START_TEST(test_https_untrusted)
+{
+	const struct tcert *in[] = { &ca2 }, *serve[] = { &leaf1, &leaf1 };
+	char *err = NULL;
+
+	ck_assert_int_eq(https_get(in, 1, serve, 2, &err), PM_ETLS);
+	ck_assert_msg(strstr(err, "verification failed") != NULL, "%s", err);
+	assert_clean(err);
+	free(err);
+	assert_recorded_empty(1);
+	assert_recorded_empty(2);
+}
+END_TEST
+
+/* The request meets another chain than the first connection saw (a
+ * balancer): refused on those anchors, it is made again trusting the
+ * whole bundle, the secret sent only over the verified connection. */
+START_TEST(test_https_other_chain)
+{
+	const struct tcert *in[] = { &ca1, &ca2 }, *serve[] = { &leaf1,
+	    &leaf2, &leaf2 };
+	char *err = NULL, *rq;
+
+	ck_assert_msg(https_get(in, 2, serve, 3, &err) == PM_OK, "%s", err);
+	assert_recorded_empty(1);
+	assert_recorded_empty(2);
+	rq = recorded(3);
+	ck_assert_ptr_nonnull(rq);
+	ck_assert(has_field(rq, "client_secret=" SECRET_FORM));
+	free(rq);
+}
+END_TEST
+
+/* A silent server is waited for once, not again for the request after the
+ * connection that only shakes hands. */
+START_TEST(test_https_timeout)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok = NULL;
+	const struct tcert *in[] = { &ca1 };
+	const char *resp[1] = { NULL };
+	char *err = NULL, *url, *bundle;
+	int cached = -1;
+	long t0;
+
+	injector_start(&fi, resp, 1, 0);
+	url = xasprintf("https://%s", fi.url + strlen("http://"));
+	free(fi.url);
+	fi.url = url;
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, OAUTH_CLIENT_POST);
+	bundle = tcert_write_bundle(dir, "bundle.pem", in, 1, 0);
+	req.ca_bundle = bundle;
+	req.timeout = 1;
+	t0 = now_ms();
+	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err),
+	    PM_ETEMP);
+	ck_assert_int_lt(now_ms() - t0, 1800);
+	ck_assert_ptr_null(tok);
+	ck_assert_msg(strstr(err, fi.url) != NULL, "no URL in %s", err);
+	free(err);
+	injector_stop(&fi);
+	free(bundle);
+	secret_free(secret);
+}
+END_TEST
+
 Suite *
 suite_oauth(void)
 {
@@ -2070,6 +2332,14 @@ suite_oauth(void)
 	tcase_add_test(tc, test_get_debug_log_redacted);
 	tcase_add_test(tc, test_get_no_cache_dir);
 	tcase_add_test(tc, test_cache_key_separates);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("https");
+	tcase_add_checked_fixture(tc, https_setup, https_teardown);
+	tcase_add_test(tc, test_https_anchors);
+	tcase_add_test(tc, test_https_untrusted);
+	tcase_add_test(tc, test_https_other_chain);
+	tcase_add_test(tc, test_https_timeout);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("delegated");
