@@ -261,10 +261,23 @@ int
 pop3_undot(struct pop3_undot *u, const char *in, size_t len, char *out,
     size_t *olen_r, size_t *used_r)
 {
-	size_t i, o = 0;
+	const char *nl;
+	size_t i, o = 0, run;
 	char c;
 
 	for (i = 0; i < len; i++) {
+		/* Inside a line only a line feed matters: copy up to the
+		 * next one at once. */
+		if ((u->state == U_MID || u->state == U_CR) && in[i] != '\n') {
+			nl = memchr(in + i, '\n', len - i);
+			run = (nl != NULL ? (size_t)(nl - in) : len) - i;
+			memcpy(out + o, in + i, run);
+			o += run;
+			i += run;
+			u->state = in[i - 1] == '\r' ? U_CR : U_MID;
+			if (i == len)
+				break;
+		}
 		c = in[i];
 		switch (u->state) {
 		case U_BOL:
