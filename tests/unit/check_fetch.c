@@ -15,6 +15,7 @@
 #include "fetch.h"
 #include "state.h"
 #include "suites.h"
+#include "util.h"
 
 /*
  * The fake server: one listing (served for every folder selected), each
@@ -63,18 +64,6 @@ ev(const char *fmt, ...)
 	F.log[n + 1] = '\0';
 }
 
-static int PM_PRINTF(3, 4)
-ferr(char **err, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(err, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return rc;
-}
-
 /* A list of listing indexes as "a,b,c" of their uids. */
 static void
 uidlist(char *buf, size_t len, const size_t *idx, size_t n)
@@ -100,7 +89,7 @@ p_open(const struct pm_host *h, struct pm_session *s, struct pm_conn **c_r,
 	(void)s;
 	ev("OPEN");
 	if (F.open_rc != PM_OK)
-		return ferr(err, F.open_rc, "login refused");
+		return errf(err, F.open_rc, "login refused");
 	*c_r = (struct pm_conn *)&conn_token;
 	return PM_OK;
 }
@@ -112,7 +101,7 @@ p_select(struct pm_conn *c, const char *folder, struct pm_folder *f_r,
 	ck_assert_ptr_eq(c, &conn_token);
 	ev("SELECT %s", folder);
 	if (F.select_rc != PM_OK)
-		return ferr(err, F.select_rc, "SELECT failed: NO");
+		return errf(err, F.select_rc, "SELECT failed: NO");
 	f_r->validity = F.validity;
 	f_r->count = F.n;
 	return PM_OK;
@@ -127,7 +116,7 @@ p_list(struct pm_conn *c, const struct pm_entry **e_r, size_t *n_r,
 	(void)c;
 	ev("LIST");
 	if (F.list_rc != PM_OK)
-		return ferr(err, F.list_rc, "listing broken");
+		return errf(err, F.list_rc, "listing broken");
 	for (i = 0; i < F.n; i++) {
 		entries[i].uid = F.uids[i];
 		entries[i].size = F.sizes[i];
@@ -174,9 +163,9 @@ p_fetch(struct pm_conn *c, const size_t *idx, size_t n,
 			m = sink->begin(f, idx[i]);
 			sink->write(m, body, 5);
 			sink->end(m, 0);
-			return ferr(err, PM_ETEMP, "connection cut");
+			return errf(err, PM_ETEMP, "connection cut");
 		case 'p':
-			return ferr(err, PM_EPROTO, "broken response");
+			return errf(err, PM_EPROTO, "broken response");
 		case 'l':
 			m = sink->begin(f, idx[i]);
 			sink->write(m, body, len);
@@ -198,7 +187,7 @@ p_dispose(struct pm_conn *c, int action, const size_t *idx, size_t n,
 	ev("DISPOSE %s %s", action == PM_DISPOSE_DELETE ? "delete" : "seen",
 	    buf);
 	if (F.dispose_rc != PM_OK)
-		return ferr(err, F.dispose_rc, "STORE failed");
+		return errf(err, F.dispose_rc, "STORE failed");
 	for (i = 0; i < n; i++)
 		done_r[i] = 1;
 	return PM_OK;
@@ -210,7 +199,7 @@ p_close(struct pm_conn *c, char **err)
 	ck_assert_ptr_eq(c, &conn_token);
 	ev("CLOSE");
 	if (F.close_rc != PM_OK)
-		return ferr(err, F.close_rc, "QUIT failed: -ERR");
+		return errf(err, F.close_rc, "QUIT failed: -ERR");
 	return PM_OK;
 }
 
@@ -243,7 +232,7 @@ t_begin(void *ctx, const struct deliver_info *info, void **m_r, char **err)
 	ck_assert_str_eq(info->account, "acct");
 	ck_assert_str_eq(info->protocol, "fake");
 	if (F.fail_begin != NULL && strcmp(info->uid, F.fail_begin) == 0)
-		return ferr(err, F.fail_rc, "lock busy");
+		return errf(err, F.fail_rc, "lock busy");
 	m = calloc(1, sizeof *m);
 	snprintf(m->key, sizeof m->key, "%s/%s", info->mailbox, info->uid);
 	F.open_msgs++;
@@ -258,7 +247,7 @@ t_write(void *vm, const void *buf, size_t len, char **err)
 
 	if (F.fail_write != NULL &&
 	    strcmp(strchr(m->key, '/') + 1, F.fail_write) == 0)
-		return ferr(err, F.fail_rc, "disk full");
+		return errf(err, F.fail_rc, "disk full");
 	ck_assert_uint_lt(m->len + len, sizeof m->body);
 	memcpy(m->body + m->len, buf, len);
 	m->len += len;
@@ -275,7 +264,7 @@ t_finish(void *vm, char **err)
 	F.open_msgs--;
 	if (F.fail_finish != NULL &&
 	    strcmp(strchr(m->key, '/') + 1, F.fail_finish) == 0)
-		rc = ferr(err, F.finish_rc, "MDA failed");
+		rc = errf(err, F.finish_rc, "MDA failed");
 	else
 		snprintf(F.finished + n, sizeof F.finished - n, "%s=%.*s|",
 		    m->key, (int)m->len, m->body);
@@ -299,7 +288,7 @@ t_sync(void *ctx, char **err)
 	(void)ctx;
 	ev("SYNC");
 	if (F.sync_rc != PM_OK)
-		return ferr(err, F.sync_rc, "fsync failed");
+		return errf(err, F.sync_rc, "fsync failed");
 	snprintf(F.durable + n, sizeof F.durable - n, "%s", F.finished);
 	F.finished[0] = '\0';
 	return PM_OK;
