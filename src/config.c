@@ -94,6 +94,7 @@ enum key {
 	K_SIZE_LIMIT,
 	K_FETCH_ALL,
 	K_POP3_XOAUTH2_TWO_STEP,
+	K_POP3_STRICT_SIZE,
 	K__COUNT
 };
 
@@ -218,6 +219,7 @@ static const struct keydef keydefs[K__COUNT] = {
 	[K_FETCH_ALL] = { "fetch_all", V_BOOL, 0, NULL },
 	[K_POP3_XOAUTH2_TWO_STEP] =
 	    { "pop3_xoauth2_two_step", V_BOOL, 0, NULL },
+	[K_POP3_STRICT_SIZE] = { "pop3_strict_size", V_BOOL, 0, NULL },
 };
 
 /* The ways to give one secret: inline, file, command, systemd credential
@@ -1591,6 +1593,8 @@ build_account(const struct parser *p, const struct section *sec,
 	a->fetch_all = e != NULL ? parse_bool(e->value) : 0;
 	e = eff(p, sec, K_POP3_XOAUTH2_TWO_STEP);
 	a->pop3_xoauth2_two_step = e != NULL ? parse_bool(e->value) : 1;
+	e = eff(p, sec, K_POP3_STRICT_SIZE);
+	a->pop3_strict_size = e != NULL ? parse_bool(e->value) : 1;
 
 	if ((e = eff(p, sec, K_DELIVER)) == NULL)
 		return missing(p, sec, K_DELIVER, err, "say where mail goes, "

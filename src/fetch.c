@@ -293,15 +293,20 @@ sink_end(struct pm_msg *m, int complete)
 	free(m);
 }
 
-/* Sink missing(): the server did not hand message idx over. */
+/* Sink missing(): the server did not hand message idx over, or the plugin
+ * discarded what it handed over. */
 static void
 sink_missing(struct pm_fetch *f, size_t idx, int status, const char *reason)
 {
 	struct slot *sl = slot_find(f, idx);
 
-	if (sl == NULL || sl->state != SLOT_WAITING)
+	/* A message the plugin began and discarded may be given a reason
+	 * (the slot is then SLOT_CUT and already counted as done). */
+	if (sl == NULL || (sl->state != SLOT_WAITING &&
+	    (sl->state != SLOT_CUT || status == PM_OK)))
 		return;
-	f->prog.msgs_done++;
+	if (sl->state == SLOT_WAITING)
+		f->prog.msgs_done++;
 	if (status == PM_OK) {
 		sl->state = SLOT_GONE;
 		log_debug("fetch", "%s: %s%smessage %s is gone: %s",

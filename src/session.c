@@ -393,6 +393,13 @@ host_unread(struct pm_session *s, const void *buf, size_t len)
 		stream_unread(s->stream, buf, len);
 }
 
+/* Host trace(): trace a line the plugin read with read_bytes(). */
+static void
+host_trace(struct pm_session *s, const char *line, size_t len)
+{
+	log_trace(s->a->name, "S", line, len, NULL);
+}
+
 const struct pm_host session_host = {
 	.abi = PM_PLUGIN_ABI,
 	.account = host_account,
@@ -411,6 +418,7 @@ const struct pm_host session_host = {
 	.secret_new = secret_new,
 	.secret_free = secret_free,
 	.unread = host_unread,
+	.trace = host_trace,
 };
 
 /* Fetch one account with plugin p, retrying once after a rejected
@@ -435,6 +443,7 @@ session_run(struct account *a, const struct pm_plugin *p, int progress,
 	s.info.tls = a->tls;
 	s.info.user = a->user;
 	s.info.xoauth2_two_step = a->pop3_xoauth2_two_step;
+	s.info.strict_size = a->pop3_strict_size;
 	s.cache_dir = xasprintf("%s/tokens", a->state_dir);
 
 	memset(&pol, 0, sizeof pol);

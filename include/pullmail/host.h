@@ -76,6 +76,9 @@ struct pm_account_info {
 	int xoauth2_two_step;		/* 1: POP3 sends the XOAUTH2 response
 					 * after "+", never on the AUTH line
 					 * (Microsoft 365 wants it so) */
+	int strict_size;		/* 1: POP3 refuses a message shorter
+					 * than LIST said (pop3_strict_size);
+					 * 0: LIST sizes are estimates (ABI 4) */
 };
 
 /*
@@ -207,6 +210,12 @@ struct pm_host {
 	 * (ABI 2.)
 	 */
 	void (*unread)(struct pm_session *s, const void *buf, size_t len);
+	/*
+	 * Trace one line of a response that the plugin read with
+	 * read_bytes() and split itself (POP3 CAPA, UIDL and LIST lines,
+	 * CRLF removed), as read_line() traces the lines it reads.  (ABI 4.)
+	 */
+	void (*trace)(struct pm_session *s, const char *line, size_t len);
 };
 
 struct pm_fetch;	/* the fetch engine's run; owned by the core */
@@ -246,7 +255,10 @@ struct pm_sink {
 	 * it refused (POP3 -ERR to RETR); reason says why, and the message
 	 * counts as a failure that stays on the server.  A message of the
 	 * set for which fetch() returned PM_OK without begin() or missing()
-	 * is taken as gone.
+	 * is taken as gone.  Also right after end(m, 0) of message idx, with
+	 * a status other than PM_OK: the plugin discarded what arrived
+	 * (POP3: shorter than LIST said) and reason says why; the message
+	 * counts as such a failure (ABI 4).
 	 */
 	void (*missing)(struct pm_fetch *f, size_t idx, int status,
 	    const char *reason);

@@ -11,7 +11,7 @@
 #include <pullmail/host.h>
 
 #define PM_PLUGIN_MAGIC 0x504d504cu	/* "PMPL" */
-#define PM_PLUGIN_ABI 3u		/* bump on any change in include/pullmail/ */
+#define PM_PLUGIN_ABI 4u		/* bump on any change in include/pullmail/ */
 #define PM_PLUGIN_SYMBOL "pullmail_plugin"
 
 #if defined(__GNUC__)

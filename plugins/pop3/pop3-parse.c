@@ -68,22 +68,6 @@ pop3_parse_status(const char *line, size_t len, int sasl, int *status_r,
 	return PM_OK;
 }
 
-/* Unstuff one line of a multi-line response; 1 for the closing ".". */
-int
-pop3_multiline(const char *line, size_t len, const char **data_r,
-    size_t *len_r)
-{
-	if (len == 1 && line[0] == '.')
-		return 1;
-	if (len > 0 && line[0] == '.') {
-		line++;
-		len--;
-	}
-	*data_r = line;
-	*len_r = len;
-	return 0;
-}
-
 /* Free what the CAPA results hold. */
 void
 pop3_caps_free(struct pop3_caps *c)
@@ -98,27 +82,31 @@ pop3_caps_reset(struct pop3_caps *c)
 {
 	pop3_caps_free(c);
 	memset(c, 0, sizeof *c);
-	c->mechs = pmp_xstrndup("", 0);
+	c->mcap = 64;
+	c->mechs = pmp_xmalloc(c->mcap);
+	c->mechs[0] = '\0';
 }
 
-/* Append the mechanism word of len bytes to c->mechs, upper-cased. */
+/* Append the mechanism word of len bytes to c->mechs, upper-cased: in
+ * place, the buffer doubling when full, so a CAPA costs time linear in
+ * its length. */
 static void
 add_mech(struct pop3_caps *c, const char *w, size_t len)
 {
-	size_t have = strlen(c->mechs), i;
-	char *m;
+	size_t i, need = c->mlen + len + 2;
 
-	m = pmp_xmalloc(have + len + 2);
-	memcpy(m, c->mechs, have);
-	if (have > 0)
-		m[have++] = ' ';
+	if (need > c->mcap) {
+		while (c->mcap < need)
+			c->mcap *= 2;
+		c->mechs = pmp_xreallocarray(c->mechs, c->mcap, 1);
+	}
+	if (c->mlen > 0)
+		c->mechs[c->mlen++] = ' ';
 	for (i = 0; i < len; i++) {
-		m[have + i] = (w[i] >= 'a' && w[i] <= 'z') ?
+		c->mechs[c->mlen++] = (w[i] >= 'a' && w[i] <= 'z') ?
 		    (char)(w[i] - 'a' + 'A') : w[i];
 	}
-	m[have + len] = '\0';
-	free(c->mechs);
-	c->mechs = m;
+	c->mechs[c->mlen] = '\0';
 }
 
 /* Note what one line of a CAPA response announces. */
@@ -130,6 +118,13 @@ pop3_caps_line(const char *line, size_t len, struct pop3_caps *c,
 
 	if (len > POP3_STATUS_MAX)
 		return pmp_errf(err, PM_EPROTO, "CAPA line too long (%zu bytes)", len);
+	/* Anyone on the path can send the CAPA before STLS: bound it. */
+	c->nlines++;
+	c->nbytes += len + 2;
+	if (c->nlines > POP3_CAPA_LINES_MAX || c->nbytes > POP3_CAPA_BYTES_MAX)
+		return pmp_errf(err, PM_EPROTO, "the CAPA response is longer "
+		    "than %d lines or %d bytes: not a POP3 server's list of "
+		    "capabilities", POP3_CAPA_LINES_MAX, POP3_CAPA_BYTES_MAX);
 	for (i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)line[i];
 
@@ -241,9 +236,23 @@ pop3_parse_list(const char *line, size_t len, unsigned long *num_r,
 	return PM_OK;
 }
 
+/*
+ * The multi-line reader.  RFC 1939 3 defines lines as ending in CRLF, and
+ * servers stuff (double) a leading "." only at the start of such a line:
+ * a "." after a bare LF is message text that the server sent as it is.
+ * So only CRLF "." CRLF ends a response, and a "." is taken for stuffing
+ * only right after a CRLF (or at the start of the body).  A bare-LF "."
+ * line ("\n.\n", "\n.\r\n") is kept in the message whole, and a "." line
+ * that starts after a CRLF but ends in a bare LF ("\r\n.\n") loses its
+ * leading "." as any other line starting with "." and more than CRLF
+ * does (RFC 1939 3).  Taking a bare LF for a line end instead would let a
+ * message's own text end it early: the rest would then be read as the
+ * reply to the next command.  The other reading of a server that stuffs
+ * after bare LFs too only costs an extra "." in such a line.
+ */
 enum {
-	U_BOL = 0,	/* at the start of a line */
-	U_MID,		/* inside a line */
+	U_BOL = 0,	/* at the start of a line (after CRLF) */
+	U_MID,		/* inside a line, after a bare LF too */
 	U_CR,		/* after a CR */
 	U_DOT,		/* after a "." at the start of a line */
 	U_DOTCR		/* after "." and CR at the start of a line */
@@ -291,8 +300,6 @@ pop3_undot(struct pop3_undot *u, const char *in, size_t len, char *out,
 				u->state = U_DOTCR;
 				continue;
 			}
-			if (c == '\n')
-				goto done;
 			/* A stuffed dot: it goes, c stays. */
 			break;
 		case U_DOTCR:
@@ -304,12 +311,11 @@ pop3_undot(struct pop3_undot *u, const char *in, size_t len, char *out,
 			break;
 		}
 		out[o++] = c;
-		if (c == '\r')
-			u->state = U_CR;
-		else if (c == '\n')
-			u->state = U_BOL;
+		if (c == '\n')
+			/* Only CRLF starts a line. */
+			u->state = u->state == U_CR ? U_BOL : U_MID;
 		else
-			u->state = U_MID;
+			u->state = c == '\r' ? U_CR : U_MID;
 	}
 	*olen_r = o;
 	*used_r = len;

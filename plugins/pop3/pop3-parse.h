@@ -17,6 +17,9 @@
 #define POP3_STATUS_MAX	4096	/* longest status or list line accepted
 				 * (RFC 2449 allows 512 octets) */
 #define POP3_UID_MAX	70	/* RFC 1939: a UIDL is 1 to 70 octets */
+#define POP3_CAPA_LINES_MAX 100	/* most lines a CAPA response may have */
+#define POP3_CAPA_BYTES_MAX 16384 /* most bytes it may have (Dovecot's and
+				 * Microsoft 365's are under 200) */
 
 /* What a status line says. */
 enum pop3_status {
@@ -35,6 +38,8 @@ struct pop3_caps {
 	int top;
 	char *mechs;		/* SASL mechanisms, upper case, space
 				 * separated; "" for none; malloc'd */
+	size_t mlen, mcap;	/* its length and allocated size */
+	size_t nlines, nbytes;	/* the CAPA response so far */
 };
 
 /* The dot-unstuffing and terminator state machine of a multi-line body. */
@@ -52,19 +57,13 @@ struct pop3_undot {
 int pop3_parse_status(const char *line, size_t len, int sasl,
     int *status_r, const char **text_r, char **err);
 
-/*
- * One line of a multi-line response read with read_line (CRLF removed):
- * returns 1 for the terminating ".", else 0 with *data_r and *len_r the
- * line with the stuffed leading dot removed.
- */
-int pop3_multiline(const char *line, size_t len, const char **data_r,
-    size_t *len_r);
-
 /* Reset caps (freeing what they held) before a new CAPA. */
 void pop3_caps_reset(struct pop3_caps *c);
 void pop3_caps_free(struct pop3_caps *c);
-/* Take one capability line of a CAPA response.  Errors: PM_EPROTO for
- * control characters or a line longer than POP3_STATUS_MAX. */
+/* Take one capability line of a CAPA response, in time linear in its
+ * length.  Errors: PM_EPROTO for control characters, a line longer than
+ * POP3_STATUS_MAX, or a response (the lines taken since the reset) of more
+ * than POP3_CAPA_LINES_MAX lines or POP3_CAPA_BYTES_MAX bytes. */
 int pop3_caps_line(const char *line, size_t len, struct pop3_caps *c,
     char **err);
 
@@ -88,7 +87,8 @@ void pop3_undot_init(struct pop3_undot *u);
  * the state machine.  The unstuffed bytes go to out, which must hold
  * len + 1 bytes; *olen_r says how many (CRLF line ends kept; a CR held
  * back at a chunk's end comes out with the next one).  Returns 1 when the
- * terminating "." line (CRLF or a bare LF) ended within in, with *used_r
+ * terminating CRLF "." CRLF ended within in (a bare LF neither ends a
+ * line nor the response: see pop3-parse.c), with *used_r
  * the bytes of in consumed up to and including it: the rest belongs to the
  * next response.  Returns 0 when more input is needed (*used_r == len).
  * Correct across any split of the input.

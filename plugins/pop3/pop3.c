@@ -73,6 +73,7 @@ struct pm_conn {
 	struct pm_entry *view;	/* the listing as list() hands it out */
 	char *buf;		/* POP3_CHUNK bytes read */
 	char *out;		/* POP3_CHUNK + 1 bytes unstuffed */
+	char *line;		/* POP3_STATUS_MAX + 2 bytes: a listing line */
 };
 
 /* Mark the dialogue broken and pass status through. */
@@ -147,25 +148,51 @@ pop3_command(struct pm_conn *p, const char *what, int nostatus, char **err,
 	return pop3_expect(p, what, nostatus, err);
 }
 
-/* Read the lines of a multi-line response up to its ".", handing each
- * unstuffed line to fn. */
+/*
+ * Read the lines of a multi-line response (CAPA, UIDL, LIST) up to its
+ * CRLF "." CRLF with the reader RETR bodies go through (pop3_undot()), and
+ * hand each unstuffed line, CRLF removed, to fn, tracing it.  A bare LF
+ * is part of a line (the parsers refuse it).  A line longer than
+ * POP3_STATUS_MAX breaks the dialogue.
+ */
 static int
 pop3_lines(struct pm_conn *p, int (*fn)(struct pm_conn *, const char *,
     size_t, void *, char **), void *arg, char **err)
 {
-	const char *line, *data;
-	size_t len, dlen;
-	int rc;
+	struct pop3_undot u;
+	size_t got, olen, used, i, llen = 0;
+	int rc, done;
 
-	for (;;) {
-		rc = p->h->read_line(p->s, &line, &len, err);
+	pop3_undot_init(&u);
+	do {
+		rc = p->h->read_bytes(p->s, p->buf, POP3_CHUNK, &got, err);
 		if (rc != PM_OK)
 			return pop3_break(p, rc);
-		if (pop3_multiline(line, len, &data, &dlen))
-			return PM_OK;
-		if ((rc = fn(p, data, dlen, arg, err)) != PM_OK)
-			return pop3_break(p, rc);
-	}
+		if (got == 0 || got > POP3_CHUNK)
+			return pop3_break(p, pmp_errf(err, PM_EINTERNAL,
+			    "read_bytes returned %zu of %d bytes", got,
+			    POP3_CHUNK));
+		done = pop3_undot(&u, p->buf, got, p->out, &olen, &used);
+		for (i = 0; i < olen; i++) {
+			if (llen == POP3_STATUS_MAX + 2)
+				return pop3_break(p, pmp_errf(err, PM_EPROTO,
+				    "a line of a multi-line response is longer "
+				    "than %d bytes", POP3_STATUS_MAX));
+			p->line[llen++] = p->out[i];
+			if (p->out[i] != '\n' || llen < 2 ||
+			    p->line[llen - 2] != '\r')
+				continue;
+			p->h->trace(p->s, p->line, llen - 2);
+			if ((rc = fn(p, p->line, llen - 2, arg, err)) != PM_OK)
+				return pop3_break(p, rc);
+			llen = 0;
+		}
+	} while (!done);
+	/* The terminator comes only after a CRLF: no line is left open. */
+	p->h->trace(p->s, ".", 1);
+	if (used < got)
+		p->h->unread(p->s, p->buf + used, got - used);
+	return PM_OK;
 }
 
 /* CAPA: one capability line. */
@@ -386,6 +413,7 @@ pop3_free(struct pm_conn *p)
 	pop3_caps_free(&p->caps);
 	free(p->buf);
 	free(p->out);
+	free(p->line);
 	free(p);
 }
 
@@ -452,6 +480,7 @@ pop3_open(const struct pm_host *host, struct pm_session *s,
 	p->window = 1;
 	p->buf = pmp_xmalloc(POP3_CHUNK);
 	p->out = pmp_xmalloc(POP3_CHUNK + 1);
+	p->line = pmp_xmalloc(POP3_STATUS_MAX + 2);
 	p->sasl.start = pop3_sasl_start;
 	p->sasl.respond = pop3_sasl_respond;
 	p->sasl.reply = pop3_sasl_reply;
@@ -702,15 +731,17 @@ pop3_list(struct pm_conn *p, const struct pm_entry **e_r, size_t *n_r,
 }
 
 /* Stream a multi-line body through the unstuffing filter into m and give
- * back what follows its terminator. */
+ * back what follows its terminator.  *bytes_r is the message's size as
+ * the server counts it (unstuffed, CRLF line ends). */
 static int
 pop3_body(struct pm_conn *p, const struct pm_sink *sink, struct pm_msg *m,
-    char **err)
+    uint64_t *bytes_r, char **err)
 {
 	struct pop3_undot u;
 	size_t got, olen, used;
 	int rc, done;
 
+	*bytes_r = 0;
 	pop3_undot_init(&u);
 	for (;;) {
 		rc = p->h->read_bytes(p->s, p->buf, POP3_CHUNK, &got, err);
@@ -723,6 +754,7 @@ pop3_body(struct pm_conn *p, const struct pm_sink *sink, struct pm_msg *m,
 		done = pop3_undot(&u, p->buf, got, p->out, &olen, &used);
 		if (olen > 0)
 			sink->write(m, p->out, olen);
+		*bytes_r += olen;
 		if (done) {
 			if (used < got)
 				p->h->unread(p->s, p->buf + used, got - used);
@@ -739,20 +771,71 @@ pop3_retr_err(const struct pop3_entry *e, int rc, char **err)
 }
 
 /*
+ * Check the size of message e, which arrived whole as bytes bytes,
+ * against LIST's.  Returns NULL when it may be kept, else why not
+ * (malloc'd).  Shorter than LIST said: refused unless the account says
+ * the server's sizes are estimates (pop3_strict_size = no).  Longer: kept
+ * and noted only in the debug log, since servers that count LF line ends
+ * (Dovecot with pop3_fast_size_lookups, many others) announce less than
+ * they send on every message, and the terminator, not the size, is what
+ * proves the message complete.
+ */
+static char *
+pop3_size_check(struct pm_conn *p, const struct pop3_entry *e,
+    uint64_t bytes)
+{
+	if (bytes == e->size)
+		return NULL;
+	if (bytes < e->size && p->acct->strict_size)
+		return pmp_xprintf("RETR %lu: the server sent %llu bytes where "
+		    "LIST announced %llu, so the message may be cut short; it "
+		    "stays on the server (if this server's LIST sizes are only "
+		    "estimates, as old Microsoft Exchange and HP OpenMail "
+		    "give, set pop3_strict_size = no)", e->num,
+		    (unsigned long long)bytes, (unsigned long long)e->size);
+	p->h->log(p->s, PM_LOG_DEBUG, "RETR %lu: %llu bytes where LIST "
+	    "announced %llu", e->num, (unsigned long long)bytes,
+	    (unsigned long long)e->size);
+	return NULL;
+}
+
+/* A message whose body arrived whole, not yet ended (pop3_retr_resp()). */
+struct pop3_held {
+	struct pm_msg *m;	/* NULL: none */
+	unsigned long num;	/* its message number */
+};
+
+/*
  * Read the response to the RETR of message idx into sink: the message,
- * or missing() when the server refused it (the dialogue goes on).  A
- * connection or protocol failure ends the message incomplete.
+ * or missing() when the server refused it (the dialogue goes on).  *held
+ * is the message before it, whole but not yet ended: a message is ended
+ * complete only once what follows it on the wire (this status line) was
+ * well formed, since a server out of step with its replies may have cut
+ * it short and sent the rest as this reply.  This message is held in its
+ * turn unless last (the final response of the set: nothing more is due).
+ * A connection or protocol failure ends the message incomplete.
  */
 static int
-pop3_retr_resp(struct pm_conn *p, size_t idx, const struct pm_sink *sink,
-    struct pm_fetch *f, char **err)
+pop3_retr_resp(struct pm_conn *p, size_t idx, int last,
+    const struct pm_sink *sink, struct pm_fetch *f, struct pop3_held *held,
+    char **err)
 {
 	const struct pop3_entry *e = &p->list.e[idx];
 	struct pm_msg *m;
+	uint64_t bytes;
 	char *text, *why;
 	int rc, st;
 
-	if ((rc = pop3_reply(p, 0, &st, &text, err)) != PM_OK)
+	rc = pop3_reply(p, 0, &st, &text, err);
+	if (held->m != NULL) {
+		sink->end(held->m, rc == PM_OK);
+		held->m = NULL;
+		if (rc != PM_OK)
+			return pmp_errf(err, rc, "RETR %lu: %s; message %lu "
+			    "before it stays on the server, as no well-formed "
+			    "reply followed it", e->num, *err, held->num);
+	}
+	if (rc != PM_OK)
 		return pop3_retr_err(e, rc, err);
 	if (st != POP3_OK) {
 		if (p->have_uidl)
@@ -768,10 +851,21 @@ pop3_retr_resp(struct pm_conn *p, size_t idx, const struct pm_sink *sink,
 	}
 	free(text);
 	m = sink->begin(f, idx);
-	rc = pop3_body(p, sink, m, err);
-	sink->end(m, rc == PM_OK);
-	if (rc != PM_OK)
+	rc = pop3_body(p, sink, m, &bytes, err);
+	if (rc != PM_OK) {
+		sink->end(m, 0);
 		return pop3_retr_err(e, rc, err);
+	}
+	if ((why = pop3_size_check(p, e, bytes)) != NULL) {
+		sink->end(m, 0);
+		sink->missing(f, idx, PM_ETEMP, why);
+		free(why);
+	} else if (last)
+		sink->end(m, 1);
+	else {
+		held->m = m;
+		held->num = e->num;
+	}
 	return PM_OK;
 }
 
@@ -781,6 +875,7 @@ static int
 pop3_fetch(struct pm_conn *p, const size_t *idx, size_t n,
     const struct pm_sink *sink, struct pm_fetch *f, char **err)
 {
+	struct pop3_held held = { NULL, 0 };
 	size_t sent = 0, recvd = 0;
 	int rc;
 
@@ -790,16 +885,23 @@ pop3_fetch(struct pm_conn *p, const size_t *idx, size_t n,
 		while (sent < n && sent - recvd < p->window) {
 			rc = p->h->send(p->s, err, "RETR %lu",
 			    p->list.e[idx[sent]].num);
-			if (rc != PM_OK)
-				return pop3_break(p, rc);
+			if (rc != PM_OK) {
+				rc = pop3_break(p, rc);
+				goto out;
+			}
 			sent++;
 		}
-		if ((rc = pop3_retr_resp(p, idx[recvd], sink, f, err)) !=
-		    PM_OK)
-			return rc;
+		rc = pop3_retr_resp(p, idx[recvd], recvd + 1 == n, sink, f,
+		    &held, err);
+		if (rc != PM_OK)
+			goto out;
 		recvd++;
 	}
-	return PM_OK;
+out:
+	/* Only a failure leaves a message held: it is not kept. */
+	if (held.m != NULL)
+		sink->end(held.m, 0);
+	return rc;
 }
 
 /*

@@ -25,6 +25,8 @@
  *   c  cut: begun, half sent, ended incomplete, fetch() fails PM_ETEMP
  *   p  the server breaks the protocol before it: fetch() fails PM_EPROTO
  *   l  begun and sent but never ended (a plugin bug)
+ *   s  sent whole but discarded by the plugin (POP3: shorter than LIST
+ *      said): ended incomplete, then missing(PM_ETEMP) with the reason
  */
 static struct fake {
 	const char *uids[16];
@@ -169,6 +171,12 @@ p_fetch(struct pm_conn *c, const size_t *idx, size_t n,
 		case 'l':
 			m = sink->begin(f, idx[i]);
 			sink->write(m, body, len);
+			break;
+		case 's':
+			m = sink->begin(f, idx[i]);
+			sink->write(m, body, len);
+			sink->end(m, 0);
+			sink->missing(f, idx[i], PM_ETEMP, "shorter than LIST");
 			break;
 		}
 	}
@@ -596,6 +604,18 @@ START_TEST(test_refused_and_gone)
 	fake_reset("1 2", "go");
 	ck_assert_int_eq(run(&err), PM_OK);
 	ck_assert_uint_eq(stats.failed, 0);
+
+	/* Discarded by the plugin with a reason: a failure that stays on
+	 * the server, once, while the others go on. */
+	fake_reset("4 5 6", "oso");
+	ck_assert_int_eq(run(&err), PM_ETEMP);
+	ck_assert_str_eq(err, "shorter than LIST");
+	free(err);
+	ck_assert_uint_eq(stats.failed, 1);
+	ck_assert_str_eq(F.durable, "INBOX/4=" BODY("4") "|INBOX/6="
+	    BODY("6") "|");
+	at("DISPOSE delete 4,6\n");
+	ck_assert(!recorded("INBOX", "5"));
 }
 END_TEST
 

@@ -119,26 +119,7 @@ START_TEST(test_status_broken_bytes)
 }
 END_TEST
 
-/* --- multi-line listings ------------------------------------------------- */
-
-START_TEST(test_multiline)
-{
-	const char *d;
-	size_t n;
-
-	ck_assert_int_eq(pop3_multiline(".", 1, &d, &n), 1);
-	ck_assert_int_eq(pop3_multiline("..", 2, &d, &n), 0);
-	ck_assert_uint_eq(n, 1);
-	ck_assert_int_eq(d[0], '.');
-	ck_assert_int_eq(pop3_multiline("..x", 3, &d, &n), 0);
-	ck_assert_uint_eq(n, 2);
-	ck_assert_int_eq(memcmp(d, ".x", 2), 0);
-	ck_assert_int_eq(pop3_multiline("1 abc", 5, &d, &n), 0);
-	ck_assert_uint_eq(n, 5);
-	ck_assert_int_eq(pop3_multiline("", 0, &d, &n), 0);
-	ck_assert_uint_eq(n, 0);
-}
-END_TEST
+/* --- CAPA ---------------------------------------------------------------- */
 
 START_TEST(test_caps)
 {
@@ -163,6 +144,13 @@ START_TEST(test_caps)
 	ck_assert_int_eq(c.user, 1);
 	ck_assert_int_eq(c.stls, 1);
 	ck_assert_str_eq(c.mechs, "PLAIN LOGIN XOAUTH2 OAUTHBEARER");
+	/* Several SASL lines add up, in order. */
+	ck_assert_int_eq(pop3_caps_line("SASL GSSAPI", 11, &c, &err), PM_OK);
+	ck_assert_int_eq(pop3_caps_line("SASL  cram-md5 SCRAM-SHA-256 ", 29,
+	    &c, &err), PM_OK);
+	ck_assert_str_eq(c.mechs, "PLAIN LOGIN XOAUTH2 OAUTHBEARER GSSAPI "
+	    "CRAM-MD5 SCRAM-SHA-256");
+	ck_assert_uint_eq(c.mlen, strlen(c.mechs));
 	/* "UIDLX" or "PIPELINING2" are other capabilities. */
 	pop3_caps_reset(&c);
 	ck_assert_int_eq(pop3_caps_line("UIDLX", 5, &c, &err), PM_OK);
@@ -174,6 +162,51 @@ START_TEST(test_caps)
 	    PM_EPROTO);
 	ck_assert_ptr_nonnull(err);
 	free(err);
+	pop3_caps_free(&c);
+}
+END_TEST
+
+/*
+ * A CAPA of 800 KB of SASL lines (which anyone on the path can send before
+ * STLS) is refused at the bound with a clear error, having taken at most
+ * POP3_CAPA_BYTES_MAX bytes of mechanisms; up to the bound every word
+ * counts.  Before the bound and the linear append, this cost minutes.
+ */
+START_TEST(test_caps_bound)
+{
+	static const char line[] = "SASL XOAUTH2 PLAIN LOGIN OAUTHBEARER "
+	    "GSSAPI NTLM CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256 EXTERNAL";
+	struct pop3_caps c;
+	char *err = NULL, big[POP3_STATUS_MAX];
+	size_t i, len = sizeof line - 1, n = 0;
+	int rc = PM_OK;
+
+	memset(&c, 0, sizeof c);
+	pop3_caps_reset(&c);
+	for (i = 0; i < 800 * 1024 / len && rc == PM_OK; i++, n++)
+		rc = pop3_caps_line(line, len, &c, &err);
+	ck_assert_int_eq(rc, PM_EPROTO);
+	ck_assert_str_eq(err, "the CAPA response is longer than 100 lines or "
+	    "16384 bytes: not a POP3 server's list of capabilities");
+	free(err);
+	err = NULL;
+	ck_assert_uint_eq(n, POP3_CAPA_LINES_MAX + 1);
+	ck_assert_uint_le(c.mlen, POP3_CAPA_BYTES_MAX);
+	ck_assert_uint_eq(c.mlen, (len - 5 + 1) * POP3_CAPA_LINES_MAX - 1);
+	/* The byte bound: few lines, but long ones. */
+	pop3_caps_reset(&c);
+	memset(big, 'A', sizeof big);
+	memcpy(big, "SASL ", 5);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(pop3_caps_line(big, sizeof big, &c, &err),
+		    PM_OK);
+	ck_assert_int_eq(pop3_caps_line(big, sizeof big, &c, &err), PM_EPROTO);
+	ck_assert_ptr_nonnull(strstr(err, "16384 bytes"));
+	free(err);
+	/* A reset starts the count again. */
+	pop3_caps_reset(&c);
+	ck_assert_int_eq(pop3_caps_line("UIDL", 4, &c, &err), PM_OK);
+	ck_assert_int_eq(c.uidl, 1);
 	pop3_caps_free(&c);
 }
 END_TEST
@@ -322,8 +355,17 @@ static const struct undot_case {
 	{ "a\r.\r\n.\r\n", "a\r.\r\n", "" },
 	{ ".\rx\r\n.\r\n", "\rx\r\n", "" },
 	{ ".\r\r\n.\r\n", "\r\r\n", "" },
-	/* bare LF line ends, and a bare-LF terminator */
-	{ "a\n..b\n.\nrest", "a\n.b\n", "rest" },
+	/* A bare LF ends no line: no terminator, no stuffing after it
+	 * (servers stuff only lines that start after CRLF). */
+	{ "a\n..b\n.\nrest", "a\n..b\n.\nrest", NULL },
+	{ "x\n.\ny\r\n.\r\n", "x\n.\ny\r\n", "" },
+	{ "x\n.\r\ny\r\n.\r\n", "x\n.\r\ny\r\n", "" },
+	{ "x\r\n.\ny\r\n.\r\n", "x\r\n\ny\r\n", "" },
+	{ ".\n.\r\n.\r\n", "\n.\r\n", "" },
+	{ "\n.\n\r\n.\r\n", "\n.\n\r\n", "" },
+	/* a message whose text holds a bare-LF "." line and a reply */
+	{ "A: 1\r\n\r\ntext\n.\n+OK\r\nforged\r\n.\r\n+OK\r\n",
+	  "A: 1\r\n\r\ntext\n.\n+OK\r\nforged\r\n", "+OK\r\n" },
 	/* what follows a terminator is not looked at */
 	{ "a\r\n.\r\n..\r\n.\r\n", "a\r\n", "..\r\n.\r\n" },
 	/* broken: no terminator */
@@ -446,6 +488,14 @@ static struct pm_host traced;
 /* The fetch handle the mock sink ignores. */
 #define FETCH ((struct pm_fetch *)&M)
 
+/* trace: lines read with read_bytes, traced as read_line's. */
+static void
+t_trace(struct pm_session *s, const char *line, size_t len)
+{
+	(void)s;
+	mock_ev("S: %.*s", (int)len, line);
+}
+
 /* read_line, traced. */
 static int
 t_read_line(struct pm_session *s, const char **line_r, size_t *len_r,
@@ -467,8 +517,10 @@ reset(const char *script)
 	mock_reset(script, 995);
 	M.chunk = 7;
 	M.acct.xoauth2_two_step = 1;
+	M.acct.strict_size = 1;
 	traced = mock_host;
 	traced.read_line = t_read_line;
+	traced.trace = t_trace;
 }
 
 /* Free what the mock holds at the end of a test. */
@@ -587,7 +639,7 @@ close_rc(struct pm_conn *c, int want)
 #define UIDL_3 \
 	"+OK\r\n1 u-one\r\n2 u-two\r\n3 u-three\r\n.\r\n"
 #define LIST_3 \
-	"+OK 3 messages\r\n1 9\r\n2 30\r\n3 11\r\n.\r\n"
+	"+OK 3 messages\r\n1 9\r\n2 27\r\n3 11\r\n.\r\n"
 #define BODY_1 "+OK 9 octets\r\nA: 1\r\n\r\nx\r\n.\r\n"
 #define BODY_2 "+OK\r\nB: 2\r\n\r\n..\r\n...x\r\nFrom here\r\n.\r\n"
 #define BODY_3 "+OK\r\nC: 3\r\n\r\n..\r\n.\r\n"
@@ -667,7 +719,7 @@ START_TEST(test_plugin_session)
 		ck_assert_str_eq(e[1].uid, "u-two");
 		ck_assert_str_eq(e[2].uid, "u-three");
 		ck_assert_uint_eq(e[0].size, 9);
-		ck_assert_uint_eq(e[1].size, 30);
+		ck_assert_uint_eq(e[1].size, 27);
 		ck_assert_uint_eq(e[2].size, 11);
 		ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_OK);
 		ck_assert_str_eq(M.delivered, WANT_1 WANT_2 WANT_3);
@@ -700,12 +752,12 @@ START_TEST(test_plugin_window)
 	    "C: UIDL\nC: LIST\nS: +OK\nS: 1 a\n";
 	static const char want_retr[] =
 	    "C: RETR 1\nC: RETR 2\nC: RETR 3\nC: RETR 4\n"
-	    "S: +OK\nBEGIN 0\nEND 0 complete=1\nC: RETR 5\n"
-	    "S: +OK\nBEGIN 1\nEND 1 complete=1\nC: RETR 6\n"
-	    "S: +OK\nBEGIN 2\nEND 2 complete=1\n"
-	    "S: +OK\nBEGIN 3\nEND 3 complete=1\n"
-	    "S: +OK\nBEGIN 4\nEND 4 complete=1\n"
-	    "S: +OK\nBEGIN 5\nEND 5 complete=1\n"
+	    "S: +OK\nBEGIN 0\nC: RETR 5\n"
+	    "S: +OK\nEND 0 complete=1\nBEGIN 1\nC: RETR 6\n"
+	    "S: +OK\nEND 1 complete=1\nBEGIN 2\n"
+	    "S: +OK\nEND 2 complete=1\nBEGIN 3\n"
+	    "S: +OK\nEND 3 complete=1\nBEGIN 4\n"
+	    "S: +OK\nEND 4 complete=1\nBEGIN 5\nEND 5 complete=1\n"
 	    "C: DELE 1\nC: DELE 2\nC: DELE 3\nC: DELE 4\n"
 	    "S: +OK\nC: DELE 5\nS: +OK\nC: DELE 6\n"
 	    "S: +OK\nS: +OK\nS: +OK\nS: +OK\n"
@@ -751,19 +803,19 @@ START_TEST(test_plugin_one_at_a_time)
 	    "C: LIST\n"
 	    "S: +OK 3 messages\n"
 	    "S: 1 9\n"
-	    "S: 2 30\n"
+	    "S: 2 27\n"
 	    "S: 3 11\n"
 	    "S: .\n"
 	    "C: RETR 1\n"
 	    "S: +OK 9 octets\n"
 	    "BEGIN 0\n"
-	    "END 0 complete=1\n"
 	    "C: RETR 2\n"
 	    "S: +OK\n"
+	    "END 0 complete=1\n"
 	    "BEGIN 1\n"
-	    "END 1 complete=1\n"
 	    "C: RETR 3\n"
 	    "S: +OK\n"
+	    "END 1 complete=1\n"
 	    "BEGIN 2\n"
 	    "END 2 complete=1\n"
 	    "C: DELE 1\n"
@@ -977,12 +1029,98 @@ START_TEST(test_plugin_cut_mid_retr)
 }
 END_TEST
 
-/* A garbage status line instead of a RETR response: a protocol error. */
+/*
+ * A garbage status line instead of a RETR response: a protocol error, and
+ * the message before it, whole as it seemed, is not kept (ended
+ * incomplete), since a server out of step may have cut it short and sent
+ * the rest as this reply.  With PIPELINING or without.
+ */
 START_TEST(test_plugin_garbage_status)
 {
+	static const char *const scripts[] = {
+	    LOGIN_PLAIN UIDL_3 LIST_3 BODY_1 "* OK this is IMAP\r\n",
+	    LOGIN_PIPE UIDL_3 LIST_3 BODY_1 "* OK this is IMAP\r\n",
+	};
+	struct pm_conn *c;
+	char *err;
+	size_t i, n;
+	int have;
+
+	for (i = 0; i < 2; i++) {
+		reset(scripts[i]);
+		c = open_ok(&mock_host);
+		list_ok(c, &n, &have);
+		ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_EPROTO);
+		ck_assert_str_eq(err, "RETR 2: malformed status line "
+		    "\"* OK this is IMAP\"; message 1 before it stays on the "
+		    "server, as no well-formed reply followed it");
+		free(err);
+		ck_assert_str_eq(mock_log() + mock_at("BEGIN 0"), i == 0 ?
+		    "BEGIN 0\nC: RETR 2\nEND 0 complete=0\n" :
+		    "BEGIN 0\nEND 0 complete=0\n");
+		ck_assert_ptr_null(M.delivered);
+		ck_assert_ptr_null(close_rc(c, PM_OK));
+		ck_assert(mock_absent("QUIT"));
+		done();
+	}
+}
+END_TEST
+
+/*
+ * With PIPELINING, a message whose text holds bare-LF "." lines (which
+ * servers do not stuff) and a line that looks like a reply: only CRLF "."
+ * CRLF ends it, so it arrives whole and the next message is the next
+ * message, whatever the reads' sizes.  (The old reader ended it at the
+ * "\n.\n" and delivered the rest under the next message's UIDL.)
+ */
+START_TEST(test_plugin_bare_lf_dot)
+{
+#define EVIL "A: 1\r\n\r\ntext\n.\n+OK\r\nSubject: forged\r\n\r\n" \
+	"x\n.\r\nand\r\n.\nmore\r\n"
+#define EVIL_UNDOT "A: 1\r\n\r\ntext\n.\n+OK\r\nSubject: forged\r\n\r\n" \
+	"x\n.\r\nand\r\n\nmore\r\n"
 	static const char script[] =
-	    LOGIN_PLAIN UIDL_3 LIST_3
-	    BODY_1 "* OK this is IMAP\r\n";
+	    LOGIN_PIPE UIDL_3
+	    "+OK\r\n1 56\r\n2 27\r\n3 11\r\n.\r\n"
+	    "+OK\r\n" EVIL ".\r\n" BODY_2 BODY_3
+	    "+OK Logging out.\r\n";
+	struct pm_conn *c;
+	char *err;
+	size_t chunk, n;
+	int have;
+
+	ck_assert_uint_eq(strlen(EVIL_UNDOT), 56);
+	for (chunk = 1; chunk <= 80; chunk++) {
+		reset(script);
+		M.chunk = chunk;
+		c = open_ok(&mock_host);
+		list_ok(c, &n, &have);
+		ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_OK);
+		ck_assert_str_eq(M.delivered, "0:" EVIL_UNDOT "|" WANT_2
+		    WANT_3);
+		ck_assert(mock_absent("MISSING"));
+		ck_assert_ptr_null(close_rc(c, PM_OK));
+		ck_assert_uint_eq(M.pos, M.inlen);
+		done();
+	}
+#undef EVIL
+#undef EVIL_UNDOT
+}
+END_TEST
+
+/*
+ * A message shorter than LIST said is not kept: ended incomplete, then
+ * missing() with both numbers and what to do; the dialogue goes on.  With
+ * pop3_strict_size = no it is kept.  Longer than LIST said is kept either
+ * way (message 1: 11 bytes where LIST says 9).
+ */
+START_TEST(test_plugin_size_check)
+{
+	static const char script[] =
+	    LOGIN_PIPE UIDL_3
+	    "+OK\r\n1 9\r\n2 28\r\n3 11\r\n.\r\n"
+	    BODY_1 BODY_2 BODY_3
+	    "+OK Logging out.\r\n";
 	struct pm_conn *c;
 	char *err;
 	size_t n;
@@ -991,14 +1129,59 @@ START_TEST(test_plugin_garbage_status)
 	reset(script);
 	c = open_ok(&mock_host);
 	list_ok(c, &n, &have);
-	ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_EPROTO);
-	ck_assert_str_eq(err, "RETR 2: malformed status line "
-	    "\"* OK this is IMAP\"");
+	ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_OK);
+	ck_assert_str_eq(mock_log() + mock_at("BEGIN 1"),
+	    "BEGIN 1\nEND 1 complete=0\n"
+	    "MISSING 1 1 RETR 2: the server sent 27 bytes where LIST "
+	    "announced 28, so the message may be cut short; it stays on the "
+	    "server (if this server's LIST sizes are only estimates, as old "
+	    "Microsoft Exchange and HP OpenMail give, set pop3_strict_size = "
+	    "no)\n"
+	    "BEGIN 2\nEND 2 complete=1\n");
+	ck_assert_str_eq(M.delivered, WANT_1 WANT_3);
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	ck_assert_uint_eq(M.pos, M.inlen);
+	done();
+
+	reset(script);
+	M.acct.strict_size = 0;
+	c = open_ok(&mock_host);
+	list_ok(c, &n, &have);
+	ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_OK);
+	ck_assert_str_eq(M.delivered, WANT_1 WANT_2 WANT_3);
+	ck_assert(mock_absent("MISSING"));
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	done();
+}
+END_TEST
+
+/*
+ * Listings end only at CRLF "." CRLF too: a bare-LF "." in a UIDL listing
+ * does not end it, and what follows is taken as part of its line (here
+ * refused); a CAPA the same.
+ */
+START_TEST(test_plugin_listing_bare_lf)
+{
+	static const char script[] =
+	    LOGIN_PIPE "+OK\r\n1 a\r\n.\n+OK\r\n1 5\r\n.\r\n";
+	static const char script_capa[] =
+	    GREETING "+OK\r\nUIDL\r\nSASL PLAIN\r\n.\n+ \r\n+OK\r\n";
+	struct pm_conn *c;
+	char *err;
+
+	reset(script);
+	c = open_ok(&mock_host);
+	err = list_fails(c, PM_EPROTO);
+	ck_assert_str_eq(err, "malformed UIDL line \"?+OK\"");
 	free(err);
-	ck_assert_str_eq(mock_log() + mock_at("END 0"),
-	    "END 0 complete=1\nC: RETR 2\n");
 	ck_assert_ptr_null(close_rc(c, PM_OK));
 	ck_assert(mock_absent("QUIT"));
+	done();
+
+	reset(script_capa);
+	err = open_fails(PM_EPROTO);
+	ck_assert_str_eq(err, "malformed CAPA line \"?+ \"");
+	free(err);
 	done();
 }
 END_TEST
@@ -1063,9 +1246,9 @@ START_TEST(test_plugin_no_uidl)
 	ck_assert_str_eq(e[0].uid, "no-uidl 1");
 	ck_assert_str_eq(e[1].uid, "no-uidl 2");
 	ck_assert_str_eq(e[2].uid, "no-uidl 3");
-	ck_assert_uint_eq(e[1].size, 30);
+	ck_assert_uint_eq(e[1].size, 27);
 	ck_assert_int_eq(fetch(c, two, 2, &err), PM_OK);
-	mock_at("END 0 complete=1\nC: RETR 2\n"
+	mock_at("C: RETR 2\nEND 0 complete=1\n"
 	    "MISSING 1 1 RETR 2 failed: -ERR gone\n");
 	ck_assert_ptr_null(close_rc(c, PM_OK));
 	done();
@@ -1390,8 +1573,8 @@ suite_pop3(void)
 	tcase_add_loop_test(tc, test_status, 0,
 	    sizeof status_cases / sizeof status_cases[0]);
 	tcase_add_test(tc, test_status_broken_bytes);
-	tcase_add_test(tc, test_multiline);
 	tcase_add_test(tc, test_caps);
+	tcase_add_test(tc, test_caps_bound);
 	tcase_add_loop_test(tc, test_uidl, 0,
 	    sizeof uidl_cases / sizeof uidl_cases[0]);
 	tcase_add_loop_test(tc, test_list, 0,
@@ -1420,6 +1603,9 @@ suite_pop3(void)
 	tcase_add_test(tc, test_plugin_cut_before_quit);
 	tcase_add_test(tc, test_plugin_cut_mid_retr);
 	tcase_add_test(tc, test_plugin_garbage_status);
+	tcase_add_test(tc, test_plugin_bare_lf_dot);
+	tcase_add_test(tc, test_plugin_size_check);
+	tcase_add_test(tc, test_plugin_listing_bare_lf);
 	tcase_add_test(tc, test_plugin_retr_refused);
 	tcase_add_test(tc, test_plugin_no_uidl);
 	tcase_add_test(tc, test_plugin_stls);
