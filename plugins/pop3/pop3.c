@@ -149,6 +149,30 @@ pop3_command(struct pm_conn *p, const char *what, int nostatus, char **err,
 }
 
 /*
+ * Read the next chunk of a multi-line response into p->buf and unstuff it
+ * into p->out[0..*olen_r); *done_r is 1 when its terminator came, and
+ * what followed that is given back to the host for the next reply.
+ */
+static int
+pop3_chunk(struct pm_conn *p, struct pop3_undot *u, size_t *olen_r,
+    int *done_r, char **err)
+{
+	size_t got, used;
+	int rc;
+
+	rc = p->h->read_bytes(p->s, p->buf, POP3_CHUNK, &got, err);
+	if (rc != PM_OK)
+		return pop3_break(p, rc);
+	if (got == 0 || got > POP3_CHUNK)
+		return pop3_break(p, pmp_errf(err, PM_EINTERNAL,
+		    "read_bytes returned %zu of %d bytes", got, POP3_CHUNK));
+	*done_r = pop3_undot(u, p->buf, got, p->out, olen_r, &used);
+	if (*done_r && used < got)
+		p->h->unread(p->s, p->buf + used, got - used);
+	return PM_OK;
+}
+
+/*
  * Read the lines of a multi-line response (CAPA, UIDL, LIST) up to its
  * CRLF "." CRLF with the reader RETR bodies go through (pop3_undot()), and
  * hand each unstuffed line, CRLF removed, to fn, tracing it.  A bare LF
@@ -160,19 +184,13 @@ pop3_lines(struct pm_conn *p, int (*fn)(struct pm_conn *, const char *,
     size_t, void *, char **), void *arg, char **err)
 {
 	struct pop3_undot u;
-	size_t got, olen, used, i, llen = 0;
+	size_t olen, i, llen = 0;
 	int rc, done;
 
 	pop3_undot_init(&u);
 	do {
-		rc = p->h->read_bytes(p->s, p->buf, POP3_CHUNK, &got, err);
-		if (rc != PM_OK)
-			return pop3_break(p, rc);
-		if (got == 0 || got > POP3_CHUNK)
-			return pop3_break(p, pmp_errf(err, PM_EINTERNAL,
-			    "read_bytes returned %zu of %d bytes", got,
-			    POP3_CHUNK));
-		done = pop3_undot(&u, p->buf, got, p->out, &olen, &used);
+		if ((rc = pop3_chunk(p, &u, &olen, &done, err)) != PM_OK)
+			return rc;
 		for (i = 0; i < olen; i++) {
 			if (llen == POP3_STATUS_MAX + 2)
 				return pop3_break(p, pmp_errf(err, PM_EPROTO,
@@ -190,8 +208,6 @@ pop3_lines(struct pm_conn *p, int (*fn)(struct pm_conn *, const char *,
 	} while (!done);
 	/* The terminator comes only after a CRLF: no line is left open. */
 	p->h->trace(p->s, ".", 1);
-	if (used < got)
-		p->h->unread(p->s, p->buf + used, got - used);
 	return PM_OK;
 }
 
@@ -738,29 +754,19 @@ pop3_body(struct pm_conn *p, const struct pm_sink *sink, struct pm_msg *m,
     uint64_t *bytes_r, char **err)
 {
 	struct pop3_undot u;
-	size_t got, olen, used;
+	size_t olen;
 	int rc, done;
 
 	*bytes_r = 0;
 	pop3_undot_init(&u);
-	for (;;) {
-		rc = p->h->read_bytes(p->s, p->buf, POP3_CHUNK, &got, err);
-		if (rc != PM_OK)
-			return pop3_break(p, rc);
-		if (got == 0 || got > POP3_CHUNK)
-			return pop3_break(p, pmp_errf(err, PM_EINTERNAL,
-			    "read_bytes returned %zu of %d bytes", got,
-			    POP3_CHUNK));
-		done = pop3_undot(&u, p->buf, got, p->out, &olen, &used);
+	do {
+		if ((rc = pop3_chunk(p, &u, &olen, &done, err)) != PM_OK)
+			return rc;
 		if (olen > 0)
 			sink->write(m, p->out, olen);
 		*bytes_r += olen;
-		if (done) {
-			if (used < got)
-				p->h->unread(p->s, p->buf + used, got - used);
-			return PM_OK;
-		}
-	}
+	} while (!done);
+	return PM_OK;
 }
 
 /* Put "RETR num: " in front of *err and return rc. */
