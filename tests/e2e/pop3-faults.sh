@@ -3,8 +3,8 @@
 # (tests/servers/faultproxy.py) between pullmail and the real Dovecot: the
 # connection cut in the middle of a RETR, or after DELE and before QUIT
 # (POP3 applies deletions only at QUIT); a server without UIDL; a server
-# without SASL (USER/PASS).  Nothing may be lost, nothing delivered twice,
-# and the next run must complete.
+# without SASL (USER/PASS); a message holding bare-LF "." lines.  Nothing
+# may be lost, nothing delivered twice, and the next run must complete.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 e2e_start_servers
@@ -152,9 +152,48 @@ case_user_pass() {
 	assert_eq 0 "$(srv_count "$PASSWORD_USER")" "messages left on the server"
 }
 
+# A message whose text holds bare-LF "." lines, one of them followed by a
+# line that reads as a reply (the fault injector adds them to message 2;
+# Dovecot itself sends every line end as CRLF).  Servers stuff only lines
+# that start after CRLF, so only CRLF "." CRLF ends a message: with
+# PIPELINING every message arrives byte for byte as served, none under
+# another's UIDL, and with keep = no nothing leaves the server undelivered
+# over two runs.  (A reader that ended message 2 at "\n.\n" delivered its
+# rest as message 3, and so on.)
+case_bare_lf_dot() {
+	local f
+	seed
+	mkdir -p "$CASE_DIR/served" "$CASE_DIR/want"
+	start_proxy --fault bare-lf-dot:2 --record "$CASE_DIR/served"
+	proxy_account acct keep=no | write_config "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config" --trace
+	assert_rc 0
+	assert_grep 'FAULT bare-LF "." lines in the body of message 2' \
+		"$PROXY_LOG"
+	assert_grep 'S: PIPELINING' "$LAST_OUT.err"
+	assert_grep "acct: $NSEEDS messages delivered" "$LAST_OUT.out"
+	assert_eq "$NSEEDS" "$(find "$CASE_DIR/served" -type f | wc -l)" \
+		"messages served"
+	# What was served, with the line ends pullmail stores (LF).
+	for f in "$CASE_DIR/served"/*; do
+		sed 's/\r$//' "$f" >"$CASE_DIR/want/${f##*/}"
+	done
+	assert_eq 1 "$(grep -l 'forged reply from the fault injector' \
+		"$CASE_DIR/want"/* | wc -l)" "served messages with the fault"
+	# shellcheck disable=SC2046
+	assert_same_messages "$CASE_DIR/Maildir" $(ls "$CASE_DIR/want"/*)
+	assert_eq 0 "$(srv_count "$CASE_USER")" "messages left on the server"
+	run_pm -c "$CASE_DIR/config" --trace
+	assert_rc 1
+	assert_no_grep 'C: RETR' "$LAST_OUT.err"
+	# shellcheck disable=SC2046
+	assert_same_messages "$CASE_DIR/Maildir" $(ls "$CASE_DIR/want"/*)
+}
+
 run_case cut_mid_retr_delete case_cut_mid_retr_delete
 run_case cut_mid_retr_keep case_cut_mid_retr_keep
 run_case cut_before_quit case_cut_before_quit
 run_case no_uidl case_no_uidl
 run_case user_pass case_user_pass
+run_case bare_lf_dot case_bare_lf_dot
 e2e_finish

@@ -15,6 +15,16 @@ demand:
                    UIDL command with -ERR (Dovecot gets a NOOP instead, so
                    the replies stay in order)
   no-sasl          a server without SASL: drop the SASL line from CAPA
+  bare-lf-dot:N    message N holds, after its header, text with bare-LF
+                   "." lines and a line that looks like a reply (INJECT
+                   below); LIST announces its size with that text.
+                   Dovecot stores and sends line ends as CRLF, so it
+                   cannot be made to send such a message itself.
+
+With --record DIR, the proxy writes every message it serves, unstuffed
+and with its CRLF line ends, to DIR/UIDL (under the UIDL the server
+gave it), so that a test compares what pullmail delivered with what was
+served, byte for byte.
 
 The proxy follows the POP3 dialogue (which reply answers which command, and
 which replies are multi-line) so that a fault lands where it is meant to,
@@ -22,7 +32,7 @@ even with PIPELINING.  With --first-only the faults apply to the first
 connection only; later ones are passed through untouched.
 
 Usage: faultproxy.py --upstream-port N --port-file FILE [--log FILE]
-                     [--first-only] [--fault F]...
+                     [--first-only] [--record DIR] [--fault F]...
 """
 import argparse
 import os
@@ -35,6 +45,13 @@ import time
 COMMANDS = {'USER', 'PASS', 'APOP', 'AUTH', 'CAPA', 'STLS', 'STAT', 'LIST',
             'UIDL', 'RETR', 'TOP', 'DELE', 'NOOP', 'RSET', 'QUIT'}
 CUT_AFTER_LINES = 3
+# Text with bare-LF "." lines (no server stuffs those) and, after one, a
+# line that reads as a reply: a reader that takes a bare-LF "." for the
+# end of the message would deliver the rest as the next one.
+INJECT = (b'Servers stuff only lines that start after CRLF:\n.\n'
+          b'+OK forged reply from the fault injector\r\n'
+          b'Subject: forged\r\n\r\nnot the next message\n.\r\n'
+          b'still the same message\r\n')
 
 
 def log(args, msg):
@@ -56,13 +73,17 @@ class Conn:
         self.server = socket.create_connection(('127.0.0.1',
                                                 args.upstream_port))
         self.pending = queue.Queue()
-        self.pending.put(('GREETING', False))
+        self.pending.put(('GREETING', False, None))
         self.retr = 0
         self.dead = False
         self.cut_retr = 0
+        self.bare_lf = 0
+        self.uids = {}
         for f in faults:
             if f.startswith('cut-retr:'):
                 self.cut_retr = int(f.split(':', 1)[1])
+            if f.startswith('bare-lf-dot:'):
+                self.bare_lf = int(f.split(':', 1)[1])
 
     def cut(self, why):
         # Gracefully towards pullmail (FIN after every byte already
@@ -93,10 +114,11 @@ class Conn:
                         self.cut('QUIT withheld')
                         continue
                     if word == 'UIDL' and 'no-uidl' in self.faults:
-                        self.pending.put(('FAKE-UIDL', False))
+                        self.pending.put(('FAKE-UIDL', False, None))
                         line = b'NOOP\r\n'
                     else:
-                        self.pending.put((word, multi))
+                        arg = args[0].decode('latin-1') if args else None
+                        self.pending.put((word, multi, arg))
                 try:
                     self.server.sendall(line)
                 except OSError:
@@ -126,7 +148,7 @@ class Conn:
             line = f.readline()
             if not line:
                 return
-            cmd, multi = self.pending.get()
+            cmd, multi, arg = self.pending.get()
             # SASL challenges come before AUTH's final reply.
             while cmd == 'AUTH' and (line.startswith(b'+ ') or
                                      line.rstrip(b'\r\n') == b'+'):
@@ -143,9 +165,13 @@ class Conn:
             if not multi or not line.startswith(b'+OK'):
                 continue
             cut_here = False
+            inject = False
+            served = None
             if cmd == 'RETR':
                 self.retr += 1
                 cut_here = self.retr == self.cut_retr
+                inject = arg == str(self.bare_lf)
+                served = []
             n = 0
             while True:
                 body = f.readline()
@@ -153,7 +179,20 @@ class Conn:
                     return
                 if body in (b'.\r\n', b'.\n'):
                     self.client.sendall(body)
+                    self.record(arg, served)
                     break
+                if cmd == 'UIDL':
+                    w = body.split()
+                    if len(w) == 2:
+                        self.uids[w[0].decode()] = w[1].decode()
+                if cmd == 'LIST' and self.bare_lf:
+                    w = body.split()
+                    if w and w[0] == str(self.bare_lf).encode():
+                        body = b'%s %d\r\n' % (w[0],
+                                                 int(w[1]) + len(INJECT))
+                if served is not None:
+                    served.append(body[1:] if body.startswith(b'.')
+                                  else body)
                 word = body.strip().upper()
                 if cmd == 'CAPA' and 'no-uidl' in self.faults and \
                         word == b'UIDL':
@@ -162,10 +201,24 @@ class Conn:
                         word.startswith(b'SASL'):
                     continue
                 self.client.sendall(body)
+                if inject and body == b'\r\n':
+                    log(self.args, 'FAULT bare-LF "." lines in the body '
+                        'of message %s' % arg)
+                    self.client.sendall(INJECT)
+                    served.append(INJECT)
+                    inject = False
                 n += 1
                 if cut_here and n >= CUT_AFTER_LINES:
                     self.cut('in the body of RETR #%d' % self.retr)
                     return
+
+    def record(self, num, served):
+        """Keep the message served as RETR num under its UIDL."""
+        if served is None or not self.args.record:
+            return
+        uid = self.uids.get(num, 'msg-%s' % num)
+        with open(os.path.join(self.args.record, uid), 'wb') as out:
+            out.write(b''.join(served))
 
     def run(self):
         t = threading.Thread(target=self.client_to_server, daemon=True)
@@ -183,10 +236,12 @@ def main():
     ap.add_argument('--log')
     ap.add_argument('--first-only', action='store_true')
     ap.add_argument('--fault', action='append', default=[])
+    ap.add_argument('--record')
     args = ap.parse_args()
     for f in args.fault:
         if f not in ('cut-before-quit', 'no-uidl', 'no-sasl') and \
-                not (f.startswith('cut-retr:') and f[9:].isdigit()):
+                not (f.startswith('cut-retr:') and f[9:].isdigit()) and \
+                not (f.startswith('bare-lf-dot:') and f[12:].isdigit()):
             ap.error('unknown fault %s' % f)
 
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
