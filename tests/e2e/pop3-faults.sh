@@ -3,8 +3,9 @@
 # (tests/servers/faultproxy.py) between pullmail and the real Dovecot: the
 # connection cut in the middle of a RETR, or after DELE and before QUIT
 # (POP3 applies deletions only at QUIT); a server without UIDL; a server
-# without SASL (USER/PASS); a message holding bare-LF "." lines.  Nothing
-# may be lost, nothing delivered twice, and the next run must complete.
+# without SASL (USER/PASS); a message holding bare-LF "." lines; a reply
+# out of step right after a message.  Nothing may be lost, nothing
+# delivered twice, and the next run must complete.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 e2e_start_servers
@@ -190,10 +191,35 @@ case_bare_lf_dot() {
 	assert_same_messages "$CASE_DIR/Maildir" $(ls "$CASE_DIR/want"/*)
 }
 
+# A line that is no reply right after message 2 (fault injector, first
+# connection only), with PIPELINING: the replies are out of step, so
+# message 2, whole as it looked, is not kept (it may have been cut short
+# and its rest sent as that line); nothing is deleted, and the next run
+# fetches it and the rest, each once.
+case_junk_after_message() {
+	seed
+	start_proxy --first-only --fault junk-after:2
+	proxy_account acct keep=no | write_config "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config" --trace
+	assert_rc 76
+	assert_grep 'FAULT junk after message 2' "$PROXY_LOG"
+	assert_grep 'message 2 before it stays on the server' "$LAST_OUT.err"
+	assert_grep 'S: PIPELINING' "$LAST_OUT.err"
+	assert_no_grep 'C: DELE' "$LAST_OUT.err"
+	assert_eq 1 "$(maildir_count "$CASE_DIR/Maildir")" "local messages"
+	assert_eq "$NSEEDS" "$(srv_count "$CASE_USER")" "messages on the server"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/Maildir" $SEEDS
+	assert_eq 0 "$(srv_count "$CASE_USER")" "messages left on the server"
+}
+
 run_case cut_mid_retr_delete case_cut_mid_retr_delete
 run_case cut_mid_retr_keep case_cut_mid_retr_keep
 run_case cut_before_quit case_cut_before_quit
 run_case no_uidl case_no_uidl
 run_case user_pass case_user_pass
 run_case bare_lf_dot case_bare_lf_dot
+run_case junk_after_message case_junk_after_message
 e2e_finish

@@ -20,6 +20,9 @@ demand:
                    below); LIST announces its size with that text.
                    Dovecot stores and sends line ends as CRLF, so it
                    cannot be made to send such a message itself.
+  junk-after:N     a line that is no reply right after the end of message
+                   N (RETR N), as from a server whose replies are out of
+                   step
 
 With --record DIR, the proxy writes every message it serves, unstuffed
 and with its CRLF line ends, to DIR/UIDL (under the UIDL the server
@@ -78,12 +81,15 @@ class Conn:
         self.dead = False
         self.cut_retr = 0
         self.bare_lf = 0
+        self.junk_after = 0
         self.uids = {}
         for f in faults:
             if f.startswith('cut-retr:'):
                 self.cut_retr = int(f.split(':', 1)[1])
             if f.startswith('bare-lf-dot:'):
                 self.bare_lf = int(f.split(':', 1)[1])
+            if f.startswith('junk-after:'):
+                self.junk_after = int(f.split(':', 1)[1])
 
     def cut(self, why):
         # Gracefully towards pullmail (FIN after every byte already
@@ -180,6 +186,10 @@ class Conn:
                 if body in (b'.\r\n', b'.\n'):
                     self.client.sendall(body)
                     self.record(arg, served)
+                    if cmd == 'RETR' and arg == str(self.junk_after):
+                        log(self.args, 'FAULT junk after message %s' % arg)
+                        self.client.sendall(b'* junk from the fault '
+                                            b'injector\r\n')
                     break
                 if cmd == 'UIDL':
                     w = body.split()
@@ -241,7 +251,8 @@ def main():
     for f in args.fault:
         if f not in ('cut-before-quit', 'no-uidl', 'no-sasl') and \
                 not (f.startswith('cut-retr:') and f[9:].isdigit()) and \
-                not (f.startswith('bare-lf-dot:') and f[12:].isdigit()):
+                not (f.startswith('bare-lf-dot:') and f[12:].isdigit()) and \
+                not (f.startswith('junk-after:') and f[11:].isdigit()):
             ap.error('unknown fault %s' % f)
 
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
