@@ -150,6 +150,12 @@ static const struct choice flow_choices[] = {
 	{ "authorization_code", OAUTH_FLOW_AUTH_CODE },
 	{ NULL, 0 }
 };
+static const struct choice strict_size_choices[] = {
+	{ "auto", PM_STRICT_SIZE_AUTO },
+	{ "yes", PM_STRICT_SIZE_YES },
+	{ "no", PM_STRICT_SIZE_NO },
+	{ NULL, 0 }
+};
 static const struct choice client_auth_choices[] = {
 	{ "post", OAUTH_CLIENT_POST },
 	{ "basic", OAUTH_CLIENT_BASIC },
@@ -219,7 +225,8 @@ static const struct keydef keydefs[K__COUNT] = {
 	[K_FETCH_ALL] = { "fetch_all", V_BOOL, 0, NULL },
 	[K_POP3_XOAUTH2_TWO_STEP] =
 	    { "pop3_xoauth2_two_step", V_BOOL, 0, NULL },
-	[K_POP3_STRICT_SIZE] = { "pop3_strict_size", V_BOOL, 0, NULL },
+	[K_POP3_STRICT_SIZE] =
+	    { "pop3_strict_size", V_ENUM, 0, strict_size_choices },
 };
 
 /* The ways to give one secret: inline, file, command, systemd credential
@@ -1593,8 +1600,7 @@ build_account(const struct parser *p, const struct section *sec,
 	a->fetch_all = e != NULL ? parse_bool(e->value) : 0;
 	e = eff(p, sec, K_POP3_XOAUTH2_TWO_STEP);
 	a->pop3_xoauth2_two_step = e != NULL ? parse_bool(e->value) : 1;
-	e = eff(p, sec, K_POP3_STRICT_SIZE);
-	a->pop3_strict_size = e != NULL ? parse_bool(e->value) : 1;
+	a->pop3_strict_size = eff_choice(p, sec, K_POP3_STRICT_SIZE);
 
 	if ((e = eff(p, sec, K_DELIVER)) == NULL)
 		return missing(p, sec, K_DELIVER, err, "say where mail goes, "

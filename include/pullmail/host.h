@@ -42,6 +42,16 @@ enum pm_tls_mode {
 	PM_TLS_NONE		/* no TLS at all: only when configured */
 };
 
+/* pop3_strict_size (ABI 4): what a POP3 message shorter than its LIST size
+ * means.  AUTO is YES unless the greeting is Microsoft Exchange's, whose
+ * LIST sizes are estimates unless its admin turned on exact sizes
+ * (Set-CASMailbox -PopEnableExactRFC822Size). */
+enum pm_strict_size {
+	PM_STRICT_SIZE_AUTO = 0,	/* refuse, except from Exchange */
+	PM_STRICT_SIZE_YES,		/* refuse: the message may be cut */
+	PM_STRICT_SIZE_NO		/* keep: the sizes are estimates */
+};
+
 enum pm_log_level {
 	PM_LOG_ERR = 0,
 	PM_LOG_WARN,
@@ -76,9 +86,9 @@ struct pm_account_info {
 	int xoauth2_two_step;		/* 1: POP3 sends the XOAUTH2 response
 					 * after "+", never on the AUTH line
 					 * (Microsoft 365 wants it so) */
-	int strict_size;		/* 1: POP3 refuses a message shorter
-					 * than LIST said (pop3_strict_size);
-					 * 0: LIST sizes are estimates (ABI 4) */
+	int strict_size;		/* enum pm_strict_size: whether POP3
+					 * refuses a message shorter than
+					 * LIST said (pop3_strict_size) */
 };
 
 /*

@@ -70,6 +70,7 @@ struct pm_conn {
 	size_t deleted;		/* messages marked with DELE */
 	struct pop3_listing list;	/* the last listing, by number */
 	int have_uidl;		/* it has the server's UIDLs */
+	int strict_size;	/* refuse a message shorter than LIST said */
 	struct pm_entry *view;	/* the listing as list() hands it out */
 	char *buf;		/* POP3_CHUNK bytes read */
 	char *out;		/* POP3_CHUNK + 1 bytes unstuffed */
@@ -345,6 +346,31 @@ pop3_user_pass(struct pm_conn *p, const struct pm_secret *pw, char **err)
 	return rc;
 }
 
+/*
+ * Whether a message shorter than its LIST size is refused, given the
+ * greeting's text.  Microsoft Exchange (Exchange Online included) gives
+ * estimated sizes unless its admin asked for exact ones, so under
+ * pop3_strict_size = auto its short messages are kept: the terminator,
+ * which only CRLF "." CRLF makes, is what proves a message complete.
+ */
+static int
+pop3_strict_size(struct pm_conn *p, const char *greeting)
+{
+	switch (p->acct->strict_size) {
+	case PM_STRICT_SIZE_YES:
+		return 1;
+	case PM_STRICT_SIZE_NO:
+		return 0;
+	default:
+		if (strstr(greeting, "Microsoft Exchange") == NULL)
+			return 1;
+		p->h->log(p->s, PM_LOG_DEBUG, "Microsoft Exchange: LIST "
+		    "sizes may be estimates, a shorter message is kept "
+		    "(pop3_strict_size = auto)");
+		return 0;
+	}
+}
+
 /* Connect, read the greeting, STLS if configured, authenticate, and learn
  * the capabilities that hold after login. */
 static int
@@ -364,6 +390,7 @@ pop3_login(struct pm_conn *p, char **err)
 		free(text);
 		return pop3_break(p, rc);
 	}
+	p->strict_size = pop3_strict_size(p, text);
 	free(text);
 	if ((rc = pop3_capa(p, err)) != PM_OK)
 		return rc;
@@ -792,7 +819,7 @@ pop3_size_check(struct pm_conn *p, const struct pop3_entry *e,
 {
 	if (bytes == e->size)
 		return NULL;
-	if (bytes < e->size && p->acct->strict_size)
+	if (bytes < e->size && p->strict_size)
 		return pmp_xprintf("RETR %lu: the server sent %llu bytes where "
 		    "LIST announced %llu, so the message may be cut short; it "
 		    "stays on the server (if this server's LIST sizes are only "

@@ -749,7 +749,8 @@ START_TEST(test_pop3_settings)
 	ck_assert_uint_eq(cfg->accounts->size_limit, 0);
 	ck_assert_int_eq(cfg->accounts->fetch_all, 0);
 	ck_assert_int_eq(cfg->accounts->pop3_xoauth2_two_step, 1);
-	ck_assert_int_eq(cfg->accounts->pop3_strict_size, 1);
+	ck_assert_int_eq(cfg->accounts->pop3_strict_size,
+	    PM_STRICT_SIZE_AUTO);
 	config_free(cfg);
 	cfg = load_good("[defaults]\nfetch_all = yes\n"
 	    "pop3_xoauth2_two_step = no\nsize_limit = 5M\n"
@@ -759,7 +760,8 @@ START_TEST(test_pop3_settings)
 	ck_assert_uint_eq(cfg->accounts->size_limit, 5242880);
 	ck_assert_int_eq(cfg->accounts->fetch_all, 1);
 	ck_assert_int_eq(cfg->accounts->pop3_xoauth2_two_step, 0);
-	ck_assert_int_eq(cfg->accounts->pop3_strict_size, 0);
+	ck_assert_int_eq(cfg->accounts->pop3_strict_size,
+	    PM_STRICT_SIZE_NO);
 	config_free(cfg);
 	for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
 		if (asprintf(&text, "[account a]\nserver = s\nuser = u\n"
@@ -1046,7 +1048,7 @@ static const struct bad_case bad_cases[] = {
 	{ GOOD "pop3_xoauth2_two_step = 2\n", 0,
 	    ":6: pop3_xoauth2_two_step: ", "expected yes or no" },
 	{ GOOD "pop3_strict_size = sometimes\n", 0,
-	    ":6: pop3_strict_size: ", "expected yes or no" },
+	    ":6: pop3_strict_size: ", "expected auto, yes or no" },
 
 	/* files */
 	{ ACCT "deliver = maildir:/m\npassword_file = /nonexistent/pw\n", 0,

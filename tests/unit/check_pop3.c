@@ -517,7 +517,7 @@ reset(const char *script)
 	mock_reset(script, 995);
 	M.chunk = 7;
 	M.acct.xoauth2_two_step = 1;
-	M.acct.strict_size = 1;
+	M.acct.strict_size = PM_STRICT_SIZE_AUTO;
 	traced = mock_host;
 	traced.read_line = t_read_line;
 	traced.trace = t_trace;
@@ -1111,13 +1111,21 @@ END_TEST
 /*
  * A message shorter than LIST said is not kept: ended incomplete, then
  * missing() with both numbers and what to do; the dialogue goes on.  With
- * pop3_strict_size = no it is kept.  Longer than LIST said is kept either
- * way (message 1: 11 bytes where LIST says 9).
+ * pop3_strict_size = no it is kept, and so it is under the default auto
+ * when the greeting is Microsoft Exchange's (whose sizes are estimates),
+ * but not under yes.  Longer than LIST said is kept either way (message 1:
+ * 11 bytes where LIST says 9).
  */
 START_TEST(test_plugin_size_check)
 {
 	static const char script[] =
 	    LOGIN_PIPE UIDL_3
+	    "+OK\r\n1 9\r\n2 28\r\n3 11\r\n.\r\n"
+	    BODY_1 BODY_2 BODY_3
+	    "+OK Logging out.\r\n";
+	static const char exchange[] =
+	    "+OK The Microsoft Exchange POP3 service is ready.\r\n"
+	    CAPA_PIPE AUTH_OK CAPA_PIPE UIDL_3
 	    "+OK\r\n1 9\r\n2 28\r\n3 11\r\n.\r\n"
 	    BODY_1 BODY_2 BODY_3
 	    "+OK Logging out.\r\n";
@@ -1144,12 +1152,31 @@ START_TEST(test_plugin_size_check)
 	done();
 
 	reset(script);
-	M.acct.strict_size = 0;
+	M.acct.strict_size = PM_STRICT_SIZE_NO;
 	c = open_ok(&mock_host);
 	list_ok(c, &n, &have);
 	ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_OK);
 	ck_assert_str_eq(M.delivered, WANT_1 WANT_2 WANT_3);
 	ck_assert(mock_absent("MISSING"));
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	done();
+
+	reset(exchange);
+	c = open_ok(&mock_host);
+	list_ok(c, &n, &have);
+	ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_OK);
+	ck_assert_str_eq(M.delivered, WANT_1 WANT_2 WANT_3);
+	ck_assert(mock_absent("MISSING"));
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	done();
+
+	reset(exchange);
+	M.acct.strict_size = PM_STRICT_SIZE_YES;
+	c = open_ok(&mock_host);
+	list_ok(c, &n, &have);
+	ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_OK);
+	ck_assert_str_eq(M.delivered, WANT_1 WANT_3);
+	ck_assert(!mock_absent("MISSING 1 1 RETR 2"));
 	ck_assert_ptr_null(close_rc(c, PM_OK));
 	done();
 }
