@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -496,6 +497,102 @@ START_TEST(test_mbox_abort_and_separator)
 	    data);
 	ck_assert_ptr_nonnull(strstr(data, "\nSubject: x\n\nbody\n\n"));
 	free(data);
+}
+END_TEST
+
+/*
+ * An mbox path that is a symbolic link (to a file or to nothing), a file
+ * with a second hard link, a file owned by another user: each is refused
+ * before anything is written, and the file behind it is left as it was.
+ */
+enum { MB_SYMLINK, MB_DANGLING, MB_HARDLINK, MB_OTHER_OWNER, MB_NCASES };
+
+START_TEST(test_mbox_refused)
+{
+	static const char *const msg[] = { "Subject: x\n\nbody\n", NULL };
+	static const char *const want[MB_NCASES] = {
+	    "is a symbolic link; refusing to deliver through it",
+	    "is a symbolic link; refusing to deliver through it",
+	    "has 2 hard links; refusing",
+	    "is owned by uid 65534, not by root (uid 0;",
+	};
+	char *err = NULL, *victim, *data, *lock;
+	FILE *f;
+
+	tacct.deliver_kind = DELIVER_MBOX;
+	tacct.deliver_path = xasprintf("%s/mbox", dir);
+	victim = xasprintf("%s/victim", dir);
+	lock = xasprintf("%s.lock", tacct.deliver_path);
+	if (_i != MB_DANGLING) {
+		f = fopen(victim, "w");
+		ck_assert_ptr_nonnull(f);
+		fputs("original\n", f);
+		fclose(f);
+	}
+	switch (_i) {
+	case MB_SYMLINK:
+	case MB_DANGLING:
+		ck_assert_int_eq(symlink(victim, tacct.deliver_path), 0);
+		break;
+	case MB_HARDLINK:
+		ck_assert_int_eq(link(victim, tacct.deliver_path), 0);
+		break;
+	case MB_OTHER_OWNER:
+		if (geteuid() != 0) {
+			/* Only root can make a file another user's. */
+			free(victim);
+			free(lock);
+			return;
+		}
+		ck_assert_int_eq(rename(victim, tacct.deliver_path), 0);
+		ck_assert_int_eq(chown(tacct.deliver_path, 65534, 65534), 0);
+		free(victim);
+		victim = xstrdup(tacct.deliver_path);
+		break;
+	}
+	ck_assert_int_eq(deliver_chunks(msg, &err), PM_EDELIVER);
+	ck_assert_msg(strstr(err, want[_i]) != NULL, "case %d: %s", _i, err);
+	if (_i == MB_DANGLING)
+		ck_assert_int_ne(access(victim, F_OK), 0);
+	else {
+		data = slurp(victim);
+		ck_assert_str_eq(data, "original\n");
+		free(data);
+	}
+	ck_assert_int_ne(access(lock, F_OK), 0);
+	free(err);
+	free(victim);
+	free(lock);
+}
+END_TEST
+
+/* Run as root, the mbox must belong to the recipient when that names a
+ * local user: a new one is created for that user, one of that user's is
+ * appended to, a root-owned one is refused. */
+START_TEST(test_mbox_owner_as_root)
+{
+	static const char *const msg[] = { "Subject: x\n\nbody\n", NULL };
+	struct passwd *pw = getpwnam("nobody");
+	struct stat st;
+	char *err = NULL, *want;
+
+	if (geteuid() != 0 || pw == NULL || pw->pw_uid == 0)
+		return;
+	tacct.deliver_kind = DELIVER_MBOX;
+	tacct.deliver_path = xasprintf("%s/mbox", dir);
+	tacct.recipient = "nobody";
+	ck_assert_int_eq(deliver_chunks(msg, &err), PM_OK);
+	ck_assert_int_eq(stat(tacct.deliver_path, &st), 0);
+	ck_assert_uint_eq(st.st_uid, pw->pw_uid);
+	ck_assert_int_eq(deliver_chunks(msg, &err), PM_OK);
+	ck_assert_int_eq(chown(tacct.deliver_path, 0, 0), 0);
+	ck_assert_int_eq(deliver_chunks(msg, &err), PM_EDELIVER);
+	want = xasprintf("is owned by uid 0, not by nobody (uid %lu, the "
+	    "recipient); refusing", (unsigned long)pw->pw_uid);
+	ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+	free(want);
+	free(err);
+	tacct.recipient = "alice";
 }
 END_TEST
 
@@ -1989,6 +2086,8 @@ suite_deliver(void)
 	tcase_add_test(tc, test_mbox_quoting);
 	tcase_add_test(tc, test_mbox_abort_and_separator);
 	tcase_add_test(tc, test_mbox_locked);
+	tcase_add_loop_test(tc, test_mbox_refused, 0, MB_NCASES);
+	tcase_add_test(tc, test_mbox_owner_as_root);
 	tcase_add_test(tc, test_mbox_group_commit);
 	tcase_add_test(tc, test_mbox_unsynced_close);
 	tcase_add_test(tc, test_mbox_sync_fails);
