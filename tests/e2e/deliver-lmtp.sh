@@ -6,7 +6,9 @@
 # user's quota is refused at the end of DATA with 552 (or 452 with
 # quota_full_tempfail) and stays on the server while the others arrive.
 # A run of 20 messages is one LMTP session (counted in Dovecot's log), also
-# with such a refusal in the middle.
+# with such a refusal in the middle.  A message with bare CRs, "<CR>.<CR>"
+# and NUL bytes arrives as one message with its lines ended properly and
+# no NUL.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 e2e_start_servers

@@ -9,7 +9,9 @@
 # restriction on the envelope sender) while the other messages go through.
 # A run of 20 messages is one SMTP session (counted in Postfix's log), also
 # with a 450 in the middle (RSET, and the session goes on); a connection
-# cut in the middle of DATA loses only that message to the next run.
+# cut in the middle of DATA loses only that message to the next run.  A
+# message with bare CRs, "<CR>.<CR>" and NUL bytes arrives as one message
+# with its lines ended properly and no NUL.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 e2e_require postfix

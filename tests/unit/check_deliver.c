@@ -1926,6 +1926,41 @@ assert_data(const char **pos, const char *want, const char *what)
 	*pos = p + at;
 }
 
+/* Open an LMTP target on the reply injector (plain replies); its pid. */
+static pid_t
+data_session(struct deliver **d_r, struct deliver_info *info)
+{
+	char *path, *err = NULL;
+	pid_t pid;
+
+	tacct.deliver_kind = DELIVER_LMTP;
+	tacct.timeout = 5;
+	pid = reply_injector(&plain_script, &path);
+	tacct.deliver_path = path;
+	memset(info, 0, sizeof *info);
+	info->account = "test";
+	info->uid = "9";
+	ck_assert_int_eq(deliver_open(&tacct, d_r, &err), PM_OK);
+	return pid;
+}
+
+/* Close the session, wait for the injector: its transcript (malloc'd). */
+static char *
+data_transcript(struct deliver *d, pid_t pid)
+{
+	char *tp, *tr;
+	int st;
+
+	deliver_close(d);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	tp = xasprintf("%s/transcript", dir);
+	tr = slurp(tp);
+	free(tp);
+	tacct.timeout = 0;
+	return tr;
+}
+
 /* Deliver msg[0..len) cut at i and j, then at every byte, as messages of
  * one LMTP session; each arrives as data_cases says, whole. */
 START_TEST(test_smtp_data_normalised)
@@ -1935,19 +1970,11 @@ START_TEST(test_smtp_data_normalised)
 	struct deliver_info info;
 	struct deliver_msg *m;
 	struct deliver *d;
-	char *path, *err = NULL, *tp, *tr, what[64];
+	char *err = NULL, *tr, what[64];
 	const char *pos;
 	pid_t pid;
-	int st;
 
-	tacct.deliver_kind = DELIVER_LMTP;
-	tacct.timeout = 5;
-	pid = reply_injector(&plain_script, &path);
-	tacct.deliver_path = path;
-	memset(&info, 0, sizeof info);
-	info.account = "test";
-	info.uid = "9";
-	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	pid = data_session(&d, &info);
 	for (i = 0; i <= len; i++)
 		for (j = i; j <= len; j++) {
 			ck_assert_int_eq(deliver_begin(d, &info, &m, &err),
@@ -1964,12 +1991,7 @@ START_TEST(test_smtp_data_normalised)
 	for (k = 0; k < len; k++)
 		ck_assert_int_eq(deliver_write(m, msg + k, 1, &err), PM_OK);
 	ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
-	deliver_close(d);
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-
-	tp = xasprintf("%s/transcript", dir);
-	tr = slurp(tp);
+	tr = data_transcript(d, pid);
 	pos = tr;
 	for (i = 0; i <= len; i++)
 		for (j = i; j <= len; j++) {
@@ -1979,8 +2001,6 @@ START_TEST(test_smtp_data_normalised)
 	assert_data(&pos, want, "byte by byte");
 	ck_assert_str_eq(pos, "QUIT\r\n");
 	free(tr);
-	free(tp);
-	tacct.timeout = 0;
 }
 END_TEST
 
@@ -1994,22 +2014,14 @@ START_TEST(test_smtp_data_buffer_edge)
 	struct deliver_info info;
 	struct deliver_msg *m;
 	struct deliver *d;
-	char *path, *err = NULL, *tp, *tr, *msg, *want, what[64];
+	char *err = NULL, *tr, *msg, *want, what[64];
 	const char *pos;
 	size_t len;
 	pid_t pid;
-	int st;
 
-	tacct.deliver_kind = DELIVER_LMTP;
-	tacct.timeout = 5;
-	pid = reply_injector(&plain_script, &path);
-	tacct.deliver_path = path;
-	memset(&info, 0, sizeof info);
-	info.account = "test";
-	info.uid = "9";
 	msg = xmalloc(16 + base + 8 + sizeof hostile);
 	want = xmalloc(16 + base + 8 + 32);
-	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	pid = data_session(&d, &info);
 	for (pad = base; pad <= base + 8; pad++) {
 		len = (size_t)sprintf(msg, "Subject: s\r\n\r\n");
 		memset(msg + len, 'x', pad);
@@ -2023,11 +2035,7 @@ START_TEST(test_smtp_data_buffer_edge)
 		    PM_OK);
 		ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
 	}
-	deliver_close(d);
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	tp = xasprintf("%s/transcript", dir);
-	tr = slurp(tp);
+	tr = data_transcript(d, pid);
 	pos = tr;
 	for (pad = base; pad <= base + 8; pad++) {
 		len = (size_t)sprintf(want, "Subject: s\r\n\r\n");
@@ -2039,10 +2047,8 @@ START_TEST(test_smtp_data_buffer_edge)
 	}
 	ck_assert_str_eq(pos, "QUIT\r\n");
 	free(tr);
-	free(tp);
 	free(msg);
 	free(want);
-	tacct.timeout = 0;
 }
 END_TEST
 
