@@ -8,6 +8,13 @@
  * instead of one per message.  Finished files that no sync covered are
  * removed from tmp/ at close: they were not recorded and will be fetched
  * again.
+ *
+ * Nothing is reached through a symbolic link: the Maildir and its tmp/,
+ * new/ and cur/ are opened with O_NOFOLLOW (the directories above the
+ * Maildir may be links, as those above an mbox may), and the files are
+ * created, synced and renamed relative to the descriptors of tmp/ and
+ * new/, so a directory swapped for a link after the start cannot divert
+ * a message, which matters when run as root.
  */
 #include "autoconf.h"
 
@@ -32,6 +39,7 @@ struct maildir_msg {
 
 struct maildir {
 	char *path;
+	int tmpfd, newfd;	/* tmp/ and new/, opened without links */
 	char *host;		/* host name part of file names, escaped */
 	unsigned long seq;
 	struct maildir_msg **done;	/* finished, not yet synced */
@@ -77,31 +85,74 @@ maildir_hostname(void)
 	return out;
 }
 
-/* maildir: create tmp/new/cur under the path if missing. */
+/*
+ * Open the directory name (shown as path) under at without following a
+ * symbolic link; *fd_r is its descriptor.
+ */
+static int
+open_dir(int at, const char *name, const char *path, int *fd_r, char **err)
+{
+	struct stat st;
+	int e;
+
+	*fd_r = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (*fd_r >= 0)
+		return PM_OK;
+	e = errno;
+	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(st.st_mode))
+		return errf(err, PM_EDELIVER, "maildir: %s is a symbolic "
+		    "link; refusing to deliver through it (name the "
+		    "directory itself in deliver)", path);
+	return write_error(err, "cannot open", path, e);
+}
+
+/* maildir: create the Maildir and its tmp/new/cur if missing and open
+ * them without following links; keep tmp/ and new/ open. */
 static int
 maildir_open(const struct account *a, void **ctx_r, char **err)
 {
 	static const char *const sub[] = { "tmp", "new", "cur" };
 	const char *arg = a->deliver_path;
 	struct maildir *md;
+	int dfd, fd[3], r = PM_OK;
+	size_t i, n;
 	char *p;
-	size_t i;
 
 	if (arg == NULL || *arg == '\0')
 		return errf(err, PM_ECONFIG, "maildir: no path given");
-	for (i = 0; i < sizeof sub / sizeof sub[0]; i++) {
-		p = xasprintf("%s/%s", arg, sub[i]);
-		if (mkdir_p(p, 0700) < 0) {
-			int r = write_error(err, "cannot create", p, errno);
-
-			free(p);
-			return r;
-		}
+	if (mkdir_p(arg, 0700) < 0)
+		return write_error(err, "cannot create", arg, errno);
+	if ((r = open_dir(AT_FDCWD, arg, arg, &dfd, err)) != PM_OK)
+		return r;
+	for (n = 0; n < sizeof sub / sizeof sub[0]; n++) {
+		p = xasprintf("%s/%s", arg, sub[n]);
+		if (mkdirat(dfd, sub[n], 0700) == 0) {
+			/* Make the new entry durable. */
+			if (fsync(dfd) < 0)
+				r = write_error(err, "cannot fsync", arg,
+				    errno);
+		} else if (errno != EEXIST)
+			r = write_error(err, "cannot create", p, errno);
+		if (r == PM_OK)
+			r = open_dir(dfd, sub[n], p, &fd[n], err);
 		free(p);
+		if (r != PM_OK)
+			break;
 	}
+	close(dfd);
+	if (r != PM_OK) {
+		for (i = 0; i < n; i++)
+			close(fd[i]);
+		return r;
+	}
+	close(fd[2]);	/* cur/: only checked */
 	md = xcalloc(1, sizeof *md);
 	md->path = xstrdup(arg);
 	md->host = maildir_hostname();
+	md->tmpfd = fd[0];
+	md->newfd = fd[1];
 	*ctx_r = md;
 	return PM_OK;
 }
@@ -125,8 +176,8 @@ maildir_begin(void *ctx, const struct deliver_info *info, void **m_r,
 		    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
 		    ++md->seq, md->host);
 		mm->tmp = xasprintf("%s/tmp/%s", md->path, mm->name);
-		mm->fd = open(mm->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-		    0600);
+		mm->fd = openat(md->tmpfd, mm->name, O_WRONLY | O_CREAT |
+		    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (mm->fd >= 0 || errno != EEXIST)
 			break;
 	}
@@ -157,11 +208,12 @@ maildir_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 static void
 maildir_abort(void *ctx, void *m)
 {
+	struct maildir *md = ctx;
 	struct maildir_msg *mm = m;
 
 	if (mm->fd >= 0)
 		close(mm->fd);
-	unlink(mm->tmp);
+	unlinkat(md->tmpfd, mm->name, 0);
 	free(mm->tmp);
 	free(mm->name);
 	free(mm);
@@ -208,21 +260,15 @@ maildir_flush_data(struct maildir *md, char **err)
 
 #ifdef HAVE_SYNCFS
 	if (md->ndone >= MAILDIR_SYNCFS_MIN) {
-		fd = open(md->done[0]->tmp, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return write_error(err, "cannot open", md->done[0]->tmp,
-			    errno);
-		r = syncfs(fd);
-		e = errno;
-		close(fd);
-		if (r < 0)
+		if (syncfs(md->tmpfd) < 0)
 			return write_error(err, "cannot sync the file system "
-			    "of", md->path, e);
+			    "of", md->path, errno);
 		return PM_OK;
 	}
 #endif
 	for (i = 0; i < md->ndone; i++) {
-		fd = open(md->done[i]->tmp, O_RDONLY | O_CLOEXEC);
+		fd = openat(md->tmpfd, md->done[i]->name, O_RDONLY |
+		    O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return write_error(err, "cannot open", md->done[i]->tmp,
 			    errno);
@@ -245,7 +291,7 @@ maildir_sync(void *ctx, char **err)
 	struct maildir_msg *mm;
 	char *dir, *dst;
 	size_t i;
-	int r;
+	int r, e;
 
 	if (md->ndone == 0)
 		return PM_OK;
@@ -255,14 +301,13 @@ maildir_sync(void *ctx, char **err)
 	}
 	for (i = 0; i < md->ndone; i++) {
 		mm = md->done[i];
-		dst = xasprintf("%s/new/%s", md->path, mm->name);
-		if (rename(mm->tmp, dst) < 0) {
-			r = write_error(err, "cannot move message to", dst,
-			    errno);
+		if (renameat(md->tmpfd, mm->name, md->newfd, mm->name) < 0) {
+			e = errno;
+			dst = xasprintf("%s/new/%s", md->path, mm->name);
+			r = write_error(err, "cannot move message to", dst, e);
 			free(dst);
 			break;
 		}
-		free(dst);
 		free(mm->tmp);
 		free(mm->name);
 		free(mm);
@@ -271,10 +316,12 @@ maildir_sync(void *ctx, char **err)
 	memmove(md->done, md->done + i, (md->ndone - i) * sizeof *md->done);
 	md->ndone -= i;
 	maildir_drop_done(md);
-	dir = xasprintf("%s/new", md->path);
-	if (i > 0 && fsync_dir(dir) < 0 && r == PM_OK)
-		r = write_error(err, "cannot fsync", dir, errno);
-	free(dir);
+	if (i > 0 && fsync(md->newfd) < 0 && r == PM_OK) {
+		e = errno;
+		dir = xasprintf("%s/new", md->path);
+		r = write_error(err, "cannot fsync", dir, e);
+		free(dir);
+	}
 	return r;
 }
 
@@ -285,6 +332,8 @@ maildir_close(void *ctx)
 	struct maildir *md = ctx;
 
 	maildir_drop_done(md);
+	close(md->tmpfd);
+	close(md->newfd);
 	free(md->done);
 	free(md->path);
 	free(md->host);

@@ -20,6 +20,11 @@
  * after ours, and the caller counts nothing as delivered before sync()
  * returns, so a crash in between only means fetching the batch again.
  *
+ * The file is never reached through a symbolic link, nor appended to
+ * when it has other hard links or belongs to another user (see
+ * mbox_check()): run as root (the system unit), a link planted where the
+ * mbox is expected would otherwise make us append mail text to any file.
+ *
  * The file stays open from the first message to close(), so sync()
  * fsyncs the very file the messages went into, and no second descriptor
  * is ever closed while a message holds the fcntl lock (closing any
@@ -29,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +59,9 @@ struct mbox {
 	char *lockpath;
 	char *dir;		/* the directory holding the mbox */
 	unsigned lock_timeout;
+	uid_t uid;		/* who must own the file (see mbox_owner()) */
+	gid_t gid;
+	char *owner;		/* that user, for messages */
 	int broken;		/* a lock timed out: fail fast from now on */
 	char *broken_err;
 
@@ -107,6 +116,37 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Who must own the mbox: the user running pullmail; when that is root,
+ * the local user named by recipient (root when recipient is not set or is
+ * no local user name).  This is the rule of mail.local and procmail, which
+ * append only to a mailbox owned by the user the mail is for: root
+ * appending to a file owned by someone else, and above all to a root-owned
+ * file reached through a directory someone swapped, would let the sender
+ * of a message write into that file.  A file pullmail creates as root is
+ * given to that user.
+ */
+static void
+mbox_owner(struct mbox *mb, const struct account *a)
+{
+	struct passwd *pw;
+
+	mb->uid = geteuid();
+	mb->gid = getegid();
+	if (mb->uid == 0 && a->recipient != NULL &&
+	    (pw = getpwnam(a->recipient)) != NULL) {
+		mb->uid = pw->pw_uid;
+		mb->gid = pw->pw_gid;
+		mb->owner = xasprintf("%s (uid %lu, the recipient)",
+		    a->recipient, (unsigned long)mb->uid);
+	} else if (mb->uid == 0)
+		mb->owner = xstrdup("root (uid 0; set recipient to a local "
+		    "user to deliver into that user's mbox)");
+	else
+		mb->owner = xasprintf("the user running pullmail (uid %lu)",
+		    (unsigned long)mb->uid);
+}
+
 /* mbox: note the path, its dotlock and directory; nothing is opened yet. */
 static int
 mbox_open(const struct account *a, void **ctx_r, char **err)
@@ -129,6 +169,7 @@ mbox_open(const struct account *a, void **ctx_r, char **err)
 	else
 		*slash = '\0';
 	mb->lock_timeout = a->lock_timeout != 0 ? a->lock_timeout : 60;
+	mbox_owner(mb, a);
 	mb->fd = -1;
 	*ctx_r = mb;
 	return PM_OK;
@@ -281,6 +322,100 @@ mbox_fsync(struct mbox *mb, char **err)
 	return PM_OK;
 }
 
+/* PM_OK when st (of the path, or of the file opened) is an mbox we may
+ * append to: a regular file, no other hard link, owned by mb->uid. */
+static int
+mbox_check(struct mbox *mb, const struct stat *st, char **err)
+{
+	if (S_ISLNK(st->st_mode))
+		return errf(err, PM_EDELIVER, "mbox: %s is a symbolic link; "
+		    "refusing to deliver through it (name the file itself "
+		    "in deliver)", mb->path);
+	if (!S_ISREG(st->st_mode))
+		return errf(err, PM_EDELIVER, "mbox: %s is not a regular file",
+		    mb->path);
+	if (st->st_nlink != 1)
+		return errf(err, PM_EDELIVER, "mbox: %s has %lu hard links; "
+		    "refusing to append to a file that is also elsewhere "
+		    "(remove the other links)", mb->path,
+		    (unsigned long)st->st_nlink);
+	if (st->st_uid != mb->uid)
+		return errf(err, PM_EDELIVER, "mbox: %s is owned by uid %lu, "
+		    "not by %s; refusing to append to it", mb->path,
+		    (unsigned long)st->st_uid, mb->owner);
+	return PM_OK;
+}
+
+/*
+ * Open the mbox without following a symbolic link: a missing file is
+ * created with O_EXCL (as root, for its owner), an existing one is
+ * checked before (lstat) and after (fstat) it is opened, and must be the
+ * same file both times.  If the path changes in between (created or
+ * removed by another program), look again, a few times.
+ */
+static int
+mbox_open_file(struct mbox *mb, char **err)
+{
+	struct stat lst, st;
+	int fd, e, r, tries;
+
+	for (tries = 0; tries < 5; tries++) {
+		if (lstat(mb->path, &lst) < 0) {
+			if (errno != ENOENT)
+				return mbox_error(err, "cannot stat", mb->path,
+				    errno);
+			fd = open(mb->path, O_RDWR | O_APPEND | O_CREAT |
+			    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (fd < 0 && errno == EEXIST)
+				continue;
+			if (fd < 0)
+				return mbox_error(err, "cannot create",
+				    mb->path, errno);
+			if (geteuid() == 0 && mb->uid != 0 &&
+			    fchown(fd, mb->uid, mb->gid) < 0) {
+				e = errno;
+				close(fd);
+				(void)unlink(mb->path);
+				return mbox_error(err, "cannot give the new "
+				    "mbox to its owner:", mb->path, e);
+			}
+			mb->fd = fd;
+			return PM_OK;
+		}
+		if ((r = mbox_check(mb, &lst, err)) != PM_OK)
+			return r;
+		/* O_NONBLOCK: a FIFO or device put there meanwhile must not
+		 * hang the open; fstat refuses it below. */
+		fd = open(mb->path, O_RDWR | O_APPEND | O_NOFOLLOW |
+		    O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0 && (errno == ENOENT || errno == ELOOP))
+			continue;
+		if (fd < 0)
+			return mbox_error(err, "cannot open", mb->path, errno);
+		if (fstat(fd, &st) < 0) {
+			e = errno;
+			close(fd);
+			return mbox_error(err, "cannot stat", mb->path, e);
+		}
+		if (st.st_dev != lst.st_dev || st.st_ino != lst.st_ino) {
+			close(fd);
+			continue;
+		}
+		if ((r = mbox_check(mb, &st, err)) != PM_OK ||
+		    fcntl(fd, F_SETFL, O_APPEND) < 0) {
+			if (r == PM_OK)
+				r = mbox_error(err, "cannot set up", mb->path,
+				    errno);
+			close(fd);
+			return r;
+		}
+		mb->fd = fd;
+		return PM_OK;
+	}
+	return errf(err, PM_ETEMP, "mbox: %s kept changing while it was "
+	    "being opened", mb->path);
+}
+
 /*
  * Have mb->fd open on the file the path names now.  A file renamed or
  * removed since the last message (an mbox rotated away, one mutt removed
@@ -293,7 +428,7 @@ mbox_reopen(struct mbox *mb, char **err)
 	struct stat st, cur;
 
 	if (mb->fd >= 0) {
-		if (stat(mb->path, &st) == 0 && fstat(mb->fd, &cur) == 0 &&
+		if (lstat(mb->path, &st) == 0 && fstat(mb->fd, &cur) == 0 &&
 		    st.st_dev == cur.st_dev && st.st_ino == cur.st_ino)
 			return PM_OK;
 		log_debug("deliver", "mbox: %s was replaced; opening it again",
@@ -303,10 +438,7 @@ mbox_reopen(struct mbox *mb, char **err)
 		close(mb->fd);
 		mb->fd = -1;
 	}
-	mb->fd = open(mb->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (mb->fd < 0)
-		return mbox_error(err, "cannot open", mb->path, errno);
-	return PM_OK;
+	return mbox_open_file(mb, err);
 }
 
 /* Write the buffered bytes to the mbox, remembering the last one. */
@@ -543,6 +675,7 @@ mbox_close(void *ctx)
 	free(mb->path);
 	free(mb->lockpath);
 	free(mb->dir);
+	free(mb->owner);
 	free(mb->broken_err);
 	free(mb->sync_err);
 	free(mb);

@@ -4,7 +4,8 @@
  * message and ended with QUIT by close().  EHLO/LHLO with PIPELINING,
  * 8BITMIME and SIZE used when offered; each message is sent as MAIL, RCPT
  * and DATA (the three pipelined when offered) with CRLF line ends and
- * dot-stuffing done while streaming.  The MTA's reply to the end of DATA
+ * dot-stuffing done while streaming (deliver_smtp_encode(): bare CR and
+ * NUL never reach the MTA).  The MTA's reply to the end of DATA
  * (LMTP: the recipient's reply), awaited by finish(), is the durability
  * point: 2xx delivered, 4xx temporary, 5xx failed; sync() has nothing left
  * to do.  After a refusal RSET keeps the session usable.  A 421 or a lost
@@ -667,28 +668,72 @@ out_byte(struct smtp *sm, struct smtp_msg *mm, char c, char **err)
 	return PM_OK;
 }
 
-/* smtp/lmtp: send the bytes with CRLF line ends and leading dots doubled. */
+/*
+ * Encode message bytes for DATA.  The stage has turned every CRLF into
+ * LF, so a CR still here was a bare CR in the message (a CR before a LF
+ * here was a CR before a CRLF there).  RFC 5321 (2.3.8) allows CR and LF
+ * only together, and an MTA that ended lines at a bare CR would read
+ * "<CR>.<CR>" as the end of DATA and the rest as new commands (SMTP
+ * smuggling): so a bare CR ends a line like LF does, and each becomes
+ * CRLF.  NUL bytes are dropped, not replaced: RFC 5322 (4.1) says they
+ * must not be generated, programs written in C may cut strings at them
+ * (a header line so cut would read differently downstream), and any
+ * replacement byte would have to be guessed in the message's charset,
+ * which is unknown here; a NUL carries no text in any charset 8-bit mail
+ * can use.  Dropping happens first, so "<CR><NUL>." still stuffs the dot:
+ * a '.' that starts a line of the output is doubled, and no line of the
+ * message can be "." on the wire.
+ */
+size_t
+deliver_smtp_encode(int *bol, const char *in, size_t len, char *out)
+{
+	char *o = out;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (c == '\0')
+			continue;
+		if (c == '\r' || c == '\n') {
+			*o++ = '\r';
+			*o++ = '\n';
+			*bol = 1;
+			continue;
+		}
+		if (*bol && c == '.')
+			*o++ = '.';
+		*o++ = c;
+		*bol = 0;
+	}
+	return (size_t)(o - out);
+}
+
+/* smtp/lmtp: send the bytes encoded by deliver_smtp_encode(). */
 static int
 smtp_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 {
 	struct smtp *sm = ctx;
 	struct smtp_msg *mm = m;
 	const char *p = buf;
-	size_t i;
+	size_t n;
 	int r;
 
 	if (sm->fd < 0)
 		return errf(err, PM_ETEMP, "%s: %s: connection lost",
 		    sm->proto, sm->where);
-	for (i = 0; i < len; i++) {
-		if (mm->bol && p[i] == '.' &&
-		    (r = out_byte(sm, mm, '.', err)) != PM_OK)
+	while (len > 0) {
+		/* Each input byte becomes at most two. */
+		if (sizeof mm->obuf - mm->olen < 2 &&
+		    (r = out_flush(sm, mm, err)) != PM_OK)
 			return r;
-		if (p[i] == '\n' && (r = out_byte(sm, mm, '\r', err)) != 0)
-			return r;
-		if ((r = out_byte(sm, mm, p[i], err)) != PM_OK)
-			return r;
-		mm->bol = p[i] == '\n';
+		n = (sizeof mm->obuf - mm->olen) / 2;
+		if (n > len)
+			n = len;
+		mm->olen += deliver_smtp_encode(&mm->bol, p, n,
+		    mm->obuf + mm->olen);
+		p += n;
+		len -= n;
 	}
 	return PM_OK;
 }

@@ -62,8 +62,9 @@ struct deliver_ops {
 	 */
 	int (*begin)(void *ctx, const struct deliver_info *info, void **m_r,
 	    char **err);
-	/* Append bytes with LF line ends (CRLF already converted).  On
-	 * failure the caller still calls abort(). */
+	/* Append bytes with LF line ends (CRLF already converted: a CR
+	 * still in them was a bare CR of the message).  On failure the
+	 * caller still calls abort(). */
 	int (*write)(void *ctx, void *m, const void *buf, size_t len,
 	    char **err);
 	/*
@@ -106,6 +107,16 @@ extern const struct deliver_ops deliver_lmtp_ops;
  */
 char **deliver_mda_split(const char *cmd, char **err);
 void deliver_argv_free(char **argv);
+
+/*
+ * The SMTP/LMTP DATA encoder (exposed for the tests).  in is what the
+ * stage hands a target: LF line ends, and any CR in it a bare CR of the
+ * message.  Writes CRLF for each LF and each CR, drops NUL bytes and
+ * doubles a '.' at the start of a line; *bol (1 at the start of a
+ * message) carries the state from one call to the next.  out must have
+ * room for 2 * len bytes; returns the bytes written.
+ */
+size_t deliver_smtp_encode(int *bol, const char *in, size_t len, char *out);
 
 /* Parse HOST[:PORT] or [V6]:PORT; *host_r malloc'd.  -1 when broken. */
 int deliver_hostport(const char *s, unsigned def_port, char **host_r,

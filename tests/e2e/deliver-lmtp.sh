@@ -6,7 +6,9 @@
 # user's quota is refused at the end of DATA with 552 (or 452 with
 # quota_full_tempfail) and stays on the server while the others arrive.
 # A run of 20 messages is one LMTP session (counted in Dovecot's log), also
-# with such a refusal in the middle.
+# with such a refusal in the middle.  A message with bare CRs, "<CR>.<CR>"
+# and NUL bytes arrives as one message with its lines ended properly and
+# no NUL.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 e2e_start_servers
@@ -46,6 +48,28 @@ case_socket() {
 
 case_tcp() {
 	lmtp_case "127.0.0.1:$LMTP_PORT"
+}
+
+# A message with bare CRs, "<CR>.<CR>" followed by SMTP commands, a bare
+# LF "." line and NUL bytes (made by deliver/bare-cr.sh; fetched over
+# POP3, whose Dovecot passes NULs on) arrives as one whole message with
+# every line ended properly and the NULs gone; the messages after it in
+# the same session arrive intact.
+case_bare_cr_nul() {
+	local rcpt=dest-$CASE_USER
+	sh "$top_srcdir/tests/e2e/deliver/bare-cr.sh" "$CASE_DIR/bare.eml" \
+	    "$CASE_DIR/want.eml" "$rcpt"
+	srv_seed "$CASE_USER" INBOX "$CASE_DIR/bare.eml" || fail "seeding failed"
+	seed_messages
+	account acct "keep=no" "recipient=$rcpt" "deliver=lmtp:$SRV_BASE/lmtp" \
+	    protocol=pop3 "port=$POP3S_PORT" oauth_scope=pop3 |
+	    write_config "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	# shellcheck disable=SC2086
+	"$SRV_PYTHON" "$SAME" "$(srv_maildir "$rcpt")" "$CASE_DIR/want.eml" \
+	    $SEEDS >/dev/null || fail "messages differ"
+	assert_eq 0 "$(srv_count "$CASE_USER")" "messages left on the server"
 }
 
 # A socket nobody listens on: temporary, nothing lost.
@@ -182,6 +206,7 @@ case_refused_in_the_middle() {
 run_case socket case_socket
 run_case tcp case_tcp
 run_case no_socket case_no_socket
+run_case bare_cr_nul case_bare_cr_nul
 run_case quota_reject case_quota_reject
 run_case quota_tempfail case_quota_tempfail
 run_case one_session case_one_session

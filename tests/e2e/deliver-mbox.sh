@@ -2,8 +2,10 @@
 # mbox delivery: mboxrd quoting round-trips through an independent reader
 # (Python's mailbox module), a concurrent procmail never interleaves with
 # us, a write failing in the middle (a full tmpfs, else RLIMIT_FSIZE)
-# leaves the mbox exactly as it was and the message on the server, and a
-# held lock is reported.
+# leaves the mbox exactly as it was and the message on the server, a
+# held lock is reported, and an mbox (or a Maildir) that is a symbolic
+# link, or an mbox with a second hard link, is refused with the messages
+# left on the server and nothing written behind the link.
 #
 # Python's mailbox.mbox reads mboxo/mboxrd files but does not undo mboxrd
 # quoting, so the reader below takes one '>' off every ^>+From  line
@@ -251,9 +253,53 @@ time.sleep(4)' "$CASE_DIR/mbox" "$CASE_DIR/held" &
 	assert_mbox_holds "$CASE_DIR/mbox" $SEEDS
 }
 
+# The mbox a symbolic link, then a second hard link of another file: exit
+# 73, every message still on the server, the file behind it untouched;
+# then a plain file: delivered.  A Maildir that is a symbolic link: the
+# same.
+case_symlink_refused() {
+	seed_messages
+	echo "do not touch" >"$CASE_DIR/victim"
+	ln -s victim "$CASE_DIR/mbox"
+	account acct "keep=no" "deliver=mbox:$CASE_DIR/mbox" |
+	    write_config "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 73
+	assert_grep "mbox: .*/mbox is a symbolic link; refusing to deliver through it" "$LAST_OUT.err"
+	assert_eq "$NSEEDS" "$(srv_count "$CASE_USER")" "messages on the server"
+	assert_eq "do not touch" "$(cat "$CASE_DIR/victim")" "the link's target"
+
+	rm "$CASE_DIR/mbox"
+	ln "$CASE_DIR/victim" "$CASE_DIR/mbox"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 73
+	assert_grep "mbox: .*/mbox has 2 hard links; refusing" "$LAST_OUT.err"
+	assert_eq "$NSEEDS" "$(srv_count "$CASE_USER")" "messages on the server"
+	assert_eq "do not touch" "$(cat "$CASE_DIR/victim")" "the other link"
+
+	mkdir -p "$CASE_DIR/elsewhere/tmp" "$CASE_DIR/elsewhere/new" "$CASE_DIR/elsewhere/cur"
+	ln -s elsewhere "$CASE_DIR/Maildir"
+	account acct "keep=no" "deliver=maildir:$CASE_DIR/Maildir" |
+	    write_config "$CASE_DIR/config.maildir"
+	run_pm -c "$CASE_DIR/config.maildir"
+	assert_rc 73
+	assert_grep "maildir: .*/Maildir is a symbolic link; refusing" "$LAST_OUT.err"
+	assert_eq "$NSEEDS" "$(srv_count "$CASE_USER")" "messages on the server"
+	assert_eq 0 "$(find "$CASE_DIR/elsewhere" -type f | wc -l | tr -d ' ')" \
+	    "files behind the link"
+
+	rm "$CASE_DIR/mbox"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	# shellcheck disable=SC2086
+	assert_mbox_holds "$CASE_DIR/mbox" $SEEDS
+	assert_eq 0 "$(srv_count "$CASE_USER")" "messages left on the server"
+}
+
 run_case roundtrip case_roundtrip
 run_case concurrent case_concurrent
 run_case write_failure case_write_failure
 echo "write_failure: full disk simulated with $(cat "$E2E_RUN/full-disk" 2>/dev/null)"
 run_case lock_timeout case_lock_timeout
+run_case symlink_refused case_symlink_refused
 e2e_finish

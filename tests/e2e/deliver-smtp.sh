@@ -9,7 +9,9 @@
 # restriction on the envelope sender) while the other messages go through.
 # A run of 20 messages is one SMTP session (counted in Postfix's log), also
 # with a 450 in the middle (RSET, and the session goes on); a connection
-# cut in the middle of DATA loses only that message to the next run.
+# cut in the middle of DATA loses only that message to the next run.  A
+# message with bare CRs, "<CR>.<CR>" and NUL bytes arrives as one message
+# with its lines ended properly and no NUL.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 e2e_require postfix
@@ -168,6 +170,31 @@ pf_sessions() {
 pf_last_session() {
 	grep ': disconnect from ' "$PF_DIR/postfix.log" | tail -n 1 |
 		sed 's/.*disconnect from [^ ]* //'
+}
+
+# A message with bare CRs, "<CR>.<CR>" followed by SMTP commands, a bare
+# LF "." line and NUL bytes (made by deliver/bare-cr.sh; fetched over
+# POP3, whose Dovecot passes NULs on) arrives as one whole message with
+# every line ended properly and the NULs gone, the messages after it
+# arrive intact, and Postfix saw no command but ours.
+case_bare_cr_nul() {
+	sh "$top_srcdir/tests/e2e/deliver/bare-cr.sh" "$CASE_DIR/bare.eml" \
+	    "$CASE_DIR/want.eml" "r9@$PF_DOMAIN"
+	srv_seed "$CASE_USER" INBOX "$CASE_DIR/bare.eml" || fail "seeding failed"
+	seed_messages
+	account acct "keep=no" "recipient=r9@$PF_DOMAIN" \
+	    "deliver=smtp:127.0.0.1:$SMTP_PORT" \
+	    protocol=pop3 "port=$POP3S_PORT" oauth_scope=pop3 |
+	    write_config "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	pf_wait "r9@$PF_DOMAIN" "$((NSEEDS + 1))" || fail "Postfix did not deliver"
+	# shellcheck disable=SC2086
+	"$SRV_PYTHON" "$SAME" --drops-return-path "$(pf_maildir r9)" \
+	    "$CASE_DIR/want.eml" $SEEDS >/dev/null || fail "messages differ"
+	assert_eq "ehlo=1 mail=$((NSEEDS + 1)) rcpt=$((NSEEDS + 1)) data=$((NSEEDS + 1)) quit=1 commands=$((3 * NSEEDS + 5))" \
+	    "$(pf_last_session)" "commands of the session"
+	assert_eq 0 "$(srv_count "$CASE_USER")" "messages left on the server"
 }
 
 # 20 messages in one run: one SMTP session, each arrives byte for byte.
@@ -344,6 +371,7 @@ run_case eod_tempfail case_eod_tempfail
 run_case eod_reject case_eod_reject
 run_case no_mta case_no_mta
 run_case one_session case_one_session
+run_case bare_cr_nul case_bare_cr_nul
 run_case refused_in_the_middle case_refused_in_the_middle
 run_case cut_in_flight case_cut_in_flight
 e2e_finish

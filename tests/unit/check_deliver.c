@@ -6,7 +6,8 @@
  * LMTP over a unix socket against a fault injector that stalls, and
  * grouped durability: fsync() and syncfs() calls counted for mbox and
  * Maildir batches, a failing fsync, one LMTP session for a batch with
- * refusals, 421s and hang-ups in it.
+ * refusals, 421s and hang-ups in it; the SMTP/LMTP DATA encoding of bare
+ * CR, bare LF and NUL, however the message is cut into chunks.
  */
 #include "autoconf.h"
 
@@ -14,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -495,6 +497,102 @@ START_TEST(test_mbox_abort_and_separator)
 	    data);
 	ck_assert_ptr_nonnull(strstr(data, "\nSubject: x\n\nbody\n\n"));
 	free(data);
+}
+END_TEST
+
+/*
+ * An mbox path that is a symbolic link (to a file or to nothing), a file
+ * with a second hard link, a file owned by another user: each is refused
+ * before anything is written, and the file behind it is left as it was.
+ */
+enum { MB_SYMLINK, MB_DANGLING, MB_HARDLINK, MB_OTHER_OWNER, MB_NCASES };
+
+START_TEST(test_mbox_refused)
+{
+	static const char *const msg[] = { "Subject: x\n\nbody\n", NULL };
+	static const char *const want[MB_NCASES] = {
+	    "is a symbolic link; refusing to deliver through it",
+	    "is a symbolic link; refusing to deliver through it",
+	    "has 2 hard links; refusing",
+	    "is owned by uid 65534, not by root (uid 0;",
+	};
+	char *err = NULL, *victim, *data, *lock;
+	FILE *f;
+
+	tacct.deliver_kind = DELIVER_MBOX;
+	tacct.deliver_path = xasprintf("%s/mbox", dir);
+	victim = xasprintf("%s/victim", dir);
+	lock = xasprintf("%s.lock", tacct.deliver_path);
+	if (_i != MB_DANGLING) {
+		f = fopen(victim, "w");
+		ck_assert_ptr_nonnull(f);
+		fputs("original\n", f);
+		fclose(f);
+	}
+	switch (_i) {
+	case MB_SYMLINK:
+	case MB_DANGLING:
+		ck_assert_int_eq(symlink(victim, tacct.deliver_path), 0);
+		break;
+	case MB_HARDLINK:
+		ck_assert_int_eq(link(victim, tacct.deliver_path), 0);
+		break;
+	case MB_OTHER_OWNER:
+		if (geteuid() != 0) {
+			/* Only root can make a file another user's. */
+			free(victim);
+			free(lock);
+			return;
+		}
+		ck_assert_int_eq(rename(victim, tacct.deliver_path), 0);
+		ck_assert_int_eq(chown(tacct.deliver_path, 65534, 65534), 0);
+		free(victim);
+		victim = xstrdup(tacct.deliver_path);
+		break;
+	}
+	ck_assert_int_eq(deliver_chunks(msg, &err), PM_EDELIVER);
+	ck_assert_msg(strstr(err, want[_i]) != NULL, "case %d: %s", _i, err);
+	if (_i == MB_DANGLING)
+		ck_assert_int_ne(access(victim, F_OK), 0);
+	else {
+		data = slurp(victim);
+		ck_assert_str_eq(data, "original\n");
+		free(data);
+	}
+	ck_assert_int_ne(access(lock, F_OK), 0);
+	free(err);
+	free(victim);
+	free(lock);
+}
+END_TEST
+
+/* Run as root, the mbox must belong to the recipient when that names a
+ * local user: a new one is created for that user, one of that user's is
+ * appended to, a root-owned one is refused. */
+START_TEST(test_mbox_owner_as_root)
+{
+	static const char *const msg[] = { "Subject: x\n\nbody\n", NULL };
+	struct passwd *pw = getpwnam("nobody");
+	struct stat st;
+	char *err = NULL, *want;
+
+	if (geteuid() != 0 || pw == NULL || pw->pw_uid == 0)
+		return;
+	tacct.deliver_kind = DELIVER_MBOX;
+	tacct.deliver_path = xasprintf("%s/mbox", dir);
+	tacct.recipient = "nobody";
+	ck_assert_int_eq(deliver_chunks(msg, &err), PM_OK);
+	ck_assert_int_eq(stat(tacct.deliver_path, &st), 0);
+	ck_assert_uint_eq(st.st_uid, pw->pw_uid);
+	ck_assert_int_eq(deliver_chunks(msg, &err), PM_OK);
+	ck_assert_int_eq(chown(tacct.deliver_path, 0, 0), 0);
+	ck_assert_int_eq(deliver_chunks(msg, &err), PM_EDELIVER);
+	want = xasprintf("is owned by uid 0, not by nobody (uid %lu, the "
+	    "recipient); refusing", (unsigned long)pw->pw_uid);
+	ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+	free(want);
+	free(err);
+	tacct.recipient = "alice";
 }
 END_TEST
 
@@ -1676,6 +1774,284 @@ START_TEST(test_lmtp_batch)
 }
 END_TEST
 
+/* --- DATA encoding: no bare CR, no NUL, dots stuffed ----------------------- */
+
+/* bytes[0..len) with control bytes escaped, for a failure message. */
+static char *
+escaped(const char *bytes, size_t len)
+{
+	char *out = xmalloc(len * 4 + 1), *o = out;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)bytes[i];
+
+		if (c == '\r')
+			o += sprintf(o, "\\r");
+		else if (c == '\n')
+			o += sprintf(o, "\\n");
+		else if (c < 0x20 || c > 0x7e || c == '\\')
+			o += sprintf(o, "\\x%02x", c);
+		else
+			*o++ = (char)c;
+	}
+	*o = '\0';
+	return out;
+}
+
+/*
+ * What the stage hands a target (LF line ends; a CR here is a bare CR of
+ * the message) and what DATA must carry for it.  Lengths are explicit:
+ * the inputs hold NUL bytes.
+ */
+static const struct {
+	const char *in;
+	size_t inlen;
+	const char *out;
+} encode_cases[] = {
+#define ENC(i, o) { i, sizeof i - 1, o }
+	ENC("a\rb", "a\r\nb"),
+	ENC("\r.\r", "\r\n..\r\n"),		/* <CR>.<CR> */
+	ENC("x\r\n.\r", "x\r\n\r\n..\r\n"),	/* CR before a line end */
+	ENC("\n.\n", "\r\n..\r\n"),
+	ENC(".\n.\r.", "..\r\n..\r\n.."),
+	ENC("a\0b\n\0.x", "ab\r\n..x"),	/* NUL dropped, then stuffed */
+	ENC("\r\0.\r", "\r\n..\r\n"),
+	ENC("\0\0\0", ""),
+	ENC("x\r", "x\r\n"),			/* CR at the very end */
+	ENC("a.b\n..\n", "a.b\r\n...\r\n"),
+	ENC("\r\r\n\n", "\r\n\r\n\r\n\r\n"),
+#undef ENC
+};
+
+/* Encode in[0..len) cut at the positions cuts[0..ncuts) (ascending). */
+static size_t
+encode_split(const char *in, size_t len, const size_t *cuts, size_t ncuts,
+    char *out)
+{
+	size_t from = 0, o = 0, k;
+	int bol = 1;
+
+	for (k = 0; k <= ncuts; k++) {
+		size_t to = k < ncuts ? cuts[k] : len;
+
+		o += deliver_smtp_encode(&bol, in + from, to - from, out + o);
+		from = to;
+	}
+	return o;
+}
+
+/* The DATA encoder gives the same exact bytes for each hostile form
+ * however the input is cut: once, twice (at every pair of positions) or
+ * byte by byte. */
+START_TEST(test_smtp_encode)
+{
+	const char *in = encode_cases[_i].in, *want = encode_cases[_i].out;
+	size_t len = encode_cases[_i].inlen, cuts[16], i, j, n;
+	char out[64], *e1, *e2;
+
+	ck_assert_uint_le(len, 16);
+	for (i = 0; i <= len; i++)
+		for (j = i; j <= len; j++) {
+			cuts[0] = i;
+			cuts[1] = j;
+			n = encode_split(in, len, cuts, 2, out);
+			if (n == strlen(want) && memcmp(out, want, n) == 0)
+				continue;
+			e1 = escaped(in, len);
+			e2 = escaped(out, n);
+			ck_abort_msg("\"%s\" cut at %zu and %zu: \"%s\"", e1,
+			    i, j, e2);
+		}
+	for (i = 0; i < len; i++)
+		cuts[i] = i + 1;
+	n = encode_split(in, len, cuts, len, out);
+	ck_assert_uint_eq(n, strlen(want));
+	ck_assert_mem_eq(out, want, n);
+}
+END_TEST
+
+/*
+ * Whole messages as the server sends them (CRLF, bare CR, bare LF, NUL)
+ * and the DATA the MTA must get for each, through the stage (its CRLF to
+ * LF filter holds a CR at the end of a chunk) and the LMTP target: every
+ * line ends in CRLF, no NUL, dots stuffed, and the end of DATA only where
+ * the message ends.
+ */
+static const struct {
+	const char *in;
+	size_t inlen;
+	const char *data;
+} data_cases[] = {
+#define DAT(i, o) { "Subject: s\r\n\r\n" i, sizeof "Subject: s\r\n\r\n" i - 1, \
+	"Subject: s\r\n\r\n" o ".\r\n" }
+	DAT("a\rb\r\n", "a\r\nb\r\n"),
+	DAT("x\r.\rMAIL FROM:<e@x>\r\n", "x\r\n..\r\nMAIL FROM:<e@x>\r\n"),
+	DAT("x\r\n.\r", "x\r\n..\r\n"),
+	DAT("x\n.\ny\n", "x\r\n..\r\ny\r\n"),
+	DAT("n\0ul\0\r\n\0.\r\n", "nul\r\n..\r\n"),
+	DAT("cr\r", "cr\r\n"),
+	DAT("x\r\r\n.\r\n", "x\r\n\r\n..\r\n"),
+	DAT(".\r\n.", "..\r\n..\r\n"),
+	DAT("no end", "no end\r\n"),
+#undef DAT
+};
+
+/* The reply injector with every reply a plain success. */
+static const struct reply_script plain_script;
+
+/* The DATA of one message in the transcript at *pos (after "DATA\r\n"),
+ * compared with want; *pos moves past it.  A failure shows both from a
+ * little before the first difference. */
+static void
+assert_data(const char **pos, const char *want, const char *what)
+{
+	const char *p = strstr(*pos, "DATA\r\n");
+	size_t at = 0, from, n;
+	char *e1, *e2;
+
+	ck_assert_msg(p != NULL, "%s: not sent", what);
+	p += 6;
+	while (want[at] != '\0' && p[at] == want[at])
+		at++;
+	if (want[at] != '\0') {
+		from = at > 20 ? at - 20 : 0;
+		n = strlen(want + from) < 60 ? strlen(want + from) : 60;
+		e1 = escaped(want + from, n);
+		n = strlen(p + from) < 60 ? strlen(p + from) : 60;
+		e2 = escaped(p + from, n);
+		ck_abort_msg("%s: DATA from byte %zu is \"%s\", want \"%s\"",
+		    what, from, e2, e1);
+	}
+	*pos = p + at;
+}
+
+/* Open an LMTP target on the reply injector (plain replies); its pid. */
+static pid_t
+data_session(struct deliver **d_r, struct deliver_info *info)
+{
+	char *path, *err = NULL;
+	pid_t pid;
+
+	tacct.deliver_kind = DELIVER_LMTP;
+	tacct.timeout = 5;
+	pid = reply_injector(&plain_script, &path);
+	tacct.deliver_path = path;
+	memset(info, 0, sizeof *info);
+	info->account = "test";
+	info->uid = "9";
+	ck_assert_int_eq(deliver_open(&tacct, d_r, &err), PM_OK);
+	return pid;
+}
+
+/* Close the session, wait for the injector: its transcript (malloc'd). */
+static char *
+data_transcript(struct deliver *d, pid_t pid)
+{
+	char *tp, *tr;
+	int st;
+
+	deliver_close(d);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	tp = xasprintf("%s/transcript", dir);
+	tr = slurp(tp);
+	free(tp);
+	tacct.timeout = 0;
+	return tr;
+}
+
+/* Deliver msg[0..len) cut at i and j, then at every byte, as messages of
+ * one LMTP session; each arrives as data_cases says, whole. */
+START_TEST(test_smtp_data_normalised)
+{
+	const char *msg = data_cases[_i].in, *want = data_cases[_i].data;
+	size_t len = data_cases[_i].inlen, i, j, k;
+	struct deliver_info info;
+	struct deliver_msg *m;
+	struct deliver *d;
+	char *err = NULL, *tr, what[64];
+	const char *pos;
+	pid_t pid;
+
+	pid = data_session(&d, &info);
+	for (i = 0; i <= len; i++)
+		for (j = i; j <= len; j++) {
+			ck_assert_int_eq(deliver_begin(d, &info, &m, &err),
+			    PM_OK);
+			ck_assert_int_eq(deliver_write(m, msg, i, &err), PM_OK);
+			ck_assert_int_eq(deliver_write(m, msg + i, j - i, &err),
+			    PM_OK);
+			ck_assert_int_eq(deliver_write(m, msg + j, len - j,
+			    &err), PM_OK);
+			ck_assert_msg(deliver_finish(m, &err) == PM_OK, "%s",
+			    err);
+		}
+	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+	for (k = 0; k < len; k++)
+		ck_assert_int_eq(deliver_write(m, msg + k, 1, &err), PM_OK);
+	ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
+	tr = data_transcript(d, pid);
+	pos = tr;
+	for (i = 0; i <= len; i++)
+		for (j = i; j <= len; j++) {
+			snprintf(what, sizeof what, "cut at %zu and %zu", i, j);
+			assert_data(&pos, want, what);
+		}
+	assert_data(&pos, want, "byte by byte");
+	ck_assert_str_eq(pos, "QUIT\r\n");
+	free(tr);
+}
+END_TEST
+
+/* A hostile form where the stage hands its 64 KB buffer to the target:
+ * the CR of "<CR>.<CR>" as the last byte of one write() and the dot as the
+ * first of the next, and every offset around it. */
+START_TEST(test_smtp_data_buffer_edge)
+{
+	static const char hostile[] = "\r.\r\0x\r\n";
+	size_t pad, base = 65536 - 4;
+	struct deliver_info info;
+	struct deliver_msg *m;
+	struct deliver *d;
+	char *err = NULL, *tr, *msg, *want, what[64];
+	const char *pos;
+	size_t len;
+	pid_t pid;
+
+	msg = xmalloc(16 + base + 8 + sizeof hostile);
+	want = xmalloc(16 + base + 8 + 32);
+	pid = data_session(&d, &info);
+	for (pad = base; pad <= base + 8; pad++) {
+		len = (size_t)sprintf(msg, "Subject: s\r\n\r\n");
+		memset(msg + len, 'x', pad);
+		len += pad;
+		memcpy(msg + len, hostile, sizeof hostile - 1);
+		len += sizeof hostile - 1;
+		ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+		/* Cut the input at the same place: the stage holds the CR. */
+		ck_assert_int_eq(deliver_write(m, msg, len - 6, &err), PM_OK);
+		ck_assert_int_eq(deliver_write(m, msg + len - 6, 6, &err),
+		    PM_OK);
+		ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
+	}
+	tr = data_transcript(d, pid);
+	pos = tr;
+	for (pad = base; pad <= base + 8; pad++) {
+		len = (size_t)sprintf(want, "Subject: s\r\n\r\n");
+		memset(want + len, 'x', pad);
+		len += pad;
+		strcpy(want + len, "\r\n..\r\nx\r\n.\r\n");
+		snprintf(what, sizeof what, "%zu bytes before", pad);
+		assert_data(&pos, want, what);
+	}
+	ck_assert_str_eq(pos, "QUIT\r\n");
+	free(tr);
+	free(msg);
+	free(want);
+}
+END_TEST
+
 /* A recipient that cannot be used is refused before anything starts. */
 START_TEST(test_bad_recipient)
 {
@@ -1707,6 +2083,8 @@ suite_deliver(void)
 	tcase_add_loop_test(tc, test_mda_split, 0,
 	    (int)(sizeof split_cases / sizeof split_cases[0]));
 	tcase_add_test(tc, test_hostport);
+	tcase_add_loop_test(tc, test_smtp_encode, 0,
+	    sizeof encode_cases / sizeof encode_cases[0]);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("targets");
@@ -1714,6 +2092,8 @@ suite_deliver(void)
 	tcase_add_test(tc, test_mbox_quoting);
 	tcase_add_test(tc, test_mbox_abort_and_separator);
 	tcase_add_test(tc, test_mbox_locked);
+	tcase_add_loop_test(tc, test_mbox_refused, 0, MB_NCASES);
+	tcase_add_test(tc, test_mbox_owner_as_root);
 	tcase_add_test(tc, test_mbox_group_commit);
 	tcase_add_test(tc, test_mbox_unsynced_close);
 	tcase_add_test(tc, test_mbox_sync_fails);
@@ -1725,6 +2105,9 @@ suite_deliver(void)
 	tcase_add_test(tc, test_mda_timeout);
 	tcase_add_test(tc, test_lmtp_unix_stall);
 	tcase_add_test(tc, test_bad_recipient);
+	tcase_add_loop_test(tc, test_smtp_data_normalised, 0,
+	    sizeof data_cases / sizeof data_cases[0]);
+	tcase_add_test(tc, test_smtp_data_buffer_edge);
 	tcase_add_loop_test(tc, test_reply_parser, 0,
 	    (int)(sizeof reply_cases / sizeof reply_cases[0]));
 	tcase_add_loop_test(tc, test_lmtp_batch, 0,

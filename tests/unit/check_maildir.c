@@ -1,5 +1,6 @@
 /* Maildir delivery through the delivery stage: CRLF to LF across chunk
- * boundaries, tmp/ -> new/, modes, aborts and unusable targets. */
+ * boundaries, tmp/ -> new/, modes, aborts, unusable targets and symbolic
+ * links where the Maildir or its directories should be. */
 #include "autoconf.h"
 
 #include <dirent.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "deliver.h"
@@ -255,6 +257,121 @@ START_TEST(test_unusable_target)
 }
 END_TEST
 
+/* Entries in directory d that do not start with a dot; -1 if d cannot
+ * be read. */
+static int
+entries(const char *d)
+{
+	struct dirent *de;
+	DIR *dp = opendir(d);
+	int n = 0;
+
+	if (dp == NULL)
+		return -1;
+	while ((de = readdir(dp)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(dp);
+	return n;
+}
+
+/*
+ * A symbolic link as the Maildir itself (to a Maildir or to nothing), or
+ * as its tmp/, new/ or cur/: refused when the target opens, and nothing
+ * is written where the link points.
+ */
+static const char *const link_cases[] = { "", "dangling", "tmp", "new",
+    "cur" };
+
+START_TEST(test_symlink_refused)
+{
+	const char *which = link_cases[_i];
+	char *err = NULL, *elsewhere, *p, *want;
+	struct deliver *d;
+
+	elsewhere = xasprintf("%s/elsewhere", dir);
+	if (strcmp(which, "dangling") != 0)
+		ck_assert_int_eq(mkdir(elsewhere, 0700), 0);
+	if (*which == '\0' || strcmp(which, "dangling") == 0) {
+		if (*which == '\0') {
+			/* A whole Maildir behind the link. */
+			p = xasprintf("%s/tmp", elsewhere);
+			ck_assert_int_eq(mkdir(p, 0700), 0);
+			free(p);
+			p = xasprintf("%s/new", elsewhere);
+			ck_assert_int_eq(mkdir(p, 0700), 0);
+			free(p);
+		}
+		ck_assert_int_eq(symlink(elsewhere, tacct.deliver_path), 0);
+		want = xasprintf("maildir: %s is a symbolic link; refusing",
+		    tacct.deliver_path);
+	} else {
+		ck_assert_int_eq(mkdir(tacct.deliver_path, 0700), 0);
+		p = xasprintf("%s/%s", tacct.deliver_path, which);
+		ck_assert_int_eq(symlink(elsewhere, p), 0);
+		want = xasprintf("maildir: %s is a symbolic link; refusing", p);
+		free(p);
+	}
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_EDELIVER);
+	ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+	if (strcmp(which, "dangling") == 0)
+		ck_assert_int_ne(access(elsewhere, F_OK), 0);
+	else if (*which == '\0') {
+		p = xasprintf("%s/tmp", elsewhere);
+		ck_assert_int_eq(entries(p), 0);
+		free(p);
+		p = xasprintf("%s/new", elsewhere);
+		ck_assert_int_eq(entries(p), 0);
+		free(p);
+		ck_assert_int_eq(entries(elsewhere), 2);	/* no cur/ */
+	} else
+		ck_assert_int_eq(entries(elsewhere), 0);
+	free(want);
+	free(err);
+	free(elsewhere);
+}
+END_TEST
+
+/* tmp/ and new/ swapped for links to another directory after the target
+ * opened: the message still goes through the directories opened, and
+ * nothing lands where the links point. */
+START_TEST(test_swapped_after_open)
+{
+	struct deliver_info info = { .account = "test", .server = "server",
+	    .mailbox = "INBOX", .uid = "1" };
+	static const char *const sub[] = { "tmp", "new" };
+	struct deliver *d;
+	struct deliver_msg *m;
+	char *err = NULL, *elsewhere, *p, *old;
+	size_t i;
+
+	elsewhere = xasprintf("%s/elsewhere", dir);
+	ck_assert_int_eq(mkdir(elsewhere, 0700), 0);
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	for (i = 0; i < 2; i++) {
+		p = xasprintf("%s/%s", tacct.deliver_path, sub[i]);
+		old = xasprintf("%s/%s.old", tacct.deliver_path, sub[i]);
+		ck_assert_int_eq(rename(p, old), 0);
+		ck_assert_int_eq(symlink(elsewhere, p), 0);
+		free(p);
+		free(old);
+	}
+	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+	ck_assert_int_eq(deliver_write(m, "Subject: x\r\n\r\nbody\r\n", 20,
+	    &err), PM_OK);
+	ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	deliver_close(d);
+	ck_assert_int_eq(entries(elsewhere), 0);
+	p = xasprintf("%s/new.old", tacct.deliver_path);
+	ck_assert_int_eq(entries(p), 1);
+	free(p);
+	p = xasprintf("%s/tmp.old", tacct.deliver_path);
+	ck_assert_int_eq(entries(p), 0);
+	free(p);
+	free(elsewhere);
+}
+END_TEST
+
 Suite *
 suite_maildir(void)
 {
@@ -269,6 +386,9 @@ suite_maildir(void)
 	tcase_add_test(tc, test_unique_names);
 	tcase_add_test(tc, test_visible_only_after_sync);
 	tcase_add_test(tc, test_unusable_target);
+	tcase_add_loop_test(tc, test_symlink_refused, 0,
+	    (int)(sizeof link_cases / sizeof link_cases[0]));
+	tcase_add_test(tc, test_swapped_after_open);
 	suite_add_tcase(s, tc);
 	return s;
 }
