@@ -9,9 +9,11 @@
  * removed from tmp/ at close: they were not recorded and will be fetched
  * again.
  *
- * Nothing is reached through a symbolic link: the Maildir and its tmp/,
- * new/ and cur/ are opened with O_NOFOLLOW (the directories above the
- * Maildir may be links, as those above an mbox may), and the files are
+ * Nothing is reached through a symbolic link: the Maildir's tmp/, new/
+ * and cur/ are opened with O_NOFOLLOW, and so is the Maildir itself when
+ * pullmail runs as root (the directories above it may be links, as those
+ * above an mbox may; a user's own ~/Maildir link is followed for that
+ * user, who could write behind it anyway), and the files are
  * created, synced and renamed relative to the descriptors of tmp/ and
  * new/, so a directory swapped for a link after the start cannot divert
  * a message, which matters when run as root.
@@ -86,26 +88,37 @@ maildir_hostname(void)
 }
 
 /*
+ * Open the directory name (shown as path) under at, following a symbolic
+ * link only when nofollow is 0 (else O_NOFOLLOW); *fd_r is its descriptor.
+ */
+static int
+open_dir_flags(int at, const char *name, const char *path, int nofollow,
+    int *fd_r, char **err)
+{
+	struct stat st;
+	int e;
+
+	*fd_r = openat(at, name, O_RDONLY | O_DIRECTORY | nofollow |
+	    O_CLOEXEC);
+	if (*fd_r >= 0)
+		return PM_OK;
+	e = errno;
+	if (nofollow && fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(st.st_mode))
+		return errf(err, PM_EDELIVER, "maildir: %s is a symbolic "
+		    "link; refusing to deliver through it (name the "
+		    "directory itself in deliver)", path);
+	return write_error(err, "cannot open", path, e);
+}
+
+/*
  * Open the directory name (shown as path) under at without following a
  * symbolic link; *fd_r is its descriptor.
  */
 static int
 open_dir(int at, const char *name, const char *path, int *fd_r, char **err)
 {
-	struct stat st;
-	int e;
-
-	*fd_r = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
-	if (*fd_r >= 0)
-		return PM_OK;
-	e = errno;
-	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISLNK(st.st_mode))
-		return errf(err, PM_EDELIVER, "maildir: %s is a symbolic "
-		    "link; refusing to deliver through it (name the "
-		    "directory itself in deliver)", path);
-	return write_error(err, "cannot open", path, e);
+	return open_dir_flags(at, name, path, O_NOFOLLOW, fd_r, err);
 }
 
 /* maildir: create the Maildir and its tmp/new/cur if missing and open
@@ -124,7 +137,8 @@ maildir_open(const struct account *a, void **ctx_r, char **err)
 		return errf(err, PM_ECONFIG, "maildir: no path given");
 	if (mkdir_p(arg, 0700) < 0)
 		return write_error(err, "cannot create", arg, errno);
-	if ((r = open_dir(AT_FDCWD, arg, arg, &dfd, err)) != PM_OK)
+	if ((r = open_dir_flags(AT_FDCWD, arg, arg,
+	    geteuid() == 0 ? O_NOFOLLOW : 0, &dfd, err)) != PM_OK)
 		return r;
 	for (n = 0; n < sizeof sub / sizeof sub[0]; n++) {
 		p = xasprintf("%s/%s", arg, sub[n]);
