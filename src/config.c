@@ -94,6 +94,7 @@ enum key {
 	K_SIZE_LIMIT,
 	K_FETCH_ALL,
 	K_POP3_XOAUTH2_TWO_STEP,
+	K_EXPUNGE,
 	K__COUNT
 };
 
@@ -147,6 +148,12 @@ static const struct choice flow_choices[] = {
 	{ "client_credentials", OAUTH_FLOW_CLIENT_CREDENTIALS },
 	{ "device", OAUTH_FLOW_DEVICE },
 	{ "authorization_code", OAUTH_FLOW_AUTH_CODE },
+	{ NULL, 0 }
+};
+static const struct choice expunge_choices[] = {
+	{ "uid", PM_EXPUNGE_UID },
+	{ "all", PM_EXPUNGE_ALL },
+	{ "never", PM_EXPUNGE_NEVER },
 	{ NULL, 0 }
 };
 static const struct choice client_auth_choices[] = {
@@ -218,6 +225,7 @@ static const struct keydef keydefs[K__COUNT] = {
 	[K_FETCH_ALL] = { "fetch_all", V_BOOL, 0, NULL },
 	[K_POP3_XOAUTH2_TWO_STEP] =
 	    { "pop3_xoauth2_two_step", V_BOOL, 0, NULL },
+	[K_EXPUNGE] = { "expunge", V_ENUM, 0, expunge_choices },
 };
 
 /* The ways to give one secret: inline, file, command, systemd credential
@@ -1591,6 +1599,7 @@ build_account(const struct parser *p, const struct section *sec,
 	a->fetch_all = e != NULL ? parse_bool(e->value) : 0;
 	e = eff(p, sec, K_POP3_XOAUTH2_TWO_STEP);
 	a->pop3_xoauth2_two_step = e != NULL ? parse_bool(e->value) : 1;
+	a->expunge = eff_choice(p, sec, K_EXPUNGE);
 
 	if ((e = eff(p, sec, K_DELIVER)) == NULL)
 		return missing(p, sec, K_DELIVER, err, "say where mail goes, "

@@ -85,6 +85,7 @@ struct account {
 	uint64_t size_limit;	/* bytes; 0 (default): no limit */
 	int fetch_all;		/* POP3 without UIDL: fetch all; default no */
 	int pop3_xoauth2_two_step; /* default yes */
+	int expunge;		/* enum pm_expunge; default uid */
 	int deliver_kind;	/* enum deliver_kind */
 	char *deliver_path;	/* maildir/mbox: expanded path; mda: the
 				 * command line; smtp: HOST[:PORT]; lmtp:

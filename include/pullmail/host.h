@@ -76,6 +76,21 @@ struct pm_account_info {
 	int xoauth2_two_step;		/* 1: POP3 sends the XOAUTH2 response
 					 * after "+", never on the AUTH line
 					 * (Microsoft 365 wants it so) */
+	int expunge;			/* enum pm_expunge: how IMAP removes
+					 * the messages it is told to delete */
+};
+
+/*
+ * How an IMAP server is made to remove deleted messages (the account's
+ * expunge key).  A plain EXPUNGE removes every message flagged \Deleted
+ * in the folder, also those pullmail never fetched; UID EXPUNGE (UIDPLUS,
+ * RFC 4315) removes only the UIDs named.
+ */
+enum pm_expunge {
+	PM_EXPUNGE_UID = 0,	/* UID EXPUNGE; without UIDPLUS the messages
+				 * are only flagged \Seen \Deleted */
+	PM_EXPUNGE_ALL,		/* UID EXPUNGE, else a plain EXPUNGE */
+	PM_EXPUNGE_NEVER	/* only flag \Seen \Deleted */
 };
 
 /*

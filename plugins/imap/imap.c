@@ -1409,13 +1409,34 @@ imap_disp_run(struct imap *im, struct imap_disp *dx, size_t window,
 	return imap_pipeline(im, &p, err);
 }
 
-/* The plugin's dispose slot: flag \Seen, or flag \Deleted and expunge. */
+/*
+ * The command that removes the messages flagged \Deleted, or NULL when
+ * they are to stay flagged (expunge = never, or no UIDPLUS and the plain
+ * EXPUNGE, which removes every message flagged \Deleted in the folder, not
+ * allowed).
+ */
+static const char *
+imap_expunge_cmd(const struct imap *im)
+{
+	switch (im->acct->expunge) {
+	case PM_EXPUNGE_NEVER:
+		return NULL;
+	case PM_EXPUNGE_ALL:
+		return im->caps.uidplus ? "UID EXPUNGE" : "EXPUNGE";
+	default:
+		return im->caps.uidplus ? "UID EXPUNGE" : NULL;
+	}
+}
+
+/* The plugin's dispose slot: flag \Seen, or flag \Deleted and expunge
+ * (imap_expunge_cmd()). */
 static int
 imap_dispose(struct pm_conn *c, int action, const size_t *idx, size_t n,
     unsigned char *done_r, char **err)
 {
 	struct imap *im = (struct imap *)c;
 	struct imap_disp dx;
+	const char *expunge;
 	size_t i, k;
 	int rc;
 
@@ -1443,10 +1464,15 @@ imap_dispose(struct pm_conn *c, int action, const size_t *idx, size_t n,
 		dx.uids[i] = dx.d[i].uid;
 	dx.n = n;
 	dx.cmd = "UID STORE";
-	dx.args = action == PM_DISPOSE_SEEN ? " +FLAGS.SILENT (\\Seen)" :
-	    " +FLAGS.SILENT (\\Deleted)";
+	expunge = action == PM_DISPOSE_DELETE ? imap_expunge_cmd(im) : NULL;
+	if (action == PM_DISPOSE_SEEN)
+		dx.args = " +FLAGS.SILENT (\\Seen)";
+	else if (expunge != NULL)
+		dx.args = " +FLAGS.SILENT (\\Deleted)";
+	else
+		dx.args = " +FLAGS.SILENT (\\Seen \\Deleted)";
 	rc = imap_disp_run(im, &dx, IMAP_INFLIGHT, err);
-	if (rc == PM_OK && action == PM_DISPOSE_DELETE) {
+	if (rc == PM_OK && expunge != NULL) {
 		/* Expunge only what was flagged. */
 		for (i = k = 0; i < dx.n; i++) {
 			if (dx.ok[i]) {
@@ -1456,18 +1482,8 @@ imap_dispose(struct pm_conn *c, int action, const size_t *idx, size_t n,
 		}
 		dx.n = k;
 		dx.args = "";
-		if (im->caps.uidplus)
-			dx.cmd = "UID EXPUNGE";
-		else {
-			/*
-			 * Without UIDPLUS only a plain EXPUNGE exists.  It
-			 * also removes every other message flagged \Deleted
-			 * in this folder, whoever flagged it; fetchmail does
-			 * the same.
-			 */
-			dx.cmd = "EXPUNGE";
-			dx.plain = 1;
-		}
+		dx.cmd = expunge;
+		dx.plain = strcmp(expunge, "EXPUNGE") == 0;
 		/* One at a time: each brings an EXPUNGE response per
 		 * message. */
 		if (dx.n > 0)
@@ -1482,7 +1498,16 @@ imap_dispose(struct pm_conn *c, int action, const size_t *idx, size_t n,
 		}
 		im->h->log(im->s, PM_LOG_DEBUG, "%s: %zu of %zu messages %s",
 		    imap_folder(im), k, n, action == PM_DISPOSE_SEEN ?
-		    "marked seen" : "deleted");
+		    "marked seen" : expunge != NULL ? "deleted" :
+		    "flagged \\Seen \\Deleted");
+		if (action == PM_DISPOSE_DELETE && expunge == NULL && k > 0)
+			im->h->log(im->s, PM_LOG_INFO, "%s: %zu messages "
+			    "flagged \\Deleted but not expunged: %s",
+			    imap_folder(im), k, im->acct->expunge ==
+			    PM_EXPUNGE_NEVER ? "expunge = never" :
+			    "the server lacks UIDPLUS, and a plain EXPUNGE "
+			    "would also remove what others flagged "
+			    "(expunge = all allows it)");
 	}
 	free(dx.d);
 	free(dx.uids);

@@ -801,6 +801,8 @@ START_TEST(test_plugin_seen_no_uidplus)
 }
 END_TEST
 
+/* Without UIDPLUS a plain EXPUNGE is sent only with expunge = all: it
+ * removes every message flagged \Deleted in the folder. */
 START_TEST(test_plugin_plain_expunge)
 {
 	static const char script[] =
@@ -818,6 +820,7 @@ START_TEST(test_plugin_plain_expunge)
 	char *err = NULL;
 
 	t_ready(script);
+	M.acct.expunge = PM_EXPUNGE_ALL;
 	ck_assert_int_eq(pullmail_plugin.dispose(conn, PM_DISPOSE_DELETE,
 	    idx, 3, done, &err), PM_OK);
 	ck_assert(done[0] && done[1] && done[2]);
@@ -827,6 +830,54 @@ START_TEST(test_plugin_plain_expunge)
 	ck_assert_uint_lt(at("C: A5 UID STORE 5,7,9 +FLAGS.SILENT "
 	    "(\\Deleted)\n"), at("C: A6 EXPUNGE\n"));
 	ck_assert(absent("UID EXPUNGE"));
+}
+END_TEST
+
+/*
+ * Deleting without an expunge that names UIDs: by default without UIDPLUS,
+ * and with expunge = never even with it.  The messages are flagged \Seen
+ * and \Deleted and nothing is expunged, so a message another client
+ * flagged \Deleted stays; the flagging is what the server accepted.
+ */
+START_TEST(test_plugin_no_expunge)
+{
+	static const struct {
+		const char *caps;
+		int mode;
+		const char *why;
+	} cases[] = {
+		{ "IMAP4rev1 IDLE", PM_EXPUNGE_UID, "lacks UIDPLUS" },
+		{ "IMAP4rev1 UIDPLUS", PM_EXPUNGE_NEVER, "expunge = never" },
+	};
+	static const size_t idx[] = { 2, 0 };
+	unsigned char done[2];
+	size_t i;
+	char *err = NULL;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		free(S);
+		S = NULL;
+		SL = 0;
+		sp("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi\r\n"
+		    "A1 OK [CAPABILITY %s] Logged in\r\n"
+		    SELECT_3("A2") LIST_5_7_9("A3")
+		    "A4 OK Store completed.\r\n"
+		    "A5 OK bye\r\n", cases[i].caps);
+		t_ready(S);
+		M.acct.expunge = cases[i].mode;
+		done[0] = done[1] = 0;
+		ck_assert_int_eq(pullmail_plugin.dispose(conn,
+		    PM_DISPOSE_DELETE, idx, 2, done, &err), PM_OK);
+		ck_assert(done[0] && done[1]);
+		t_close();
+		at("C: A4 UID STORE 5,9 +FLAGS.SILENT (\\Seen \\Deleted)\n");
+		ck_assert(absent("C: A5 EXPUNGE"));
+		ck_assert(absent("UID EXPUNGE"));
+		at("LOG INBOX: 2 messages flagged \\Deleted but not "
+		    "expunged: ");
+		at(cases[i].why);
+		at("C: A5 LOGOUT");
+	}
 }
 END_TEST
 
@@ -1690,6 +1741,7 @@ suite_imap(void)
 	tcase_add_test(tc, test_plugin_chunks);
 	tcase_add_test(tc, test_plugin_seen_no_uidplus);
 	tcase_add_test(tc, test_plugin_plain_expunge);
+	tcase_add_test(tc, test_plugin_no_expunge);
 	tcase_add_test(tc, test_plugin_store_refused);
 	tcase_add_test(tc, test_plugin_store_pipelined);
 	tcase_add_test(tc, test_plugin_no_uidvalidity);
