@@ -153,9 +153,9 @@ imap_describe(const struct imap_resp *r)
 {
 	char *code = NULL, *text, *out;
 
-	text = pmp_clean(r->text, strlen(r->text), 200);
+	text = imap_clean_text(r->text, 200);
 	if (r->code != NULL)
-		code = pmp_clean(r->code, strlen(r->code), 100);
+		code = imap_clean_text(r->code, 100);
 	out = pmp_xprintf("%s%s%s%s%s%s", r->word,
 	    code != NULL ? " [" : "", code != NULL ? code : "",
 	    code != NULL ? "]" : "", *text != '\0' ? " " : "", text);
@@ -1018,7 +1018,7 @@ imap_select(struct pm_conn *c, const char *folder, struct pm_folder *f_r,
 	struct imap *im = (struct imap *)c;
 	struct imap_cb cb;
 	uint32_t validity = 0;
-	char *quoted, *what;
+	char *wire, *quoted, *what, *t;
 	int rc;
 
 	imap_list_free(im);
@@ -1028,22 +1028,32 @@ imap_select(struct pm_conn *c, const char *folder, struct pm_folder *f_r,
 	im->has_exists = 0;
 	im->exists = 0;
 	im->nseq = 0;
-	if ((quoted = imap_quote(folder)) == NULL)
+	if (strpbrk(folder, "\r\n") != NULL)
 		return pmp_errf(err, PM_ECONFIG, "folder name contains a "
 		    "line break");
-	what = pmp_xprintf("SELECT %s", quoted);
+	/* Mailbox names travel in modified UTF-7 (RFC 3501 5.1.3). */
+	if ((wire = imap_mutf7_wire(folder, err)) == NULL)
+		return PM_ECONFIG;
+	quoted = imap_quote(wire);
+	what = pmp_xprintf("SELECT \"%s\"", folder);
 	memset(&cb, 0, sizeof cb);
 	cb.untagged = imap_select_cb;
 	cb.arg = &validity;
 	rc = imap_command(im, what, &cb, PM_EPROTO, err, "SELECT %s",
 	    quoted);
 	free(quoted);
+	free(wire);
 	if (rc == PM_OK && validity == 0)
 		rc = pmp_errf(err, PM_EPROTO, "%s: server sent no "
 		    "UIDVALIDITY", what);
 	free(what);
-	if (rc != PM_OK)
+	if (rc != PM_OK) {
+		/* The server's text names mailboxes as it got them. */
+		t = imap_mutf7_text(*err);
+		free(*err);
+		*err = t;
 		return rc;
+	}
 	im->folder = pmp_xstrndup(folder, strlen(folder));
 	snprintf(im->validity, sizeof im->validity, "%u", validity);
 	f_r->validity = im->validity;
