@@ -8,7 +8,8 @@
 # client flagged \Deleted before the run and whose delivery failed (the MDA
 # exits 75).  hoodiecrow's XOAUTH2 accepts one configured access token: the
 # test takes one from the real OAuth server (oidc-provider) and hands it to
-# both hoodiecrow and pullmail (oauth_token_command).
+# both hoodiecrow and pullmail (oauth_token_command).  A folder named in
+# UTF-8 is found there too (item 10).
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -23,8 +24,9 @@ HC_NO_UIDPLUS="SASL-IR XOAUTH2 AUTH-PLAIN ID"
 HC_NO_SASL_IR="UIDPLUS AUTH-PLAIN"
 
 # hc_start PLUGINS [FILE...]: start hoodiecrow for CASE_USER, whose INBOX
-# holds $SEEDS, the FILEs among them flagged \Deleted by another client;
-# pullmail gets the same access token through $CASE_DIR/token.
+# (or the folder $HC_FOLDER, named as on the wire) holds $SEEDS, the FILEs
+# among them flagged \Deleted by another client; pullmail gets the same
+# access token through $CASE_DIR/token.
 hc_start() {
 	local plugins=$1 token
 	shift
@@ -36,6 +38,7 @@ hc_start() {
 	HC_PLUGINS=$plugins HC_USER=$CASE_USER HC_TOKEN=$token \
 	HC_PASSWORD=$PASSWORD_SECRET HC_CERT=$SRV_RUN/certs/server.pem \
 	HC_KEY=$SRV_RUN/certs/server.key HC_SEEDS="$SEEDS" HC_DELETED="$*" \
+	HC_FOLDER=${HC_FOLDER:-INBOX} \
 	"$SRV_PYTHON" -c '
 import json, os
 e = os.environ
@@ -45,7 +48,7 @@ print(json.dumps({
     "tls": {"cert": e["HC_CERT"], "key": e["HC_KEY"]},
     "users": {e["HC_USER"]: {"password": e["HC_PASSWORD"],
                              "token": e["HC_TOKEN"]}},
-    "folders": {"INBOX": [
+    "folders": {e["HC_FOLDER"]: [
         {"file": f, "flags": ["\\Deleted"] if f in deleted else []}
         for f in e["HC_SEEDS"].split()]},
 }))' >"$CASE_DIR/hoodiecrow.json" || fail "cannot write the configuration"
@@ -217,6 +220,20 @@ case_no_sasl_ir() {
 	assert_eq "$(hashes $SEEDS)" "$(hc_held)" "messages on the server"
 }
 
+# A folder named in UTF-8 (issue 10, item 10): hoodiecrow, like Dovecot,
+# knows it by its modified UTF-7 name only.
+case_utf8_folder() {
+	seed_messages_only
+	HC_FOLDER='&AMQ-pfel' hc_start "$HC_FULL"
+	hc_account "keep=yes" "folder=Äpfel" | write_config "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/Maildir" $SEEDS
+	assert_eq 5 "$(hoodiecrow_dump | grep -c '^&AMQ-pfel ')" \
+	    "messages in &AMQ-pfel"
+}
+
 # make_messages into $CASE_DIR/seed, nothing seeded into Dovecot.
 seed_messages_only() {
 	SEEDS=$(make_messages "$CASE_DIR/seed" "$CASE_NAME")
@@ -228,4 +245,5 @@ run_case hoodiecrow_uidplus_delete case_uidplus_delete
 run_case hoodiecrow_no_uidplus_delete case_no_uidplus_delete
 run_case hoodiecrow_no_uidplus_expunge_all case_no_uidplus_expunge_all
 run_case hoodiecrow_no_sasl_ir case_no_sasl_ir
+run_case hoodiecrow_utf8_folder case_utf8_folder
 e2e_finish

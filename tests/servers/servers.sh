@@ -278,31 +278,39 @@ srv_oauth_config() {
 	EOF
 }
 
+# srv_node_start DIR WHAT SCRIPT ARG...: run node SCRIPT ARG... in the
+# background (output in DIR/node.out, pid in DIR/pid) and wait until it
+# has written its port to DIR/port; WHAT names it in errors.
+srv_node_start() {
+	local r=$1 what=$2 pid i=0
+	shift 2
+	rm -f "$r/port"
+	node "$@" </dev/null >>"$r/node.out" 2>&1 &
+	pid=$!
+	echo "$pid" >"$r/pid"
+	SRV_PIDS="$SRV_PIDS $pid"
+	while [ ! -s "$r/port" ]; do
+		i=$((i + 1))
+		if [ $i -gt 300 ] || ! kill -0 "$pid" 2>/dev/null; then
+			cat "$r/node.out" >&2
+			srv_die "$what did not start"
+		fi
+		sleep 0.05
+	done
+}
+
 # srv_oauth_start [PORT]: PORT 0 or none picks a free one.
 srv_oauth_start() {
-	local r=$SRV_RUN/oauth pid
+	local r=$SRV_RUN/oauth
 	mkdir -p "$r"
 	cp "$SRV_DIR/oauth-server.mjs" "$r/"
 	ln -sfn "$SRV_NODE_MODULES" "$r/node_modules"
 	srv_oauth_config >"$r/config.json"
 	OAUTH_LOG=$r/oauth.log
 	: >"$OAUTH_LOG"
-	rm -f "$r/port"
-	node "$r/oauth-server.mjs" --config "$r/config.json" --port "${1:-0}" \
-		--port-file "$r/port" --log "$OAUTH_LOG" \
-		</dev/null >>"$r/node.out" 2>&1 &
-	pid=$!
-	echo "$pid" >"$r/pid"
-	SRV_PIDS="$SRV_PIDS $pid"
-	local i=0
-	while [ ! -s "$r/port" ]; do
-		i=$((i + 1))
-		if [ $i -gt 300 ] || ! kill -0 "$pid" 2>/dev/null; then
-			cat "$r/node.out" >&2
-			srv_die "oidc-provider did not start"
-		fi
-		sleep 0.05
-	done
+	srv_node_start "$r" oidc-provider "$r/oauth-server.mjs" \
+		--config "$r/config.json" --port "${1:-0}" \
+		--port-file "$r/port" --log "$OAUTH_LOG"
 	OAUTH_PORT=$(cat "$r/port")
 	OAUTH_URL=http://127.0.0.1:$OAUTH_PORT
 	OAUTH_TOKEN_URL=$OAUTH_URL/token
@@ -540,26 +548,14 @@ srv_token() {
 # $SRV_RUN/hoodiecrow-NAME with the JSON CONFIG (see hoodiecrow.mjs) on a
 # free port of 127.0.0.1; sets HC_PORT.  srv_stop_all stops it.
 srv_hoodiecrow_start() {
-	local r=$SRV_RUN/hoodiecrow-$1 pid i=0
+	local r=$SRV_RUN/hoodiecrow-$1
 	mkdir -p "$r"
 	cp "$SRV_DIR/hoodiecrow.mjs" "$r/"
 	ln -sfn "$SRV_NODE_MODULES" "$r/node_modules"
 	cp "$2" "$r/config.json" || srv_die "cannot copy $2"
-	rm -f "$r/port"
-	node "$r/hoodiecrow.mjs" --config "$r/config.json" --port 0 \
-		--port-file "$r/port" --dump "$r/dump" \
-		</dev/null >>"$r/node.out" 2>&1 &
-	pid=$!
-	echo "$pid" >"$r/pid"
-	SRV_PIDS="$SRV_PIDS $pid"
-	while [ ! -s "$r/port" ]; do
-		i=$((i + 1))
-		if [ $i -gt 300 ] || ! kill -0 "$pid" 2>/dev/null; then
-			cat "$r/node.out" >&2
-			srv_die "hoodiecrow did not start"
-		fi
-		sleep 0.05
-	done
+	srv_node_start "$r" hoodiecrow "$r/hoodiecrow.mjs" \
+		--config "$r/config.json" --port 0 \
+		--port-file "$r/port" --dump "$r/dump"
 	HC_PORT=$(cat "$r/port")
 }
 
