@@ -791,8 +791,9 @@ imap_mutf7_encode(const char *name, char **err)
 			if ((k = utf8_next(s + i, len - i, &c)) == 0) {
 				free(out);
 				shown = pmp_clean(name, len, 200);
-				pmp_errf(err, PM_ECONFIG, "folder name \"%s\" is "
-				    "not valid UTF-8 (byte %zu)", shown, i + 1);
+				pmp_errf(err, PM_ECONFIG, "folder name "
+				    "\"%s\" is not valid UTF-8 (byte %zu)",
+				    shown, i + 1);
 				free(shown);
 				return NULL;
 			}
@@ -886,8 +887,8 @@ imap_mutf7_decode(const char *s, size_t len, char **err)
 					why = "an unpaired surrogate";
 					goto bad;
 				}
-				o = utf8_put(o, 0x10000 + ((hi - 0xd800) << 10) +
-				    (u - 0xdc00));
+				o = utf8_put(o, 0x10000 +
+				    ((hi - 0xd800) << 10) + (u - 0xdc00));
 				hi = 0;
 			} else if (u >= 0xd800 && u <= 0xdbff)
 				hi = u;

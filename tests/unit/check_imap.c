@@ -621,7 +621,8 @@ START_TEST(test_mutf7_wire)
 		  "NO Mailbox doesn't exist: \xc3\x84pfel" },
 		{ "&AMQ-&-&APY- and R&-D", "\xc3\x84&\xc3\xb6 and R&D" },
 		{ "bad &Jjo! &AMR- ok", "bad &Jjo! &AMR- ok" },
-		{ "tab &AAk- nel &AIU- esc &ABs-", "tab &AAk- nel &AIU- esc &ABs-" },
+		{ "tab &AAk- nel &AIU- esc &ABs-",
+		  "tab &AAk- nel &AIU- esc &ABs-" },
 		{ "open &AMQ", "open &AMQ" },
 		{ "", "" },
 	};
