@@ -238,7 +238,7 @@ case_folders_utf8() {
 	assert_grep -F 'SELECT "Entw&APw-rfe"' "$LAST_OUT.err"
 	# shellcheck disable=SC2086
 	assert_same_messages "$CASE_DIR/Maildir" $apfel $entw
-	# shellcheck disable=SC2086
+	# shellcheck disable=SC2046
 	assert_same_messages "$CASE_DIR/Maildir" \
 	    $(srv_server_files "$CASE_USER" '&AMQ-pfel') \
 	    $(srv_server_files "$CASE_USER" 'Entw&APw-rfe')

@@ -237,7 +237,6 @@ case_utf8_folder() {
 # make_messages into $CASE_DIR/seed, nothing seeded into Dovecot.
 seed_messages_only() {
 	SEEDS=$(make_messages "$CASE_DIR/seed" "$CASE_NAME")
-	NSEEDS=$(echo "$SEEDS" | wc -l | tr -d ' ')
 }
 
 run_case hoodiecrow_keep case_keep
