@@ -95,6 +95,7 @@ enum key {
 	K_FETCH_ALL,
 	K_POP3_XOAUTH2_TWO_STEP,
 	K_POP3_STRICT_SIZE,
+	K_EXPUNGE,
 	K__COUNT
 };
 
@@ -154,6 +155,12 @@ static const struct choice strict_size_choices[] = {
 	{ "auto", PM_STRICT_SIZE_AUTO },
 	{ "yes", PM_STRICT_SIZE_YES },
 	{ "no", PM_STRICT_SIZE_NO },
+	{ NULL, 0 }
+};
+static const struct choice expunge_choices[] = {
+	{ "uid", PM_EXPUNGE_UID },
+	{ "all", PM_EXPUNGE_ALL },
+	{ "never", PM_EXPUNGE_NEVER },
 	{ NULL, 0 }
 };
 static const struct choice client_auth_choices[] = {
@@ -227,6 +234,7 @@ static const struct keydef keydefs[K__COUNT] = {
 	    { "pop3_xoauth2_two_step", V_BOOL, 0, NULL },
 	[K_POP3_STRICT_SIZE] =
 	    { "pop3_strict_size", V_ENUM, 0, strict_size_choices },
+	[K_EXPUNGE] = { "expunge", V_ENUM, 0, expunge_choices },
 };
 
 /* The ways to give one secret: inline, file, command, systemd credential
@@ -1601,6 +1609,7 @@ build_account(const struct parser *p, const struct section *sec,
 	e = eff(p, sec, K_POP3_XOAUTH2_TWO_STEP);
 	a->pop3_xoauth2_two_step = e != NULL ? parse_bool(e->value) : 1;
 	a->pop3_strict_size = eff_choice(p, sec, K_POP3_STRICT_SIZE);
+	a->expunge = eff_choice(p, sec, K_EXPUNGE);
 
 	if ((e = eff(p, sec, K_DELIVER)) == NULL)
 		return missing(p, sec, K_DELIVER, err, "say where mail goes, "

@@ -86,6 +86,7 @@ struct account {
 	int fetch_all;		/* POP3 without UIDL: fetch all; default no */
 	int pop3_xoauth2_two_step; /* default yes */
 	int pop3_strict_size;	/* enum pm_strict_size, default auto */
+	int expunge;		/* enum pm_expunge; default uid */
 	int deliver_kind;	/* enum deliver_kind */
 	char *deliver_path;	/* maildir/mbox: expanded path; mda: the
 				 * command line; smtp: HOST[:PORT]; lmtp:

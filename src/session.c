@@ -444,6 +444,7 @@ session_run(struct account *a, const struct pm_plugin *p, int progress,
 	s.info.user = a->user;
 	s.info.xoauth2_two_step = a->pop3_xoauth2_two_step;
 	s.info.strict_size = a->pop3_strict_size;
+	s.info.expunge = a->expunge;
 	s.cache_dir = xasprintf("%s/tokens", a->state_dir);
 
 	memset(&pol, 0, sizeof pol);

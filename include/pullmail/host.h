@@ -89,6 +89,21 @@ struct pm_account_info {
 	int strict_size;		/* enum pm_strict_size: whether POP3
 					 * refuses a message shorter than
 					 * LIST said (pop3_strict_size) */
+	int expunge;			/* enum pm_expunge: how IMAP removes
+					 * the messages it is told to delete */
+};
+
+/*
+ * How an IMAP server is made to remove deleted messages (the account's
+ * expunge key).  A plain EXPUNGE removes every message flagged \Deleted
+ * in the folder, also those pullmail never fetched; UID EXPUNGE (UIDPLUS,
+ * RFC 4315) removes only the UIDs named.
+ */
+enum pm_expunge {
+	PM_EXPUNGE_UID = 0,	/* UID EXPUNGE; without UIDPLUS the messages
+				 * are only flagged \Seen \Deleted */
+	PM_EXPUNGE_ALL,		/* UID EXPUNGE, else a plain EXPUNGE */
+	PM_EXPUNGE_NEVER	/* only flag \Seen \Deleted */
 };
 
 /*

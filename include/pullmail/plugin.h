@@ -118,8 +118,10 @@ struct pm_plugin {
 	 * listing, which the engine has made durable and recorded.  done_r
 	 * [i] is set to 1 for each message the server accepted it for (for
 	 * PM_PLUGIN_DELETE_AT_CLOSE, to take effect at close()).  A message
-	 * the server refused is logged and left as it is.  Errors: PM_ETEMP,
-	 * PM_EPROTO.
+	 * the server refused is logged and left as it is.  IMAP may leave
+	 * deleted messages flagged \Deleted rather than expunge them
+	 * (enum pm_expunge): they stay listed, recorded as delivered.
+	 * Errors: PM_ETEMP, PM_EPROTO.
 	 */
 	int (*dispose)(struct pm_conn *c, int action, const size_t *idx,
 	    size_t n, unsigned char *done_r, char **err);

@@ -682,3 +682,351 @@ imap_list_limit(int has_exists, uint32_t exists)
 		return IMAP_LIST_MAX;
 	return (size_t)exists + IMAP_LIST_MARGIN;
 }
+
+/* --- mailbox names in modified UTF-7 (RFC 3501 5.1.3) ------------------ */
+
+/* The digits of modified base64: RFC 2045's with ',' for '/'. */
+static const char mb64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+
+/* The value of modified base64 digit c, or -1. */
+static int
+mb64_value(unsigned char c)
+{
+	const char *p;
+
+	if (c == '\0' || (p = strchr(mb64, c)) == NULL)
+		return -1;
+	return (int)(p - mb64);
+}
+
+/* 1 if c stands for itself in modified UTF-7 (printable US-ASCII). */
+static int
+mutf7_direct(uint32_t c)
+{
+	return c >= 0x20 && c <= 0x7e;
+}
+
+/*
+ * The code point of the UTF-8 sequence at s (n bytes left) in *cp; returns
+ * the sequence's length, or 0 when it is not valid UTF-8 (truncated,
+ * overlong, a surrogate, beyond U+10FFFF).
+ */
+static size_t
+utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	size_t len, i;
+	uint32_t c, min;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if ((s[0] & 0xe0) == 0xc0) {
+		len = 2, c = s[0] & 0x1f, min = 0x80;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		len = 3, c = s[0] & 0x0f, min = 0x800;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		len = 4, c = s[0] & 0x07, min = 0x10000;
+	} else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+/* Write code point c as UTF-8 at o; returns the end. */
+static char *
+utf8_put(char *o, uint32_t c)
+{
+	if (c < 0x80)
+		*o++ = (char)c;
+	else if (c < 0x800) {
+		*o++ = (char)(0xc0 | c >> 6);
+		*o++ = (char)(0x80 | (c & 0x3f));
+	} else if (c < 0x10000) {
+		*o++ = (char)(0xe0 | c >> 12);
+		*o++ = (char)(0x80 | ((c >> 6) & 0x3f));
+		*o++ = (char)(0x80 | (c & 0x3f));
+	} else {
+		*o++ = (char)(0xf0 | c >> 18);
+		*o++ = (char)(0x80 | ((c >> 12) & 0x3f));
+		*o++ = (char)(0x80 | ((c >> 6) & 0x3f));
+		*o++ = (char)(0x80 | (c & 0x3f));
+	}
+	return o;
+}
+
+/* Encode a UTF-8 name in modified UTF-7 (see imap-parse.h). */
+char *
+imap_mutf7_encode(const char *name, char **err)
+{
+	const unsigned char *s = (const unsigned char *)name;
+	size_t len = strlen(name), i = 0, k;
+	uint32_t c, bits, units[2];
+	unsigned nbits, j, nunits;
+	char *out, *o, *shown;
+
+	/* At most five bytes ("&AAE-") for each byte of input. */
+	out = o = pmp_xmalloc(5 * len + 1);
+	while (i < len) {
+		if (mutf7_direct(s[i])) {
+			*o++ = (char)s[i];
+			if (s[i++] == '&')
+				*o++ = '-';
+			continue;
+		}
+		*o++ = '&';
+		bits = 0;
+		nbits = 0;
+		while (i < len && !mutf7_direct(s[i])) {
+			if ((k = utf8_next(s + i, len - i, &c)) == 0) {
+				free(out);
+				shown = pmp_clean(name, len, 200);
+				pmp_errf(err, PM_ECONFIG, "folder name "
+				    "\"%s\" is not valid UTF-8 (byte %zu)",
+				    shown, i + 1);
+				free(shown);
+				return NULL;
+			}
+			i += k;
+			nunits = 1;
+			units[0] = c;
+			if (c >= 0x10000) {
+				units[0] = 0xd800 | ((c - 0x10000) >> 10);
+				units[1] = 0xdc00 | ((c - 0x10000) & 0x3ff);
+				nunits = 2;
+			}
+			for (j = 0; j < nunits; j++) {
+				bits = (bits << 16) | units[j];
+				nbits += 16;
+				while (nbits >= 6) {
+					nbits -= 6;
+					*o++ = mb64[(bits >> nbits) & 0x3f];
+				}
+				bits &= (1u << nbits) - 1;
+			}
+		}
+		if (nbits > 0)
+			*o++ = mb64[(bits << (6 - nbits)) & 0x3f];
+		*o++ = '-';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Decode the modified UTF-7 s[0..len) (see imap-parse.h). */
+char *
+imap_mutf7_decode(const char *s, size_t len, char **err)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, start, run_end = (size_t)-1;
+	uint32_t bits, u, hi;
+	unsigned nbits, nunits;
+	char *out, *o;
+	const char *why;
+	int v;
+
+	/* Three digits or more (16 bits) for at most three bytes of UTF-8,
+	 * or six (32 bits) for four: never twice the input. */
+	out = o = pmp_xmalloc(2 * len + 1);
+	while (i < len) {
+		if (!mutf7_direct(p[i])) {
+			why = "a byte that is not printable US-ASCII";
+			start = i;
+			goto bad;
+		}
+		if (p[i] != '&') {
+			*o++ = (char)p[i++];
+			continue;
+		}
+		start = i++;
+		if (i < len && p[i] == '-') {
+			*o++ = '&';
+			i++;
+			continue;
+		}
+		if (start == run_end) {
+			why = "a run right after another";
+			goto bad;
+		}
+		bits = hi = 0;
+		nbits = nunits = 0;
+		for (;;) {
+			if (i >= len) {
+				why = "'&' without its closing '-'";
+				goto bad;
+			}
+			if (p[i] == '-') {
+				i++;
+				break;
+			}
+			if ((v = mb64_value(p[i++])) < 0) {
+				why = "a byte that is not modified base64";
+				start = i - 1;
+				goto bad;
+			}
+			bits = (bits << 6) | (uint32_t)v;
+			nbits += 6;
+			if (nbits < 16)
+				continue;
+			nbits -= 16;
+			u = (bits >> nbits) & 0xffff;
+			bits &= (1u << nbits) - 1;
+			nunits++;
+			if (hi != 0) {
+				if (u < 0xdc00 || u > 0xdfff) {
+					why = "an unpaired surrogate";
+					goto bad;
+				}
+				o = utf8_put(o, 0x10000 +
+				    ((hi - 0xd800) << 10) + (u - 0xdc00));
+				hi = 0;
+			} else if (u >= 0xd800 && u <= 0xdbff)
+				hi = u;
+			else if (u >= 0xdc00 && u <= 0xdfff) {
+				why = "an unpaired surrogate";
+				goto bad;
+			} else if (mutf7_direct(u) || u == 0) {
+				why = "an encoded character that must be "
+				    "written as itself";
+				goto bad;
+			} else
+				o = utf8_put(o, u);
+		}
+		if (hi != 0) {
+			why = "an unpaired surrogate";
+			goto bad;
+		}
+		if (nunits == 0 || nbits >= 6 || bits != 0) {
+			why = "an encoded run that is not whole UTF-16";
+			goto bad;
+		}
+		run_end = i;
+	}
+	*o = '\0';
+	return out;
+bad:
+	free(out);
+	out = pmp_clean(s, len, 200);
+	pmp_errf(err, PM_EPROTO, "invalid modified UTF-7 \"%s\": %s at byte "
+	    "%zu", out, why, start + 1);
+	free(out);
+	return NULL;
+}
+
+/* The form of a configured folder name to send (see imap-parse.h). */
+char *
+imap_mutf7_wire(const char *name, char **err)
+{
+	const unsigned char *p;
+	char *d, *e = NULL;
+
+	for (p = (const unsigned char *)name; *p != '\0'; p++) {
+		if (*p >= 0x80)
+			return imap_mutf7_encode(name, err);
+	}
+	if (strchr(name, '&') != NULL &&
+	    (d = imap_mutf7_decode(name, strlen(name), &e)) != NULL) {
+		free(d);
+		return pmp_xstrndup(name, strlen(name));
+	}
+	free(e);
+	return imap_mutf7_encode(name, err);
+}
+
+/* Server text with its modified UTF-7 runs decoded (see imap-parse.h). */
+char *
+imap_mutf7_text(const char *text)
+{
+	const char *p = text, *amp, *dash;
+	size_t len = strlen(text), n;
+	char *out, *o, *d, *e, *q;
+	int ok;
+
+	/* A decoded run is less than twice as long (imap_mutf7_decode()). */
+	out = o = pmp_xmalloc(2 * len + 1);
+	while ((amp = strchr(p, '&')) != NULL &&
+	    (dash = strchr(amp + 1, '-')) != NULL) {
+		memcpy(o, p, (size_t)(amp - p));
+		o += amp - p;
+		n = (size_t)(dash + 1 - amp);
+		e = NULL;
+		d = imap_mutf7_decode(amp, n, &e);
+		free(e);
+		/* No control character (C0, DEL, C1) reaches a log. */
+		ok = d != NULL;
+		for (q = d; ok && *q != '\0'; q++) {
+			if ((unsigned char)*q < 0x20 || *q == 0x7f ||
+			    ((unsigned char)q[0] == 0xc2 &&
+			    (unsigned char)q[1] >= 0x80 &&
+			    (unsigned char)q[1] <= 0x9f))
+				ok = 0;
+		}
+		if (ok) {
+			memcpy(o, d, strlen(d));
+			o += strlen(d);
+		} else {
+			memcpy(o, amp, n);
+			o += n;
+		}
+		free(d);
+		p = dash + 1;
+	}
+	memcpy(o, p, strlen(p) + 1);
+	return out;
+}
+
+/* 1 if code point c may reach a log as it is: not a control character,
+ * not a line or paragraph separator, not a bidirectional control. */
+static int
+text_printable(uint32_t c)
+{
+	if (c < 0x20 || (c >= 0x7f && c < 0xa0))
+		return 0;
+	if (c == 0x200e || c == 0x200f || (c >= 0x2028 && c <= 0x202e) ||
+	    (c >= 0x2066 && c <= 0x2069) || c == 0xfeff)
+		return 0;
+	return 1;
+}
+
+/* Server text made safe for a log, keeping UTF-8 (see imap-parse.h). */
+char *
+imap_clean_text(const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len = strlen(s), i = 0, k;
+	uint32_t c;
+	char *out, *o;
+
+	out = o = pmp_xmalloc((len < max ? len : max) + 4);
+	while (i < len) {
+		k = utf8_next(p + i, len - i, &c);
+		if (k == 0 || !text_printable(c)) {
+			k = 1;
+			c = '?';
+		}
+		if ((size_t)(o - out) + k > max) {
+			memcpy(o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c == '?')
+			*o++ = '?';
+		else {
+			memcpy(o, p + i, k);
+			o += k;
+		}
+		i += k;
+	}
+	*o = '\0';
+	return out;
+}

@@ -151,6 +151,46 @@ size_t imap_uidset(const uint32_t *uids, size_t n, size_t max, char **set_r);
  */
 char *imap_quote(const char *s);
 
+/*
+ * Mailbox names in modified UTF-7 (RFC 3501 5.1.3): printable US-ASCII
+ * stands for itself ("&" as "&-"), anything else is UTF-16 in modified
+ * base64 between "&" and "-".
+ *
+ * imap_mutf7_encode() encodes a UTF-8 name; NULL with *err set
+ * (PM_ECONFIG) when it is not valid UTF-8.
+ *
+ * imap_mutf7_decode() decodes s[0..len) into UTF-8; NULL with *err set
+ * (PM_EPROTO) when s is not valid modified UTF-7: a byte outside printable
+ * US-ASCII, an unclosed or empty run, a digit outside modified base64,
+ * leftover bits, a broken surrogate pair, NUL or a printable character
+ * encoded, a run right after another (RFC 3501's "&U,BTFw-&ZeVnLIqe-").
+ *
+ * imap_mutf7_wire() is the form of a configured folder name to send: a
+ * name with bytes beyond ASCII is UTF-8 and encoded; an ASCII name that
+ * is valid modified UTF-7 with an "&" (say "&AMQ-pfel") is sent as it is;
+ * any other is encoded ("R&D" becomes "R&-D").  Errors as for
+ * imap_mutf7_encode().
+ *
+ * imap_mutf7_text() copies server text (say the text of a NO) with every
+ * valid modified UTF-7 run decoded; runs that are invalid or decode to a
+ * control character are kept as they are.
+ *
+ * All return malloc'd strings.
+ */
+char *imap_mutf7_encode(const char *name, char **err);
+char *imap_mutf7_decode(const char *s, size_t len, char **err);
+char *imap_mutf7_wire(const char *name, char **err);
+char *imap_mutf7_text(const char *text);
+
+/*
+ * Server text (a status response's text or code) made safe for a log: at
+ * most max bytes, with "..." when cut; valid UTF-8 is kept (Dovecot names
+ * mailboxes in UTF-8 there) except for control, separator and
+ * bidirectional characters, which become '?' like any byte that is not
+ * UTF-8.  Returns a malloc'd string.
+ */
+char *imap_clean_text(const char *s, size_t max);
+
 /* Hard bound on the entries of a folder listing (UID FETCH 1:*), whatever
  * EXISTS says, and the bound when the server sent no EXISTS. */
 #define IMAP_LIST_MAX		10000000

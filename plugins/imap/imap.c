@@ -153,9 +153,9 @@ imap_describe(const struct imap_resp *r)
 {
 	char *code = NULL, *text, *out;
 
-	text = pmp_clean(r->text, strlen(r->text), 200);
+	text = imap_clean_text(r->text, 200);
 	if (r->code != NULL)
-		code = pmp_clean(r->code, strlen(r->code), 100);
+		code = imap_clean_text(r->code, 100);
 	out = pmp_xprintf("%s%s%s%s%s%s", r->word,
 	    code != NULL ? " [" : "", code != NULL ? code : "",
 	    code != NULL ? "]" : "", *text != '\0' ? " " : "", text);
@@ -1018,7 +1018,7 @@ imap_select(struct pm_conn *c, const char *folder, struct pm_folder *f_r,
 	struct imap *im = (struct imap *)c;
 	struct imap_cb cb;
 	uint32_t validity = 0;
-	char *quoted, *what;
+	char *wire, *quoted, *what, *t;
 	int rc;
 
 	imap_list_free(im);
@@ -1028,22 +1028,32 @@ imap_select(struct pm_conn *c, const char *folder, struct pm_folder *f_r,
 	im->has_exists = 0;
 	im->exists = 0;
 	im->nseq = 0;
-	if ((quoted = imap_quote(folder)) == NULL)
+	if (strpbrk(folder, "\r\n") != NULL)
 		return pmp_errf(err, PM_ECONFIG, "folder name contains a "
 		    "line break");
-	what = pmp_xprintf("SELECT %s", quoted);
+	/* Mailbox names travel in modified UTF-7 (RFC 3501 5.1.3). */
+	if ((wire = imap_mutf7_wire(folder, err)) == NULL)
+		return PM_ECONFIG;
+	quoted = imap_quote(wire);
+	what = pmp_xprintf("SELECT \"%s\"", folder);
 	memset(&cb, 0, sizeof cb);
 	cb.untagged = imap_select_cb;
 	cb.arg = &validity;
 	rc = imap_command(im, what, &cb, PM_EPROTO, err, "SELECT %s",
 	    quoted);
 	free(quoted);
+	free(wire);
 	if (rc == PM_OK && validity == 0)
 		rc = pmp_errf(err, PM_EPROTO, "%s: server sent no "
 		    "UIDVALIDITY", what);
 	free(what);
-	if (rc != PM_OK)
+	if (rc != PM_OK) {
+		/* The server's text names mailboxes as it got them. */
+		t = imap_mutf7_text(*err);
+		free(*err);
+		*err = t;
 		return rc;
+	}
 	im->folder = pmp_xstrndup(folder, strlen(folder));
 	snprintf(im->validity, sizeof im->validity, "%u", validity);
 	f_r->validity = im->validity;
@@ -1409,13 +1419,34 @@ imap_disp_run(struct imap *im, struct imap_disp *dx, size_t window,
 	return imap_pipeline(im, &p, err);
 }
 
-/* The plugin's dispose slot: flag \Seen, or flag \Deleted and expunge. */
+/*
+ * The command that removes the messages flagged \Deleted, or NULL when
+ * they are to stay flagged (expunge = never, or no UIDPLUS and the plain
+ * EXPUNGE, which removes every message flagged \Deleted in the folder, not
+ * allowed).
+ */
+static const char *
+imap_expunge_cmd(const struct imap *im)
+{
+	switch (im->acct->expunge) {
+	case PM_EXPUNGE_NEVER:
+		return NULL;
+	case PM_EXPUNGE_ALL:
+		return im->caps.uidplus ? "UID EXPUNGE" : "EXPUNGE";
+	default:
+		return im->caps.uidplus ? "UID EXPUNGE" : NULL;
+	}
+}
+
+/* The plugin's dispose slot: flag \Seen, or flag \Deleted and expunge
+ * (imap_expunge_cmd()). */
 static int
 imap_dispose(struct pm_conn *c, int action, const size_t *idx, size_t n,
     unsigned char *done_r, char **err)
 {
 	struct imap *im = (struct imap *)c;
 	struct imap_disp dx;
+	const char *expunge;
 	size_t i, k;
 	int rc;
 
@@ -1443,10 +1474,15 @@ imap_dispose(struct pm_conn *c, int action, const size_t *idx, size_t n,
 		dx.uids[i] = dx.d[i].uid;
 	dx.n = n;
 	dx.cmd = "UID STORE";
-	dx.args = action == PM_DISPOSE_SEEN ? " +FLAGS.SILENT (\\Seen)" :
-	    " +FLAGS.SILENT (\\Deleted)";
+	expunge = action == PM_DISPOSE_DELETE ? imap_expunge_cmd(im) : NULL;
+	if (action == PM_DISPOSE_SEEN)
+		dx.args = " +FLAGS.SILENT (\\Seen)";
+	else if (expunge != NULL)
+		dx.args = " +FLAGS.SILENT (\\Deleted)";
+	else
+		dx.args = " +FLAGS.SILENT (\\Seen \\Deleted)";
 	rc = imap_disp_run(im, &dx, IMAP_INFLIGHT, err);
-	if (rc == PM_OK && action == PM_DISPOSE_DELETE) {
+	if (rc == PM_OK && expunge != NULL) {
 		/* Expunge only what was flagged. */
 		for (i = k = 0; i < dx.n; i++) {
 			if (dx.ok[i]) {
@@ -1456,18 +1492,8 @@ imap_dispose(struct pm_conn *c, int action, const size_t *idx, size_t n,
 		}
 		dx.n = k;
 		dx.args = "";
-		if (im->caps.uidplus)
-			dx.cmd = "UID EXPUNGE";
-		else {
-			/*
-			 * Without UIDPLUS only a plain EXPUNGE exists.  It
-			 * also removes every other message flagged \Deleted
-			 * in this folder, whoever flagged it; fetchmail does
-			 * the same.
-			 */
-			dx.cmd = "EXPUNGE";
-			dx.plain = 1;
-		}
+		dx.cmd = expunge;
+		dx.plain = strcmp(expunge, "EXPUNGE") == 0;
 		/* One at a time: each brings an EXPUNGE response per
 		 * message. */
 		if (dx.n > 0)
@@ -1482,7 +1508,16 @@ imap_dispose(struct pm_conn *c, int action, const size_t *idx, size_t n,
 		}
 		im->h->log(im->s, PM_LOG_DEBUG, "%s: %zu of %zu messages %s",
 		    imap_folder(im), k, n, action == PM_DISPOSE_SEEN ?
-		    "marked seen" : "deleted");
+		    "marked seen" : expunge != NULL ? "deleted" :
+		    "flagged \\Seen \\Deleted");
+		if (action == PM_DISPOSE_DELETE && expunge == NULL && k > 0)
+			im->h->log(im->s, PM_LOG_INFO, "%s: %zu messages "
+			    "flagged \\Deleted but not expunged: %s",
+			    imap_folder(im), k, im->acct->expunge ==
+			    PM_EXPUNGE_NEVER ? "expunge = never" :
+			    "the server lacks UIDPLUS, and a plain EXPUNGE "
+			    "would also remove what others flagged "
+			    "(expunge = all allows it)");
 	}
 	free(dx.d);
 	free(dx.uids);

@@ -217,6 +217,42 @@ case_folders() {
 	assert_rc 1
 }
 
+# Folder names beyond ASCII (issue 10): "Äpfel" written in UTF-8 and
+# "Entwürfe" written in modified UTF-7 as the server names it
+# ("Entw&APw-rfe"); both are found and fetched byte for byte.
+case_folders_utf8() {
+	local apfel entw
+	srv_doveadm mailbox create -u "$CASE_USER" 'Äpfel' 'Entwürfe' ||
+		fail "doveadm mailbox create failed"
+	seed_messages '&AMQ-pfel'
+	apfel=$SEEDS
+	seed_messages 'Entw&APw-rfe'
+	entw=$SEEDS
+	assert_eq 5 "$(srv_count "$CASE_USER" 'Äpfel')" "messages in Äpfel"
+	assert_eq 5 "$(srv_count "$CASE_USER" 'Entwürfe')" "messages in Entwürfe"
+	account acct "folder=Äpfel" "folder=Entw&APw-rfe" |
+	    write_config "$CASE_DIR/config"
+	run_pm --trace -c "$CASE_DIR/config"
+	assert_rc 0
+	assert_grep -F 'SELECT "&AMQ-pfel"' "$LAST_OUT.err"
+	assert_grep -F 'SELECT "Entw&APw-rfe"' "$LAST_OUT.err"
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/Maildir" $apfel $entw
+	# shellcheck disable=SC2046
+	assert_same_messages "$CASE_DIR/Maildir" \
+	    $(srv_server_files "$CASE_USER" '&AMQ-pfel') \
+	    $(srv_server_files "$CASE_USER" 'Entw&APw-rfe')
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 1
+	# A folder that does not exist: named in UTF-8 in the error (Dovecot
+	# writes the name in UTF-8 in its text).
+	account acct "folder=Birnen-Äpfel" | write_config "$CASE_DIR/config2"
+	run_pm -c "$CASE_DIR/config2"
+	assert_ne 0 "$RC"
+	assert_grep -F 'SELECT "Birnen-Äpfel" failed: NO Mailbox doesn'"'"'t exist: Birnen-Äpfel' \
+	    "$LAST_OUT.err"
+}
+
 # Host names and addresses: localhost (a DNS name in the certificate) and
 # ::1 (an IPv6 address in it).
 case_names() {
@@ -251,5 +287,6 @@ run_case harepoint case_harepoint
 run_case microsoft_explicit case_microsoft_explicit
 run_case password case_password
 run_case folders case_folders
+run_case folders_utf8 case_folders_utf8
 run_case names case_names
 e2e_finish

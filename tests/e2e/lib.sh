@@ -10,7 +10,8 @@
 #   PULLMAIL_PLUGIN_DIR        where imap.so is
 #   PULLMAIL_TEST_PLUGIN_DIR   where the test plugins (badabi.so) are
 #   top_srcdir, top_builddir
-#   PULLMAIL_TEST_NODE_MODULES a node_modules holding oidc-provider (optional)
+#   PULLMAIL_TEST_NODE_MODULES a node_modules holding oidc-provider and
+#                              hoodiecrow-imap (optional)
 #   PULLMAIL_TEST_RUN_BASE     where run directories go (default
 #                              $top_builddir/tests/run, /tmp if that is not
 #                              reachable by the user nobody)
@@ -107,10 +108,10 @@ e2e_require() {
 e2e_start_servers() {
 	# shellcheck disable=SC2046
 	e2e_require $(echo node dovecot doveadm certtool python3 curl)
-	# npm only when oidc-provider has to be installed.
+	# npm only when the node packages have to be installed.
 	[ -n "${PULLMAIL_TEST_NODE_MODULES:-}" ] ||
-		[ -d "$SRV_DIR/node_modules/oidc-provider" ] ||
-		[ -d "$SRV_NPM_DIR/node_modules/oidc-provider" ] ||
+		srv_npm_complete "$SRV_DIR/node_modules" ||
+		srv_npm_complete "$SRV_NPM_DIR/node_modules" ||
 		e2e_require npm
 	[ -n "$E2E_RUN" ] || e2e_make_run_dir
 	local t0 t1
@@ -423,6 +424,18 @@ start_injector() {
 		sleep 0.05
 	done
 	INJ_PORT=$(cat "$CASE_DIR/injector.port")
+}
+
+# start_hoodiecrow CONFIG: start hoodiecrow-imap for this case with the
+# JSON CONFIG (tests/servers/hoodiecrow.mjs); sets HC_PORT.  It is stopped
+# when the case ends; hoodiecrow_dump prints what it holds.
+start_hoodiecrow() {
+	srv_hoodiecrow_start "$CASE_NAME" "$1"
+	trap 'kill $(cat "$SRV_RUN/hoodiecrow-$CASE_NAME/pid") 2>/dev/null' EXIT
+}
+
+hoodiecrow_dump() {
+	srv_hoodiecrow_dump "$CASE_NAME"
 }
 
 # sessions_logged FILE CONNECT_RE DISCONNECT_RE: how many sessions a

@@ -3,7 +3,8 @@
 #
 #   srv_init RUNDIR           create the run directory (world-traversable:
 #                             Dovecot's mail processes run as nobody)
-#   srv_node_modules          locate or install oidc-provider; sets SRV_NODE_MODULES
+#   srv_node_modules          locate or install oidc-provider and
+#                             hoodiecrow-imap; sets SRV_NODE_MODULES
 #   srv_certs                 test CA, server cert (localhost, 127.0.0.1, ::1),
 #                             an unrelated CA; sets CA_FILE, OTHER_CA_FILE
 #   srv_oauth_start           start oidc-provider; sets OAUTH_PORT, OAUTH_URL
@@ -21,6 +22,11 @@
 #   srv_count USER [FOLDER]   number of messages, through doveadm
 #   srv_token CLIENT SECRET SCOPE     an access token straight from the server
 #   srv_token_requests CLIENT successful token requests logged so far
+#   srv_hoodiecrow_start NAME CONFIG  start hoodiecrow-imap (a second IMAP
+#                             server, in memory) with the JSON CONFIG
+#                             (tests/servers/hoodiecrow.mjs); sets HC_PORT
+#   srv_hoodiecrow_dump NAME  what that server holds: "FOLDER UID SHA256
+#                             FLAGS" per message
 #
 # SRV_OAUTH_EXTRA_CLIENTS (optional): more client objects (JSON, comma
 # separated) for oidc-provider's configuration, e.g. delegated clients.
@@ -161,20 +167,34 @@ srv_npm_ci() {
 	) 9>"$lockfile"
 }
 
-# node_modules for oidc-provider: $PULLMAIL_TEST_NODE_MODULES, the source
-# tree's tests/servers/node_modules, else `npm ci` under $SRV_NPM_DIR (in
-# the build tree: the source tree may be read-only).
+# The npm packages the servers need (tests/servers/package.json).
+SRV_NPM_PACKAGES="oidc-provider hoodiecrow-imap"
+
+# Whether node_modules directory $1 holds every package of package.json.
+srv_npm_complete() {
+	local pkg
+	for pkg in $SRV_NPM_PACKAGES; do
+		[ -f "$1/$pkg/package.json" ] || return 1
+	done
+}
+
+# node_modules for oidc-provider and hoodiecrow-imap:
+# $PULLMAIL_TEST_NODE_MODULES, the source tree's tests/servers/node_modules
+# when it holds both, else `npm ci` under $SRV_NPM_DIR (in the build tree:
+# the source tree may be read-only).
 srv_node_modules() {
 	if [ -n "${PULLMAIL_TEST_NODE_MODULES:-}" ]; then
 		SRV_NODE_MODULES=$PULLMAIL_TEST_NODE_MODULES
-	elif [ -d "$SRV_DIR/node_modules/oidc-provider" ]; then
+	elif srv_npm_complete "$SRV_DIR/node_modules"; then
 		SRV_NODE_MODULES=$SRV_DIR/node_modules
 	else
 		: "${SRV_NPM_DIR:?SRV_NPM_DIR must name a writable directory}"
-		srv_have npm || srv_die "npm is needed to install oidc-provider"
+		srv_have npm || srv_die "npm is needed to install $SRV_NPM_PACKAGES"
 		srv_npm_ci "$SRV_NPM_DIR" || srv_die "npm ci failed in $SRV_NPM_DIR"
 		SRV_NODE_MODULES=$SRV_NPM_DIR/node_modules
 	fi
+	# hoodiecrow-imap is checked where it is started: the demo does
+	# without it.
 	[ -f "$SRV_NODE_MODULES/oidc-provider/package.json" ] ||
 		srv_die "no oidc-provider in $SRV_NODE_MODULES"
 	SRV_NODE_MODULES=$(cd "$SRV_NODE_MODULES" && pwd)
@@ -257,31 +277,39 @@ srv_oauth_config() {
 	EOF
 }
 
+# srv_node_start DIR WHAT SCRIPT ARG...: run node SCRIPT ARG... in the
+# background (output in DIR/node.out, pid in DIR/pid) and wait until it
+# has written its port to DIR/port; WHAT names it in errors.
+srv_node_start() {
+	local r=$1 what=$2 pid i=0
+	shift 2
+	rm -f "$r/port"
+	node "$@" </dev/null >>"$r/node.out" 2>&1 &
+	pid=$!
+	echo "$pid" >"$r/pid"
+	SRV_PIDS="$SRV_PIDS $pid"
+	while [ ! -s "$r/port" ]; do
+		i=$((i + 1))
+		if [ $i -gt 300 ] || ! kill -0 "$pid" 2>/dev/null; then
+			cat "$r/node.out" >&2
+			srv_die "$what did not start"
+		fi
+		sleep 0.05
+	done
+}
+
 # srv_oauth_start [PORT]: PORT 0 or none picks a free one.
 srv_oauth_start() {
-	local r=$SRV_RUN/oauth pid
+	local r=$SRV_RUN/oauth
 	mkdir -p "$r"
 	cp "$SRV_DIR/oauth-server.mjs" "$r/"
 	ln -sfn "$SRV_NODE_MODULES" "$r/node_modules"
 	srv_oauth_config >"$r/config.json"
 	OAUTH_LOG=$r/oauth.log
 	: >"$OAUTH_LOG"
-	rm -f "$r/port"
-	node "$r/oauth-server.mjs" --config "$r/config.json" --port "${1:-0}" \
-		--port-file "$r/port" --log "$OAUTH_LOG" \
-		</dev/null >>"$r/node.out" 2>&1 &
-	pid=$!
-	echo "$pid" >"$r/pid"
-	SRV_PIDS="$SRV_PIDS $pid"
-	local i=0
-	while [ ! -s "$r/port" ]; do
-		i=$((i + 1))
-		if [ $i -gt 300 ] || ! kill -0 "$pid" 2>/dev/null; then
-			cat "$r/node.out" >&2
-			srv_die "oidc-provider did not start"
-		fi
-		sleep 0.05
-	done
+	srv_node_start "$r" oidc-provider "$r/oauth-server.mjs" \
+		--config "$r/config.json" --port "${1:-0}" \
+		--port-file "$r/port" --log "$OAUTH_LOG"
 	OAUTH_PORT=$(cat "$r/port")
 	OAUTH_URL=http://127.0.0.1:$OAUTH_PORT
 	OAUTH_TOKEN_URL=$OAUTH_URL/token
@@ -513,6 +541,37 @@ srv_token() {
 		--data-urlencode "client_id=$1" --data-urlencode "client_secret=$2" \
 		--data-urlencode "scope=$3" "$OAUTH_TOKEN_URL" |
 		"$SRV_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+
+# srv_hoodiecrow_start NAME CONFIG: start hoodiecrow-imap under
+# $SRV_RUN/hoodiecrow-NAME with the JSON CONFIG (see hoodiecrow.mjs) on a
+# free port of 127.0.0.1; sets HC_PORT.  srv_stop_all stops it.
+srv_hoodiecrow_start() {
+	local r=$SRV_RUN/hoodiecrow-$1
+	[ -f "$SRV_NODE_MODULES/hoodiecrow-imap/package.json" ] ||
+		srv_die "no hoodiecrow-imap in $SRV_NODE_MODULES (tests/servers/package.json)"
+	mkdir -p "$r"
+	cp "$SRV_DIR/hoodiecrow.mjs" "$r/"
+	ln -sfn "$SRV_NODE_MODULES" "$r/node_modules"
+	cp "$2" "$r/config.json" || srv_die "cannot copy $2"
+	srv_node_start "$r" hoodiecrow "$r/hoodiecrow.mjs" \
+		--config "$r/config.json" --port 0 \
+		--port-file "$r/port" --dump "$r/dump"
+	HC_PORT=$(cat "$r/port")
+}
+
+# srv_hoodiecrow_dump NAME: the messages hoodiecrow NAME holds, one
+# "FOLDER UID SHA256 FLAGS" line each (FLAGS comma-separated, "-": none).
+srv_hoodiecrow_dump() {
+	local r=$SRV_RUN/hoodiecrow-$1 i=0
+	rm -f "$r/dump"
+	kill -USR2 "$(cat "$r/pid")" || srv_die "hoodiecrow $1 is not running"
+	while [ ! -f "$r/dump" ]; do
+		i=$((i + 1))
+		[ $i -gt 200 ] && srv_die "hoodiecrow $1 wrote no dump"
+		sleep 0.05
+	done
+	cat "$r/dump"
 }
 
 # Successful token requests of CLIENT logged by the OAuth server so far.

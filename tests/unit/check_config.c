@@ -572,7 +572,7 @@ START_TEST(test_tls_none_explicit)
 END_TEST
 
 /* size_limit with its suffixes, fetch_all, pop3_xoauth2_two_step,
- * pop3_strict_size and their defaults (issue 3). */
+ * pop3_strict_size, expunge and their defaults (issue 3). */
 /* Every delivery target form, and the delivery settings. */
 START_TEST(test_deliver_targets)
 {
@@ -751,8 +751,9 @@ START_TEST(test_pop3_settings)
 	ck_assert_int_eq(cfg->accounts->pop3_xoauth2_two_step, 1);
 	ck_assert_int_eq(cfg->accounts->pop3_strict_size,
 	    PM_STRICT_SIZE_AUTO);
+	ck_assert_int_eq(cfg->accounts->expunge, PM_EXPUNGE_UID);
 	config_free(cfg);
-	cfg = load_good("[defaults]\nfetch_all = yes\n"
+	cfg = load_good("[defaults]\nfetch_all = yes\nexpunge = all\n"
 	    "pop3_xoauth2_two_step = no\nsize_limit = 5M\n"
 	    "pop3_strict_size = no\n"
 	    "[account a]\nserver = s\nuser = u\npassword = p\n"
@@ -762,6 +763,11 @@ START_TEST(test_pop3_settings)
 	ck_assert_int_eq(cfg->accounts->pop3_xoauth2_two_step, 0);
 	ck_assert_int_eq(cfg->accounts->pop3_strict_size,
 	    PM_STRICT_SIZE_NO);
+	ck_assert_int_eq(cfg->accounts->expunge, PM_EXPUNGE_ALL);
+	config_free(cfg);
+	cfg = load_good("[account a]\nserver = s\nuser = u\npassword = p\n"
+	    "deliver = maildir:/m\nexpunge = Never\n");
+	ck_assert_int_eq(cfg->accounts->expunge, PM_EXPUNGE_NEVER);
 	config_free(cfg);
 	for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
 		if (asprintf(&text, "[account a]\nserver = s\nuser = u\n"
@@ -1049,6 +1055,8 @@ static const struct bad_case bad_cases[] = {
 	    ":6: pop3_xoauth2_two_step: ", "expected yes or no" },
 	{ GOOD "pop3_strict_size = sometimes\n", 0,
 	    ":6: pop3_strict_size: ", "expected auto, yes or no" },
+	{ GOOD "expunge = yes\n", 0, ":6: expunge: ",
+	    "uid, all or never" },
 
 	/* files */
 	{ ACCT "deliver = maildir:/m\npassword_file = /nonexistent/pw\n", 0,

@@ -515,6 +515,174 @@ START_TEST(test_quote)
 }
 END_TEST
 
+/* Modified UTF-7 both ways: RFC 3501's example and others. */
+static const struct {
+	const char *utf8, *mutf7;
+} mutf7_cases[] = {
+	{ "", "" },
+	{ "INBOX", "INBOX" },
+	{ "\xc3\x84pfel", "&AMQ-pfel" },
+	{ "Entw\xc3\xbcrfe", "Entw&APw-rfe" },
+	{ "R&D", "R&-D" },
+	{ "&", "&-" },
+	{ "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/"
+	  "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
+	  "~peter/mail/&U,BTFw-/&ZeVnLIqe-" },
+	{ "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xbc\xd0\xb5\xd1\x80",
+	  "&BB8EQAQ4BDwENQRA-" },
+	{ "\xf0\x9f\x98\x80", "&2D3eAA-" },
+	{ "a\tb", "a&AAk-b" },
+	{ "\xc3\xa4&\xc3\xb6", "&AOQ-&-&APY-" },
+	{ "\xe2\x82\xac 5", "&IKw- 5" },
+};
+
+START_TEST(test_mutf7)
+{
+	const char *u = mutf7_cases[_i].utf8, *m = mutf7_cases[_i].mutf7;
+	char *out, *err = NULL;
+
+	out = imap_mutf7_encode(u, &err);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_str_eq(out, m);
+	free(out);
+	out = imap_mutf7_decode(m, strlen(m), &err);
+	ck_assert_msg(out != NULL, "%s: %s", m, err);
+	ck_assert_str_eq(out, u);
+	/* And back again. */
+	free(out);
+	out = imap_mutf7_encode(u, &err);
+	ck_assert_str_eq(out, m);
+	free(out);
+}
+END_TEST
+
+/* Broken modified UTF-7, as a server might send it: a clear error. */
+static const struct {
+	const char *in, *why;
+} mutf7_bad[] = {
+	{ "&Jjo!", "not modified base64 at byte 5" },
+	{ "&U,BTFw-&ZeVnLIqe-", "a run right after another at byte 9" },
+	{ "&AMQ", "without its closing '-'" },
+	{ "a&", "without its closing '-' at byte 2" },
+	{ "&A-", "not whole UTF-16" },
+	{ "&AMR-", "not whole UTF-16" },
+	{ "&AMQA-", "not whole UTF-16" },
+	{ "&AEE-", "must be written as itself" },
+	{ "&AAA-", "must be written as itself" },
+	{ "&2D0-", "unpaired surrogate" },
+	{ "&2D3YPQ-", "unpaired surrogate" },
+	{ "&3gA-", "unpaired surrogate" },
+	{ "&AMQ=-", "not modified base64" },
+	{ "&&-", "not modified base64 at byte 2" },
+	{ "\xc3\x84pfel", "not printable US-ASCII at byte 1" },
+	{ "a\tb", "not printable US-ASCII at byte 2" },
+};
+
+START_TEST(test_mutf7_bad)
+{
+	const char *in = mutf7_bad[_i].in;
+	char *out, *err = NULL;
+
+	out = imap_mutf7_decode(in, strlen(in), &err);
+	ck_assert_msg(out == NULL, "%s decoded to %s", in, out);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strstr(err, mutf7_bad[_i].why) != NULL, "%s: %s", in,
+	    err);
+	ck_assert_msg(strncmp(err, "invalid modified UTF-7 \"", 24) == 0,
+	    "%s", err);
+	free(err);
+}
+END_TEST
+
+/* Names that are not UTF-8 cannot be encoded; which form of a configured
+ * name is sent; server text decoded for the log. */
+START_TEST(test_mutf7_wire)
+{
+	static const char *const bad_utf8[] = {
+		"\xc3", "a\xc3(", "\xc0\x80", "\xe0\x80\xaf",
+		"\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff", "\x80",
+	};
+	static const struct {
+		const char *in, *out;
+	} wire[] = {
+		{ "INBOX", "INBOX" },
+		{ "\xc3\x84pfel", "&AMQ-pfel" },
+		{ "&AMQ-pfel", "&AMQ-pfel" },
+		{ "A&-B", "A&-B" },
+		{ "R&D", "R&-D" },
+		{ "R&D-Reports", "R&-D-Reports" },
+		{ "Tom & Jerry", "Tom &- Jerry" },
+		{ "&Jjo!", "&-Jjo!" },
+	};
+	static const struct {
+		const char *in, *out;
+	} text[] = {
+		{ "NO Mailbox doesn't exist: &AMQ-pfel",
+		  "NO Mailbox doesn't exist: \xc3\x84pfel" },
+		{ "&AMQ-&-&APY- and R&-D", "\xc3\x84&\xc3\xb6 and R&D" },
+		{ "bad &Jjo! &AMR- ok", "bad &Jjo! &AMR- ok" },
+		{ "tab &AAk- nel &AIU- esc &ABs-",
+		  "tab &AAk- nel &AIU- esc &ABs-" },
+		{ "open &AMQ", "open &AMQ" },
+		{ "", "" },
+	};
+	size_t i;
+	char *out, *err = NULL;
+
+	for (i = 0; i < sizeof bad_utf8 / sizeof bad_utf8[0]; i++) {
+		ck_assert_ptr_null(imap_mutf7_encode(bad_utf8[i], &err));
+		ck_assert_ptr_nonnull(strstr(err, "is not valid UTF-8"));
+		free(err);
+		err = NULL;
+		ck_assert_ptr_null(imap_mutf7_wire(bad_utf8[i], &err));
+		free(err);
+		err = NULL;
+	}
+	for (i = 0; i < sizeof wire / sizeof wire[0]; i++) {
+		out = imap_mutf7_wire(wire[i].in, &err);
+		ck_assert_ptr_nonnull(out);
+		ck_assert_str_eq(out, wire[i].out);
+		free(out);
+	}
+	for (i = 0; i < sizeof text / sizeof text[0]; i++) {
+		out = imap_mutf7_text(text[i].in);
+		ck_assert_str_eq(out, text[i].out);
+		free(out);
+	}
+}
+END_TEST
+
+/* Server text for a log: UTF-8 kept, controls and broken bytes not. */
+START_TEST(test_clean_text)
+{
+	static const struct {
+		const char *in;
+		size_t max;
+		const char *out;
+	} cases[] = {
+		{ "Mailbox doesn't exist: Birnen-\xc3\x84pfel", 200,
+		  "Mailbox doesn't exist: Birnen-\xc3\x84pfel" },
+		{ "ok\x1b[31m\x7f\xff", 200, "ok?[31m??" },
+		{ "nel \xc2\x85 rlo \xe2\x80\xae ls \xe2\x80\xa8", 200,
+		  "nel ?? rlo ??? ls ???" },
+		{ "cut \xc3\x84\xe2\x82", 200, "cut \xc3\x84??" },
+		{ "overlong \xc0\xaf", 200, "overlong ??" },
+		{ "a\xc3\x84" "b", 3, "a\xc3\x84..." },
+		{ "ab\xc3\x84", 3, "ab..." },
+		{ "abc", 3, "abc" },
+		{ "", 10, "" },
+	};
+	size_t i;
+	char *out;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		out = imap_clean_text(cases[i].in, cases[i].max);
+		ck_assert_str_eq(out, cases[i].out);
+		free(out);
+	}
+}
+END_TEST
+
 /* The bound on a folder listing: EXISTS plus a margin, never more than
  * IMAP_LIST_MAX, and IMAP_LIST_MAX without EXISTS. */
 START_TEST(test_list_limit)
@@ -801,6 +969,8 @@ START_TEST(test_plugin_seen_no_uidplus)
 }
 END_TEST
 
+/* Without UIDPLUS a plain EXPUNGE is sent only with expunge = all: it
+ * removes every message flagged \Deleted in the folder. */
 START_TEST(test_plugin_plain_expunge)
 {
 	static const char script[] =
@@ -818,6 +988,7 @@ START_TEST(test_plugin_plain_expunge)
 	char *err = NULL;
 
 	t_ready(script);
+	M.acct.expunge = PM_EXPUNGE_ALL;
 	ck_assert_int_eq(pullmail_plugin.dispose(conn, PM_DISPOSE_DELETE,
 	    idx, 3, done, &err), PM_OK);
 	ck_assert(done[0] && done[1] && done[2]);
@@ -827,6 +998,54 @@ START_TEST(test_plugin_plain_expunge)
 	ck_assert_uint_lt(at("C: A5 UID STORE 5,7,9 +FLAGS.SILENT "
 	    "(\\Deleted)\n"), at("C: A6 EXPUNGE\n"));
 	ck_assert(absent("UID EXPUNGE"));
+}
+END_TEST
+
+/*
+ * Deleting without an expunge that names UIDs: by default without UIDPLUS,
+ * and with expunge = never even with it.  The messages are flagged \Seen
+ * and \Deleted and nothing is expunged, so a message another client
+ * flagged \Deleted stays; the flagging is what the server accepted.
+ */
+START_TEST(test_plugin_no_expunge)
+{
+	static const struct {
+		const char *caps;
+		int mode;
+		const char *why;
+	} cases[] = {
+		{ "IMAP4rev1 IDLE", PM_EXPUNGE_UID, "lacks UIDPLUS" },
+		{ "IMAP4rev1 UIDPLUS", PM_EXPUNGE_NEVER, "expunge = never" },
+	};
+	static const size_t idx[] = { 2, 0 };
+	unsigned char done[2];
+	size_t i;
+	char *err = NULL;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		free(S);
+		S = NULL;
+		SL = 0;
+		sp("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi\r\n"
+		    "A1 OK [CAPABILITY %s] Logged in\r\n"
+		    SELECT_3("A2") LIST_5_7_9("A3")
+		    "A4 OK Store completed.\r\n"
+		    "A5 OK bye\r\n", cases[i].caps);
+		t_ready(S);
+		M.acct.expunge = cases[i].mode;
+		done[0] = done[1] = 0;
+		ck_assert_int_eq(pullmail_plugin.dispose(conn,
+		    PM_DISPOSE_DELETE, idx, 2, done, &err), PM_OK);
+		ck_assert(done[0] && done[1]);
+		t_close();
+		at("C: A4 UID STORE 5,9 +FLAGS.SILENT (\\Seen \\Deleted)\n");
+		ck_assert(absent("C: A5 EXPUNGE"));
+		ck_assert(absent("UID EXPUNGE"));
+		at("LOG INBOX: 2 messages flagged \\Deleted but not "
+		    "expunged: ");
+		at(cases[i].why);
+		at("C: A5 LOGOUT");
+	}
 }
 END_TEST
 
@@ -936,7 +1155,9 @@ START_TEST(test_plugin_select_no)
 	static const char script[] =
 	    GREETING_AUTH
 	    "A2 NO Mailbox doesn't exist: Archive\r\n"
-	    "A3 OK bye\r\n";
+	    "A3 NO [NONEXISTENT] Mailbox doesn't exist: &AMQ-pfel\r\n"
+	    "A4 NO [NONEXISTENT] No &AMQ-pfel-&Jjo! &AMR-\r\n"
+	    "A5 OK bye\r\n";
 	char *err = NULL;
 
 	ck_assert_int_eq(t_open(script, &err), PM_OK);
@@ -946,13 +1167,35 @@ START_TEST(test_plugin_select_no)
 	    "doesn't exist: Archive");
 	free(err);
 	err = NULL;
+	/* A UTF-8 name goes out in modified UTF-7; the server's text comes
+	 * back decoded, or as it is where it is not valid. */
+	ck_assert_int_eq(pullmail_plugin.select(conn, "\xc3\x84pfel",
+	    &folder, &err), PM_EPROTO);
+	ck_assert_str_eq(err, "SELECT \"\xc3\x84pfel\" failed: NO "
+	    "[NONEXISTENT] Mailbox doesn't exist: \xc3\x84pfel");
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(pullmail_plugin.select(conn, "&AMQ-pfel-",
+	    &folder, &err), PM_EPROTO);
+	ck_assert_str_eq(err, "SELECT \"\xc3\x84pfel-\" failed: NO "
+	    "[NONEXISTENT] No \xc3\x84pfel-&Jjo! &AMR-");
+	free(err);
+	err = NULL;
+	at("C: A3 SELECT \"&AMQ-pfel\"\n");
+	at("C: A4 SELECT \"&AMQ-pfel-\"\n");
 	/* A name no quoted string can carry is refused before sending. */
 	ck_assert_int_eq(pullmail_plugin.select(conn, "a\r\nb", &folder,
 	    &err), PM_ECONFIG);
 	free(err);
+	/* Nor is a name that is not UTF-8. */
+	err = NULL;
+	ck_assert_int_eq(pullmail_plugin.select(conn, "\xc3(", &folder,
+	    &err), PM_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(err, "is not valid UTF-8"));
+	free(err);
 	t_close();
 	ck_assert(absent("a\r\nb"));
-	at("C: A3 LOGOUT");
+	at("C: A5 LOGOUT");
 }
 END_TEST
 
@@ -1682,6 +1925,12 @@ suite_imap(void)
 	    sizeof search_cases / sizeof search_cases[0]);
 	tcase_add_test(tc, test_uidset);
 	tcase_add_test(tc, test_quote);
+	tcase_add_loop_test(tc, test_mutf7, 0,
+	    sizeof mutf7_cases / sizeof mutf7_cases[0]);
+	tcase_add_loop_test(tc, test_mutf7_bad, 0,
+	    sizeof mutf7_bad / sizeof mutf7_bad[0]);
+	tcase_add_test(tc, test_mutf7_wire);
+	tcase_add_test(tc, test_clean_text);
 	tcase_add_test(tc, test_list_limit);
 	suite_add_tcase(s, tc);
 
@@ -1690,6 +1939,7 @@ suite_imap(void)
 	tcase_add_test(tc, test_plugin_chunks);
 	tcase_add_test(tc, test_plugin_seen_no_uidplus);
 	tcase_add_test(tc, test_plugin_plain_expunge);
+	tcase_add_test(tc, test_plugin_no_expunge);
 	tcase_add_test(tc, test_plugin_store_refused);
 	tcase_add_test(tc, test_plugin_store_pipelined);
 	tcase_add_test(tc, test_plugin_no_uidvalidity);
