@@ -28,17 +28,10 @@
 
 #define STATE_MAGIC "pullmail-state 1"
 
-/* A set of strings: open addressing with linear probing. */
-struct strset {
-	char **slots;
-	size_t cap;	/* power of two or 0 */
-	size_t n;
-};
-
 struct mailbox {
 	char *name;
 	char *validity;		/* NULL: none recorded */
-	struct strset uids;
+	struct strmap uids;	/* a set: values unused */
 };
 
 struct state {
@@ -49,90 +42,6 @@ struct state {
 	size_t nboxes;
 	int dirty;
 };
-
-/* FNV-1a hash of s, for choosing a set slot. */
-static uint64_t
-str_hash(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-/* Slot of s in set: where it is, or the empty slot where it would go. */
-static size_t
-strset_find(const struct strset *set, const char *s)
-{
-	size_t i = (size_t)str_hash(s) & (set->cap - 1);
-
-	while (set->slots[i] != NULL && strcmp(set->slots[i], s) != 0)
-		i = (i + 1) & (set->cap - 1);
-	return i;
-}
-
-/* 1 when set holds s. */
-static int
-strset_has(const struct strset *set, const char *s)
-{
-	if (set->cap == 0)
-		return 0;
-	return set->slots[strset_find(set, s)] != NULL;
-}
-
-static void strset_add(struct strset *set, const char *s);
-
-/* Double the set's capacity (64 to start) and rehash its strings. */
-static void
-strset_grow(struct strset *set)
-{
-	struct strset bigger;
-	size_t i;
-
-	bigger.cap = set->cap == 0 ? 64 : set->cap * 2;
-	bigger.n = 0;
-	bigger.slots = xcalloc(bigger.cap, sizeof *bigger.slots);
-	for (i = 0; i < set->cap; i++) {
-		if (set->slots[i] == NULL)
-			continue;
-		bigger.slots[strset_find(&bigger, set->slots[i])] =
-		    set->slots[i];
-		bigger.n++;
-	}
-	free(set->slots);
-	*set = bigger;
-}
-
-/* Add a copy of s (no-op when present). */
-static void
-strset_add(struct strset *set, const char *s)
-{
-	size_t i;
-
-	if ((set->n + 1) * 2 > set->cap)
-		strset_grow(set);
-	i = strset_find(set, s);
-	if (set->slots[i] != NULL)
-		return;
-	set->slots[i] = xstrdup(s);
-	set->n++;
-}
-
-/* Free every string of set and leave it empty. */
-static void
-strset_free(struct strset *set)
-{
-	size_t i;
-
-	for (i = 0; i < set->cap; i++)
-		free(set->slots[i]);
-	free(set->slots);
-	set->slots = NULL;
-	set->cap = set->n = 0;
-}
 
 /* The record of mailbox name; added empty when create is set, else NULL. */
 static struct mailbox *
@@ -284,7 +193,7 @@ state_parse(struct state *st, char *data, char **err)
 			free(box->validity);
 			box->validity = xstrdup(f3);
 		} else
-			strset_add(&box->uids, f3);
+			strmap_put(&box->uids, f3, NULL);
 	}
 	return PM_OK;
 }
@@ -361,7 +270,7 @@ state_close(struct state *st)
 	for (i = 0; i < st->nboxes; i++) {
 		free(st->boxes[i].name);
 		free(st->boxes[i].validity);
-		strset_free(&st->boxes[i].uids);
+		strmap_free(&st->boxes[i].uids);
 	}
 	free(st->boxes);
 	if (st->lock_fd >= 0)
@@ -388,7 +297,7 @@ state_validity(struct state *st, const char *mailbox, const char *validity)
 	else if (box->validity != NULL)
 		changed = 1;
 	if (changed)
-		strset_free(&box->uids);
+		strmap_free(&box->uids);
 	free(box->validity);
 	box->validity = validity == NULL ? NULL : xstrdup(validity);
 	st->dirty = 1;
@@ -403,7 +312,7 @@ state_known(const struct state *st, const char *mailbox, const char *uid)
 
 	for (i = 0; i < st->nboxes; i++)
 		if (strcmp(st->boxes[i].name, mailbox) == 0)
-			return strset_has(&st->boxes[i].uids, uid);
+			return strmap_get(&st->boxes[i].uids, uid) != NULL;
 	return 0;
 }
 
@@ -413,9 +322,9 @@ state_add(struct state *st, const char *mailbox, const char *uid)
 {
 	struct mailbox *box = box_get(st, mailbox, 1);
 
-	if (strset_has(&box->uids, uid))
+	if (strmap_get(&box->uids, uid) != NULL)
 		return;
-	strset_add(&box->uids, uid);
+	strmap_put(&box->uids, uid, NULL);
 	st->dirty = 1;
 }
 
@@ -425,16 +334,16 @@ state_prune(struct state *st, const char *mailbox, const char *const *present,
     size_t n)
 {
 	struct mailbox *box = box_get(st, mailbox, 0);
-	struct strset kept = { NULL, 0, 0 };
+	struct strmap kept = { NULL, 0, 0 };
 	size_t i, before;
 
 	if (box == NULL || box->uids.n == 0)
 		return 0;
 	before = box->uids.n;
 	for (i = 0; i < n; i++)
-		if (strset_has(&box->uids, present[i]))
-			strset_add(&kept, present[i]);
-	strset_free(&box->uids);
+		if (strmap_get(&box->uids, present[i]) != NULL)
+			strmap_put(&kept, present[i], NULL);
+	strmap_free(&box->uids);
 	box->uids = kept;
 	if (kept.n != before)
 		st->dirty = 1;
@@ -447,20 +356,20 @@ state_forget(struct state *st, const char *mailbox, const char *const *gone,
     size_t n)
 {
 	struct mailbox *box = box_get(st, mailbox, 0);
-	struct strset drop = { NULL, 0, 0 }, kept = { NULL, 0, 0 };
+	struct strmap drop = { NULL, 0, 0 }, kept = { NULL, 0, 0 };
 	size_t i, before;
 
 	if (box == NULL || box->uids.n == 0 || n == 0)
 		return 0;
 	before = box->uids.n;
 	for (i = 0; i < n; i++)
-		strset_add(&drop, gone[i]);
+		strmap_put(&drop, gone[i], NULL);
 	for (i = 0; i < box->uids.cap; i++)
-		if (box->uids.slots[i] != NULL &&
-		    !strset_has(&drop, box->uids.slots[i]))
-			strset_add(&kept, box->uids.slots[i]);
-	strset_free(&drop);
-	strset_free(&box->uids);
+		if (box->uids.slots[i].key != NULL &&
+		    strmap_get(&drop, box->uids.slots[i].key) == NULL)
+			strmap_put(&kept, box->uids.slots[i].key, NULL);
+	strmap_free(&drop);
+	strmap_free(&box->uids);
 	box->uids = kept;
 	if (kept.n != before)
 		st->dirty = 1;
@@ -485,9 +394,9 @@ state_write(const struct state *st, FILE *f)
 			free(val);
 		}
 		for (j = 0; j < box->uids.cap; j++) {
-			if (box->uids.slots[j] == NULL)
+			if (box->uids.slots[j].key == NULL)
 				continue;
-			val = field_encode(box->uids.slots[j]);
+			val = field_encode(box->uids.slots[j].key);
 			fprintf(f, "U\t%s\t%s\n", name, val);
 			free(val);
 		}

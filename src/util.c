@@ -294,9 +294,9 @@ local_hostname(void)
 	return i > 0 ? xstrdup(host) : xstrdup("localhost");
 }
 
-/* 64-bit FNV-1a of s as 16 lowercase hex digits into out. */
-void
-hash_hex(const char *s, char out[17])
+/* 64-bit FNV-1a of s. */
+uint64_t
+str_hash(const char *s)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 
@@ -304,7 +304,86 @@ hash_hex(const char *s, char out[17])
 		h ^= (unsigned char)*s;
 		h *= 0x100000001b3ULL;
 	}
-	snprintf(out, 17, "%016llx", (unsigned long long)h);
+	return h;
+}
+
+/* 64-bit FNV-1a of s as 16 lowercase hex digits into out. */
+void
+hash_hex(const char *s, char out[17])
+{
+	snprintf(out, 17, "%016llx", (unsigned long long)str_hash(s));
+}
+
+/* Slot of key in m: where it is, or the empty slot where it would go
+ * (m->cap > 0). */
+static size_t
+strmap_slot(const struct strmap *m, const char *key)
+{
+	size_t i = (size_t)str_hash(key) & (m->cap - 1);
+
+	while (m->slots[i].key != NULL && strcmp(m->slots[i].key, key) != 0)
+		i = (i + 1) & (m->cap - 1);
+	return i;
+}
+
+/* The entry of key in m, or NULL. */
+struct strmap_entry *
+strmap_get(const struct strmap *m, const char *key)
+{
+	size_t i;
+
+	if (m->cap == 0)
+		return NULL;
+	i = strmap_slot(m, key);
+	return m->slots[i].key != NULL ? &m->slots[i] : NULL;
+}
+
+/* Double m's capacity (64 to start) and rehash its entries. */
+static void
+strmap_grow(struct strmap *m)
+{
+	struct strmap bigger;
+	size_t i;
+
+	bigger.cap = m->cap == 0 ? 64 : m->cap * 2;
+	bigger.n = m->n;
+	bigger.slots = xcalloc(bigger.cap, sizeof *bigger.slots);
+	for (i = 0; i < m->cap; i++)
+		if (m->slots[i].key != NULL)
+			bigger.slots[strmap_slot(&bigger, m->slots[i].key)] =
+			    m->slots[i];
+	free(m->slots);
+	*m = bigger;
+}
+
+/* The entry of key in m, added with a copy of key and value when absent. */
+struct strmap_entry *
+strmap_put(struct strmap *m, const char *key, void *value)
+{
+	size_t i;
+
+	if ((m->n + 1) * 2 > m->cap)
+		strmap_grow(m);
+	i = strmap_slot(m, key);
+	if (m->slots[i].key == NULL) {
+		m->slots[i].key = xstrdup(key);
+		m->slots[i].value = value;
+		m->n++;
+	}
+	return &m->slots[i];
+}
+
+/* Free m's keys (not its values) and leave it empty. */
+void
+strmap_free(struct strmap *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->cap; i++)
+		free(m->slots[i].key);
+	free(m->slots);
+	m->slots = NULL;
+	m->cap = m->n = 0;
 }
 
 /* Milliseconds on the monotonic clock, for deadlines. */
