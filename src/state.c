@@ -1,12 +1,26 @@
 /*
  * UID state: the UIDs of an account's messages that were delivered durably.
  *
- * File format, one record per line, fields separated by a tab, mailbox names
- * and UIDs percent-encoded where they hold bytes below 0x21, '%' or 0x7f:
+ * File format, one record per line, fields separated by a tab, values
+ * percent-encoded where they hold bytes below 0x21, '%' or 0x7f:
  *
- *	pullmail-state 1
+ *	pullmail-state 2
+ *	B protocol <imap|pop3>
+ *	B server <host name as configured, lower-cased>
+ *	B port <port>
+ *	B user <login name>
  *	V <mailbox> <validity>
  *	U <mailbox> <uid>
+ *
+ * The B records bind the UIDs to the mailbox they were read from: a UIDL,
+ * or a UID under one UIDVALIDITY, says nothing about another server's or
+ * another user's messages, and taking it for "delivered" there would have
+ * them deleted undelivered (keep = no).  A file bound to anything else is
+ * set aside at the first save (renamed NAME.state.replaced-STAMP, never
+ * over an earlier one) and the state starts empty.  A version 1 file (no
+ * B records, from before the binding) is adopted: bound to the account as
+ * it is now, with a notice, since that is the only way to upgrade without
+ * fetching every kept message again.
  *
  * The file is rewritten whole: temp file, fsync, rename, fsync of the
  * directory.  A lock file held with flock() for the life of the state keeps
@@ -21,12 +35,21 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "state.h"
 #include "util.h"
 
-#define STATE_MAGIC "pullmail-state 1"
+#define STATE_MAGIC_PREFIX "pullmail-state "
+#define STATE_VERSION 2
+
+/* The binding's fields, in file order. */
+enum { B_PROTOCOL, B_SERVER, B_PORT, B_USER, B__COUNT };
+static const char *const bind_names[B__COUNT] = {
+	"protocol", "server", "port", "user"
+};
 
 struct mailbox {
 	char *name;
@@ -35,9 +58,13 @@ struct mailbox {
 };
 
 struct state {
+	char *account;		/* for log lines */
 	char *path;
 	char *dir;
 	int lock_fd;
+	char *bind[B__COUNT];	/* the account's binding, as written */
+	char *aside;		/* keep the file read under this name at the
+				 * next save; NULL: nothing to keep */
 	struct mailbox *boxes;
 	size_t nboxes;
 	int dirty;
@@ -150,12 +177,14 @@ file_component(const char *name)
 	return out;
 }
 
-/* Load the records of a state file read into data (modified in place). */
+/* Load the records of a state file read into data (modified in place):
+ * mailboxes into st, the binding's values (malloc'd) into found.  A file of
+ * version 1 has no binding. */
 static int
-state_parse(struct state *st, char *data, char **err)
+state_parse(struct state *st, char *data, char *found[B__COUNT], char **err)
 {
 	char *line, *next, *f1, *f2, *f3;
-	int lineno = 0;
+	int lineno = 0, version = 0, i;
 	struct mailbox *box;
 
 	for (line = data; line != NULL && *line != '\0'; line = next) {
@@ -168,16 +197,26 @@ state_parse(struct state *st, char *data, char **err)
 			    st->path, lineno);
 		*next++ = '\0';
 		if (lineno == 1) {
-			if (strcmp(line, STATE_MAGIC) != 0)
+			if (strncmp(line, STATE_MAGIC_PREFIX,
+			    strlen(STATE_MAGIC_PREFIX)) != 0)
 				return errf(err, PM_EINTERNAL,
 				    "%s: not a pullmail state file", st->path);
+			line += strlen(STATE_MAGIC_PREFIX);
+			if (strcmp(line, "1") == 0 || strcmp(line, "2") == 0)
+				version = *line - '0';
+			else
+				return errf(err, PM_EINTERNAL, "%s: state file "
+				    "format \"%.20s\" is not one this pullmail "
+				    "reads (1 or %d); a newer pullmail wrote "
+				    "it?", st->path, line, STATE_VERSION);
 			continue;
 		}
 		f1 = line;
 		f2 = strchr(f1, '\t');
 		f3 = f2 == NULL ? NULL : strchr(f2 + 1, '\t');
 		if (f3 == NULL || strchr(f3 + 1, '\t') != NULL ||
-		    f1 + 1 != f2 || (*f1 != 'V' && *f1 != 'U'))
+		    f1 + 1 != f2 || (*f1 != 'V' && *f1 != 'U' &&
+		    (*f1 != 'B' || version < 2)))
 			return errf(err, PM_EINTERNAL,
 			    "%s:%d: malformed record (state file damaged)",
 			    st->path, lineno);
@@ -188,6 +227,17 @@ state_parse(struct state *st, char *data, char **err)
 			return errf(err, PM_EINTERNAL,
 			    "%s:%d: malformed field (state file damaged)",
 			    st->path, lineno);
+		if (*f1 == 'B') {
+			for (i = 0; i < B__COUNT; i++)
+				if (strcmp(f2, bind_names[i]) == 0)
+					break;
+			if (i == B__COUNT || found[i] != NULL)
+				return errf(err, PM_EINTERNAL,
+				    "%s:%d: malformed record (state file "
+				    "damaged)", st->path, lineno);
+			found[i] = xstrdup(f3);
+			continue;
+		}
 		box = box_get(st, f2, 1);
 		if (*f1 == 'V') {
 			free(box->validity);
@@ -195,24 +245,150 @@ state_parse(struct state *st, char *data, char **err)
 		} else
 			strmap_put(&box->uids, f3, NULL);
 	}
+	for (i = 0; version >= 2 && i < B__COUNT; i++)
+		if (found[i] == NULL)
+			return errf(err, PM_EINTERNAL, "%s: no %s record "
+			    "(state file damaged)", st->path, bind_names[i]);
 	return PM_OK;
 }
 
-/* Lock the account's state file exclusively and load it; missing is empty. */
+/* The binding's values as the file holds them; malloc'd into out. */
+static void
+binding_values(const struct state_binding *b, char *out[B__COUNT])
+{
+	char *p;
+
+	out[B_PROTOCOL] = xstrdup(b->protocol);
+	out[B_SERVER] = xstrdup(b->server);
+	out[B_PORT] = xasprintf("%u", b->port);
+	out[B_USER] = xstrdup(b->user);
+	for (p = out[B_PROTOCOL]; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	for (p = out[B_SERVER]; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+}
+
+/* "imap user alice at host port 993" for a log line, values encoded so
+ * that no control byte reaches the log; malloc'd. */
+static char *
+binding_describe(char *const v[B__COUNT])
+{
+	char *e[B__COUNT], *out;
+	int i;
+
+	for (i = 0; i < B__COUNT; i++)
+		e[i] = field_encode(v[i]);
+	out = xasprintf("%s user %s at %s port %s", e[B_PROTOCOL], e[B_USER],
+	    e[B_SERVER], e[B_PORT]);
+	for (i = 0; i < B__COUNT; i++)
+		free(e[i]);
+	return out;
+}
+
+/* A name to keep a replaced state file under that no file has yet:
+ * PATH.replaced-YYYYMMDDTHHMMSS (UTC), then with -2, -3, ...  malloc'd. */
+static char *
+aside_name(const char *path)
+{
+	struct stat sb;
+	struct tm tm;
+	time_t now = time(NULL);
+	char stamp[32], *name;
+	unsigned n;
+
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm) == 0)
+		snprintf(stamp, sizeof stamp, "%lld", (long long)now);
+	name = xasprintf("%s.replaced-%s", path, stamp);
+	for (n = 2; lstat(name, &sb) == 0; n++) {
+		free(name);
+		name = xasprintf("%s.replaced-%s-%u", path, stamp, n);
+	}
+	return name;
+}
+
+/* Free st's mailboxes. */
+static void
+boxes_free(struct state *st)
+{
+	size_t i;
+
+	for (i = 0; i < st->nboxes; i++) {
+		free(st->boxes[i].name);
+		free(st->boxes[i].validity);
+		strmap_free(&st->boxes[i].uids);
+	}
+	free(st->boxes);
+	st->boxes = NULL;
+	st->nboxes = 0;
+}
+
+/* Apply the binding read from the file (found) to st, bound to the account
+ * as it is now: adopt a version 1 file, set aside one bound elsewhere. */
+static void
+state_bind(struct state *st, char *found[B__COUNT])
+{
+	char changed[64], *was, *now;
+	int i, j, n = 0, idx[B__COUNT];
+
+	if (found[0] == NULL) {		/* version 1: no binding */
+		now = binding_describe(st->bind);
+		log_warnx("%s: the state file %s does not say which server it "
+		    "was recorded for (an older pullmail wrote it); it is "
+		    "now bound to %s.  If the account named another server "
+		    "or user when the file was written, move it away: its "
+		    "UIDs would hide this mailbox's messages", st->account,
+		    st->path, now);
+		free(now);
+		st->dirty = 1;
+		return;
+	}
+	for (i = 0; i < B__COUNT; i++)
+		if (strcmp(found[i], st->bind[i]) != 0)
+			idx[n++] = i;
+	if (n == 0)
+		return;
+	changed[0] = '\0';
+	for (j = 0; j < n; j++)
+		snprintf(changed + strlen(changed),
+		    sizeof changed - strlen(changed), "%s%s",
+		    j == 0 ? "" : j == n - 1 ? " and " : ", ",
+		    bind_names[idx[j]]);
+	st->aside = aside_name(st->path);
+	was = binding_describe(found);
+	now = binding_describe(st->bind);
+	log_warnx("%s: %s changed: the state file %s was recorded for %s, "
+	    "the account now fetches as %s.  Its UIDs say nothing about "
+	    "this mailbox, so every message there counts as new; the old "
+	    "file is kept as %s", st->account, changed, st->path, was, now,
+	    st->aside);
+	free(was);
+	free(now);
+	boxes_free(st);
+	st->dirty = 1;
+}
+
+/* Lock the account's state file exclusively and load it; missing is empty.
+ * A file bound to another protocol, server, port or user is not loaded. */
 int
-state_open(const char *state_dir, const char *account, struct state **st_r,
-    char **err)
+state_open(const char *state_dir, const char *account,
+    const struct state_binding *b, struct state **st_r, char **err)
 {
 	struct state *st;
-	char *comp, *lockpath, *data;
+	char *comp, *lockpath, *data, *found[B__COUNT] = { NULL };
 	size_t len;
-	int r;
+	int i, r;
 
+	*st_r = NULL;
 	if (mkdir_p(state_dir, 0700) < 0)
 		return errf(err, PM_EDELIVER, "cannot create state directory "
 		    "%s: %s", state_dir, strerror(errno));
 	st = xcalloc(1, sizeof *st);
+	st->account = xstrdup(account);
 	st->dir = xstrdup(state_dir);
+	binding_values(b, st->bind);
 	comp = file_component(account);
 	st->path = xasprintf("%s/%s.state", state_dir, comp);
 	lockpath = xasprintf("%s/%s.lock", state_dir, comp);
@@ -249,8 +425,12 @@ state_open(const char *state_dir, const char *account, struct state **st_r,
 		r = errf(err, PM_EINTERNAL, "%s: contains NUL bytes (state "
 		    "file damaged)", st->path);
 	else
-		r = state_parse(st, data, err);
+		r = state_parse(st, data, found, err);
 	free(data);
+	if (r == PM_OK)
+		state_bind(st, found);
+	for (i = 0; i < B__COUNT; i++)
+		free(found[i]);
 	if (r != PM_OK) {
 		state_close(st);
 		return r;
@@ -263,18 +443,17 @@ state_open(const char *state_dir, const char *account, struct state **st_r,
 void
 state_close(struct state *st)
 {
-	size_t i;
+	int i;
 
 	if (st == NULL)
 		return;
-	for (i = 0; i < st->nboxes; i++) {
-		free(st->boxes[i].name);
-		free(st->boxes[i].validity);
-		strmap_free(&st->boxes[i].uids);
-	}
-	free(st->boxes);
+	boxes_free(st);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
+	for (i = 0; i < B__COUNT; i++)
+		free(st->bind[i]);
+	free(st->aside);
+	free(st->account);
 	free(st->path);
 	free(st->dir);
 	free(st);
@@ -383,7 +562,12 @@ state_write(const struct state *st, FILE *f)
 	size_t i, j;
 	char *name, *val;
 
-	fprintf(f, "%s\n", STATE_MAGIC);
+	fprintf(f, "%s%d\n", STATE_MAGIC_PREFIX, STATE_VERSION);
+	for (i = 0; i < B__COUNT; i++) {
+		val = field_encode(st->bind[i]);
+		fprintf(f, "B\t%s\t%s\n", bind_names[i], val);
+		free(val);
+	}
 	for (i = 0; i < st->nboxes; i++) {
 		const struct mailbox *box = &st->boxes[i];
 
@@ -405,17 +589,49 @@ state_write(const struct state *st, FILE *f)
 	return ferror(f) ? -1 : 0;
 }
 
+/* Keep the file bound to another account's mailbox under st->aside before
+ * the first save replaces it; never over an existing file. */
+static int
+keep_aside(struct state *st, char **err)
+{
+	char *name;
+
+	while (link(st->path, st->aside) < 0) {
+		if (errno == ENOENT)
+			break;		/* gone meanwhile: nothing to keep */
+		if (errno != EEXIST) {
+			/* No hard links on this file system: move it (the
+			 * name was free when chosen). */
+			if (rename(st->path, st->aside) == 0)
+				break;
+			return errf(err, PM_EDELIVER, "cannot keep the "
+			    "replaced state file %s as %s: %s", st->path,
+			    st->aside, strerror(errno));
+		}
+		name = aside_name(st->path);
+		log_warnx("%s: %s was taken meanwhile; the old state file is "
+		    "kept as %s instead", st->account, st->aside, name);
+		free(st->aside);
+		st->aside = name;
+	}
+	free(st->aside);
+	st->aside = NULL;
+	return PM_OK;
+}
+
 /* Write the state to a temp file, fsync, rename over it and fsync the
  * directory; no-op when nothing changed. */
 int
 state_save(struct state *st, char **err)
 {
-	char *tmp;
+	char *tmp = NULL;
 	FILE *f;
-	int fd, saved, status;
+	int fd, saved, status, r;
 
 	if (!st->dirty)
 		return PM_OK;
+	if (st->aside != NULL && (r = keep_aside(st, err)) != PM_OK)
+		return r;
 	tmp = xasprintf("%s.tmpXXXXXX", st->path);
 	fd = mkstemp(tmp);
 	if (fd < 0) {
