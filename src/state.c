@@ -22,9 +22,12 @@
  * it is now, with a notice, since that is the only way to upgrade without
  * fetching every kept message again.
  *
- * The file is rewritten whole: temp file, fsync, rename, fsync of the
- * directory.  A lock file held with flock() for the life of the state keeps
- * two pullmail processes from fetching the same account at once.
+ * The file is rewritten whole: a new temp file (O_EXCL, O_NOFOLLOW), fsync,
+ * rename, fsync of the directory.  The state and lock files are opened with
+ * O_NOFOLLOW and must be regular files of the running user, in a directory
+ * others cannot write to (or a sticky one).  A lock file held with flock()
+ * for the life of the state keeps two pullmail processes from fetching the
+ * same account at once.
  */
 #include "autoconf.h"
 
@@ -38,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypto.h"
 #include "log.h"
 #include "state.h"
 #include "util.h"
@@ -370,6 +374,57 @@ state_bind(struct state *st, char *found[B__COUNT])
 	st->dirty = 1;
 }
 
+/* Check that fd (opened as path) is a regular file of this user. */
+static int
+check_own_file(int fd, const char *path, char **err)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0)
+		return errf(err, PM_EDELIVER, "cannot stat %s: %s", path,
+		    strerror(errno));
+	if (!S_ISREG(sb.st_mode))
+		return errf(err, PM_EDELIVER, "%s is not a regular file; "
+		    "remove it (pullmail creates its state files itself)",
+		    path);
+	if (sb.st_uid != geteuid())
+		return errf(err, PM_EDELIVER, "%s belongs to uid %lu, not to "
+		    "this user (uid %lu); remove it or fix its owner", path,
+		    (unsigned long)sb.st_uid, (unsigned long)geteuid());
+	return PM_OK;
+}
+
+/* The error for a failed open of a state or lock file. */
+static int
+open_error(const char *path, int errnum, char **err)
+{
+	if (errnum == ELOOP || errnum == EMLINK)
+		return errf(err, PM_EDELIVER, "%s is a symbolic link; "
+		    "refusing to follow it (remove it: pullmail creates its "
+		    "state files itself)", path);
+	return errf(err, PM_EDELIVER, "cannot open %s: %s", path,
+	    strerror(errnum));
+}
+
+/* Refuse a state directory that others can write to (unless sticky):
+ * they could swap the state file for one that lists every UID. */
+static int
+check_dir(const char *dir, char **err)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb) < 0)
+		return errf(err, PM_EDELIVER, "cannot stat state directory "
+		    "%s: %s", dir, strerror(errno));
+	if (!S_ISDIR(sb.st_mode))
+		return errf(err, PM_EDELIVER, "state directory %s is not a "
+		    "directory", dir);
+	if ((sb.st_mode & S_IWOTH) != 0 && (sb.st_mode & S_ISVTX) == 0)
+		return errf(err, PM_EDELIVER, "state directory %s is "
+		    "writable by every user; run chmod o-w on it", dir);
+	return PM_OK;
+}
+
 /* Lock the account's state file exclusively and load it; missing is empty.
  * A file bound to another protocol, server, port or user is not loaded. */
 int
@@ -379,12 +434,14 @@ state_open(const char *state_dir, const char *account,
 	struct state *st;
 	char *comp, *lockpath, *data, *found[B__COUNT] = { NULL };
 	size_t len;
-	int i, r;
+	int fd, i, r;
 
 	*st_r = NULL;
 	if (mkdir_p(state_dir, 0700) < 0)
 		return errf(err, PM_EDELIVER, "cannot create state directory "
 		    "%s: %s", state_dir, strerror(errno));
+	if ((r = check_dir(state_dir, err)) != PM_OK)
+		return r;
 	st = xcalloc(1, sizeof *st);
 	st->account = xstrdup(account);
 	st->dir = xstrdup(state_dir);
@@ -394,30 +451,35 @@ state_open(const char *state_dir, const char *account,
 	lockpath = xasprintf("%s/%s.lock", state_dir, comp);
 	free(comp);
 
-	st->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (st->lock_fd < 0) {
-		r = errf(err, PM_EDELIVER, "cannot open %s: %s", lockpath,
-		    strerror(errno));
-		free(lockpath);
-		state_close(st);
-		return r;
-	}
-	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+	st->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW |
+	    O_NONBLOCK | O_CLOEXEC, 0600);
+	if (st->lock_fd < 0)
+		r = open_error(lockpath, errno, err);
+	else
+		r = check_own_file(st->lock_fd, lockpath, err);
+	if (r == PM_OK && flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0)
 		r = errf(err, PM_ETEMP, "another pullmail is fetching this "
 		    "account (lock %s is held)", lockpath);
-		free(lockpath);
+	free(lockpath);
+	if (r != PM_OK) {
 		state_close(st);
 		return r;
 	}
-	free(lockpath);
 
-	if (read_small_file(st->path, (size_t)1 << 30, &data, &len) < 0) {
-		if (errno == ENOENT) {
-			*st_r = st;
-			return PM_OK;
-		}
+	fd = open(st->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		*st_r = st;
+		return PM_OK;
+	}
+	if (fd < 0)
+		r = open_error(st->path, errno, err);
+	else if ((r = check_own_file(fd, st->path, err)) == PM_OK &&
+	    read_small_fd(fd, (size_t)1 << 30, &data, &len) < 0)
 		r = errf(err, PM_EDELIVER, "cannot read %s: %s", st->path,
 		    strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	if (r != PM_OK) {
 		state_close(st);
 		return r;
 	}
@@ -589,6 +651,38 @@ state_write(const struct state *st, FILE *f)
 	return ferror(f) ? -1 : 0;
 }
 
+/* Create a new temp file beside path (O_EXCL, never through a link) and
+ * return its descriptor, its name in *tmp_r; -1 + errno. */
+static int
+tmp_create(const char *path, char **tmp_r)
+{
+	unsigned char rnd[6];
+	unsigned tries;
+	int fd, saved;
+
+	for (tries = 0; tries < 100; tries++) {
+		if (crypto_random(rnd, sizeof rnd) < 0) {
+			errno = EIO;
+			return -1;
+		}
+		*tmp_r = xasprintf("%s.tmp%02x%02x%02x%02x%02x%02x", path,
+		    rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+		fd = open(*tmp_r, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+		if (fd >= 0)
+			return fd;
+		saved = errno;
+		free(*tmp_r);
+		*tmp_r = NULL;
+		if (saved != EEXIST) {
+			errno = saved;
+			return -1;
+		}
+	}
+	errno = EEXIST;
+	return -1;
+}
+
 /* Keep the file bound to another account's mailbox under st->aside before
  * the first save replaces it; never over an existing file. */
 static int
@@ -601,7 +695,8 @@ keep_aside(struct state *st, char **err)
 			break;		/* gone meanwhile: nothing to keep */
 		if (errno != EEXIST) {
 			/* No hard links on this file system: move it (the
-			 * name was free when chosen). */
+			 * name was free when chosen, the directory is not
+			 * others'). */
 			if (rename(st->path, st->aside) == 0)
 				break;
 			return errf(err, PM_EDELIVER, "cannot keep the "
@@ -632,8 +727,7 @@ state_save(struct state *st, char **err)
 		return PM_OK;
 	if (st->aside != NULL && (r = keep_aside(st, err)) != PM_OK)
 		return r;
-	tmp = xasprintf("%s.tmpXXXXXX", st->path);
-	fd = mkstemp(tmp);
+	fd = tmp_create(st->path, &tmp);
 	if (fd < 0) {
 		saved = errno;
 		goto fail_noclose;

@@ -25,7 +25,9 @@ struct state_binding {
  * old file as "<file>.replaced-YYYYMMDDTHHMMSS" (UTC).  A file from before
  * the binding is adopted, with a notice.  Errors: PM_EINTERNAL for a
  * malformed file (naming file and line), PM_ETEMP when another process
- * holds the lock, PM_EDELIVER for an I/O error.
+ * holds the lock, PM_EDELIVER for a symbolic link, a file that is not a
+ * regular file of this user's, a directory every user may write to (not
+ * sticky), or an I/O error.
  */
 int state_open(const char *state_dir, const char *account,
     const struct state_binding *b, struct state **st_r, char **err);

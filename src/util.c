@@ -223,24 +223,21 @@ mkdir_p(const char *path, unsigned mode)
 	return mkdir_durable(path, mode);
 }
 
-/* Read a file of at most max bytes into a malloc'd NUL-terminated buffer. */
+/* Read the rest of fd (at most max bytes) into a malloc'd NUL-terminated
+ * buffer; fd stays open. */
 int
-read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
+read_small_fd(int fd, size_t max, char **data_r, size_t *len_r)
 {
 	char *buf;
 	size_t len = 0, cap = 256;
 	ssize_t n;
-	int fd, saved;
+	int saved;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
 	buf = xmalloc(cap);
 	for (;;) {
 		if (len + 1 >= cap) {
 			if (cap > max + 1) {
 				free(buf);
-				close(fd);
 				errno = EFBIG;
 				return -1;
 			}
@@ -253,7 +250,6 @@ read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
 				continue;
 			saved = errno;
 			free(buf);
-			close(fd);
 			errno = saved;
 			return -1;
 		}
@@ -261,7 +257,6 @@ read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
 			break;
 		len += (size_t)n;
 	}
-	close(fd);
 	if (len > max) {
 		free(buf);
 		errno = EFBIG;
@@ -272,6 +267,22 @@ read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
 	if (len_r != NULL)
 		*len_r = len;
 	return 0;
+}
+
+/* Read a whole small file into a malloc'd NUL-terminated buffer. */
+int
+read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
+{
+	int fd, r, saved;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	r = read_small_fd(fd, max, data_r, len_r);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
 }
 
 /* This machine's host name if it is a plain DNS name, else "localhost". */

@@ -40,6 +40,8 @@ int mkdir_p(const char *path, unsigned mode);
  * buffer; *len_r gets its length.  -1 + errno (EFBIG when too large). */
 int read_small_file(const char *path, size_t max, char **data_r,
     size_t *len_r);
+/* The same from an open descriptor, read to its end (fd stays open). */
+int read_small_fd(int fd, size_t max, char **data_r, size_t *len_r);
 
 /* This machine's host name for EHLO and Received lines, or "localhost"
  * when it is empty or holds anything but letters, digits, '-' and '.'.

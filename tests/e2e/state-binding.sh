@@ -4,6 +4,7 @@
 # same UIDVALIDITY) or UIDLs (POP3) must fetch all of them, not take them
 # for delivered and delete them undelivered with keep = no.  Against a real
 # Dovecot, two users seeded alike, every message compared byte for byte.
+# The state file and its lock are never followed through a symbolic link.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 e2e_start_servers
@@ -131,8 +132,33 @@ case_upgrade() {
 	assert_grep '^B	user	' "$CASE_DIR/state/acct.state"
 }
 
+# A state file or lock that is a symbolic link is refused before anything
+# is fetched; the link's target stays as it was, the mail on the server.
+case_symlinks() {
+	seed_messages
+	account acct keep=no | write_config "$CASE_DIR/config"
+	mkdir -m 700 "$CASE_DIR/state"
+	printf 'precious\n' >"$CASE_DIR/target"
+	# The lock first: the refused state file leaves a lock behind.
+	for f in acct.lock acct.state; do
+		ln -s "$CASE_DIR/target" "$CASE_DIR/state/$f" || fail "ln -s"
+		run_pm -c "$CASE_DIR/config"
+		assert_rc 73
+		assert_grep -F "$CASE_DIR/state/$f is a symbolic link; refusing to follow it" \
+			"$LAST_OUT.err"
+		assert_eq precious "$(cat "$CASE_DIR/target")" "the link's target"
+		assert_eq "$NSEEDS" "$(srv_count "$CASE_USER")" "messages on the server"
+		rm "$CASE_DIR/state/$f"
+	done
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/Maildir" $SEEDS
+}
+
 run_case imap_user_switch case_imap_user_switch
 run_case pop3_user_switch case_pop3_user_switch
 run_case server_and_port case_server_and_port
 run_case upgrade case_upgrade
+run_case symlinks case_symlinks
 e2e_finish

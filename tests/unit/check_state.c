@@ -1,5 +1,5 @@
 /* UID state: records, UIDVALIDITY changes, pruning, atomic saves, locking,
- * damaged files, and the binding to one mailbox. */
+ * damaged files, the binding to one mailbox, and links. */
 #include "autoconf.h"
 
 #include <dirent.h>
@@ -438,6 +438,73 @@ START_TEST(test_binding_upgrade)
 }
 END_TEST
 
+/* The state file and its lock are never opened through a symbolic link:
+ * the error says so and the link's target is left as it was (or is not
+ * created). */
+static const struct {
+	const char *link;	/* under dir */
+	int target_exists;
+} links[] = {
+	{ "mallory.state", 1 },
+	{ "mallory.lock", 1 },
+	{ "mallory.lock", 0 },
+};
+
+START_TEST(test_symlink_refused)
+{
+	struct state *st = NULL;
+	char *err = NULL, *target, *linkpath, *text;
+	struct stat sb;
+
+	target = xasprintf("%s/target", dir);
+	if (links[_i].target_exists)
+		free(test_write_file(dir, "target", "precious\n", 0600));
+	linkpath = xasprintf("%s/%s", dir, links[_i].link);
+	ck_assert_int_eq(symlink(target, linkpath), 0);
+	ck_assert_int_eq(state_open(dir, "mallory", &B, &st, &err),
+	    PM_EDELIVER);
+	ck_assert_ptr_null(st);
+	ck_assert_msg(strstr(err, "is a symbolic link; refusing to follow "
+	    "it") != NULL && strstr(err, linkpath) != NULL, "%s", err);
+	free(err);
+	if (links[_i].target_exists) {
+		ck_assert_int_eq(read_small_file(target, 1 << 20, &text,
+		    NULL), 0);
+		ck_assert_str_eq(text, "precious\n");
+		free(text);
+	} else
+		ck_assert_int_eq(lstat(target, &sb), -1);
+	free(target);
+	free(linkpath);
+}
+END_TEST
+
+/* A directory everybody can write to is refused unless it is sticky;
+ * a state file that is not a regular file is refused. */
+START_TEST(test_dir_and_type_checks)
+{
+	struct state *st = NULL;
+	char *err = NULL, *path;
+
+	ck_assert_int_eq(chmod(dir, 0777), 0);
+	ck_assert_int_eq(state_open(dir, "x", &B, &st, &err), PM_EDELIVER);
+	ck_assert_ptr_nonnull(strstr(err, "writable by every user"));
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(chmod(dir, 01777), 0);
+	ck_assert_int_eq(state_open(dir, "x", &B, &st, &err), PM_OK);
+	state_close(st);
+	ck_assert_int_eq(chmod(dir, 0700), 0);
+
+	path = xasprintf("%s/fifo.state", dir);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	ck_assert_int_eq(state_open(dir, "fifo", &B, &st, &err), PM_EDELIVER);
+	ck_assert_ptr_nonnull(strstr(err, "is not a regular file"));
+	free(err);
+	free(path);
+}
+END_TEST
+
 Suite *
 suite_state(void)
 {
@@ -457,6 +524,9 @@ suite_state(void)
 	    (int)(sizeof rebound / sizeof rebound[0]));
 	tcase_add_test(tc, test_binding_case);
 	tcase_add_test(tc, test_binding_upgrade);
+	tcase_add_loop_test(tc, test_symlink_refused, 0,
+	    (int)(sizeof links / sizeof links[0]));
+	tcase_add_test(tc, test_dir_and_type_checks);
 	suite_add_tcase(s, tc);
 	return s;
 }
