@@ -252,6 +252,7 @@ struct entry {
 	char *value;			/* canonical text; paths expanded */
 	struct pm_secret *secret;	/* V_SECRET keys instead of value */
 	struct entry *next;		/* repeatable keys: the next one */
+	struct entry *last;		/* first of a list: its last one */
 };
 
 /* One [defaults] or [account NAME] section. */
@@ -259,6 +260,7 @@ struct section {
 	char *name;			/* NULL for [defaults] */
 	int line;
 	struct entry *keys[K__COUNT];
+	struct strmap folders;		/* folder value -> its entry */
 	struct section *next;
 };
 
@@ -267,6 +269,7 @@ struct parser {
 	struct section *defaults;
 	struct section *accounts;
 	struct section **tail;
+	struct strmap names;		/* account name -> its section */
 	struct section *cur;
 	int inline_secret;		/* password or client secret seen */
 };
@@ -722,6 +725,7 @@ section_free(struct section *s)
 			free(e);
 		}
 	}
+	strmap_free(&s->folders);
 	free(s->name);
 	free(s);
 }
@@ -747,7 +751,8 @@ set_value(struct parser *p, int line, int k, char *v, char **err)
 {
 	const struct keydef *kd = &keydefs[k];
 	struct section *sec = p->cur;
-	struct entry *e, **ep;
+	struct entry *e;
+	struct strmap_entry *dup;
 	char *value = NULL, *why = NULL, *list, *path;
 	unsigned long n;
 	uint64_t size;
@@ -887,24 +892,27 @@ set_value(struct parser *p, int line, int k, char *v, char **err)
 		return PM_ECONFIG;
 	}
 
-	if (k == K_FOLDER) {
-		for (e = sec->keys[k]; e != NULL; e = e->next) {
-			if (strcmp(e->value, value) == 0) {
-				line_err(p, line, k, err, "\"%s\" is already "
-				    "listed at line %d", value, e->line);
-				free(value);
-				return PM_ECONFIG;
-			}
-		}
-	}
 	e = xcalloc(1, sizeof *e);
 	e->line = line;
 	e->value = value;
+	if (k == K_FOLDER) {
+		dup = strmap_put(&sec->folders, value, e);
+		if (dup->value != e) {
+			line_err(p, line, k, err, "\"%s\" is already "
+			    "listed at line %d", value,
+			    ((struct entry *)dup->value)->line);
+			free(value);
+			free(e);
+			return PM_ECONFIG;
+		}
+	}
 	if (kd->type == V_SECRET)
 		e->secret = secret_from_str(v);
-	for (ep = &sec->keys[k]; *ep != NULL; ep = &(*ep)->next)
-		/* append */;
-	*ep = e;
+	if (sec->keys[k] == NULL)
+		sec->keys[k] = e;
+	else
+		sec->keys[k]->last->next = e;
+	sec->keys[k]->last = e;
 	return PM_OK;
 }
 
@@ -928,6 +936,7 @@ static int
 parse_header(struct parser *p, int line, char *s, char **err)
 {
 	struct section *sec;
+	struct strmap_entry *first;
 	char *end, *type, *name;
 
 	end = strrchr(s, ']');
@@ -965,13 +974,14 @@ parse_header(struct parser *p, int line, char *s, char **err)
 		return line_err(p, line, -1, err, "bad account name \"%s\" "
 		    "(letters, digits and . _ - + @ only, not starting "
 		    "with .)", name);
-	for (sec = p->accounts; sec != NULL; sec = sec->next) {
-		if (strcmp(sec->name, name) == 0)
-			return line_err(p, line, -1, err, "duplicate account "
-			    "name \"%s\" (first at line %d)", name,
-			    sec->line);
-	}
 	sec = xcalloc(1, sizeof *sec);
+	first = strmap_put(&p->names, name, sec);
+	if (first->value != sec) {
+		free(sec);
+		return line_err(p, line, -1, err, "duplicate account "
+		    "name \"%s\" (first at line %d)", name,
+		    ((struct section *)first->value)->line);
+	}
 	sec->name = xstrdup(name);
 	sec->line = line;
 	*p->tail = sec;
@@ -1529,8 +1539,9 @@ static int
 build_account(const struct parser *p, const struct section *sec,
     struct account *a, char **err)
 {
-	struct entry *e, *pw_e;
+	struct entry *e, *f, *pw_e;
 	unsigned long n;
+	size_t nf = 0;
 	int pk, r;
 
 	a->name = xstrdup(sec->name);
@@ -1592,11 +1603,11 @@ build_account(const struct parser *p, const struct section *sec,
 		a->folders[0] = xstrdup("INBOX");
 		a->nfolders = 1;
 	} else {
-		for (; e != NULL; e = e->next) {
-			a->folders = xrealloc(a->folders, (a->nfolders + 1) *
-			    sizeof *a->folders);
+		for (f = e; f != NULL; f = f->next)
+			nf++;
+		a->folders = xcalloc(nf, sizeof *a->folders);
+		for (; e != NULL; e = e->next)
 			a->folders[a->nfolders++] = xstrdup(e->value);
-		}
 	}
 	e = eff(p, sec, K_KEEP);
 	a->keep = e != NULL ? parse_bool(e->value) : 1;
@@ -1786,6 +1797,7 @@ config_load(const char *path, struct config **cfg_r, char **err)
 out:
 	config_free(cfg);
 	section_free(p.defaults);
+	strmap_free(&p.names);
 	for (sec = p.accounts; sec != NULL; sec = next) {
 		next = sec->next;
 		section_free(sec);

@@ -431,6 +431,7 @@ session_run(struct account *a, const struct pm_plugin *p, int progress,
 	struct fetch_policy pol;
 	struct fetch_target t;
 	struct state *st = NULL;
+	struct state_binding bind;
 	struct deliver *d = NULL;
 	int r, attempt;
 
@@ -461,7 +462,12 @@ session_run(struct account *a, const struct pm_plugin *p, int progress,
 	pol.batch_bytes = FETCH_BATCH_BYTES;
 	pol.progress = progress;
 
-	r = state_open(a->state_dir, a->name, &st, err);
+	/* The UIDs recorded belong to this mailbox only. */
+	bind.protocol = a->protocol;
+	bind.server = a->server;
+	bind.port = s.info.port;
+	bind.user = a->user;
+	r = state_open(a->state_dir, a->name, &bind, &st, err);
 	if (r == PM_OK)
 		r = deliver_open(a, &d, err);
 	if (r == PM_OK)

@@ -223,24 +223,21 @@ mkdir_p(const char *path, unsigned mode)
 	return mkdir_durable(path, mode);
 }
 
-/* Read a file of at most max bytes into a malloc'd NUL-terminated buffer. */
+/* Read the rest of fd (at most max bytes) into a malloc'd NUL-terminated
+ * buffer; fd stays open. */
 int
-read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
+read_small_fd(int fd, size_t max, char **data_r, size_t *len_r)
 {
 	char *buf;
 	size_t len = 0, cap = 256;
 	ssize_t n;
-	int fd, saved;
+	int saved;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
 	buf = xmalloc(cap);
 	for (;;) {
 		if (len + 1 >= cap) {
 			if (cap > max + 1) {
 				free(buf);
-				close(fd);
 				errno = EFBIG;
 				return -1;
 			}
@@ -253,7 +250,6 @@ read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
 				continue;
 			saved = errno;
 			free(buf);
-			close(fd);
 			errno = saved;
 			return -1;
 		}
@@ -261,7 +257,6 @@ read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
 			break;
 		len += (size_t)n;
 	}
-	close(fd);
 	if (len > max) {
 		free(buf);
 		errno = EFBIG;
@@ -272,6 +267,22 @@ read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
 	if (len_r != NULL)
 		*len_r = len;
 	return 0;
+}
+
+/* Read a whole small file into a malloc'd NUL-terminated buffer. */
+int
+read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
+{
+	int fd, r, saved;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	r = read_small_fd(fd, max, data_r, len_r);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
 }
 
 /* This machine's host name if it is a plain DNS name, else "localhost". */
@@ -294,9 +305,9 @@ local_hostname(void)
 	return i > 0 ? xstrdup(host) : xstrdup("localhost");
 }
 
-/* 64-bit FNV-1a of s as 16 lowercase hex digits into out. */
-void
-hash_hex(const char *s, char out[17])
+/* 64-bit FNV-1a of s. */
+uint64_t
+str_hash(const char *s)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 
@@ -304,7 +315,86 @@ hash_hex(const char *s, char out[17])
 		h ^= (unsigned char)*s;
 		h *= 0x100000001b3ULL;
 	}
-	snprintf(out, 17, "%016llx", (unsigned long long)h);
+	return h;
+}
+
+/* 64-bit FNV-1a of s as 16 lowercase hex digits into out. */
+void
+hash_hex(const char *s, char out[17])
+{
+	snprintf(out, 17, "%016llx", (unsigned long long)str_hash(s));
+}
+
+/* Slot of key in m: where it is, or the empty slot where it would go
+ * (m->cap > 0). */
+static size_t
+strmap_slot(const struct strmap *m, const char *key)
+{
+	size_t i = (size_t)str_hash(key) & (m->cap - 1);
+
+	while (m->slots[i].key != NULL && strcmp(m->slots[i].key, key) != 0)
+		i = (i + 1) & (m->cap - 1);
+	return i;
+}
+
+/* The entry of key in m, or NULL. */
+struct strmap_entry *
+strmap_get(const struct strmap *m, const char *key)
+{
+	size_t i;
+
+	if (m->cap == 0)
+		return NULL;
+	i = strmap_slot(m, key);
+	return m->slots[i].key != NULL ? &m->slots[i] : NULL;
+}
+
+/* Double m's capacity (64 to start) and rehash its entries. */
+static void
+strmap_grow(struct strmap *m)
+{
+	struct strmap bigger;
+	size_t i;
+
+	bigger.cap = m->cap == 0 ? 64 : m->cap * 2;
+	bigger.n = m->n;
+	bigger.slots = xcalloc(bigger.cap, sizeof *bigger.slots);
+	for (i = 0; i < m->cap; i++)
+		if (m->slots[i].key != NULL)
+			bigger.slots[strmap_slot(&bigger, m->slots[i].key)] =
+			    m->slots[i];
+	free(m->slots);
+	*m = bigger;
+}
+
+/* The entry of key in m, added with a copy of key and value when absent. */
+struct strmap_entry *
+strmap_put(struct strmap *m, const char *key, void *value)
+{
+	size_t i;
+
+	if ((m->n + 1) * 2 > m->cap)
+		strmap_grow(m);
+	i = strmap_slot(m, key);
+	if (m->slots[i].key == NULL) {
+		m->slots[i].key = xstrdup(key);
+		m->slots[i].value = value;
+		m->n++;
+	}
+	return &m->slots[i];
+}
+
+/* Free m's keys (not its values) and leave it empty. */
+void
+strmap_free(struct strmap *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->cap; i++)
+		free(m->slots[i].key);
+	free(m->slots);
+	m->slots = NULL;
+	m->cap = m->n = 0;
 }
 
 /* Milliseconds on the monotonic clock, for deadlines. */

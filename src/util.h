@@ -40,14 +40,43 @@ int mkdir_p(const char *path, unsigned mode);
  * buffer; *len_r gets its length.  -1 + errno (EFBIG when too large). */
 int read_small_file(const char *path, size_t max, char **data_r,
     size_t *len_r);
+/* The same from an open descriptor, read to its end (fd stays open). */
+int read_small_fd(int fd, size_t max, char **data_r, size_t *len_r);
 
 /* This machine's host name for EHLO and Received lines, or "localhost"
  * when it is empty or holds anything but letters, digits, '-' and '.'.
  * malloc'd. */
 char *local_hostname(void);
 
-/* 64-bit FNV-1a of s, as 16 lowercase hex digits into out[17]. */
+/* 64-bit FNV-1a of s, as a number and as 16 lowercase hex digits into
+ * out[17]. */
+uint64_t str_hash(const char *s);
 void hash_hex(const char *s, char out[17]);
+
+/*
+ * A map from strings to pointers (open addressing, linear probing), for
+ * sets and indexes that must stay linear however many entries they hold.
+ * Zero-initialised is empty.  Keys are copied and owned by the map; values
+ * are the caller's.  Iterate over slots[0..cap) skipping NULL keys.
+ */
+struct strmap_entry {
+	char *key;		/* NULL: empty slot */
+	void *value;
+};
+struct strmap {
+	struct strmap_entry *slots;
+	size_t cap;		/* a power of two, or 0 */
+	size_t n;		/* keys held */
+};
+
+/* key's entry, or NULL. */
+struct strmap_entry *strmap_get(const struct strmap *m, const char *key);
+/* key's entry, added (key copied, value stored) when absent; an existing
+ * entry is returned unchanged.  The pointer is valid until the next put. */
+struct strmap_entry *strmap_put(struct strmap *m, const char *key,
+    void *value);
+/* Free the keys and slots (not the values); m is empty afterwards. */
+void strmap_free(struct strmap *m);
 
 /* Milliseconds on the monotonic clock (for deadlines and timeouts). */
 long long mono_ms(void);

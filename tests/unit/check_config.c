@@ -1389,6 +1389,87 @@ START_TEST(test_command_timeout)
 }
 END_TEST
 
+#define MANY_SECTIONS	40000
+#define MANY_FOLDERS	5000
+
+/* A generated config: [defaults] with two folders, MANY_SECTIONS accounts
+ * and a last one listing MANY_FOLDERS folders, then tail.  malloc'd. */
+static char *
+many_text(const char *tail)
+{
+	size_t cap = 64 + MANY_SECTIONS * 24 + MANY_FOLDERS * 24 + 256, n;
+	char *text = malloc(cap);
+	int i;
+
+	ck_assert_ptr_nonnull(text);
+	n = (size_t)snprintf(text, cap, "[defaults]\nserver = s\nuser = u\n"
+	    "password = p\ndeliver = maildir:/m\nfolder = A\nfolder = B\n");
+	for (i = 0; i < MANY_SECTIONS; i++)
+		n += (size_t)snprintf(text + n, cap - n, "[account a%d]\n", i);
+	n += (size_t)snprintf(text + n, cap - n, "[account many]\n");
+	for (i = 0; i < MANY_FOLDERS; i++)
+		n += (size_t)snprintf(text + n, cap - n, "folder = f%d\n", i);
+	n += (size_t)snprintf(text + n, cap - n, "%s", tail);
+	ck_assert_uint_lt(n, cap);
+	return text;
+}
+
+/* Tens of thousands of sections and thousands of folders load in file
+ * order (the lookups behind the duplicate checks are hashed, the appends
+ * take constant time), and duplicates among them are still caught with
+ * the line of the first. */
+START_TEST(test_many_sections)
+{
+	struct config *cfg;
+	struct account *a;
+	char *text, *err, name[32], want[64];
+	int i = 0;
+
+	text = many_text("");
+	cfg = load_good(text);
+	free(text);
+	ck_assert_uint_eq(cfg->naccounts, MANY_SECTIONS + 1);
+	for (a = cfg->accounts; a->next != NULL; a = a->next, i++) {
+		snprintf(name, sizeof name, "a%d", i);
+		ck_assert_str_eq(a->name, name);
+		ck_assert_uint_eq(a->nfolders, 2);
+		ck_assert_str_eq(a->folders[0], "A");
+		ck_assert_str_eq(a->folders[1], "B");
+	}
+	ck_assert_int_eq(i, MANY_SECTIONS);
+	ck_assert_str_eq(a->name, "many");
+	ck_assert_uint_eq(a->nfolders, MANY_FOLDERS);
+	for (i = 0; i < MANY_FOLDERS; i++) {
+		snprintf(name, sizeof name, "f%d", i);
+		ck_assert_str_eq(a->folders[i], name);
+	}
+	ck_assert_ptr_eq(config_find(cfg, "many"), a);
+	ck_assert_str_eq(config_find(cfg, "a39999")->name, "a39999");
+	config_free(cfg);
+
+	/* [account ai] is line 8 + i, folder fi line 9 + MANY_SECTIONS + i,
+	 * the tail line 9 + MANY_SECTIONS + MANY_FOLDERS. */
+	text = many_text("[account a39999]\n");
+	err = load_bad(text, 0, 0600);
+	free(text);
+	snprintf(want, sizeof want, ":%d: ", 9 + MANY_SECTIONS + MANY_FOLDERS);
+	snprintf(name, sizeof name, "(first at line %d)", 8 + 39999);
+	assert_err(err, want, "duplicate account name \"a39999\"");
+	ck_assert_ptr_nonnull(strstr(err, name));
+	free(err);
+
+	text = many_text("folder = f4321\n");
+	err = load_bad(text, 0, 0600);
+	free(text);
+	snprintf(want, sizeof want, ":%d: folder: ",
+	    9 + MANY_SECTIONS + MANY_FOLDERS);
+	snprintf(name, sizeof name, "already listed at line %d",
+	    9 + MANY_SECTIONS + 4321);
+	assert_err(err, want, name);
+	free(err);
+}
+END_TEST
+
 Suite *
 suite_config(void)
 {
@@ -1420,6 +1501,7 @@ suite_config(void)
 	tcase_add_loop_test(tc, test_bad, 0,
 	    (int)(sizeof bad_cases / sizeof bad_cases[0]));
 	tcase_add_test(tc, test_open_error);
+	tcase_add_test(tc, test_many_sections);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("secrets");

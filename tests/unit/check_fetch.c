@@ -348,6 +348,11 @@ fake_reset(const char *uids, const char *how)
 	memset(&stats, 0, sizeof stats);
 }
 
+/* The mailbox the test account's state is bound to. */
+static const struct state_binding acct_binding = {
+	"imap", "imap.example.org", 993, "alice"
+};
+
 /* One run of the engine; returns its status, *err_r its reason. */
 static int
 run(char **err_r)
@@ -357,7 +362,7 @@ run(char **err_r)
 	int rc;
 
 	fake_plugin.flags = F.flags;
-	ck_assert_int_eq(state_open(dir, "acct", &st, &err), PM_OK);
+	ck_assert_int_eq(state_open(dir, "acct", &acct_binding, &st, &err), PM_OK);
 	*err_r = NULL;
 	rc = fetch_run(&pol, &fake_target, st, &fake_plugin, NULL, NULL,
 	    &stats, err_r);
@@ -376,7 +381,7 @@ recorded(const char *mailbox, const char *uid)
 	char *err = NULL;
 	int known;
 
-	ck_assert_int_eq(state_open(dir, "acct", &st, &err), PM_OK);
+	ck_assert_int_eq(state_open(dir, "acct", &acct_binding, &st, &err), PM_OK);
 	known = state_known(st, mailbox, uid);
 	state_close(st);
 	return known;
@@ -389,7 +394,7 @@ record(const char *mailbox, const char *validity, const char *uids)
 	struct state *st;
 	char *err = NULL, copy[256], *tok, *save;
 
-	ck_assert_int_eq(state_open(dir, "acct", &st, &err), PM_OK);
+	ck_assert_int_eq(state_open(dir, "acct", &acct_binding, &st, &err), PM_OK);
 	if (validity != NULL)
 		state_validity(st, mailbox, validity);
 	snprintf(copy, sizeof copy, "%s", uids);

@@ -1,6 +1,7 @@
 /* The unit test runner: every suite, selectable with CK_RUN_SUITE. */
 #include "autoconf.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,50 @@ test_write_file(const char *dir, const char *name, const char *text,
 	fclose(f);
 	chmod(path, mode);
 	return path;
+}
+
+int
+test_capture_begin(int fd, const char *path)
+{
+	int file, saved;
+
+	file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (file < 0)
+		abort();
+	fflush(fd == STDOUT_FILENO ? stdout : stderr);
+	saved = dup(fd);
+	if (saved < 0 || dup2(file, fd) < 0)
+		abort();
+	close(file);
+	return saved;
+}
+
+char *
+test_capture_end(int fd, int saved, const char *path)
+{
+	char buf[4096], *text = NULL;
+	size_t len = 0, n;
+	FILE *f;
+
+	fflush(fd == STDOUT_FILENO ? stdout : stderr);
+	if (dup2(saved, fd) < 0)
+		abort();
+	close(saved);
+	f = fopen(path, "r");
+	if (f == NULL)
+		abort();
+	do {
+		n = fread(buf, 1, sizeof buf, f);
+		text = realloc(text, len + n + 1);
+		if (text == NULL)
+			abort();
+		memcpy(text + len, buf, n);
+		len += n;
+	} while (n > 0);
+	text[len] = '\0';
+	fclose(f);
+	unlink(path);
+	return text;
 }
 
 void

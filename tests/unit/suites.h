@@ -21,6 +21,12 @@ char *test_tmpdir(void);
 /* Write text to dir/name with mode; returns the malloc'd path. */
 char *test_write_file(const char *dir, const char *name, const char *text,
     unsigned mode);
+/* Send fd (STDOUT_FILENO or STDERR_FILENO) to a new file at path until
+ * test_capture_end(); returns the descriptor to restore. */
+int test_capture_begin(int fd, const char *path);
+/* Restore fd from saved; the text written meanwhile (malloc'd); path is
+ * removed. */
+char *test_capture_end(int fd, int saved, const char *path);
 /* Remove a directory tree (tests only). */
 void test_rm_rf(const char *path);
 
