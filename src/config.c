@@ -1013,7 +1013,7 @@ read_fd_secret(int fd, size_t max, struct pm_secret **s_r)
 	size_t len = 0;
 	ssize_t n;
 
-	s = xmalloc(sizeof *s);
+	s = xcalloc(1, sizeof *s);	/* not registered (secret_register) */
 	s->data = xmalloc(max + 2);
 	s->len = max + 1;
 	while (len < max + 1) {
@@ -1095,6 +1095,7 @@ read_secret_file(const char *path, char **why_r)
 		*why_r = xasprintf("%s: the file is empty", path);
 		return NULL;
 	}
+	secret_register(s);
 	return s;
 }
 

@@ -200,12 +200,14 @@ notify_flag(const struct oauth_request *req)
 	return xasprintf("%s/notified-%s", req->cache_dir, hash);
 }
 
-/* Run notify_command (split on blanks, no shell) with the message in
- * PULLMAIL_ACCOUNT / PULLMAIL_MESSAGE and as its last argument. */
+/* Run notify_command (split on blanks, no shell) with the account and the
+ * message, any secret in it redacted, in PULLMAIL_ACCOUNT and
+ * PULLMAIL_MESSAGE: never as an argument, which any local user can read
+ * with ps. */
 static void
 notify_run(const struct oauth_request *req, const char *msg)
 {
-	char *copy, *p, **argv = NULL, *acct, *text;
+	char *copy, *p, **argv = NULL, *acct, *text, *clean;
 	size_t n = 0;
 	pid_t pid;
 	int st, fd;
@@ -219,11 +221,11 @@ notify_run(const struct oauth_request *req, const char *msg)
 		free(copy);
 		return;
 	}
-	argv = xrealloc(argv, (n + 2) * sizeof *argv);
-	argv[n++] = (char *)msg;
 	argv[n] = NULL;
+	clean = secret_redacted(msg);
 	acct = xasprintf("PULLMAIL_ACCOUNT=%s", who(req));
-	text = xasprintf("PULLMAIL_MESSAGE=%s", msg);
+	text = xasprintf("PULLMAIL_MESSAGE=%s", clean != NULL ? clean : msg);
+	free(clean);
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
@@ -390,7 +392,7 @@ oauth_delegated_token(const struct oauth_request *req,
 	oauth_free_wiped(enc);
 	free(scope);
 	log_debug("oauth", "%s: refreshing the access token", who(req));
-	rc = oauth_exchange(req, grant, st.refresh_token, &tok, err);
+	rc = oauth_exchange(req, grant, &tok, err);
 	oauth_free_wiped(grant);
 	if (rc == PM_OK) {
 		/* Save a rotated refresh token before anything uses the new
@@ -419,11 +421,9 @@ oauth_delegated_token(const struct oauth_request *req,
 		    "refused", tok.error_description != NULL ? ": " : "",
 		    tok.error_description != NULL ? tok.error_description : "",
 		    hint != NULL ? "; " : "", hint != NULL ? hint : "");
-		oauth_redact(err, st.refresh_token);
 		rc = human_needed(req, "the authorization server refused the "
 		    "stored refresh token", err);
 	} else {
-		oauth_redact(err, st.refresh_token);
 		/* The endpoint is down, but the old token still works. */
 		if (rc == PM_ETEMP && st.access_token != NULL &&
 		    st.expires_at > (int64_t)now + 30) {
@@ -633,7 +633,7 @@ authorize_device(const struct oauth_request *req, char **err)
 			break;
 		}
 		oauth_sleep_ms(interval * 1000L);
-		rc = oauth_exchange(req, grant, NULL, &tok, err);
+		rc = oauth_exchange(req, grant, &tok, err);
 		if (rc == PM_OK) {
 			rc = authorize_save(req, &tok, err);
 			oauth_token_clear(&tok);
@@ -921,7 +921,7 @@ redirect_wait(const struct oauth_request *req, int lfd, const char *redirect,
 		oauth_free_wiped(ecode);
 		oauth_free_wiped(ever);
 		free(ered);
-		rc = oauth_exchange(req, grant, NULL, &tok, err);
+		rc = oauth_exchange(req, grant, &tok, err);
 		oauth_free_wiped(grant);
 		if (rc == PM_OK)
 			rc = authorize_save(req, &tok, err);

@@ -186,14 +186,17 @@ utf8_len(const unsigned char *p)
 }
 
 /*
- * Copy untrusted server text for a message: the first line only, control
- * characters (C0, DEL, C1) dropped, bytes that are not UTF-8 shown as '?',
- * at most max bytes ("..." appended when cut).
+ * Copy untrusted server text for a message: any secret it echoes redacted
+ * (before the text is cut, so that no part of one is left), the first line
+ * only, control characters (C0, DEL, C1) dropped, bytes that are not UTF-8
+ * shown as '?', at most max bytes ("..." appended when cut).
  */
 char *
 oauth_clean_text(const char *s, size_t max)
 {
-	const unsigned char *p = (const unsigned char *)s;
+	char *redacted = secret_redacted(s);
+	const unsigned char *p = (const unsigned char *)(redacted != NULL ?
+	    redacted : s);
 	size_t n = 0, i = 0, k;
 	char *out;
 
@@ -223,13 +226,14 @@ oauth_clean_text(const char *s, size_t max)
 		n += k;
 		i += k;
 	}
-	if (p[i] != '\0' && p[i] != '\r' && p[i] != '\n') {
+	if (p[i] != '\0' && p[i] != '\r' && p[i] != '\n')
 		memcpy(out + n, "...", 4);
-		return out;
+	else {
+		while (n > 0 && out[n - 1] == ' ')
+			n--;
+		out[n] = '\0';
 	}
-	while (n > 0 && out[n - 1] == ' ')
-		n--;
-	out[n] = '\0';
+	free(redacted);
 	return out;
 }
 
@@ -1366,22 +1370,6 @@ oauth_reply_free(struct http_reply *reply)
 	memset(reply, 0, sizeof *reply);
 }
 
-/* Replace every copy of a secret in a message (a server may echo it). */
-void
-oauth_redact(char **msg, const struct pm_secret *s)
-{
-	char *p, *out;
-
-	if (msg == NULL || *msg == NULL || s == NULL || secret_len(s) < 4)
-		return;
-	while ((p = strstr(*msg, secret_reveal(s))) != NULL) {
-		out = xasprintf("%.*s<redacted>%s", (int)(p - *msg), *msg,
-		    p + secret_len(s));
-		free(*msg);
-		*msg = out;
-	}
-}
-
 /* One POST of grant to the token endpoint, parsed into tok. */
 static int
 exchange_once(const struct oauth_request *req, const char *grant,
@@ -1420,7 +1408,7 @@ oauth_sleep_ms(long ms)
 /* POST grant to the token endpoint (contract in oauth-int.h). */
 int
 oauth_exchange(const struct oauth_request *req, const char *grant,
-    const struct pm_secret *echo, struct oauth_token *tok, char **err)
+    struct oauth_token *tok, char **err)
 {
 	long budget_ms, spent_ms, wait_ms, retry_after;
 	struct timespec t0, t1;
@@ -1450,8 +1438,7 @@ oauth_exchange(const struct oauth_request *req, const char *grant,
 			break;
 		}
 		/* The endpoint may echo a secret in its error text. */
-		oauth_redact(err, req->client_secret);
-		oauth_redact(err, echo);
+		secret_redact(err);
 		log_info("%s: %s; trying again in %ld ms",
 		    req->account != NULL ? req->account : "oauth", *err,
 		    wait_ms);
@@ -1460,10 +1447,10 @@ oauth_exchange(const struct oauth_request *req, const char *grant,
 		*err = NULL;
 		oauth_sleep_ms(wait_ms);
 	}
-	if (rc != PM_OK) {
-		oauth_redact(err, req->client_secret);
-		oauth_redact(err, echo);
-	}
+	/* Now, while every secret of the request (a refresh token the
+	 * caller frees before it logs this) is registered. */
+	if (rc != PM_OK)
+		secret_redact(err);
 	return rc;
 }
 
@@ -1518,7 +1505,7 @@ app_get_token(const struct oauth_request *req, struct pm_secret **token_r,
 	    scope != NULL ? "&scope=" : "", scope != NULL ? scope : "");
 	free(scope);
 	now = time(NULL);
-	rc = oauth_exchange(req, grant, NULL, &tok, err);
+	rc = oauth_exchange(req, grant, &tok, err);
 	free(grant);
 	if (rc == PM_EAUTH)
 		oauth_notify_human(req, *err);

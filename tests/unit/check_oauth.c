@@ -34,6 +34,7 @@
 #include "config.h"
 #include "log.h"
 #include "oauth.h"
+#include "oauth-int.h"
 #include "secret.h"
 #include "suites.h"
 #include "testcert.h"
@@ -42,6 +43,7 @@
 /* A client secret that needs form encoding, and how it must be encoded. */
 #define SECRET		"s3cr3t+/&= ~x%Q"
 #define SECRET_FORM	"s3cr3t%2B%2F%26%3D+~x%25Q"
+#define SECRET_FORM_LC	"s3cr3t%2b%2f%26%3d+~x%25Q"	/* lower-case hex */
 #define CLIENT_ID	"11111111-2222-3333-4444-555555555555"
 #define SCOPE		"https://outlook.office365.com/.default"
 #define SCOPE_FORM	"https%3A%2F%2Foutlook.office365.com%2F.default"
@@ -1545,8 +1547,9 @@ START_TEST(test_delegated_invalid_grant_notify)
 	req.flow = OAUTH_FLOW_AUTH_CODE;
 	script = xasprintf("%s/notify.sh", dir);
 	out = xasprintf("%s/notified", dir);
-	text = xasprintf("#!/bin/sh\necho \"$PULLMAIL_ACCOUNT $*\" >>%s\n",
-	    out);
+	/* The message comes in the environment only: no arguments. */
+	text = xasprintf("#!/bin/sh\necho \"$PULLMAIL_ACCOUNT $# "
+	    "$PULLMAIL_MESSAGE\" >>%s\n", out);
 	fd = open(script, O_WRONLY | O_CREAT | O_TRUNC, 0700);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write_full(fd, text, strlen(text)), 0);
@@ -1573,7 +1576,7 @@ START_TEST(test_delegated_invalid_grant_notify)
 		err = NULL;
 	}
 	ck_assert_int_eq(read_small_file(out, 4096, &text, &len), 0);
-	ck_assert_msg(strncmp(text, "test a human must act", 21) == 0 &&
+	ck_assert_msg(strncmp(text, "test 0 a human must act", 23) == 0 &&
 	    strchr(text, '\n') == text + len - 1, "notified: %s", text);
 	free(text);
 	/* Success resets the flag. */
@@ -2300,6 +2303,86 @@ START_TEST(test_https_timeout)
 }
 END_TEST
 
+/* --- secrets echoed ---------------------------------------------------------- */
+
+/* A token endpoint that echoes the request (the form body and the Basic
+ * Authorization header) in its error text: no encoding of the client
+ * secret is left in the error, also where the 300-byte cut of the text
+ * falls inside it, and notify_command gets the message in its environment,
+ * with no argument. */
+START_TEST(test_echo_redacted)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok = NULL;
+	char *resp[1], *body, *basic, *b, *desc, *script, *cmd, *out, *text;
+	char *err = NULL, *rq;
+	size_t len, pad;
+	int fd, basic_auth = _i;
+
+	body = xasprintf("grant_type=client_credentials&scope=%s&client_id=%s"
+	    "&client_secret=%s", SCOPE_FORM, CLIENT_ID, basic_auth ?
+	    SECRET_FORM_LC : SECRET_FORM);
+	basic = xasprintf("%s:%s", CLIENT_ID, SECRET_FORM);
+	b = b64(basic);
+	/* The cut at 300 bytes falls in the middle of the secret. */
+	pad = 300 - strlen(body) + strlen(SECRET_FORM) / 2;
+	desc = xasprintf("%*s%s Authorization: Basic %s", (int)pad, "echo:",
+	    body, b);
+	text = xasprintf("{\"error\":\"invalid_client\",\"error_description\":"
+	    "\"%s\"}", desc);
+	resp[0] = http_response(400, "application/json", text);
+	free(text);
+	injector_start(&fi, (const char *const *)resp, 1, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, basic_auth ? OAUTH_CLIENT_BASIC :
+	    OAUTH_CLIENT_POST);
+	script = xasprintf("%s/notify.sh", dir);
+	out = xasprintf("%s/notified", dir);
+	text = xasprintf("#!/bin/sh\necho \"$# $PULLMAIL_MESSAGE\" >>%s\n",
+	    out);
+	fd = open(script, O_WRONLY | O_CREAT | O_TRUNC, 0700);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_full(fd, text, strlen(text)), 0);
+	close(fd);
+	free(text);
+	cmd = xasprintf("/bin/sh %s", script);
+	req.notify_command = cmd;
+
+	ck_assert_int_eq(oauth_get_token(&req, &tok, NULL, &err), PM_EAUTH);
+	/* The secret did go out in the form echoed. */
+	rq = recorded(1);
+	ck_assert_ptr_nonnull(rq);
+	ck_assert(basic_auth ? strstr(rq, b) != NULL :
+	    has_field(rq, "client_secret=" SECRET_FORM));
+	free(rq);
+	ck_assert_msg(strstr(err, "token endpoint refused: invalid_client") !=
+	    NULL && strstr(err, "<redacted>") != NULL, "%s", err);
+	ck_assert_msg(secret_redacted(err) == NULL, "%s", err);
+	assert_clean(err);
+	ck_assert_msg(strstr(err, SECRET_FORM_LC) == NULL, "%s", err);
+	ck_assert_msg(strstr(err, "s3cr3t") == NULL, "%s", err);
+	ck_assert_msg(strstr(err, b) == NULL, "%s", err);
+	ck_assert_int_eq(read_small_file(out, 4096, &text, &len), 0);
+	ck_assert_msg(strncmp(text, "0 token endpoint refused: invalid_client",
+	    40) == 0, "notified: %s", text);
+	ck_assert_msg(secret_redacted(text) == NULL && strstr(text, "s3cr3t") ==
+	    NULL && strstr(text, b) == NULL, "notified: %s", text);
+	free(text);
+	free(err);
+	secret_free(secret);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(cmd);
+	free(script);
+	free(out);
+	free(desc);
+	free(b);
+	free(basic);
+	free(body);
+}
+END_TEST
+
 Suite *
 suite_oauth(void)
 {
@@ -2332,6 +2415,7 @@ suite_oauth(void)
 	tcase_add_test(tc, test_get_debug_log_redacted);
 	tcase_add_test(tc, test_get_no_cache_dir);
 	tcase_add_test(tc, test_cache_key_separates);
+	tcase_add_loop_test(tc, test_echo_redacted, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("https");

@@ -1,0 +1,118 @@
+#!/bin/sh
+# The token module against a fault injector (tests/servers/oauthfault.py),
+# for faults no real authorization server shows on purpose:
+#   - a token endpoint echoing the whole request (form body, in upper- and
+#     lower-case %XX, and the Basic Authorization header) in its error:
+#     the client secret appears in no form on stderr, in syslog (captured
+#     by an LD_PRELOAD shim, tests/plugins/syslogcap.c), or in what
+#     notify_command gets; notify_command has the message in its
+#     environment and no argument;
+# No mail server is needed: `pullmail token ACCOUNT --info` gets a token.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
+
+e2e_require python3 curl
+e2e_make_run_dir
+
+CLIENT=pullmail-app.1
+SECRET='Sk/9+x=y%z&w~Q.v_u-t!*'
+SYSLOG_SHIM=$PULLMAIL_TEST_PLUGIN_DIR/syslogcap.so
+
+# token_config FILE [key = value]...: an app account whose token comes from
+# the injector.
+token_config() {
+	local f=$1
+	shift
+	{
+		echo "[account acct]"
+		echo "server = 127.0.0.1"
+		echo "port = 1"
+		echo "user = someone"
+		echo "oauth_provider = generic"
+		echo "oauth_client_id = $CLIENT"
+		echo "oauth_client_secret = $SECRET"
+		echo "deliver = maildir:$CASE_DIR/Maildir"
+		echo "state_dir = $CASE_DIR/state"
+		for kv in "$@"; do
+			echo "$kv"
+		done
+	} | write_config "$f"
+}
+
+# The forms of the secret an echo may carry: raw, form-encoded with upper-
+# and lower-case %XX, HTTP Basic (base64 of form-encoded id:secret).
+secret_forms() {
+	"$SRV_PYTHON" - "$SECRET" "$CLIENT" <<-'PY'
+	import base64, re, sys, urllib.parse
+	sec, cid = sys.argv[1], sys.argv[2]
+	up = urllib.parse.quote_plus(sec, safe="-._~")
+	low = re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), up)
+	basic = urllib.parse.quote_plus(cid, safe="-._~") + ":" + up
+	for f in (sec, up, low, base64.b64encode(basic.encode()).decode()):
+	    print(f)
+	PY
+}
+
+# assert_no_secret FILE...: no form of the secret in any FILE.
+assert_no_secret() {
+	local f form
+	for f in "$@"; do
+		[ -f "$f" ] || fail "$f is missing"
+		secret_forms | while IFS= read -r form; do
+			if grep -q -F -e "$form" "$f"; then
+				echo "--- $f:"
+				cat "$f"
+				echo "FAIL: the secret ($form) is in $(basename "$f")"
+				exit 1
+			fi
+		done || fail "secret found"
+	done
+}
+
+# run_pm_syslog ARG...: run_pm with --syslog, syslog(3) captured in
+# $CASE_DIR/syslog.
+run_pm_syslog() {
+	PULLMAIL_TEST_SYSLOG=$CASE_DIR/syslog
+	LD_PRELOAD=$SYSLOG_SHIM
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+	export PULLMAIL_TEST_SYSLOG LD_PRELOAD ASAN_OPTIONS
+	run_pm --syslog "$@"
+	unset LD_PRELOAD PULLMAIL_TEST_SYSLOG
+}
+
+case_echo_redacted() {
+	local auth
+	[ -f "$SYSLOG_SHIM" ] || fail "no $SYSLOG_SHIM (make check builds it)"
+	mkdir -p "$CASE_DIR/bin"
+	printf '#!/bin/sh\n{ echo "argc=$#"; for a in "$@"; do echo "arg=$a"; done; } >>"%s/notify.argv"\nenv >>"%s/notify.env"\n' \
+		"$CASE_DIR" "$CASE_DIR" >"$CASE_DIR/bin/notify"
+	chmod 0755 "$CASE_DIR/bin/notify"
+	start_injector oauthfault.py 0 --mode echo
+	for auth in post basic; do
+		rm -rf "$CASE_DIR/state" "$CASE_DIR/notify.argv" \
+			"$CASE_DIR/notify.env" "$CASE_DIR/syslog"
+		token_config "$CASE_DIR/config-$auth" \
+			"oauth_token_url = http://127.0.0.1:$INJ_PORT/token" \
+			"oauth_client_auth = $auth" \
+			"notify_command = $CASE_DIR/bin/notify"
+		run_pm -c "$CASE_DIR/config-$auth" token acct --info
+		assert_rc 77
+		assert_grep 'token endpoint refused: invalid_client: bad request: .*<redacted>' "$LAST_OUT.err"
+		assert_no_secret "$LAST_OUT.err" "$LAST_OUT.out"
+		# notify_command: the message in the environment, no argument.
+		assert_eq "argc=0" "$(cat "$CASE_DIR/notify.argv")" "notify argv"
+		assert_grep '^PULLMAIL_MESSAGE=token endpoint refused: invalid_client: bad request: .*<redacted>' "$CASE_DIR/notify.env"
+		assert_grep '^PULLMAIL_ACCOUNT=acct$' "$CASE_DIR/notify.env"
+		assert_no_secret "$CASE_DIR/notify.argv" "$CASE_DIR/notify.env"
+		# syslog gets the same line, redacted.
+		rm -rf "$CASE_DIR/state"
+		run_pm_syslog -c "$CASE_DIR/config-$auth" token acct --info
+		assert_rc 77
+		assert_grep '^<4> acct: token endpoint refused: invalid_client: bad request: .*<redacted>' "$CASE_DIR/syslog"
+		assert_no_secret "$CASE_DIR/syslog" "$LAST_OUT.err"
+	done
+	# The injector did get the secret in each form it echoed.
+	assert_eq 4 "$(grep -c 'REQUEST POST /token' "$INJ_LOG")" "token requests"
+}
+
+run_case echo_redacted case_echo_redacted
+e2e_finish
