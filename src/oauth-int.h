@@ -26,12 +26,14 @@ struct http_reply {
  * POST grant ("grant_type=...&...", form-encoded) to url with the client's
  * credentials of req (body or Basic; public clients send client_id only);
  * a GET without credentials when grant is NULL.
- * Any HTTP status is PM_OK with reply filled (free with oauth_reply_free).
+ * Any HTTP status is PM_OK with reply filled (free with oauth_reply_free);
+ * on an error reply is empty (a body cut short was wiped and freed).
  * Errors: PM_ETEMP (network, timeout), PM_ETLS, PM_ECONFIG (bad URL),
  * PM_EPROTO (response too large).
  */
 int oauth_http_post(const struct oauth_request *req, const char *url,
     const char *grant, struct http_reply *reply, char **err);
+/* Wipe and free the body (complete or not); the reply is left empty. */
 void oauth_reply_free(struct http_reply *reply);
 
 /*

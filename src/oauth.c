@@ -875,10 +875,7 @@ write_cb(char *data, size_t size, size_t nmemb, void *arg)
 		memcpy(grown, r->body, r->len);
 	memcpy(grown + r->len, data, n);
 	grown[r->len + n] = '\0';
-	if (r->body != NULL) {
-		secret_wipe(r->body, r->len);
-		free(r->body);
-	}
+	secret_wipe_free(r->body, r->len);
 	r->body = grown;
 	r->len += n;
 	return n;
@@ -1347,6 +1344,10 @@ oauth_http_post(const struct oauth_request *req, const char *url,
 	else
 		status = errf(err, curl_status(rc), "%s: %s", url,
 		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
+	/* A body cut short (size cap, timeout, dropped connection) may hold
+	 * a token: never left to the caller. */
+	if (status != PM_OK)
+		oauth_reply_free(reply);
 
 	curl_easy_cleanup(h);
 	if (cafd >= 0)
@@ -1359,15 +1360,13 @@ oauth_http_post(const struct oauth_request *req, const char *url,
 	return status;
 }
 
-/* Free a reply's body, wiped. */
+/* Wipe and free a reply's body, complete or not, and zero the reply. */
 void
 oauth_reply_free(struct http_reply *reply)
 {
-	if (reply->body != NULL) {
-		secret_wipe(reply->body, reply->len);
-		free(reply->body);
-	}
+	secret_wipe_free(reply->body, reply->len);
 	memset(reply, 0, sizeof *reply);
+	reply->retry_after = -1;
 }
 
 /* One POST of grant to the token endpoint, parsed into tok. */

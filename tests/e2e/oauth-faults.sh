@@ -7,6 +7,8 @@
 #     by an LD_PRELOAD shim, tests/plugins/syslogcap.c), or in what
 #     notify_command gets; notify_command has the message in its
 #     environment and no argument;
+#   - a token response larger than the cap, and one stalled mid-body: a
+#     clear error (and under --enable-sanitizers, no leak).
 # No mail server is needed: `pullmail token ACCOUNT --info` gets a token.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
@@ -114,5 +116,28 @@ case_echo_redacted() {
 	assert_eq 4 "$(grep -c 'REQUEST POST /token' "$INJ_LOG")" "token requests"
 }
 
+case_response_too_large() {
+	start_injector oauthfault.py 0 --mode big
+	token_config "$CASE_DIR/config" \
+		"oauth_token_url = http://127.0.0.1:$INJ_PORT/token"
+	run_pm -c "$CASE_DIR/config" token acct --info
+	assert_rc 76
+	assert_grep "acct: http://127.0.0.1:$INJ_PORT/token: response larger than 262144 bytes" "$LAST_OUT.err"
+	assert_no_grep 'Sanitizer|AAAAAAAA' "$LAST_OUT.err"
+}
+
+case_response_stalls() {
+	start_injector oauthfault.py 0 --mode stall
+	token_config "$CASE_DIR/config" \
+		"oauth_token_url = http://127.0.0.1:$INJ_PORT/token" \
+		"timeout = 3"
+	run_pm -c "$CASE_DIR/config" token acct --info
+	assert_rc 75
+	assert_grep "acct: http://127.0.0.1:$INJ_PORT/token: .*timed out.* 1000 out of [0-9]+ bytes" "$LAST_OUT.err"
+	assert_no_grep 'Sanitizer|BBBBBBBB' "$LAST_OUT.err"
+}
+
 run_case echo_redacted case_echo_redacted
+run_case response_too_large case_response_too_large
+run_case response_stalls case_response_stalls
 e2e_finish

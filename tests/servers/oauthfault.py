@@ -9,7 +9,12 @@ MODE:
   echo       every request gets HTTP 400 invalid_client whose
              error_description echoes the whole request body (also with
              its %XX in lower case) and the Authorization header, as a
-             careless endpoint might.
+             careless endpoint might;
+  big        every request gets HTTP 200 and a JSON body of 1 MiB (more than
+             pullmail takes), starting like a token response;
+  stall      every request gets the headers and the first 1000 of 5017
+             announced bytes of a token response, then nothing, the
+             connection held open until the client gives up.
 
 Every request is logged to --log as one line: "REQUEST <method> <path>
 <peer address>".  The port is written to --port-file once listening.
@@ -21,6 +26,7 @@ import os
 import re
 import socketserver
 import sys
+import time
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -59,6 +65,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "error": "invalid_client",
                 "error_description": "bad request: %s (%s); "
                 "Authorization: %s" % (body, lower, auth)}))
+        elif mode == "big":
+            text = '{"access_token":"' + "A" * (1 << 20) + '"}'
+            self.send(200, text)
+        elif mode == "stall":
+            text = '{"access_token":"' + "B" * 4000
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(text) + 1000))
+            self.end_headers()
+            self.wfile.write(text[:1000].encode())
+            self.wfile.flush()
+            time.sleep(120)
 
     def do_GET(self):
         self.answer()
@@ -75,7 +93,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", required=True,
-                    choices=["echo"])
+                    choices=["echo", "big", "stall"])
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--bind", default="127.0.0.1")

@@ -440,7 +440,9 @@ END_TEST
  * of canned HTTP responses, one connection each.  It reads one request,
  * records it to DIR/req-N before answering (so the record is complete once
  * the client has its answer), and exits after the last response.  A
- * response of NULL means "accept, read, never answer" (for timeouts).
+ * response of NULL means "accept, read, never answer" (for timeouts); one
+ * beginning "STALL:" is sent without that prefix and the connection then
+ * held open without another byte.
  */
 struct injector {
 	pid_t	 pid;
@@ -529,6 +531,14 @@ injector_serve(int lfd, const char *rec_dir, const char *const *responses,
 			usleep((useconds_t)delay_ms * 1000);
 		if (responses[i] == NULL) {
 			/* Never answer: hold the connection until killed. */
+			pause();
+			_exit(0);
+		}
+		if (strncmp(responses[i], "STALL:", 6) == 0) {
+			/* Answer in part, then hold the connection. */
+			if (write_full(fd, responses[i] + 6,
+			    strlen(responses[i] + 6)) < 0)
+				_exit(1);
 			pause();
 			_exit(0);
 		}
@@ -2303,7 +2313,7 @@ START_TEST(test_https_timeout)
 }
 END_TEST
 
-/* --- secrets echoed ---------------------------------------------------------- */
+/* --- secrets echoed, partial bodies, plain http ---------------------------- */
 
 /* A token endpoint that echoes the request (the form body and the Basic
  * Authorization header) in its error text: no encoding of the client
@@ -2383,6 +2393,74 @@ START_TEST(test_echo_redacted)
 }
 END_TEST
 
+/* Responses cut short. */
+static const struct {
+	const char *head;	/* before the body; "STALL:" holds it open */
+	size_t body;		/* bytes of body sent */
+	int status;
+	const char *why;
+} partial_cases[] = {
+	{ "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	  "Content-Length: 300000\r\n\r\n", 300000, PM_EPROTO,
+	  "response larger than 262144 bytes" },
+	{ "STALL:HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	  "Content-Length: 5000\r\n\r\n", 1000, PM_ETEMP, "timed out" },
+	{ "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	  "Content-Length: 5000\r\n\r\n", 1000, PM_ETEMP, "closed" },
+};
+
+/* A body larger than the cap, one stalled until the timeout and one whose
+ * connection drops: each a clear error, and the part received (a token
+ * may be in it) is not left in the reply: wiped and freed. */
+START_TEST(test_partial_body)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct http_reply reply;
+	char *resp[1], *body, *err = NULL;
+	size_t n = partial_cases[_i].body;
+	int rc;
+
+	body = xmalloc(n + 1);
+	memset(body, 'x', n);
+	memcpy(body, "{\"access_token\":\"", 17);
+	body[n] = '\0';
+	resp[0] = xasprintf("%s%s", partial_cases[_i].head, body);
+	free(body);
+	injector_start(&fi, (const char *const *)resp, 1, 0);
+	make_request(&req, &fi, NULL, dir, OAUTH_CLIENT_POST);
+	req.timeout = 2;
+	rc = oauth_http_post(&req, fi.url, "grant_type=client_credentials",
+	    &reply, &err);
+	ck_assert_int_eq(rc, partial_cases[_i].status);
+	ck_assert_msg(strstr(err, partial_cases[_i].why) != NULL &&
+	    strncmp(err, fi.url, strlen(fi.url)) == 0, "%s", err);
+	ck_assert_ptr_null(reply.body);
+	ck_assert_uint_eq(reply.len, 0);
+	free(err);
+	injector_stop(&fi);
+	free(resp[0]);
+}
+END_TEST
+
+/* The one cleanup of a reply body: freed and the reply left empty. */
+START_TEST(test_reply_free)
+{
+	struct http_reply reply;
+
+	memset(&reply, 0, sizeof reply);
+	reply.body = xstrdup("{\"access_token\":\"partial");
+	reply.len = strlen(reply.body);
+	reply.status = 200;
+	oauth_reply_free(&reply);
+	ck_assert_ptr_null(reply.body);
+	ck_assert_uint_eq(reply.len, 0);
+	ck_assert_int_eq(reply.status, 0);
+	ck_assert_int_eq(reply.retry_after, -1);
+	oauth_reply_free(&reply);
+}
+END_TEST
+
 Suite *
 suite_oauth(void)
 {
@@ -2416,6 +2494,9 @@ suite_oauth(void)
 	tcase_add_test(tc, test_get_no_cache_dir);
 	tcase_add_test(tc, test_cache_key_separates);
 	tcase_add_loop_test(tc, test_echo_redacted, 0, 2);
+	tcase_add_loop_test(tc, test_partial_body, 0,
+	    sizeof partial_cases / sizeof partial_cases[0]);
+	tcase_add_test(tc, test_reply_free);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("https");
