@@ -732,6 +732,7 @@ set_value(struct parser *p, int line, int k, char *v, char **err)
 	struct section *sec = p->cur;
 	struct entry *e, **ep;
 	char *value = NULL, *why = NULL, *list, *path;
+	const char *cwhy;
 	unsigned long n;
 	uint64_t size;
 	const int *g;
@@ -842,10 +843,9 @@ set_value(struct parser *p, int line, int k, char *v, char **err)
 		if (has_space(v))
 			return line_err(p, line, k, err, "\"%s\" contains "
 			    "white space", v);
-		if (strncmp(v, "https://", 8) != 0 &&
-		    strncmp(v, "http://", 7) != 0)
-			return line_err(p, line, k, err, "\"%s\" is not an "
-			    "https:// URL", v);
+		if (url_check_endpoint(v, &cwhy) != 0)
+			return line_err(p, line, k, err, "\"%s\": %s", v,
+			    cwhy);
 		if (check_placeholders(v, &why) != 0)
 			break;
 		value = xstrdup(v);

@@ -1221,22 +1221,37 @@ oauth_token_info(const struct oauth_request *req, const char *user,
 
 /* --- OpenID discovery ----------------------------------------------------- */
 
-/* Copy an https/http endpoint of the discovery document into *dst when
- * the configuration left it unset. */
+/* Copy the endpoint key of the discovery document at url into *dst when
+ * the configuration left it unset; refuse one that is not a URL or that
+ * would send credentials over plain http to another host (PM_EPROTO). */
 static int
-discovered(struct json_object *obj, const char *key, char **dst)
+discovered(struct json_object *obj, const char *url, const char *key,
+    char **dst, char **err)
 {
-	const char *v;
-	int bad = 0;
+	const char *v, *why = NULL;
+	char *c;
+	int bad = 0, rc;
 
 	v = oauth_get_string(obj, key, &bad);
-	if (bad || (v != NULL && strncmp(v, "https://", 8) != 0 &&
-	    strncmp(v, "http://", 7) != 0) ||
-	    (v != NULL && strpbrk(v, " \t\r\n") != NULL))
-		return -1;
-	if (v != NULL && *dst == NULL)
-		*dst = xstrdup(v);
-	return 0;
+	if (v == NULL && !bad)
+		return PM_OK;
+	if (bad || strpbrk(v, " \t\r\n") != NULL)
+		return errf(err, PM_EPROTO, "OpenID discovery at %s: %s is not "
+		    "a URL", url, key);
+	if (*dst != NULL)
+		return PM_OK;	/* configured: that one is used */
+	if (url_check_endpoint(v, &why) != 0) {
+		c = oauth_clean_text(v, 200);
+		rc = errf(err, PM_EPROTO, "OpenID discovery at %s names %s "
+		    "%s, refused: %s; the issuer is misconfigured or the "
+		    "document was tampered with (set the endpoint URLs in "
+		    "the configuration to bypass discovery)", url, key, c,
+		    why);
+		free(c);
+		return rc;
+	}
+	*dst = xstrdup(v);
+	return PM_OK;
 }
 
 /* OpenID discovery (contract in oauth.h). */
@@ -1289,13 +1304,13 @@ oauth_discover(struct account *a, char **err)
 	if (iss == NULL || m != n || strncmp(iss, a->oauth_issuer, n) != 0)
 		rc = errf(err, PM_ECONFIG, "OpenID discovery at %s names "
 		    "another issuer; check oauth_issuer", url);
-	else if (discovered(obj, "token_endpoint", &a->oauth_token_url) < 0 ||
-	    discovered(obj, "device_authorization_endpoint",
-	    &a->oauth_device_url) < 0 ||
-	    discovered(obj, "authorization_endpoint",
-	    &a->oauth_authorize_url) < 0)
-		rc = errf(err, PM_EPROTO, "OpenID discovery at %s: an "
-		    "endpoint is not a URL", url);
+	else if ((rc = discovered(obj, url, "token_endpoint",
+	    &a->oauth_token_url, err)) != PM_OK ||
+	    (rc = discovered(obj, url, "device_authorization_endpoint",
+	    &a->oauth_device_url, err)) != PM_OK ||
+	    (rc = discovered(obj, url, "authorization_endpoint",
+	    &a->oauth_authorize_url, err)) != PM_OK)
+		;
 	else if (a->oauth_token_url == NULL)
 		rc = errf(err, PM_ECONFIG, "OpenID discovery at %s: no "
 		    "token endpoint; set oauth_token_url", url);

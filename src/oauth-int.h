@@ -28,7 +28,8 @@ struct http_reply {
  * a GET without credentials when grant is NULL.
  * Any HTTP status is PM_OK with reply filled (free with oauth_reply_free);
  * on an error reply is empty (a body cut short was wiped and freed).
- * Errors: PM_ETEMP (network, timeout), PM_ETLS, PM_ECONFIG (bad URL),
+ * Errors: PM_ETEMP (network, timeout), PM_ETLS, PM_ECONFIG (bad URL, or plain
+ * http:// to another host than this one: url_check_endpoint),
  * PM_EPROTO (response too large).
  */
 int oauth_http_post(const struct oauth_request *req, const char *url,

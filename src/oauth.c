@@ -972,27 +972,35 @@ curl_status(CURLcode rc)
 	}
 }
 
-/* Warn when the client secret would cross a network unencrypted. */
-static void
-warn_plain_http(const struct oauth_request *req, const char *url)
+/*
+ * Refuse a URL credentials may not travel to: url_check_endpoint, and the
+ * host as libcurl itself parses it, so that no difference between the two
+ * parsers lets a plain http request leave this host.  PM_ECONFIG.
+ */
+static int
+endpoint_refused(const char *url, char **err)
 {
-	CURLU *u;
+	const char *why = NULL;
 	char *scheme = NULL, *host = NULL;
+	CURLU *u;
+	int rc = PM_OK;
 
-	u = curl_url();
-	if (u == NULL)
-		return;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-	    strcasecmp(scheme, "http") == 0 && strcmp(host, "127.0.0.1") != 0 &&
-	    strcmp(host, "[::1]") != 0 && strcasecmp(host, "localhost") != 0)
-		log_warnx("%s: token URL %s is plain http: the client secret "
-		    "crosses the network unencrypted", req->account != NULL ?
-		    req->account : "oauth", url);
+	if (url_check_endpoint(url, &why) != 0)
+		return errf(err, PM_ECONFIG, "%s: %s", url, why);
+	if ((u = curl_url()) == NULL)
+		return errf(err, PM_EINTERNAL, "cannot initialise libcurl");
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		rc = errf(err, PM_ECONFIG, "%s: not a URL", url);
+	else if (strcasecmp(scheme, "https") != 0 &&
+	    !host_is_loopback(host, strlen(host)))
+		rc = errf(err, PM_ECONFIG, "%s: plain http:// is allowed only "
+		    "to this host; use https://", url);
 	curl_free(scheme);
 	curl_free(host);
 	curl_url_cleanup(u);
+	return rc;
 }
 
 /*
@@ -1248,15 +1256,15 @@ oauth_http_post(const struct oauth_request *req, const char *url,
 
 	memset(reply, 0, sizeof *reply);
 	reply->retry_after = -1;
-	if ((status = curl_start(err)) != PM_OK)
+	if ((status = curl_start(err)) != PM_OK ||
+	    (status = endpoint_refused(url, err)) != PM_OK)
 		return status;
 	h = curl_easy_init();
 	if (h == NULL)
 		return errf(err, PM_EINTERNAL, "cannot initialise libcurl");
 	if (grant == NULL)
 		body = NULL;	/* a GET: OpenID discovery */
-	else if ((warn_plain_http(req, url), body = request_body(req,
-	    grant)) == NULL) {
+	else if ((body = request_body(req, grant)) == NULL) {
 		curl_easy_cleanup(h);
 		return errf(err, PM_ECONFIG, "cannot build the client "
 		    "assertion from oauth_client_certificate and "
@@ -1274,6 +1282,10 @@ oauth_http_post(const struct oauth_request *req, const char *url,
 	    (long)(CURLPROTO_HTTPS | CURLPROTO_HTTP));
 #endif
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	/* Plain http goes to this host only (endpoint_refused): never to a
+	 * proxy elsewhere. */
+	if (strncasecmp(url, "http://", 7) == 0)
+		curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, timeout);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout);

@@ -7,6 +7,9 @@
 #     by an LD_PRELOAD shim, tests/plugins/syslogcap.c), or in what
 #     notify_command gets; notify_command has the message in its
 #     environment and no argument;
+#   - plain http:// to another host than this one: refused when configured
+#     (at config load) and when OpenID discovery names it, and no request
+#     is sent there (the injector listens on that address too);
 #   - a token response larger than the cap, and one stalled mid-body: a
 #     clear error (and under --enable-sanitizers, no leak).
 # No mail server is needed: `pullmail token ACCOUNT --info` gets a token.
@@ -81,6 +84,16 @@ run_pm_syslog() {
 	unset LD_PRELOAD PULLMAIL_TEST_SYSLOG
 }
 
+# A non-loopback address of this machine (or its name): where a plain
+# http endpoint must never be asked.
+other_host() {
+	local a
+	a=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' |
+		grep -v '^127\.' | head -n 1)
+	[ -n "$a" ] && { echo "$a"; return; }
+	hostname
+}
+
 case_echo_redacted() {
 	local auth
 	[ -f "$SYSLOG_SHIM" ] || fail "no $SYSLOG_SHIM (make check builds it)"
@@ -116,6 +129,44 @@ case_echo_redacted() {
 	assert_eq 4 "$(grep -c 'REQUEST POST /token' "$INJ_LOG")" "token requests"
 }
 
+case_plain_http_configured() {
+	local host
+	host=$(other_host)
+	start_injector oauthfault.py 0 --mode echo --bind 0.0.0.0
+	token_config "$CASE_DIR/config" \
+		"oauth_token_url = http://$host:$INJ_PORT/token"
+	run_pm -c "$CASE_DIR/config" --check-config
+	assert_rc 78
+	assert_grep "config:[0-9]+: oauth_token_url: \"http://$host:$INJ_PORT/token\": plain http:// is allowed only to this host" "$LAST_OUT.err"
+	run_pm -c "$CASE_DIR/config" token acct --info
+	assert_rc 78
+	# Loopback is fine for tests on this host.
+	token_config "$CASE_DIR/config2" \
+		"oauth_token_url = http://localhost:$INJ_PORT/token"
+	run_pm -c "$CASE_DIR/config2" --check-config
+	assert_rc 0
+	assert_no_grep 'REQUEST' "$INJ_LOG"
+}
+
+case_discovery_plain_http() {
+	local host
+	host=$(other_host)
+	start_injector oauthfault.py 0 --mode discovery --bind 0.0.0.0 \
+		--endpoint-host "$host"
+	# The injector is reachable there: a request would show.
+	curl -s -o /dev/null "http://$host:$INJ_PORT/probe" ||
+		fail "the injector is not reachable as $host"
+	assert_grep "REQUEST GET /probe" "$INJ_LOG"
+	token_config "$CASE_DIR/config" \
+		"oauth_issuer = http://127.0.0.1:$INJ_PORT"
+	run_pm -c "$CASE_DIR/config" token acct --info
+	assert_rc 76
+	assert_grep "OpenID discovery at http://127.0.0.1:$INJ_PORT/.well-known/openid-configuration names token_endpoint http://$host:$INJ_PORT/token, refused: plain http:// is allowed only to this host" "$LAST_OUT.err"
+	assert_grep 'REQUEST GET /.well-known/openid-configuration 127.0.0.1' "$INJ_LOG"
+	assert_no_grep 'REQUEST POST' "$INJ_LOG"
+	assert_no_secret "$LAST_OUT.err"
+}
+
 case_response_too_large() {
 	start_injector oauthfault.py 0 --mode big
 	token_config "$CASE_DIR/config" \
@@ -138,6 +189,8 @@ case_response_stalls() {
 }
 
 run_case echo_redacted case_echo_redacted
+run_case plain_http_configured case_plain_http_configured
+run_case discovery_plain_http case_discovery_plain_http
 run_case response_too_large case_response_too_large
 run_case response_stalls case_response_stalls
 e2e_finish

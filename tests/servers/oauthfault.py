@@ -3,13 +3,17 @@
 as no real authorization server does on purpose (standard library only).
 
   oauthfault.py --mode MODE --port-file FILE --log FILE [--bind ADDR]
-                [--upstream-port N (ignored)]
+                [--endpoint-host HOST] [--upstream-port N (ignored)]
 
 MODE:
   echo       every request gets HTTP 400 invalid_client whose
              error_description echoes the whole request body (also with
              its %XX in lower case) and the Authorization header, as a
              careless endpoint might;
+  discovery  GET /.well-known/openid-configuration answers a document whose
+             issuer is this server and whose token endpoint is plain
+             http://ENDPOINT-HOST:PORT/token (this very server, reached by
+             another name or address than loopback); anything else is 404;
   big        every request gets HTTP 200 and a JSON body of 1 MiB (more than
              pullmail takes), starting like a token response;
   stall      every request gets the headers and the first 1000 of 5017
@@ -65,6 +69,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "error": "invalid_client",
                 "error_description": "bad request: %s (%s); "
                 "Authorization: %s" % (body, lower, auth)}))
+        elif mode == "discovery":
+            port = self.server.server_address[1]
+            if self.path != "/.well-known/openid-configuration":
+                self.send(404, "{}")
+                return
+            self.send(200, json.dumps({
+                "issuer": "http://127.0.0.1:%d" % port,
+                "token_endpoint": "http://%s:%d/token"
+                % (self.server.opts.endpoint_host, port)}))
         elif mode == "big":
             text = '{"access_token":"' + "A" * (1 << 20) + '"}'
             self.send(200, text)
@@ -93,10 +106,11 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", required=True,
-                    choices=["echo", "big", "stall"])
+                    choices=["echo", "discovery", "big", "stall"])
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--bind", default="127.0.0.1")
+    ap.add_argument("--endpoint-host", default="127.0.0.1")
     ap.add_argument("--upstream-port", default=None)
     opts = ap.parse_args()
     srv = Server((opts.bind, 0), Handler)

@@ -2461,6 +2461,93 @@ START_TEST(test_reply_free)
 }
 END_TEST
 
+/* Plain http to another host is refused before any connection: a token
+ * URL (TEST-NET-1, where a connection would hang) and tricks on the
+ * authority. */
+START_TEST(test_plain_http_refused)
+{
+	static const char *const urls[] = {
+		"http://192.0.2.1:9/token",
+		"http://127.0.0.1@192.0.2.1:9/token",
+		"http://127.0.0.1.nip.io:9/token",
+		"http://[::ffff:192.0.2.1]:9/token",
+	};
+	struct oauth_request req;
+	struct http_reply reply;
+	struct pm_secret *secret = secret_from_str(SECRET), *tok = NULL;
+	char *err = NULL;
+	long t0;
+	size_t i;
+
+	memset(&req, 0, sizeof req);
+	req.client_id = CLIENT_ID;
+	req.client_secret = secret;
+	req.timeout = 20;
+	req.account = "test";
+	for (i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+		req.token_url = urls[i];
+		t0 = now_ms();
+		ck_assert_int_eq(oauth_get_token(&req, &tok, NULL, &err),
+		    PM_ECONFIG);
+		ck_assert_msg(now_ms() - t0 < 2000, "%s: waited", urls[i]);
+		ck_assert_msg(strstr(err, urls[i]) != NULL &&
+		    strstr(err, "http://") != NULL && (strstr(err,
+		    "allowed only to this host") != NULL ||
+		    strstr(err, "user@") != NULL), "%s", err);
+		free(err);
+		err = NULL;
+		ck_assert_int_eq(oauth_http_post(&req, urls[i], NULL, &reply,
+		    &err), PM_ECONFIG);
+		ck_assert_ptr_null(reply.body);
+		free(err);
+		err = NULL;
+	}
+	secret_free(secret);
+}
+END_TEST
+
+/* A discovery document naming a plain http endpoint on another host is
+ * refused, with the endpoint named; nothing else is asked. */
+START_TEST(test_discovery_plain_http)
+{
+	struct injector fi;
+	struct account a;
+	char *resp[1], *doc, *err = NULL, *rq;
+	int lfd;
+
+	lfd = listen_loopback(&fi.port);
+	fi.url = xasprintf("http://127.0.0.1:%d/issuer", fi.port);
+	doc = xasprintf("{\"issuer\":\"%s\",\"token_endpoint\":"
+	    "\"http://idp.example/token\",\"device_authorization_endpoint\":"
+	    "\"%s/device\"}", fi.url, fi.url);
+	resp[0] = http_response(200, "application/json", doc);
+	fi.pid = fork();
+	ck_assert_int_ge(fi.pid, 0);
+	if (fi.pid == 0)
+		injector_serve(lfd, dir, (const char *const *)resp, 1, 0);
+	close(lfd);
+	memset(&a, 0, sizeof a);
+	a.name = "test";
+	a.oauth_issuer = fi.url;
+	a.oauth_flow = OAUTH_FLOW_DEVICE;
+	a.timeout = 5;
+	ck_assert_int_eq(oauth_discover(&a, &err), PM_EPROTO);
+	ck_assert_msg(strstr(err, "token_endpoint http://idp.example/token, "
+	    "refused: plain http:// is allowed only to this host") != NULL,
+	    "%s", err);
+	ck_assert_ptr_null(a.oauth_token_url);
+	rq = recorded(1);
+	ck_assert_msg(rq != NULL && strncmp(rq, "GET /issuer/.well-known/"
+	    "openid-configuration ", 41) == 0, "%s", rq);
+	free(rq);
+	free(a.oauth_device_url);
+	free(err);
+	free(doc);
+	free(resp[0]);
+	injector_stop(&fi);
+}
+END_TEST
+
 Suite *
 suite_oauth(void)
 {
@@ -2497,6 +2584,8 @@ suite_oauth(void)
 	tcase_add_loop_test(tc, test_partial_body, 0,
 	    sizeof partial_cases / sizeof partial_cases[0]);
 	tcase_add_test(tc, test_reply_free);
+	tcase_add_test(tc, test_plain_http_refused);
+	tcase_add_test(tc, test_discovery_plain_http);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("https");

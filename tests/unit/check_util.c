@@ -411,6 +411,48 @@ START_TEST(test_log_redacts)
 }
 END_TEST
 
+/* Which endpoint URLs may carry credentials. */
+static const struct {
+	const char *url;
+	int ok;
+} endpoint_cases[] = {
+	{ "https://login.microsoftonline.com/t/oauth2/v2.0/token", 1 },
+	{ "HTTPS://idp.example", 1 },
+	{ "http://127.0.0.1:8080/token", 1 },
+	{ "http://127.255.3.4/token", 1 },
+	{ "http://localhost/token", 1 },
+	{ "http://LocalHost.:99?x", 1 },
+	{ "http://[::1]:8080/token", 1 },
+	{ "http://[0:0:0:0:0:0:0:1]/", 1 },
+	{ "http://127.0.0.1", 1 },
+	{ "http://idp.example/token", 0 },
+	{ "http://10.1.2.3/token", 0 },
+	{ "http://128.0.0.1/token", 0 },
+	{ "http://127.0.0.1.nip.io/token", 0 },
+	{ "http://localhost.evil.example/", 0 },
+	{ "http://127.0.0.1@evil.example/", 0 },
+	{ "http://evil.example\\@127.0.0.1/", 0 },
+	{ "http://[::2]/token", 0 },
+	{ "http://[::1/token", 0 },
+	{ "http://[::1]evil/token", 0 },
+	{ "http://[::ffff:10.0.0.1]/", 0 },
+	{ "http:///token", 0 },
+	{ "ftp://127.0.0.1/", 0 },
+	{ "127.0.0.1/token", 0 },
+};
+
+START_TEST(test_url_check_endpoint)
+{
+	const char *why = NULL;
+	int rc = url_check_endpoint(endpoint_cases[_i].url, &why);
+
+	ck_assert_msg((rc == 0) == endpoint_cases[_i].ok, "%s: %d",
+	    endpoint_cases[_i].url, rc);
+	if (rc != 0)
+		ck_assert_ptr_nonnull(why);
+}
+END_TEST
+
 Suite *
 suite_util(void)
 {
@@ -428,6 +470,8 @@ suite_util(void)
 	tcase_add_test(tc, test_redact_in_place);
 	tcase_add_test(tc, test_redact_registry);
 	tcase_add_test(tc, test_log_redacts);
+	tcase_add_loop_test(tc, test_url_check_endpoint, 0,
+	    sizeof endpoint_cases / sizeof endpoint_cases[0]);
 	suite_add_tcase(s, tc);
 	return s;
 }
