@@ -1536,15 +1536,35 @@ START_TEST(test_delegated_rotation)
 }
 END_TEST
 
+/* An executable DIR/notify.sh appending the output of `echo ECHO_ARGS` to
+ * out; the notify_command running it (malloc'd). */
+static char *
+notify_script(const char *echo_args, const char *out)
+{
+	char *script, *text, *cmd;
+	int fd;
+
+	script = xasprintf("%s/notify.sh", dir);
+	text = xasprintf("#!/bin/sh\necho %s >>%s\n", echo_args, out);
+	fd = open(script, O_WRONLY | O_CREAT | O_TRUNC, 0700);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_full(fd, text, strlen(text)), 0);
+	close(fd);
+	free(text);
+	cmd = xasprintf("/bin/sh %s", script);
+	free(script);
+	return cmd;
+}
+
 /* invalid_grant: a human must act; notify_command runs once per event. */
 START_TEST(test_delegated_invalid_grant_notify)
 {
 	struct injector fi;
 	struct oauth_request req;
 	struct pm_secret *tok = NULL;
-	char *resp[3], *err = NULL, *cache, *script, *cmd, *out, *text;
+	char *resp[3], *err = NULL, *cache, *cmd, *out, *text;
 	size_t len;
-	int cached = -1, fd, i;
+	int cached = -1, i;
 
 	resp[0] = resp[1] = http_response(400, "application/json",
 	    "{\"error\":\"invalid_grant\",\"error_description\":"
@@ -1555,17 +1575,9 @@ START_TEST(test_delegated_invalid_grant_notify)
 	cache = xasprintf("%s/tokens", dir);
 	make_request(&req, &fi, NULL, cache, OAUTH_CLIENT_POST);
 	req.flow = OAUTH_FLOW_AUTH_CODE;
-	script = xasprintf("%s/notify.sh", dir);
 	out = xasprintf("%s/notified", dir);
 	/* The message comes in the environment only: no arguments. */
-	text = xasprintf("#!/bin/sh\necho \"$PULLMAIL_ACCOUNT $# "
-	    "$PULLMAIL_MESSAGE\" >>%s\n", out);
-	fd = open(script, O_WRONLY | O_CREAT | O_TRUNC, 0700);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(write_full(fd, text, strlen(text)), 0);
-	close(fd);
-	free(text);
-	cmd = xasprintf("/bin/sh %s", script);
+	cmd = notify_script("\"$PULLMAIL_ACCOUNT $# $PULLMAIL_MESSAGE\"", out);
 	req.notify_command = cmd;
 	seed_store(&req, "refresh-old");
 
@@ -1600,7 +1612,6 @@ START_TEST(test_delegated_invalid_grant_notify)
 	free(resp[2]);
 	free(cache);
 	free(cmd);
-	free(script);
 	free(out);
 }
 END_TEST
@@ -2325,10 +2336,10 @@ START_TEST(test_echo_redacted)
 	struct injector fi;
 	struct oauth_request req;
 	struct pm_secret *secret, *tok = NULL;
-	char *resp[1], *body, *basic, *b, *desc, *script, *cmd, *out, *text;
+	char *resp[1], *body, *basic, *b, *desc, *cmd, *out, *text;
 	char *err = NULL, *rq;
 	size_t len, pad;
-	int fd, basic_auth = _i;
+	int basic_auth = _i;
 
 	body = xasprintf("grant_type=client_credentials&scope=%s&client_id=%s"
 	    "&client_secret=%s", SCOPE_FORM, CLIENT_ID, basic_auth ?
@@ -2347,16 +2358,8 @@ START_TEST(test_echo_redacted)
 	secret = secret_from_str(SECRET);
 	make_request(&req, &fi, secret, dir, basic_auth ? OAUTH_CLIENT_BASIC :
 	    OAUTH_CLIENT_POST);
-	script = xasprintf("%s/notify.sh", dir);
 	out = xasprintf("%s/notified", dir);
-	text = xasprintf("#!/bin/sh\necho \"$# $PULLMAIL_MESSAGE\" >>%s\n",
-	    out);
-	fd = open(script, O_WRONLY | O_CREAT | O_TRUNC, 0700);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(write_full(fd, text, strlen(text)), 0);
-	close(fd);
-	free(text);
-	cmd = xasprintf("/bin/sh %s", script);
+	cmd = notify_script("\"$# $PULLMAIL_MESSAGE\"", out);
 	req.notify_command = cmd;
 
 	ck_assert_int_eq(oauth_get_token(&req, &tok, NULL, &err), PM_EAUTH);
@@ -2384,7 +2387,6 @@ START_TEST(test_echo_redacted)
 	injector_stop(&fi);
 	free(resp[0]);
 	free(cmd);
-	free(script);
 	free(out);
 	free(desc);
 	free(b);

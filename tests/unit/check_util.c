@@ -92,9 +92,11 @@ START_TEST(test_secret)
 }
 END_TEST
 
-/* Run log_trace with stderr sent to a file; return what it wrote. */
+/* With stderr sent to a file, log line (and secret) through log_trace, or
+ * when warn is not NULL log_warnx("acct: WARN"); return what was written. */
 static char *
-capture_trace(const char *line, const struct pm_secret *secret)
+capture_log(const char *line, const struct pm_secret *secret,
+    const char *warn)
 {
 	char *dir = test_tmpdir(), *path = xasprintf("%s/err", dir), *data;
 	int fd, saved;
@@ -106,8 +108,11 @@ capture_trace(const char *line, const struct pm_secret *secret)
 	ck_assert_int_ge(fd, 0);
 	dup2(fd, STDERR_FILENO);
 	close(fd);
-	log_init("pullmail", 0, 1, 0);
-	log_trace("acct", "C", line, strlen(line), secret);
+	log_init("pullmail", 0, warn == NULL, 0);
+	if (warn != NULL)
+		log_warnx("acct: %s", warn);
+	else
+		log_trace("acct", "C", line, strlen(line), secret);
 	fflush(stderr);
 	dup2(saved, STDERR_FILENO);
 	close(saved);
@@ -116,6 +121,13 @@ capture_trace(const char *line, const struct pm_secret *secret)
 	test_rm_rf(dir);
 	free(dir);
 	return data;
+}
+
+/* What log_trace writes for line and secret. */
+static char *
+capture_trace(const char *line, const struct pm_secret *secret)
+{
+	return capture_log(line, secret, NULL);
 }
 
 START_TEST(test_trace_redacts)
@@ -371,39 +383,13 @@ START_TEST(test_redact_registry)
 }
 END_TEST
 
-/* Capture what log_warnx writes to stderr. */
-static char *
-capture_warn(const char *msg)
-{
-	char *dir = test_tmpdir(), *path = xasprintf("%s/err", dir), *data;
-	int fd, saved;
-	size_t len;
-
-	fflush(stderr);
-	saved = dup(STDERR_FILENO);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ck_assert_int_ge(fd, 0);
-	dup2(fd, STDERR_FILENO);
-	close(fd);
-	log_init("pullmail", 0, 0, 0);
-	log_warnx("acct: %s", msg);
-	fflush(stderr);
-	dup2(saved, STDERR_FILENO);
-	close(saved);
-	ck_assert_int_eq(read_small_file(path, 1 << 16, &data, &len), 0);
-	free(path);
-	test_rm_rf(dir);
-	free(dir);
-	return data;
-}
-
 /* Every log line is redacted, whatever printed the secret into it. */
 START_TEST(test_log_redacts)
 {
 	struct pm_secret *s = secret_from_str(RSECRET);
 	char *form = encoded(1), *out;
 
-	out = capture_warn(form);
+	out = capture_log(NULL, NULL, form);
 	ck_assert_str_eq(out, "pullmail: acct: <redacted>\n");
 	free(out);
 	secret_free(s);
