@@ -754,6 +754,7 @@ set_value(struct parser *p, int line, int k, char *v, char **err)
 	struct entry *e;
 	struct strmap_entry *dup;
 	char *value = NULL, *why = NULL, *list, *path;
+	const char *cwhy;
 	unsigned long n;
 	uint64_t size;
 	const int *g;
@@ -864,10 +865,9 @@ set_value(struct parser *p, int line, int k, char *v, char **err)
 		if (has_space(v))
 			return line_err(p, line, k, err, "\"%s\" contains "
 			    "white space", v);
-		if (strncmp(v, "https://", 8) != 0 &&
-		    strncmp(v, "http://", 7) != 0)
-			return line_err(p, line, k, err, "\"%s\" is not an "
-			    "https:// URL", v);
+		if (url_check_endpoint(v, &cwhy) != 0)
+			return line_err(p, line, k, err, "\"%s\": %s", v,
+			    cwhy);
 		if (check_placeholders(v, &why) != 0)
 			break;
 		value = xstrdup(v);
@@ -1040,7 +1040,7 @@ read_fd_secret(int fd, size_t max, struct pm_secret **s_r)
 	size_t len = 0;
 	ssize_t n;
 
-	s = xmalloc(sizeof *s);
+	s = xcalloc(1, sizeof *s);	/* not registered (secret_register) */
 	s->data = xmalloc(max + 2);
 	s->len = max + 1;
 	while (len < max + 1) {
@@ -1122,6 +1122,7 @@ read_secret_file(const char *path, char **why_r)
 		*why_r = xasprintf("%s: the file is empty", path);
 		return NULL;
 	}
+	secret_register(s);
 	return s;
 }
 

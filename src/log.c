@@ -1,4 +1,5 @@
-/* Logging to stderr or syslog, and the protocol trace that redacts secrets. */
+/* Logging to stderr or syslog, every line with the live secrets redacted,
+ * and the protocol trace that redacts the secret it is handed. */
 #include "autoconf.h"
 
 #include <errno.h>
@@ -58,14 +59,20 @@ syslog_prio(int level)
 	}
 }
 
-/* Write one finished message to syslog or to stderr behind the name. */
+/* Write one finished message to syslog or to stderr behind the name,
+ * with any secret in it (a server may echo one, encoded) redacted. */
 static void
 log_emit(int level, const char *msg)
 {
+	char *clean = secret_redacted(msg);
+
+	if (clean != NULL)
+		msg = clean;
 	if (log_syslog)
 		syslog(syslog_prio(level), "%s", msg);
 	else
 		fprintf(stderr, "%s: %s\n", log_progname, msg);
+	free(clean);
 }
 
 /* Log a message at level unless the verbosity hides it. */

@@ -9,7 +9,9 @@
 
 #include "secret.h"
 
-/* verbose: 0 warnings and errors, 1 info, 2 debug.  trace: show the
+/* Every message goes through secret_redacted first: no live secret reaches
+ * stderr or syslog in any encoding a server may echo it in.
+ * verbose: 0 warnings and errors, 1 info, 2 debug.  trace: show the
  * protocol dialogue.  use_syslog: log to syslog (facility mail) instead of
  * stderr. */
 void log_init(const char *progname, int verbose, int trace, int use_syslog);

@@ -200,12 +200,14 @@ notify_flag(const struct oauth_request *req)
 	return xasprintf("%s/notified-%s", req->cache_dir, hash);
 }
 
-/* Run notify_command (split on blanks, no shell) with the message in
- * PULLMAIL_ACCOUNT / PULLMAIL_MESSAGE and as its last argument. */
+/* Run notify_command (split on blanks, no shell) with the account and the
+ * message, any secret in it redacted, in PULLMAIL_ACCOUNT and
+ * PULLMAIL_MESSAGE: never as an argument, which any local user can read
+ * with ps. */
 static void
 notify_run(const struct oauth_request *req, const char *msg)
 {
-	char *copy, *p, **argv = NULL, *acct, *text;
+	char *copy, *p, **argv = NULL, *acct, *text, *clean;
 	size_t n = 0;
 	pid_t pid;
 	int st, fd;
@@ -219,11 +221,11 @@ notify_run(const struct oauth_request *req, const char *msg)
 		free(copy);
 		return;
 	}
-	argv = xrealloc(argv, (n + 2) * sizeof *argv);
-	argv[n++] = (char *)msg;
 	argv[n] = NULL;
+	clean = secret_redacted(msg);
 	acct = xasprintf("PULLMAIL_ACCOUNT=%s", who(req));
-	text = xasprintf("PULLMAIL_MESSAGE=%s", msg);
+	text = xasprintf("PULLMAIL_MESSAGE=%s", clean != NULL ? clean : msg);
+	free(clean);
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
@@ -390,7 +392,7 @@ oauth_delegated_token(const struct oauth_request *req,
 	oauth_free_wiped(enc);
 	free(scope);
 	log_debug("oauth", "%s: refreshing the access token", who(req));
-	rc = oauth_exchange(req, grant, st.refresh_token, &tok, err);
+	rc = oauth_exchange(req, grant, &tok, err);
 	oauth_free_wiped(grant);
 	if (rc == PM_OK) {
 		/* Save a rotated refresh token before anything uses the new
@@ -419,11 +421,9 @@ oauth_delegated_token(const struct oauth_request *req,
 		    "refused", tok.error_description != NULL ? ": " : "",
 		    tok.error_description != NULL ? tok.error_description : "",
 		    hint != NULL ? "; " : "", hint != NULL ? hint : "");
-		oauth_redact(err, st.refresh_token);
 		rc = human_needed(req, "the authorization server refused the "
 		    "stored refresh token", err);
 	} else {
-		oauth_redact(err, st.refresh_token);
 		/* The endpoint is down, but the old token still works. */
 		if (rc == PM_ETEMP && st.access_token != NULL &&
 		    st.expires_at > (int64_t)now + 30) {
@@ -633,7 +633,7 @@ authorize_device(const struct oauth_request *req, char **err)
 			break;
 		}
 		oauth_sleep_ms(interval * 1000L);
-		rc = oauth_exchange(req, grant, NULL, &tok, err);
+		rc = oauth_exchange(req, grant, &tok, err);
 		if (rc == PM_OK) {
 			rc = authorize_save(req, &tok, err);
 			oauth_token_clear(&tok);
@@ -921,7 +921,7 @@ redirect_wait(const struct oauth_request *req, int lfd, const char *redirect,
 		oauth_free_wiped(ecode);
 		oauth_free_wiped(ever);
 		free(ered);
-		rc = oauth_exchange(req, grant, NULL, &tok, err);
+		rc = oauth_exchange(req, grant, &tok, err);
 		oauth_free_wiped(grant);
 		if (rc == PM_OK)
 			rc = authorize_save(req, &tok, err);
@@ -1221,22 +1221,37 @@ oauth_token_info(const struct oauth_request *req, const char *user,
 
 /* --- OpenID discovery ----------------------------------------------------- */
 
-/* Copy an https/http endpoint of the discovery document into *dst when
- * the configuration left it unset. */
+/* Copy the endpoint key of the discovery document at url into *dst when
+ * the configuration left it unset; refuse one that is not a URL or that
+ * would send credentials over plain http to another host (PM_EPROTO). */
 static int
-discovered(struct json_object *obj, const char *key, char **dst)
+discovered(struct json_object *obj, const char *url, const char *key,
+    char **dst, char **err)
 {
-	const char *v;
-	int bad = 0;
+	const char *v, *why = NULL;
+	char *c;
+	int bad = 0, rc;
 
 	v = oauth_get_string(obj, key, &bad);
-	if (bad || (v != NULL && strncmp(v, "https://", 8) != 0 &&
-	    strncmp(v, "http://", 7) != 0) ||
-	    (v != NULL && strpbrk(v, " \t\r\n") != NULL))
-		return -1;
-	if (v != NULL && *dst == NULL)
-		*dst = xstrdup(v);
-	return 0;
+	if (v == NULL && !bad)
+		return PM_OK;
+	if (bad || strpbrk(v, " \t\r\n") != NULL)
+		return errf(err, PM_EPROTO, "OpenID discovery at %s: %s is not "
+		    "a URL", url, key);
+	if (*dst != NULL)
+		return PM_OK;	/* configured: that one is used */
+	if (url_check_endpoint(v, &why) != 0) {
+		c = oauth_clean_text(v, 200);
+		rc = errf(err, PM_EPROTO, "OpenID discovery at %s names %s "
+		    "%s, refused: %s; the issuer is misconfigured or the "
+		    "document was tampered with (set the endpoint URLs in "
+		    "the configuration to bypass discovery)", url, key, c,
+		    why);
+		free(c);
+		return rc;
+	}
+	*dst = xstrdup(v);
+	return PM_OK;
 }
 
 /* OpenID discovery (contract in oauth.h). */
@@ -1289,13 +1304,13 @@ oauth_discover(struct account *a, char **err)
 	if (iss == NULL || m != n || strncmp(iss, a->oauth_issuer, n) != 0)
 		rc = errf(err, PM_ECONFIG, "OpenID discovery at %s names "
 		    "another issuer; check oauth_issuer", url);
-	else if (discovered(obj, "token_endpoint", &a->oauth_token_url) < 0 ||
-	    discovered(obj, "device_authorization_endpoint",
-	    &a->oauth_device_url) < 0 ||
-	    discovered(obj, "authorization_endpoint",
-	    &a->oauth_authorize_url) < 0)
-		rc = errf(err, PM_EPROTO, "OpenID discovery at %s: an "
-		    "endpoint is not a URL", url);
+	else if ((rc = discovered(obj, url, "token_endpoint",
+	    &a->oauth_token_url, err)) != PM_OK ||
+	    (rc = discovered(obj, url, "device_authorization_endpoint",
+	    &a->oauth_device_url, err)) != PM_OK ||
+	    (rc = discovered(obj, url, "authorization_endpoint",
+	    &a->oauth_authorize_url, err)) != PM_OK)
+		;
 	else if (a->oauth_token_url == NULL)
 		rc = errf(err, PM_ECONFIG, "OpenID discovery at %s: no "
 		    "token endpoint; set oauth_token_url", url);

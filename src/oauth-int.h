@@ -26,12 +26,15 @@ struct http_reply {
  * POST grant ("grant_type=...&...", form-encoded) to url with the client's
  * credentials of req (body or Basic; public clients send client_id only);
  * a GET without credentials when grant is NULL.
- * Any HTTP status is PM_OK with reply filled (free with oauth_reply_free).
- * Errors: PM_ETEMP (network, timeout), PM_ETLS, PM_ECONFIG (bad URL),
+ * Any HTTP status is PM_OK with reply filled (free with oauth_reply_free);
+ * on an error reply is empty (a body cut short was wiped and freed).
+ * Errors: PM_ETEMP (network, timeout), PM_ETLS, PM_ECONFIG (bad URL, or plain
+ * http:// to another host than this one: url_check_endpoint),
  * PM_EPROTO (response too large).
  */
 int oauth_http_post(const struct oauth_request *req, const char *url,
     const char *grant, struct http_reply *reply, char **err);
+/* Wipe and free the body (complete or not); the reply is left empty. */
 void oauth_reply_free(struct http_reply *reply);
 
 /*
@@ -48,11 +51,11 @@ int oauth_client_assertion(const struct oauth_request *req, char **jwt_r,
  * oauth_parse_token_response).  PM_ETEMP answers are retried up to a few
  * times with exponential backoff and jitter, or after Retry-After, while
  * the waiting stays within half of req->timeout.  Every error text, also
- * one logged before a retry, has req->client_secret and echo (a secret
- * sent in grant, such as a refresh token; may be NULL) redacted.
+ * one logged before a retry, has every live secret (the client secret, a
+ * refresh token sent in grant) redacted in every encoding (secret_redact).
  */
 int oauth_exchange(const struct oauth_request *req, const char *grant,
-    const struct pm_secret *echo, struct oauth_token *tok, char **err);
+    struct oauth_token *tok, char **err);
 
 /* Add access_token, obtained_at, expires_at and scope (when not NULL) to a
  * token file's JSON object. */
@@ -86,13 +89,12 @@ int oauth_get_int64(struct json_object *obj, const char *key, int64_t *v_r);
 /* Whether a token may be sent: visible ASCII, bounded length. */
 int oauth_token_ok(const char *s, size_t len);
 
-/* Untrusted server text for a message: first line, no controls, max bytes. */
+/* Untrusted server text for a message: secrets redacted, first line, no
+ * controls, max bytes. */
 char *oauth_clean_text(const char *s, size_t max);
 /* application/x-www-form-urlencoded of n bytes. */
 char *oauth_form_encode(const char *s, size_t n);
 void oauth_free_wiped(char *s);
-/* Replace every copy of s in *msg by <redacted>. */
-void oauth_redact(char **msg, const struct pm_secret *s);
 void oauth_sleep_ms(long ms);
 
 /* The delegated flows' token store (oauth-flow.c). */

@@ -186,14 +186,17 @@ utf8_len(const unsigned char *p)
 }
 
 /*
- * Copy untrusted server text for a message: the first line only, control
- * characters (C0, DEL, C1) dropped, bytes that are not UTF-8 shown as '?',
- * at most max bytes ("..." appended when cut).
+ * Copy untrusted server text for a message: any secret it echoes redacted
+ * (before the text is cut, so that no part of one is left), the first line
+ * only, control characters (C0, DEL, C1) dropped, bytes that are not UTF-8
+ * shown as '?', at most max bytes ("..." appended when cut).
  */
 char *
 oauth_clean_text(const char *s, size_t max)
 {
-	const unsigned char *p = (const unsigned char *)s;
+	char *redacted = secret_redacted(s);
+	const unsigned char *p = (const unsigned char *)(redacted != NULL ?
+	    redacted : s);
 	size_t n = 0, i = 0, k;
 	char *out;
 
@@ -223,13 +226,14 @@ oauth_clean_text(const char *s, size_t max)
 		n += k;
 		i += k;
 	}
-	if (p[i] != '\0' && p[i] != '\r' && p[i] != '\n') {
+	if (p[i] != '\0' && p[i] != '\r' && p[i] != '\n')
 		memcpy(out + n, "...", 4);
-		return out;
+	else {
+		while (n > 0 && out[n - 1] == ' ')
+			n--;
+		out[n] = '\0';
 	}
-	while (n > 0 && out[n - 1] == ' ')
-		n--;
-	out[n] = '\0';
+	free(redacted);
 	return out;
 }
 
@@ -871,10 +875,7 @@ write_cb(char *data, size_t size, size_t nmemb, void *arg)
 		memcpy(grown, r->body, r->len);
 	memcpy(grown + r->len, data, n);
 	grown[r->len + n] = '\0';
-	if (r->body != NULL) {
-		secret_wipe(r->body, r->len);
-		free(r->body);
-	}
+	secret_wipe_free(r->body, r->len);
 	r->body = grown;
 	r->len += n;
 	return n;
@@ -971,27 +972,35 @@ curl_status(CURLcode rc)
 	}
 }
 
-/* Warn when the client secret would cross a network unencrypted. */
-static void
-warn_plain_http(const struct oauth_request *req, const char *url)
+/*
+ * Refuse a URL credentials may not travel to: url_check_endpoint, and the
+ * host as libcurl itself parses it, so that no difference between the two
+ * parsers lets a plain http request leave this host.  PM_ECONFIG.
+ */
+static int
+endpoint_refused(const char *url, char **err)
 {
-	CURLU *u;
+	const char *why = NULL;
 	char *scheme = NULL, *host = NULL;
+	CURLU *u;
+	int rc = PM_OK;
 
-	u = curl_url();
-	if (u == NULL)
-		return;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-	    strcasecmp(scheme, "http") == 0 && strcmp(host, "127.0.0.1") != 0 &&
-	    strcmp(host, "[::1]") != 0 && strcasecmp(host, "localhost") != 0)
-		log_warnx("%s: token URL %s is plain http: the client secret "
-		    "crosses the network unencrypted", req->account != NULL ?
-		    req->account : "oauth", url);
+	if (url_check_endpoint(url, &why) != 0)
+		return errf(err, PM_ECONFIG, "%s: %s", url, why);
+	if ((u = curl_url()) == NULL)
+		return errf(err, PM_EINTERNAL, "cannot initialise libcurl");
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		rc = errf(err, PM_ECONFIG, "%s: not a URL", url);
+	else if (strcasecmp(scheme, "https") != 0 &&
+	    !host_is_loopback(host, strlen(host)))
+		rc = errf(err, PM_ECONFIG, "%s: plain http:// is allowed only "
+		    "to this host; use https://", url);
 	curl_free(scheme);
 	curl_free(host);
 	curl_url_cleanup(u);
+	return rc;
 }
 
 /*
@@ -1247,15 +1256,15 @@ oauth_http_post(const struct oauth_request *req, const char *url,
 
 	memset(reply, 0, sizeof *reply);
 	reply->retry_after = -1;
-	if ((status = curl_start(err)) != PM_OK)
+	if ((status = curl_start(err)) != PM_OK ||
+	    (status = endpoint_refused(url, err)) != PM_OK)
 		return status;
 	h = curl_easy_init();
 	if (h == NULL)
 		return errf(err, PM_EINTERNAL, "cannot initialise libcurl");
 	if (grant == NULL)
 		body = NULL;	/* a GET: OpenID discovery */
-	else if ((warn_plain_http(req, url), body = request_body(req,
-	    grant)) == NULL) {
+	else if ((body = request_body(req, grant)) == NULL) {
 		curl_easy_cleanup(h);
 		return errf(err, PM_ECONFIG, "cannot build the client "
 		    "assertion from oauth_client_certificate and "
@@ -1273,6 +1282,10 @@ oauth_http_post(const struct oauth_request *req, const char *url,
 	    (long)(CURLPROTO_HTTPS | CURLPROTO_HTTP));
 #endif
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	/* Plain http goes to this host only (endpoint_refused): never to a
+	 * proxy elsewhere. */
+	if (strncasecmp(url, "http://", 7) == 0)
+		curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, timeout);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout);
@@ -1343,6 +1356,10 @@ oauth_http_post(const struct oauth_request *req, const char *url,
 	else
 		status = errf(err, curl_status(rc), "%s: %s", url,
 		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
+	/* A body cut short (size cap, timeout, dropped connection) may hold
+	 * a token: never left to the caller. */
+	if (status != PM_OK)
+		oauth_reply_free(reply);
 
 	curl_easy_cleanup(h);
 	if (cafd >= 0)
@@ -1355,31 +1372,13 @@ oauth_http_post(const struct oauth_request *req, const char *url,
 	return status;
 }
 
-/* Free a reply's body, wiped. */
+/* Wipe and free a reply's body, complete or not, and zero the reply. */
 void
 oauth_reply_free(struct http_reply *reply)
 {
-	if (reply->body != NULL) {
-		secret_wipe(reply->body, reply->len);
-		free(reply->body);
-	}
+	secret_wipe_free(reply->body, reply->len);
 	memset(reply, 0, sizeof *reply);
-}
-
-/* Replace every copy of a secret in a message (a server may echo it). */
-void
-oauth_redact(char **msg, const struct pm_secret *s)
-{
-	char *p, *out;
-
-	if (msg == NULL || *msg == NULL || s == NULL || secret_len(s) < 4)
-		return;
-	while ((p = strstr(*msg, secret_reveal(s))) != NULL) {
-		out = xasprintf("%.*s<redacted>%s", (int)(p - *msg), *msg,
-		    p + secret_len(s));
-		free(*msg);
-		*msg = out;
-	}
+	reply->retry_after = -1;
 }
 
 /* One POST of grant to the token endpoint, parsed into tok. */
@@ -1420,7 +1419,7 @@ oauth_sleep_ms(long ms)
 /* POST grant to the token endpoint (contract in oauth-int.h). */
 int
 oauth_exchange(const struct oauth_request *req, const char *grant,
-    const struct pm_secret *echo, struct oauth_token *tok, char **err)
+    struct oauth_token *tok, char **err)
 {
 	long budget_ms, spent_ms, wait_ms, retry_after;
 	struct timespec t0, t1;
@@ -1450,8 +1449,7 @@ oauth_exchange(const struct oauth_request *req, const char *grant,
 			break;
 		}
 		/* The endpoint may echo a secret in its error text. */
-		oauth_redact(err, req->client_secret);
-		oauth_redact(err, echo);
+		secret_redact(err);
 		log_info("%s: %s; trying again in %ld ms",
 		    req->account != NULL ? req->account : "oauth", *err,
 		    wait_ms);
@@ -1460,10 +1458,10 @@ oauth_exchange(const struct oauth_request *req, const char *grant,
 		*err = NULL;
 		oauth_sleep_ms(wait_ms);
 	}
-	if (rc != PM_OK) {
-		oauth_redact(err, req->client_secret);
-		oauth_redact(err, echo);
-	}
+	/* Now, while every secret of the request (a refresh token the
+	 * caller frees before it logs this) is registered. */
+	if (rc != PM_OK)
+		secret_redact(err);
 	return rc;
 }
 
@@ -1518,7 +1516,7 @@ app_get_token(const struct oauth_request *req, struct pm_secret **token_r,
 	    scope != NULL ? "&scope=" : "", scope != NULL ? scope : "");
 	free(scope);
 	now = time(NULL);
-	rc = oauth_exchange(req, grant, NULL, &tok, err);
+	rc = oauth_exchange(req, grant, &tok, err);
 	free(grant);
 	if (rc == PM_EAUTH)
 		oauth_notify_human(req, *err);

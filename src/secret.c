@@ -1,6 +1,8 @@
-/* Secret strings: wiped on free, never printed. */
+/* Secret strings: wiped on free, never printed, and looked for (in every
+ * encoding) in text on its way to a log. */
 #include "autoconf.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -22,6 +24,87 @@ secret_wipe(void *p, size_t n)
 #endif
 }
 
+/* --- the registry of live secrets ---------------------------------------- */
+
+/*
+ * Every live secret of at least SECRET_REDACT_MIN bytes, hashed on its
+ * first four bytes, so that text on its way to a log is checked against
+ * all of them in time that grows with the text, not with the number of
+ * secrets (a configuration may hold thousands of passwords).
+ */
+static struct pm_secret **reg_buckets;
+static size_t reg_size;		/* buckets, a power of two; 0: none */
+static size_t reg_count;
+
+/* The bucket of the four bytes at p in a table of size buckets. */
+static size_t
+reg_bucket(const unsigned char *p, size_t size)
+{
+	uint32_t k = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+	    (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+
+	k *= 2654435761u;
+	return (size_t)(k ^ k >> 16) & (size - 1);
+}
+
+/* Link s into a table of size buckets. */
+static void
+reg_link(struct pm_secret **buckets, size_t size, struct pm_secret *s)
+{
+	struct pm_secret **head;
+
+	head = &buckets[reg_bucket((const unsigned char *)s->data, size)];
+	s->reg_next = *head;
+	if (*head != NULL)
+		(*head)->reg_prev = &s->reg_next;
+	s->reg_prev = head;
+	*head = s;
+}
+
+/* Add s to the registry (contract in secret.h). */
+void
+secret_register(struct pm_secret *s)
+{
+	struct pm_secret **grown, *e, *next;
+	size_t i, size;
+
+	if (s == NULL || s->reg_prev != NULL || s->len < SECRET_REDACT_MIN)
+		return;
+	if (reg_count >= reg_size * 2) {
+		size = reg_size == 0 ? 64 : reg_size * 2;
+		grown = xcalloc(size, sizeof *grown);
+		for (i = 0; i < reg_size; i++) {
+			for (e = reg_buckets[i]; e != NULL; e = next) {
+				next = e->reg_next;
+				reg_link(grown, size, e);
+			}
+		}
+		free(reg_buckets);
+		reg_buckets = grown;
+		reg_size = size;
+	}
+	reg_link(reg_buckets, reg_size, s);
+	reg_count++;
+}
+
+/* Take s out of the registry if it is in; the last one frees the table. */
+static void
+reg_unlink(struct pm_secret *s)
+{
+	if (s->reg_prev == NULL)
+		return;
+	*s->reg_prev = s->reg_next;
+	if (s->reg_next != NULL)
+		s->reg_next->reg_prev = s->reg_prev;
+	s->reg_prev = NULL;
+	s->reg_next = NULL;
+	if (--reg_count == 0) {
+		free(reg_buckets);
+		reg_buckets = NULL;
+		reg_size = 0;
+	}
+}
+
 /* A new secret holding a NUL-terminated copy of len bytes of data. */
 struct pm_secret *
 secret_new(const void *data, size_t len)
@@ -33,6 +116,9 @@ secret_new(const void *data, size_t len)
 		memcpy(s->data, data, len);
 	s->data[len] = '\0';
 	s->len = len;
+	s->reg_next = NULL;
+	s->reg_prev = NULL;
+	secret_register(s);
 	return s;
 }
 
@@ -56,9 +142,19 @@ secret_free(struct pm_secret *s)
 {
 	if (s == NULL)
 		return;
-	secret_wipe(s->data, s->len + 1);
-	free(s->data);
+	reg_unlink(s);
+	secret_wipe_free(s->data, s->len + 1);
 	free(s);
+}
+
+/* Wipe n bytes of p and free it (contract in secret.h). */
+void
+secret_wipe_free(void *p, size_t n)
+{
+	if (p == NULL)
+		return;
+	secret_wipe(p, n);
+	free(p);
 }
 
 /* The secret's bytes (NUL-terminated), for the few places that send them. */
@@ -87,4 +183,319 @@ secret_equal(const struct pm_secret *a, const struct pm_secret *b)
 	for (i = 0; i < a->len; i++)
 		d |= (unsigned char)(a->data[i] ^ b->data[i]);
 	return d == 0;
+}
+
+/* --- redaction ------------------------------------------------------------ */
+
+/* Text decoded one way; byte i came from source bytes [from[i], to[i]). */
+struct view {
+	unsigned char	*b;
+	size_t		*from;
+	size_t		*to;
+	size_t		 len;
+};
+
+/* Source byte ranges to replace. */
+struct ranges {
+	size_t	(*r)[2];
+	size_t	 n, cap;
+};
+
+/* Remember that source bytes [start, end) hold a secret. */
+static void
+ranges_add(struct ranges *rs, size_t start, size_t end)
+{
+	if (rs->n == rs->cap) {
+		rs->cap = rs->cap * 2 + 8;
+		rs->r = xrealloc(rs->r, rs->cap * sizeof *rs->r);
+	}
+	rs->r[rs->n][0] = start;
+	rs->r[rs->n][1] = end;
+	rs->n++;
+}
+
+/* A view with room for n bytes. */
+static void
+view_alloc(struct view *v, size_t n)
+{
+	v->b = xmalloc(n + 1);
+	v->from = xmalloc((n + 1) * sizeof *v->from);
+	v->to = xmalloc((n + 1) * sizeof *v->to);
+	v->len = 0;
+}
+
+/* Append byte c, decoded from source bytes [from, to). */
+static void
+view_put(struct view *v, unsigned char c, size_t from, size_t to)
+{
+	v->b[v->len] = c;
+	v->from[v->len] = from;
+	v->to[v->len] = to;
+	v->len++;
+}
+
+static void
+view_free(struct view *v)
+{
+	secret_wipe_free(v->b, v->len);
+	free(v->from);
+	free(v->to);
+}
+
+/* Mark the source of every registered secret found in v. */
+static void
+find_secrets(const struct view *v, struct ranges *rs)
+{
+	const struct pm_secret *e;
+	size_t i;
+
+	for (i = 0; reg_size > 0 && i + SECRET_REDACT_MIN <= v->len; i++) {
+		for (e = reg_buckets[reg_bucket(v->b + i, reg_size)];
+		    e != NULL; e = e->reg_next) {
+			if (e->len <= v->len - i &&
+			    memcmp(v->b + i, e->data, e->len) == 0)
+				ranges_add(rs, v->from[i],
+				    v->to[i + e->len - 1]);
+		}
+	}
+}
+
+/* Value of a hexadecimal digit, or -1. */
+static int
+hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The n hexadecimal digits at p as a number, or -1. */
+static long
+hexnum(const unsigned char *p, size_t n)
+{
+	long v = 0;
+
+	while (n-- > 0) {
+		if (hexval(*p) < 0)
+			return -1;
+		v = v << 4 | hexval(*p++);
+	}
+	return v;
+}
+
+/* The byte a backslash escape at s (n bytes left, s[0] == '\\') stands
+ * for, its length in *k; -1 when it is none we know. */
+static long
+unescape_one(const unsigned char *s, size_t n, size_t *k)
+{
+	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+	const char *p;
+
+	if (n < 2)
+		return -1;
+	if ((p = strchr(from, s[1])) != NULL && s[1] != '\0') {
+		*k = 2;
+		return (unsigned char)to[p - from];
+	}
+	if (s[1] == 'x' && n >= 4) {
+		*k = 4;
+		return hexnum(s + 2, 2);
+	}
+	if (s[1] == 'u' && n >= 6) {
+		*k = 6;
+		return hexnum(s + 2, 4);
+	}
+	return -1;
+}
+
+/*
+ * Decode src as text carrying a secret may be encoded: %XX (either case),
+ * '+' as a space when plus is set, and the escapes of JSON and of our own
+ * log (\" \\ \/ \b \f \n \r \t \uXXXX as UTF-8, \xHH).  Anything else is
+ * kept as it is.
+ */
+static void
+view_unescape(const struct view *src, int plus, struct view *v)
+{
+	const unsigned char *s = src->b;
+	unsigned char u8[3];
+	size_t n = src->len, i = 0, k, m, j;
+	long c;
+
+	view_alloc(v, n);	/* \uXXXX: six bytes into at most three */
+	while (i < n) {
+		k = 1;
+		c = s[i];
+		if (s[i] == '%' && i + 3 <= n && hexnum(s + i + 1, 2) >= 0) {
+			c = hexnum(s + i + 1, 2);
+			k = 3;
+		} else if (s[i] == '+' && plus)
+			c = ' ';
+		else if (s[i] == '\\' && (c = unescape_one(s + i, n - i,
+		    &k)) < 0) {
+			c = '\\';
+			k = 1;
+		}
+		m = 0;
+		if (c >= 0x800) {
+			u8[m++] = (unsigned char)(0xe0 | c >> 12);
+			u8[m++] = (unsigned char)(0x80 | (c >> 6 & 0x3f));
+		} else if (c >= 0x80 && k == 6)
+			u8[m++] = (unsigned char)(0xc0 | c >> 6);
+		if (m > 0)
+			c = 0x80 | (c & 0x3f);
+		u8[m++] = (unsigned char)c;
+		for (j = 0; j < m; j++)
+			view_put(v, u8[j], src->from[i], src->to[i + k - 1]);
+		i += k;
+	}
+}
+
+/* Value of a base64 or base64url character, or -1. */
+static int
+b64val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+/*
+ * Look for secrets in every run of at least 8 base64 characters of v,
+ * decoded from each of its first four characters (the run may begin
+ * before the blob does), as it is and unescaped (HTTP Basic form-encodes
+ * id and secret before base64).  Every decoded byte stands for the whole
+ * run with its padding, which is what a find replaces.
+ */
+static void
+find_in_base64(const struct view *v, struct ranges *rs)
+{
+	struct view d, u;
+	size_t i = 0, start, end, off, j;
+	unsigned acc;
+	int bits;
+
+	while (i < v->len) {
+		if (b64val(v->b[i]) < 0) {
+			i++;
+			continue;
+		}
+		for (start = i; i < v->len && b64val(v->b[i]) >= 0; i++)
+			;
+		for (end = i; i < v->len && v->b[i] == '='; i++)
+			;
+		for (off = 0; off < 4 && end - start >= off + 8; off++) {
+			view_alloc(&d, end - start);
+			acc = 0;
+			bits = 0;
+			for (j = start + off; j < end; j++) {
+				acc = (acc << 6 | (unsigned)b64val(v->b[j])) &
+				    0x3fff;
+				if ((bits += 6) >= 8) {
+					bits -= 8;
+					view_put(&d, (unsigned char)(acc >>
+					    bits), v->from[start],
+					    v->to[i - 1]);
+				}
+			}
+			find_secrets(&d, rs);
+			view_unescape(&d, 1, &u);
+			find_secrets(&u, rs);
+			view_free(&u);
+			view_free(&d);
+		}
+	}
+}
+
+/* Order ranges by their start. */
+static int
+range_cmp(const void *a, const void *b)
+{
+	const size_t *x = a, *y = b;
+
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* text (n bytes) with each group of overlapping ranges replaced by
+ * "<redacted>". */
+static char *
+replace_ranges(const char *text, size_t n, struct ranges *rs)
+{
+	static const char mark[] = "<redacted>";
+	size_t i, j, cur = 0, o = 0, start, end;
+	char *out;
+
+	qsort(rs->r, rs->n, sizeof *rs->r, range_cmp);
+	out = xmalloc(n + rs->n * (sizeof mark - 1) + 1);
+	for (i = 0; i < rs->n; i = j) {
+		start = rs->r[i][0];
+		end = rs->r[i][1];
+		for (j = i + 1; j < rs->n && rs->r[j][0] <= end; j++) {
+			if (rs->r[j][1] > end)
+				end = rs->r[j][1];
+		}
+		memcpy(out + o, text + cur, start - cur);
+		o += start - cur;
+		memcpy(out + o, mark, sizeof mark - 1);
+		o += sizeof mark - 1;
+		cur = end;
+	}
+	memcpy(out + o, text + cur, n - cur);
+	out[o + n - cur] = '\0';
+	return out;
+}
+
+/* text with every registered secret replaced (contract in secret.h). */
+char *
+secret_redacted(const char *text)
+{
+	struct ranges rs = { NULL, 0, 0 };
+	struct view raw, un;
+	size_t n, i;
+	char *out = NULL;
+	int plus;
+
+	if (text == NULL || reg_count == 0 ||
+	    (n = strlen(text)) < SECRET_REDACT_MIN)
+		return NULL;
+	view_alloc(&raw, n);
+	for (i = 0; i < n; i++)
+		view_put(&raw, (unsigned char)text[i], i, i + 1);
+	find_secrets(&raw, &rs);
+	find_in_base64(&raw, &rs);
+	for (plus = 0; plus < 2; plus++) {
+		view_unescape(&raw, plus, &un);
+		find_secrets(&un, &rs);
+		find_in_base64(&un, &rs);
+		view_free(&un);
+	}
+	view_free(&raw);
+	if (rs.n > 0)
+		out = replace_ranges(text, n, &rs);
+	free(rs.r);
+	return out;
+}
+
+/* Redact a malloc'd string in place (contract in secret.h). */
+void
+secret_redact(char **text)
+{
+	char *out;
+
+	if (text == NULL || (out = secret_redacted(*text)) == NULL)
+		return;
+	secret_wipe_free(*text, strlen(*text));
+	*text = out;
 }

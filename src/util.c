@@ -1,12 +1,18 @@
 /* Allocation, error strings and small file helpers for the core. */
 #include "autoconf.h"
 
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -405,4 +411,65 @@ mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether host (n bytes) is the local host (contract in util.h). */
+int
+host_is_loopback(const char *host, size_t n)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	char buf[64];
+
+	if (n > 0 && host[0] == '[') {
+		if (n < 2 || host[n - 1] != ']')
+			return 0;
+		host++;
+		n -= 2;
+	} else if (n > 0 && host[n - 1] == '.')
+		n--;	/* "localhost." */
+	if (n == 0 || n >= sizeof buf)
+		return 0;
+	memcpy(buf, host, n);
+	buf[n] = '\0';
+	if (strcasecmp(buf, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, buf, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, buf, &a6) == 1 &&
+	    IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* Whether an endpoint URL may carry credentials (contract in util.h). */
+int
+url_check_endpoint(const char *url, const char **why_r)
+{
+	const char *host, *rb;
+	size_t n, h;
+
+	if (strncasecmp(url, "https://", 8) == 0)
+		return 0;
+	if (strncasecmp(url, "http://", 7) != 0) {
+		*why_r = "not an https:// URL";
+		return -1;
+	}
+	host = url + 7;
+	n = strcspn(host, "/?#");
+	if (memchr(host, '@', n) != NULL || memchr(host, '\\', n) != NULL) {
+		*why_r = "a plain http:// URL with a user@ part or a "
+		    "backslash; use https://";
+		return -1;
+	}
+	if (n > 0 && host[0] == '[')
+		h = (rb = memchr(host, ']', n)) != NULL ?
+		    (size_t)(rb - host) + 1 : n;
+	else
+		h = strcspn(host, ":/?#");
+	if (h > n || (h < n && host[h] != ':') || !host_is_loopback(host, h)) {
+		*why_r = "plain http:// is allowed only to this host "
+		    "(127.0.0.1, [::1] or localhost): anyone on the path "
+		    "could read the client secret and the tokens; use https://";
+		return -1;
+	}
+	return 0;
 }

@@ -81,4 +81,16 @@ void strmap_free(struct strmap *m);
 /* Milliseconds on the monotonic clock (for deadlines and timeouts). */
 long long mono_ms(void);
 
+/* Whether the n bytes at host name the local host: localhost, an IPv4
+ * address in 127.0.0.0/8 or the IPv6 loopback (brackets optional). */
+int host_is_loopback(const char *host, size_t n);
+
+/*
+ * Whether an OAuth endpoint URL may carry credentials: https://, or plain
+ * http:// to the local host only (host_is_loopback; no user@ part), since
+ * anyone on the path reads plain http.  0, or -1 with a reason (a static
+ * string) in *why_r.
+ */
+int url_check_endpoint(const char *url, const char **why_r);
+
 #endif

@@ -9,7 +9,7 @@
 #   - authorization code + PKCE through pullmail's loopback listener; a
 #     redirect with a wrong state is refused;
 #   - a refused refresh token: exit 77, one line saying what to run,
-#     notify_command run once per event;
+#     notify_command run once per event, the message in its environment;
 #   - private_key_jwt: a client assertion signed with a certificate's key
 #     accepted by the provider; a foreign key refused (oidc-provider
 #     ignores the x5t thumbprint Microsoft needs: tests/unit/check_crypto.c
@@ -239,7 +239,7 @@ case_auth_code_pkce() {
 case_refresh_refused_notify() {
 	cat >"$CASE_DIR/notify.sh" <<-EOF
 	#!/bin/sh
-	echo "\$PULLMAIL_ACCOUNT|\$*" >>"$CASE_DIR/notified"
+	echo "\$PULLMAIL_ACCOUNT|\$#|\$PULLMAIL_MESSAGE" >>"$CASE_DIR/notified"
 	EOF
 	chmod +x "$CASE_DIR/notify.sh"
 	delegated_account acct "$DEVSHORT_ID" device \
@@ -259,7 +259,8 @@ case_refresh_refused_notify() {
 	run_pm -c "$CASE_DIR/config"
 	assert_rc 77
 	assert_eq 1 "$(wc -l <"$CASE_DIR/notified" | tr -d ' ')" "notifications"
-	assert_grep '^acct|a human must act: ' "$CASE_DIR/notified"
+	# The message in the environment only, never as an argument (ps).
+	assert_grep '^acct\|0\|a human must act: ' "$CASE_DIR/notified"
 	assert_no_grep -F -- "$rt" "$CASE_DIR/notified"
 	assert_no_grep -F -- "$rt" "$LAST_OUT.err"
 	# Authorized again: the flag is reset, the next failure notifies.

@@ -966,6 +966,20 @@ static const struct bad_case bad_cases[] = {
 	    ":6: oauth_token_url: ", "without" },
 	{ GOOD "oauth_token_url = ftp://x/token\n", 0,
 	    ":6: oauth_token_url: ", "not an https:// URL" },
+	/* plain http only to this host */
+	{ GOOD "oauth_token_url = http://login.example/token\n", 0,
+	    ":6: oauth_token_url: ", "plain http:// is allowed only to this "
+	    "host (127.0.0.1, [::1] or localhost)" },
+	{ GOOD "oauth_token_url = http://127.0.0.1.evil.example/t\n", 0,
+	    ":6: oauth_token_url: ", "allowed only to this host" },
+	{ GOOD "oauth_token_url = http://127.0.0.1@evil.example/t\n", 0,
+	    ":6: oauth_token_url: ", "user@ part" },
+	{ GOOD "oauth_device_url = HTTP://[::2]:8080/device\n", 0,
+	    ":6: oauth_device_url: ", "allowed only to this host" },
+	{ GOOD "oauth_authorize_url = http://10.0.0.1/authorize\n", 0,
+	    ":6: oauth_authorize_url: ", "allowed only to this host" },
+	{ GOOD "oauth_issuer = http://idp.example\n", 0,
+	    ":6: oauth_issuer: ", "allowed only to this host" },
 	{ GOOD "oauth_tenant = contoso/evil\n", 0, ":6: oauth_tenant: ",
 	    "bad value" },
 

@@ -34,6 +34,7 @@
 #include "config.h"
 #include "log.h"
 #include "oauth.h"
+#include "oauth-int.h"
 #include "secret.h"
 #include "suites.h"
 #include "testcert.h"
@@ -42,6 +43,7 @@
 /* A client secret that needs form encoding, and how it must be encoded. */
 #define SECRET		"s3cr3t+/&= ~x%Q"
 #define SECRET_FORM	"s3cr3t%2B%2F%26%3D+~x%25Q"
+#define SECRET_FORM_LC	"s3cr3t%2b%2f%26%3d+~x%25Q"	/* lower-case hex */
 #define CLIENT_ID	"11111111-2222-3333-4444-555555555555"
 #define SCOPE		"https://outlook.office365.com/.default"
 #define SCOPE_FORM	"https%3A%2F%2Foutlook.office365.com%2F.default"
@@ -438,7 +440,9 @@ END_TEST
  * of canned HTTP responses, one connection each.  It reads one request,
  * records it to DIR/req-N before answering (so the record is complete once
  * the client has its answer), and exits after the last response.  A
- * response of NULL means "accept, read, never answer" (for timeouts).
+ * response of NULL means "accept, read, never answer" (for timeouts); one
+ * beginning "STALL:" is sent without that prefix and the connection then
+ * held open without another byte.
  */
 struct injector {
 	pid_t	 pid;
@@ -527,6 +531,14 @@ injector_serve(int lfd, const char *rec_dir, const char *const *responses,
 			usleep((useconds_t)delay_ms * 1000);
 		if (responses[i] == NULL) {
 			/* Never answer: hold the connection until killed. */
+			pause();
+			_exit(0);
+		}
+		if (strncmp(responses[i], "STALL:", 6) == 0) {
+			/* Answer in part, then hold the connection. */
+			if (write_full(fd, responses[i] + 6,
+			    strlen(responses[i] + 6)) < 0)
+				_exit(1);
 			pause();
 			_exit(0);
 		}
@@ -1524,15 +1536,35 @@ START_TEST(test_delegated_rotation)
 }
 END_TEST
 
+/* An executable DIR/notify.sh appending the output of `echo ECHO_ARGS` to
+ * out; the notify_command running it (malloc'd). */
+static char *
+notify_script(const char *echo_args, const char *out)
+{
+	char *script, *text, *cmd;
+	int fd;
+
+	script = xasprintf("%s/notify.sh", dir);
+	text = xasprintf("#!/bin/sh\necho %s >>%s\n", echo_args, out);
+	fd = open(script, O_WRONLY | O_CREAT | O_TRUNC, 0700);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_full(fd, text, strlen(text)), 0);
+	close(fd);
+	free(text);
+	cmd = xasprintf("/bin/sh %s", script);
+	free(script);
+	return cmd;
+}
+
 /* invalid_grant: a human must act; notify_command runs once per event. */
 START_TEST(test_delegated_invalid_grant_notify)
 {
 	struct injector fi;
 	struct oauth_request req;
 	struct pm_secret *tok = NULL;
-	char *resp[3], *err = NULL, *cache, *script, *cmd, *out, *text;
+	char *resp[3], *err = NULL, *cache, *cmd, *out, *text;
 	size_t len;
-	int cached = -1, fd, i;
+	int cached = -1, i;
 
 	resp[0] = resp[1] = http_response(400, "application/json",
 	    "{\"error\":\"invalid_grant\",\"error_description\":"
@@ -1543,16 +1575,9 @@ START_TEST(test_delegated_invalid_grant_notify)
 	cache = xasprintf("%s/tokens", dir);
 	make_request(&req, &fi, NULL, cache, OAUTH_CLIENT_POST);
 	req.flow = OAUTH_FLOW_AUTH_CODE;
-	script = xasprintf("%s/notify.sh", dir);
 	out = xasprintf("%s/notified", dir);
-	text = xasprintf("#!/bin/sh\necho \"$PULLMAIL_ACCOUNT $*\" >>%s\n",
-	    out);
-	fd = open(script, O_WRONLY | O_CREAT | O_TRUNC, 0700);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(write_full(fd, text, strlen(text)), 0);
-	close(fd);
-	free(text);
-	cmd = xasprintf("/bin/sh %s", script);
+	/* The message comes in the environment only: no arguments. */
+	cmd = notify_script("\"$PULLMAIL_ACCOUNT $# $PULLMAIL_MESSAGE\"", out);
 	req.notify_command = cmd;
 	seed_store(&req, "refresh-old");
 
@@ -1573,7 +1598,7 @@ START_TEST(test_delegated_invalid_grant_notify)
 		err = NULL;
 	}
 	ck_assert_int_eq(read_small_file(out, 4096, &text, &len), 0);
-	ck_assert_msg(strncmp(text, "test a human must act", 21) == 0 &&
+	ck_assert_msg(strncmp(text, "test 0 a human must act", 23) == 0 &&
 	    strchr(text, '\n') == text + len - 1, "notified: %s", text);
 	free(text);
 	/* Success resets the flag. */
@@ -1587,7 +1612,6 @@ START_TEST(test_delegated_invalid_grant_notify)
 	free(resp[2]);
 	free(cache);
 	free(cmd);
-	free(script);
 	free(out);
 }
 END_TEST
@@ -2300,6 +2324,232 @@ START_TEST(test_https_timeout)
 }
 END_TEST
 
+/* --- secrets echoed, partial bodies, plain http ---------------------------- */
+
+/* A token endpoint that echoes the request (the form body and the Basic
+ * Authorization header) in its error text: no encoding of the client
+ * secret is left in the error, also where the 300-byte cut of the text
+ * falls inside it, and notify_command gets the message in its environment,
+ * with no argument. */
+START_TEST(test_echo_redacted)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *tok = NULL;
+	char *resp[1], *body, *basic, *b, *desc, *cmd, *out, *text;
+	char *err = NULL, *rq;
+	size_t len, pad;
+	int basic_auth = _i;
+
+	body = xasprintf("grant_type=client_credentials&scope=%s&client_id=%s"
+	    "&client_secret=%s", SCOPE_FORM, CLIENT_ID, basic_auth ?
+	    SECRET_FORM_LC : SECRET_FORM);
+	basic = xasprintf("%s:%s", CLIENT_ID, SECRET_FORM);
+	b = b64(basic);
+	/* The cut at 300 bytes falls in the middle of the secret. */
+	pad = 300 - strlen(body) + strlen(SECRET_FORM) / 2;
+	desc = xasprintf("%*s%s Authorization: Basic %s", (int)pad, "echo:",
+	    body, b);
+	text = xasprintf("{\"error\":\"invalid_client\",\"error_description\":"
+	    "\"%s\"}", desc);
+	resp[0] = http_response(400, "application/json", text);
+	free(text);
+	injector_start(&fi, (const char *const *)resp, 1, 0);
+	secret = secret_from_str(SECRET);
+	make_request(&req, &fi, secret, dir, basic_auth ? OAUTH_CLIENT_BASIC :
+	    OAUTH_CLIENT_POST);
+	out = xasprintf("%s/notified", dir);
+	cmd = notify_script("\"$# $PULLMAIL_MESSAGE\"", out);
+	req.notify_command = cmd;
+
+	ck_assert_int_eq(oauth_get_token(&req, &tok, NULL, &err), PM_EAUTH);
+	/* The secret did go out in the form echoed. */
+	rq = recorded(1);
+	ck_assert_ptr_nonnull(rq);
+	ck_assert(basic_auth ? strstr(rq, b) != NULL :
+	    has_field(rq, "client_secret=" SECRET_FORM));
+	free(rq);
+	ck_assert_msg(strstr(err, "token endpoint refused: invalid_client") !=
+	    NULL && strstr(err, "<redacted>") != NULL, "%s", err);
+	ck_assert_msg(secret_redacted(err) == NULL, "%s", err);
+	assert_clean(err);
+	ck_assert_msg(strstr(err, SECRET_FORM_LC) == NULL, "%s", err);
+	ck_assert_msg(strstr(err, "s3cr3t") == NULL, "%s", err);
+	ck_assert_msg(strstr(err, b) == NULL, "%s", err);
+	ck_assert_int_eq(read_small_file(out, 4096, &text, &len), 0);
+	ck_assert_msg(strncmp(text, "0 token endpoint refused: invalid_client",
+	    40) == 0, "notified: %s", text);
+	ck_assert_msg(secret_redacted(text) == NULL && strstr(text, "s3cr3t") ==
+	    NULL && strstr(text, b) == NULL, "notified: %s", text);
+	free(text);
+	free(err);
+	secret_free(secret);
+	injector_stop(&fi);
+	free(resp[0]);
+	free(cmd);
+	free(out);
+	free(desc);
+	free(b);
+	free(basic);
+	free(body);
+}
+END_TEST
+
+/* Responses cut short. */
+static const struct {
+	const char *head;	/* before the body; "STALL:" holds it open */
+	size_t body;		/* bytes of body sent */
+	int status;
+	const char *why;
+} partial_cases[] = {
+	{ "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	  "Content-Length: 300000\r\n\r\n", 300000, PM_EPROTO,
+	  "response larger than 262144 bytes" },
+	{ "STALL:HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	  "Content-Length: 5000\r\n\r\n", 1000, PM_ETEMP, "timed out" },
+	{ "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	  "Content-Length: 5000\r\n\r\n", 1000, PM_ETEMP, "closed" },
+};
+
+/* A body larger than the cap, one stalled until the timeout and one whose
+ * connection drops: each a clear error, and the part received (a token
+ * may be in it) is not left in the reply: wiped and freed. */
+START_TEST(test_partial_body)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct http_reply reply;
+	char *resp[1], *body, *err = NULL;
+	size_t n = partial_cases[_i].body;
+	int rc;
+
+	body = xmalloc(n + 1);
+	memset(body, 'x', n);
+	memcpy(body, "{\"access_token\":\"", 17);
+	body[n] = '\0';
+	resp[0] = xasprintf("%s%s", partial_cases[_i].head, body);
+	free(body);
+	injector_start(&fi, (const char *const *)resp, 1, 0);
+	make_request(&req, &fi, NULL, dir, OAUTH_CLIENT_POST);
+	req.timeout = 2;
+	rc = oauth_http_post(&req, fi.url, "grant_type=client_credentials",
+	    &reply, &err);
+	ck_assert_int_eq(rc, partial_cases[_i].status);
+	ck_assert_msg(strstr(err, partial_cases[_i].why) != NULL &&
+	    strncmp(err, fi.url, strlen(fi.url)) == 0, "%s", err);
+	ck_assert_ptr_null(reply.body);
+	ck_assert_uint_eq(reply.len, 0);
+	free(err);
+	injector_stop(&fi);
+	free(resp[0]);
+}
+END_TEST
+
+/* The one cleanup of a reply body: freed and the reply left empty. */
+START_TEST(test_reply_free)
+{
+	struct http_reply reply;
+
+	memset(&reply, 0, sizeof reply);
+	reply.body = xstrdup("{\"access_token\":\"partial");
+	reply.len = strlen(reply.body);
+	reply.status = 200;
+	oauth_reply_free(&reply);
+	ck_assert_ptr_null(reply.body);
+	ck_assert_uint_eq(reply.len, 0);
+	ck_assert_int_eq(reply.status, 0);
+	ck_assert_int_eq(reply.retry_after, -1);
+	oauth_reply_free(&reply);
+}
+END_TEST
+
+/* Plain http to another host is refused before any connection: a token
+ * URL (TEST-NET-1, where a connection would hang) and tricks on the
+ * authority. */
+START_TEST(test_plain_http_refused)
+{
+	static const char *const urls[] = {
+		"http://192.0.2.1:9/token",
+		"http://127.0.0.1@192.0.2.1:9/token",
+		"http://127.0.0.1.nip.io:9/token",
+		"http://[::ffff:192.0.2.1]:9/token",
+	};
+	struct oauth_request req;
+	struct http_reply reply;
+	struct pm_secret *secret = secret_from_str(SECRET), *tok = NULL;
+	char *err = NULL;
+	long t0;
+	size_t i;
+
+	memset(&req, 0, sizeof req);
+	req.client_id = CLIENT_ID;
+	req.client_secret = secret;
+	req.timeout = 20;
+	req.account = "test";
+	for (i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+		req.token_url = urls[i];
+		t0 = now_ms();
+		ck_assert_int_eq(oauth_get_token(&req, &tok, NULL, &err),
+		    PM_ECONFIG);
+		ck_assert_msg(now_ms() - t0 < 2000, "%s: waited", urls[i]);
+		ck_assert_msg(strstr(err, urls[i]) != NULL &&
+		    strstr(err, "http://") != NULL && (strstr(err,
+		    "allowed only to this host") != NULL ||
+		    strstr(err, "user@") != NULL), "%s", err);
+		free(err);
+		err = NULL;
+		ck_assert_int_eq(oauth_http_post(&req, urls[i], NULL, &reply,
+		    &err), PM_ECONFIG);
+		ck_assert_ptr_null(reply.body);
+		free(err);
+		err = NULL;
+	}
+	secret_free(secret);
+}
+END_TEST
+
+/* A discovery document naming a plain http endpoint on another host is
+ * refused, with the endpoint named; nothing else is asked. */
+START_TEST(test_discovery_plain_http)
+{
+	struct injector fi;
+	struct account a;
+	char *resp[1], *doc, *err = NULL, *rq;
+	int lfd;
+
+	lfd = listen_loopback(&fi.port);
+	fi.url = xasprintf("http://127.0.0.1:%d/issuer", fi.port);
+	doc = xasprintf("{\"issuer\":\"%s\",\"token_endpoint\":"
+	    "\"http://idp.example/token\",\"device_authorization_endpoint\":"
+	    "\"%s/device\"}", fi.url, fi.url);
+	resp[0] = http_response(200, "application/json", doc);
+	fi.pid = fork();
+	ck_assert_int_ge(fi.pid, 0);
+	if (fi.pid == 0)
+		injector_serve(lfd, dir, (const char *const *)resp, 1, 0);
+	close(lfd);
+	memset(&a, 0, sizeof a);
+	a.name = "test";
+	a.oauth_issuer = fi.url;
+	a.oauth_flow = OAUTH_FLOW_DEVICE;
+	a.timeout = 5;
+	ck_assert_int_eq(oauth_discover(&a, &err), PM_EPROTO);
+	ck_assert_msg(strstr(err, "token_endpoint http://idp.example/token, "
+	    "refused: plain http:// is allowed only to this host") != NULL,
+	    "%s", err);
+	ck_assert_ptr_null(a.oauth_token_url);
+	rq = recorded(1);
+	ck_assert_msg(rq != NULL && strncmp(rq, "GET /issuer/.well-known/"
+	    "openid-configuration ", 41) == 0, "%s", rq);
+	free(rq);
+	free(a.oauth_device_url);
+	free(err);
+	free(doc);
+	free(resp[0]);
+	injector_stop(&fi);
+}
+END_TEST
+
 Suite *
 suite_oauth(void)
 {
@@ -2332,6 +2582,12 @@ suite_oauth(void)
 	tcase_add_test(tc, test_get_debug_log_redacted);
 	tcase_add_test(tc, test_get_no_cache_dir);
 	tcase_add_test(tc, test_cache_key_separates);
+	tcase_add_loop_test(tc, test_echo_redacted, 0, 2);
+	tcase_add_loop_test(tc, test_partial_body, 0,
+	    sizeof partial_cases / sizeof partial_cases[0]);
+	tcase_add_test(tc, test_reply_free);
+	tcase_add_test(tc, test_plain_http_refused);
+	tcase_add_test(tc, test_discovery_plain_http);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("https");

@@ -92,9 +92,11 @@ START_TEST(test_secret)
 }
 END_TEST
 
-/* Run log_trace with stderr sent to a file; return what it wrote. */
+/* With stderr sent to a file, log line (and secret) through log_trace, or
+ * when warn is not NULL log_warnx("acct: WARN"); return what was written. */
 static char *
-capture_trace(const char *line, const struct pm_secret *secret)
+capture_log(const char *line, const struct pm_secret *secret,
+    const char *warn)
 {
 	char *dir = test_tmpdir(), *path = xasprintf("%s/err", dir), *data;
 	int fd, saved;
@@ -106,8 +108,11 @@ capture_trace(const char *line, const struct pm_secret *secret)
 	ck_assert_int_ge(fd, 0);
 	dup2(fd, STDERR_FILENO);
 	close(fd);
-	log_init("pullmail", 0, 1, 0);
-	log_trace("acct", "C", line, strlen(line), secret);
+	log_init("pullmail", 0, warn == NULL, 0);
+	if (warn != NULL)
+		log_warnx("acct: %s", warn);
+	else
+		log_trace("acct", "C", line, strlen(line), secret);
 	fflush(stderr);
 	dup2(saved, STDERR_FILENO);
 	close(saved);
@@ -116,6 +121,13 @@ capture_trace(const char *line, const struct pm_secret *secret)
 	test_rm_rf(dir);
 	free(dir);
 	return data;
+}
+
+/* What log_trace writes for line and secret. */
+static char *
+capture_trace(const char *line, const struct pm_secret *secret)
+{
+	return capture_log(line, secret, NULL);
 }
 
 START_TEST(test_trace_redacts)
@@ -169,6 +181,264 @@ START_TEST(test_trace_off)
 }
 END_TEST
 
+/* --- redaction of secrets in every encoding ------------------------------ */
+
+/* A secret with bytes every encoding treats differently. */
+#define RSECRET		"Zq8/v+K e&=%2\"w\\~"
+#define RCLIENT		"client-id.1"
+
+/* %XX-encoding of s with hex digits from hex; space as sp ("+", "%20"). */
+static char *
+pct(const char *s, const char *hex, const char *sp)
+{
+	char *out = xmalloc(strlen(s) * 3 + 1), *o = out;
+	unsigned char c;
+
+	for (; *s != '\0'; s++) {
+		c = (unsigned char)*s;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || strchr("-._~", c) != NULL)
+			*o++ = (char)c;
+		else if (c == ' ') {
+			memcpy(o, sp, strlen(sp));
+			o += strlen(sp);
+		} else {
+			*o++ = '%';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Base64 of s with the alphabet's last two characters c62 and c63. */
+static char *
+b64_with(const char *s, char c62, char c63)
+{
+	char tab[65] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789..";
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = strlen(s), i;
+	char *out = xmalloc(n / 3 * 4 + 5), *o = out;
+	unsigned v;
+
+	tab[62] = c62;
+	tab[63] = c63;
+	for (i = 0; i < n; i += 3) {
+		v = (unsigned)u[i] << 16 | (i + 1 < n ? u[i + 1] << 8 : 0) |
+		    (i + 2 < n ? u[i + 2] : 0);
+		*o++ = tab[v >> 18];
+		*o++ = tab[v >> 12 & 63];
+		*o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? tab[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* RSECRET as a JSON string body ("\/" for '/', \u0026 for '&'). */
+static char *
+json_escaped(void)
+{
+	return xstrdup("Zq8\\/v+K e\\u0026=%2\\\"w\\\\~");
+}
+
+/* Every form the message "<head>FORM<tail>" must not keep. */
+static char *
+encoded(int which)
+{
+	char *a, *b, *c, *out;
+
+	switch (which) {
+	case 0:
+		return xstrdup(RSECRET);
+	case 1:
+		return pct(RSECRET, "0123456789ABCDEF", "+");
+	case 2:
+		return pct(RSECRET, "0123456789abcdef", "+");
+	case 3:
+		return pct(RSECRET, "0123456789ABCDEF", "%20");
+	case 4:
+		return json_escaped();
+	case 5:		/* HTTP Basic: base64 of form-encoded id:secret */
+		a = pct(RCLIENT, "0123456789ABCDEF", "+");
+		b = pct(RSECRET, "0123456789ABCDEF", "+");
+		c = xasprintf("%s:%s", a, b);
+		out = xasprintf("Basic %s", (free(a), free(b),
+		    a = b64_with(c, '+', '/')));
+		free(a);
+		free(c);
+		return out;
+	case 6:		/* Basic with the raw secret */
+		c = xasprintf("%s:%s", RCLIENT, RSECRET);
+		out = b64_with(c, '+', '/');
+		free(c);
+		return out;
+	case 7:		/* the secret alone in a longer blob, 3 alignments */
+	case 8:
+	case 9:
+		c = xasprintf("%.*s%sblob-tail", which - 7, "user=ab",
+		    RSECRET);
+		out = b64_with(c, '+', '/');
+		free(c);
+		return out;
+	case 10:	/* base64url */
+		c = xasprintf("x%s", RSECRET);
+		out = b64_with(c, '-', '_');
+		free(c);
+		return out;
+	case 11:	/* form-encoded, then mixed-case hex */
+		out = pct(RSECRET, "0123456789ABCDEF", "+");
+		for (a = out; (a = strstr(a, "%2F")) != NULL; a += 3)
+			a[2] = 'f';
+		return out;
+	case 12:	/* base64 of the form-encoded secret, form-encoded */
+		a = pct(RSECRET, "0123456789ABCDEF", "+");
+		b = b64_with(a, '+', '/');
+		out = pct(b, "0123456789ABCDEF", "+");
+		free(a);
+		free(b);
+		return out;
+	default:
+		return NULL;
+	}
+}
+
+START_TEST(test_redact_encodings)
+{
+	struct pm_secret *s = secret_from_str(RSECRET);
+	char *form, *msg, *out, *again;
+
+	form = encoded(_i);
+	ck_assert_ptr_nonnull(form);
+	msg = xasprintf("token endpoint refused: echo [%s] end", form);
+	out = secret_redacted(msg);
+	ck_assert_msg(out != NULL, "not redacted: %s", msg);
+	ck_assert_msg(strstr(out, "<redacted>") != NULL, "%s", out);
+	ck_assert_msg(strncmp(out, "token endpoint refused: echo [", 30) == 0,
+	    "head lost: %s", out);
+	ck_assert_msg(strstr(out, "] end") != NULL, "tail lost: %s", out);
+	/* Nothing of it is left in any form. */
+	again = secret_redacted(out);
+	ck_assert_msg(again == NULL, "left in %s", out);
+	ck_assert_msg(strstr(out, form) == NULL, "kept: %s", out);
+	free(out);
+	/* Gone with the secret. */
+	secret_free(s);
+	ck_assert_ptr_null(secret_redacted(msg));
+	free(msg);
+	free(form);
+}
+END_TEST
+
+/* In place, overlapping and repeated finds, other text kept exactly. */
+START_TEST(test_redact_in_place)
+{
+	struct pm_secret *a = secret_from_str("alpha-secret-1"),
+	    *b = secret_from_str("secret-1-beta");
+	char *msg;
+
+	msg = xstrdup("x alpha-secret-1-beta y alpha%2Dsecret%2D1 z");
+	secret_redact(&msg);
+	ck_assert_str_eq(msg, "x <redacted> y <redacted> z");
+	secret_redact(&msg);
+	ck_assert_str_eq(msg, "x <redacted> y <redacted> z");
+	free(msg);
+	msg = NULL;
+	secret_redact(&msg);
+	secret_redact(NULL);
+	secret_free(a);
+	secret_free(b);
+	ck_assert_ptr_null(secret_redacted("alpha-secret-1"));
+}
+END_TEST
+
+/* Short secrets would match words: not looked for.  Thousands of secrets
+ * are all found (the registry grows) and all leave with secret_free. */
+START_TEST(test_redact_registry)
+{
+	struct pm_secret *s[3000], *shorty = secret_from_str("wrong");
+	char *msg, *out;
+	size_t i;
+
+	ck_assert_ptr_null(secret_redacted("the client secret is wrong"));
+	for (i = 0; i < 3000; i++) {
+		msg = xasprintf("pw-%05zu-secret", i);
+		s[i] = secret_from_str(msg);
+		free(msg);
+	}
+	for (i = 0; i < 3000; i += 7) {
+		msg = xasprintf("LOGIN failed for pw-%05zu-secret!", i);
+		out = secret_redacted(msg);
+		ck_assert_msg(out != NULL, "%zu", i);
+		ck_assert_str_eq(out, "LOGIN failed for <redacted>!");
+		free(out);
+		free(msg);
+	}
+	for (i = 0; i < 3000; i++)
+		secret_free(s[i]);
+	ck_assert_ptr_null(secret_redacted("LOGIN failed for pw-00007-secret"));
+	secret_free(shorty);
+}
+END_TEST
+
+/* Every log line is redacted, whatever printed the secret into it. */
+START_TEST(test_log_redacts)
+{
+	struct pm_secret *s = secret_from_str(RSECRET);
+	char *form = encoded(1), *out;
+
+	out = capture_log(NULL, NULL, form);
+	ck_assert_str_eq(out, "pullmail: acct: <redacted>\n");
+	free(out);
+	secret_free(s);
+	free(form);
+}
+END_TEST
+
+/* Which endpoint URLs may carry credentials. */
+static const struct {
+	const char *url;
+	int ok;
+} endpoint_cases[] = {
+	{ "https://login.microsoftonline.com/t/oauth2/v2.0/token", 1 },
+	{ "HTTPS://idp.example", 1 },
+	{ "http://127.0.0.1:8080/token", 1 },
+	{ "http://127.255.3.4/token", 1 },
+	{ "http://localhost/token", 1 },
+	{ "http://LocalHost.:99?x", 1 },
+	{ "http://[::1]:8080/token", 1 },
+	{ "http://[0:0:0:0:0:0:0:1]/", 1 },
+	{ "http://127.0.0.1", 1 },
+	{ "http://idp.example/token", 0 },
+	{ "http://10.1.2.3/token", 0 },
+	{ "http://128.0.0.1/token", 0 },
+	{ "http://127.0.0.1.nip.io/token", 0 },
+	{ "http://localhost.evil.example/", 0 },
+	{ "http://127.0.0.1@evil.example/", 0 },
+	{ "http://evil.example\\@127.0.0.1/", 0 },
+	{ "http://[::2]/token", 0 },
+	{ "http://[::1/token", 0 },
+	{ "http://[::1]evil/token", 0 },
+	{ "http://[::ffff:10.0.0.1]/", 0 },
+	{ "http:///token", 0 },
+	{ "ftp://127.0.0.1/", 0 },
+	{ "127.0.0.1/token", 0 },
+};
+
+START_TEST(test_url_check_endpoint)
+{
+	const char *why = NULL;
+	int rc = url_check_endpoint(endpoint_cases[_i].url, &why);
+
+	ck_assert_msg((rc == 0) == endpoint_cases[_i].ok, "%s: %d",
+	    endpoint_cases[_i].url, rc);
+	if (rc != 0)
+		ck_assert_ptr_nonnull(why);
+}
+END_TEST
+
 Suite *
 suite_util(void)
 {
@@ -182,6 +452,12 @@ suite_util(void)
 	tcase_add_test(tc, test_trace_redacts);
 	tcase_add_test(tc, test_trace_escapes);
 	tcase_add_test(tc, test_trace_off);
+	tcase_add_loop_test(tc, test_redact_encodings, 0, 13);
+	tcase_add_test(tc, test_redact_in_place);
+	tcase_add_test(tc, test_redact_registry);
+	tcase_add_test(tc, test_log_redacts);
+	tcase_add_loop_test(tc, test_url_check_endpoint, 0,
+	    sizeof endpoint_cases / sizeof endpoint_cases[0]);
 	suite_add_tcase(s, tc);
 	return s;
 }
