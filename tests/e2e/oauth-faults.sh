@@ -84,15 +84,11 @@ run_pm_syslog() {
 	unset LD_PRELOAD PULLMAIL_TEST_SYSLOG
 }
 
-# A non-loopback address of this machine (or its name): where a plain
-# http endpoint must never be asked.
-other_host() {
-	local a
-	a=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' |
-		grep -v '^127\.' | head -n 1)
-	[ -n "$a" ] && { echo "$a"; return; }
-	hostname
-}
+# A host that is not this one: where a plain http endpoint must never be
+# asked.  A name under .invalid (RFC 6761) never resolves, so the tests
+# need no address but loopback; the refusal comes before any lookup, and
+# its message differs from a failed lookup's.
+OTHER_HOST=idp.invalid
 
 case_echo_redacted() {
 	local auth
@@ -131,8 +127,8 @@ case_echo_redacted() {
 
 case_plain_http_configured() {
 	local host
-	host=$(other_host)
-	start_injector oauthfault.py 0 --mode echo --bind 0.0.0.0
+	host=$OTHER_HOST
+	start_injector oauthfault.py 0 --mode echo
 	token_config "$CASE_DIR/config" \
 		"oauth_token_url = http://$host:$INJ_PORT/token"
 	run_pm -c "$CASE_DIR/config" --check-config
@@ -150,13 +146,8 @@ case_plain_http_configured() {
 
 case_discovery_plain_http() {
 	local host
-	host=$(other_host)
-	start_injector oauthfault.py 0 --mode discovery --bind 0.0.0.0 \
-		--endpoint-host "$host"
-	# The injector is reachable there: a request would show.
-	curl -s -o /dev/null "http://$host:$INJ_PORT/probe" ||
-		fail "the injector is not reachable as $host"
-	assert_grep "REQUEST GET /probe" "$INJ_LOG"
+	host=$OTHER_HOST
+	start_injector oauthfault.py 0 --mode discovery --endpoint-host "$host"
 	token_config "$CASE_DIR/config" \
 		"oauth_issuer = http://127.0.0.1:$INJ_PORT"
 	run_pm -c "$CASE_DIR/config" token acct --info
