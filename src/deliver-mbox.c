@@ -372,15 +372,21 @@ lock_judge(struct mbox *mb, struct lock_append *app_r)
 	ssize_t n;
 	int fd, ours, dead;
 
+	/* Anything but a regular file we can read (a symbolic link, a lock
+	 * we may not read) is judged by its age alone. */
 	fd = open(mb->lockpath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-	    O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? LOCK_GONE : LOCK_HELD;
-	if (fstat(fd, &st) < 0 || (n = read(fd, text, sizeof text - 1)) < 0) {
+	    O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return LOCK_GONE;
+	n = 0;
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		n = read(fd, text, sizeof text - 1);
+	else if (lstat(mb->lockpath, &st) < 0)
+		n = -1;
+	if (fd >= 0)
 		close(fd);
-		return LOCK_HELD;
-	}
-	close(fd);
+	if (n < 0)
+		return errno == ENOENT ? LOCK_GONE : LOCK_HELD;
 	text[n] = '\0';
 	ours = lock_parse(text, &pid, host, sizeof host, &app);
 	dead = ours && mb->host[0] != '\0' && strcmp(host, mb->host) == 0 &&

@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -837,7 +838,8 @@ log_captured(const char *path, int saved)
 }
 
 enum { HOLDER_DEAD, HOLDER_LIVE, HOLDER_DEAD_ELSEWHERE, HOLDER_OLD_FORMAT,
-    HOLDER_DEAD_FCNTL, HOLDER_NCASES };
+    HOLDER_DEAD_FCNTL, HOLDER_OLD_STALE, HOLDER_SYMLINK_STALE,
+    HOLDER_NCASES };
 
 /* A child holding the fcntl write lock on path until killed. */
 static pid_t
@@ -875,7 +877,8 @@ fcntl_holder(const char *path)
  * respected until lock_timeout (then five minutes make it stale).  So is
  * one whose holder looks dead but that names an append while a process
  * holds the mbox's fcntl lock (a pullmail in another PID namespace): its
- * message is not cut.
+ * message is not cut.  Another program's lock, a regular file or a
+ * symbolic link, is stale after five minutes.
  */
 START_TEST(test_mbox_lock_holder)
 {
@@ -921,11 +924,26 @@ START_TEST(test_mbox_lock_holder)
 		    (unsigned long long)mst.st_ino);
 		free(data);
 		break;
+	case HOLDER_SYMLINK_STALE:
+		text = xstrdup("");
+		break;
 	default:
 		text = xasprintf("%ld\n", dead_pid());
 		break;
 	}
-	put_file(lock, text, strlen(text));
+	if (_i == HOLDER_SYMLINK_STALE)
+		ck_assert_int_eq(symlink("/nonexistent", lock), 0);
+	else
+		put_file(lock, text, strlen(text));
+	if (_i == HOLDER_OLD_STALE || _i == HOLDER_SYMLINK_STALE) {
+		struct timespec ts[2];
+
+		clock_gettime(CLOCK_REALTIME, &ts[0]);
+		ts[0].tv_sec -= 301;
+		ts[1] = ts[0];
+		ck_assert_int_eq(utimensat(AT_FDCWD, lock, ts,
+		    AT_SYMLINK_NOFOLLOW), 0);
+	}
 	saved = log_capture(logf);
 	t0 = mono_ms();
 	r = deliver_chunks(msg, &err);
@@ -935,12 +953,13 @@ START_TEST(test_mbox_lock_holder)
 		kill(live, SIGKILL);
 		ck_assert_int_eq(waitpid(live, &st, 0), live);
 	}
-	if (_i == HOLDER_DEAD) {
+	if (_i == HOLDER_DEAD || _i == HOLDER_OLD_STALE ||
+	    _i == HOLDER_SYMLINK_STALE) {
 		ck_assert_msg(r == PM_OK, "%s", err);
 		ck_assert_msg(t0 < 500, "took %lld ms", t0);
-		ck_assert_msg(strstr(logged, "removed the lock") != NULL &&
-		    strstr(logged, "which no longer exists") != NULL, "%s",
-		    logged);
+		ck_assert_msg(strstr(logged, _i == HOLDER_DEAD ?
+		    "which no longer exists" : "more than five minutes old") !=
+		    NULL && strstr(logged, lock) != NULL, "%s", logged);
 		data = mbox_undated(tacct.deliver_path);
 		ck_assert_str_eq(data, "From MAILER-DAEMON DATE\n"
 		    "Subject: x\n\nbody\n\n");
