@@ -888,6 +888,7 @@ START_TEST(test_mbox_lock_holder)
 	long long t0;
 	struct stat mst;
 	pid_t live = -1;
+	long other;
 	int saved, r, st;
 
 	tacct.deliver_kind = DELIVER_MBOX;
@@ -896,9 +897,11 @@ START_TEST(test_mbox_lock_holder)
 	logf = xasprintf("%s/log", dir);
 	switch (_i) {
 	case HOLDER_DEAD:
+		/* Also the link source another killed run left on its way
+		 * to the lock. */
+		other = dead_pid();
 		text = lock_text(dead_pid(), NULL);
-		/* What another killed run left on its way to the lock. */
-		data = xasprintf("%s.%s.%ld", lock, this_host(), dead_pid());
+		data = xasprintf("%s.%s.%ld", lock, this_host(), other);
 		put_file(data, text, strlen(text));
 		free(data);
 		break;
