@@ -4,7 +4,9 @@
  * "From sender date" line, with every line matching ^>*From  quoted by one
  * more '>', and followed by a blank line.  On any failure the file is cut
  * back to its size before the message, so no half message is ever left
- * behind.
+ * behind; when pullmail is killed instead, its dotlock tells the next run
+ * where that message began, and that run cuts it away (see lock_judge()
+ * and mbox_repair()).
  *
  * Durability is grouped: finish() writes the whole message out and lets go
  * of the locks, and sync() makes every message finished since the last
@@ -32,8 +34,10 @@
  */
 #include "autoconf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -62,6 +66,7 @@ struct mbox {
 	uid_t uid;		/* who must own the file (see mbox_owner()) */
 	gid_t gid;
 	char *owner;		/* that user, for messages */
+	char host[256];		/* this host's name for the dotlock, or "" */
 	int broken;		/* a lock timed out: fail fast from now on */
 	char *broken_err;
 
@@ -73,8 +78,18 @@ struct mbox {
 	char *sync_err;		/* ... and why: nothing counts from then on */
 };
 
+/* What a dotlock of ours says about the append it guards (see dotlock()). */
+struct lock_append {
+	int valid;		/* the lock named its mbox and offset */
+	long pid;		/* the pullmail process that wrote it */
+	unsigned long long dev, ino;	/* the mbox */
+	long long offset;	/* its size before the message */
+};
+
 struct mbox_msg {
 	int dotlocked;
+	int lockfd;		/* our dotlock, open while dotlocked */
+	struct lock_append repair;	/* left by a dead pullmail: check it */
 	off_t orig;		/* size before this message */
 	int bol;		/* at the start of a line */
 	size_t gt;		/* '>' held back at the start of the line */
@@ -147,6 +162,80 @@ mbox_owner(struct mbox *mb, const struct account *a)
 		    (unsigned long)mb->uid);
 }
 
+/*
+ * The dotlock PATH.lock says who holds it: "pullmail PID HOST\n", and once
+ * the holder has locked the mbox and learnt its size, a second line
+ * "append DEV INO OFFSET\n" (the mbox's device and inode, its size before
+ * the message).  A SIGKILL, an OOM kill or a crash of pullmail leaves the
+ * lock behind with no one to remove it.  The next run sees from the first
+ * line that its holder is gone (same host, kill(pid, 0) fails with ESRCH)
+ * and takes the lock at once instead of waiting the five minutes after
+ * which any dotlock counts as stale (the rule kept for the locks of other
+ * programs and other hosts, whose holders we cannot ask).  The second
+ * line tells it that the dead run may have left part of a message after
+ * OFFSET: it is cut away before the next message (see mbox_repair()).
+ */
+
+/* Fill mb->host with this host's name, blanks and control bytes replaced
+ * so that it stays one word; "" when there is none (then no lock of ours
+ * is ever judged by its PID). */
+static void
+lock_hostname(struct mbox *mb)
+{
+	char *p;
+
+	if (gethostname(mb->host, sizeof mb->host) < 0)
+		mb->host[0] = '\0';
+	mb->host[sizeof mb->host - 1] = '\0';
+	for (p = mb->host; *p != '\0'; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 127 ||
+		    *p == '/')
+			*p = '?';
+}
+
+/*
+ * Remove the files a killed pullmail of this host left on its way to the
+ * dotlock (see lock_create()): PATH.lock.HOST.PID whose process no longer
+ * exists, or older than a stale lock.  A live process keeps its file for
+ * a few system calls only.
+ */
+static void
+lock_clean(struct mbox *mb)
+{
+	const char *base = strrchr(mb->lockpath, '/');
+	struct dirent *de;
+	struct stat st;
+	char *prefix, *end, *path;
+	size_t plen;
+	long pid;
+	DIR *d;
+
+	if (mb->host[0] == '\0' || (d = opendir(mb->dir)) == NULL)
+		return;
+	prefix = xasprintf("%s.%s.", base != NULL ? base + 1 : mb->lockpath,
+	    mb->host);
+	plen = strlen(prefix);
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, prefix, plen) != 0 ||
+		    de->d_name[plen] < '1' || de->d_name[plen] > '9')
+			continue;
+		errno = 0;
+		pid = strtol(de->d_name + plen, &end, 10);
+		if (errno != 0 || *end != '\0' || pid == (long)getpid())
+			continue;
+		path = xasprintf("%s/%s", mb->dir, de->d_name);
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+		    ((kill((pid_t)pid, 0) < 0 && errno == ESRCH) ||
+		    time(NULL) - st.st_mtime > MBOX_STALE_LOCK) &&
+		    unlink(path) == 0)
+			log_debug("deliver", "mbox: removed %s, left by a "
+			    "pullmail that died", path);
+		free(path);
+	}
+	closedir(d);
+	free(prefix);
+}
+
 /* mbox: note the path, its dotlock and directory; nothing is opened yet. */
 static int
 mbox_open(const struct account *a, void **ctx_r, char **err)
@@ -170,32 +259,251 @@ mbox_open(const struct account *a, void **ctx_r, char **err)
 		*slash = '\0';
 	mb->lock_timeout = a->lock_timeout != 0 ? a->lock_timeout : 60;
 	mbox_owner(mb, a);
+	lock_hostname(mb);
+	lock_clean(mb);
 	mb->fd = -1;
 	*ctx_r = mb;
 	return PM_OK;
 }
 
+/* Parse a decimal number ending at a blank or a newline; 0 on success. */
+static int
+lock_number(const char **p, unsigned long long *n_r)
+{
+	char *end;
+
+	if (**p < '0' || **p > '9')
+		return -1;
+	errno = 0;
+	*n_r = strtoull(*p, &end, 10);
+	if (errno != 0 || (*end != ' ' && *end != '\n'))
+		return -1;
+	*p = end;
+	return 0;
+}
+
 /*
- * Take the dotlock PATH.lock before deadline.  *got_r is 0 when the
- * directory does not let us create one (then the fcntl lock alone
+ * Parse the text of a dotlock.  1 when it is ours ("pullmail PID HOST"),
+ * with *pid_r and host_r (of hostlen bytes) set and *app_r filled when a
+ * complete "append" line follows; 0 for anything else (another program's
+ * lock, or ours cut short).
+ */
+static int
+lock_parse(const char *text, long *pid_r, char *host_r, size_t hostlen,
+    struct lock_append *app_r)
+{
+	const char *p = text, *h;
+	unsigned long long pid, dev, ino, off;
+
+	memset(app_r, 0, sizeof *app_r);
+	if (strncmp(p, "pullmail ", 9) != 0)
+		return 0;
+	p += 9;
+	if (lock_number(&p, &pid) < 0 || *p++ != ' ' || pid < 2 ||
+	    pid > (unsigned long long)LONG_MAX)
+		return 0;
+	h = p;
+	p += strcspn(p, " \n");
+	if (*p != '\n' || p == h || (size_t)(p - h) >= hostlen)
+		return 0;
+	memcpy(host_r, h, (size_t)(p - h));
+	host_r[p - h] = '\0';
+	*pid_r = (long)pid;
+	p++;
+	if (strncmp(p, "append ", 7) == 0) {
+		p += 7;
+		if (lock_number(&p, &dev) == 0 && *p++ == ' ' &&
+		    lock_number(&p, &ino) == 0 && *p++ == ' ' &&
+		    lock_number(&p, &off) == 0 && *p == '\n' &&
+		    off <= (unsigned long long)LLONG_MAX) {
+			app_r->valid = 1;
+			app_r->pid = *pid_r;
+			app_r->dev = dev;
+			app_r->ino = ino;
+			app_r->offset = (long long)off;
+		}
+	}
+	return 1;
+}
+
+/*
+ * Whether a process holds an fcntl lock on the mbox.  A lock of ours with
+ * an "append" line was written under the fcntl lock, which the kernel
+ * lets go when its holder dies: while it is held, the holder lives,
+ * whatever kill() said (a pullmail in another PID namespace, or on
+ * another machine of the same name sharing the file).  Checked before a
+ * dead holder's partial message is cut away, so that no live writer's
+ * message is ever cut.  We hold no fcntl lock on the file here, so
+ * closing this descriptor drops none of ours.
+ */
+static int
+mbox_fcntl_held(struct mbox *mb)
+{
+	struct flock fl;
+	int fd, held;
+
+	fd = open(mb->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+	    O_CLOEXEC);
+	if (fd < 0)
+		return errno != ENOENT;
+	memset(&fl, 0, sizeof fl);
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	held = fcntl(fd, F_GETLK, &fl) < 0 || fl.l_type != F_UNLCK;
+	close(fd);
+	return held;
+}
+
+enum { LOCK_HELD, LOCK_GONE };
+
+/*
+ * Judge the dotlock another process holds: LOCK_GONE when it has gone or
+ * was stale and is removed now (try again at once), LOCK_HELD when it
+ * stands.  A stale lock of a dead pullmail that was appending leaves its
+ * record in *app_r for mbox_repair().
+ */
+static int
+lock_judge(struct mbox *mb, struct lock_append *app_r)
+{
+	struct stat st, now;
+	struct lock_append app;
+	char text[512], host[256], *tmp;
+	long pid = 0;
+	ssize_t n;
+	int fd, ours, dead;
+
+	/* Anything but a regular file we can read (a symbolic link, a lock
+	 * we may not read) is judged by its age alone. */
+	fd = open(mb->lockpath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return LOCK_GONE;
+	n = 0;
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		n = read(fd, text, sizeof text - 1);
+	else if (lstat(mb->lockpath, &st) < 0)
+		n = -1;
+	if (fd >= 0)
+		close(fd);
+	if (n < 0)
+		return errno == ENOENT ? LOCK_GONE : LOCK_HELD;
+	text[n] = '\0';
+	ours = lock_parse(text, &pid, host, sizeof host, &app);
+	dead = ours && mb->host[0] != '\0' && strcmp(host, mb->host) == 0 &&
+	    kill((pid_t)pid, 0) < 0 && errno == ESRCH &&
+	    !(app.valid && mbox_fcntl_held(mb));
+	if (!dead && time(NULL) - st.st_mtime <= MBOX_STALE_LOCK)
+		return LOCK_HELD;
+	/*
+	 * Remove it only if it is still the very file judged: another
+	 * process may have removed it and taken the lock afresh meanwhile.
+	 * A new file may get the freed inode number, not the same change
+	 * time (nanoseconds).  What is left is the instant between this
+	 * lstat() and the unlink(), which no dotlock scheme can close.
+	 */
+	if (lstat(mb->lockpath, &now) < 0)
+		return LOCK_GONE;
+	if (now.st_dev != st.st_dev || now.st_ino != st.st_ino ||
+	    now.st_ctim.tv_sec != st.st_ctim.tv_sec ||
+	    now.st_ctim.tv_nsec != st.st_ctim.tv_nsec ||
+	    now.st_size != st.st_size)
+		return LOCK_GONE;
+	if (unlink(mb->lockpath) < 0)
+		return errno == ENOENT ? LOCK_GONE : LOCK_HELD;
+	if (!dead) {
+		log_warnx("mbox: removed the stale lock %s (more than five "
+		    "minutes old)", mb->lockpath);
+		return LOCK_GONE;
+	}
+	log_warnx("mbox: removed the lock %s left by pullmail process %ld, "
+	    "which no longer exists%s", mb->lockpath, pid, app.valid ?
+	    " (it died while appending a message)" : "");
+	*app_r = app;
+	/* Its link source too, if it died before removing that. */
+	tmp = xasprintf("%s.%s.%ld", mb->lockpath, host, pid);
+	(void)unlink(tmp);
+	free(tmp);
+	return LOCK_GONE;
+}
+
+/*
+ * Create the dotlock holding text: written to a file of our own, then
+ * linked to PATH.lock, so the lock never exists without its first line
+ * (an empty lock left by a kill between create and write would count as
+ * another program's and block the mbox for five minutes).  Where hard
+ * links are not supported, O_EXCL and a write.  0 with *fd_r open on the
+ * lock; -1 with errno (EEXIST: someone holds it).
+ */
+static int
+lock_create(struct mbox *mb, const char *text, int *fd_r)
+{
+	char *tmp;
+	int fd, e, tries;
+
+	tmp = xasprintf("%s.%s.%ld", mb->lockpath, mb->host, (long)getpid());
+	for (tries = 0; tries < 2; tries++) {
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0644);
+		/* Ours: a process of our PID died before removing it. */
+		if (fd < 0 && errno == EEXIST && tries == 0 &&
+		    unlink(tmp) == 0)
+			continue;
+		break;
+	}
+	if (fd < 0) {
+		e = errno;
+		free(tmp);
+		errno = e;
+		return -1;
+	}
+	if (write_full(fd, text, strlen(text)) < 0) {
+		e = errno;
+		close(fd);
+		(void)unlink(tmp);
+		free(tmp);
+		errno = e;
+		return -1;
+	}
+	e = link(tmp, mb->lockpath) < 0 ? errno : 0;
+	(void)unlink(tmp);
+	free(tmp);
+	if (e == 0) {
+		*fd_r = fd;
+		return 0;
+	}
+	close(fd);
+	if (e != EPERM && e != ENOTSUP && e != EOPNOTSUPP && e != EMLINK &&
+	    e != ENOSYS) {
+		errno = e;
+		return -1;
+	}
+	fd = open(mb->lockpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	(void)write_full(fd, text, strlen(text));
+	*fd_r = fd;
+	return 0;
+}
+
+/*
+ * Take the dotlock PATH.lock before deadline.  mm->dotlocked stays 0 when
+ * the directory does not let us create one (then the fcntl lock alone
  * protects the file, as with mutt without dotlock rights).
  */
 static int
-dotlock(struct mbox *mb, long long deadline, int *got_r, char **err)
+dotlock(struct mbox *mb, struct mbox_msg *mm, long long deadline, char **err)
 {
-	struct stat st;
-	char pid[32];
+	char *text;
 	int fd, e;
 
-	*got_r = 0;
+	text = xasprintf("pullmail %ld %s\n", (long)getpid(),
+	    mb->host[0] != '\0' ? mb->host : "?");
 	for (;;) {
-		fd = open(mb->lockpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-		    0644);
-		if (fd >= 0) {
-			snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-			(void)write_full(fd, pid, strlen(pid));
-			close(fd);
-			*got_r = 1;
+		if (lock_create(mb, text, &fd) == 0) {
+			mm->lockfd = fd;
+			mm->dotlocked = 1;
+			free(text);
 			return PM_OK;
 		}
 		e = errno;
@@ -203,23 +511,23 @@ dotlock(struct mbox *mb, long long deadline, int *got_r, char **err)
 			log_debug("deliver", "mbox: cannot create %s (%s); "
 			    "using the fcntl lock alone", mb->lockpath,
 			    strerror(e));
+			free(text);
 			return PM_OK;
 		}
-		if (e != EEXIST)
+		if (e != EEXIST) {
+			free(text);
 			return mbox_error(err, "cannot create", mb->lockpath,
 			    e);
-		if (stat(mb->lockpath, &st) == 0 &&
-		    time(NULL) - st.st_mtime > MBOX_STALE_LOCK) {
-			log_warnx("mbox: removing stale lock %s",
-			    mb->lockpath);
-			(void)unlink(mb->lockpath);
-			continue;
 		}
-		if (now_ms() >= deadline)
+		if (lock_judge(mb, &mm->repair) == LOCK_GONE)
+			continue;
+		if (now_ms() >= deadline) {
+			free(text);
 			return errf(err, PM_ETEMP, "mbox: cannot lock %s "
 			    "within %u seconds: %s is held by another "
 			    "program", mb->path, mb->lock_timeout,
 			    mb->lockpath);
+		}
 		sleep_ms(MBOX_LOCK_POLL_MS);
 	}
 }
@@ -252,8 +560,21 @@ fcntl_lock(struct mbox *mb, int fd, long long deadline, char **err)
 static void
 mbox_unlock(struct mbox *mb, struct mbox_msg *mm)
 {
+	struct stat lst, st;
 	struct flock fl;
 
+	/* The dotlock goes first: while it names our append, the fcntl lock
+	 * shows that we live (see mbox_fcntl_held()).  It is removed only
+	 * if it is still ours: another program may have broken it as stale
+	 * and taken its own. */
+	if (mm->dotlocked && lstat(mb->lockpath, &lst) == 0 &&
+	    fstat(mm->lockfd, &st) == 0 && lst.st_dev == st.st_dev &&
+	    lst.st_ino == st.st_ino)
+		(void)unlink(mb->lockpath);
+	if (mm->lockfd >= 0)
+		close(mm->lockfd);
+	mm->lockfd = -1;
+	mm->dotlocked = 0;
 	if (mb->locked) {
 		memset(&fl, 0, sizeof fl);
 		fl.l_type = F_UNLCK;
@@ -262,9 +583,6 @@ mbox_unlock(struct mbox *mb, struct mbox_msg *mm)
 			log_warn("mbox: cannot unlock %s", mb->path);
 		mb->locked = 0;
 	}
-	if (mm->dotlocked)
-		(void)unlink(mb->lockpath);
-	mm->dotlocked = 0;
 }
 
 /*
@@ -485,6 +803,143 @@ out_held(struct mbox *mb, struct mbox_msg *mm, char **err)
 	return PM_OK;
 }
 
+/* The separator a message appended at size needs so that the message
+ * before it ends with a blank line: "", "\n" or "\n\n"; NULL (errno set)
+ * when the file cannot be read. */
+static const char *
+mbox_sep(struct mbox *mb, off_t size)
+{
+	char tail[2];
+	ssize_t n;
+
+	if (size == 0)
+		return "";
+	n = pread(mb->fd, tail, 2, size >= 2 ? size - 2 : 0);
+	if (n < 0)
+		return NULL;
+	if (n == 0) {
+		errno = EIO;
+		return NULL;
+	}
+	if (n == 2 && tail[0] == '\n' && tail[1] == '\n')
+		return "";
+	return tail[n - 1] == '\n' ? "\n" : "\n\n";
+}
+
+/*
+ * A pullmail process died while appending to the mbox after the offset
+ * its lock names (see lock_judge()): cut the file back to that offset,
+ * so that no partial message stays in it for ever, and fsync.  The
+ * message was not counted as delivered (that waits for sync()), so it is
+ * fetched again and nothing is lost; the cut also saves a duplicate when
+ * the message was whole but the lock not yet removed.
+ *
+ * Only when what follows the offset can be nothing but that one message:
+ * the same file (device and inode), at least that long, and the bytes
+ * after the offset are what mbox_begin() writes there (the separator the
+ * bytes before the offset call for, then "From "), or the start of it,
+ * with no further line beginning with "From ".  mboxrd quoting keeps such
+ * lines out of our messages, so one means another writer (one that
+ * ignored our dotlock but waited for the fcntl lock the dead process
+ * held, or one that ignored both) appended its own message after the
+ * partial one: cutting would lose it.  The same goes for a file replaced,
+ * shortened or rewritten meanwhile.  When in doubt the file is left alone
+ * and a warning names the offset, for the admin to look.  *st is updated.
+ */
+static void
+mbox_repair(struct mbox *mb, struct mbox_msg *mm, struct stat *st)
+{
+	const struct lock_append *rec = &mm->repair;
+	const char *sep, *why = NULL;
+	char want[8];
+	size_t wlen, matched = 0, fm = 0, i;
+	off_t pos, had;
+	ssize_t n;
+	int bol = 0;
+
+	mm->repair.valid = 0;
+	if ((unsigned long long)st->st_dev != rec->dev ||
+	    (unsigned long long)st->st_ino != rec->ino) {
+		log_warnx("mbox: pullmail process %ld died while appending a "
+		    "message at offset %lld of the file that was %s then; "
+		    "%s has been replaced since: the old file may end with "
+		    "part of a message", rec->pid, rec->offset, mb->path,
+		    mb->path);
+		return;
+	}
+	if (st->st_size == rec->offset)
+		return;
+	if (st->st_size < rec->offset)
+		why = "the file is shorter now than it was then";
+	else if ((sep = mbox_sep(mb, rec->offset)) == NULL)
+		why = strerror(errno);
+	else {
+		wlen = (size_t)snprintf(want, sizeof want, "%sFrom ", sep);
+		for (pos = rec->offset; why == NULL && pos < st->st_size;
+		    pos += n) {
+			n = pread(mb->fd, mm->buf, sizeof mm->buf, pos);
+			if (n <= 0) {
+				why = n < 0 ? strerror(errno) :
+				    "the file ended early";
+				break;
+			}
+			for (i = 0; i < (size_t)n; i++) {
+				char c = mm->buf[i];
+
+				if (matched < wlen) {
+					if (c != want[matched++]) {
+						why = "what follows the offset "
+						    "is not a message of ours";
+						break;
+					}
+					continue;
+				}
+				if (bol && c == from_[fm]) {
+					if (++fm < sizeof from_ - 1)
+						continue;
+					why = "another message follows the "
+					    "partial one";
+					break;
+				}
+				fm = 0;
+				bol = c == '\n';
+			}
+		}
+	}
+	if (why != NULL) {
+		log_warnx("mbox: pullmail process %ld died while appending a "
+		    "message to %s at offset %lld; not cutting the %lld bytes "
+		    "after that offset away, because %s: look at the file "
+		    "from that offset on", rec->pid, mb->path, rec->offset,
+		    (long long)(st->st_size - rec->offset), why);
+		return;
+	}
+	had = st->st_size;
+	mm->orig = rec->offset;
+	rollback(mb, mm);
+	if (fstat(mb->fd, st) < 0 || st->st_size != rec->offset)
+		return;
+	log_warnx("mbox: cut %s back to %lld bytes: removed the %lld bytes "
+	    "of a message that pullmail process %ld was appending when it "
+	    "died (it is fetched again)", mb->path, rec->offset,
+	    (long long)(had - rec->offset), rec->pid);
+}
+
+/* Add to our dotlock the mbox and its size before this message, for the
+ * next run if this one dies while appending (see mbox_repair()). */
+static void
+lock_note(struct mbox *mb, struct mbox_msg *mm, const struct stat *st)
+{
+	char line[128];
+
+	snprintf(line, sizeof line, "append %llu %llu %lld\n",
+	    (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+	    (long long)st->st_size);
+	if (write_full(mm->lockfd, line, strlen(line)) < 0)
+		log_debug("deliver", "mbox: cannot write to %s: %s",
+		    mb->lockpath, strerror(errno));
+}
+
 /* mbox: take both locks, note the size and write the "From " line;
  * a lock timeout makes later messages fail fast. */
 static int
@@ -495,11 +950,10 @@ mbox_begin(void *ctx, const struct deliver_info *info, void **m_r,
 	struct mbox_msg *mm;
 	struct stat st;
 	long long deadline;
-	char tail[2], date[64], *line;
+	char date[64], *line;
 	const char *sep, *sender = info->sender;
 	time_t now;
 	struct tm tm;
-	ssize_t n;
 	int r;
 
 	if (mb->broken)
@@ -508,7 +962,8 @@ mbox_begin(void *ctx, const struct deliver_info *info, void **m_r,
 		return errf(err, mb->sync_status, "%s", mb->sync_err);
 	mm = xcalloc(1, sizeof *mm);
 	deadline = now_ms() + (long long)mb->lock_timeout * 1000;
-	if ((r = dotlock(mb, deadline, &mm->dotlocked, err)) != PM_OK)
+	mm->lockfd = -1;
+	if ((r = dotlock(mb, mm, deadline, err)) != PM_OK)
 		goto fail;
 	if ((r = mbox_reopen(mb, err)) != PM_OK)
 		goto fail;
@@ -523,23 +978,16 @@ mbox_begin(void *ctx, const struct deliver_info *info, void **m_r,
 		    mb->path);
 		goto fail;
 	}
+	if (mm->repair.valid)
+		mbox_repair(mb, mm, &st);
 	mm->orig = st.st_size;
+	if (mm->dotlocked)
+		lock_note(mb, mm, &st);
 
 	/* The previous message must end with a blank line. */
-	sep = "";
-	if (st.st_size > 0) {
-		n = pread(mb->fd, tail, 2, st.st_size >= 2 ?
-		    st.st_size - 2 : 0);
-		if (n < 0) {
-			r = mbox_error(err, "cannot read", mb->path, errno);
-			goto fail;
-		}
-		if (n == 2 && tail[0] == '\n' && tail[1] == '\n')
-			sep = "";
-		else if (tail[n - 1] == '\n')
-			sep = "\n";
-		else
-			sep = "\n\n";
+	if ((sep = mbox_sep(mb, st.st_size)) == NULL) {
+		r = mbox_error(err, "cannot read", mb->path, errno);
+		goto fail;
 	}
 	if (sender == NULL || *sender == '\0' || strpbrk(sender, " \t") != NULL)
 		sender = "MAILER-DAEMON";

@@ -3,7 +3,8 @@
 # (Python's mailbox module), a concurrent procmail never interleaves with
 # us, a write failing in the middle (a full tmpfs, else RLIMIT_FSIZE)
 # leaves the mbox exactly as it was and the message on the server, a
-# held lock is reported, and an mbox (or a Maildir) that is a symbolic
+# held lock is reported, the lock and half message of a killed run are
+# cleared by the next run, and an mbox (or a Maildir) that is a symbolic
 # link, or an mbox with a second hard link, is refused with the messages
 # left on the server and nothing written behind the link.
 #
@@ -296,10 +297,41 @@ case_symlink_refused() {
 	assert_eq 0 "$(srv_count "$CASE_USER")" "messages left on the server"
 }
 
+# A run killed in the middle of a message left its dotlock (naming the
+# offset the message began at) and half the message: the next run takes
+# the lock at once, cuts the half message away and appends whole ones.
+case_killed_run() {
+	local first dead before
+	seed_many 3 first
+	first=$SEEDS
+	account acct "keep=no" "lock_timeout=1" "deliver=mbox:$CASE_DIR/mbox" |
+	    write_config "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	# What a pullmail killed while appending leaves behind.
+	dead=$(sh -c 'echo $$')
+	before=$(stat -c '%d %i %s' "$CASE_DIR/mbox")
+	printf 'pullmail %s %s\nappend %s\n' "$dead" "$(hostname)" "$before" \
+	    >"$CASE_DIR/mbox.lock"
+	printf 'From carol@example.org Mon Jun  2 09:12:44 2025\nSubject: ha' \
+	    >>"$CASE_DIR/mbox"
+	seed_many 2 second
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 0
+	assert_grep "removed the lock .*mbox.lock left by pullmail process $dead, which no longer exists" "$LAST_OUT.err"
+	assert_grep "cut .*mbox back to ${before##* } bytes: removed the 59 bytes" "$LAST_OUT.err"
+	# shellcheck disable=SC2086
+	assert_mbox_holds "$CASE_DIR/mbox" $first $SEEDS
+	assert_eq 0 "$(srv_count "$CASE_USER")" "messages left on the server"
+	[ -e "$CASE_DIR/mbox.lock" ] && fail "dotlock left behind"
+	return 0
+}
+
 run_case roundtrip case_roundtrip
 run_case concurrent case_concurrent
 run_case write_failure case_write_failure
 echo "write_failure: full disk simulated with $(cat "$E2E_RUN/full-disk" 2>/dev/null)"
 run_case lock_timeout case_lock_timeout
+run_case killed_run case_killed_run
 run_case symlink_refused case_symlink_refused
 e2e_finish

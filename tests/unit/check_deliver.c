@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -736,6 +737,360 @@ assert_mbox_batch(size_t from, size_t to)
 	free(got);
 	free(want);
 }
+
+/* --- a lock left by a pullmail that died --------------------------------- */
+
+/* The names in directory d, sorted, joined by blanks (static storage). */
+static const char *
+dir_names(const char *d)
+{
+	static char out[1024];
+	struct dirent **ents;
+	int n, i;
+
+	n = scandir(d, &ents, NULL, alphasort);
+	ck_assert_int_ge(n, 0);
+	out[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (strcmp(ents[i]->d_name, ".") != 0 &&
+		    strcmp(ents[i]->d_name, "..") != 0) {
+			if (out[0] != '\0')
+				strncat(out, " ", sizeof out - strlen(out) - 1);
+			strncat(out, ents[i]->d_name,
+			    sizeof out - strlen(out) - 1);
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	return out;
+}
+
+#define FROM_A "From a@example.org Mon Nov 30 00:00:00 2026\n"
+#define FROM_B "From b@example.org Mon Nov 30 00:00:01 2026\n"
+
+/* This host's name (static storage). */
+static const char *
+this_host(void)
+{
+	static char name[256];
+
+	ck_assert_int_eq(gethostname(name, sizeof name), 0);
+	name[sizeof name - 1] = '\0';
+	return name;
+}
+
+/* The text of a dotlock of ours for pid on host (this host when NULL). */
+static char *
+lock_text(long pid, const char *host)
+{
+	return xasprintf("pullmail %ld %s\n", pid,
+	    host != NULL ? host : this_host());
+}
+
+/* The PID of a process that has exited and been reaped. */
+static long
+dead_pid(void)
+{
+	pid_t pid = fork();
+	int st;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(0);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	return (long)pid;
+}
+
+/* Write text to path, replacing it. */
+static void
+put_file(const char *path, const char *text, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_full(fd, text, len), 0);
+	close(fd);
+}
+
+/* Start sending what is logged (stderr) to a file; the saved stderr. */
+static int
+log_capture(const char *path)
+{
+	int saved, fd;
+
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert(saved >= 0 && fd >= 0);
+	dup2(fd, 2);
+	close(fd);
+	return saved;
+}
+
+/* Stop capturing; what was logged. */
+static char *
+log_captured(const char *path, int saved)
+{
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	return slurp(path);
+}
+
+enum { HOLDER_DEAD, HOLDER_LIVE, HOLDER_DEAD_ELSEWHERE, HOLDER_OLD_FORMAT,
+    HOLDER_DEAD_FCNTL, HOLDER_OLD_STALE, HOLDER_SYMLINK_STALE,
+    HOLDER_NCASES };
+
+/* A child holding the fcntl write lock on path until killed. */
+static pid_t
+fcntl_holder(const char *path)
+{
+	struct flock fl;
+	pid_t pid;
+	int p[2], fd;
+	char c;
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		fd = open(path, O_RDWR);
+		memset(&fl, 0, sizeof fl);
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		if (fd < 0 || fcntl(fd, F_SETLK, &fl) < 0)
+			_exit(1);
+		(void)write(p[1], "x", 1);
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	close(p[0]);
+	return pid;
+}
+
+/*
+ * A dotlock of ours whose holder is a process of this host that no longer
+ * exists is taken at once, and the run says so; one whose holder lives,
+ * or is on another host, or in the format of before (the PID alone) is
+ * respected until lock_timeout (then five minutes make it stale).  So is
+ * one whose holder looks dead but that names an append while a process
+ * holds the mbox's fcntl lock (a pullmail in another PID namespace): its
+ * message is not cut.  Another program's lock, a regular file or a
+ * symbolic link, is stale after five minutes.
+ */
+START_TEST(test_mbox_lock_holder)
+{
+	static const char *const msg[] = { "Subject: x\n\nbody\n", NULL };
+	static const char half[] = FROM_A "Subject: a\n\nhalf";
+	char *err = NULL, *lock, *text, *logf, *logged, *data;
+	long long t0;
+	struct stat mst;
+	pid_t live = -1;
+	long other;
+	int saved, r, st;
+
+	tacct.deliver_kind = DELIVER_MBOX;
+	tacct.deliver_path = xasprintf("%s/mbox", dir);
+	lock = xasprintf("%s.lock", tacct.deliver_path);
+	logf = xasprintf("%s/log", dir);
+	switch (_i) {
+	case HOLDER_DEAD:
+		/* Also the link source another killed run left on its way
+		 * to the lock. */
+		other = dead_pid();
+		text = lock_text(dead_pid(), NULL);
+		data = xasprintf("%s.%s.%ld", lock, this_host(), other);
+		put_file(data, text, strlen(text));
+		free(data);
+		break;
+	case HOLDER_LIVE:
+		live = fork();
+		ck_assert_int_ge(live, 0);
+		if (live == 0) {
+			pause();
+			_exit(0);
+		}
+		text = lock_text((long)live, NULL);
+		break;
+	case HOLDER_DEAD_ELSEWHERE:
+		text = lock_text(dead_pid(), "elsewhere.example.org");
+		break;
+	case HOLDER_DEAD_FCNTL:
+		put_file(tacct.deliver_path, half, strlen(half));
+		ck_assert_int_eq(stat(tacct.deliver_path, &mst), 0);
+		live = fcntl_holder(tacct.deliver_path);
+		data = lock_text(dead_pid(), NULL);
+		text = xasprintf("%sappend %llu %llu 0\n", data,
+		    (unsigned long long)mst.st_dev,
+		    (unsigned long long)mst.st_ino);
+		free(data);
+		break;
+	case HOLDER_SYMLINK_STALE:
+		text = xstrdup("");
+		break;
+	default:
+		text = xasprintf("%ld\n", dead_pid());
+		break;
+	}
+	if (_i == HOLDER_SYMLINK_STALE)
+		ck_assert_int_eq(symlink("/nonexistent", lock), 0);
+	else
+		put_file(lock, text, strlen(text));
+	if (_i == HOLDER_OLD_STALE || _i == HOLDER_SYMLINK_STALE) {
+		struct timespec ts[2];
+
+		clock_gettime(CLOCK_REALTIME, &ts[0]);
+		ts[0].tv_sec -= 301;
+		ts[1] = ts[0];
+		ck_assert_int_eq(utimensat(AT_FDCWD, lock, ts,
+		    AT_SYMLINK_NOFOLLOW), 0);
+	}
+	saved = log_capture(logf);
+	t0 = mono_ms();
+	r = deliver_chunks(msg, &err);
+	t0 = mono_ms() - t0;
+	logged = log_captured(logf, saved);
+	if (live > 0) {
+		kill(live, SIGKILL);
+		ck_assert_int_eq(waitpid(live, &st, 0), live);
+	}
+	if (_i == HOLDER_DEAD || _i == HOLDER_OLD_STALE ||
+	    _i == HOLDER_SYMLINK_STALE) {
+		ck_assert_msg(r == PM_OK, "%s", err);
+		ck_assert_msg(t0 < 500, "took %lld ms", t0);
+		ck_assert_msg(strstr(logged, _i == HOLDER_DEAD ?
+		    "which no longer exists" : "more than five minutes old") !=
+		    NULL && strstr(logged, lock) != NULL, "%s", logged);
+		data = mbox_undated(tacct.deliver_path);
+		ck_assert_str_eq(data, "From MAILER-DAEMON DATE\n"
+		    "Subject: x\n\nbody\n\n");
+		free(data);
+		/* Neither the lock nor the file it was linked from is left. */
+		ck_assert_str_eq(dir_names(dir), "log mbox");
+	} else {
+		ck_assert_int_eq(r, PM_ETEMP);
+		ck_assert_ptr_nonnull(strstr(err, "cannot lock"));
+		ck_assert_msg(t0 >= 1000, "took %lld ms", t0);
+		free(err);
+		/* Still there, untouched. */
+		data = slurp(lock);
+		ck_assert_str_eq(data, text);
+		free(data);
+		ck_assert_ptr_null(strstr(logged, "removed"));
+		if (_i != HOLDER_DEAD_FCNTL)
+			ck_assert_int_ne(access(tacct.deliver_path, F_OK), 0);
+		else {
+			data = slurp(tacct.deliver_path);
+			ck_assert_str_eq(data, half);
+			free(data);
+		}
+	}
+	free(text);
+	free(logged);
+	free(logf);
+	free(lock);
+}
+END_TEST
+
+/* A dead run's lock and what it left in the mbox after the offset. */
+struct partial_case {
+	const char *before;	/* the mbox up to the offset */
+	const char *after;	/* what the dead run left after it */
+	int cut;		/* cut back to the offset? */
+};
+
+static const struct partial_case partial_cases[] = {
+	/* A message cut short in its body. */
+	{ FROM_A "Subject: a\n\nbody a\n\n",
+	  FROM_B "Subject: b\n\n>From quoted\nhalf a li", 1 },
+	/* Cut short in the From_ line. */
+	{ FROM_A "Subject: a\n\nbody a\n\n", "From b@exa", 1 },
+	/* Whole, but the lock was not removed yet. */
+	{ FROM_A "Subject: a\n\nbody a\n\n", FROM_B "Subject: b\n\nb\n\n", 1 },
+	/* After an mbox without the final blank line: the separator. */
+	{ FROM_A "Subject: a\n\nno blank line\n", "\n" FROM_B "Subj", 1 },
+	/* Into an empty mbox. */
+	{ "", FROM_B "Subject: b\n", 1 },
+	/* Another writer appended a message after the partial one. */
+	{ FROM_A "Subject: a\n\nbody a\n\n",
+	  FROM_B "Subject: b\n\nhalf\n\n" FROM_B "Subject: c\n\nwhole\n\n", 0 },
+	/* ... also without a blank line before its From_ line. */
+	{ FROM_A "Subject: a\n\nbody a\n\n",
+	  FROM_B "Subject: b\n\nhalf\n" FROM_B "Subject: c\n\nwhole\n\n", 0 },
+	/* Not what we write at the offset: the file was rewritten. */
+	{ FROM_A "Subject: a\n\nbody a\n\n", "Subject: b\n\nbody b\n\n", 0 },
+	/* The separator is wrong for the bytes before the offset. */
+	{ FROM_A "Subject: a\n\nbody a\n\n", "\n" FROM_B "Subject: b\n", 0 },
+};
+
+/*
+ * A dead pullmail's lock naming the mbox and its size before the message
+ * it was appending: the partial message after that offset is cut away
+ * before the next message, which is whole; the whole mbox is compared
+ * byte for byte.  When anything but that one message of ours follows the
+ * offset (another writer's message, a rewritten file), nothing is cut and
+ * a warning names the offset.
+ */
+START_TEST(test_mbox_partial_cut)
+{
+	static const char *const msg[] = { "Subject: x\n\nbody\n", NULL };
+	const struct partial_case *c = &partial_cases[_i];
+	char *err = NULL, *lock, *text, *logf, *logged, *data, *want;
+	char *dead, *offs;
+	struct stat st;
+	int saved;
+
+	tacct.deliver_kind = DELIVER_MBOX;
+	tacct.deliver_path = xasprintf("%s/mbox", dir);
+	lock = xasprintf("%s.lock", tacct.deliver_path);
+	logf = xasprintf("%s/log", dir);
+	data = xasprintf("%s%s", c->before, c->after);
+	put_file(tacct.deliver_path, data, strlen(data));
+	ck_assert_int_eq(stat(tacct.deliver_path, &st), 0);
+	dead = lock_text(dead_pid(), NULL);
+	text = xasprintf("%sappend %llu %llu %zu\n", dead,
+	    (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+	    strlen(c->before));
+	put_file(lock, text, strlen(text));
+	saved = log_capture(logf);
+	ck_assert_int_eq(deliver_chunks(msg, &err), PM_OK);
+	logged = log_captured(logf, saved);
+	/* What the mbox must hold: what stays, the separator it calls
+	 * for, the new message. */
+	free(data);
+	data = xasprintf("%s%s", c->before, c->cut ? "" : c->after);
+	want = xasprintf("%s%sFrom MAILER-DAEMON Mon Nov 30 00:00:02 2026\n"
+	    "Subject: x\n\nbody\n\n", data, *data == '\0' ? "" :
+	    data[strlen(data) - 1] != '\n' ? "\n\n" :
+	    strlen(data) >= 2 && data[strlen(data) - 2] == '\n' ? "" : "\n");
+	free(data);
+	data = xasprintf("%s/want", dir);
+	put_file(data, want, strlen(want));
+	free(want);
+	want = mbox_undated(data);
+	free(data);
+	data = mbox_undated(tacct.deliver_path);
+	ck_assert_str_eq(data, want);
+	offs = xasprintf("%zu", strlen(c->before));
+	if (c->cut)
+		ck_assert_msg(strstr(logged, "cut ") != NULL &&
+		    strstr(logged, offs) != NULL, "%s", logged);
+	else
+		ck_assert_msg(strstr(logged, "not cutting") != NULL &&
+		    strstr(logged, offs) != NULL, "%s", logged);
+	ck_assert_int_ne(access(lock, F_OK), 0);
+	free(offs);
+	free(dead);
+	free(data);
+	free(want);
+	free(text);
+	free(logged);
+	free(logf);
+	free(lock);
+}
+END_TEST
 
 /*
  * mbox: finish() writes each message out whole and lets go of both locks
@@ -2092,6 +2447,9 @@ suite_deliver(void)
 	tcase_add_test(tc, test_mbox_quoting);
 	tcase_add_test(tc, test_mbox_abort_and_separator);
 	tcase_add_test(tc, test_mbox_locked);
+	tcase_add_loop_test(tc, test_mbox_lock_holder, 0, HOLDER_NCASES);
+	tcase_add_loop_test(tc, test_mbox_partial_cut, 0,
+	    sizeof partial_cases / sizeof partial_cases[0]);
 	tcase_add_loop_test(tc, test_mbox_refused, 0, MB_NCASES);
 	tcase_add_test(tc, test_mbox_owner_as_root);
 	tcase_add_test(tc, test_mbox_group_commit);
