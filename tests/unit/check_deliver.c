@@ -381,6 +381,18 @@ slurp(const char *path)
 	return data;
 }
 
+/* The facts of a message from imap.example.org's INBOX with this UID. */
+static void
+test_info(struct deliver_info *info, const char *uid)
+{
+	memset(info, 0, sizeof *info);
+	info->account = "test";
+	info->server = "imap.example.org";
+	info->mailbox = "INBOX";
+	info->uid = uid;
+	info->protocol = "imap";
+}
+
 /* Deliver the chunks (NULL-terminated) as one message; the status. */
 static int
 deliver_chunks(const char *const *chunks, char **err)
@@ -390,12 +402,7 @@ deliver_chunks(const char *const *chunks, char **err)
 	struct deliver_msg *m;
 	int r;
 
-	memset(&info, 0, sizeof info);
-	info.account = "test";
-	info.server = "imap.example.org";
-	info.mailbox = "INBOX";
-	info.uid = "42";
-	info.protocol = "imap";
+	test_info(&info, "42");
 	ck_assert_int_eq(deliver_open(&tacct, &d, err), PM_OK);
 	ck_assert_int_eq(deliver_begin(d, &info, &m, err), PM_OK);
 	for (r = PM_OK; *chunks != NULL && r == PM_OK; chunks++)
@@ -1086,12 +1093,7 @@ START_TEST(test_mda_timeout)
 	/* The source is slow (the mail server): that time does not count. */
 	free(tacct.deliver_path);
 	tacct.deliver_path = xasprintf("/bin/sh -c 'cat > %s'", path);
-	memset(&info, 0, sizeof info);
-	info.account = "test";
-	info.server = "imap.example.org";
-	info.mailbox = "INBOX";
-	info.uid = "7";
-	info.protocol = "imap";
+	test_info(&info, "7");
 	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
 	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
 	for (r = 0; head[r] != NULL; r++) {
@@ -1202,12 +1204,7 @@ START_TEST(test_mda_spool)
 	    "test -f /dev/stdin && echo regular >>%s.stat; "
 	    "readlink /proc/self/fd/0 >%s.link; cat >%s'", started, got,
 	    got, got, got);
-	memset(&info, 0, sizeof info);
-	info.account = "test";
-	info.server = "imap.example.org";
-	info.mailbox = "INBOX";
-	info.uid = "9";
-	info.protocol = "imap";
+	test_info(&info, "9");
 	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
 	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
 	ck_assert_int_eq(deliver_write(m, msg, 192 << 10, &err), PM_OK);
