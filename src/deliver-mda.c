@@ -1,14 +1,20 @@
 /*
  * MDA delivery: the command line is split into an argv once, and each
- * message is streamed into the stdin of a fresh child started with that
- * argv, never through a shell.  %F and %T are whole arguments; the same
- * data is in the child's environment.  The child's stderr goes to the log.
- * Exit 0: delivered; 75 (EX_TEMPFAIL) or mda_timeout: temporary; anything
- * else or a signal: failed.  mda_timeout bounds the MDA's own inactivity:
- * each write waits at most that long for the pipe to take data, and the
- * wait for its exit starts when its stdin is closed, so time spent waiting
- * on the mail server never counts.  The MDA's exit is the durability
- * point, so finish() waits for it and sync() has nothing left to do.
+ * message is spooled into an unlinked temporary file (mode 0600, in
+ * $TMPDIR or /tmp) as it arrives.  Only when it is complete is a fresh
+ * child started with that argv, never through a shell, and the file,
+ * rewound, as its stdin: a message cut short (the server went away, a
+ * read failed, pullmail was killed) never reaches the MDA, and once the
+ * MDA runs it has the whole message whatever happens to pullmail.  %F and
+ * %T are whole arguments; the same data is in the child's environment.
+ * The child's stderr goes to the log.  Exit 0: delivered; 75
+ * (EX_TEMPFAIL) or mda_timeout: temporary; anything else or a signal:
+ * failed.  A spool that cannot be written (no room, not writable) is a
+ * temporary failure.  mda_timeout bounds the MDA's own inactivity: the
+ * clock restarts whenever it moves through its input (the file offset it
+ * shares with us), so a slow mail server and a large message never count
+ * against it.  The MDA's exit is the durability point, so finish() waits
+ * for it and sync() has nothing left to do.
  */
 #include "autoconf.h"
 
@@ -32,22 +38,23 @@
 
 extern char **environ;
 
-struct mda;
-struct mda_msg;
-static int early_exit(struct mda *, struct mda_msg *, char **);
-
 struct mda {
 	char **argv;		/* with %F and %T still in place */
 	char *name;		/* argv[0], for messages */
 	char *account;
+	char *spool_dir;	/* $TMPDIR or /tmp */
 	unsigned timeout;
 };
 
 struct mda_msg {
-	pid_t pid;
-	int in;			/* the child's stdin, -1 once closed */
+	int spool;		/* the unlinked spool file, -1 once closed */
+	off_t size;		/* bytes spooled */
+	char **argv;		/* the MDA's, %F and %T filled in */
+	char **env;		/* the MDA's environment */
+	pid_t pid;		/* the MDA once started, else -1 */
 	int errfd;		/* its stderr, -1 at EOF */
-	long long deadline;	/* monotonic ms; set by each wait for the MDA */
+	off_t seen;		/* its offset in the spool at the last look */
+	long long deadline;	/* monotonic ms; re-armed on each progress */
 	char line[MDA_ERRLINE];	/* the stderr line being collected */
 	size_t llen;
 	char last[MDA_ERRLINE];	/* the last complete stderr line */
@@ -139,6 +146,7 @@ static int
 mda_open(const struct account *a, void **ctx_r, char **err)
 {
 	struct mda *md;
+	const char *tmp = getenv("TMPDIR");
 	char **argv;
 
 	if (a->deliver_path == NULL ||
@@ -146,12 +154,11 @@ mda_open(const struct account *a, void **ctx_r, char **err)
 		err_prefix(err, "mda");
 		return PM_ECONFIG;
 	}
-	/* A child that exits early must fail the write, not kill us. */
-	signal(SIGPIPE, SIG_IGN);
 	md = xcalloc(1, sizeof *md);
 	md->argv = argv;
 	md->name = xstrdup(argv[0]);
 	md->account = xstrdup(a->name != NULL ? a->name : "");
+	md->spool_dir = xstrdup(tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
 	md->timeout = a->mda_timeout != 0 ? a->mda_timeout : 600;
 	*ctx_r = md;
 	return PM_OK;
@@ -239,7 +246,50 @@ child_env(const struct deliver_info *info, const char *sender)
 	return env;
 }
 
-/* mda: start the MDA for one message with %F/%T and the environment set. */
+/* A spool that cannot be made or written is pullmail's own trouble, not
+ * the message's: temporary, so the message stays on the server. */
+static int
+spool_error(struct mda *md, const char *what, int e, char **err)
+{
+	const char *hint = e == ENOSPC || e == EDQUOT || e == EFBIG ?
+	    "it needs room for the largest message" :
+	    "it must be a writable directory";
+
+	return errf(err, PM_ETEMP, "mda: cannot %s the message in %s: %s "
+	    "(%s; set TMPDIR to choose another)", what, md->spool_dir,
+	    strerror(e), hint);
+}
+
+/* An unlinked file (0600) in the spool directory, open for reading and
+ * writing; -1 with errno set. */
+static int
+spool_open(const char *dir)
+{
+	char *path;
+	int fd, e;
+
+#ifdef O_TMPFILE
+	/* O_EXCL: it can never be linked into the file system. */
+	fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
+	    errno != EINVAL))
+		return fd;
+#endif
+	/* A file system or kernel without O_TMPFILE: unlink at once. */
+	path = xasprintf("%s/pullmail-mda.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0 && unlink(path) < 0) {
+		e = errno;
+		close(fd);
+		errno = e;
+		fd = -1;
+	}
+	free(path);
+	return fd;
+}
+
+/* mda: open the spool for one message and prepare the MDA's argv (%F/%T
+ * set) and environment; the MDA starts only when the message is whole. */
 static int
 mda_begin(void *ctx, const struct deliver_info *info, void **m_r,
     char **err)
@@ -248,99 +298,104 @@ mda_begin(void *ctx, const struct deliver_info *info, void **m_r,
 	struct mda_msg *mm;
 	const char *sender = info->sender != NULL && *info->sender != '\0' ?
 	    info->sender : "MAILER-DAEMON";
-	char **argv, **env;
-	int in[2], er[2], st[2], e, r;
 	size_t n, i;
-	ssize_t got;
+	int fd;
 
+	if ((fd = spool_open(md->spool_dir)) < 0)
+		return spool_error(md, "spool", errno, err);
+	mm = xcalloc(1, sizeof *mm);
+	mm->spool = fd;
+	mm->pid = -1;
+	mm->errfd = -1;
 	for (n = 0; md->argv[n] != NULL; n++)
 		;
-	argv = xcalloc(n + 1, sizeof *argv);
+	mm->argv = xcalloc(n + 1, sizeof *mm->argv);
 	for (i = 0; i < n; i++) {
 		if (strcmp(md->argv[i], "%F") == 0)
-			argv[i] = xstrdup(sender);
+			mm->argv[i] = xstrdup(sender);
 		else if (strcmp(md->argv[i], "%T") == 0)
-			argv[i] = xstrdup(info->recipient);
+			mm->argv[i] = xstrdup(info->recipient);
 		else
-			argv[i] = xstrdup(md->argv[i]);
+			mm->argv[i] = xstrdup(md->argv[i]);
 	}
-	env = child_env(info, info->sender != NULL ? info->sender : "");
-	if (pipe2(in, O_CLOEXEC) < 0) {
-		r = errf(err, PM_ETEMP, "mda: pipe: %s", strerror(errno));
-		goto out;
-	}
-	if (pipe2(er, O_CLOEXEC) < 0) {
-		r = errf(err, PM_ETEMP, "mda: pipe: %s", strerror(errno));
-		close(in[0]);
-		close(in[1]);
-		goto out;
-	}
+	mm->env = child_env(info, info->sender != NULL ? info->sender : "");
+	*m_r = mm;
+	return PM_OK;
+}
+
+/* mda: append the bytes to the spool. */
+static int
+mda_write(void *ctx, void *m, const void *buf, size_t len, char **err)
+{
+	struct mda_msg *mm = m;
+
+	if (write_full(mm->spool, buf, len) < 0)
+		return spool_error(ctx, "spool", errno, err);
+	mm->size += (off_t)len;
+	return PM_OK;
+}
+
+/* Start the MDA with the rewound spool as its stdin and a pipe for its
+ * stderr; an exec failure is reported through a close-on-exec pipe. */
+static int
+start_child(struct mda *md, struct mda_msg *mm, char **err)
+{
+	int er[2], st[2], e, status;
+	ssize_t got;
+
+	if (lseek(mm->spool, 0, SEEK_SET) != 0)
+		return spool_error(md, "rewind", errno, err);
+	if (pipe2(er, O_CLOEXEC) < 0)
+		return errf(err, PM_ETEMP, "mda: pipe: %s", strerror(errno));
 	if (pipe2(st, O_CLOEXEC) < 0) {
-		r = errf(err, PM_ETEMP, "mda: pipe: %s", strerror(errno));
-		close(in[0]);
-		close(in[1]);
+		e = errno;
 		close(er[0]);
 		close(er[1]);
-		goto out;
+		return errf(err, PM_ETEMP, "mda: pipe: %s", strerror(e));
 	}
-	mm = xcalloc(1, sizeof *mm);
 	mm->pid = fork();
 	if (mm->pid < 0) {
-		r = errf(err, PM_ETEMP, "mda: fork: %s", strerror(errno));
-		free(mm);
-		close(in[0]);
-		close(in[1]);
+		e = errno;
 		close(er[0]);
 		close(er[1]);
 		close(st[0]);
 		close(st[1]);
-		goto out;
+		return errf(err, PM_ETEMP, "mda: fork: %s", strerror(e));
 	}
 	if (mm->pid == 0) {
-		/* The child: stdin from the pipe, stderr to the log, stdout
-		 * to stderr; the exec status pipe closes on success. */
+		/* The child: stdin from the spool (its offset shared with
+		 * us), stderr to the log, stdout to stderr. */
 		signal(SIGPIPE, SIG_DFL);
 		signal(SIGXFSZ, SIG_DFL);
-		if (dup2(in[0], 0) < 0 || dup2(er[1], 2) < 0 ||
-		    dup2(er[1], 1) < 0)
+		if (mm->spool == 0 ? fcntl(0, F_SETFD, 0) < 0 :
+		    dup2(mm->spool, 0) < 0)
 			_exit(127);
-		environ = env;
-		execvp(argv[0], argv);
+		if (dup2(er[1], 2) < 0 || dup2(er[1], 1) < 0)
+			_exit(127);
+		environ = mm->env;
+		execvp(mm->argv[0], mm->argv);
 		e = errno;
 		(void)write(st[1], &e, sizeof e);
 		_exit(127);
 	}
-	close(in[0]);
 	close(er[1]);
 	close(st[1]);
 	do
 		got = read(st[0], &e, sizeof e);
 	while (got < 0 && errno == EINTR);
 	close(st[0]);
-	mm->in = in[1];
 	mm->errfd = er[0];
-	(void)fcntl(mm->in, F_SETFL, O_NONBLOCK);
 	(void)fcntl(mm->errfd, F_SETFL, O_NONBLOCK);
 	if (got == (ssize_t)sizeof e) {
-		int status;
-
-		close(mm->in);
-		close(mm->errfd);
 		while (waitpid(mm->pid, &status, 0) < 0 && errno == EINTR)
 			;
-		free(mm);
-		r = errf(err, PM_EDELIVER, "mda: cannot run %s: %s",
+		mm->pid = -1;
+		return errf(err, PM_EDELIVER, "mda: cannot run %s: %s",
 		    md->name, strerror(e));
-		goto out;
 	}
-	log_debug("deliver", "%s: started %s (pid %ld)", md->account,
-	    md->name, (long)mm->pid);
-	*m_r = mm;
-	r = PM_OK;
-out:
-	deliver_argv_free(argv);
-	deliver_argv_free(env);
-	return r;
+	log_debug("deliver", "%s: started %s (pid %ld) on %lld bytes",
+	    md->account, md->name, (long)mm->pid, (long long)mm->size);
+	return PM_OK;
 }
 
 /* Stop the child: TERM, a grace period, KILL; reap it. */
@@ -388,62 +443,20 @@ timeout_error(struct mda *md, struct mda_msg *mm, const char *what,
 	    "stopped it", md->name, what, md->timeout);
 }
 
-/* mda: feed the bytes to the MDA's stdin, bounded by mda_timeout. */
-static int
-mda_write(void *ctx, void *m, const void *buf, size_t len, char **err)
+/* Note how far the MDA has read; progress restarts the clock. */
+static void
+check_progress(struct mda *md, struct mda_msg *mm)
 {
-	struct mda *md = ctx;
-	struct mda_msg *mm = m;
-	const char *p = buf;
-	struct pollfd pfd[2];
-	long long left;
-	ssize_t n;
-	nfds_t nfd;
+	off_t off = lseek(mm->spool, 0, SEEK_CUR);
 
-	if (mm->pid < 0)
-		return errf(err, PM_EINTERNAL, "mda: %s already stopped",
-		    md->name);
-	arm_deadline(md, mm);
-	while (len > 0) {
-		left = mm->deadline - now_ms();
-		if (left <= 0)
-			return timeout_error(md, mm, "did not read its input "
-			    "for", err);
-		pfd[0].fd = mm->in;
-		pfd[0].events = POLLOUT;
-		nfd = 1;
-		if (mm->errfd >= 0) {
-			pfd[1].fd = mm->errfd;
-			pfd[1].events = POLLIN;
-			nfd = 2;
-		}
-		if (poll(pfd, nfd, left > 1000 ? 1000 : (int)left) < 0) {
-			if (errno == EINTR)
-				continue;
-			return errf(err, PM_ETEMP, "mda: poll: %s",
-			    strerror(errno));
-		}
-		if (nfd == 2 && pfd[1].revents != 0)
-			drain_stderr(md, mm);
-		if (pfd[0].revents == 0)
-			continue;
-		n = write(mm->in, p, len);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			if (errno == EPIPE)
-				return early_exit(md, mm, err);
-			return errf(err, PM_EDELIVER, "mda: write to %s: %s",
-			    md->name, strerror(errno));
-		}
-		p += n;
-		len -= (size_t)n;
+	if (off >= 0 && off != mm->seen) {
+		mm->seen = off;
 		arm_deadline(md, mm);
 	}
-	return PM_OK;
 }
 
-/* Wait for the child to exit (logging its stderr) for mda_timeout. */
+/* Wait for the child to exit (logging its stderr), for mda_timeout
+ * after its last move through its input. */
 static int
 wait_child(struct mda *md, struct mda_msg *mm, int *status_r, char **err)
 {
@@ -455,16 +468,20 @@ wait_child(struct mda *md, struct mda_msg *mm, int *status_r, char **err)
 	for (;;) {
 		p = waitpid(mm->pid, status_r, WNOHANG);
 		if (p == mm->pid) {
+			mm->pid = -1;
 			drain_stderr(md, mm);
+			check_progress(md, mm);
 			return PM_OK;
 		}
 		if (p < 0 && errno != EINTR)
 			return errf(err, PM_EINTERNAL, "mda: waitpid: %s",
 			    strerror(errno));
+		check_progress(md, mm);
 		left = mm->deadline - now_ms();
 		if (left <= 0)
-			return timeout_error(md, mm, "did not finish within",
-			    err);
+			return timeout_error(md, mm, mm->seen < mm->size ?
+			    "did not read its input for" :
+			    "did not finish within", err);
 		if (mm->errfd >= 0) {
 			pfd.fd = mm->errfd;
 			pfd.events = POLLIN;
@@ -493,37 +510,21 @@ status_error(struct mda *md, struct mda_msg *mm, int status, char **err)
 	    md->name, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
-/* The child stopped reading: its exit status says why.  Exiting 0
- * without reading the whole message is still a failure. */
-static int
-early_exit(struct mda *md, struct mda_msg *mm, char **err)
-{
-	int status, r;
-
-	close(mm->in);
-	mm->in = -1;
-	r = wait_child(md, mm, &status, err);
-	mm->pid = -1;
-	if (r != PM_OK)
-		return r;
-	if ((r = status_error(md, mm, status, err)) != PM_OK)
-		return r;
-	return errf(err, PM_EDELIVER, "mda: %s exited before reading the "
-	    "whole message", md->name);
-}
-
-/* Close the pipes still open to the MDA and free mm. */
+/* Close the spool and the pipe still open to the MDA, free mm. */
 static void
 msg_free(struct mda_msg *mm)
 {
-	if (mm->in >= 0)
-		close(mm->in);
+	if (mm->spool >= 0)
+		close(mm->spool);
 	if (mm->errfd >= 0)
 		close(mm->errfd);
+	deliver_argv_free(mm->argv);
+	deliver_argv_free(mm->env);
 	free(mm);
 }
 
-/* mda: close the MDA's stdin and wait for it; its exit status decides. */
+/* mda: the message is whole: start the MDA on it and wait; its exit
+ * status decides.  Exiting 0 without reading all of it is no delivery. */
 static int
 mda_finish(void *ctx, void *m, char **err)
 {
@@ -531,25 +532,21 @@ mda_finish(void *ctx, void *m, char **err)
 	struct mda_msg *mm = m;
 	int status, r;
 
-	close(mm->in);
-	mm->in = -1;
-	if ((r = wait_child(md, mm, &status, err)) == PM_OK)
-		r = status_error(md, mm, status, err);
+	if ((r = start_child(md, mm, err)) == PM_OK &&
+	    (r = wait_child(md, mm, &status, err)) == PM_OK &&
+	    (r = status_error(md, mm, status, err)) == PM_OK &&
+	    mm->seen < mm->size)
+		r = errf(err, PM_EDELIVER, "mda: %s exited before reading "
+		    "the whole message", md->name);
 	msg_free(mm);
 	return r;
 }
 
-/* Stop the child before it sees the end of its input: a message cut
- * short must never be delivered. */
+/* mda: a message cut short: the MDA was never started; drop the spool. */
 static void
 mda_abort(void *ctx, void *m)
 {
-	struct mda *md = ctx;
-	struct mda_msg *mm = m;
-
-	kill_child(mm);
-	drain_stderr(md, mm);
-	msg_free(mm);
+	msg_free(m);
 }
 
 /* The MDA's exit status was the durability point. */
@@ -568,6 +565,7 @@ mda_close(void *ctx)
 	deliver_argv_free(md->argv);
 	free(md->name);
 	free(md->account);
+	free(md->spool_dir);
 	free(md);
 }
 

@@ -10,7 +10,9 @@
  *                    files into new/, one fsync of new/
  *   mbox     finish: append under the locks, write out, unlock (no fsync)
  *            sync:   one fsync of the file (and of its directory if new)
- *   mda      finish: wait for the MDA's exit status (per message)
+ *   mda      write:  spool into an unlinked file in $TMPDIR
+ *            finish: start the MDA on the whole message, wait for its
+ *                    exit status (per message)
  *            sync:   nothing left to do
  *   smtp     finish: wait for the reply to the end of DATA (LMTP: the
  *   lmtp             recipient's reply) on the one session of the run

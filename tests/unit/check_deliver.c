@@ -3,6 +3,8 @@
  * scanning (with hostile and broken input), MDA command splitting,
  * HOST[:PORT] parsing, the optional header lines, mbox quoting across
  * write chunks and mbox rollback, mda_timeout as the MDA's own inactivity,
+ * the MDA's spool (never started for a message cut short, a spool that
+ * cannot be written),
  * LMTP over a unix socket against a fault injector that stalls, and
  * grouped durability: fsync() and syncfs() calls counted for mbox and
  * Maildir batches, a failing fsync, one LMTP session for a batch with
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -381,6 +384,18 @@ slurp(const char *path)
 	return data;
 }
 
+/* The facts of a message from imap.example.org's INBOX with this UID. */
+static void
+test_info(struct deliver_info *info, const char *uid)
+{
+	memset(info, 0, sizeof *info);
+	info->account = "test";
+	info->server = "imap.example.org";
+	info->mailbox = "INBOX";
+	info->uid = uid;
+	info->protocol = "imap";
+}
+
 /* Deliver the chunks (NULL-terminated) as one message; the status. */
 static int
 deliver_chunks(const char *const *chunks, char **err)
@@ -390,12 +405,7 @@ deliver_chunks(const char *const *chunks, char **err)
 	struct deliver_msg *m;
 	int r;
 
-	memset(&info, 0, sizeof info);
-	info.account = "test";
-	info.server = "imap.example.org";
-	info.mailbox = "INBOX";
-	info.uid = "42";
-	info.protocol = "imap";
+	test_info(&info, "42");
 	ck_assert_int_eq(deliver_open(&tacct, &d, err), PM_OK);
 	ck_assert_int_eq(deliver_begin(d, &info, &m, err), PM_OK);
 	for (r = PM_OK; *chunks != NULL && r == PM_OK; chunks++)
@@ -1536,12 +1546,7 @@ START_TEST(test_mda_timeout)
 	/* The source is slow (the mail server): that time does not count. */
 	free(tacct.deliver_path);
 	tacct.deliver_path = xasprintf("/bin/sh -c 'cat > %s'", path);
-	memset(&info, 0, sizeof info);
-	info.account = "test";
-	info.server = "imap.example.org";
-	info.mailbox = "INBOX";
-	info.uid = "7";
-	info.protocol = "imap";
+	test_info(&info, "7");
 	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
 	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
 	for (r = 0; head[r] != NULL; r++) {
@@ -1579,6 +1584,180 @@ START_TEST(test_mda_timeout)
 	free(path);
 	free(msg);
 	tacct.mda_timeout = 0;
+}
+END_TEST
+
+/* Entries in directory path other than . and .. */
+static int
+count_entries(const char *path)
+{
+	DIR *dp = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(dp);
+	while ((de = readdir(dp)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, ".."))
+			n++;
+	closedir(dp);
+	return n;
+}
+
+/* Point TMPDIR (the MDA's spool) at path, NULL: back to what it was. */
+static void
+set_spool_dir(const char *path)
+{
+	static char *saved;
+	static int have_saved;
+	const char *cur;
+
+	if (path != NULL) {
+		if (!have_saved) {
+			cur = getenv("TMPDIR");
+			saved = cur != NULL ? xstrdup(cur) : NULL;
+			have_saved = 1;
+		}
+		ck_assert_int_eq(setenv("TMPDIR", path, 1), 0);
+		return;
+	}
+	if (saved != NULL)
+		setenv("TMPDIR", saved, 1);
+	else
+		unsetenv("TMPDIR");
+	free(saved);
+	saved = NULL;
+	have_saved = 0;
+}
+
+/*
+ * The MDA sees a message only once it is whole: one cut short (the source
+ * failed after the header section and 192 KB of body) is aborted before
+ * any MDA is started, so it can never file a partial message.  A complete
+ * one reaches it as an unlinked 0600 regular file in $TMPDIR, byte for
+ * byte, and no spool file is left behind.
+ */
+START_TEST(test_mda_spool)
+{
+	char *msg = big_message(384 << 10), *started, *got, *spool, *out;
+	const char *chunks[2] = { msg, NULL };
+	struct deliver_info info;
+	struct deliver *d;
+	struct deliver_msg *m;
+	char *err = NULL;
+
+	started = xasprintf("%s/started", dir);
+	got = xasprintf("%s/got", dir);
+	spool = xasprintf("%s/spool", dir);
+	ck_assert_int_eq(mkdir(spool, 0700), 0);
+	set_spool_dir(spool);
+	tacct.deliver_kind = DELIVER_MDA;
+	tacct.deliver_path = xasprintf("/bin/sh -c 'echo >%s; "
+	    "stat -L -c \"%%a %%h\" /dev/stdin >%s.stat; "
+	    "test -f /dev/stdin && echo regular >>%s.stat; "
+	    "readlink /proc/self/fd/0 >%s.link; cat >%s'", started, got,
+	    got, got, got);
+	test_info(&info, "9");
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+	ck_assert_int_eq(deliver_write(m, msg, 192 << 10, &err), PM_OK);
+	usleep(300 * 1000);
+	deliver_abort(m);
+	deliver_close(d);
+	usleep(300 * 1000);
+	ck_assert_msg(access(started, F_OK) < 0, "the MDA was started for a "
+	    "message cut short");
+	ck_assert_msg(access(got, F_OK) < 0, "the MDA got a partial message");
+	ck_assert_int_eq(count_entries(spool), 0);
+
+	ck_assert_int_eq(deliver_chunks(chunks, &err), PM_OK);
+	out = slurp(got);
+	ck_assert_msg(strcmp(out, msg) == 0, "the MDA got %zu bytes of %zu",
+	    strlen(out), strlen(msg));
+	free(out);
+	out = xasprintf("%s.stat", got);
+	free(got);
+	got = slurp(out);
+	ck_assert_str_eq(got, "600 0\nregular\n");
+	free(got);
+	free(out);
+	out = xasprintf("%s/got.link", dir);
+	got = slurp(out);
+	ck_assert_msg(strncmp(got, spool, strlen(spool)) == 0 &&
+	    got[strlen(spool)] == '/' && strstr(got, "(deleted)") != NULL,
+	    "stdin was %s", got);
+	ck_assert_int_eq(count_entries(spool), 0);
+	set_spool_dir(NULL);
+	free(out);
+	free(got);
+	free(spool);
+	free(started);
+	free(msg);
+}
+END_TEST
+
+/*
+ * A spool that cannot be written is a temporary failure that names the
+ * directory and TMPDIR, and the MDA is never started: a directory that is
+ * missing or not writable, and one that runs out of room (a file size
+ * limit stands in for a full disk).
+ */
+START_TEST(test_mda_spool_fails)
+{
+	char *msg = big_message(64 << 10), *started, *spool, *err = NULL;
+	const char *chunks[2] = { msg, NULL };
+	struct rlimit old, lim;
+
+	started = xasprintf("%s/started", dir);
+	tacct.deliver_kind = DELIVER_MDA;
+	tacct.deliver_path = xasprintf("/bin/sh -c 'echo >%s; cat >/dev/null'",
+	    started);
+
+	spool = xasprintf("%s/missing", dir);
+	set_spool_dir(spool);
+	ck_assert_int_eq(deliver_chunks(chunks, &err), PM_ETEMP);
+	ck_assert_msg(strstr(err, "mda: cannot spool the message in ") != NULL &&
+	    strstr(err, "/missing: No such file or directory (it must be a "
+	    "writable directory; set TMPDIR to choose another)") != NULL,
+	    "%s", err);
+	free(err);
+	err = NULL;
+	free(spool);
+
+	if (geteuid() != 0) {
+		/* root writes anyway; the e2e test covers a read-only mount */
+		spool = xasprintf("%s/ro", dir);
+		ck_assert_int_eq(mkdir(spool, 0500), 0);
+		set_spool_dir(spool);
+		ck_assert_int_eq(deliver_chunks(chunks, &err), PM_ETEMP);
+		ck_assert_msg(strstr(err, "Permission denied") != NULL, "%s",
+		    err);
+		free(err);
+		err = NULL;
+		free(spool);
+	}
+
+	spool = xasprintf("%s/spool", dir);
+	ck_assert_int_eq(mkdir(spool, 0700), 0);
+	set_spool_dir(spool);
+	signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 16 << 10;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	ck_assert_int_eq(deliver_chunks(chunks, &err), PM_ETEMP);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	ck_assert_msg(strstr(err, "File too large (it needs room for the "
+	    "largest message; set TMPDIR to choose another)") != NULL, "%s",
+	    err);
+	free(err);
+	ck_assert_int_eq(count_entries(spool), 0);
+	ck_assert_msg(access(started, F_OK) < 0, "the MDA was started");
+	set_spool_dir(NULL);
+	free(spool);
+	free(started);
+	free(msg);
 }
 END_TEST
 
@@ -2461,6 +2640,8 @@ suite_deliver(void)
 	tcase_add_test(tc, test_huge_header);
 	tcase_add_test(tc, test_mda_errors);
 	tcase_add_test(tc, test_mda_timeout);
+	tcase_add_test(tc, test_mda_spool);
+	tcase_add_test(tc, test_mda_spool_fails);
 	tcase_add_test(tc, test_lmtp_unix_stall);
 	tcase_add_test(tc, test_bad_recipient);
 	tcase_add_loop_test(tc, test_smtp_data_normalised, 0,
