@@ -1,0 +1,57 @@
+/*
+ * Fuzz target: POP3 reply lines (pop3-parse.c).  The input, split into
+ * lines at LF, goes line by line through the status (plain and SASL),
+ * CAPA, UIDL, LIST and multi-line parsers, the way pop3.c hands them
+ * lines: NUL-terminated, CRLF removed.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pop3-parse.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct pop3_caps caps;
+	char *in = malloc(size + 1), *nl, *line, *err = NULL;
+	const char *text, *uid, *d;
+	size_t pos = 0, len, ulen, dlen;
+	unsigned long num;
+	uint64_t msize;
+	int status;
+
+	if (in == NULL)
+		abort();
+	memcpy(in, data, size);
+	in[size] = '\0';
+	memset(&caps, 0, sizeof caps);
+	pop3_caps_reset(&caps);
+	while (pos < size) {
+		line = in + pos;
+		nl = memchr(line, '\n', size - pos);
+		len = nl != NULL ? (size_t)(nl - line) : size - pos;
+		pos += len + (nl != NULL);
+		if (len > 0 && line[len - 1] == '\r')
+			len--;
+		line[len] = '\0';
+		(void)pop3_parse_status(line, len, 0, &status, &text, &err);
+		(void)pop3_parse_status(line, len, 1, &status, &text, &err);
+		(void)pop3_caps_line(line, len, &caps, &err);
+		if (pop3_parse_uidl(line, len, &num, &uid, &ulen, &err) ==
+		    PM_OK && (ulen < 1 || ulen > POP3_UID_MAX ||
+		    uid < line || uid + ulen > line + len))
+			abort();
+		(void)pop3_parse_list(line, len, &num, &msize, &err);
+		if (pop3_multiline(line, len, &d, &dlen) == 0 &&
+		    (d < line || d + dlen > line + len))
+			abort();
+		free(err);
+		err = NULL;
+	}
+	pop3_caps_free(&caps);
+	free(in);
+	return 0;
+}
