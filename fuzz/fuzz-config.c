@@ -16,19 +16,11 @@
 #include <pullmail/host.h>
 
 #include "config.h"
+#include "fuzz-util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char dir[64];
 static char path[96];
-
-/* Remove the directory at exit. */
-static void
-cleanup(void)
-{
-	unlink(path);
-	rmdir(dir);
-}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -40,15 +32,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (memmem(data, size, "_command", 8) != NULL)
 		return 0;
-	if (dir[0] == '\0') {
-		snprintf(dir, sizeof dir, "%s/pullmail-fuzz-XXXXXX",
-		    access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-		if (mkdtemp(dir) == NULL)
-			abort();
-		snprintf(path, sizeof path, "%s/config", dir);
-		atexit(cleanup);
+	if (path[0] == '\0') {
+		snprintf(path, sizeof path, "%s/config", fuzz_dir());
 		/* Paths with ~ expand here, not in the user's home. */
-		setenv("HOME", dir, 1);
+		setenv("HOME", fuzz_dir(), 1);
 		unsetenv("XDG_STATE_HOME");
 		unsetenv("CREDENTIALS_DIRECTORY");
 	}

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz-util.h"
 #include "imap-parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -47,11 +48,10 @@ one_line(const char *line, size_t len)
 
 /* A FETCH response from line on: *pos advances past its literals. */
 static void
-fetch(const char *in, size_t size, size_t *pos, const char *line,
-    size_t len)
+fetch(char *in, size_t size, size_t *pos, const char *line, size_t len)
 {
 	struct imap_fetch f;
-	char *err = NULL, *nl;
+	char *err = NULL;
 	int r;
 
 	r = imap_parse_fetch(line, len, IMAP_LITERAL_MAX, &f, &err);
@@ -59,13 +59,8 @@ fetch(const char *in, size_t size, size_t *pos, const char *line,
 		if (f.literal > size - *pos)
 			break;
 		*pos += (size_t)f.literal;
-		nl = memchr(in + *pos, '\n', size - *pos);
-		len = nl != NULL ? (size_t)(nl - (in + *pos)) : size - *pos;
-		line = in + *pos;
-		*pos += len + (nl != NULL);
-		if (len > 0 && line[len - 1] == '\r')
-			len--;
-		((char *)line)[len] = '\0';
+		if ((line = fuzz_line(in, size, pos, &len)) == NULL)
+			break;
 		r = imap_parse_fetch_more(line, len, IMAP_LITERAL_MAX, &f,
 		    &err);
 	}
@@ -76,23 +71,14 @@ fetch(const char *in, size_t size, size_t *pos, const char *line,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *in = malloc(size + 1), *nl, *line;
+	char *in = malloc(size + 1), *line;
 	size_t pos = 0, len;
 
 	if (in == NULL)
 		abort();
 	memcpy(in, data, size);
 	in[size] = '\0';
-	while (pos < size) {
-		line = in + pos;
-		nl = memchr(line, '\n', size - pos);
-		len = nl != NULL ? (size_t)(nl - line) : size - pos;
-		pos += len + (nl != NULL);
-		if (len > 0 && line[len - 1] == '\r')
-			len--;
-		/* The parsers see the line as the reader hands it over:
-		 * NUL-terminated, CRLF removed. */
-		line[len] = '\0';
+	while ((line = fuzz_line(in, size, &pos, &len)) != NULL) {
 		one_line(line, len);
 		if (len > 2 && line[0] == '*' && strstr(line, "FETCH") != NULL)
 			fetch(in, size, &pos, line, len);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz-util.h"
 #include "pop3-parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -16,7 +17,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct pop3_caps caps;
-	char *in = malloc(size + 1), *nl, *line, *err = NULL;
+	char *in = malloc(size + 1), *line, *err = NULL;
 	const char *text, *uid, *d;
 	size_t pos = 0, len, ulen, dlen;
 	unsigned long num;
@@ -29,14 +30,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	in[size] = '\0';
 	memset(&caps, 0, sizeof caps);
 	pop3_caps_reset(&caps);
-	while (pos < size) {
-		line = in + pos;
-		nl = memchr(line, '\n', size - pos);
-		len = nl != NULL ? (size_t)(nl - line) : size - pos;
-		pos += len + (nl != NULL);
-		if (len > 0 && line[len - 1] == '\r')
-			len--;
-		line[len] = '\0';
+	while ((line = fuzz_line(in, size, &pos, &len)) != NULL) {
 		(void)pop3_parse_status(line, len, 0, &status, &text, &err);
 		(void)pop3_parse_status(line, len, 1, &status, &text, &err);
 		(void)pop3_caps_line(line, len, &caps, &err);

@@ -13,21 +13,12 @@
 
 #include <pullmail/host.h>
 
+#include "fuzz-util.h"
 #include "state.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char dir[64];
-static char path[96], lock[96];
-
-/* Remove the directory at exit. */
-static void
-cleanup(void)
-{
-	unlink(path);
-	unlink(lock);
-	rmdir(dir);
-}
+static char path[96];
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -38,19 +29,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *err = NULL;
 	FILE *f;
 
-	if (dir[0] == '\0') {
-		snprintf(dir, sizeof dir, "%s/pullmail-fuzz-XXXXXX",
-		    access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-		if (mkdtemp(dir) == NULL)
-			abort();
-		snprintf(path, sizeof path, "%s/fuzz.state", dir);
-		snprintf(lock, sizeof lock, "%s/fuzz.lock", dir);
-		atexit(cleanup);
-	}
+	if (path[0] == '\0')
+		snprintf(path, sizeof path, "%s/fuzz.state", fuzz_dir());
 	if ((f = fopen(path, "w")) == NULL ||
 	    fwrite(data, 1, size, f) != size || fclose(f) != 0)
 		abort();
-	if (state_open(dir, "fuzz", &st, &err) != PM_OK) {
+	if (state_open(fuzz_dir(), "fuzz", &st, &err) != PM_OK) {
 		if (err == NULL)
 			abort();
 		free(err);
@@ -62,7 +46,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (state_save(st, &err) != PM_OK)
 		abort();
 	state_close(st);
-	if (state_open(dir, "fuzz", &st, &err) != PM_OK ||
+	if (state_open(fuzz_dir(), "fuzz", &st, &err) != PM_OK ||
 	    !state_known(st, box, uid))
 		abort();
 	state_close(st);
