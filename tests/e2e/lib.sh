@@ -17,6 +17,10 @@
 #                              reachable by the user nobody)
 #   PULLMAIL_TEST_KEEP=1       keep the run directory even on success
 #   PULLMAIL_ALLOW_SKIP=1      exit 77 (skip) when a server program is absent
+#   PULLMAIL_WRAPPER           a command put in front of every pullmail run,
+#                              e.g. "valgrind --error-exitcode=99 ..." (make
+#                              check-valgrind); PM_TIMEOUT then defaults to
+#                              600 seconds
 
 E2E_NAME=$(basename "$0" .sh)
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -27,6 +31,18 @@ top_builddir=$(cd "$top_builddir" && pwd)
 : "${PULLMAIL_PLUGIN_DIR:=$top_builddir/plugins/.libs}"
 : "${PULLMAIL_TEST_PLUGIN_DIR:=$top_builddir/tests/plugins/.libs}"
 export PULLMAIL_PLUGIN_DIR PULLMAIL_TEST_PLUGIN_DIR
+
+# With a wrapper, PULLMAIL becomes a script that runs the binary under it,
+# so that every way a test starts pullmail goes through it.
+if [ -n "${PULLMAIL_WRAPPER:-}" ]; then
+	PM_WRAPPED=$top_builddir/tests/run/pullmail-wrapped.$$
+	mkdir -p "$top_builddir/tests/run"
+	printf '#!/bin/sh\nexec %s %s "$@"\n' "$PULLMAIL_WRAPPER" \
+		"'$PULLMAIL'" >"$PM_WRAPPED"
+	chmod 755 "$PM_WRAPPED"
+	PULLMAIL=$PM_WRAPPED
+	: "${PM_TIMEOUT:=600}"
+fi
 
 SRV_DIR=$top_srcdir/tests/servers
 # Under tests/run: `make clean` removes it, so distcheck finds no leftovers.

@@ -79,7 +79,7 @@ m_account(struct pm_session *s)
 	return &M.acct;
 }
 
-static void
+static void PM_PRINTF(3, 4)
 m_log(struct pm_session *s, int level, const char *fmt, ...)
 {
 	va_list ap;
@@ -122,7 +122,7 @@ m_tls_active(struct pm_session *s)
 	return M.tls;
 }
 
-static int
+static int PM_PRINTF(3, 4)
 m_send(struct pm_session *s, char **err, const char *fmt, ...)
 {
 	va_list ap;
