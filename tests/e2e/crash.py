@@ -25,7 +25,9 @@ tmpfs, pre-filled with a file of random size: pullmail must stop with a
 temporary error (exit 75) and lose nothing, and once the file is removed a
 run must deliver everything.
 
-The figures go to --figures as one line "name kills losses dups partials".
+The figures go to --figures as one line: name, kind (kill or disk),
+rounds, kills, losses, duplicates, partial messages, and temporary files
+left behind (in the Maildir's tmp/ and beside the state file).
 """
 import argparse
 import ctypes

@@ -151,7 +151,8 @@ else
 	done
 fi
 
-# The figures, per scenario and in all.
+# The figures, per scenario and in all (tmp-left: temporary files left
+# behind in a Maildir's tmp/ or beside a state file, not counted as mail).
 echo "scenario                 rounds  kills losses   dups partial tmp-left"
 awk '{ printf "%-24s %6d %6d %6d %6d %7d %8d\n", $1, $3, $4, $5, $6, $7, $8
 	r += $3; k += $4; l += $5; d += $6; p += $7; t += $8 }
