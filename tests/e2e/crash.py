@@ -80,14 +80,41 @@ FROM_LINE = re.compile(rb"^From \S+ [A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9]\d "
 UNQUOTE = re.compile(rb"(?m)^>(>*From )")
 
 
-def mbox_messages(path):
+def pending_cut(path, size):
+    """Where the mbox at path is cut by the next run: the offset of the
+    "append DEV INO OFFSET" line in the dot-lock a killed pullmail left
+    (it was appending there when it died), or None.  The tail from there
+    is the killed run's partial message, which the next run removes before
+    it appends; right after a kill it is the one partial message allowed."""
+    try:
+        with open(path + ".lock", "rb") as f:
+            text = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    m = re.search(r"(?m)^append (\d+) (\d+) (\d+)$", text)
+    if m is None:
+        return None
+    st = os.stat(path)
+    off = int(m.group(3))
+    if (int(m.group(1)), int(m.group(2))) != (st.st_dev, st.st_ino) or \
+            off > size:
+        return None
+    return off
+
+
+def mbox_messages(path, after_kill=False):
     """The messages of the mbox at path, mboxrd quoting undone.  A message
     that does not end as pullmail ends one (its text, then a blank line) is
-    returned as it is, so that it matches no original."""
+    returned as it is, so that it matches no original.  after_kill: the
+    tail a killed run's lock marks for cutting is left out."""
     if not os.path.exists(path):
         return [], []
     with open(path, "rb") as f:
         data = f.read()
+    if after_kill:
+        off = pending_cut(path, len(data))
+        if off is not None:
+            data = data[:off]
     if data == b"":
         return [], []
     problems = []
@@ -122,10 +149,14 @@ class Target:
         self.kind = kind
         self.root = root
 
-    def read(self):
-        """(list of (where, bytes), problems, leftovers in tmp/)."""
+    def read(self, after_kill=False):
+        """(list of (where, bytes), problems, leftovers in tmp/).
+        after_kill: right after a kill, an mbox's tail that the killed
+        run's lock marks for cutting is not counted (the next run cuts
+        it; verify() then finds none)."""
         if self.kind == "mbox":
-            msgs, problems = mbox_messages(os.path.join(self.root, "mbox"))
+            msgs, problems = mbox_messages(os.path.join(self.root, "mbox"),
+                                           after_kill)
             return msgs, problems, 0
         msgs, ntmp = maildir_messages(os.path.join(self.root, "Maildir"))
         return msgs, [], ntmp
@@ -383,8 +414,8 @@ class Scenario:
 
     # Classify what the target holds.  Returns (counts by original,
     # messages matching none).
-    def inventory(self):
-        msgs, problems, ntmp = self.target.read()
+    def inventory(self, after_kill=False):
+        msgs, problems, ntmp = self.target.read(after_kill)
         counts = {}
         unknown = []
         for where, data in msgs:
@@ -398,8 +429,8 @@ class Scenario:
     # Every message in the target must be whole.  A partial one is
     # noted (the round fails at its end) but the round goes on, to see
     # whether the recovery copes with it.
-    def check_whole(self, when):
-        counts, unknown, problems, ntmp = self.inventory()
+    def check_whole(self, when, after_kill=False):
+        counts, unknown, problems, ntmp = self.inventory(after_kill)
         for p in problems:
             log("  PARTIAL %s: mbox %s" % (when, p))
         for where, n in unknown:
@@ -430,7 +461,7 @@ class Scenario:
 
     def after_crash(self, when):
         self.check_state(when)
-        counts, _ = self.check_whole(when)
+        counts, _ = self.check_whole(when, after_kill=True)
         if self.a.keep == "no":
             self.check_nothing_lost(counts, when)
 

@@ -3,7 +3,9 @@
 # it fetches from a real Dovecot (IMAP and POP3, keep = yes and keep = no)
 # into a Maildir, an mbox and an MDA (procmail into a Maildir), then run
 # again to completion: no message lost, every one byte for byte the
-# original, no partial message left in the target, at most one duplicate
+# original, no partial message left in the target (right after a kill, an
+# mbox may end in the one partial message the killed run's lock marks for
+# the next run to cut), at most one duplicate
 # per kill, every state file parseable after each kill.  Then the disk
 # fills up (a small tmpfs, root only) at a random point: a temporary error,
 # nothing lost, and a run after space is freed delivers everything.
