@@ -31,6 +31,7 @@
  */
 #include "autoconf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -425,6 +426,43 @@ check_dir(const char *dir, char **err)
 	return PM_OK;
 }
 
+/*
+ * Remove the temp files "<state file>.tmpXXXXXXXXXXXX" a killed run left
+ * in dir (tmp_create()'s names).  Only under the account's lock: no live
+ * pullmail writes one then.
+ */
+static void
+remove_stale_tmp(const char *dir, const char *path)
+{
+	const char *base = strrchr(path, '/') + 1;
+	size_t n = strlen(base), i;
+	struct dirent *de;
+	DIR *d;
+	int dfd;
+
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return;
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, base, n) != 0 ||
+		    strncmp(de->d_name + n, ".tmp", 4) != 0 ||
+		    strlen(de->d_name + n + 4) != 12)
+			continue;
+		for (i = 0; i < 12; i++)
+			if (strchr("0123456789abcdef",
+			    de->d_name[n + 4 + i]) == NULL)
+				break;
+		if (i == 12 && unlinkat(dirfd(d), de->d_name, 0) == 0)
+			log_debug("state", "removed %s/%s, left by an "
+			    "interrupted run",
+			    dir, de->d_name);
+	}
+	closedir(d);
+}
+
 /* Lock the account's state file exclusively and load it; missing is empty.
  * A file bound to another protocol, server, port or user is not loaded. */
 int
@@ -465,6 +503,7 @@ state_open(const char *state_dir, const char *account,
 		state_close(st);
 		return r;
 	}
+	remove_stale_tmp(state_dir, st->path);
 
 	fd = open(st->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {

@@ -105,6 +105,51 @@ START_TEST(test_prune_and_many)
 }
 END_TEST
 
+/* Create file name in dir (empty). */
+static void
+touch(const char *name)
+{
+	char *p = xasprintf("%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	free(p);
+}
+
+/* Whether dir holds name. */
+static int
+exists(const char *name)
+{
+	char *p = xasprintf("%s/%s", dir, name);
+	int r = access(p, F_OK) == 0;
+
+	free(p);
+	return r;
+}
+
+/* The temp files a killed run's state_save() left are removed when the
+ * next run holds the lock; other files that only look alike stay. */
+START_TEST(test_stale_tmp_removed)
+{
+	struct state *st;
+	char *err = NULL;
+
+	touch("erin.state.tmp0123456789ab");
+	touch("erin.state.tmpdeadbeef0000");
+	touch("erin.state.tmp0123");		/* not tmp_create()'s */
+	touch("erin.state.tmp0123456789AB");	/* upper case: not ours */
+	touch("frank.state.tmp0123456789ab");	/* another account's */
+	ck_assert_int_eq(state_open(dir, "erin", &B, &st, &err), PM_OK);
+	ck_assert(!exists("erin.state.tmp0123456789ab"));
+	ck_assert(!exists("erin.state.tmpdeadbeef0000"));
+	ck_assert(exists("erin.state.tmp0123"));
+	ck_assert(exists("erin.state.tmp0123456789AB"));
+	ck_assert(exists("frank.state.tmp0123456789ab"));
+	state_close(st);
+}
+END_TEST
+
 /* Forgetting deleted UIDs keeps the others and the other mailboxes. */
 START_TEST(test_forget)
 {
@@ -512,6 +557,7 @@ suite_state(void)
 	    (int)(sizeof rebound / sizeof rebound[0]));
 	tcase_add_test(tc, test_binding_case);
 	tcase_add_test(tc, test_binding_upgrade);
+	tcase_add_test(tc, test_stale_tmp_removed);
 	tcase_add_loop_test(tc, test_symlink_refused, 0,
 	    (int)(sizeof links / sizeof links[0]));
 	tcase_add_test(tc, test_dir_and_type_checks);
