@@ -7,7 +7,8 @@
  * in new/ before its bytes are on disk, and one batch costs two flushes
  * instead of one per message.  Finished files that no sync covered are
  * removed from tmp/ at close: they were not recorded and will be fetched
- * again.
+ * again.  A rename is what shows a message to the user, so sync() reports
+ * each one as it happens (on_visible) for the engine's delivery journal.
  *
  * Nothing is reached through a symbolic link: the Maildir's tmp/, new/
  * and cur/ are opened with O_NOFOLLOW, and so is the Maildir itself when
@@ -46,6 +47,8 @@ struct maildir {
 	unsigned long seq;
 	struct maildir_msg **done;	/* finished, not yet synced */
 	size_t ndone;
+	void (*visible)(void *arg, size_t nth);	/* see on_visible() */
+	void *visible_arg;
 };
 
 /* From this many files on, one syncfs() beats an fsync() each. */
@@ -322,6 +325,8 @@ maildir_sync(void *ctx, char **err)
 			free(dst);
 			break;
 		}
+		if (md->visible != NULL)
+			md->visible(md->visible_arg, i);
 		free(mm->tmp);
 		free(mm->name);
 		free(mm);
@@ -337,6 +342,17 @@ maildir_sync(void *ctx, char **err)
 		free(dir);
 	}
 	return r;
+}
+
+/* maildir: report each message sync() moves into new/. */
+static void
+maildir_on_visible(void *ctx, void (*visible)(void *arg, size_t nth),
+    void *arg)
+{
+	struct maildir *md = ctx;
+
+	md->visible = visible;
+	md->visible_arg = arg;
 }
 
 /* maildir: free the target's state. */
@@ -362,5 +378,6 @@ const struct deliver_ops deliver_maildir_ops = {
 	.finish = maildir_finish,
 	.abort = maildir_abort,
 	.sync = maildir_sync,
+	.on_visible = maildir_on_visible,
 	.close = maildir_close,
 };

@@ -383,6 +383,17 @@ deliver_sync(struct deliver *d, char **err)
 	return d->ops->sync(d->ctx, err);
 }
 
+/* Let the target report each message its sync() makes visible. */
+int
+deliver_on_visible(struct deliver *d, void (*visible)(void *arg, size_t nth),
+    void *arg)
+{
+	if (d->ops->on_visible == NULL)
+		return 0;
+	d->ops->on_visible(d->ctx, visible, arg);
+	return 1;
+}
+
 /* Close the target and free d; NULL is fine. */
 void
 deliver_close(struct deliver *d)

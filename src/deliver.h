@@ -88,6 +88,17 @@ struct deliver_ops {
 	 * PM_ETEMP, PM_EDELIVER.
 	 */
 	int (*sync)(void *ctx, char **err);
+	/*
+	 * Only for a target whose finish() leaves the message out of the
+	 * user's sight (Maildir: a file in tmp/) and whose sync() shows it
+	 * (the rename into new/): from now on sync() calls visible(arg, nth)
+	 * right after the nth message (from 0, in the order finish()
+	 * succeeded since the previous sync) became visible, so that the
+	 * engine can journal it; visible NULL stops that.  NULL for the
+	 * targets where finish() makes the message visible.
+	 */
+	void (*on_visible)(void *ctx, void (*visible)(void *arg, size_t nth),
+	    void *arg);
 	/* Close the target (SMTP/LMTP: QUIT) and free ctx.  It does not
 	 * sync: what was finished but not synced was never reported. */
 	void (*close)(void *ctx);
@@ -143,6 +154,11 @@ int deliver_finish(struct deliver_msg *m, char **err);
 /* Frees m. */
 void deliver_abort(struct deliver_msg *m);
 int deliver_sync(struct deliver *d, char **err);
+/* Have deliver_sync() report each message it makes visible (the target's
+ * on_visible()); 0 when the target has no such step (finish() makes a
+ * message visible), else 1. */
+int deliver_on_visible(struct deliver *d,
+    void (*visible)(void *arg, size_t nth), void *arg);
 void deliver_close(struct deliver *d);
 
 #endif

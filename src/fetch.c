@@ -13,6 +13,11 @@
  * on the server (not recorded, not disposed of) while the others go on; a
  * connection that breaks in the middle of a batch still has the messages
  * completed before it synced and recorded, and nothing disposed of.
+ *
+ * Each message's key goes to the delivery journal (journal.h) the moment
+ * it becomes visible (after finish(), or when the target's sync() reports
+ * it), and the journal is emptied once the state file holds the batch: a
+ * run killed in between delivers one message again, not the batch.
  */
 #include "autoconf.h"
 
@@ -23,6 +28,7 @@
 
 #include "deliver.h"
 #include "fetch.h"
+#include "journal.h"
 #include "log.h"
 #include "state.h"
 #include "util.h"
@@ -77,6 +83,14 @@ struct pm_fetch {
 
 	struct slot *slots;		/* the batch, ascending idx */
 	size_t nslots;
+	size_t *shown;			/* for a target whose sync shows them:
+					 * slots finished since the sync, in
+					 * order (their index into slots) */
+	size_t nshown;
+
+	struct journal *j;
+	int sync_shows;			/* sync(), not finish(), makes a
+					 * message visible */
 
 	int worst;			/* worst per-message failure */
 	char *worst_err;
@@ -283,6 +297,12 @@ sink_end(struct pm_msg *m, int complete)
 		if (rc == PM_OK) {
 			sl->state = SLOT_FINISHED;
 			sl->bytes = m->bytes;
+			/* Visible now, or when sync() says so.  Made-up
+			 * keys (no UIDL) are never recorded. */
+			if (f->sync_shows)
+				f->shown[f->nshown++] = (size_t)(sl - f->slots);
+			else if (f->have_uids)
+				journal_add(f->j, f->e[sl->idx].uid);
 		} else {
 			sl->state = SLOT_FAILED;
 			note_failure(f, sl->idx, rc, derr);
@@ -319,6 +339,17 @@ sink_missing(struct pm_fetch *f, size_t idx, int status, const char *reason)
 	    "the server did not send it"));
 }
 
+/* The target's sync() made the nth message finished since the last sync
+ * visible: journal it. */
+static void
+engine_visible(void *arg, size_t nth)
+{
+	struct pm_fetch *f = arg;
+
+	if (nth < f->nshown && f->have_uids)
+		journal_add(f->j, f->e[f->slots[f->shown[nth]].idx].uid);
+}
+
 static const struct pm_sink engine_sink = {
 	.begin = sink_begin,
 	.write = sink_write,
@@ -341,8 +372,12 @@ commit_batch(struct pm_fetch *f, size_t *n_r, char **err)
 	*n_r = n;
 	if (n == 0)
 		return PM_OK;
-	if ((rc = f->t->sync(f->t->ctx, err)) != PM_OK)
+	if ((rc = f->t->sync(f->t->ctx, err)) != PM_OK) {
+		/* Not durable, not recorded: fetched again next time, so the
+		 * journal must not vouch for them either. */
+		journal_clear(f->j);
 		return rc;
+	}
 	for (i = 0; i < f->nslots; i++) {
 		if (f->slots[i].state != SLOT_FINISHED)
 			continue;
@@ -353,8 +388,11 @@ commit_batch(struct pm_fetch *f, size_t *n_r, char **err)
 			    f->e[f->slots[i].idx].uid);
 		bytes += f->slots[i].bytes;
 	}
+	/* When the save fails the journal keeps them: they are durable,
+	 * and the next run records them. */
 	if ((rc = state_save(f->st, err)) != PM_OK)
 		return rc;
+	journal_clear(f->j);
 	f->stats->delivered += n;
 	f->stats->bytes += bytes;
 	log_debug("state", "%s: %s%s%zu messages durable and recorded",
@@ -425,6 +463,8 @@ fetch_batch(struct pm_fetch *f, const size_t *idx, size_t n, char **err)
 
 	f->slots = xcalloc(n, sizeof *f->slots);
 	f->nslots = n;
+	f->shown = xcalloc(n, sizeof *f->shown);
+	f->nshown = 0;
 	for (i = 0; i < n; i++)
 		f->slots[i].idx = idx[i];
 	rc = f->p->fetch(f->c, idx, n, &engine_sink, f, err);
@@ -468,6 +508,9 @@ fetch_batch(struct pm_fetch *f, const size_t *idx, size_t n, char **err)
 	free(f->slots);
 	f->slots = NULL;
 	f->nslots = 0;
+	free(f->shown);
+	f->shown = NULL;
+	f->nshown = 0;
 	return rc;
 }
 
@@ -489,6 +532,7 @@ fetch_folder(struct pm_fetch *f, const char *folder, char **err)
 	memset(&fi, 0, sizeof fi);
 	if ((rc = f->p->select(f->c, folder, &fi, err)) != PM_OK)
 		return rc;
+	journal_folder(f->j, folder, fi.validity);
 	if (fi.validity != NULL && state_validity(f->st, folder,
 	    fi.validity) == 1)
 		log_warnx("%s: UIDVALIDITY of %s changed to %s: the messages "
@@ -638,8 +682,14 @@ fetch_run(const struct fetch_policy *pol, const struct fetch_target *t,
 		nfolders = pol->nfolders;
 	}
 
-	if ((rc = p->open(h, s, &f.c, err)) != PM_OK)
+	/* Under the state's lock, before anything else: what a killed run
+	 * delivered is recorded (and with keep = no deleted below). */
+	if ((rc = journal_open(st, pol->account, &f.j, err)) != PM_OK)
 		return rc;
+	if (t->on_visible != NULL)
+		f.sync_shows = t->on_visible(t->ctx, engine_visible, &f);
+	if ((rc = p->open(h, s, &f.c, err)) != PM_OK)
+		goto out;
 	for (i = 0; rc == PM_OK && i < nfolders; i++)
 		rc = fetch_folder(&f, folders[i], err);
 	f.e = NULL;
@@ -663,6 +713,10 @@ fetch_run(const struct fetch_policy *pol, const struct fetch_target *t,
 		f.worst_err = NULL;
 	}
 	free(f.worst_err);
+out:
+	if (f.sync_shows)
+		t->on_visible(t->ctx, NULL, NULL);
+	journal_close(f.j);
 	return rc;
 }
 
@@ -698,6 +752,13 @@ target_sync(void *ctx, char **err)
 	return deliver_sync(ctx, err);
 }
 
+static int
+target_on_visible(void *ctx, void (*visible)(void *arg, size_t nth),
+    void *arg)
+{
+	return deliver_on_visible(ctx, visible, arg);
+}
+
 void
 fetch_target_deliver(struct fetch_target *t, struct deliver *d)
 {
@@ -707,4 +768,5 @@ fetch_target_deliver(struct fetch_target *t, struct deliver *d)
 	t->finish = target_finish;
 	t->abort = target_abort;
 	t->sync = target_sync;
+	t->on_visible = target_on_visible;
 }

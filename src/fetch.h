@@ -10,6 +10,9 @@
  * only after the target's sync() covered it and its UID is in the state
  * file (written and fsync'd).  A message whose delivery or transfer failed
  * is neither recorded nor disposed of: it is fetched again next time.
+ * Between a message becoming visible and the state recording it, its key
+ * is in the delivery journal (journal.h), so that a run killed there
+ * delivers at most that one message again.
  */
 #ifndef PM_FETCH_H
 #define PM_FETCH_H
@@ -47,8 +50,9 @@ struct fetch_policy {
 	int progress;			/* draw a progress line on stderr */
 };
 
-/* Defaults for fetch_policy's batch bounds: a crash refetches at most
- * one batch; a sync (fsync) covers up to this much. */
+/* Defaults for fetch_policy's batch bounds: a sync (fsync) and a save of
+ * the state cover up to this much (the journal keeps a crash in between
+ * from fetching the batch again). */
 #define FETCH_BATCH_MSGS	500
 #define FETCH_BATCH_BYTES	((uint64_t)64 << 20)
 
@@ -57,7 +61,9 @@ struct fetch_policy {
  * or a test's own.  The slots mean what the delivery stage's functions of
  * the same names mean (deliver.h): begin a message, write its bytes (CRLF
  * line ends), finish it (frees m either way), abort it (frees m), and make
- * every finished message durable.
+ * every finished message durable.  on_visible, when not NULL, is the
+ * delivery stage's deliver_on_visible(): it returns 1 when sync() will
+ * report each message it makes visible, 0 when finish() makes them so.
  */
 struct fetch_target {
 	void *ctx;
@@ -67,6 +73,8 @@ struct fetch_target {
 	int (*finish)(void *m, char **err);
 	void (*abort)(void *m);
 	int (*sync)(void *ctx, char **err);
+	int (*on_visible)(void *ctx, void (*visible)(void *arg, size_t nth),
+	    void *arg);
 };
 
 /* A target that delivers through the delivery stage d. */

@@ -813,3 +813,23 @@ fail_noclose_nounlink:
 	return errf(err, status, "cannot write state file %s: %s", st->path,
 	    strerror(saved));
 }
+
+/* The state file's path, for the files kept beside it (journal.c). */
+const char *
+state_path(const struct state *st)
+{
+	return st->path;
+}
+
+/* The state file's escaping of a field, for the journal. */
+char *
+state_field_encode(const char *s)
+{
+	return field_encode(s);
+}
+
+int
+state_field_decode(char *s)
+{
+	return field_decode(s);
+}

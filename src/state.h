@@ -48,5 +48,11 @@ int state_forget(struct state *st, const char *mailbox,
     const char *const *gone, size_t n);
 /* Write the file atomically and fsync it; no-op when nothing changed. */
 int state_save(struct state *st, char **err);
+/* The state file's path (the journal lives beside it). */
+const char *state_path(const struct state *st);
+/* A mailbox name or UID escaped as the state file does (malloc'd), and
+ * decoded in place (-1 when malformed). */
+char *state_field_encode(const char *s);
+int state_field_decode(char *s);
 
 #endif

@@ -2,14 +2,20 @@
  * The fetch engine against a fake plugin and a fake target (no network, no
  * dlopen), with the real UID state in a temporary directory: every failure
  * at every step, and what ends up delivered, synced, recorded and disposed
- * of on the server.
+ * of on the server; runs killed (SIGKILL, in a child) at every point of a
+ * batch, and what the delivery journal lets the next run record.
  */
 #include "autoconf.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "deliver.h"
 #include "fetch.h"
@@ -47,6 +53,20 @@ static struct fake {
 	char finished[4096];	/* "mailbox/uid=body|" not yet synced */
 	char durable[4096];	/* the same, synced */
 	int open_msgs;
+	/* sync_shows: a target like Maildir, whose sync() makes the
+	 * finished messages visible one by one and reports each; else
+	 * finish() makes a message visible (mbox, MDA, SMTP) */
+	int sync_shows;
+	char fin_keys[16][96];	/* finished, not yet synced (sync_shows) */
+	size_t nfin;
+	void (*visible)(void *arg, size_t nth);
+	void *visible_arg;
+	/* Kill the process (SIGKILL) once kill_at messages are visible:
+	 * kill_late 0, before the next one becomes visible (or before the
+	 * state is saved when none is left); 1, right after the kill_at-th
+	 * became visible, before the engine heard of it. */
+	int kill_at, kill_late;
+	int nvisible;
 
 	char log[8192];		/* events, one per line */
 } F;
@@ -225,6 +245,32 @@ static struct pm_plugin fake_plugin = {
 
 /* --- the fake target ------------------------------------------------------ */
 
+/* "|mailbox/uid|..." of each message that became visible to the user, in
+ * memory shared with a forked child, so it survives the child's kill. */
+static char *shown;
+#define SHOWN_SIZE 4096
+
+/* Die here if the test says so (F.kill_at, F.kill_late). */
+static void
+maybe_kill(int late)
+{
+	if (F.kill_at > 0 && F.nvisible == F.kill_at && F.kill_late == late)
+		raise(SIGKILL);
+}
+
+/* The message key became visible to the user. */
+static void
+show(const char *key)
+{
+	size_t n = strlen(shown);
+
+	maybe_kill(0);
+	ck_assert_uint_lt(n + strlen(key) + 1, SHOWN_SIZE);
+	snprintf(shown + n, SHOWN_SIZE - n, "%s|", key);
+	F.nvisible++;
+	maybe_kill(1);
+}
+
 struct tmsg {
 	char key[96];		/* "mailbox/uid" */
 	char body[128];
@@ -273,9 +319,15 @@ t_finish(void *vm, char **err)
 	if (F.fail_finish != NULL &&
 	    strcmp(strchr(m->key, '/') + 1, F.fail_finish) == 0)
 		rc = errf(err, F.finish_rc, "MDA failed");
-	else
+	else {
 		snprintf(F.finished + n, sizeof F.finished - n, "%s=%.*s|",
 		    m->key, (int)m->len, m->body);
+		if (F.sync_shows)
+			snprintf(F.fin_keys[F.nfin++], sizeof F.fin_keys[0],
+			    "%s", m->key);
+		else
+			show(m->key);
+	}
 	free(m);
 	return rc;
 }
@@ -291,15 +343,34 @@ t_abort(void *vm)
 static int
 t_sync(void *ctx, char **err)
 {
-	size_t n = strlen(F.durable);
+	size_t i, n = strlen(F.durable);
 
 	(void)ctx;
 	ev("SYNC");
-	if (F.sync_rc != PM_OK)
+	if (F.sync_rc != PM_OK) {
+		F.nfin = 0;
 		return errf(err, F.sync_rc, "fsync failed");
+	}
 	snprintf(F.durable + n, sizeof F.durable - n, "%s", F.finished);
 	F.finished[0] = '\0';
+	for (i = 0; i < F.nfin; i++) {
+		show(F.fin_keys[i]);
+		ck_assert_ptr_nonnull(F.visible);
+		F.visible(F.visible_arg, i);
+	}
+	F.nfin = 0;
+	/* Everything is visible; the state is not saved yet. */
+	maybe_kill(0);
 	return PM_OK;
+}
+
+static int
+t_on_visible(void *ctx, void (*visible)(void *arg, size_t nth), void *arg)
+{
+	(void)ctx;
+	F.visible = visible;
+	F.visible_arg = arg;
+	return 1;
 }
 
 static const struct fetch_target fake_target = {
@@ -357,15 +428,18 @@ static const struct state_binding acct_binding = {
 static int
 run(char **err_r)
 {
+	struct fetch_target t = fake_target;
 	struct state *st;
 	char *err = NULL;
 	int rc;
 
+	if (F.sync_shows)
+		t.on_visible = t_on_visible;
 	fake_plugin.flags = F.flags;
 	ck_assert_int_eq(state_open(dir, "acct", &acct_binding, &st, &err), PM_OK);
 	*err_r = NULL;
-	rc = fetch_run(&pol, &fake_target, st, &fake_plugin, NULL, NULL,
-	    &stats, err_r);
+	rc = fetch_run(&pol, &t, st, &fake_plugin, NULL, NULL, &stats,
+	    err_r);
 	state_close(st);
 	ck_assert_int_eq(F.open_msgs, 0);
 	ck_assert_msg((rc == PM_OK) == (*err_r == NULL), "rc %d err %s", rc,
@@ -434,13 +508,72 @@ static void
 setup(void)
 {
 	dir = test_tmpdir();
+	shown = mmap(NULL, SHOWN_SIZE, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert(shown != MAP_FAILED);
+	strcpy(shown, "|");
 }
 
 static void
 teardown(void)
 {
+	munmap(shown, SHOWN_SIZE);
 	test_rm_rf(dir);
 	free(dir);
+}
+
+/* Run the engine in a child that the fake target kills (F.kill_at);
+ * fails when the child ends any other way. */
+static void
+run_killed(void)
+{
+	char *err;
+	pid_t pid;
+	int status;
+
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		run(&err);
+		_exit(3);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+	    "the run was not killed (status %d)", status);
+}
+
+/* How many times key ("mailbox/uid") became visible. */
+static int
+times_shown(const char *key)
+{
+	char needle[128];
+	const char *p;
+	int n = 0;
+
+	snprintf(needle, sizeof needle, "|%s|", key);
+	for (p = shown; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+/* The journal file beside the state file. */
+static char *
+journal_path(void)
+{
+	return xasprintf("%s/acct.state.journal", dir);
+}
+
+/* This machine's boot id, as the journal records it. */
+static void
+this_boot(char *buf, size_t len)
+{
+	FILE *fp = fopen("/proc/sys/kernel/random/boot_id", "r");
+
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_ptr_nonnull(fgets(buf, (int)len, fp));
+	fclose(fp);
+	buf[strcspn(buf, "\n")] = '\0';
 }
 
 #define BODY(u) "Subject: " u "\r\n\r\nbody\r\n"
@@ -685,6 +818,11 @@ START_TEST(test_sync_fails)
 	free(err);
 	ck_assert(absent("DISPOSE"));
 	ck_assert(!recorded("INBOX", "1") && !recorded("INBOX", "2"));
+	/* Nor does the next run take them from the journal. */
+	fake_reset("1 2", "oo");
+	ck_assert_int_eq(run(&err), PM_OK);
+	at("FETCH 1,2\n");
+	fresh_state();
 
 	/* Also when the session broke first. */
 	fake_reset("1 2", "oc");
@@ -880,6 +1018,139 @@ START_TEST(test_folders)
 }
 END_TEST
 
+/* "a,b,..." of the uids from..to (1-based, inclusive) of "1 2 3 4". */
+static const char *
+span(char *buf, size_t len, int from, int to)
+{
+	size_t o = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = from; i <= to && o < len; i++)
+		o += snprintf(buf + o, len - o, "%s%d", i > from ? "," : "", i);
+	return buf;
+}
+
+/*
+ * A run killed once k of the batch's four messages became visible, for
+ * every k, just before the next one would become visible and right after
+ * the k-th did (before the engine heard of it): the next run records the
+ * journalled ones before it even logs in, deletes them undelivered (keep
+ * = no), and fetches only the rest.  A message is delivered twice only
+ * when the kill fell between it becoming visible and its journal line.
+ */
+static void
+kill_cases(int sync_shows)
+{
+	char want[512], a[64], b[64], key[16], *err;
+	int k, late, i, journalled;
+
+	for (k = 1; k <= 4; k++)
+		for (late = 0; late <= 1; late++) {
+			fresh_state();
+			strcpy(shown, "|");
+			fake_reset("1 2 3 4", "oooo");
+			F.sync_shows = sync_shows;
+			F.kill_at = k;
+			F.kill_late = late;
+			run_killed();
+			journalled = k - late;
+
+			fake_reset("1 2 3 4", "oooo");
+			F.sync_shows = sync_shows;
+			F.open_rc = PM_ETEMP;
+			ck_assert_int_eq(run(&err), PM_ETEMP);
+			free(err);
+			for (i = 1; i <= 4; i++) {
+				snprintf(key, sizeof key, "%d", i);
+				ck_assert_msg(recorded("INBOX", key) ==
+				    (i <= journalled), "k %d late %d: uid %d "
+				    "%srecorded", k, late, i,
+				    i <= journalled ? "not " : "");
+			}
+
+			fake_reset("1 2 3 4", "oooo");
+			F.sync_shows = sync_shows;
+			ck_assert_int_eq(run(&err), PM_OK);
+			snprintf(want, sizeof want, "OPEN\nSELECT INBOX\nLIST\n"
+			    "%s%s%s%s%s%s%s%sCLOSE\n",
+			    journalled > 0 ? "DISPOSE delete " : "",
+			    span(a, sizeof a, 1, journalled),
+			    journalled > 0 ? "\n" : "",
+			    journalled < 4 ? "FETCH " : "",
+			    span(b, sizeof b, journalled + 1, 4),
+			    journalled < 4 ? "\nSYNC\nDISPOSE delete " : "",
+			    journalled < 4 ? b : "",
+			    journalled < 4 ? "\n" : "");
+			ck_assert_msg(strcmp(F.log, want) == 0, "k %d late %d: "
+			    "log\n%swanted\n%s", k, late, F.log, want);
+			for (i = 1; i <= 4; i++) {
+				snprintf(key, sizeof key, "INBOX/%d", i);
+				ck_assert_int_eq(times_shown(key),
+				    late && i == k ? 2 : 1);
+			}
+		}
+}
+
+/* Killed with a target whose finish() makes a message visible (mbox,
+ * MDA, SMTP, LMTP). */
+START_TEST(test_killed_finish_shows)
+{
+	kill_cases(0);
+}
+END_TEST
+
+/* Killed with a target whose sync() makes the messages visible one by
+ * one (Maildir's renames into new/). */
+START_TEST(test_killed_sync_shows)
+{
+	kill_cases(1);
+}
+END_TEST
+
+/* A journal left under another boot is discarded: the machine went down,
+ * its messages may not have reached the disk and are fetched again. */
+START_TEST(test_journal_other_boot)
+{
+	char *err, *path = journal_path(), *data;
+	size_t len;
+
+	free(test_write_file(dir, "acct.state.journal", "pullmail-journal 1\n"
+	    "B\t00000000-0000-0000-0000-000000000000\nV\tINBOX\t7\n"
+	    "U\tINBOX\t1\nU\tINBOX\t2\n", 0600));
+	fake_reset("1 2", "oo");
+	pol.keep = 1;
+	ck_assert_int_eq(run(&err), PM_OK);
+	at("FETCH 1,2\n");
+	ck_assert_int_eq(read_small_file(path, 4096, &data, &len), 0);
+	ck_assert_ptr_null(strstr(data, "U\t"));
+	free(data);
+	free(path);
+}
+END_TEST
+
+/* A journal line cut by the kill (no newline) is ignored: that message is
+ * fetched again; the whole lines before it are recorded, their fields
+ * decoded as in the state file. */
+START_TEST(test_journal_torn_line)
+{
+	static const char *box[] = { "My Box" };
+	char boot[64], *text, *err;
+
+	this_boot(boot, sizeof boot);
+	text = xasprintf("pullmail-journal 1\nB\t%s\nV\tMy%%20Box\t7\n"
+	    "U\tMy%%20Box\t1\nU\tMy%%20Box\t2", boot);
+	free(test_write_file(dir, "acct.state.journal", text, 0600));
+	free(text);
+	fake_reset("1 2", "oo");
+	pol.folders = box;
+	ck_assert_int_eq(run(&err), PM_OK);
+	ck_assert_str_eq(F.log, "OPEN\nSELECT My Box\nLIST\nDISPOSE delete "
+	    "1\nFETCH 2\nSYNC\nDISPOSE delete 2\nCLOSE\n");
+	ck_assert(recorded("My Box", "1") && recorded("My Box", "2"));
+}
+END_TEST
+
 Suite *
 suite_fetch(void)
 {
@@ -904,6 +1175,10 @@ suite_fetch(void)
 	tcase_add_test(tc, test_no_uids);
 	tcase_add_test(tc, test_plugin_bugs);
 	tcase_add_test(tc, test_folders);
+	tcase_add_test(tc, test_killed_finish_shows);
+	tcase_add_test(tc, test_killed_sync_shows);
+	tcase_add_test(tc, test_journal_other_boot);
+	tcase_add_test(tc, test_journal_torn_line);
 	suite_add_tcase(s, tc);
 	return s;
 }

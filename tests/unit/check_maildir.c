@@ -372,6 +372,64 @@ START_TEST(test_swapped_after_open)
 }
 END_TEST
 
+/* What the visible callback saw: for each call, nth and how many files
+ * new/ held then. */
+static size_t seen_nth[8];
+static int seen_new[8];
+static size_t nseen;
+
+static void
+note_visible(void *arg, size_t nth)
+{
+	char *f;
+
+	ck_assert_ptr_eq(arg, &nseen);
+	ck_assert_uint_lt(nseen, 8);
+	f = only_file("new", &seen_new[nseen]);
+	free(f);
+	seen_nth[nseen++] = nth;
+}
+
+/* sync() reports each message right after its rename into new/, in the
+ * order the messages were finished, and no more once told to stop. */
+START_TEST(test_reports_visible)
+{
+	struct deliver_info info = { .account = "test", .server = "server",
+	    .mailbox = "INBOX", .uid = "1" };
+	struct deliver *d;
+	struct deliver_msg *m;
+	char *err = NULL;
+	size_t i;
+	int n;
+
+	nseen = 0;
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	ck_assert_int_eq(deliver_on_visible(d, note_visible, &nseen), 1);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+		ck_assert_int_eq(deliver_write(m, "a\r\n\r\nb\r\n", 8, &err),
+		    PM_OK);
+		ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
+	}
+	ck_assert_uint_eq(nseen, 0);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	ck_assert_uint_eq(nseen, 3);
+	for (i = 0; i < 3; i++) {
+		ck_assert_uint_eq(seen_nth[i], i);
+		ck_assert_int_eq(seen_new[i], (int)i + 1);
+	}
+
+	ck_assert_int_eq(deliver_on_visible(d, NULL, NULL), 1);
+	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+	ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	ck_assert_uint_eq(nseen, 3);
+	free(only_file("new", &n));
+	ck_assert_int_eq(n, 4);
+	deliver_close(d);
+}
+END_TEST
+
 Suite *
 suite_maildir(void)
 {
@@ -385,6 +443,7 @@ suite_maildir(void)
 	tcase_add_test(tc, test_abort_leaves_nothing);
 	tcase_add_test(tc, test_unique_names);
 	tcase_add_test(tc, test_visible_only_after_sync);
+	tcase_add_test(tc, test_reports_visible);
 	tcase_add_test(tc, test_unusable_target);
 	tcase_add_loop_test(tc, test_symlink_refused, 0,
 	    (int)(sizeof link_cases / sizeof link_cases[0]));
