@@ -42,7 +42,8 @@ import sys
 import time
 
 PR_SET_CHILD_SUBREAPER = 36
-STATE_MAGIC = b"pullmail-state 1"
+STATE_MAGICS = {b"pullmail-state 1": 1, b"pullmail-state 2": 2}
+BIND_NAMES = (b"protocol", b"server", b"port", b"user")
 
 
 class Failure(Exception):
@@ -199,9 +200,12 @@ def check_state(state_dir):
             problems.append("%s:%d: truncated line" % (name, len(lines)))
             continue
         lines.pop()
+        version = 0
+        bound = set()
         for n, line in enumerate(lines, 1):
             if n == 1:
-                if line != STATE_MAGIC:
+                version = STATE_MAGICS.get(line, 0)
+                if version == 0:
                     if line.startswith(b"pullmail-state "):
                         problems.append(
                             "%s: format %r is unknown to this checker "
@@ -213,6 +217,12 @@ def check_state(state_dir):
                     break
                 continue
             f = line.split(b"\t")
+            if len(f) == 3 and f[0] == b"B" and version >= 2:
+                if f[1] not in BIND_NAMES or f[1] in bound:
+                    problems.append("%s:%d: bad binding record %r"
+                                    % (name, n, line[:80]))
+                bound.add(f[1])
+                continue
             if len(f) != 3 or f[0] not in (b"V", b"U"):
                 problems.append("%s:%d: malformed record %r"
                                 % (name, n, line[:80]))
@@ -221,6 +231,9 @@ def check_state(state_dir):
             if a is None or b is None or b == b"":
                 problems.append("%s:%d: malformed field %r"
                                 % (name, n, line[:80]))
+        if version >= 2 and len(bound) != len(BIND_NAMES):
+            problems.append("%s: binding incomplete (%s)"
+                            % (name, b" ".join(sorted(bound)).decode()))
     return problems
 
 
