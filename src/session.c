@@ -35,6 +35,11 @@ struct pm_session {
 	int token_cached;		/* it came from the cache */
 	int token_rejected;		/* the server refused it */
 	char *cache_dir;
+	int retry_kind;			/* enum pm_retry of the last hint,
+					 * 0: none */
+	unsigned retry_ms;		/* the server's suggested wait */
+	int wake_fd;			/* ends an await_input() early; -1:
+					 * none */
 };
 
 /* Host account(): the account info session_run() filled in. */
@@ -400,6 +405,23 @@ host_trace(struct pm_session *s, const char *line, size_t len)
 	log_trace(s->a->name, "S", line, len, NULL);
 }
 
+/* Host retry_hint(): remember why the session is about to fail. */
+static void
+host_retry_hint(struct pm_session *s, int kind, unsigned ms)
+{
+	s->retry_kind = kind;
+	s->retry_ms = ms;
+}
+
+/* Host await_input(): wait for the server or for the core's wake-up. */
+static int
+host_await_input(struct pm_session *s, int timeout_ms)
+{
+	if (s->stream == NULL)
+		return 1;
+	return stream_await(s->stream, timeout_ms, s->wake_fd);
+}
+
 const struct pm_host session_host = {
 	.abi = PM_PLUGIN_ABI,
 	.account = host_account,
@@ -419,6 +441,8 @@ const struct pm_host session_host = {
 	.secret_free = secret_free,
 	.unread = host_unread,
 	.trace = host_trace,
+	.retry_hint = host_retry_hint,
+	.await_input = host_await_input,
 };
 
 /* Fetch one account with plugin p, retrying once after a rejected
@@ -437,6 +461,7 @@ session_run(struct account *a, const struct pm_plugin *p, int progress,
 
 	memset(&s, 0, sizeof s);
 	s.a = a;
+	s.wake_fd = -1;
 	s.info.name = a->name;
 	s.info.server = a->server;
 	s.info.port = a->port != 0 ? a->port :

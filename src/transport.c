@@ -906,6 +906,37 @@ stream_read_line(struct stream *s, size_t max, const char **line_r,
 
 /* Read between 1 and len bytes, serving buffered bytes first. */
 int
+stream_await(struct stream *s, int timeout_ms, int wake_fd)
+{
+	struct pollfd pfd[2];
+	long long deadline = mono_ms() + timeout_ms, left;
+	int n;
+
+	if (s->broken || s->start < s->end ||
+	    (s->tls != NULL && gnutls_record_check_pending(s->tls) > 0))
+		return 1;
+	for (;;) {
+		left = deadline - mono_ms();
+		if (left < 0)
+			left = 0;
+		pfd[0].fd = s->fd;
+		pfd[0].events = POLLIN;
+		pfd[0].revents = 0;
+		pfd[1].fd = wake_fd;
+		pfd[1].events = POLLIN;
+		pfd[1].revents = 0;
+		n = poll(pfd, wake_fd >= 0 ? 2 : 1, (int)left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return 1;	/* the read that follows says why */
+		if (pfd[0].revents != 0)
+			return 1;
+		return 0;		/* timed out or woken */
+	}
+}
+
+int
 stream_read(struct stream *s, void *buf, size_t len, size_t *got_r,
     char **err)
 {

@@ -60,6 +60,14 @@ int stream_read_line(struct stream *s, size_t max, const char **line_r,
 int stream_read(struct stream *s, void *buf, size_t len, size_t *got_r,
     char **err);
 
+/*
+ * Wait at most timeout_ms until s has input (buffered bytes, decrypted
+ * bytes inside TLS, or the socket readable, closed or in error: 1) or
+ * wake_fd (-1: none) becomes readable or the time runs out (0).  Reads
+ * nothing from either.
+ */
+int stream_await(struct stream *s, int timeout_ms, int wake_fd);
+
 /* Push len bytes back in front of the unread input: the next read returns
  * them first.  A line returned before is invalid afterwards. */
 void stream_unread(struct stream *s, const void *buf, size_t len);

@@ -52,6 +52,26 @@ enum pm_strict_size {
 	PM_STRICT_SIZE_NO		/* keep: the sizes are estimates */
 };
 
+/*
+ * Why a session is failing with PM_ETEMP, when the server said more than
+ * that (ABI 5).  A plugin tells the core through host->retry_hint() before
+ * it returns the PM_ETEMP; the core then decides how long to wait and
+ * whether a new session (with a fresh token) is worth trying at once.
+ */
+enum pm_retry {
+	PM_RETRY_THROTTLED = 1,	/* the server asked us to slow down
+				 * (Exchange: "Request is throttled.
+				 * Suggested Backoff Time: N milliseconds");
+				 * ms is its suggestion, 0 when it gave none */
+	PM_RETRY_RECONNECT,	/* this session is unusable but a new one
+				 * may work ("User is authenticated but not
+				 * connected", a BYE) */
+	PM_RETRY_TOKEN_EXPIRED	/* the server ended the session because the
+				 * access token expired ("BYE Session
+				 * invalidated - AccessTokenExpired"): a new
+				 * session needs a fresh token */
+};
+
 enum pm_log_level {
 	PM_LOG_ERR = 0,
 	PM_LOG_WARN,
@@ -241,6 +261,21 @@ struct pm_host {
 	 * CRLF removed), as read_line() traces the lines it reads.  (ABI 4.)
 	 */
 	void (*trace)(struct pm_session *s, const char *line, size_t len);
+
+	/*
+	 * Say why the PM_ETEMP about to be returned happened (enum pm_retry;
+	 * ms: the wait the server suggested, 0 for none).  The last hint of a
+	 * session counts.  Never fails.  (ABI 5.)
+	 */
+	void (*retry_hint)(struct pm_session *s, int kind, unsigned ms);
+	/*
+	 * Wait at most timeout_ms for input on the connection (for IMAP
+	 * IDLE).  Returns 1 when input can be read (bytes already buffered
+	 * count), 0 when the time ran out or the core wants the wait to end
+	 * early (shutdown, reload, a poll asked for with SIGUSR1).  An error
+	 * of the connection returns 1: the next read reports it.  (ABI 5.)
+	 */
+	int (*await_input)(struct pm_session *s, int timeout_ms);
 };
 
 struct pm_fetch;	/* the fetch engine's run; owned by the core */

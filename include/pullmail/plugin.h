@@ -11,7 +11,7 @@
 #include <pullmail/host.h>
 
 #define PM_PLUGIN_MAGIC 0x504d504cu	/* "PMPL" */
-#define PM_PLUGIN_ABI 4u		/* bump on any change in include/pullmail/ */
+#define PM_PLUGIN_ABI 5u		/* bump on any change in include/pullmail/ */
 #define PM_PLUGIN_SYMBOL "pullmail_plugin"
 
 #if defined(__GNUC__)
@@ -126,11 +126,26 @@ struct pm_plugin {
 	int (*dispose)(struct pm_conn *c, int action, const size_t *idx,
 	    size_t n, unsigned char *done_r, char **err);
 	/*
-	 * Wait up to timeout_ms for the server to announce new mail in the
-	 * selected folder (IMAP IDLE).  Reserved for the daemon: NULL in
-	 * every plugin of this ABI, and the engine does not call it yet.
+	 * 1 when wait() can be used on this connection (the server offers
+	 * IMAP IDLE), else 0; NULL for a protocol that never can.  (ABI 5.)
 	 */
-	int (*wait)(struct pm_conn *c, int timeout_ms, char **err);
+	int (*can_wait)(struct pm_conn *c);
+	/*
+	 * Wait for new mail in the selected folder (IMAP IDLE, RFC 2177) for
+	 * at most timeout_ms: start the wait, then host->await_input() and
+	 * read what the server announces.  News (a message count that grew,
+	 * EXISTS or RECENT) sets *news_r to 1 and ends the wait at once;
+	 * other untagged responses (EXPUNGE, FETCH flags) are read and
+	 * ignored.  When the time is up, or await_input() returns 0, the
+	 * wait ends with *news_r 0.  Ending it (DONE) is read to its tagged
+	 * completion, so on PM_OK the dialogue is in step and the folder
+	 * still selected: the engine lists it again.  A BYE or a broken
+	 * connection is PM_ETEMP with host->retry_hint() saying why.  Only
+	 * called when can_wait() returned 1.  Errors: PM_ETEMP, PM_EPROTO.
+	 * (ABI 5.)
+	 */
+	int (*wait)(struct pm_conn *c, int timeout_ms, int *news_r,
+	    char **err);
 	/*
 	 * End the session (LOGOUT, QUIT) unless the dialogue is out of step,
 	 * disconnect and free c.  Always frees c.  For a plugin with

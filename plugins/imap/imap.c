@@ -1553,6 +1553,7 @@ PM_PLUGIN_EXPORT const struct pm_plugin pullmail_plugin = {
 	.list = imap_list,
 	.fetch = imap_fetch,
 	.dispose = imap_dispose,
+	.can_wait = NULL,
 	.wait = NULL,
 	.close = imap_close,
 };

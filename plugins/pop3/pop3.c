@@ -1021,6 +1021,7 @@ PM_PLUGIN_EXPORT const struct pm_plugin pullmail_plugin = {
 	.list = pop3_list,
 	.fetch = pop3_fetch,
 	.dispose = pop3_dispose,
+	.can_wait = NULL,
 	.wait = NULL,
 	.close = pop3_close,
 };

@@ -298,6 +298,8 @@ const struct pm_host mock_host = {
 	.secret_free = secret_free,
 	.unread = m_unread,
 	.trace = m_trace,
+	.retry_hint = NULL,
+	.await_input = NULL,
 };
 
 static struct pm_msg *
