@@ -31,6 +31,7 @@
 #define CONFIG_MAX_SIZE		(1024 * 1024)
 #define SECRET_MAX_SIZE		(64 * 1024)
 #define TIMEOUT_MAX		86400
+#define COUNT_MAX		10000
 
 #define nitems(a)		(sizeof (a) / sizeof (a)[0])
 
@@ -96,6 +97,10 @@ enum key {
 	K_POP3_XOAUTH2_TWO_STEP,
 	K_POP3_STRICT_SIZE,
 	K_EXPUNGE,
+	K_POLL_INTERVAL,
+	K_IDLE,
+	K_MAX_CONNECTIONS,
+	K_SERVER_CONNECTIONS,
 	K__COUNT
 };
 
@@ -114,7 +119,8 @@ enum vtype {
 	V_SENDER,	/* envelope address with domain, or <> */
 	V_URL,
 	V_TENANT,
-	V_SIZE		/* bytes, optional k/M/G suffix (1024-based) */
+	V_SIZE,		/* bytes, optional k/M/G suffix (1024-based) */
+	V_COUNT		/* a number from 1 to COUNT_MAX */
 };
 
 struct choice {
@@ -235,6 +241,10 @@ static const struct keydef keydefs[K__COUNT] = {
 	[K_POP3_STRICT_SIZE] =
 	    { "pop3_strict_size", V_ENUM, 0, strict_size_choices },
 	[K_EXPUNGE] = { "expunge", V_ENUM, 0, expunge_choices },
+	[K_POLL_INTERVAL] = { "poll_interval", V_TIMEOUT, 0, NULL },
+	[K_IDLE] = { "idle", V_BOOL, 0, NULL },
+	[K_MAX_CONNECTIONS] = { "max_connections", V_COUNT, 0, NULL },
+	[K_SERVER_CONNECTIONS] = { "server_connections", V_COUNT, 0, NULL },
 };
 
 /* The ways to give one secret: inline, file, command, systemd credential
@@ -798,6 +808,16 @@ set_value(struct parser *p, int line, int k, char *v, char **err)
 			return line_err(p, line, k, err, "bad value \"%s\" "
 			    "(expected seconds from 1 to %d)", v,
 			    TIMEOUT_MAX);
+		value = xstrdup(v);
+		break;
+	case V_COUNT:
+		if (parse_number(v, 1, COUNT_MAX, &n) != 0)
+			return line_err(p, line, k, err, "bad value \"%s\" "
+			    "(expected a number from 1 to %d)", v, COUNT_MAX);
+		if (k == K_MAX_CONNECTIONS && sec->name != NULL)
+			return line_err(p, line, k, err, "belongs in "
+			    "[defaults]: it bounds the sessions of all "
+			    "accounts together");
 		value = xstrdup(v);
 		break;
 	case V_BOOL:
@@ -1535,6 +1555,47 @@ build_oauth(const struct parser *p, const struct section *sec,
 	return load_secret(p, sec_e, sk, &a->oauth_client_secret, err);
 }
 
+/* Mix len bytes into the 64-bit FNV-1a hash h. */
+static uint64_t
+fnv(uint64_t h, const void *buf, size_t len)
+{
+	const unsigned char *b = buf;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/*
+ * A hash of every setting in effect for account sec (its own and those it
+ * inherits, secrets included), so that a reload can tell an account whose
+ * settings did not change.  A secret read from a file or a command is
+ * covered by its key (the path or the command), not its bytes.
+ */
+static uint64_t
+fingerprint(const struct parser *p, const struct section *sec)
+{
+	const struct entry *e;
+	uint64_t h = 0xcbf29ce484222325ull;
+	int k;
+
+	h = fnv(h, sec->name, strlen(sec->name) + 1);
+	for (k = 0; k < K__COUNT; k++) {
+		for (e = eff(p, sec, k); e != NULL; e = e->next) {
+			h = fnv(h, keydefs[k].name,
+			    strlen(keydefs[k].name) + 1);
+			if (e->secret != NULL)
+				h = fnv(h, e->secret->data, e->secret->len);
+			else if (e->value != NULL)
+				h = fnv(h, e->value, strlen(e->value) + 1);
+		}
+	}
+	return h;
+}
+
 /* Build and check the account of section sec. */
 static int
 build_account(const struct parser *p, const struct section *sec,
@@ -1658,6 +1719,17 @@ build_account(const struct parser *p, const struct section *sec,
 	if ((e = eff(p, sec, K_TIMEOUT)) != NULL &&
 	    parse_number(e->value, 1, TIMEOUT_MAX, &n) == 0)
 		a->timeout = (unsigned)n;
+	a->poll_interval = 300;
+	if ((e = eff(p, sec, K_POLL_INTERVAL)) != NULL &&
+	    parse_number(e->value, 1, TIMEOUT_MAX, &n) == 0)
+		a->poll_interval = (unsigned)n;
+	e = eff(p, sec, K_IDLE);
+	a->idle = e != NULL ? parse_bool(e->value) : 1;
+	a->server_connections = 16;
+	if ((e = eff(p, sec, K_SERVER_CONNECTIONS)) != NULL &&
+	    parse_number(e->value, 1, COUNT_MAX, &n) == 0)
+		a->server_connections = (unsigned)n;
+	a->fingerprint = fingerprint(p, sec);
 	return PM_OK;
 }
 
@@ -1782,6 +1854,15 @@ config_load(const char *path, struct config **cfg_r, char **err)
 
 	cfg = xcalloc(1, sizeof *cfg);
 	cfg->file = xstrdup(path);
+	cfg->max_connections = 32;
+	if (p.defaults != NULL &&
+	    p.defaults->keys[K_MAX_CONNECTIONS] != NULL) {
+		unsigned long n;
+
+		if (parse_number(p.defaults->keys[K_MAX_CONNECTIONS]->value,
+		    1, COUNT_MAX, &n) == 0)
+			cfg->max_connections = (unsigned)n;
+	}
 	tail = &cfg->accounts;
 	for (sec = p.accounts; sec != NULL; sec = sec->next) {
 		a = xcalloc(1, sizeof *a);

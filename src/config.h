@@ -100,6 +100,12 @@ struct account {
 	int add_received;
 	char *state_dir;	/* expanded; default per XDG / root */
 	unsigned timeout;	/* seconds, connect and read; default 60 */
+	unsigned poll_interval;	/* daemon: seconds between polls; 300 */
+	int idle;		/* daemon: IMAP IDLE when offered; yes */
+	unsigned server_connections; /* sessions at once to this server
+				 * (host and port); default 16 */
+	uint64_t fingerprint;	/* of every setting in effect: equal for an
+				 * account a reload did not change */
 
 	struct account *next;
 };
@@ -108,6 +114,8 @@ struct config {
 	char *file;
 	struct account *accounts;	/* in file order */
 	size_t naccounts;
+	unsigned max_connections;	/* sessions at once, all accounts
+					 * together ([defaults]); 32 */
 };
 
 /*

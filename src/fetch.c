@@ -657,43 +657,96 @@ gone_free(struct pm_fetch *f)
 	f->ngone = 0;
 }
 
+/* Set up f for one account's run. */
+static void
+engine_init(struct pm_fetch *f, const struct fetch_policy *pol,
+    const struct fetch_target *t, struct state *st,
+    const struct pm_plugin *p, struct run_stats *stats)
+{
+	memset(f, 0, sizeof *f);
+	f->pol = pol;
+	f->t = t;
+	f->st = st;
+	f->p = p;
+	f->stats = stats;
+	f->folder = "";
+	f->prog.on = pol->progress;
+}
+
+/* Under the state's lock, before anything else: what a killed run
+ * delivered is recorded (and with keep = no deleted later). */
+static int
+engine_journal(struct pm_fetch *f, char **err)
+{
+	int rc;
+
+	if ((rc = journal_open(f->st, f->pol->account, &f->j, err)) != PM_OK)
+		return rc;
+	if (f->t->on_visible != NULL)
+		f->sync_shows = f->t->on_visible(f->t->ctx, engine_visible, f);
+	return PM_OK;
+}
+
+/* Undo engine_journal(). */
+static void
+engine_unjournal(struct pm_fetch *f)
+{
+	if (f->sync_shows)
+		f->t->on_visible(f->t->ctx, NULL, NULL);
+	f->sync_shows = 0;
+	journal_close(f->j);
+	f->j = NULL;
+}
+
+/* Every folder of the account on the open connection f->c. */
+static int
+engine_folders(struct pm_fetch *f, char **err)
+{
+	static const char *const nofolder[] = { "" };
+	const char *const *folders = nofolder;
+	size_t i, nfolders = 1;
+	int rc = PM_OK;
+
+	if (f->p->flags & PM_PLUGIN_FOLDERS) {
+		folders = f->pol->folders;
+		nfolders = f->pol->nfolders;
+	}
+	for (i = 0; rc == PM_OK && i < nfolders; i++)
+		rc = fetch_folder(f, folders[i], err);
+	f->e = NULL;
+	f->ne = 0;
+	return rc;
+}
+
+/* The worst per-message failure, when the session itself went well. */
+static int
+engine_worst(struct pm_fetch *f, int rc, char **err)
+{
+	if (rc == PM_OK && f->worst != PM_OK) {
+		rc = f->worst;
+		*err = f->worst_err;
+		f->worst_err = NULL;
+	}
+	free(f->worst_err);
+	f->worst_err = NULL;
+	return rc;
+}
+
 int
 fetch_run(const struct fetch_policy *pol, const struct fetch_target *t,
     struct state *st, const struct pm_plugin *p, const struct pm_host *h,
     struct pm_session *s, struct run_stats *stats, char **err)
 {
-	static const char *const nofolder[] = { "" };
-	const char *const *folders = nofolder;
 	struct pm_fetch f;
-	size_t i, nfolders = 1;
 	char *cerr = NULL;
 	int rc, crc;
 
-	memset(&f, 0, sizeof f);
-	f.pol = pol;
-	f.t = t;
-	f.st = st;
-	f.p = p;
-	f.stats = stats;
-	f.folder = "";
-	f.prog.on = pol->progress;
-	if (p->flags & PM_PLUGIN_FOLDERS) {
-		folders = pol->folders;
-		nfolders = pol->nfolders;
-	}
-
-	/* Under the state's lock, before anything else: what a killed run
-	 * delivered is recorded (and with keep = no deleted below). */
-	if ((rc = journal_open(st, pol->account, &f.j, err)) != PM_OK)
+	engine_init(&f, pol, t, st, p, stats);
+	if ((rc = engine_journal(&f, err)) != PM_OK)
 		return rc;
-	if (t->on_visible != NULL)
-		f.sync_shows = t->on_visible(t->ctx, engine_visible, &f);
 	if ((rc = p->open(h, s, &f.c, err)) != PM_OK)
 		goto out;
-	for (i = 0; rc == PM_OK && i < nfolders; i++)
-		rc = fetch_folder(&f, folders[i], err);
-	f.e = NULL;
-	f.ne = 0;
+	rc = engine_folders(&f, err);
 	crc = p->close(f.c, &cerr);
 	if (crc == PM_OK && f.ngone > 0)
 		crc = forget_gone(&f, &cerr);
@@ -707,16 +760,32 @@ fetch_run(const struct fetch_policy *pol, const struct fetch_target *t,
 	}
 	free(cerr);
 	gone_free(&f);
-	if (rc == PM_OK && f.worst != PM_OK) {
-		rc = f.worst;
-		*err = f.worst_err;
-		f.worst_err = NULL;
-	}
-	free(f.worst_err);
+	rc = engine_worst(&f, rc, err);
 out:
-	if (f.sync_shows)
-		t->on_visible(t->ctx, NULL, NULL);
-	journal_close(f.j);
+	engine_unjournal(&f);
+	return rc;
+}
+
+int
+fetch_pass(const struct fetch_policy *pol, const struct fetch_target *t,
+    struct state *st, const struct pm_plugin *p, struct pm_conn *c,
+    struct run_stats *stats, char **err)
+{
+	struct pm_fetch f;
+	int rc;
+
+	if ((p->flags & PM_PLUGIN_DELETE_AT_CLOSE) && !pol->keep)
+		return errf(err, PM_EINTERNAL, "the %s plugin deletes only "
+		    "at the end of a session; fetch_pass() cannot be used",
+		    p->name);
+	engine_init(&f, pol, t, st, p, stats);
+	f.c = c;
+	if ((rc = engine_journal(&f, err)) != PM_OK)
+		return rc;
+	rc = engine_folders(&f, err);
+	gone_free(&f);
+	rc = engine_worst(&f, rc, err);
+	engine_unjournal(&f);
 	return rc;
 }
 

@@ -92,4 +92,15 @@ int fetch_run(const struct fetch_policy *pol, const struct fetch_target *t,
     struct state *st, const struct pm_plugin *p, const struct pm_host *h,
     struct pm_session *s, struct run_stats *stats, char **err);
 
+/*
+ * The same on a connection that stays open (the daemon's IMAP IDLE
+ * sessions): every folder of pol on c, which the caller opened with
+ * p->open() and closes itself, so that it can wait for news in between.
+ * Not for a plugin that deletes only at close (PM_PLUGIN_DELETE_AT_CLOSE)
+ * with keep = no: PM_EINTERNAL.  Returns as fetch_run() does.
+ */
+int fetch_pass(const struct fetch_policy *pol, const struct fetch_target *t,
+    struct state *st, const struct pm_plugin *p, struct pm_conn *c,
+    struct run_stats *stats, char **err);
+
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
 #include "oauth.h"
 #include "plugin.h"
@@ -23,13 +24,10 @@
 #include "transport.h"
 #include "util.h"
 
-/* Exit statuses besides the sysexits ones. */
-#define EXIT_DELIVERED	0
-#define EXIT_NOTHING	1
-
 static const char usage_text[] =
     "usage: pullmail [-c FILE] [-v] [-q] [--trace] [--plugin-dir DIR]\n"
     "                [--check-config] [--syslog] [ACCOUNT...]\n"
+    "       pullmail [-c FILE] [-v] [-q] [--syslog] --daemon\n"
     "       pullmail [-c FILE] [-v] authorize ACCOUNT\n"
     "       pullmail [-c FILE] [-v] token ACCOUNT --info\n"
     "       pullmail --version | --help\n";
@@ -46,6 +44,9 @@ static const char help_text[] =
     "      --plugin-dir DIR load protocol plugins from DIR\n"
     "      --check-config   validate the configuration and exit\n"
     "      --syslog         log to syslog (facility mail)\n"
+    "      --daemon         keep fetching until stopped: IMAP IDLE or a\n"
+    "                       poll every poll_interval; SIGHUP reloads,\n"
+    "                       SIGUSR1 polls now, SIGTERM stops\n"
     "  -V, --version        print the version and exit\n"
     "  -h, --help           print this help and exit\n\n"
     "  authorize ACCOUNT    sign in for a delegated account (oauth_flow\n"
@@ -56,62 +57,6 @@ static const char help_text[] =
     "Exit status: 0 mail delivered, 1 nothing new, 64 usage, 70 internal,\n"
     "73 delivery failed, 75 temporary failure, 76 protocol or TLS error,\n"
     "77 authentication failed, 78 configuration error.  See pullmail(1).\n";
-
-/* Map a status class to an exit status. */
-static int
-status_exit(int status)
-{
-	switch (status) {
-	case PM_OK:
-		return EXIT_DELIVERED;
-	case PM_ETEMP:
-		return EX_TEMPFAIL;
-	case PM_EAUTH:
-		return EX_NOPERM;
-	case PM_EPROTO:
-	case PM_ETLS:
-		return EX_PROTOCOL;
-	case PM_EDELIVER:
-		return EX_CANTCREAT;
-	case PM_ECONFIG:
-		return EX_CONFIG;
-	default:
-		return EX_SOFTWARE;
-	}
-}
-
-/* How severe an exit status is when several accounts disagree. */
-static int
-exit_rank(int code)
-{
-	switch (code) {
-	case EXIT_NOTHING:
-		return 0;
-	case EXIT_DELIVERED:
-		return 1;
-	case EX_TEMPFAIL:
-		return 2;
-	case EX_PROTOCOL:
-		return 3;
-	case EX_CANTCREAT:
-		return 4;
-	case EX_SOFTWARE:
-		return 5;
-	case EX_NOPERM:
-		return 6;
-	case EX_CONFIG:
-		return 7;
-	default:
-		return 5;
-	}
-}
-
-/* Of two exit codes, the one that ranks as the worse outcome. */
-static int
-worse(int a, int b)
-{
-	return exit_rank(b) > exit_rank(a) ? b : a;
-}
 
 /* Keep secrets out of core dumps. */
 static void
@@ -180,40 +125,6 @@ run_token_info(struct account *a)
 	return r == PM_OK ? 0 : status_exit(r);
 }
 
-/* Fetch one account; returns its exit status and prints its summary. */
-static int
-run_account(struct account *a, const char *plugdir, int quiet, int progress)
-{
-	const struct pm_plugin *p;
-	struct run_stats stats;
-	char *err = NULL;
-	int r;
-
-	memset(&stats, 0, sizeof stats);
-	r = plugin_load(plugdir, a->protocol, &p, &err);
-	if (r == PM_OK)
-		r = session_run(a, p, progress, &stats, &err);
-	if (!quiet && stats.delivered > 0)
-		printf("%s: %lu message%s delivered (%llu bytes)\n", a->name,
-		    stats.delivered, stats.delivered == 1 ? "" : "s",
-		    (unsigned long long)stats.bytes);
-	if (!quiet && stats.skipped > 0)
-		printf("%s: %lu message%s skipped for size\n", a->name,
-		    stats.skipped, stats.skipped == 1 ? "" : "s");
-	if (r != PM_OK) {
-		log_warnx("%s: %s", a->name, err != NULL ? err :
-		    "failed for an unknown reason");
-		free(err);
-		return status_exit(r);
-	}
-	if (stats.delivered == 0) {
-		if (!quiet)
-			printf("%s: no new messages\n", a->name);
-		return EXIT_NOTHING;
-	}
-	return EXIT_DELIVERED;
-}
-
 /* Parse the command line, load the config and fetch the chosen accounts
  * (or run authorize/token); exit with the worst account's code. */
 int
@@ -230,6 +141,7 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "info", no_argument, NULL, 'I' },
+		{ "daemon", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *config_path = NULL, *plugdir_opt = NULL, *subcommand = NULL;
@@ -237,7 +149,8 @@ main(int argc, char **argv)
 	struct config *cfg = NULL;
 	struct account *a;
 	int ch, verbose = 0, quiet = 0, trace = 0, check = 0, use_syslog = 0;
-	int info = 0, progress;
+	int info = 0, progress, daemon = 0;
+	struct run_opts ro;
 	int i, code = -1, r;
 
 	harden();
@@ -266,6 +179,9 @@ main(int argc, char **argv)
 			break;
 		case 'I':
 			info = 1;
+			break;
+		case 'D':
+			daemon = 1;
 			break;
 		case 'V':
 			printf("pullmail %s (plugin ABI %u)\n", PACKAGE_VERSION,
@@ -300,7 +216,7 @@ main(int argc, char **argv)
 		subcommand = argv[0];
 		argc--;
 		argv++;
-	} else if (info) {
+	} else if (info || (daemon && (argc > 0 || check))) {
 		fputs(usage_text, stderr);
 		return EX_USAGE;
 	}
@@ -360,17 +276,14 @@ main(int argc, char **argv)
 		    run_authorize(a);
 		argc = -1;	/* no fetching */
 	}
-	for (a = cfg->accounts; argc >= 0 && a != NULL; a = a->next) {
-		int selected = argc == 0;
-
-		for (i = 0; i < argc && !selected; i++)
-			selected = strcmp(argv[i], a->name) == 0;
-		if (!selected)
-			continue;
-		r = run_account(a, plugin_dir(plugdir_opt), quiet, progress);
-		code = code < 0 ? r : worse(code, r);
-		fflush(stdout);
-	}
+	memset(&ro, 0, sizeof ro);
+	ro.plugdir = plugin_dir(plugdir_opt);
+	ro.quiet = quiet;
+	ro.progress = progress;
+	if (daemon)
+		code = run_daemon(config_path, &cfg, &ro);
+	else if (argc >= 0)
+		code = run_once(cfg, argv, (size_t)argc, &ro);
 	oauth_global_deinit();
 	transport_deinit();
 	config_free(cfg);

@@ -445,6 +445,69 @@ const struct pm_host session_host = {
 	.await_input = host_await_input,
 };
 
+/* Fill s for account a and plugin p. */
+static void
+session_setup(struct pm_session *s, struct account *a,
+    const struct pm_plugin *p)
+{
+	memset(s, 0, sizeof *s);
+	s->a = a;
+	s->wake_fd = -1;
+	s->info.name = a->name;
+	s->info.server = a->server;
+	s->info.port = a->port != 0 ? a->port :
+	    (a->tls == PM_TLS_IMPLICIT ? p->port_tls : p->port_plain);
+	s->info.tls = a->tls;
+	s->info.user = a->user;
+	s->info.xoauth2_two_step = a->pop3_xoauth2_two_step;
+	s->info.strict_size = a->pop3_strict_size;
+	s->info.expunge = a->expunge;
+	s->cache_dir = xasprintf("%s/tokens", a->state_dir);
+}
+
+/* The fetch policy of account a. */
+static void
+policy_setup(struct fetch_policy *pol, const struct account *a,
+    int progress)
+{
+	memset(pol, 0, sizeof *pol);
+	pol->account = a->name;
+	pol->server = a->server;
+	pol->protocol = a->protocol;
+	pol->folders = (const char *const *)a->folders;
+	pol->nfolders = a->nfolders;
+	pol->keep = a->keep;
+	pol->mark_seen = a->mark_seen;
+	pol->fetch_all = a->fetch_all;
+	pol->size_limit = a->size_limit;
+	pol->batch_msgs = FETCH_BATCH_MSGS;
+	pol->batch_bytes = FETCH_BATCH_BYTES;
+	pol->progress = progress;
+}
+
+/* Open the state (bound to this mailbox) and the delivery target. */
+static int
+session_open_store(struct pm_session *s, struct state **st_r,
+    struct deliver **d_r, char **err)
+{
+	struct state_binding bind;
+	int r;
+
+	*st_r = NULL;
+	*d_r = NULL;
+	/* The UIDs recorded belong to this mailbox only. */
+	bind.protocol = s->a->protocol;
+	bind.server = s->a->server;
+	bind.port = s->info.port;
+	bind.user = s->a->user;
+	r = state_open(s->a->state_dir, s->a->name, &bind, st_r, err);
+	if (r == PM_OK && (r = deliver_open(s->a, d_r, err)) != PM_OK) {
+		state_close(*st_r);
+		*st_r = NULL;
+	}
+	return r;
+}
+
 /* Fetch one account with plugin p, retrying once after a rejected
  * cached token. */
 int
@@ -455,46 +518,12 @@ session_run(struct account *a, const struct pm_plugin *p, int progress,
 	struct fetch_policy pol;
 	struct fetch_target t;
 	struct state *st = NULL;
-	struct state_binding bind;
 	struct deliver *d = NULL;
 	int r, attempt;
 
-	memset(&s, 0, sizeof s);
-	s.a = a;
-	s.wake_fd = -1;
-	s.info.name = a->name;
-	s.info.server = a->server;
-	s.info.port = a->port != 0 ? a->port :
-	    (a->tls == PM_TLS_IMPLICIT ? p->port_tls : p->port_plain);
-	s.info.tls = a->tls;
-	s.info.user = a->user;
-	s.info.xoauth2_two_step = a->pop3_xoauth2_two_step;
-	s.info.strict_size = a->pop3_strict_size;
-	s.info.expunge = a->expunge;
-	s.cache_dir = xasprintf("%s/tokens", a->state_dir);
-
-	memset(&pol, 0, sizeof pol);
-	pol.account = a->name;
-	pol.server = a->server;
-	pol.protocol = a->protocol;
-	pol.folders = (const char *const *)a->folders;
-	pol.nfolders = a->nfolders;
-	pol.keep = a->keep;
-	pol.mark_seen = a->mark_seen;
-	pol.fetch_all = a->fetch_all;
-	pol.size_limit = a->size_limit;
-	pol.batch_msgs = FETCH_BATCH_MSGS;
-	pol.batch_bytes = FETCH_BATCH_BYTES;
-	pol.progress = progress;
-
-	/* The UIDs recorded belong to this mailbox only. */
-	bind.protocol = a->protocol;
-	bind.server = a->server;
-	bind.port = s.info.port;
-	bind.user = a->user;
-	r = state_open(a->state_dir, a->name, &bind, &st, err);
-	if (r == PM_OK)
-		r = deliver_open(a, &d, err);
+	session_setup(&s, a, p);
+	policy_setup(&pol, a, progress);
+	r = session_open_store(&s, &st, &d, err);
 	if (r == PM_OK)
 		fetch_target_deliver(&t, d);
 	for (attempt = 0; r == PM_OK; attempt++) {
@@ -519,6 +548,122 @@ session_run(struct account *a, const struct pm_plugin *p, int progress,
 	host_disconnect(&s);
 	deliver_close(d);
 	state_close(st);
+	secret_free(s.token);
+	free(s.cache_dir);
+	return r;
+}
+
+/* One pass over folder on the open connection c, under the account's
+ * lock: state and target are opened for the pass only, so the account's
+ * other folders (and a one-shot run) get their turn between passes. */
+static int
+idle_pass(struct pm_session *s, const struct pm_plugin *p,
+    struct pm_conn *c, const char *folder, const struct idle_ctl *ctl,
+    char **err)
+{
+	const char *folders[1];
+	struct fetch_policy pol;
+	struct fetch_target t;
+	struct run_stats stats;
+	struct state *st;
+	struct deliver *d;
+	int r;
+
+	folders[0] = folder;
+	policy_setup(&pol, s->a, 0);
+	pol.folders = folders;
+	pol.nfolders = 1;
+	memset(&stats, 0, sizeof stats);
+	if (ctl->lock != NULL)
+		ctl->lock(ctl->arg, 1);
+	r = session_open_store(s, &st, &d, err);
+	if (r == PM_OK) {
+		fetch_target_deliver(&t, d);
+		r = fetch_pass(&pol, &t, st, p, c, &stats, err);
+		deliver_close(d);
+		state_close(st);
+	}
+	if (ctl->lock != NULL)
+		ctl->lock(ctl->arg, 0);
+	if (ctl->report != NULL)
+		ctl->report(ctl->arg, &stats);
+	return r;
+}
+
+int
+session_idle(struct account *a, const struct pm_plugin *p,
+    const char *folder, const struct idle_ctl *ctl,
+    struct session_outcome *out, char **err)
+{
+	struct pm_session s;
+	struct pm_conn *c = NULL;
+	char *cerr = NULL;
+	int r, news, attempt, timeout;
+	long long renew;
+
+	memset(out, 0, sizeof *out);
+	session_setup(&s, a, p);
+	s.wake_fd = ctl->wake_fd;
+	for (attempt = 0;; attempt++) {
+		s.token_rejected = 0;
+		r = p->open(&session_host, &s, &c, err);
+		if (r != PM_EAUTH || !s.token_rejected || !s.token_cached ||
+		    attempt > 0)
+			break;
+		log_info("%s: the server refused the cached access token; "
+		    "getting a new one", a->name);
+		session_drop_token(&s);
+		free(*err);
+		*err = NULL;
+	}
+	if (r == PM_EAUTH && s.token_rejected)
+		session_drop_token(&s);
+	if (r != PM_OK)
+		goto out;
+	if (p->can_wait == NULL || p->wait == NULL || !p->can_wait(c)) {
+		out->no_idle = 1;
+		goto close;
+	}
+	out->connected = 1;
+	news = 1;
+	for (;;) {
+		if (news && (r = idle_pass(&s, p, c, folder, ctl, err)) !=
+		    PM_OK)
+			break;
+		if (ctl->stopping(ctl->arg))
+			break;
+		/* RFC 2177: re-issue IDLE at least every 29 minutes.  A
+		 * session whose token runs out is renewed before it does. */
+		timeout = IDLE_RENEW_MS;
+		renew = ctl->renew_at_ms != NULL ?
+		    ctl->renew_at_ms(ctl->arg) : 0;
+		if (renew > 0) {
+			long long left = renew - mono_ms();
+
+			if (left <= 0) {
+				out->renew = 1;
+				break;
+			}
+			if (left < timeout)
+				timeout = (int)left;
+		}
+		if ((r = p->wait(c, timeout, &news, err)) != PM_OK)
+			break;
+		if (ctl->stopping(ctl->arg))
+			break;
+		if (ctl->woken(ctl->arg))
+			news = 1;
+	}
+close:
+	if (p->close(c, &cerr) != PM_OK && r == PM_OK)
+		log_debug("imap", "%s: %s", a->name, cerr);
+	free(cerr);
+out:
+	out->retry_kind = s.retry_kind;
+	out->retry_ms = s.retry_ms;
+	if (s.retry_kind == PM_RETRY_TOKEN_EXPIRED)
+		session_drop_token(&s);
+	host_disconnect(&s);
 	secret_free(s.token);
 	free(s.cache_dir);
 	return r;

@@ -23,4 +23,46 @@ extern const struct pm_host session_host;
 int session_run(struct account *a, const struct pm_plugin *p, int progress,
     struct run_stats *stats, char **err);
 
+/* How long an IMAP IDLE lasts before it is re-issued (RFC 2177: at most
+ * 29 minutes). */
+#define IDLE_RENEW_MS	(29 * 60 * 1000)
+
+/* What the daemon hands session_idle(): callbacks with arg. */
+struct idle_ctl {
+	void *arg;
+	int wake_fd;		/* readable: end an IDLE wait early */
+	/* 1 when the daemon is stopping or this watcher must end. */
+	int (*stopping)(void *arg);
+	/* 1 (once) when a poll was asked for since the last call. */
+	int (*woken)(void *arg);
+	/* Take (on = 1) or release the account's lock around a pass. */
+	void (*lock)(void *arg, int on);
+	/* After every pass: what it delivered. */
+	void (*report)(void *arg, const struct run_stats *stats);
+	/* The monotonic time (mono_ms) by which the session should be
+	 * renewed (its token runs out), 0 for none; NULL: never. */
+	long long (*renew_at_ms)(void *arg);
+};
+
+/* How a session_idle() ended, besides its status. */
+struct session_outcome {
+	int no_idle;		/* the server does not offer IDLE: poll */
+	int connected;		/* it got as far as idling */
+	int renew;		/* ended to renew the token: reconnect now */
+	int retry_kind;		/* enum pm_retry the plugin reported, 0 */
+	unsigned retry_ms;	/* the server's suggested wait */
+};
+
+/*
+ * Keep folder of account a (plugin p) fetched with IMAP IDLE: connect,
+ * fetch what is new, then wait for news and fetch again, until
+ * ctl->stopping() or a failure.  Every pass takes the account's lock
+ * (ctl->lock) and opens the state and the target for its duration.
+ * Returns PM_OK when stopped (or out->no_idle, out->renew), else the
+ * failure's status with *err set and out saying more.
+ */
+int session_idle(struct account *a, const struct pm_plugin *p,
+    const char *folder, const struct idle_ctl *ctl,
+    struct session_outcome *out, char **err);
+
 #endif

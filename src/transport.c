@@ -63,6 +63,16 @@ struct stream {
 
 static int transport_initialised;
 
+/* Readable: every wait for the network ends at once (the daemon's
+ * shutdown after its grace time).  Set once, before threads start. */
+static int abort_fd = -1;
+
+void
+transport_set_abort_fd(int fd)
+{
+	abort_fd = fd;
+}
+
 /* Start GnuTLS once for the process. */
 int
 transport_init(char **err)
@@ -117,19 +127,26 @@ is_ip_literal(const char *name)
 static int
 wait_fd(int fd, short events, int timeout_ms)
 {
-	struct pollfd	 pfd;
+	struct pollfd	 pfd[2];
 	int64_t		 deadline, left;
-	int		 n;
+	int		 n, afd = abort_fd;
 
 	deadline = now_ms() + timeout_ms;
 	for (;;) {
 		left = deadline - now_ms();
 		if (left < 0)
 			left = 0;
-		pfd.fd = fd;
-		pfd.events = events;
-		pfd.revents = 0;
-		n = poll(&pfd, 1, (int)left);
+		pfd[0].fd = fd;
+		pfd[0].events = events;
+		pfd[0].revents = 0;
+		pfd[1].fd = afd;
+		pfd[1].events = POLLIN;
+		pfd[1].revents = 0;
+		n = poll(pfd, afd >= 0 ? 2 : 1, (int)left);
+		if (n > 0 && afd >= 0 && pfd[1].revents != 0) {
+			errno = ECANCELED;
+			return -1;
+		}
 		if (n > 0)
 			return 1;
 		if (n == 0)
@@ -739,6 +756,9 @@ wait_error(struct stream *s, int w, const char *what, char **err)
 	if (w == 0)
 		return errf(err, PM_ETEMP, "%s: %s timed out after %d ms",
 		    s->name, what, s->timeout_ms);
+	if (errno == ECANCELED)
+		return errf(err, PM_ETEMP, "%s: %s: stopped (pullmail is "
+		    "shutting down)", s->name, what);
 	return errf(err, PM_ETEMP, "%s: %s: %s", s->name, what,
 	    strerror(errno));
 }

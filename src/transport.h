@@ -18,6 +18,10 @@ struct tls_opts {
 					 * one chosen at build time (tests) */
 };
 
+/* Once fd is readable, every network wait of every stream fails at once
+ * with PM_ETEMP ("shutting down").  Set before threads start; -1: none. */
+void transport_set_abort_fd(int fd);
+
 /* Global init/deinit (gnutls_global_init); call once. */
 int transport_init(char **err);
 void transport_deinit(void);

@@ -1,0 +1,258 @@
+#!/bin/sh
+# The daemon (pullmail --daemon) against a real Dovecot and a real OAuth
+# server: new mail delivered within seconds through IMAP IDLE, several
+# folders and accounts at once, polling where IDLE is off, SIGUSR1, SIGHUP
+# adding an account, short-lived tokens, Dovecot restarted underneath, and
+# SIGTERM in the middle of a large fetch (nothing lost, nothing twice).
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
+
+e2e_start_servers
+
+# start_daemon CONFIG [ARG...]: run the daemon in the background.
+start_daemon() {
+	local conf=$1
+	shift
+	PM_RUN_SEQ=$((PM_RUN_SEQ + 1))
+	LAST_OUT=$CASE_DIR/run$PM_RUN_SEQ
+	LAST_ARGS="-c $conf --daemon $*"
+	"$PULLMAIL" -c "$conf" --daemon "$@" </dev/null >"$LAST_OUT.out" \
+		2>"$LAST_OUT.err" &
+	DPID=$!
+	echo "daemon pid $DPID"
+}
+
+# stop_daemon: SIGTERM, wait for the exit status (RC).
+stop_daemon() {
+	local i=0
+	kill -TERM "$DPID" 2>/dev/null
+	while kill -0 "$DPID" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 300 ] && { kill -KILL "$DPID"; fail "the daemon did not stop within 30 s"; }
+		sleep 0.1
+	done
+	wait "$DPID"
+	RC=$?
+	echo "daemon exited $RC"
+}
+
+# wait_count DIR N SECONDS: until the Maildir DIR holds N messages.
+wait_count() {
+	local i=0 n=$(($3 * 10))
+	while [ "$(maildir_count "$1")" -lt "$2" ]; do
+		i=$((i + 1))
+		if [ $i -gt $n ]; then
+			kill -0 "$DPID" 2>/dev/null || fail "the daemon died"
+			fail "$1 holds $(maildir_count "$1") messages after $3 s, expected $2"
+		fi
+		sleep 0.1
+	done
+}
+
+# wait_grep PATTERN FILE SECONDS
+wait_grep() {
+	local i=0 n=$(($3 * 10))
+	until grep -q -E -e "$1" "$2" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt $n ] && fail "'$1' did not appear in $(basename "$2") within $3 s"
+		sleep 0.1
+	done
+}
+
+# Mail saved while the daemon idles arrives within seconds, byte for byte.
+case_idle() {
+	local more t0 t1
+	seed_messages
+	account acct "poll_interval=3600" | write_config "$CASE_DIR/config"
+	start_daemon "$CASE_DIR/config" -v
+	wait_count "$CASE_DIR/Maildir" "$NSEEDS" 20
+	wait_grep 'IDLE' "$LAST_OUT.err" 10
+	# The daemon idles now: a new message is pushed to it.
+	sleep 1
+	more=$(make_messages "$CASE_DIR/more" "$CASE_NAME-more" | head -n 2)
+	t0=$(date +%s%N)
+	# shellcheck disable=SC2086
+	srv_seed "$CASE_USER" INBOX $more
+	wait_count "$CASE_DIR/Maildir" $((NSEEDS + 2)) 5
+	t1=$(date +%s%N)
+	echo "delivered $(((t1 - t0) / 1000000)) ms after it was saved"
+	stop_daemon
+	assert_rc 0
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/Maildir" $SEEDS $more
+	assert_grep "^acct: 2 messages delivered" "$LAST_OUT.out"
+	assert_grep 'stopped' "$LAST_OUT.err"
+	# It logged out, and the poll interval never came into it.
+	assert_no_grep 'retrying' "$LAST_OUT.err"
+}
+
+# Two accounts, one with two folders: three IDLE sessions at once.
+case_idle_many() {
+	local a b w u2
+	u2=other-$CASE_USER
+	{
+		account acct1 "folder=INBOX" "folder=Work" \
+			"deliver=maildir:$CASE_DIR/M1"
+		account acct2 "user=$u2" "deliver=maildir:$CASE_DIR/M2"
+	} | write_config "$CASE_DIR/config"
+	a=$(make_messages "$CASE_DIR/a" "$CASE_NAME-a" | head -n 1)
+	srv_seed "$CASE_USER" INBOX $a
+	srv_seed "$CASE_USER" Work "$(make_messages "$CASE_DIR/w0" "$CASE_NAME-w0" | head -n 1)"
+	start_daemon "$CASE_DIR/config" -v
+	wait_count "$CASE_DIR/M1" 2 20
+	wait_grep 'acct2: .*0 new of 0' "$LAST_OUT.err" 20
+	sleep 1
+	b=$(make_messages "$CASE_DIR/b" "$CASE_NAME-b" | head -n 2)
+	w=$(make_messages "$CASE_DIR/w" "$CASE_NAME-w" | head -n 1)
+	# shellcheck disable=SC2086
+	srv_seed "$u2" INBOX $b
+	srv_seed "$CASE_USER" Work $w
+	wait_count "$CASE_DIR/M2" 2 5
+	wait_count "$CASE_DIR/M1" 3 5
+	stop_daemon
+	assert_rc 0
+	# shellcheck disable=SC2046
+	assert_same_messages "$CASE_DIR/M1" $(srv_server_files "$CASE_USER") \
+		$(srv_server_files "$CASE_USER" Work)
+	# shellcheck disable=SC2046
+	assert_same_messages "$CASE_DIR/M2" $(srv_server_files "$u2")
+}
+
+# idle = no: a poll every poll_interval; SIGUSR1 polls at once.
+case_poll_and_usr1() {
+	local more
+	seed_messages
+	account acct "idle=no" "poll_interval=2" | write_config "$CASE_DIR/config"
+	start_daemon "$CASE_DIR/config"
+	wait_count "$CASE_DIR/Maildir" "$NSEEDS" 20
+	more=$(make_messages "$CASE_DIR/more" "$CASE_NAME-more" | head -n 1)
+	srv_seed "$CASE_USER" INBOX $more
+	wait_count "$CASE_DIR/Maildir" $((NSEEDS + 1)) 6
+	stop_daemon
+	assert_rc 0
+	account acct "idle=no" "poll_interval=3600" | write_config "$CASE_DIR/config"
+	start_daemon "$CASE_DIR/config" -v
+	wait_grep '0 new of' "$LAST_OUT.err" 20
+	more="$more $(make_messages "$CASE_DIR/usr1" "$CASE_NAME-usr1" | head -n 1)"
+	srv_seed "$CASE_USER" INBOX "${more##* }"
+	sleep 1
+	assert_eq $((NSEEDS + 1)) "$(maildir_count "$CASE_DIR/Maildir")" "before SIGUSR1"
+	kill -USR1 "$DPID"
+	wait_count "$CASE_DIR/Maildir" $((NSEEDS + 2)) 6
+	stop_daemon
+	assert_rc 0
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/Maildir" $SEEDS $more
+}
+
+# SIGHUP with a new account: it starts; the first keeps its session.
+case_sighup_adds() {
+	local u2 b
+	u2=other-$CASE_USER
+	seed_messages
+	account acct1 "poll_interval=3600" | write_config "$CASE_DIR/config"
+	start_daemon "$CASE_DIR/config" -v
+	wait_count "$CASE_DIR/Maildir" "$NSEEDS" 20
+	b=$(make_messages "$CASE_DIR/b" "$CASE_NAME-b" | head -n 2)
+	# shellcheck disable=SC2086
+	srv_seed "$u2" INBOX $b
+	{
+		account acct1 "poll_interval=3600"
+		account acct2 "user=$u2" "deliver=maildir:$CASE_DIR/M2" \
+			"poll_interval=3600"
+	} | write_config "$CASE_DIR/config"
+	kill -HUP "$DPID"
+	wait_count "$CASE_DIR/M2" 2 10
+	wait_grep '1 account kept, 1 started, 0 stopped' "$LAST_OUT.err" 5
+	stop_daemon
+	assert_rc 0
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/M2" $b
+	# acct1 logged in once: its session survived the reload.
+	assert_eq 1 "$(grep -c "acct1: .*new of" "$LAST_OUT.err")" "acct1 passes"
+}
+
+# Access tokens that live 5 s: polls every 2 s go on across many expiries
+# without an error.
+case_short_tokens() {
+	local i more all
+	seed_messages
+	all=$SEEDS
+	account acct "idle=no" "poll_interval=2" "oauth_client_id=$SHORT_ID" \
+		"oauth_client_secret=$SHORT_SECRET" |
+		write_config "$CASE_DIR/config"
+	start_daemon "$CASE_DIR/config"
+	wait_count "$CASE_DIR/Maildir" "$NSEEDS" 20
+	for i in 1 2 3; do
+		sleep 4
+		more=$(make_messages "$CASE_DIR/m$i" "$CASE_NAME-m$i" | head -n 1)
+		all="$all $more"
+		srv_seed "$CASE_USER" INBOX $more
+		wait_count "$CASE_DIR/Maildir" $((NSEEDS + i)) 8
+	done
+	stop_daemon
+	assert_rc 0
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/Maildir" $all
+	assert_no_grep 'retrying|refused|failed' "$LAST_OUT.err"
+	# Several tokens were issued: they did expire in between.
+	[ "$(srv_token_requests "$SHORT_ID")" -ge 3 ] ||
+		fail "$(srv_token_requests "$SHORT_ID") tokens issued, expected 3 or more"
+}
+
+# Dovecot stopped and started again under an idling daemon: it
+# reconnects and goes on.
+case_dovecot_restart() {
+	local more pid i=0
+	seed_messages
+	account acct "poll_interval=3600" | write_config "$CASE_DIR/config"
+	start_daemon "$CASE_DIR/config" -v
+	wait_count "$CASE_DIR/Maildir" "$NSEEDS" 20
+	sleep 1
+	pid=$(cat "$SRV_BASE/master.pid")
+	kill -TERM "$pid"
+	while srv_running "$pid"; do
+		i=$((i + 1))
+		[ $i -gt 200 ] && fail "dovecot did not stop"
+		sleep 0.05
+	done
+	wait_grep 'retrying in' "$LAST_OUT.err" 10
+	dovecot -c "$SRV_RUN/dovecot.conf" </dev/null >>"$SRV_RUN/dovecot.out" 2>&1 ||
+		fail "dovecot did not start again"
+	more=$(make_messages "$CASE_DIR/more" "$CASE_NAME-more" | head -n 2)
+	# shellcheck disable=SC2086
+	srv_seed "$CASE_USER" INBOX $more
+	wait_count "$CASE_DIR/Maildir" $((NSEEDS + 2)) 30
+	stop_daemon
+	assert_rc 0
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/Maildir" $SEEDS $more
+}
+
+# SIGTERM while a large fetch runs: exit 0 soon; a later run fetches the
+# rest; every message exactly once.
+case_sigterm_mid_fetch() {
+	local i=0
+	seed_many 300
+	account acct "idle=no" "keep=no" | write_config "$CASE_DIR/config"
+	start_daemon "$CASE_DIR/config" -v
+	# Stop it while the messages stream in.
+	wait_grep '300 new of 300' "$LAST_OUT.err" 20
+	sleep 0.2
+	stop_daemon
+	assert_rc 0
+	echo "$(maildir_count "$CASE_DIR/Maildir") delivered before the stop"
+	run_pm -c "$CASE_DIR/config"
+	[ "$RC" = 0 ] || [ "$RC" = 1 ] || fail "second run: exit $RC"
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/Maildir" $SEEDS
+	assert_eq 0 "$(srv_count "$CASE_USER")" "messages left on the server"
+}
+
+run_case idle case_idle
+run_case idle_many case_idle_many
+run_case poll_and_usr1 case_poll_and_usr1
+run_case sighup_adds case_sighup_adds
+run_case short_tokens case_short_tokens
+run_case dovecot_restart case_dovecot_restart
+run_case sigterm_mid_fetch case_sigterm_mid_fetch
+e2e_finish
