@@ -625,6 +625,7 @@ session_idle(struct account *a, const struct pm_plugin *p,
 		goto close;
 	}
 	out->connected = 1;
+	log_info("%s: %s: waiting for new mail (IDLE)", a->name, folder);
 	news = 1;
 	for (;;) {
 		if (news && (r = idle_pass(&s, p, c, folder, ctl, err)) !=
