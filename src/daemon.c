@@ -63,7 +63,7 @@
 #define BACKOFF_CAP_MS		(30 * 60 * 1000LL)
 #define RECONNECT_MS		1000LL	/* after a session that worked */
 #define STOP_GRACE_MS		10000LL
-#define WATCH_STACK		(256 * 1024)
+#define WATCH_STACK		(512 * 1024)
 
 /* Where an account stands. */
 enum acct_state {
@@ -138,6 +138,8 @@ struct daemon {
 	pthread_t *workers;
 	size_t nworkers;
 	int quit;		/* workers end */
+	int progress;		/* one account, one worker: a progress
+				 * line */
 	atomic_int stopping;
 	int wake[2];		/* pipe: something for the scheduler */
 	const struct run_opts *o;
@@ -356,7 +358,7 @@ worker_main(void *arg)
 			pthread_cond_wait(&d->cv, &d->mu);
 		if (d->quit)
 			break;
-		progress = d->o->progress && d->nworkers == 1;
+		progress = d->progress;
 		pthread_mutex_unlock(&d->mu);
 
 		memset(&st, 0, sizeof st);
@@ -503,6 +505,7 @@ run_once(struct config *cfg, char *const *names, size_t n,
 	pthread_mutex_lock(&d.mu);
 	for (ac = d.accts; ac != NULL; ac = ac->next)
 		enqueue(&d, ac);
+	d.progress = o->progress && count == 1;
 	pthread_mutex_unlock(&d.mu);
 	workers_start(&d, count < cfg->max_connections ? count :
 	    cfg->max_connections);
