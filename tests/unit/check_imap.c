@@ -2017,6 +2017,65 @@ START_TEST(test_idle_dovecot)
 }
 END_TEST
 
+/* hoodiecrow's dialogue, as captured (the IDLE while another session
+ * appended a message, then flagged one \Deleted and expunged it): after
+ * the EXPUNGE it repeats the count that EXPUNGE left, which is no news. */
+START_TEST(test_idle_hoodiecrow)
+{
+	static const char script[] =
+	    "* OK Hoodiecrow ready for rumble\r\n"
+	    "* CAPABILITY IMAP4rev1 IDLE UIDPLUS SASL-IR AUTH=XOAUTH2\r\n"
+	    "A1 OK Completed\r\n"
+	    "A2 OK User logged in\r\n"
+	    "* CAPABILITY IMAP4rev1 IDLE UIDPLUS\r\n"
+	    "A3 OK Completed\r\n"
+	    "* FLAGS (\\Answered \\Flagged \\Draft \\Deleted \\Seen)\r\n"
+	    "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Draft \\Deleted "
+	    "\\Seen \\*)]\r\n"
+	    "* 3 EXISTS\r\n"
+	    "* 0 RECENT\r\n"
+	    "* OK [UIDVALIDITY 1]\r\n"
+	    "* OK [UIDNEXT 4]\r\n"
+	    "A4 OK [READ-WRITE] Completed\r\n"
+	    "* 1 FETCH (UID 1 RFC822.SIZE 43)\r\n"
+	    "* 2 FETCH (UID 2 RFC822.SIZE 43)\r\n"
+	    "* 3 FETCH (UID 3 RFC822.SIZE 43)\r\n"
+	    "A5 OK UID FETCH Completed\r\n"
+	    "+ idling\r\n"
+	    "* 4 EXISTS\r\n"
+	    "A6 OK IDLE terminated\r\n"
+	    "* 1 FETCH (UID 1 RFC822.SIZE 43)\r\n"
+	    "* 2 FETCH (UID 2 RFC822.SIZE 43)\r\n"
+	    "* 3 FETCH (UID 3 RFC822.SIZE 43)\r\n"
+	    "* 4 FETCH (UID 4 RFC822.SIZE 37)\r\n"
+	    "A7 OK UID FETCH Completed\r\n"
+	    "+ idling\r\n"
+	    "* 2 EXPUNGE\r\n"
+	    "* 3 EXISTS\r\n"
+	    AWAIT_0
+	    "A8 OK IDLE terminated\r\n"
+	    "* BYE LOGOUT received\r\n"
+	    "A9 OK Completed\r\n";
+	int have, news;
+	char *err = NULL;
+
+	t_ready(script);
+	ck_assert_uint_eq(nents, 3);
+	ck_assert_int_eq(pullmail_plugin.can_wait(conn), 1);
+	ck_assert_int_eq(t_wait(60000, &news, &err), PM_OK);
+	ck_assert_int_eq(news, 1);
+	ck_assert_int_eq(pullmail_plugin.list(conn, &ents, &nents, &have,
+	    &err), PM_OK);
+	ck_assert_uint_eq(nents, 4);
+	ck_assert_int_eq(t_wait(60000, &news, &err), PM_OK);
+	ck_assert_int_eq(news, 0);
+	t_close();
+	ck_assert_uint_lt(at("C: A6 IDLE\nC: DONE\nC: A7 UID FETCH"),
+	    at("C: A8 IDLE\nAWAIT -> 0\nC: DONE\nC: A9 LOGOUT"));
+	ck_assert_uint_eq(M.pos, M.inlen);
+}
+END_TEST
+
 /* can_wait() follows the capabilities after login, which replace those of
  * the greeting. */
 START_TEST(test_idle_can_wait)
@@ -2406,6 +2465,7 @@ suite_imap(void)
 
 	tc = tcase_create("idle");
 	tcase_add_test(tc, test_idle_dovecot);
+	tcase_add_test(tc, test_idle_hoodiecrow);
 	tcase_add_test(tc, test_idle_can_wait);
 	tcase_add_loop_test(tc, test_idle_cases, 0,
 	    sizeof idle_cases / sizeof idle_cases[0]);
