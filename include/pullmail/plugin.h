@@ -136,13 +136,18 @@ struct pm_plugin {
 	 * read what the server announces.  News (a message count that grew,
 	 * EXISTS or RECENT) sets *news_r to 1 and ends the wait at once;
 	 * other untagged responses (EXPUNGE, FETCH flags) are read and
-	 * ignored.  When the time is up, or await_input() returns 0, the
-	 * wait ends with *news_r 0.  Ending it (DONE) is read to its tagged
-	 * completion, so on PM_OK the dialogue is in step and the folder
-	 * still selected: the engine lists it again.  A BYE or a broken
-	 * connection is PM_ETEMP with host->retry_hint() saying why.  Only
-	 * called when can_wait() returned 1.  Errors: PM_ETEMP, PM_EPROTO.
-	 * (ABI 5.)
+	 * ignored.  News announced since the last list() began (an EXISTS
+	 * during fetch() or dispose()) ends the wait before it starts.
+	 * When the time is up, or await_input() returns 0, the wait ends
+	 * with *news_r 0; timeout_ms 0 is one quick look, and a wait never
+	 * lasts beyond 29 minutes (a server may log out a client silent for
+	 * 30).  Ending it (DONE) is read to its tagged completion, so on
+	 * PM_OK the dialogue is in step and the folder still selected: the
+	 * engine lists it again.  A BYE or a broken connection is PM_ETEMP
+	 * with host->retry_hint() saying why (PM_RETRY_TOKEN_EXPIRED, else
+	 * PM_RETRY_RECONNECT); a server that refuses the wait (IDLE: NO or
+	 * BAD) is PM_EPROTO with the dialogue in step.  Only called when
+	 * can_wait() returned 1.  Errors: PM_ETEMP, PM_EPROTO.  (ABI 5.)
 	 */
 	int (*wait)(struct pm_conn *c, int timeout_ms, int *news_r,
 	    char **err);

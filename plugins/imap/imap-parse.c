@@ -244,6 +244,8 @@ imap_parse_caps(const char *list, struct imap_caps *c, char **err)
 			c->sasl_ir = 1;
 		else if (word_is(p, n, "UIDPLUS"))
 			c->uidplus = 1;
+		else if (word_is(p, n, "IDLE"))
+			c->idle = 1;
 		else if (n > 5 && word_is(p, 5, "AUTH=")) {
 			if (mlen > 0)
 				mechs[mlen++] = ' ';

@@ -65,6 +65,7 @@ struct imap_caps {
 	int logindisabled;
 	int sasl_ir;
 	int uidplus;
+	int idle;		/* IDLE (RFC 2177) */
 	char *mechs;		/* space-separated AUTH= mechanisms, upper
 				 * case; "" when none (malloc'd) */
 };

@@ -2,7 +2,8 @@
  * The IMAP4rev1 backend (RFC 3501), driven step by step by the core's
  * fetch engine: log in, select a folder, list its messages with their
  * UIDs and sizes, fetch sets of them with several UID FETCH commands in
- * flight, flag or delete sets of them, log out.
+ * flight, flag or delete sets of them, wait for new mail with IDLE, log
+ * out.
  *
  * Which messages to fetch, when they are durable and what becomes of them
  * on the server is the engine's business; this file only speaks IMAP.  A
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <pullmail/plugin.h>
 
@@ -30,6 +32,12 @@
 					 * command; a larger message is
 					 * its own command */
 #define IMAP_INFLIGHT	8		/* commands outstanding at once */
+#define IMAP_IDLE_MAX_MS (29 * 60 * 1000) /* longest IDLE: servers may log
+					 * out a client silent for 30
+					 * minutes (RFC 2177) */
+#define IMAP_IDLE_SLACK	100000		/* responses a server may send
+					 * after IDLE or DONE beyond two
+					 * per message of the folder */
 
 struct imap_fx;
 
@@ -57,6 +65,9 @@ struct imap {
 	char validity[16];	/* UIDVALIDITY in decimal */
 	int has_exists;		/* the server reported a message count */
 	uint32_t exists;	/* the count, following EXISTS and EXPUNGE */
+	uint32_t recent;	/* the last RECENT count, 0 before one */
+	int grew;		/* an EXISTS or RECENT raised its count since
+				 * the last list() began: new mail */
 	uint32_t *seq;		/* seq[i]: UID of message i + 1, 0 when
 				 * unknown; from the listing, kept up to date
 				 * by EXPUNGE and EXISTS */
@@ -234,10 +245,22 @@ imap_seq_uid(const struct imap *im, uint32_t seqno)
 static void
 imap_exists(struct imap *im, uint32_t n)
 {
+	if (n > im->exists)
+		im->grew = 1;
 	im->has_exists = 1;
 	im->exists = n;
 	if (im->nseq > n)
 		im->nseq = n;
+}
+
+/* "* n RECENT": n messages are new to this session.  Dovecot sends it
+ * also after an EXPUNGE, with a count that went down. */
+static void
+imap_recent(struct imap *im, uint32_t n)
+{
+	if (n > im->recent)
+		im->grew = 1;
+	im->recent = n;
 }
 
 /* "* n EXPUNGE": message n is gone and the numbers above it move down. */
@@ -501,6 +524,9 @@ imap_untagged(struct imap *im, const char *line, size_t len,
 	else if (r->status == IMAP_DATA && r->has_num &&
 	    strcmp(r->word, "EXPUNGE") == 0)
 		imap_expunge(im, r->num);
+	else if (r->status == IMAP_DATA && r->has_num &&
+	    strcmp(r->word, "RECENT") == 0)
+		imap_recent(im, r->num);
 	else if (r->status == IMAP_DATA && !r->has_num &&
 	    strcmp(r->word, "CAPABILITY") == 0) {
 		if ((rc = imap_set_caps(im, r->text, err)) != PM_OK)
@@ -1027,6 +1053,7 @@ imap_select(struct pm_conn *c, const char *folder, struct pm_folder *f_r,
 	im->validity[0] = '\0';
 	im->has_exists = 0;
 	im->exists = 0;
+	im->recent = 0;
 	im->nseq = 0;
 	if (strpbrk(folder, "\r\n") != NULL)
 		return pmp_errf(err, PM_ECONFIG, "folder name contains a "
@@ -1055,6 +1082,7 @@ imap_select(struct pm_conn *c, const char *folder, struct pm_folder *f_r,
 		return rc;
 	}
 	im->folder = pmp_xstrndup(folder, strlen(folder));
+	im->grew = 0;
 	snprintf(im->validity, sizeof im->validity, "%u", validity);
 	f_r->validity = im->validity;
 	f_r->count = im->has_exists ? im->exists : 0;
@@ -1157,6 +1185,8 @@ imap_list(struct pm_conn *c, const struct pm_entry **e_r, size_t *n_r,
 	*n_r = 0;
 	*have_uids_r = 1;
 	imap_list_free(im);
+	/* Mail announced from here on may be missing from the listing. */
+	im->grew = 0;
 	if (im->folder == NULL)
 		return pmp_errf(err, PM_EINTERNAL, "list: no folder "
 		    "selected");
@@ -1525,6 +1555,207 @@ imap_dispose(struct pm_conn *c, int action, const size_t *idx, size_t n,
 	return rc;
 }
 
+/* --- waiting for new mail: IDLE (RFC 2177) ------------------------------- */
+
+/* The plugin's can_wait slot: the server offers IDLE (as it said after
+ * login, or later). */
+static int
+imap_can_wait(struct pm_conn *c)
+{
+	struct imap *im = (struct imap *)c;
+
+	return im->caps.idle;
+}
+
+/* Milliseconds on a clock that only goes forward. */
+static long long
+imap_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1 when needle occurs in s, whatever the case. */
+static int
+imap_contains(const char *s, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; s != NULL && *s != '\0'; s++) {
+		if (strncasecmp(s, needle, n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* What the responses read during an IDLE said. */
+struct imap_idle {
+	int news;		/* new mail: im->grew */
+	int cont;		/* the continuation request came */
+	int ended;		/* the IDLE's tagged completion came */
+	int hint;		/* enum pm_retry for a PM_ETEMP, or 0 */
+};
+
+/* A BYE while idling: the session is over.  Note whether a new one needs
+ * a fresh token (Exchange: "Session invalidated - AccessTokenExpired") or
+ * just a new connection. */
+static int
+imap_idle_bye(struct imap *im, const struct imap_resp *r,
+    struct imap_idle *st, char **err)
+{
+	char *d;
+	int expired;
+
+	expired = imap_contains(r->text, "AccessTokenExpired") ||
+	    imap_contains(r->code, "AccessTokenExpired");
+	st->hint = expired ? PM_RETRY_TOKEN_EXPIRED : PM_RETRY_RECONNECT;
+	d = imap_describe(r);
+	pmp_errf(err, PM_ETEMP, "%s: server closed the session while "
+	    "waiting for new mail: %s%s", imap_folder(im), d, expired ?
+	    " (the access token expired; a new session gets a fresh one)" :
+	    "");
+	free(d);
+	return imap_break(im, PM_ETEMP);
+}
+
+/*
+ * Read one response while IDLE runs into st.  The tagged completion of
+ * the IDLE sets st->ended (a NO or BAD is PM_EPROTO); an untagged response
+ * is dealt with like any other (its literals read and dropped) and is news
+ * when it announces new mail: an EXISTS or RECENT count that grew
+ * (im->grew).
+ */
+static int
+imap_idle_step(struct imap *im, struct imap_idle *st, char **err)
+{
+	struct imap_resp r;
+	const char *line;
+	size_t len;
+	char *d;
+	int rc;
+
+	if ((rc = imap_read(im, &line, &len, &r, err)) != PM_OK)
+		return rc;
+	if (r.type == IMAP_CONTINUE) {
+		st->cont = 1;
+		imap_resp_free(&r);
+		return PM_OK;
+	}
+	if (r.type == IMAP_TAGGED) {
+		if (strcmp(r.tag, im->tag) != 0)
+			return imap_bad_tag(im, "IDLE", &r, err);
+		st->ended = 1;
+		if (r.status == IMAP_OK) {
+			rc = imap_code(im, &r, err);
+			imap_resp_free(&r);
+			return rc;
+		}
+		d = imap_describe(&r);
+		imap_resp_free(&r);
+		rc = pmp_errf(err, PM_EPROTO, "%s: IDLE failed: %s",
+		    imap_folder(im), d);
+		free(d);
+		return rc;
+	}
+	if (r.status == IMAP_BYE) {
+		rc = imap_idle_bye(im, &r, st, err);
+		imap_resp_free(&r);
+		return rc;
+	}
+	rc = imap_untagged(im, line, len, &r, NULL, err);
+	imap_resp_free(&r);
+	if (im->grew)
+		st->news = 1;
+	return rc;
+}
+
+/*
+ * Read responses into st until *flag or st->ended is set: the continuation
+ * request after IDLE, the completion after DONE, which a server sends
+ * after what it still owes, a change or two per message at most.  One
+ * that sends more is broken, or hostile; what says so in the error.
+ */
+static int
+imap_idle_until(struct imap *im, struct imap_idle *st, const int *flag,
+    const char *what, char **err)
+{
+	size_t n, max;
+	int rc = PM_OK;
+
+	max = IMAP_IDLE_SLACK + 2 * (size_t)(im->exists < IMAP_LIST_MAX ?
+	    im->exists : IMAP_LIST_MAX);
+	for (n = 0; rc == PM_OK && !*flag && !st->ended; n++) {
+		if (n == max)
+			return imap_break(im, pmp_errf(err, PM_EPROTO,
+			    "%s: the server sent more than %zu responses "
+			    "%s", imap_folder(im), max, what));
+		rc = imap_idle_step(im, st, err);
+	}
+	return rc;
+}
+
+/*
+ * The plugin's wait slot: IDLE until news, the time is up or the core ends
+ * the wait, then DONE and read to the IDLE's completion.  Mail announced
+ * since the last list() began is news at once, without IDLE.
+ */
+static int
+imap_idle(struct pm_conn *c, int timeout_ms, int *news_r, char **err)
+{
+	struct imap *im = (struct imap *)c;
+	struct imap_idle st;
+	long long deadline, left;
+	int rc;
+
+	*news_r = 0;
+	if (im->folder == NULL)
+		return pmp_errf(err, PM_EINTERNAL, "wait: no folder "
+		    "selected");
+	if (im->grew) {
+		im->h->log(im->s, PM_LOG_DEBUG, "%s: new mail arrived "
+		    "since the listing", imap_folder(im));
+		*news_r = 1;
+		return PM_OK;
+	}
+	if (timeout_ms < 0)
+		timeout_ms = 0;
+	if (timeout_ms > IMAP_IDLE_MAX_MS)
+		timeout_ms = IMAP_IDLE_MAX_MS;
+	memset(&st, 0, sizeof st);
+	deadline = imap_now_ms() + timeout_ms;
+	rc = imap_break(im, im->h->send(im->s, err, "%s IDLE",
+	    imap_next_tag(im)));
+	/* Responses may come before the continuation request. */
+	if (rc == PM_OK)
+		rc = imap_idle_until(im, &st, &st.cont,
+		    "after IDLE without accepting it", err);
+	/* Idle.  A server flooding us with responses is read until the
+	 * time is up like a quiet one. */
+	while (rc == PM_OK && !st.ended && !st.news) {
+		left = deadline - imap_now_ms();
+		if (left <= 0 || !im->h->await_input(im->s, (int)left))
+			break;
+		rc = imap_idle_step(im, &st, err);
+	}
+	if (rc == PM_OK && !st.ended) {
+		rc = imap_break(im, im->h->send(im->s, err, "DONE"));
+		if (rc == PM_OK)
+			rc = imap_idle_until(im, &st, &st.ended,
+			    "after DONE without ending IDLE", err);
+	}
+	if (rc == PM_ETEMP)
+		im->h->retry_hint(im->s, st.hint != 0 ? st.hint :
+		    PM_RETRY_RECONNECT, 0);
+	if (rc != PM_OK)
+		return rc;
+	*news_r = st.news;
+	im->h->log(im->s, PM_LOG_DEBUG, "%s: IDLE ended%s", imap_folder(im),
+	    st.news ? ": new mail" : "");
+	return PM_OK;
+}
+
 /* The plugin's close slot: LOGOUT unless out of step, disconnect, free. */
 static int
 imap_close(struct pm_conn *c, char **err)
@@ -1553,7 +1784,7 @@ PM_PLUGIN_EXPORT const struct pm_plugin pullmail_plugin = {
 	.list = imap_list,
 	.fetch = imap_fetch,
 	.dispose = imap_dispose,
-	.can_wait = NULL,
-	.wait = NULL,
+	.can_wait = imap_can_wait,
+	.wait = imap_idle,
 	.close = imap_close,
 };

@@ -1,9 +1,9 @@
 /*
  * The IMAP plugin's own test program: its response parser (table-driven,
  * with broken input) and its slots (open, select, list, fetch, dispose,
- * close) run against the shared mock host, which plays a scripted server
- * dialogue (no dlopen, no network).  The fetch policy is the engine's and
- * tested there.
+ * wait, close) run against the shared mock host, which plays a scripted
+ * server dialogue (no dlopen, no network).  The fetch policy is the
+ * engine's and tested there.
  */
 #include "autoconf.h"
 
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <pullmail/plugin.h>
 
@@ -129,13 +130,16 @@ static const struct caps_case {
 	const char *list;
 	int rc, rev1, starttls, logindisabled, sasl_ir, uidplus;
 	const char *mechs;
+	int idle;
 } caps_cases[] = {
 	{ "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ "
 	  "STARTTLS AUTH=PLAIN AUTH=xoauth2 AUTH=OAUTHBEARER", PM_OK,
-	  1, 1, 0, 1, 0, "PLAIN XOAUTH2 OAUTHBEARER" },
-	{ "IMAP4 IMAP4rev1 LOGINDISABLED UIDPLUS", PM_OK, 1, 0, 1, 0, 1, "" },
-	{ "  imap4rev1   uidplus ", PM_OK, 1, 0, 0, 0, 1, "" },
-	{ "IMAP4rev2 AUTH=", PM_OK, 0, 0, 0, 0, 0, "" },
+	  1, 1, 0, 1, 0, "PLAIN XOAUTH2 OAUTHBEARER", 1 },
+	{ "IMAP4 IMAP4rev1 LOGINDISABLED UIDPLUS", PM_OK, 1, 0, 1, 0, 1, "",
+	  0 },
+	{ "  imap4rev1   uidplus idle", PM_OK, 1, 0, 0, 0, 1, "", 1 },
+	{ "IMAP4rev1 IDLEX X-IDLE", PM_OK, 1, 0, 0, 0, 0, "", 0 },
+	{ "IMAP4rev2 AUTH=", PM_OK, 0, 0, 0, 0, 0, "", 0 },
 	{ .list = "", .rc = PM_EPROTO },
 	{ .list = "   ", .rc = PM_EPROTO },
 	{ .list = "IMAP4rev1 (weird)", .rc = PM_EPROTO },
@@ -164,6 +168,7 @@ START_TEST(test_caps)
 	ck_assert_int_eq(caps.logindisabled, c->logindisabled);
 	ck_assert_int_eq(caps.sasl_ir, c->sasl_ir);
 	ck_assert_int_eq(caps.uidplus, c->uidplus);
+	ck_assert_int_eq(caps.idle, c->idle);
 	ck_assert_str_eq(caps.mechs, c->mechs);
 	imap_caps_free(&caps);
 }
@@ -874,7 +879,8 @@ START_TEST(test_plugin_session)
 	char *err = NULL;
 
 	ck_assert_uint_eq(pullmail_plugin.flags, PM_PLUGIN_FOLDERS);
-	ck_assert_ptr_null(pullmail_plugin.wait);
+	ck_assert_ptr_nonnull(pullmail_plugin.can_wait);
+	ck_assert_ptr_nonnull(pullmail_plugin.wait);
 	t_ready(script);
 	ck_assert_str_eq(folder.validity, "77");
 	ck_assert_uint_eq(folder.count, 3);
@@ -1900,6 +1906,517 @@ START_TEST(test_plugin_fetch_bad)
 }
 END_TEST
 
+/* --- waiting for new mail: IDLE ---------------------------------------- */
+
+/* Dovecot's greeting and login, as the test Dovecot sends them. */
+#define DOVECOT_LOGIN \
+	"* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE " \
+	"LITERAL+ AUTH=PLAIN AUTH=LOGIN AUTH=XOAUTH2 AUTH=OAUTHBEARER] " \
+	"Dovecot (Debian) ready.\r\n" \
+	"A1 OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE " \
+	"SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS " \
+	"THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT " \
+	"CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE " \
+	"QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS " \
+	"BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE " \
+	"SAVEDATE LITERAL+ NOTIFY] Logged in\r\n"
+/* Dovecot's SELECT of an INBOX of two messages (UIDs 1 and 2), listed. */
+#define DOVECOT_SELECT_2 \
+	"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n" \
+	"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen " \
+	"\\Draft \\*)] Flags permitted.\r\n" \
+	"* 2 EXISTS\r\n" \
+	"* 2 RECENT\r\n" \
+	"* OK [UNSEEN 1] First unseen.\r\n" \
+	"* OK [UIDVALIDITY 1796007545] UIDs valid\r\n" \
+	"* OK [UIDNEXT 3] Predicted next UID\r\n" \
+	"A2 OK [READ-WRITE] Select completed (0.003 + 0.000 + 0.002 " \
+	"secs).\r\n" \
+	"* 1 FETCH (UID 1 RFC822.SIZE 43)\r\n" \
+	"* 2 FETCH (UID 2 RFC822.SIZE 43)\r\n" \
+	"A3 OK Fetch completed (0.001 + 0.000 secs).\r\n"
+/* A server with IDLE, INBOX of three messages (UIDs 5, 7, 9) listed; the
+ * next tag is A4. */
+#define IDLE_READY \
+	"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi\r\n" \
+	"A1 OK [CAPABILITY IMAP4rev1 UIDPLUS IDLE] Logged in\r\n" \
+	SELECT_3("A2") LIST_5_7_9("A3")
+#define LOGOUT(tag) "* BYE Logging out\r\n" tag " OK Logout completed.\r\n"
+
+/* Wait with timeout ms; returns wait's status, *news_r what it said. */
+static int
+t_wait(int ms, int *news_r, char **err)
+{
+	*err = NULL;
+	*news_r = -1;
+	return pullmail_plugin.wait(conn, ms, news_r, err);
+}
+
+/* Dovecot's own IDLE dialogue, as captured from the test Dovecot while
+ * another client delivered a message, flagged one \Seen, expunged one and
+ * delivered one more (doveadm save, flags, expunge, a file moved into
+ * new/): each new message ends a wait, the flag change and the expunge
+ * (with the RECENT count that went down after it) do not. */
+START_TEST(test_idle_dovecot)
+{
+	static const char script[] =
+	    DOVECOT_LOGIN
+	    DOVECOT_SELECT_2
+	    "+ idling\r\n"
+	    "* 3 EXISTS\r\n"
+	    "* 3 RECENT\r\n"
+	    "A4 OK Idle completed (10.857 + 10.826 + 10.856 secs).\r\n"
+	    "* 1 FETCH (UID 1 RFC822.SIZE 43)\r\n"
+	    "* 2 FETCH (UID 2 RFC822.SIZE 43)\r\n"
+	    "* 3 FETCH (UID 3 RFC822.SIZE 43)\r\n"
+	    "A5 OK Fetch completed (0.001 + 0.000 secs).\r\n"
+	    "+ idling\r\n"
+	    "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n"
+	    "* 2 EXPUNGE\r\n"
+	    "* 2 RECENT\r\n"
+	    AWAIT_0
+	    "A6 OK Idle completed (2.008 + 2.005 + 2.007 secs).\r\n"
+	    "+ idling\r\n"
+	    "* 3 EXISTS\r\n"
+	    "* 3 RECENT\r\n"
+	    "A7 OK Idle completed (10.857 + 10.826 + 10.856 secs).\r\n"
+	    LOGOUT("A8");
+	static const char want[] =
+	    "C: A4 IDLE\n"
+	    "C: DONE\n"
+	    "C: A5 UID FETCH 1:* (UID RFC822.SIZE)\n"
+	    "C: A6 IDLE\n"
+	    "AWAIT -> 0\n"
+	    "C: DONE\n"
+	    "C: A7 IDLE\n"
+	    "C: DONE\n"
+	    "C: A8 LOGOUT\n"
+	    "DISCONNECT\n";
+	int have, news;
+	char *err = NULL;
+
+	t_ready(script);
+	ck_assert_uint_eq(nents, 2);
+	ck_assert_int_eq(pullmail_plugin.can_wait(conn), 1);
+	ck_assert_int_eq(t_wait(60000, &news, &err), PM_OK);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(news, 1);
+	ck_assert_int_eq(pullmail_plugin.list(conn, &ents, &nents, &have,
+	    &err), PM_OK);
+	ck_assert_uint_eq(nents, 3);
+	ck_assert_int_eq(t_wait(60000, &news, &err), PM_OK);
+	ck_assert_int_eq(news, 0);
+	ck_assert_int_eq(t_wait(60000, &news, &err), PM_OK);
+	ck_assert_int_eq(news, 1);
+	/* Every wait was ended within the time it was given. */
+	ck_assert_int_gt(M.await_ms, 50000);
+	ck_assert_int_le(M.await_ms, 60000);
+	t_close();
+	ck_assert_str_eq(mock_log() + at("C: A4 IDLE"), want);
+	ck_assert_uint_eq(M.pos, M.inlen);
+}
+END_TEST
+
+/* hoodiecrow's dialogue, as captured (the IDLE while another session
+ * appended a message, then flagged one \Deleted and expunged it): after
+ * the EXPUNGE it repeats the count that EXPUNGE left, which is no news. */
+START_TEST(test_idle_hoodiecrow)
+{
+	static const char script[] =
+	    "* OK Hoodiecrow ready for rumble\r\n"
+	    "* CAPABILITY IMAP4rev1 IDLE UIDPLUS SASL-IR AUTH=XOAUTH2\r\n"
+	    "A1 OK Completed\r\n"
+	    "A2 OK User logged in\r\n"
+	    "* CAPABILITY IMAP4rev1 IDLE UIDPLUS\r\n"
+	    "A3 OK Completed\r\n"
+	    "* FLAGS (\\Answered \\Flagged \\Draft \\Deleted \\Seen)\r\n"
+	    "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Draft \\Deleted "
+	    "\\Seen \\*)]\r\n"
+	    "* 3 EXISTS\r\n"
+	    "* 0 RECENT\r\n"
+	    "* OK [UIDVALIDITY 1]\r\n"
+	    "* OK [UIDNEXT 4]\r\n"
+	    "A4 OK [READ-WRITE] Completed\r\n"
+	    "* 1 FETCH (UID 1 RFC822.SIZE 43)\r\n"
+	    "* 2 FETCH (UID 2 RFC822.SIZE 43)\r\n"
+	    "* 3 FETCH (UID 3 RFC822.SIZE 43)\r\n"
+	    "A5 OK UID FETCH Completed\r\n"
+	    "+ idling\r\n"
+	    "* 4 EXISTS\r\n"
+	    "A6 OK IDLE terminated\r\n"
+	    "* 1 FETCH (UID 1 RFC822.SIZE 43)\r\n"
+	    "* 2 FETCH (UID 2 RFC822.SIZE 43)\r\n"
+	    "* 3 FETCH (UID 3 RFC822.SIZE 43)\r\n"
+	    "* 4 FETCH (UID 4 RFC822.SIZE 37)\r\n"
+	    "A7 OK UID FETCH Completed\r\n"
+	    "+ idling\r\n"
+	    "* 2 EXPUNGE\r\n"
+	    "* 3 EXISTS\r\n"
+	    AWAIT_0
+	    "A8 OK IDLE terminated\r\n"
+	    "* BYE LOGOUT received\r\n"
+	    "A9 OK Completed\r\n";
+	int have, news;
+	char *err = NULL;
+
+	t_ready(script);
+	ck_assert_uint_eq(nents, 3);
+	ck_assert_int_eq(pullmail_plugin.can_wait(conn), 1);
+	ck_assert_int_eq(t_wait(60000, &news, &err), PM_OK);
+	ck_assert_int_eq(news, 1);
+	ck_assert_int_eq(pullmail_plugin.list(conn, &ents, &nents, &have,
+	    &err), PM_OK);
+	ck_assert_uint_eq(nents, 4);
+	ck_assert_int_eq(t_wait(60000, &news, &err), PM_OK);
+	ck_assert_int_eq(news, 0);
+	t_close();
+	ck_assert_uint_lt(at("C: A6 IDLE\nC: DONE\nC: A7 UID FETCH"),
+	    at("C: A8 IDLE\nAWAIT -> 0\nC: DONE\nC: A9 LOGOUT"));
+	ck_assert_uint_eq(M.pos, M.inlen);
+}
+END_TEST
+
+/* can_wait() follows the capabilities after login, which replace those of
+ * the greeting. */
+START_TEST(test_idle_can_wait)
+{
+	static const struct {
+		const char *script;
+		int can;
+	} cases[] = {
+		{ "* OK [CAPABILITY IMAP4rev1 IDLE AUTH=PLAIN] hi\r\n"
+		  "A1 OK [CAPABILITY IMAP4rev1 UIDPLUS] Logged in\r\n"
+		  "A2 OK bye\r\n", 0 },
+		{ "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n"
+		  "A1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n"
+		  "A2 OK bye\r\n", 1 },
+		{ "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN IDLE] hi\r\n"
+		  "A1 OK Logged in\r\n"
+		  "* CAPABILITY IMAP4rev1 UIDPLUS\r\nA2 OK done\r\n"
+		  "A3 OK bye\r\n", 0 },
+		{ "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n"
+		  "A1 OK Logged in\r\n"
+		  "* CAPABILITY IMAP4rev1 idle\r\nA2 OK done\r\n"
+		  "A3 OK bye\r\n", 1 },
+	};
+	size_t i;
+	char *err = NULL;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		ck_assert_int_eq(t_open(cases[i].script, &err), PM_OK);
+		ck_assert_int_eq(pullmail_plugin.can_wait(conn),
+		    cases[i].can);
+		t_close();
+		ck_assert_uint_eq(M.pos, M.inlen);
+	}
+}
+END_TEST
+
+/* Capabilities that change in the middle of a session are followed;
+ * a wait started anyway is the server's to refuse. */
+START_TEST(test_idle_caps_change)
+{
+	static const char script[] =
+	    IDLE_READY
+	    "+ idling\r\n* CAPABILITY IMAP4rev1 UIDPLUS\r\n" AWAIT_0
+	    "A4 OK done\r\n"
+	    "A5 BAD Unknown command\r\n"
+	    LOGOUT("A6");
+	char *err = NULL;
+	int news;
+
+	t_ready(script);
+	ck_assert_int_eq(t_wait(60000, &news, &err), PM_OK);
+	ck_assert_int_eq(pullmail_plugin.can_wait(conn), 0);
+	ck_assert_int_eq(t_wait(60000, &news, &err), PM_EPROTO);
+	ck_assert_str_eq(err, "INBOX: IDLE failed: BAD Unknown command");
+	free(err);
+	t_close();
+	at("C: A6 LOGOUT");
+	ck_assert_uint_eq(M.pos, M.inlen);
+}
+END_TEST
+
+/* What ends a wait with news, what ends it without, and what the server
+ * may send meanwhile. */
+static const struct idle_case {
+	const char *name;
+	const char *idle;	/* the server after "A4 IDLE" */
+	int news;
+	int done;		/* DONE is sent */
+	int awaits;		/* await_input() calls */
+} idle_cases[] = {
+	{ "news by EXISTS", "+ idling\r\n* 4 EXISTS\r\nA4 OK done\r\n",
+	  1, 1, 1 },
+	{ "news by RECENT alone",
+	  "+ idling\r\n* 1 RECENT\r\nA4 OK done\r\n", 1, 1, 1 },
+	{ "a count that did not grow is no news",
+	  "+ idling\r\n* 3 EXISTS\r\n* 0 RECENT\r\n" AWAIT_0
+	  "A4 OK done\r\n", 0, 1, 3 },
+	{ "expunge only",
+	  "+ idling\r\n* 3 EXPUNGE\r\n* 1 EXPUNGE\r\n" AWAIT_0
+	  "A4 OK done\r\n", 0, 1, 3 },
+	{ "expunged, then a new one at the same number",
+	  "+ idling\r\n* 3 EXPUNGE\r\n* 3 EXISTS\r\nA4 OK done\r\n",
+	  1, 1, 2 },
+	{ "flags only", "+ idling\r\n* 2 FETCH (FLAGS (\\Seen))\r\n"
+	  "* 2 FETCH (UID 7 FLAGS ())\r\n" AWAIT_0 "A4 OK done\r\n",
+	  0, 1, 3 },
+	{ "Exchange's keepalive",
+	  "+ IDLE accepted, awaiting DONE command.\r\n* OK Still here\r\n"
+	  "* OK Still here\r\n" AWAIT_0 "A4 OK IDLE completed.\r\n",
+	  0, 1, 3 },
+	{ "timeout", "+ idling\r\n" AWAIT_0 "A4 OK done\r\n", 0, 1, 1 },
+	{ "news in the answer to DONE",
+	  "+ idling\r\n" AWAIT_0 "* 5 EXISTS\r\n* 1 RECENT\r\nA4 OK done\r\n",
+	  1, 1, 1 },
+	{ "news before the continuation request (Exchange)",
+	  "* 1 RECENT\r\n* 4 EXISTS\r\n"
+	  "+ IDLE accepted, awaiting DONE command.\r\n"
+	  "A4 OK IDLE completed.\r\n", 1, 1, 0 },
+	{ "the server ends the IDLE",
+	  "+ idling\r\n* OK Still here\r\nA4 OK IDLE terminated\r\n",
+	  0, 0, 2 },
+	{ "the server ends the IDLE before it began",
+	  "A4 OK [ALERT] no IDLE today\r\n", 0, 0, 0 },
+	{ "a second continuation request is ignored",
+	  "+ idling\r\n+ still\r\n" AWAIT_0 "A4 OK done\r\n", 0, 1, 2 },
+	{ "a FETCH with a literal is read whole",
+	  "+ idling\r\n* 1 FETCH (UID 5 X-GM-LABELS ({12}\r\n* 9 EXISTS\r\n"
+	  " \"x\") FLAGS (\\Seen))\r\n* LIST () \"/\" {10}\r\n* 8 EXISTS\r\n"
+	  AWAIT_0
+	  "A4 OK done\r\n", 0, 1, 3 },
+	{ "huge numbers that are still numbers",
+	  "+ idling\r\n* 4294967295 FETCH (FLAGS ())\r\n"
+	  "* 4294967295 EXPUNGE\r\n* 0 EXPUNGE\r\n"
+	  "* 4294967295 EXISTS\r\nA4 OK done\r\n", 1, 1, 4 },
+};
+
+START_TEST(test_idle_cases)
+{
+	const struct idle_case *c = &idle_cases[_i];
+	size_t done;
+	char *err = NULL;
+	int news;
+
+	free(S);
+	S = NULL;
+	SL = 0;
+	sp(IDLE_READY "%s" LOGOUT("A5"), c->idle);
+	t_ready(S);
+	ck_assert_int_eq(pullmail_plugin.can_wait(conn), 1);
+	ck_assert_msg(t_wait(60000, &news, &err) == PM_OK, "%s: %s",
+	    c->name, err);
+	ck_assert_msg(news == c->news, "%s: news %d", c->name, news);
+	ck_assert_msg(M.awaits == (unsigned)c->awaits, "%s: %u awaits",
+	    c->name, M.awaits);
+	ck_assert_msg(absent("C: DONE") == !c->done, "%s: %s", c->name,
+	    mock_log());
+	t_close();
+	/* Nothing left unread, nothing taken for a line that was not one:
+	 * the session ended in step with LOGOUT. */
+	ck_assert_uint_eq(M.pos, M.inlen);
+	done = c->done ? at("C: DONE") : at("C: A4 IDLE");
+	ck_assert_uint_lt(done, at("C: A5 LOGOUT"));
+	ck_assert(absent("HINT"));
+}
+END_TEST
+
+/* Mail announced outside IDLE (an EXISTS in the middle of a fetch) is
+ * news at once: the listing may lack it.  A new listing clears it. */
+START_TEST(test_idle_news_before)
+{
+	static const char script[] =
+	    IDLE_READY
+	    BODY_7
+	    "* 4 EXISTS\r\n"
+	    "A4 OK Fetch completed.\r\n"
+	    "* 1 FETCH (UID 5 RFC822.SIZE 10)\r\n"
+	    "* 4 FETCH (UID 10 RFC822.SIZE 3)\r\n"
+	    "A5 OK done\r\n"
+	    "+ idling\r\n" AWAIT_0 "A6 OK done\r\n"
+	    LOGOUT("A7");
+	static const size_t idx[] = { 1 };
+	char *err = NULL;
+	int news, have;
+
+	t_ready(script);
+	ck_assert_int_eq(t_fetch(idx, 1, &err), PM_OK);
+	ck_assert_int_eq(t_wait(60000, &news, &err), PM_OK);
+	ck_assert_int_eq(news, 1);
+	ck_assert(absent("IDLE"));
+	ck_assert_uint_eq(M.awaits, 0);
+	ck_assert_int_eq(pullmail_plugin.list(conn, &ents, &nents, &have,
+	    &err), PM_OK);
+	ck_assert_int_eq(t_wait(60000, &news, &err), PM_OK);
+	ck_assert_int_eq(news, 0);
+	at("C: A6 IDLE");
+	t_close();
+	ck_assert_uint_eq(M.pos, M.inlen);
+}
+END_TEST
+
+/* The time given is the time waited, never beyond 29 minutes (RFC 2177);
+ * no time at all is a quick look: IDLE and DONE at once. */
+START_TEST(test_idle_time)
+{
+	char *err = NULL;
+	int news;
+
+	free(S);
+	S = NULL;
+	SL = 0;
+	sp(IDLE_READY "+ idling\r\n" AWAIT_0 "A4 OK done\r\n"
+	    "+ idling\r\nA5 OK done\r\n" LOGOUT("A6"));
+	t_ready(S);
+	ck_assert_int_eq(t_wait(0x7fffffff, &news, &err), PM_OK);
+	ck_assert_int_le(M.await_ms, 29 * 60 * 1000);
+	ck_assert_int_gt(M.await_ms, 29 * 60 * 1000 - 60000);
+	ck_assert_uint_eq(M.awaits, 1);
+	ck_assert_int_eq(t_wait(0, &news, &err), PM_OK);
+	ck_assert_int_eq(news, 0);
+	ck_assert_uint_eq(M.awaits, 1);
+	t_close();
+	ck_assert_uint_lt(at("C: A5 IDLE"), at("C: DONE\nC: A6 LOGOUT"));
+	ck_assert_uint_eq(M.pos, M.inlen);
+}
+END_TEST
+
+/* A wait that fails: BYE (with the core told why), a refused IDLE, a
+ * broken connection or response. */
+static const struct idle_fail {
+	const char *name;
+	const char *idle;	/* the server after "A4 IDLE" */
+	int rc;
+	const char *err;	/* NULL: not checked */
+	int hint;		/* retry_hint(), 0: none */
+	int logout;		/* still in step: close() logs out */
+} idle_fails[] = {
+	{ "token expired (Exchange)",
+	  "+ IDLE accepted, awaiting DONE command.\r\n* OK Still here\r\n"
+	  "* BYE Session invalidated - AccessTokenExpired\r\n", PM_ETEMP,
+	  "INBOX: server closed the session while waiting for new mail: "
+	  "BYE Session invalidated - AccessTokenExpired (the access token "
+	  "expired; a new session gets a fresh one)",
+	  PM_RETRY_TOKEN_EXPIRED, 0 },
+	{ "BYE from Dovecot (doveadm kick)",
+	  "+ idling\r\n* BYE Server shutting down.\r\n", PM_ETEMP,
+	  "INBOX: server closed the session while waiting for new mail: "
+	  "BYE Server shutting down.", PM_RETRY_RECONNECT, 0 },
+	{ "BYE in the answer to DONE",
+	  "+ idling\r\n" AWAIT_0 "* BYE [UNAVAILABLE] going down\r\n",
+	  PM_ETEMP, NULL, PM_RETRY_RECONNECT, 0 },
+	{ "BYE instead of the continuation request",
+	  "* BYE Connection is closed. 13\r\n", PM_ETEMP, NULL,
+	  PM_RETRY_RECONNECT, 0 },
+	{ "connection closed while idling", "+ idling\r\n", PM_ETEMP,
+	  "connection closed by server", PM_RETRY_RECONNECT, 0 },
+	{ "no answer to DONE", "+ idling\r\n" AWAIT_0, PM_ETEMP,
+	  "connection closed by server", PM_RETRY_RECONNECT, 0 },
+	{ "IDLE refused", "A4 NO IDLE not allowed now\r\n", PM_EPROTO,
+	  "INBOX: IDLE failed: NO IDLE not allowed now", 0, 1 },
+	{ "IDLE unknown", "A4 BAD [CLIENTBUG] Unknown command\r\n",
+	  PM_EPROTO, "INBOX: IDLE failed: BAD [CLIENTBUG] Unknown command",
+	  0, 1 },
+	{ "IDLE failed after DONE",
+	  "+ idling\r\n" AWAIT_0 "A4 NO mailbox gone\r\n", PM_EPROTO,
+	  "INBOX: IDLE failed: NO mailbox gone", 0, 1 },
+	{ "garbage", "+ idling\r\nHTTP/1.1 200 OK\r\n", PM_EPROTO, NULL, 0,
+	  0 },
+	{ "a number too large", "+ idling\r\n* 99999999999 EXISTS\r\n",
+	  PM_EPROTO, NULL, 0, 0 },
+	{ "a literal too large",
+	  "+ idling\r\n* 1 FETCH (X {99999999999}\r\n", PM_EPROTO, NULL, 0,
+	  0 },
+	{ "a literal cut", "+ idling\r\n* 1 FETCH (X {100}\r\nabc", PM_ETEMP,
+	  NULL, PM_RETRY_RECONNECT, 0 },
+	{ "another tag", "+ idling\r\nA3 OK done\r\n", PM_EPROTO,
+	  "IDLE: response with unexpected tag \"A3\"", 0, 0 },
+};
+
+START_TEST(test_idle_fail)
+{
+	const struct idle_fail *c = &idle_fails[_i];
+	char *err = NULL;
+	int news;
+
+	free(S);
+	S = NULL;
+	SL = 0;
+	sp(IDLE_READY "%s%s", c->idle, c->logout ? LOGOUT("A5") : "");
+	t_ready(S);
+	ck_assert_msg(t_wait(60000, &news, &err) == c->rc, "%s: %s",
+	    c->name, err);
+	ck_assert_ptr_nonnull(err);
+	if (c->err != NULL)
+		ck_assert_msg(strcmp(err, c->err) == 0, "%s: %s", c->name,
+		    err);
+	ck_assert_msg(M.hint == c->hint, "%s: hint %d", c->name, M.hint);
+	ck_assert_int_eq(M.hint_ms, 0);
+	free(err);
+	t_close();
+	ck_assert_msg(absent("LOGOUT") == !c->logout, "%s: %s", c->name,
+	    mock_log());
+	if (c->logout)
+		ck_assert_uint_eq(M.pos, M.inlen);
+}
+END_TEST
+
+/* A server that never stops talking: a wait lasts its time and no more,
+ * and a server that never answers DONE, or never accepts IDLE, while it
+ * talks on is broken. */
+START_TEST(test_idle_flood)
+{
+	static const char *floods[] = {
+	    "* OK Still here",
+	    "* 2 FETCH (FLAGS (\\Seen))",
+	    "* 3 EXISTS",
+	};
+	long long t0, t1;
+	struct timespec ts;
+	char *err = NULL;
+	size_t i;
+	int news;
+
+	for (i = 0; i < sizeof floods / sizeof floods[0]; i++) {
+		free(S);
+		S = NULL;
+		SL = 0;
+		sp(IDLE_READY "+ idling\r\n");
+		t_ready(S);
+		M.flood = floods[i];
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		t0 = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+		ck_assert_int_eq(t_wait(300, &news, &err), PM_EPROTO);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		t1 = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+		ck_assert_int_ge(t1 - t0, 300);
+		ck_assert_int_lt(t1 - t0, 30000);
+		ck_assert_uint_gt(M.awaits, 1);
+		ck_assert_str_eq(err, "INBOX: the server sent more than "
+		    "100006 responses after DONE without ending IDLE");
+		free(err);
+		at("C: DONE");
+		t_close();
+		ck_assert(absent("LOGOUT"));
+	}
+
+	/* Never a continuation request. */
+	free(S);
+	S = NULL;
+	SL = 0;
+	sp(IDLE_READY);
+	t_ready(S);
+	M.flood = "* OK Still here";
+	ck_assert_int_eq(t_wait(300, &news, &err), PM_EPROTO);
+	ck_assert_str_eq(err, "INBOX: the server sent more than 100006 "
+	    "responses after IDLE without accepting it");
+	free(err);
+	ck_assert(absent("DONE"));
+	t_close();
+}
+END_TEST
+
 static Suite *
 suite_imap(void)
 {
@@ -1970,11 +2487,25 @@ suite_imap(void)
 	tcase_add_test(tc, test_plugin_cut_mid_window);
 	tcase_add_test(tc, test_plugin_fetch_bad);
 	suite_add_tcase(s, tc);
+
+	tc = tcase_create("idle");
+	tcase_add_test(tc, test_idle_dovecot);
+	tcase_add_test(tc, test_idle_hoodiecrow);
+	tcase_add_test(tc, test_idle_can_wait);
+	tcase_add_test(tc, test_idle_caps_change);
+	tcase_add_loop_test(tc, test_idle_cases, 0,
+	    sizeof idle_cases / sizeof idle_cases[0]);
+	tcase_add_test(tc, test_idle_news_before);
+	tcase_add_test(tc, test_idle_time);
+	tcase_add_loop_test(tc, test_idle_fail, 0,
+	    sizeof idle_fails / sizeof idle_fails[0]);
+	tcase_add_test(tc, test_idle_flood);
+	suite_add_tcase(s, tc);
 	return s;
 }
 
-/* The IMAP plugin's test runner; CK_RUN_CASE selects parse, plugin or
- * pipeline. */
+/* The IMAP plugin's test runner; CK_RUN_CASE selects parse, plugin,
+ * pipeline or idle. */
 int
 main(void)
 {

@@ -157,6 +157,14 @@ m_read_line(struct pm_session *s, const char **line_r, size_t *len_r,
 	size_t n;
 
 	(void)s;
+	if (M.pos >= M.inlen && M.flood != NULL) {
+		n = strlen(M.flood);
+		ck_assert_uint_lt(n, sizeof M.line);
+		memcpy(M.line, M.flood, n + 1);
+		*line_r = M.line;
+		*len_r = n;
+		return PM_OK;
+	}
 	if (M.pos >= M.inlen)
 		return merr(err, PM_ETEMP, "connection closed by server");
 	nl = memchr(M.in + M.pos, '\n', M.inlen - M.pos);
@@ -211,6 +219,34 @@ m_trace(struct pm_session *s, const char *line, size_t len)
 	(void)s;
 	(void)line;
 	(void)len;
+}
+
+/* Input is there unless the script says the wait ends here (AWAIT_0). */
+static int
+m_await_input(struct pm_session *s, int timeout_ms)
+{
+	size_t n = sizeof AWAIT_0 - 1;
+
+	(void)s;
+	M.awaits++;
+	M.await_ms = timeout_ms;
+	if (M.inlen - M.pos >= n &&
+	    memcmp(M.in + M.pos, AWAIT_0, n) == 0) {
+		M.pos += n;
+		mock_ev("AWAIT -> 0");
+		return 0;
+	}
+	return 1;
+}
+
+/* Host retry_hint(): record why the session is about to fail. */
+static void
+m_retry_hint(struct pm_session *s, int kind, unsigned ms)
+{
+	(void)s;
+	mock_ev("HINT %d %u", kind, ms);
+	M.hint = kind;
+	M.hint_ms = (int)ms;
 }
 
 static void
@@ -298,8 +334,8 @@ const struct pm_host mock_host = {
 	.secret_free = secret_free,
 	.unread = m_unread,
 	.trace = m_trace,
-	.retry_hint = NULL,
-	.await_input = NULL,
+	.retry_hint = m_retry_hint,
+	.await_input = m_await_input,
 };
 
 static struct pm_msg *

@@ -29,11 +29,25 @@ struct mock {
 	size_t unread;		/* bytes given back */
 	struct pm_account_info acct;
 	struct pm_secret *pw;
+	const char *flood;	/* once the script is read, read_line returns
+				 * this line for ever (a server that never
+				 * stops talking); NULL: closed */
+	unsigned awaits;	/* await_input() calls */
+	int await_ms;		/* the timeout of the last one */
+	int hint, hint_ms;	/* the last retry_hint(), 0: none */
 };
 
 extern struct mock M;
 extern const struct pm_host mock_host;
 extern const struct pm_sink mock_sink;
+
+/*
+ * In a script, the marker AWAIT_0 (a line of its own, LF only) makes
+ * await_input() return 0 once, as when the time is up or the core ends
+ * the wait; it is not part of what the server sends.  Elsewhere
+ * await_input() returns 1.
+ */
+#define AWAIT_0 "~AWAIT 0\n"
 
 /*
  * Reset the mock for a dialogue in which the server says script: account
@@ -50,6 +64,8 @@ void mock_reset(const char *script, unsigned port);
  *   BEGIN idx / END idx complete=N   the sink
  *   MISSING idx status reason        the sink
  *   LOG text                         the plugin logged at INFO or above
+ *   AWAIT -> 0                       await_input() ended a wait (AWAIT_0)
+ *   HINT kind ms                     retry_hint(): enum pm_retry, the wait
  */
 void mock_ev(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Offset of needle in the event log; fails the test when absent. */
