@@ -19,11 +19,14 @@ start_daemon() {
 		2>"$LAST_OUT.err" &
 	DPID=$!
 	echo "daemon pid $DPID"
+	# A failed case must not leave its daemon behind.
+	trap 'kill -KILL $DPID 2>/dev/null' EXIT
 }
 
 # stop_daemon: SIGTERM, wait for the exit status (RC).
 stop_daemon() {
-	local i=0
+	local i=0 t0 t1
+	t0=$(date +%s%N)
 	kill -TERM "$DPID" 2>/dev/null
 	while kill -0 "$DPID" 2>/dev/null; do
 		i=$((i + 1))
@@ -32,7 +35,8 @@ stop_daemon() {
 	done
 	wait "$DPID"
 	RC=$?
-	echo "daemon exited $RC"
+	t1=$(date +%s%N)
+	echo "daemon exited $RC, $(((t1 - t0) / 1000000)) ms after SIGTERM"
 }
 
 # wait_count DIR N SECONDS: until the Maildir DIR holds N messages.
