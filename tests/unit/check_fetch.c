@@ -938,6 +938,59 @@ START_TEST(test_delete_at_close)
 }
 END_TEST
 
+/* One pass on a connection that stays open (the daemon's IDLE sessions):
+ * no open, no close; a second pass after news fetches only the new
+ * message; a plugin that deletes only at close is refused with keep = no. */
+START_TEST(test_pass_open_connection)
+{
+	struct fetch_target t = fake_target;
+	struct pm_conn *c = (struct pm_conn *)&conn_token;
+	struct state *st;
+	char *err = NULL;
+
+	fake_reset("5 7", "oo");
+	fake_plugin.flags = F.flags;
+	ck_assert_int_eq(state_open(dir, "acct", &acct_binding, &st, &err),
+	    PM_OK);
+	ck_assert_int_eq(fetch_pass(&pol, &t, st, &fake_plugin, c, &stats,
+	    &err), PM_OK);
+	ck_assert_str_eq(F.log, "SELECT INBOX\nLIST\nFETCH 5,7\nSYNC\n"
+	    "DISPOSE delete 5,7\n");
+	state_close(st);
+	ck_assert(recorded("INBOX", "5") && recorded("INBOX", "7"));
+
+	/* News: 9 arrived, and the server still lists 7 (not expunged
+	 * yet): 7 is deleted again, only 9 is fetched. */
+	fake_reset("7 9", "oo");
+	fake_plugin.flags = F.flags;
+	ck_assert_int_eq(state_open(dir, "acct", &acct_binding, &st, &err),
+	    PM_OK);
+	ck_assert_int_eq(fetch_pass(&pol, &t, st, &fake_plugin, c, &stats,
+	    &err), PM_OK);
+	ck_assert_str_eq(F.log, "SELECT INBOX\nLIST\nDISPOSE delete 7\n"
+	    "FETCH 9\nSYNC\nDISPOSE delete 9\n");
+	ck_assert_str_eq(F.durable, "INBOX/9=" BODY("9") "|");
+
+	/* A failing step is returned; the connection is the caller's. */
+	fake_reset("11", "o");
+	F.select_rc = PM_ETEMP;
+	fake_plugin.flags = F.flags;
+	ck_assert_int_eq(fetch_pass(&pol, &t, st, &fake_plugin, c, &stats,
+	    &err), PM_ETEMP);
+	ck_assert(absent("CLOSE"));
+	free(err);
+	err = NULL;
+
+	fake_reset("a", "o");
+	fake_plugin.flags = PM_PLUGIN_DELETE_AT_CLOSE;
+	ck_assert_int_eq(fetch_pass(&pol, &t, st, &fake_plugin, c, &stats,
+	    &err), PM_EINTERNAL);
+	ck_assert_str_eq(F.log, "");
+	free(err);
+	state_close(st);
+}
+END_TEST
+
 /* Without stable UIDs: refused unless fetch_all; then everything is
  * fetched, and the state is neither pruned nor given the made-up keys. */
 START_TEST(test_no_uids)
@@ -1175,6 +1228,7 @@ suite_fetch(void)
 	tcase_add_test(tc, test_no_uids);
 	tcase_add_test(tc, test_plugin_bugs);
 	tcase_add_test(tc, test_folders);
+	tcase_add_test(tc, test_pass_open_connection);
 	tcase_add_test(tc, test_killed_finish_shows);
 	tcase_add_test(tc, test_killed_sync_shows);
 	tcase_add_test(tc, test_journal_other_boot);
