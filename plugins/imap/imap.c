@@ -25,7 +25,9 @@
 
 #include "imap-parse.h"
 
-#define IMAP_CHUNK	(64 * 1024)	/* literal bytes per read */
+#define IMAP_CHUNK	(16 * 1024)	/* literal bytes per read: a TLS record
+				 * holds at most 16 KiB, so more buys
+				 * nothing but memory per connection */
 #define IMAP_SET_MAX	7900		/* bytes of UID set per command */
 #define IMAP_CMD_MSGS	32		/* messages per UID FETCH command */
 #define IMAP_CMD_BYTES	(2 * 1024 * 1024) /* listed bytes per UID FETCH
