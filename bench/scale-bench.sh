@@ -58,6 +58,7 @@
 # SCALE_TIMEOUT (900): seconds before a run is killed.  SCALE_READY_TIMEOUT
 # (600): seconds the daemon may take to idle on every mailbox.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/e2e/lib.sh"
+. "$top_srcdir/bench/relay.sh"
 
 SCALE_SET=$(env | grep '^SCALE_' | sort | sed 's/^\([^=]*\)=\(.*\)$/\1="\2"/' | tr '\n' ' ')
 BENCH_DIR=$top_srcdir/bench
@@ -187,32 +188,14 @@ seed() {
 # start_relay: the delaying relay in front of Dovecot's IMAPS; sets RELAY
 # (its pid) and RPORT (its port).  SCALE_RTT_MS=0: no relay.
 start_relay() {
-	local i=0
 	RELAY= RPORT=$IMAPS_PORT
 	[ "$SCALE_RTT_MS" = 0 ] && return 0
-	rm -f "$E2E_RUN/relay.ports"
-	"$SRV_PYTHON" "$BENCH_DIR/delay-relay.py" \
-		--delay-ms "$(awk -v r="$SCALE_RTT_MS" 'BEGIN {print r / 2}')" \
-		--upstream "$IMAPS_PORT" --port-file "$E2E_RUN/relay.ports" \
-		--parent-pid $$ --max-seconds $((SCALE_TIMEOUT * 20)) \
-		</dev/null >"$E2E_RUN/relay.log" 2>&1 &
-	RELAY=$!
-	while [ ! -s "$E2E_RUN/relay.ports" ]; do
-		i=$((i + 1))
-		if [ $i -gt 200 ] || ! kill -0 "$RELAY" 2>/dev/null; then
-			cat "$E2E_RUN/relay.log"
-			echo "bench: the delaying relay did not start"
-			return 1
-		fi
-		sleep 0.05
-	done
-	RPORT=$(head -n 1 "$E2E_RUN/relay.ports")
+	relay_start "$SCALE_RTT_MS" $((SCALE_TIMEOUT * 20)) "$IMAPS_PORT" || return 1
+	RELAY=$RELAY_PID RPORT=$RELAY_PORTS
 }
 
 stop_relay() {
-	[ -n "$RELAY" ] || return 0
-	kill "$RELAY" 2>/dev/null
-	wait "$RELAY" 2>/dev/null
+	relay_stop
 	RELAY=
 }
 
@@ -480,6 +463,8 @@ workload_idle() {
 		ok=no
 	fi
 	echo "  SIGTERM: exit $rc after $(((t1 - t0) / 1000000)) ms; $(cat "$dir/compare")"
+	echo "  the daemon logged $(cat "$dir/out" "$dir/err" |
+		grep -c -E ': [0-9]+ messages? delivered') delivery lines"
 	i=$(grep -c 'Inotify instance limit' "$SRV_RUN/dovecot.log")
 	[ "$i" = 0 ] || echo "  Dovecot: $i sessions without inotify (their new mail is noticed by polling)"
 	printf 'idle\tinotify\t%s\n' "$i" >>"$RESULTS"
