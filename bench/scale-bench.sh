@@ -14,8 +14,9 @@
 # login name alone says which mailbox, as with Exchange Online's app-only
 # IMAP.  All accounts share a state_dir, hence one token cache: the table
 # shows the token requests each run made.  Dovecot's limits are raised for
-# the run (SRV_DOVECOT_EXTRA): imap-login in high-performance mode, an imap
-# process per session up to the mailbox count, anvil and auth client limits.
+# the run (SRV_DOVECOT_EXTRA): imap-login in high-performance mode, imap
+# processes reused (one session at a time) up to the mailbox count, the
+# client limits of auth, anvil and stats.
 #
 # Workloads (SCALE_WORKLOADS, default "many idle"):
 #   many  SCALE_MAILBOXES (300) mailboxes with SCALE_MESSAGES (3) new
