@@ -9,6 +9,10 @@ t + delay whatever happened to the chunks before it, order is kept, and
 the round trip grows by twice the delay.  The bandwidth stays that of
 loopback.
 
+Many connections at once are fine (the scale benchmark opens a thousand):
+the listen backlog is long and the open-file limit is raised to its hard
+limit, two descriptors a connection.
+
 It writes the ports it listens on to --port-file (one a line, in the order
 of the --upstream options) and ends by itself after --max-seconds, or as
 soon as the process --parent-pid is gone.
@@ -19,10 +23,13 @@ Usage: delay-relay.py --delay-ms MS --port-file FILE [--max-seconds S]
 import argparse
 import asyncio
 import os
+import resource
 import socket
 import sys
 
 CHUNK = 65536
+# Connections waiting to be accepted (a daemon starting opens hundreds).
+BACKLOG = 4096
 # Reading stops while this much is held back in one direction (loopback
 # fills far more than a 10 ms delay line needs otherwise).
 MAX_HELD = 8 * 1024 * 1024
@@ -108,12 +115,21 @@ async def watch(parent, max_seconds):
         await asyncio.sleep(0.5)
 
 
+def raise_nofile():
+    """The open-file limit up to its hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def main(args):
+    raise_nofile()
     delay = args.delay_ms / 1000.0
     servers, ports = [], []
     for upstream in args.upstream:
         srv = await asyncio.start_server(
-            lambda r, w, u=upstream: relay(r, w, u, delay), "127.0.0.1", 0)
+            lambda r, w, u=upstream: relay(r, w, u, delay), "127.0.0.1", 0,
+            backlog=BACKLOG)
         servers.append(srv)
         ports.append(srv.sockets[0].getsockname()[1])
     tmp = args.port_file + ".tmp"

@@ -43,6 +43,7 @@
 # pullmail on each workload (one more, untimed run), which unlike seconds
 # is repeatable on a busy machine.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/e2e/lib.sh"
+. "$top_srcdir/bench/relay.sh"
 
 # What the caller set, for the line saying how the table was made.
 BENCH_SET=$(env | grep '^BENCH_' | sort | sed 's/^\([^=]*\)=\(.*\)$/\1="\2"/' | tr '\n' ' ')
@@ -251,7 +252,7 @@ bench_callgrind() {
 
 # bench_workload NAME COUNT BYTES [RTT_MS]
 bench_workload() {
-	local w=$1 count=$2 bytes=$3 rtt=${4:-0} tool run relay="" t0 t1
+	local w=$1 count=$2 bytes=$3 rtt=${4:-0} tool run t0 t1
 	BUSER=bench-$w@$MAIL_DOMAIN
 	BHOST=127.0.0.1 IMAPS=$IMAPS_PORT POP3S=$POP3S_PORT
 	t0=$(date +%s%N)
@@ -265,26 +266,10 @@ bench_workload() {
 	t1=$(date +%s%N)
 	echo "workload $w: $count x $bytes bytes${4:+, ${rtt} ms round trip} (seeded in $(((t1 - t0) / 1000000)) ms)"
 	if [ "$rtt" != 0 ]; then
-		rm -f "$E2E_RUN/relay.ports"
-		"$SRV_PYTHON" "$BENCH_DIR/delay-relay.py" \
-			--delay-ms "$(awk -v r="$rtt" 'BEGIN {print r / 2}')" \
-			--upstream "$IMAPS_PORT" --upstream "$POP3S_PORT" \
-			--port-file "$E2E_RUN/relay.ports" --parent-pid $$ \
-			--max-seconds $((BENCH_TIMEOUT * 20)) \
-			</dev/null >"$E2E_RUN/relay.log" 2>&1 &
-		relay=$!
-		t0=0
-		while [ ! -s "$E2E_RUN/relay.ports" ]; do
-			t0=$((t0 + 1))
-			if [ $t0 -gt 200 ] || ! kill -0 "$relay" 2>/dev/null; then
-				cat "$E2E_RUN/relay.log"
-				echo "bench: the delaying relay did not start"
-				return 1
-			fi
-			sleep 0.05
-		done
-		# shellcheck disable=SC2046
-		set -- $(cat "$E2E_RUN/relay.ports")
+		relay_start "$rtt" $((BENCH_TIMEOUT * 20)) "$IMAPS_PORT" "$POP3S_PORT" ||
+			return 1
+		# shellcheck disable=SC2086
+		set -- $RELAY_PORTS
 		IMAPS=$1 POP3S=$2
 	fi
 	for tool in $TOOLS; do
@@ -294,10 +279,7 @@ bench_workload() {
 			run=$((run + 1))
 		done
 	done
-	if [ -n "$relay" ]; then
-		kill "$relay" 2>/dev/null
-		wait "$relay" 2>/dev/null
-	fi
+	relay_stop
 	# The next workload's mail needs the room.
 	rm -rf "$(srv_maildir "$BUSER")"
 	[ "${PULLMAIL_TEST_KEEP:-0}" = 1 ] || rm -rf "$E2E_RUN/$w"/*/Maildir

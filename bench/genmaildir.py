@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Write a benchmark workload straight into a Maildir (the server's side).
 
-  genmaildir.py DIR COUNT SIZE TAG
+  genmaildir.py [--each N] DIR COUNT SIZE TAG
 
 puts COUNT distinct messages of SIZE bytes each (LF line endings, as in a
-Maildir) into DIR/new, creating DIR/{new,cur,tmp}.  Text messages up to
-64 KiB; larger ones carry a base64 attachment of pseudo-random bytes (as a
-real 1 MB mail does).  Deterministic: the same arguments give the same
-bytes.  One process instead of one `ln` per message: 5,000 messages take
-well under a second.
+Maildir) into DIR/new, creating DIR/{new,cur,tmp}.  With --each N, DIR and
+TAG each hold a "%d", and mailboxes 1 to N are written, each with its own
+messages (the scale benchmark's hundreds of mailboxes, in one process).
+Text messages up to 64 KiB; larger ones carry a base64 attachment of
+pseudo-random bytes (as a real 1 MB mail does).  Deterministic: the same
+arguments give the same bytes.  One process instead of one `ln` per
+message: 5,000 messages take well under a second.
 """
 import base64
 import hashlib
@@ -76,11 +78,8 @@ def message(size, tag, i):
     return bytes(out)
 
 
-def main(argv):
-    if len(argv) != 5:
-        print(__doc__, file=sys.stderr)
-        return 64
-    d, count, size, tag = argv[1], int(argv[2]), int(argv[3]), argv[4]
+def fill(d, count, size, tag):
+    """COUNT messages of SIZE bytes tagged TAG into Maildir D."""
     for sub in ("new", "cur", "tmp"):
         os.makedirs(os.path.join(d, sub), exist_ok=True)
     for i in range(1, count + 1):
@@ -89,6 +88,22 @@ def main(argv):
         with open(tmp, "wb") as f:
             f.write(message(size, tag, i))
         os.rename(tmp, os.path.join(d, "new", name))
+
+
+def main(argv):
+    each = 0
+    if len(argv) == 7 and argv[1] == "--each":
+        each = int(argv[2])
+        argv = argv[:1] + argv[3:]
+    if len(argv) != 5 or (each and not ("%d" in argv[1] and "%d" in argv[4])):
+        print(__doc__, file=sys.stderr)
+        return 64
+    d, count, size, tag = argv[1], int(argv[2]), int(argv[3]), argv[4]
+    if not each:
+        fill(d, count, size, tag)
+        return 0
+    for n in range(1, each + 1):
+        fill(d.replace("%d", str(n)), count, size, tag.replace("%d", str(n)))
     return 0
 
 

@@ -33,6 +33,8 @@
 # SRV_PASSWORD_USERS (optional): more users (space separated) that, like
 # $PASSWORD_USER, log in with the password $PASSWORD_SECRET (the benchmark's
 # peers, which cannot log in with OAuth 2.0, need them).
+# SRV_DOVECOT_EXTRA (optional): lines appended to the rendered dovecot.conf
+# (the scale benchmark raises Dovecot's connection limits with them).
 #
 # Fixed names (clients, tenant, domain) are set below; srv_init makes fresh
 # random secrets for every run.  The OAuth server's log ($OAUTH_LOG) has one
@@ -421,6 +423,8 @@ srv_dovecot_try() {
 	    -e "s|@POP3S_PORT@|$POP3S_PORT|g" \
 	    -e "s|@LMTP_PORT@|$LMTP_PORT|g" \
 	    "$SRV_DIR/dovecot.conf.in" >"$conf" || srv_die "cannot render $conf"
+	[ -z "${SRV_DOVECOT_EXTRA:-}" ] ||
+		printf '%s\n' "$SRV_DOVECOT_EXTRA" >>"$conf" || srv_die "cannot render $conf"
 	chmod 0644 "$conf"
 	srv_chown "$SRV_RUN/mail" "$SRV_RUN/home"
 	dovecot -c "$conf" </dev/null >>"$SRV_RUN/dovecot.out" 2>&1 || return 1
