@@ -50,6 +50,9 @@ struct imap {
 	int have_caps;		/* caps came since they were last reset */
 	int broken;		/* the dialogue is out of step: no LOGOUT */
 	int logout;		/* LOGOUT sent: BYE is expected */
+	int authed;		/* logged in: a broken connection from now
+				 * on is worth a new session at once */
+	int hinted;		/* the host was told why the session fails */
 	char *buf;		/* IMAP_CHUNK bytes for literals */
 
 	/* The selected folder. */
@@ -131,12 +134,26 @@ struct imap_pipe {
 	void *arg;
 };
 
-/* Mark the dialogue broken and pass status through. */
+/* Tell the host why the session is about to fail with PM_ETEMP (enum
+ * pm_retry); the first reason counts. */
+static void
+imap_hint(struct imap *im, int kind, unsigned ms)
+{
+	if (im->hinted || im->h->retry_hint == NULL)
+		return;
+	im->hinted = 1;
+	im->h->retry_hint(im->s, kind, ms);
+}
+
+/* Mark the dialogue broken and pass status through.  A connection lost
+ * after login is worth a new session. */
 static int
 imap_break(struct imap *im, int status)
 {
 	if (status != PM_OK)
 		im->broken = 1;
+	if (status == PM_ETEMP && im->authed && !im->logout)
+		imap_hint(im, PM_RETRY_RECONNECT, 0);
 	return status;
 }
 
@@ -260,12 +277,28 @@ static int
 imap_read(struct imap *im, const char **line_r, size_t *len_r,
     struct imap_resp *r, char **err)
 {
-	int rc;
+	char *d;
+	unsigned ms;
+	int rc, kind;
 
 	rc = im->h->read_line(im->s, line_r, len_r, err);
 	if (rc != PM_OK)
 		return imap_break(im, rc);
 	rc = imap_parse_resp(*line_r, *len_r, r, err);
+	if (rc != PM_OK)
+		return imap_break(im, rc);
+	/* Exchange Online's NO or BAD that a new session gets past, to any
+	 * command: never a refusal of the command or the login. */
+	if (r->type != IMAP_TAGGED || (r->status != IMAP_NO &&
+	    r->status != IMAP_BAD) || (kind = pmp_transient(r->text,
+	    &ms)) == 0)
+		return PM_OK;
+	d = imap_describe(r);
+	imap_resp_free(r);
+	imap_hint(im, kind, ms);
+	rc = pmp_errf(err, PM_ETEMP, "the server turned a command away for "
+	    "now: %s", d);
+	free(d);
 	return imap_break(im, rc);
 }
 
@@ -481,11 +514,17 @@ imap_untagged(struct imap *im, const char *line, size_t len,
     const struct imap_resp *r, const struct imap_cb *cb, char **err)
 {
 	char *t;
-	int rc;
+	unsigned ms;
+	int rc, kind;
 
 	if (r->status == IMAP_BYE) {
 		if (im->logout)
 			return PM_OK;
+		/* Exchange ends a session whose token expired so; any BYE
+		 * ends this session only. */
+		if ((kind = pmp_transient(r->text, &ms)) == 0)
+			kind = PM_RETRY_RECONNECT;
+		imap_hint(im, kind, ms);
 		t = pmp_clean(r->text, strlen(r->text), 200);
 		pmp_errf(err, PM_ETEMP, "server closed the session: %s", t);
 		free(t);
@@ -906,6 +945,7 @@ imap_start(struct imap *im, char **err)
 	}
 	if (preauth) {
 		im->h->log(im->s, PM_LOG_DEBUG, "server sent PREAUTH");
+		im->authed = 1;
 		return PM_OK;
 	}
 
@@ -921,6 +961,7 @@ imap_start(struct imap *im, char **err)
 	free(mechs);
 	if (rc != PM_OK)
 		return rc;
+	im->authed = 1;
 	/* Capabilities change after login (UIDPLUS matters here). */
 	return imap_capability(im, err);
 }

@@ -279,6 +279,14 @@ m_secret_data(const struct pm_secret *sec, size_t *len_r)
 	return secret_reveal(sec);
 }
 
+/* Host retry_hint(): record why the session is about to fail. */
+static void
+m_retry_hint(struct pm_session *s, int kind, unsigned ms)
+{
+	(void)s;
+	mock_ev("HINT %d %u", kind, ms);
+}
+
 const struct pm_host mock_host = {
 	.abi = PM_PLUGIN_ABI,
 	.account = m_account,
@@ -298,7 +306,7 @@ const struct pm_host mock_host = {
 	.secret_free = secret_free,
 	.unread = m_unread,
 	.trace = m_trace,
-	.retry_hint = NULL,
+	.retry_hint = m_retry_hint,
 	.await_input = NULL,
 };
 

@@ -50,6 +50,7 @@ void mock_reset(const char *script, unsigned port);
  *   BEGIN idx / END idx complete=N   the sink
  *   MISSING idx status reason        the sink
  *   LOG text                         the plugin logged at INFO or above
+ *   HINT kind ms                     retry_hint(): enum pm_retry, the wait
  */
 void mock_ev(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Offset of needle in the event log; fails the test when absent. */
