@@ -239,6 +239,7 @@ m_await_input(struct pm_session *s, int timeout_ms)
 	return 1;
 }
 
+/* Host retry_hint(): record why the session is about to fail. */
 static void
 m_retry_hint(struct pm_session *s, int kind, unsigned ms)
 {

@@ -65,7 +65,7 @@ void mock_reset(const char *script, unsigned port);
  *   MISSING idx status reason        the sink
  *   LOG text                         the plugin logged at INFO or above
  *   AWAIT -> 0                       await_input() ended a wait (AWAIT_0)
- *   HINT kind ms                     retry_hint()
+ *   HINT kind ms                     retry_hint(): enum pm_retry, the wait
  */
 void mock_ev(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Offset of needle in the event log; fails the test when absent. */
