@@ -1715,9 +1715,6 @@ imap_idle(struct pm_conn *c, int timeout_ms, int *news_r, char **err)
 	if (im->folder == NULL)
 		return pmp_errf(err, PM_EINTERNAL, "wait: no folder "
 		    "selected");
-	if (!im->caps.idle)
-		return pmp_errf(err, PM_EINTERNAL, "wait: the server does "
-		    "not offer IDLE");
 	if (im->grew) {
 		im->h->log(im->s, PM_LOG_DEBUG, "%s: new mail arrived "
 		    "since the listing", imap_folder(im));

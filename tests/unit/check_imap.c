@@ -2317,6 +2317,31 @@ START_TEST(test_idle_can_wait)
 }
 END_TEST
 
+/* Capabilities that change in the middle of a session are followed;
+ * a wait started anyway is the server's to refuse. */
+START_TEST(test_idle_caps_change)
+{
+	static const char script[] =
+	    IDLE_READY
+	    "+ idling\r\n* CAPABILITY IMAP4rev1 UIDPLUS\r\n" AWAIT_0
+	    "A4 OK done\r\n"
+	    "A5 BAD Unknown command\r\n"
+	    LOGOUT("A6");
+	char *err = NULL;
+	int news;
+
+	t_ready(script);
+	ck_assert_int_eq(t_wait(60000, &news, &err), PM_OK);
+	ck_assert_int_eq(pullmail_plugin.can_wait(conn), 0);
+	ck_assert_int_eq(t_wait(60000, &news, &err), PM_EPROTO);
+	ck_assert_str_eq(err, "INBOX: IDLE failed: BAD Unknown command");
+	free(err);
+	t_close();
+	at("C: A6 LOGOUT");
+	ck_assert_uint_eq(M.pos, M.inlen);
+}
+END_TEST
+
 /* What ends a wait with news, what ends it without, and what the server
  * may send meanwhile. */
 static const struct idle_case {
@@ -2680,6 +2705,7 @@ suite_imap(void)
 	tcase_add_test(tc, test_idle_dovecot);
 	tcase_add_test(tc, test_idle_hoodiecrow);
 	tcase_add_test(tc, test_idle_can_wait);
+	tcase_add_test(tc, test_idle_caps_change);
 	tcase_add_loop_test(tc, test_idle_cases, 0,
 	    sizeof idle_cases / sizeof idle_cases[0]);
 	tcase_add_test(tc, test_idle_news_before);
