@@ -97,3 +97,77 @@ pmp_clean(const char *s, size_t len, size_t max)
 	out[n] = '\0';
 	return out;
 }
+
+/* Offset of needle in s (both NUL-terminated), ignoring ASCII case, or
+ * -1. */
+static long
+pmp_find(const char *s, const char *needle)
+{
+	size_t i, j, n = strlen(needle);
+
+	for (i = 0; s[i] != '\0'; i++) {
+		for (j = 0; j < n && s[i + j] != '\0'; j++) {
+			char a = s[i + j], b = needle[j];
+
+			if (a >= 'A' && a <= 'Z')
+				a = (char)(a - 'A' + 'a');
+			if (b >= 'A' && b <= 'Z')
+				b = (char)(b - 'A' + 'a');
+			if (a != b)
+				break;
+		}
+		if (j == n)
+			return (long)i;
+	}
+	return -1;
+}
+
+/* The server's suggested wait in the text after "Backoff Time:", in ms,
+ * at most PMP_BACKOFF_MAX_MS; 0 when no number follows. */
+static unsigned
+pmp_backoff_ms(const char *s)
+{
+	uint64_t v = 0;
+	int digits = 0;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		digits = 1;
+		if (v <= PMP_BACKOFF_MAX_MS)
+			v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (!digits)
+		return 0;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	/* Exchange says "milliseconds"; a bare "seconds" is taken at its
+	 * word. */
+	if (pmp_find(s, "second") == 0 && v <= PMP_BACKOFF_MAX_MS)
+		v *= 1000;
+	return v > PMP_BACKOFF_MAX_MS ? PMP_BACKOFF_MAX_MS : (unsigned)v;
+}
+
+/* Which of Exchange Online's transient refusals text is (contract in
+ * plugin-util.h). */
+int
+pmp_transient(const char *text, unsigned *ms_r)
+{
+	long at;
+
+	*ms_r = 0;
+	if (text == NULL)
+		return 0;
+	if (pmp_find(text, "AccessTokenExpired") >= 0)
+		return PM_RETRY_TOKEN_EXPIRED;
+	if (pmp_find(text, "authenticated but not connected") >= 0)
+		return PM_RETRY_RECONNECT;
+	if (pmp_find(text, "is throttled") >= 0) {
+		at = pmp_find(text, "Backoff Time:");
+		if (at >= 0)
+			*ms_r = pmp_backoff_ms(text + at +
+			    sizeof "Backoff Time:" - 1);
+		return PM_RETRY_THROTTLED;
+	}
+	return 0;
+}

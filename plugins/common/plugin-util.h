@@ -26,4 +26,19 @@ int pmp_errf(char **err, int status, const char *fmt, ...) PM_PRINTF(3, 4);
  * 8-bit bytes become '?', and text longer than max is cut with "...". */
 char *pmp_clean(const char *s, size_t len, size_t max);
 
+/* Longest wait a server's suggestion is taken at: one hour. */
+#define PMP_BACKOFF_MAX_MS	3600000u
+
+/*
+ * Whether text (a NO, BAD, -ERR or BYE text, NUL-terminated) is one of
+ * Microsoft Exchange Online's transient refusals, which a new session a
+ * moment later gets past: "Request is throttled. Suggested Backoff Time:
+ * N milliseconds" (PM_RETRY_THROTTLED, *ms_r = N, at most
+ * PMP_BACKOFF_MAX_MS, 0 when no number is given), "User is authenticated
+ * but not connected." (PM_RETRY_RECONNECT), "Session invalidated -
+ * AccessTokenExpired" (PM_RETRY_TOKEN_EXPIRED).  0 when it is none of
+ * them (*ms_r is then 0).
+ */
+int pmp_transient(const char *text, unsigned *ms_r);
+
 #endif

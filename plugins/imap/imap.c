@@ -60,6 +60,9 @@ struct imap {
 	int have_caps;		/* caps came since they were last reset */
 	int broken;		/* the dialogue is out of step: no LOGOUT */
 	int logout;		/* LOGOUT sent: BYE is expected */
+	int authed;		/* logged in: a broken connection from now
+				 * on is worth a new session at once */
+	int hinted;		/* the host was told why the session fails */
 	char *buf;		/* IMAP_CHUNK bytes for literals */
 
 	/* The selected folder. */
@@ -144,12 +147,26 @@ struct imap_pipe {
 	void *arg;
 };
 
-/* Mark the dialogue broken and pass status through. */
+/* Tell the host why the session is about to fail with PM_ETEMP (enum
+ * pm_retry); the first reason counts. */
+static void
+imap_hint(struct imap *im, int kind, unsigned ms)
+{
+	if (im->hinted || im->h->retry_hint == NULL)
+		return;
+	im->hinted = 1;
+	im->h->retry_hint(im->s, kind, ms);
+}
+
+/* Mark the dialogue broken and pass status through.  A connection lost
+ * after login is worth a new session. */
 static int
 imap_break(struct imap *im, int status)
 {
 	if (status != PM_OK)
 		im->broken = 1;
+	if (status == PM_ETEMP && im->authed && !im->logout)
+		imap_hint(im, PM_RETRY_RECONNECT, 0);
 	return status;
 }
 
@@ -285,12 +302,28 @@ static int
 imap_read(struct imap *im, const char **line_r, size_t *len_r,
     struct imap_resp *r, char **err)
 {
-	int rc;
+	char *d;
+	unsigned ms;
+	int rc, kind;
 
 	rc = im->h->read_line(im->s, line_r, len_r, err);
 	if (rc != PM_OK)
 		return imap_break(im, rc);
 	rc = imap_parse_resp(*line_r, *len_r, r, err);
+	if (rc != PM_OK)
+		return imap_break(im, rc);
+	/* Exchange Online's NO or BAD that a new session gets past, to any
+	 * command: never a refusal of the command or the login. */
+	if (r->type != IMAP_TAGGED || (r->status != IMAP_NO &&
+	    r->status != IMAP_BAD) || (kind = pmp_transient(r->text,
+	    &ms)) == 0)
+		return PM_OK;
+	d = imap_describe(r);
+	imap_resp_free(r);
+	imap_hint(im, kind, ms);
+	rc = pmp_errf(err, PM_ETEMP, "the server turned a command away for "
+	    "now: %s", d);
+	free(d);
 	return imap_break(im, rc);
 }
 
@@ -506,11 +539,17 @@ imap_untagged(struct imap *im, const char *line, size_t len,
     const struct imap_resp *r, const struct imap_cb *cb, char **err)
 {
 	char *t;
-	int rc;
+	unsigned ms;
+	int rc, kind;
 
 	if (r->status == IMAP_BYE) {
 		if (im->logout)
 			return PM_OK;
+		/* Exchange ends a session whose token expired so; any BYE
+		 * ends this session only. */
+		if ((kind = pmp_transient(r->text, &ms)) == 0)
+			kind = PM_RETRY_RECONNECT;
+		imap_hint(im, kind, ms);
 		t = pmp_clean(r->text, strlen(r->text), 200);
 		pmp_errf(err, PM_ETEMP, "server closed the session: %s", t);
 		free(t);
@@ -934,6 +973,7 @@ imap_start(struct imap *im, char **err)
 	}
 	if (preauth) {
 		im->h->log(im->s, PM_LOG_DEBUG, "server sent PREAUTH");
+		im->authed = 1;
 		return PM_OK;
 	}
 
@@ -949,6 +989,7 @@ imap_start(struct imap *im, char **err)
 	free(mechs);
 	if (rc != PM_OK)
 		return rc;
+	im->authed = 1;
 	/* Capabilities change after login (UIDPLUS matters here). */
 	return imap_capability(im, err);
 }
@@ -1579,53 +1620,19 @@ imap_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* 1 when needle occurs in s, whatever the case. */
-static int
-imap_contains(const char *s, const char *needle)
-{
-	size_t n = strlen(needle);
-
-	for (; s != NULL && *s != '\0'; s++) {
-		if (strncasecmp(s, needle, n) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 /* What the responses read during an IDLE said. */
 struct imap_idle {
 	int news;		/* new mail: im->grew */
 	int cont;		/* the continuation request came */
 	int ended;		/* the IDLE's tagged completion came */
-	int hint;		/* enum pm_retry for a PM_ETEMP, or 0 */
 };
-
-/* A BYE while idling: the session is over.  Note whether a new one needs
- * a fresh token (Exchange: "Session invalidated - AccessTokenExpired") or
- * just a new connection. */
-static int
-imap_idle_bye(struct imap *im, const struct imap_resp *r,
-    struct imap_idle *st, char **err)
-{
-	char *d;
-	int expired;
-
-	expired = imap_contains(r->text, "AccessTokenExpired") ||
-	    imap_contains(r->code, "AccessTokenExpired");
-	st->hint = expired ? PM_RETRY_TOKEN_EXPIRED : PM_RETRY_RECONNECT;
-	d = imap_describe(r);
-	pmp_errf(err, PM_ETEMP, "%s: server closed the session while "
-	    "waiting for new mail: %s%s", imap_folder(im), d, expired ?
-	    " (the access token expired; a new session gets a fresh one)" :
-	    "");
-	free(d);
-	return imap_break(im, PM_ETEMP);
-}
 
 /*
  * Read one response while IDLE runs into st.  The tagged completion of
- * the IDLE sets st->ended (a NO or BAD is PM_EPROTO); an untagged response
- * is dealt with like any other (its literals read and dropped) and is news
+ * the IDLE sets st->ended (a NO or BAD is PM_EPROTO, unless it is one of
+ * Exchange's transient ones: imap_read()); an untagged response is dealt
+ * with like any other (its literals read and dropped; a BYE ends the
+ * session, with the host told why: imap_untagged()) and is news
  * when it announces new mail: an EXISTS or RECENT count that grew
  * (im->grew).
  */
@@ -1659,11 +1666,6 @@ imap_idle_step(struct imap *im, struct imap_idle *st, char **err)
 		rc = pmp_errf(err, PM_EPROTO, "%s: IDLE failed: %s",
 		    imap_folder(im), d);
 		free(d);
-		return rc;
-	}
-	if (r.status == IMAP_BYE) {
-		rc = imap_idle_bye(im, &r, st, err);
-		imap_resp_free(&r);
 		return rc;
 	}
 	rc = imap_untagged(im, line, len, &r, NULL, err);
@@ -1747,9 +1749,6 @@ imap_idle(struct pm_conn *c, int timeout_ms, int *news_r, char **err)
 			rc = imap_idle_until(im, &st, &st.ended,
 			    "after DONE without ending IDLE", err);
 	}
-	if (rc == PM_ETEMP)
-		im->h->retry_hint(im->s, st.hint != 0 ? st.hint :
-		    PM_RETRY_RECONNECT, 0);
 	if (rc != PM_OK)
 		return rc;
 	*news_r = st.news;

@@ -66,6 +66,11 @@ struct pm_conn {
 	struct pop3_caps caps;
 	struct pm_sasl_proto sasl;
 	int broken;		/* the dialogue is out of step: no QUIT */
+	int authed;		/* logged in: a broken connection from now
+				 * on is worth a new session at once */
+	int hinted;		/* the host was told why the session fails */
+	int refused;		/* the last reply was a well-formed
+				 * transient refusal (pop3_transient()) */
 	size_t window;		/* commands to keep in flight */
 	size_t deleted;		/* messages marked with DELE */
 	struct pop3_listing list;	/* the last listing, by number */
@@ -77,13 +82,48 @@ struct pm_conn {
 	char *line;		/* POP3_STATUS_MAX + 2 bytes: a listing line */
 };
 
-/* Mark the dialogue broken and pass status through. */
+/* Tell the host why the session is about to fail with PM_ETEMP (enum
+ * pm_retry); the first reason counts. */
+static void
+pop3_hint(struct pm_conn *p, int kind, unsigned ms)
+{
+	if (p->hinted || p->h->retry_hint == NULL)
+		return;
+	p->hinted = 1;
+	p->h->retry_hint(p->s, kind, ms);
+}
+
+/* Mark the dialogue broken and pass status through.  A connection lost
+ * after login is worth a new session. */
 static int
 pop3_break(struct pm_conn *p, int status)
 {
 	if (status != PM_OK)
 		p->broken = 1;
+	if (status == PM_ETEMP && p->authed)
+		pop3_hint(p, PM_RETRY_RECONNECT, 0);
 	return status;
+}
+
+/* Exchange Online's -ERR that a new session gets past ("Request is
+ * throttled..."), to any command: PM_ETEMP with the host told why, never
+ * a refusal of the command or the login.  PM_OK for any other reply. */
+static int
+pop3_transient(struct pm_conn *p, int st, const char *text, char **err)
+{
+	unsigned ms;
+	char *t;
+	int kind, rc;
+
+	if (st != POP3_ERR || (kind = pmp_transient(text, &ms)) == 0)
+		return PM_OK;
+	pop3_hint(p, kind, ms);
+	p->refused = 1;
+	t = pmp_clean(text, strlen(text), 200);
+	rc = pmp_errf(err, PM_ETEMP, "the server turned a command away for "
+	    "now: -ERR %s", t);
+	free(t);
+	return pop3_break(p, rc);
 }
 
 /*
@@ -105,6 +145,8 @@ pop3_reply(struct pm_conn *p, int sasl, int *status_r, char **text_r,
 	rc = pop3_parse_status(line, len, sasl, status_r, &text, err);
 	if (rc != PM_OK)
 		return pop3_break(p, rc);
+	if ((rc = pop3_transient(p, *status_r, text, err)) != PM_OK)
+		return rc;
 	if (text_r != NULL)
 		*text_r = pmp_clean(text, len - (size_t)(text - line), 200);
 	return PM_OK;
@@ -284,6 +326,8 @@ pop3_sasl_reply(void *ctx, int *kind_r, char **text_r, char **err)
 	rc = pop3_parse_status(line, len, 1, &st, &text, err);
 	if (rc != PM_OK)
 		return pop3_break(p, rc);
+	if ((rc = pop3_transient(p, st, text, err)) != PM_OK)
+		return rc;
 	len -= (size_t)(text - line);
 	switch (st) {
 	case POP3_CONT:
@@ -419,6 +463,7 @@ pop3_login(struct pm_conn *p, char **err)
 	free(mechs);
 	if (rc != PM_OK)
 		return rc;
+	p->authed = 1;
 	/* Capabilities may change after login (PIPELINING matters). */
 	if ((rc = pop3_capa(p, err)) != PM_OK)
 		return rc;
@@ -498,6 +543,8 @@ pop3_quit(struct pm_conn *p, char **err)
 {
 	int rc;
 
+	/* The session is over: a connection lost now needs no new one. */
+	p->authed = 0;
 	rc = pop3_command(p, "QUIT", PM_ETEMP, err, "QUIT");
 	if (rc != PM_OK && p->deleted > 0)
 		rc = pmp_errf(err, rc, "%s; messages marked for deletion stay "
@@ -861,7 +908,8 @@ pop3_retr_resp(struct pm_conn *p, size_t idx, int last,
 
 	rc = pop3_reply(p, 0, &st, &text, err);
 	if (held->m != NULL) {
-		sink->end(held->m, rc == PM_OK);
+		/* A throttling -ERR is a well-formed reply too. */
+		sink->end(held->m, rc == PM_OK || p->refused);
 		held->m = NULL;
 		if (rc != PM_OK)
 			return pmp_errf(err, rc, "RETR %lu: %s; message %lu "

@@ -17,6 +17,7 @@
 
 #include "imap-parse.h"
 #include "mock-host.h"
+#include "plugin-util.h"
 #include "secret.h"
 
 extern const struct pm_plugin pullmail_plugin;
@@ -702,6 +703,55 @@ START_TEST(test_list_limit)
 	    IMAP_LIST_MARGIN), IMAP_LIST_MAX);
 	ck_assert_uint_eq(imap_list_limit(1, IMAP_LIST_MAX), IMAP_LIST_MAX);
 	ck_assert_uint_eq(imap_list_limit(1, UINT32_MAX), IMAP_LIST_MAX);
+}
+END_TEST
+
+/* Exchange Online's transient refusals, and texts that only look like
+ * them. */
+START_TEST(test_transient)
+{
+	static const struct {
+		const char *text;
+		int kind;
+		unsigned ms;
+	} cases[] = {
+		{ "Request is throttled. Suggested Backoff Time: 1500 "
+		  "milliseconds", PM_RETRY_THROTTLED, 1500 },
+		{ "Request is throttled. Suggested Backoff Time: 201317 "
+		  "milliseconds", PM_RETRY_THROTTLED, 201317 },
+		{ "request IS THROTTLED. suggested backoff time:\t 42 "
+		  "MILLISECONDS", PM_RETRY_THROTTLED, 42 },
+		{ "[THROTTLED] Request is throttled. Suggested Backoff Time: "
+		  "0 milliseconds", PM_RETRY_THROTTLED, 0 },
+		{ "Request is throttled. Suggested Backoff Time: 3 seconds",
+		  PM_RETRY_THROTTLED, 3000 },
+		/* Hostile or broken numbers stay bounded. */
+		{ "Request is throttled. Suggested Backoff Time: "
+		  "99999999999999999999999999999999999999 milliseconds",
+		  PM_RETRY_THROTTLED, PMP_BACKOFF_MAX_MS },
+		{ "Request is throttled. Suggested Backoff Time: 3600001 "
+		  "milliseconds", PM_RETRY_THROTTLED, PMP_BACKOFF_MAX_MS },
+		{ "Request is throttled. Suggested Backoff Time: 18446744073709"
+		  "551617 seconds", PM_RETRY_THROTTLED, PMP_BACKOFF_MAX_MS },
+		{ "Request is throttled. Suggested Backoff Time: -5 "
+		  "milliseconds", PM_RETRY_THROTTLED, 0 },
+		{ "Request is throttled. Suggested Backoff Time:",
+		  PM_RETRY_THROTTLED, 0 },
+		{ "Request is throttled.", PM_RETRY_THROTTLED, 0 },
+		{ "User is authenticated but not connected.",
+		  PM_RETRY_RECONNECT, 0 },
+		{ "Session invalidated - AccessTokenExpired",
+		  PM_RETRY_TOKEN_EXPIRED, 0 },
+		{ "Suggested Backoff Time: 1500 milliseconds", 0, 0 },
+		{ "User is authenticated", 0, 0 },
+		{ "AUTHENTICATE failed.", 0, 0 },
+		{ "", 0, 0 },
+	};
+	unsigned ms = 7;
+
+	ck_assert_int_eq(pmp_transient(cases[_i].text, &ms), cases[_i].kind);
+	ck_assert_uint_eq(ms, cases[_i].ms);
+	ck_assert_int_eq(pmp_transient(NULL, &ms), 0);
 }
 END_TEST
 
@@ -1906,6 +1956,161 @@ START_TEST(test_plugin_fetch_bad)
 }
 END_TEST
 
+/* Exchange throttles a login: a temporary failure with the server's
+ * suggested wait, never an authentication failure; AUTHENTICATE and
+ * LOGIN alike, as NO or BAD. */
+START_TEST(test_plugin_throttled_login)
+{
+	static const char *const scripts[] = {
+	    "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi\r\n"
+	    "A1 NO Request is throttled. Suggested Backoff Time: 1500 "
+	    "milliseconds\r\n",
+	    "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi\r\n"
+	    "A1 BAD Request is throttled. Suggested Backoff Time: 1500 "
+	    "milliseconds\r\n",
+	    "* OK [CAPABILITY IMAP4rev1] hi\r\n"
+	    "A1 NO Request is throttled. Suggested Backoff Time: 1500 "
+	    "milliseconds\r\n",
+	};
+	char *err = NULL;
+
+	mock_reset(scripts[_i], 993);
+	if (_i == 2)
+		M.pw = secret_from_str("pw");
+	ck_assert_int_eq(pullmail_plugin.open(&mock_host, SESSION, &conn,
+	    &err), PM_ETEMP);
+	ck_assert_ptr_nonnull(strstr(err, "turned a command away for now: "));
+	ck_assert_ptr_nonnull(strstr(err, "Request is throttled. Suggested "
+	    "Backoff Time: 1500 milliseconds"));
+	free(err);
+	at("HINT 1 1500\n");
+	/* Not handed to the SASL engine as a refusal. */
+	ck_assert(absent("SASL reply"));
+	ck_assert(absent("LOGOUT"));
+	at("DISCONNECT");
+}
+END_TEST
+
+/* "authenticated but not connected" to SELECT: a new session is worth
+ * it, this one is over. */
+START_TEST(test_plugin_not_connected)
+{
+	static const char script[] =
+	    GREETING_AUTH
+	    "A2 BAD User is authenticated but not connected.\r\n"
+	    "* BYE Connection closed. 14\r\n";
+	char *err = NULL;
+
+	ck_assert_int_eq(t_open(script, &err), PM_OK);
+	ck_assert_int_eq(pullmail_plugin.select(conn, "INBOX", &folder,
+	    &err), PM_ETEMP);
+	ck_assert_str_eq(err, "the server turned a command away for now: "
+	    "BAD User is authenticated but not connected.");
+	free(err);
+	t_close();
+	ck_assert_uint_eq(count_before("HINT", M.loglen), 1);
+	at("HINT 2 0\n");
+	ck_assert(absent("LOGOUT"));
+}
+END_TEST
+
+/* BYE AccessTokenExpired after a complete message of a FETCH: the message
+ * stays complete, a fresh token is called for. */
+START_TEST(test_plugin_token_expired)
+{
+	static const char script[] =
+	    GREETING_AUTH
+	    SELECT_3("A2")
+	    LIST_5_7_9("A3")
+	    BODY_7
+	    "* BYE Session invalidated - AccessTokenExpired\r\n";
+	static const size_t idx[] = { 1, 2 };
+	char *err = NULL;
+
+	t_ready(script);
+	ck_assert_int_eq(t_fetch(idx, 2, &err), PM_ETEMP);
+	ck_assert_str_eq(err, "server closed the session: Session "
+	    "invalidated - AccessTokenExpired");
+	free(err);
+	t_close();
+	at("END 1 complete=1");
+	ck_assert(absent("BEGIN 2"));
+	/* The BYE's reason, not the closed connection after it, counts. */
+	ck_assert_uint_eq(count_before("HINT", M.loglen), 1);
+	at("HINT 3 0\n");
+	ck_assert(absent("LOGOUT"));
+}
+END_TEST
+
+/* What looks like a BYE inside a literal is message data; the connection
+ * cut after it is a lost session, and the message is incomplete. */
+START_TEST(test_plugin_bye_in_literal)
+{
+	static const char script[] =
+	    GREETING_AUTH
+	    SELECT_3("A2")
+	    LIST_5_7_9("A3")
+	    "* 2 FETCH (UID 7 BODY[] {80}\r\nHello\r\n"
+	    "* BYE Session invalidated - AccessTokenExpired\r\n";
+	static const size_t idx[] = { 1 };
+	char *err = NULL;
+
+	t_ready(script);
+	ck_assert_int_eq(t_fetch(idx, 1, &err), PM_ETEMP);
+	free(err);
+	t_close();
+	at("END 1 complete=0");
+	at("HINT 2 0\n");
+	ck_assert(absent("HINT 3"));
+	ck_assert_int_eq(M.open_msgs, 0);
+}
+END_TEST
+
+/* A throttled FETCH in a pipeline ends the session with the wait; other
+ * BYEs and a lost connection after login call for a new session, a
+ * connection lost before login for nothing special. */
+START_TEST(test_plugin_session_lost)
+{
+	static const uint32_t uids[] = { 5, 7 };
+	static const uint64_t sizes[] = { 3000000, 3000000 };
+	static const size_t idx[] = { 0, 1 };
+	char *err = NULL;
+
+	sp_folder(uids, sizes, 2);
+	sp("* 1 FETCH (UID 5 BODY[] {2}\r\nb5)\r\n"
+	    "A4 OK done\r\n"
+	    "A5 NO Request is throttled. Suggested Backoff Time: 250 "
+	    "milliseconds\r\n");
+	t_ready(S);
+	ck_assert_int_eq(t_fetch(idx, 2, &err), PM_ETEMP);
+	free(err);
+	t_close();
+	ck_assert_str_eq(M.delivered, "0:b5|");
+	at("HINT 1 250\n");
+	ck_assert(absent("MISSING"));
+
+	sp_folder(uids, sizes, 2);
+	sp("* BYE Server shutting down.\r\n");
+	t_ready(S);
+	ck_assert_int_eq(t_fetch(idx, 2, &err), PM_ETEMP);
+	free(err);
+	t_close();
+	at("HINT 2 0\n");
+
+	ck_assert_int_eq(t_open(GREETING_AUTH, &err), PM_OK);
+	ck_assert_int_eq(pullmail_plugin.select(conn, "INBOX", &folder,
+	    &err), PM_ETEMP);
+	free(err);
+	t_close();
+	at("HINT 2 0\n");
+
+	ck_assert_int_eq(t_open("* OK [CAPABILITY IMAP4rev1 SASL-IR "
+	    "AUTH=XOAUTH2] hi\r\n", &err), PM_ETEMP);
+	free(err);
+	ck_assert(absent("HINT"));
+}
+END_TEST
+
 /* --- waiting for new mail: IDLE ---------------------------------------- */
 
 /* Dovecot's greeting and login, as the test Dovecot sends them. */
@@ -2295,14 +2500,12 @@ static const struct idle_fail {
 	{ "token expired (Exchange)",
 	  "+ IDLE accepted, awaiting DONE command.\r\n* OK Still here\r\n"
 	  "* BYE Session invalidated - AccessTokenExpired\r\n", PM_ETEMP,
-	  "INBOX: server closed the session while waiting for new mail: "
-	  "BYE Session invalidated - AccessTokenExpired (the access token "
-	  "expired; a new session gets a fresh one)",
-	  PM_RETRY_TOKEN_EXPIRED, 0 },
+	  "server closed the session: Session invalidated - "
+	  "AccessTokenExpired", PM_RETRY_TOKEN_EXPIRED, 0 },
 	{ "BYE from Dovecot (doveadm kick)",
 	  "+ idling\r\n* BYE Server shutting down.\r\n", PM_ETEMP,
-	  "INBOX: server closed the session while waiting for new mail: "
-	  "BYE Server shutting down.", PM_RETRY_RECONNECT, 0 },
+	  "server closed the session: Server shutting down.",
+	  PM_RETRY_RECONNECT, 0 },
 	{ "BYE in the answer to DONE",
 	  "+ idling\r\n" AWAIT_0 "* BYE [UNAVAILABLE] going down\r\n",
 	  PM_ETEMP, NULL, PM_RETRY_RECONNECT, 0 },
@@ -2313,6 +2516,9 @@ static const struct idle_fail {
 	  "connection closed by server", PM_RETRY_RECONNECT, 0 },
 	{ "no answer to DONE", "+ idling\r\n" AWAIT_0, PM_ETEMP,
 	  "connection closed by server", PM_RETRY_RECONNECT, 0 },
+	{ "IDLE throttled (Exchange)", "A4 NO Request is throttled. "
+	  "Suggested Backoff Time: 1500 milliseconds\r\n", PM_ETEMP, NULL,
+	  PM_RETRY_THROTTLED, 0 },
 	{ "IDLE refused", "A4 NO IDLE not allowed now\r\n", PM_EPROTO,
 	  "INBOX: IDLE failed: NO IDLE not allowed now", 0, 1 },
 	{ "IDLE unknown", "A4 BAD [CLIENTBUG] Unknown command\r\n",
@@ -2352,7 +2558,8 @@ START_TEST(test_idle_fail)
 		ck_assert_msg(strcmp(err, c->err) == 0, "%s: %s", c->name,
 		    err);
 	ck_assert_msg(M.hint == c->hint, "%s: hint %d", c->name, M.hint);
-	ck_assert_int_eq(M.hint_ms, 0);
+	ck_assert_int_eq(M.hint_ms, c->hint == PM_RETRY_THROTTLED ? 1500 :
+	    0);
 	free(err);
 	t_close();
 	ck_assert_msg(absent("LOGOUT") == !c->logout, "%s: %s", c->name,
@@ -2449,6 +2656,7 @@ suite_imap(void)
 	tcase_add_test(tc, test_mutf7_wire);
 	tcase_add_test(tc, test_clean_text);
 	tcase_add_test(tc, test_list_limit);
+	tcase_add_loop_test(tc, test_transient, 0, 17);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("plugin");
@@ -2462,6 +2670,11 @@ suite_imap(void)
 	tcase_add_test(tc, test_plugin_no_uidvalidity);
 	tcase_add_test(tc, test_plugin_select_no);
 	tcase_add_test(tc, test_plugin_bye_mid_fetch);
+	tcase_add_loop_test(tc, test_plugin_throttled_login, 0, 3);
+	tcase_add_test(tc, test_plugin_not_connected);
+	tcase_add_test(tc, test_plugin_token_expired);
+	tcase_add_test(tc, test_plugin_bye_in_literal);
+	tcase_add_test(tc, test_plugin_session_lost);
 	tcase_add_test(tc, test_plugin_cut_mid_literal);
 	tcase_add_test(tc, test_plugin_broken_literal);
 	tcase_add_test(tc, test_plugin_vanished);

@@ -999,7 +999,8 @@ START_TEST(test_plugin_cut_mid_retr)
 	ck_assert_str_eq(err, "RETR 2: connection closed by server");
 	free(err);
 	ck_assert_str_eq(mock_log() + mock_at("BEGIN 0"),
-	    "BEGIN 0\nEND 0 complete=1\nBEGIN 1\nEND 1 complete=0\n");
+	    "BEGIN 0\nEND 0 complete=1\nBEGIN 1\nHINT 2 0\n"
+	    "END 1 complete=0\n");
 	ck_assert_str_eq(M.delivered, WANT_1);
 	/* Out of step: no more commands, no QUIT. */
 	err = NULL;
@@ -1398,8 +1399,53 @@ START_TEST(test_plugin_auth_refused)
 	err = open_fails(PM_ETEMP);
 	ck_assert_str_eq(err, "server refused the session: -ERR too many "
 	    "connections");
+	ck_assert(mock_absent("HINT"));
 	ck_assert_str_eq(mock_log(), "CONNECT\nDISCONNECT\n");
 	free(err);
+	done();
+}
+END_TEST
+
+/* Exchange's throttling -ERR, to AUTH and to a RETR in a pipeline: a
+ * temporary failure with the server's suggested wait, never an
+ * authentication failure; the message before it is whole. */
+START_TEST(test_plugin_throttled)
+{
+	static const char script_auth[] =
+	    GREETING CAPA_PLAIN
+	    "+ \r\n-ERR Request is throttled. Suggested Backoff Time: 1500 "
+	    "milliseconds\r\n";
+	static const char script_retr[] =
+	    LOGIN_PIPE UIDL_3 LIST_3
+	    BODY_1 "-ERR Request is throttled. Suggested Backoff Time: "
+	    "99999999999999999999 milliseconds\r\n";
+	struct pm_conn *c;
+	char *err;
+	size_t n;
+	int have;
+
+	reset(script_auth);
+	err = open_fails(PM_ETEMP);
+	ck_assert_str_eq(err, "the server turned a command away for now: "
+	    "-ERR Request is throttled. Suggested Backoff Time: 1500 "
+	    "milliseconds");
+	free(err);
+	mock_at("HINT 1 1500\n");
+	ck_assert(mock_absent("SASL reply 2"));
+	ck_assert(mock_absent("QUIT"));
+	done();
+
+	reset(script_retr);
+	c = open_ok(&mock_host);
+	list_ok(c, &n, &have);
+	ck_assert_int_eq(fetch(c, ALL3, 3, &err), PM_ETEMP);
+	free(err);
+	ck_assert_str_eq(M.delivered, WANT_1);
+	mock_at("END 0 complete=1");
+	mock_at("HINT 1 3600000\n");
+	ck_assert(mock_absent("MISSING"));
+	ck_assert_ptr_null(close_rc(c, PM_OK));
+	ck_assert(mock_absent("QUIT"));
 	done();
 }
 END_TEST
@@ -1638,6 +1684,7 @@ suite_pop3(void)
 	tcase_add_test(tc, test_plugin_stls);
 	tcase_add_test(tc, test_plugin_user_pass);
 	tcase_add_test(tc, test_plugin_auth_refused);
+	tcase_add_test(tc, test_plugin_throttled);
 	tcase_add_test(tc, test_plugin_one_step);
 	tcase_add_test(tc, test_plugin_broken_listing);
 	tcase_add_test(tc, test_plugin_listing_bound);
