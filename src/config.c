@@ -96,6 +96,7 @@ enum key {
 	K_POP3_XOAUTH2_TWO_STEP,
 	K_POP3_STRICT_SIZE,
 	K_EXPUNGE,
+	K_THROTTLE_MAX_WAIT,
 	K__COUNT
 };
 
@@ -235,6 +236,8 @@ static const struct keydef keydefs[K__COUNT] = {
 	[K_POP3_STRICT_SIZE] =
 	    { "pop3_strict_size", V_ENUM, 0, strict_size_choices },
 	[K_EXPUNGE] = { "expunge", V_ENUM, 0, expunge_choices },
+	[K_THROTTLE_MAX_WAIT] =
+	    { "throttle_max_wait", V_TIMEOUT, 0, NULL },
 };
 
 /* The ways to give one secret: inline, file, command, systemd credential
@@ -1658,6 +1661,10 @@ build_account(const struct parser *p, const struct section *sec,
 	if ((e = eff(p, sec, K_TIMEOUT)) != NULL &&
 	    parse_number(e->value, 1, TIMEOUT_MAX, &n) == 0)
 		a->timeout = (unsigned)n;
+	a->throttle_max_wait = 60;
+	if ((e = eff(p, sec, K_THROTTLE_MAX_WAIT)) != NULL &&
+	    parse_number(e->value, 1, TIMEOUT_MAX, &n) == 0)
+		a->throttle_max_wait = (unsigned)n;
 	return PM_OK;
 }
 

@@ -100,6 +100,8 @@ struct account {
 	int add_received;
 	char *state_dir;	/* expanded; default per XDG / root */
 	unsigned timeout;	/* seconds, connect and read; default 60 */
+	unsigned throttle_max_wait; /* seconds: most a server's suggested
+				 * wait is honoured for; default 60 */
 
 	struct account *next;
 };
