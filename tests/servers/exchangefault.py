@@ -36,12 +36,12 @@ Usage: exchangefault.py --upstream-port N --port-file FILE [--log FILE]
                         [option]...
 """
 import argparse
-import os
 import re
 import socket
-import sys
 import threading
 import time
+
+from relaylib import Reader, listen, log
 
 LITERAL = re.compile(rb'\{(\d+)\+?\}\r?\n$')
 CAPS_CODE = re.compile(rb'\[CAPABILITY [^\]]*\] ?', re.I)
@@ -54,43 +54,6 @@ CAPS_AFTER = (b'IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS MOVE '
               b'ID UNSELECT CLIENTACCESSRULES CLIENTNETWORKPRESENCELOCATION '
               b'BACKENDAUTHENTICATE CHILDREN IDLE NAMESPACE LITERAL+')
 EXPIRED = b'* BYE Session invalidated - AccessTokenExpired\r\n'
-
-
-def log(args, msg):
-    line = '%s %s\n' % (time.strftime('%H:%M:%S'), msg)
-    with args.lock:
-        if args.log:
-            with open(args.log, 'a') as f:
-                f.write(line)
-        else:
-            sys.stderr.write(line)
-
-
-class Reader:
-    """Buffered reads of lines and exact byte counts from a socket."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b''
-
-    def fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError
-        self.buf += data
-
-    def line(self):
-        while b'\n' not in self.buf:
-            self.fill()
-        i = self.buf.index(b'\n') + 1
-        out, self.buf = self.buf[:i], self.buf[i:]
-        return out
-
-    def exactly(self, n):
-        while len(self.buf) < n:
-            self.fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
 
 
 class Conn:
@@ -246,14 +209,7 @@ def main():
     args.lock = threading.Lock()
     args.logins = 0
 
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(('127.0.0.1', 0))
-    ls.listen(8)
-    ls.settimeout(1.0)
-    with open(args.port_file + '.tmp', 'w') as f:
-        f.write('%d\n' % ls.getsockname()[1])
-    os.rename(args.port_file + '.tmp', args.port_file)
+    ls = listen(args.port_file)
 
     deadline = time.monotonic() + args.lifetime
     n = 0

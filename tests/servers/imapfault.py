@@ -28,49 +28,13 @@ import argparse
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 
+from relaylib import Reader, listen, log
+
 LITERAL = re.compile(rb'\{(\d+)\+?\}\r?\n$')
 FETCH_UID_BODY = re.compile(rb'^(\* \d+ FETCH \()UID (\d+) (BODY\[\] \{\d+\}\r?\n)$')
-
-
-def log(args, msg):
-    line = '%s %s\n' % (time.strftime('%H:%M:%S'), msg)
-    with args.lock:
-        if args.log:
-            with open(args.log, 'a') as f:
-                f.write(line)
-        else:
-            sys.stderr.write(line)
-
-
-class Reader:
-    """Buffered reads of lines and exact byte counts from a socket."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b''
-
-    def fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError
-        self.buf += data
-
-    def line(self):
-        while b'\n' not in self.buf:
-            self.fill()
-        i = self.buf.index(b'\n') + 1
-        out, self.buf = self.buf[:i], self.buf[i:]
-        return out
-
-    def exactly(self, n):
-        while len(self.buf) < n:
-            self.fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
 
 
 class Conn:
@@ -163,15 +127,7 @@ def main():
     args = ap.parse_args()
     args.lock = threading.Lock()
 
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(('127.0.0.1', 0))
-    ls.listen(8)
-    ls.settimeout(1.0)
-    with open(args.port_file + '.tmp', 'w') as f:
-        f.write('%d\n' % ls.getsockname()[1])
-    import os
-    os.rename(args.port_file + '.tmp', args.port_file)
+    ls = listen(args.port_file)
 
     deadline = time.monotonic() + args.lifetime
     n = 0
