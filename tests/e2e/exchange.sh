@@ -1,13 +1,13 @@
 #!/bin/sh
 # Exchange Online's live-session replies, played by a fault injector of our
-# own (tests/servers/exchangefault.py) in front of the real Dovecot and the
-# real OAuth server: a throttled login, "User is authenticated but not
-# connected", "BYE Session invalidated - AccessTokenExpired" in the middle
-# of a fetch, and access tokens that expire during a fetch.  One run
-# completes the fetch each time, byte for byte, nothing twice, exit 0, and
-# notify_command never runs: none of these needs a human.  A throttle that
-# never ends gives exit 75 after the bounded attempts, its waits capped by
-# throttle_max_wait.
+# own (tests/servers/exchangefault.py) in front of the real Dovecot (IMAP,
+# and POP3 for a throttled login) and the real OAuth server: a throttled
+# login, "User is authenticated but not connected", "BYE Session
+# invalidated - AccessTokenExpired" in the middle of a fetch, and access
+# tokens that expire during a fetch.  One run completes the fetch each
+# time, byte for byte, nothing twice, exit 0, and notify_command never
+# runs: none of these needs a human.  A throttle that never ends gives exit
+# 75 after the bounded attempts, its waits capped by throttle_max_wait.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 # The client whose tokens live a few seconds (servers.sh: SHORT_ID).
@@ -52,6 +52,24 @@ case_throttled_login() {
 	assert_no_grep "LOGIN #4" "$RELAY_LOG"
 	run_pm -c "$CASE_DIR/config"
 	assert_rc 1
+}
+
+# A throttled login over POP3: Exchange's -ERR to AUTH, the suggested wait,
+# then the fetch.
+case_pop3_throttled_login() {
+	seed_messages
+	start_injector exchangefault.py "$POP3_PORT" --lifetime 300 --pop3 \
+		--throttle-logins 1 --backoff-ms 500
+	account acct protocol=pop3 "port=$INJ_PORT" tls=none oauth_scope=pop3 \
+		"notify_command=touch $CASE_DIR/notified" |
+		write_config "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config" -v
+	assert_rc 0
+	assert_server_copies "$CASE_DIR/Maildir" "$CASE_USER"
+	assert_no_human
+	assert_grep -F "throttled by the server; retrying in 0.5 s" "$LAST_OUT.err"
+	assert_grep "FAULT login #1 throttled \(POP3\)" "$INJ_LOG"
+	assert_grep "LOGIN #2" "$INJ_LOG"
 }
 
 # A throttle that never ends: exit 75 after the bounded attempts, each
@@ -156,6 +174,7 @@ case_renew_before_expiry() {
 }
 
 run_case throttled_login case_throttled_login
+run_case pop3_throttled_login case_pop3_throttled_login
 run_case throttled_forever case_throttled_forever
 run_case not_connected case_not_connected
 run_case expired_mid_fetch case_expired_mid_fetch

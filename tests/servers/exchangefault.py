@@ -27,13 +27,17 @@ option plays one of Exchange's replies, which Dovecot never sends:
                         more after the login is replaced by that BYE
   --body-delay-ms D     hold each body literal back D ms (a slow server)
 
+With --pop3 the relay stands in front of Dovecot's POP3 listener instead:
+Exchange's POP3 greeting, and --throttle-logins answers AUTH with "-ERR
+Request is throttled. Suggested Backoff Time: M milliseconds".
+
 --faulty-sessions K (default 1) gives --not-connected and --expire-after to
 the first K connections; --token-lifetime applies to every connection.
 Every login is logged as "LOGIN #n", every fault as a line starting with
 FAULT.
 
 Usage: exchangefault.py --upstream-port N --port-file FILE [--log FILE]
-                        [option]...
+                        [--pop3] [option]...
 """
 import argparse
 import re
@@ -54,6 +58,21 @@ CAPS_AFTER = (b'IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS MOVE '
               b'ID UNSELECT CLIENTACCESSRULES CLIENTNETWORKPRESENCELOCATION '
               b'BACKENDAUTHENTICATE CHILDREN IDLE NAMESPACE LITERAL+')
 EXPIRED = b'* BYE Session invalidated - AccessTokenExpired\r\n'
+POP3_GREETING = (b'+OK The Microsoft Exchange POP3 service is ready. '
+                 b'[TQBXADIAUABSADEAMQBDAEEAMAAwADcAMAAuAG4AYQBtAHAAcgA=]'
+                 b'\r\n')
+
+
+def login_throttled(args, what):
+    """Count a login; whether it is to be throttled."""
+    with args.lock:
+        args.logins += 1
+        n = args.logins
+    log(args, 'LOGIN #%d' % n)
+    if args.throttle_logins < 0 or n <= args.throttle_logins:
+        log(args, 'FAULT login #%d throttled (%s)' % (n, what))
+        return True
+    return False
 
 
 class Conn:
@@ -98,13 +117,7 @@ class Conn:
                 tag = words[0] if words else b''
                 cmd = words[1].upper() if len(words) > 1 else b''
                 if cmd in (b'AUTHENTICATE', b'LOGIN'):
-                    with self.args.lock:
-                        self.args.logins += 1
-                        n = self.args.logins
-                    log(self.args, 'LOGIN #%d' % n)
-                    t = self.args.throttle_logins
-                    if t < 0 or n <= t:
-                        log(self.args, 'FAULT login #%d throttled' % n)
+                    if login_throttled(self.args, 'IMAP'):
                         self.to_client(
                             tag + b' NO Request is throttled. Suggested '
                             b'Backoff Time: %d milliseconds\r\n' %
@@ -189,11 +202,51 @@ class Conn:
             self.close()
 
 
+class Pop3Conn(Conn):
+    """A relayed POP3 connection: Exchange's greeting, throttled AUTH."""
+
+    def client_to_server(self):
+        r = Reader(self.client)
+        try:
+            while True:
+                line = r.line()
+                words = line.split()
+                if (not self.dead and len(words) > 1 and
+                        words[0].upper() == b'AUTH' and
+                        login_throttled(self.args, 'POP3')):
+                    self.to_client(b'-ERR Request is throttled. Suggested '
+                                   b'Backoff Time: %d milliseconds\r\n' %
+                                   self.args.backoff_ms)
+                    continue
+                if not self.dead:
+                    self.server.sendall(line)
+        except (EOFError, OSError):
+            pass
+        if not self.dead:
+            self.close()
+
+    def server_to_client(self):
+        r = Reader(self.server)
+        try:
+            r.line()
+            self.to_client(POP3_GREETING)
+            while True:
+                if not r.buf:
+                    r.fill()
+                data, r.buf = r.buf, b''
+                self.to_client(data)
+        except (EOFError, OSError):
+            pass
+        if not self.dead:
+            self.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--upstream-port', type=int, required=True)
     ap.add_argument('--port-file', required=True)
     ap.add_argument('--log')
+    ap.add_argument('--pop3', action='store_true')
     ap.add_argument('--throttle-logins', type=int, default=0)
     ap.add_argument('--backoff-ms', type=int, default=1500)
     ap.add_argument('--not-connected', action='store_true')
@@ -220,7 +273,8 @@ def main():
             continue
         n += 1
         log(args, 'connection #%d' % n)
-        conn = Conn(args, c, n <= args.faulty_sessions)
+        conn = (Pop3Conn if args.pop3 else Conn)(args, c,
+                                                 n <= args.faulty_sessions)
         for fn in (conn.client_to_server, conn.server_to_client):
             threading.Thread(target=fn, daemon=True).start()
 
