@@ -39,13 +39,12 @@ FAULT.
 Usage: exchangefault.py --upstream-port N --port-file FILE [--log FILE]
                         [--pop3] [option]...
 """
-import argparse
 import re
 import socket
 import threading
 import time
 
-from relaylib import Reader, listen, log
+from relaylib import Reader, log, parser, serve
 
 LITERAL = re.compile(rb'\{(\d+)\+?\}\r?\n$')
 CAPS_CODE = re.compile(rb'\[CAPABILITY [^\]]*\] ?', re.I)
@@ -242,10 +241,7 @@ class Pop3Conn(Conn):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--upstream-port', type=int, required=True)
-    ap.add_argument('--port-file', required=True)
-    ap.add_argument('--log')
+    ap = parser()
     ap.add_argument('--pop3', action='store_true')
     ap.add_argument('--throttle-logins', type=int, default=0)
     ap.add_argument('--backoff-ms', type=int, default=1500)
@@ -256,27 +252,15 @@ def main():
     ap.add_argument('--token-lifetime', type=float, default=0)
     ap.add_argument('--body-delay-ms', type=int, default=0)
     ap.add_argument('--faulty-sessions', type=int, default=1)
-    ap.add_argument('--lifetime', type=float, default=600,
-                    help='stop after this many seconds whatever happens')
     args = ap.parse_args()
     args.lock = threading.Lock()
     args.logins = 0
 
-    ls = listen(args.port_file)
-
-    deadline = time.monotonic() + args.lifetime
-    n = 0
-    while time.monotonic() < deadline:
-        try:
-            c, _ = ls.accept()
-        except socket.timeout:
-            continue
-        n += 1
+    def relay(n, c):
         log(args, 'connection #%d' % n)
-        conn = (Pop3Conn if args.pop3 else Conn)(args, c,
+        return (Pop3Conn if args.pop3 else Conn)(args, c,
                                                  n <= args.faulty_sessions)
-        for fn in (conn.client_to_server, conn.server_to_client):
-            threading.Thread(target=fn, daemon=True).start()
+    serve(args, relay)
 
 
 if __name__ == '__main__':

@@ -24,14 +24,12 @@ Every fault applied is logged as a line starting with FAULT.
 Usage: imapfault.py --upstream-port N --port-file FILE [--log FILE]
                     [--first-only] [--run CMD] [--fault F]...
 """
-import argparse
 import re
 import socket
 import subprocess
 import threading
-import time
 
-from relaylib import Reader, listen, log
+from relaylib import Reader, log, parser, serve
 
 LITERAL = re.compile(rb'\{(\d+)\+?\}\r?\n$')
 FETCH_UID_BODY = re.compile(rb'^(\* \d+ FETCH \()UID (\d+) (BODY\[\] \{\d+\}\r?\n)$')
@@ -115,33 +113,18 @@ class Conn:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--upstream-port', type=int, required=True)
-    ap.add_argument('--port-file', required=True)
-    ap.add_argument('--log')
+    ap = parser()
     ap.add_argument('--first-only', action='store_true')
     ap.add_argument('--run')
     ap.add_argument('--fault', action='append', default=[])
-    ap.add_argument('--lifetime', type=float, default=600,
-                    help='stop after this many seconds whatever happens')
     args = ap.parse_args()
     args.lock = threading.Lock()
 
-    ls = listen(args.port_file)
-
-    deadline = time.monotonic() + args.lifetime
-    n = 0
-    while time.monotonic() < deadline:
-        try:
-            c, _ = ls.accept()
-        except socket.timeout:
-            continue
-        n += 1
+    def relay(n, c):
         faults = set(args.fault) if (n == 1 or not args.first_only) else set()
         log(args, 'connection #%d faults=%s' % (n, ','.join(sorted(faults))))
-        conn = Conn(args, c, faults)
-        for fn in (conn.client_to_server, conn.server_to_client):
-            threading.Thread(target=fn, daemon=True).start()
+        return Conn(args, c, faults)
+    serve(args, relay)
 
 
 if __name__ == '__main__':
