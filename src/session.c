@@ -582,7 +582,7 @@ session_run(struct account *a, const struct pm_plugin *p, int progress,
 	struct state *st = NULL;
 	struct state_binding bind;
 	struct deliver *d = NULL;
-	unsigned long before;
+	unsigned long before, skipped;
 	long long wait_ms;
 	int r, cached, auth_retried = 0, stalls = 0;
 
@@ -630,8 +630,16 @@ session_run(struct account *a, const struct pm_plugin *p, int progress,
 		s.retry_kind = 0;
 		s.retry_ms = 0;
 		stats->renew = 0;
+		/* Every session lists the folders from the first again:
+		 * the messages skipped for size are counted once, the
+		 * failures of the last session are the run's. */
+		skipped = stats->skipped;
+		stats->skipped = 0;
+		stats->failed = 0;
 		before = stats->delivered;
 		r = fetch_run(&pol, &t, st, p, &session_host, &s, stats, err);
+		if (stats->skipped < skipped)
+			stats->skipped = skipped;
 		host_disconnect(&s);
 		if (r == PM_EAUTH && s.token_rejected) {
 			/* Never reuse a token the server refused; one that

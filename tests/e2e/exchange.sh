@@ -113,11 +113,19 @@ case_not_connected() {
 # on where the first stopped.
 case_expired_mid_fetch() {
 	seed_many 30
+	# One message over the size limit, listed by both sessions, is
+	# skipped once.
+	{ printf 'From: big@example.org\nSubject: big\n\n'
+	  yes 'a line of a message over the size limit' | head -n 600; } \
+		>"$CASE_DIR/big.eml"
+	srv_seed "$CASE_USER" INBOX "$CASE_DIR/big.eml" || fail "seeding failed"
 	start_exchange --expire-after 7 --expire-in response
-	exchange_config
+	exchange_config size_limit=10k
 	run_pm -c "$CASE_DIR/config" -v
 	assert_rc 0
-	assert_server_copies "$CASE_DIR/Maildir" "$CASE_USER"
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/Maildir" $SEEDS
+	assert_grep "^acct: 1 message skipped for size$" "$LAST_OUT.out"
 	assert_no_human
 	assert_grep "FAULT BYE AccessTokenExpired after body #7" "$RELAY_LOG"
 	assert_grep "acct: 30 messages delivered" "$LAST_OUT.out"
