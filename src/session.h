@@ -24,11 +24,11 @@ extern const struct pm_host session_host;
  * (retry_hint(): throttled, lost, token expired) is followed by a new one,
  * which goes on where it stopped (the state file holds what was
  * delivered): after the server's suggested wait, capped by the account's
- * throttle_max_wait; after 1 s, doubling to 8 s, for a lost session; at
- * once, with a new token, for an expired one.  A session also ends at a
- * batch boundary shortly before its token expires (the last 5 minutes,
- * or the last half of a shorter life) and the run goes on with a new
- * token.  After SESSION_RETRIES (3) new sessions in a row without a
+ * throttle_max_wait; after 1 s, doubling (at most 8 s) while sessions
+ * get nowhere, for a lost session; at once, with a new token, for an
+ * expired one.  A session also ends at a batch boundary shortly before
+ * its token expires (the last 5 minutes, or the last half of a shorter
+ * life) and the run goes on with a new token.  After SESSION_RETRIES (3) new sessions in a row without a
  * message delivered, or when a wait is cut short by a signal, the
  * PM_ETEMP is returned.  Returns PM_OK or a status class with *err set.
  */
