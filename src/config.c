@@ -101,6 +101,7 @@ enum key {
 	K_IDLE,
 	K_MAX_CONNECTIONS,
 	K_SERVER_CONNECTIONS,
+	K_THROTTLE_MAX_WAIT,
 	K__COUNT
 };
 
@@ -245,6 +246,8 @@ static const struct keydef keydefs[K__COUNT] = {
 	[K_IDLE] = { "idle", V_BOOL, 0, NULL },
 	[K_MAX_CONNECTIONS] = { "max_connections", V_COUNT, 0, NULL },
 	[K_SERVER_CONNECTIONS] = { "server_connections", V_COUNT, 0, NULL },
+	[K_THROTTLE_MAX_WAIT] =
+	    { "throttle_max_wait", V_TIMEOUT, 0, NULL },
 };
 
 /* The ways to give one secret: inline, file, command, systemd credential
@@ -1730,6 +1733,10 @@ build_account(const struct parser *p, const struct section *sec,
 	    parse_number(e->value, 1, COUNT_MAX, &n) == 0)
 		a->server_connections = (unsigned)n;
 	a->fingerprint = fingerprint(p, sec);
+	a->throttle_max_wait = 60;
+	if ((e = eff(p, sec, K_THROTTLE_MAX_WAIT)) != NULL &&
+	    parse_number(e->value, 1, TIMEOUT_MAX, &n) == 0)
+		a->throttle_max_wait = (unsigned)n;
 	return PM_OK;
 }
 

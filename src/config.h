@@ -106,6 +106,8 @@ struct account {
 				 * (host and port); default 16 */
 	uint64_t fingerprint;	/* of every setting in effect: equal for an
 				 * account a reload did not change */
+	unsigned throttle_max_wait; /* seconds: most a server's suggested
+				 * wait is honoured for; default 60 */
 
 	struct account *next;
 };

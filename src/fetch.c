@@ -98,6 +98,8 @@ struct pm_fetch {
 	struct gone *gone;
 	size_t ngone;
 
+	size_t batches;			/* batches committed by this run */
+
 	struct progress prog;
 };
 
@@ -504,6 +506,8 @@ fetch_batch(struct pm_fetch *f, const size_t *idx, size_t n, char **err)
 		rc = dispose(f, fin, nfin, err);
 		free(fin);
 	}
+	if (rc == PM_OK)
+		f->batches++;
 	free(cerr);
 	free(f->slots);
 	f->slots = NULL;
@@ -512,6 +516,20 @@ fetch_batch(struct pm_fetch *f, const size_t *idx, size_t n, char **err)
 	f->shown = NULL;
 	f->nshown = 0;
 	return rc;
+}
+
+/* Whether the session must end now, at a batch boundary, to go on with a
+ * new one (pol->renew_at_ms): PM_ETEMP with stats->renew set.  Only after
+ * a batch of this run, so that every session gets somewhere. */
+static int
+renew_due(struct pm_fetch *f, char **err)
+{
+	if (f->pol->renew_at_ms <= 0 || f->batches == 0 ||
+	    mono_ms() < f->pol->renew_at_ms)
+		return PM_OK;
+	f->stats->renew = 1;
+	return errf(err, PM_ETEMP, "the access token is about to expire; "
+	    "the session ends here to go on with a new one");
 }
 
 /* Fetch the new messages of one folder and dispose of them. */
@@ -613,6 +631,8 @@ fetch_folder(struct pm_fetch *f, const char *folder, char **err)
 		}
 		if ((rc = fetch_batch(f, fresh + i, k, err)) != PM_OK)
 			goto out;
+		if (i + k < nfresh && (rc = renew_due(f, err)) != PM_OK)
+			goto out;
 	}
 	/* Save the validity and the pruned list even when nothing came. */
 	rc = state_save(f->st, err);
@@ -711,8 +731,11 @@ engine_folders(struct pm_fetch *f, char **err)
 		folders = f->pol->folders;
 		nfolders = f->pol->nfolders;
 	}
-	for (i = 0; rc == PM_OK && i < nfolders; i++)
+	for (i = 0; rc == PM_OK && i < nfolders; i++) {
 		rc = fetch_folder(f, folders[i], err);
+		if (rc == PM_OK && i + 1 < nfolders)
+			rc = renew_due(f, err);
+	}
 	f->e = NULL;
 	f->ne = 0;
 	return rc;

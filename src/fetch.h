@@ -32,6 +32,10 @@ struct run_stats {
 	uint64_t bytes;			/* their size as delivered */
 	unsigned long skipped;		/* over the size limit */
 	unsigned long failed;		/* left on the server after a failure */
+	int renew;			/* the run ended early, after a batch,
+					 * because renew_at_ms passed: go on
+					 * with a new session (not a
+					 * failure) */
 };
 
 /* The account's fetch policy, as the config says. */
@@ -48,6 +52,12 @@ struct fetch_policy {
 	size_t batch_msgs;		/* most messages per batch (> 0) */
 	uint64_t batch_bytes;		/* most listed bytes per batch (> 0) */
 	int progress;			/* draw a progress line on stderr */
+	long long renew_at_ms;		/* mono_ms() after which the session
+					 * ends at the next batch boundary
+					 * (its access token is about to
+					 * expire); 0: never.  Read at each
+					 * boundary, so it may be set while
+					 * the run goes on. */
 };
 
 /* Defaults for fetch_policy's batch bounds: a sync (fsync) and a save of
@@ -86,7 +96,10 @@ void fetch_target_deliver(struct fetch_target *t, struct deliver *d);
  * PM_OK, the status of the step that broke the session (the messages
  * completed before it are still synced and recorded), or else the worst
  * per-message failure (PM_EDELIVER over PM_ETEMP) after every other
- * message was dealt with; *err is set with the reason.
+ * message was dealt with; *err is set with the reason.  When
+ * pol->renew_at_ms passed after at least one batch of this run was
+ * committed and more is to come, the run closes the session and returns
+ * PM_ETEMP with stats->renew set.
  */
 int fetch_run(const struct fetch_policy *pol, const struct fetch_target *t,
     struct state *st, const struct pm_plugin *p, const struct pm_host *h,

@@ -1150,13 +1150,15 @@ jwt_describe(const char *token, const char *user, const char *proto)
 	return warnings;
 }
 
-/* The expiry and granted scope recorded next to the token of req. */
+/* The expiry and granted scope recorded next to the token of req; with
+ * token not NULL, only when the recorded token is that one. */
 static void
-recorded_expiry(const struct oauth_request *req, int64_t *exp_r,
-    char **scope_r)
+recorded_expiry(const struct oauth_request *req,
+    const struct pm_secret *token, int64_t *exp_r, char **scope_r)
 {
 	struct json_object *obj;
-	const char *why, *scope;
+	struct pm_secret *rec;
+	const char *why, *scope, *access;
 	char *path, *data;
 	size_t len;
 	int bad = 0;
@@ -1171,6 +1173,16 @@ recorded_expiry(const struct oauth_request *req, int64_t *exp_r,
 		return;
 	if (read_small_file(path, STORE_MAX_FILE, &data, &len) == 0) {
 		obj = oauth_parse_object(data, len, &why);
+		access = obj == NULL ? NULL : oauth_get_string(obj,
+		    "access_token", &bad);
+		rec = access == NULL || bad ? NULL : secret_from_str(access);
+		if (obj != NULL && token != NULL && (rec == NULL ||
+		    !secret_equal(rec, token))) {
+			json_object_put(obj);
+			obj = NULL;
+		}
+		secret_free(rec);
+		bad = 0;
 		if (obj != NULL) {
 			(void)oauth_get_int64(obj, "expires_at", exp_r);
 			scope = oauth_get_string(obj, "scope", &bad);
@@ -1182,6 +1194,20 @@ recorded_expiry(const struct oauth_request *req, int64_t *exp_r,
 		free(data);
 	}
 	free(path);
+}
+
+/* When token, which oauth_get_token() gave for req, expires (contract in
+ * oauth.h). */
+time_t
+oauth_token_expiry(const struct oauth_request *req,
+    const struct pm_secret *token)
+{
+	int64_t exp;
+	char *scope;
+
+	recorded_expiry(req, token, &exp, &scope);
+	free(scope);
+	return exp > 0 ? (time_t)exp : 0;
 }
 
 /* `pullmail token ACCOUNT --info` (contract in oauth.h). */
@@ -1199,7 +1225,7 @@ oauth_token_info(const struct oauth_request *req, const char *user,
 	if (rc != PM_OK)
 		return rc;
 	now = time(NULL);
-	recorded_expiry(req, &exp, &granted);
+	recorded_expiry(req, NULL, &exp, &granted);
 	printf("%s: access token (%s, %zu bytes; never shown)\n", who(req),
 	    cached ? "stored" : "new", secret_len(token));
 	printf("  grant: %s\n", req->flow == OAUTH_FLOW_CLIENT_CREDENTIALS ?

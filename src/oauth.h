@@ -94,6 +94,14 @@ int oauth_get_token(const struct oauth_request *req,
  * the next success).  PM_ETEMP, PM_EPROTO as for client credentials.
  */
 
+/*
+ * When token, which oauth_get_token() returned for req, expires: the
+ * expires_at recorded in the cache or the token store next to it; 0 when
+ * unknown (oauth_token_command, no cache, another token recorded since).
+ */
+time_t oauth_token_expiry(const struct oauth_request *req,
+    const struct pm_secret *token);
+
 /* Drop the cached token for req (after the server rejected it).  For a
  * delegated flow only the access token is dropped: the refresh token stays. */
 void oauth_invalidate(const struct oauth_request *req);

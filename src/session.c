@@ -1,11 +1,16 @@
 /*
  * One account's run.  The host services a plugin receives are implemented
  * here on top of the transport, the token module and the SASL encoders;
- * session_run() has the fetch engine drive one plugin over one account and
- * retries once when the server rejects a cached token.
+ * session_run() has the fetch engine drive one plugin over one account,
+ * retries once when the server rejects a cached token, and goes on with a
+ * new session when one ends for a reason a new one gets past (a plugin's
+ * retry_hint(): throttling, a lost or invalidated session, an expired
+ * token) or when the token is about to expire.
  */
 #include "autoconf.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +32,21 @@
 #define LINE_MAX_BYTES 65536
 #define SASL_MAX_ROUNDS 8
 
+/*
+ * New sessions tried in a row without a message delivered, after a session
+ * ended for a reason a new one may get past, before the temporary failure
+ * is reported: the server then keeps the mail for the next run.  As long
+ * as each session delivers something, the run goes on.
+ */
+#define SESSION_RETRIES 3
+/* The wait before a new session after a lost one: doubling from the
+ * first, at most the last. */
+#define RECONNECT_WAIT_MS 1000
+#define RECONNECT_WAIT_MAX_MS 8000
+/* How long before its token expires a session ends at a batch boundary:
+ * this, or half the time left when less. */
+#define RENEW_MARGIN_MS (5 * 60 * 1000LL)
+
 struct pm_session {
 	struct account *a;
 	struct pm_account_info info;
@@ -40,6 +60,8 @@ struct pm_session {
 	unsigned retry_ms;		/* the server's suggested wait */
 	int wake_fd;			/* ends an await_input() early; -1:
 					 * none */
+	struct fetch_policy *pol;	/* its renew_at_ms follows the
+					 * token */
 };
 
 /* Host account(): the account info session_run() filled in. */
@@ -199,6 +221,27 @@ host_disconnect(struct pm_session *s)
 	s->stream = NULL;
 }
 
+/* End the session at a batch boundary before its token expires. */
+static void
+session_renew_at(struct pm_session *s, const struct oauth_request *req)
+{
+	time_t exp = oauth_token_expiry(req, s->token), now = time(NULL);
+	long long left_ms, margin;
+
+	if (s->pol == NULL)
+		return;
+	s->pol->renew_at_ms = 0;
+	if (exp == 0)
+		return;
+	left_ms = exp > now ? (long long)(exp - now) * 1000 : 0;
+	margin = left_ms / 2 < RENEW_MARGIN_MS ? left_ms / 2 :
+	    RENEW_MARGIN_MS;
+	s->pol->renew_at_ms = mono_ms() + left_ms - margin;
+	log_debug("oauth", "%s: the access token expires in %lld s; a new "
+	    "session follows after %lld s", s->a->name, left_ms / 1000,
+	    (left_ms - margin) / 1000);
+}
+
 /* The access token for this run: from the cache or the token endpoint. */
 static int
 session_token(struct pm_session *s, char **err)
@@ -216,6 +259,7 @@ session_token(struct pm_session *s, char **err)
 		return r;
 	log_debug("oauth", "%s: using %s access token", s->a->name,
 	    s->token_cached ? "cached" : "new");
+	session_renew_at(s, &req);
 	return PM_OK;
 }
 
@@ -508,8 +552,92 @@ session_open_store(struct pm_session *s, struct state **st_r,
 	return r;
 }
 
+/* Wait ms milliseconds, or less when wake_fd becomes readable or a signal
+ * arrives; returns 0 when the whole wait passed. */
+static int
+session_sleep(int wake_fd, long long ms)
+{
+	struct pollfd pfd[2];
+	long long end = mono_ms() + ms, left;
+	int n;
+
+	/* The daemon's shutdown cuts a wait as it cuts a read. */
+	pfd[0].fd = transport_abort_fd();
+	pfd[0].events = POLLIN;
+	pfd[1].fd = wake_fd;
+	pfd[1].events = POLLIN;
+	while ((left = end - mono_ms()) > 0) {
+		pfd[0].revents = pfd[1].revents = 0;
+		n = poll(pfd, 2, left > 60000 ? 60000 : (int)left);
+		if (n > 0 || (n < 0 && errno == EINTR))
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * After a session failed with PM_ETEMP (why): whether a new session should
+ * go on, and after how long a wait (*wait_ms_r).  renew: the fetch engine
+ * ended the session because the token is about to expire.  stalls is how
+ * many sessions in a row got nothing delivered.  Logs what is done.
+ */
+static int
+session_again(struct pm_session *s, int renew, int stalls, const char *why,
+    long long *wait_ms_r)
+{
+	struct account *a = s->a;
+	long long wait, cap = (long long)a->throttle_max_wait * 1000;
+	int i;
+
+	*wait_ms_r = 0;
+	if (!renew && s->retry_kind == 0)
+		return 0;
+	if (stalls > SESSION_RETRIES) {
+		log_info("%s: %s; %d new sessions in a row delivered nothing, "
+		    "the mail stays on the server for the next run", a->name,
+		    why, SESSION_RETRIES);
+		return 0;
+	}
+	if (renew) {
+		log_info("%s: the access token is about to expire; going on "
+		    "with a new session and a new token", a->name);
+		return 1;
+	}
+	for (wait = RECONNECT_WAIT_MS, i = 1; i < stalls &&
+	    wait < RECONNECT_WAIT_MAX_MS; i++)
+		wait *= 2;
+	if (wait > RECONNECT_WAIT_MAX_MS)
+		wait = RECONNECT_WAIT_MAX_MS;
+	switch (s->retry_kind) {
+	case PM_RETRY_THROTTLED:
+		if (s->retry_ms > 0)
+			wait = s->retry_ms;
+		if (wait > cap) {
+			log_info("%s: the server asks to wait %.1f s; waiting "
+			    "%.1f s (throttle_max_wait)", a->name,
+			    wait / 1000.0, cap / 1000.0);
+			wait = cap;
+		}
+		log_info("%s: throttled by the server; retrying in %.1f s",
+		    a->name, wait / 1000.0);
+		break;
+	case PM_RETRY_TOKEN_EXPIRED:
+		wait = stalls <= 1 ? 0 : wait;
+		log_info("%s: the server ended the session because the access "
+		    "token expired; going on with a new token%s", a->name,
+		    wait > 0 ? " after a pause" : "");
+		break;
+	default:
+		log_info("%s: %s; reconnecting in %.1f s", a->name, why,
+		    wait / 1000.0);
+		break;
+	}
+	*wait_ms_r = wait;
+	return 1;
+}
+
 /* Fetch one account with plugin p, retrying once after a rejected
- * cached token. */
+ * cached token and going on with new sessions as session.h says. */
 int
 session_run(struct account *a, const struct pm_plugin *p, int progress,
     struct run_stats *stats, char **err)
@@ -519,32 +647,62 @@ session_run(struct account *a, const struct pm_plugin *p, int progress,
 	struct fetch_target t;
 	struct state *st = NULL;
 	struct deliver *d = NULL;
-	int r, attempt;
+	unsigned long before, skipped;
+	long long wait_ms;
+	int r, cached, auth_retried = 0, stalls = 0;
 
 	session_setup(&s, a, p);
+	s.pol = &pol;
 	policy_setup(&pol, a, progress);
 	r = session_open_store(&s, &st, &d, err);
 	if (r == PM_OK)
 		fetch_target_deliver(&t, d);
-	for (attempt = 0; r == PM_OK; attempt++) {
+	while (r == PM_OK) {
 		s.token_rejected = 0;
+		s.retry_kind = 0;
+		s.retry_ms = 0;
+		stats->renew = 0;
+		/* Every session lists the folders from the first again:
+		 * the messages skipped for size are counted once, the
+		 * failures of the last session are the run's. */
+		skipped = stats->skipped;
+		stats->skipped = 0;
+		stats->failed = 0;
+		before = stats->delivered;
 		r = fetch_run(&pol, &t, st, p, &session_host, &s, stats, err);
+		if (stats->skipped < skipped)
+			stats->skipped = skipped;
 		host_disconnect(&s);
-		if (r != PM_EAUTH || !s.token_rejected)
-			break;
-		/* Never reuse a token the server refused. */
-		if (s.token_cached && attempt == 0) {
+		if (r == PM_EAUTH && s.token_rejected) {
+			/* Never reuse a token the server refused; one that
+			 * came from the cache gets one more try. */
+			cached = s.token_cached;
+			session_drop_token(&s);
+			if (!cached || auth_retried)
+				break;
+			auth_retried = 1;
 			log_info("%s: the server refused the cached access "
 			    "token; getting a new one", a->name);
-			session_drop_token(&s);
-			free(*err);
-			*err = NULL;
-			r = PM_OK;
-			continue;
-		}
-		session_drop_token(&s);
-		break;
+		} else if (r == PM_ETEMP) {
+			/* The state file holds what was delivered: a new
+			 * session goes on where this one stopped. */
+			stalls = stats->delivered > before ? 0 : stalls + 1;
+			if (!session_again(&s, stats->renew, stalls, *err,
+			    &wait_ms))
+				break;
+			if (s.token != NULL && (stats->renew ||
+			    s.retry_kind == PM_RETRY_TOKEN_EXPIRED))
+				session_drop_token(&s);
+			if (wait_ms > 0 && session_sleep(s.wake_fd,
+			    wait_ms) != 0)
+				break;
+		} else
+			break;
+		free(*err);
+		*err = NULL;
+		r = PM_OK;
 	}
+	stats->renew = 0;
 	host_disconnect(&s);
 	deliver_close(d);
 	state_close(st);
@@ -596,6 +754,7 @@ session_idle(struct account *a, const struct pm_plugin *p,
     struct session_outcome *out, char **err)
 {
 	struct pm_session s;
+	struct fetch_policy rpol;
 	struct pm_conn *c = NULL;
 	char *cerr = NULL;
 	int r, news, attempt, timeout;
@@ -604,6 +763,9 @@ session_idle(struct account *a, const struct pm_plugin *p,
 	memset(out, 0, sizeof *out);
 	session_setup(&s, a, p);
 	s.wake_fd = ctl->wake_fd;
+	/* Only for the token's renewal time (session_renew_at()). */
+	memset(&rpol, 0, sizeof rpol);
+	s.pol = &rpol;
 	for (attempt = 0;; attempt++) {
 		s.token_rejected = 0;
 		r = p->open(&session_host, &s, &c, err);
@@ -636,8 +798,7 @@ session_idle(struct account *a, const struct pm_plugin *p,
 		/* RFC 2177: re-issue IDLE at least every 29 minutes.  A
 		 * session whose token runs out is renewed before it does. */
 		timeout = IDLE_RENEW_MS;
-		renew = ctl->renew_at_ms != NULL ?
-		    ctl->renew_at_ms(ctl->arg) : 0;
+		renew = rpol.renew_at_ms;
 		if (renew > 0) {
 			long long left = renew - mono_ms();
 

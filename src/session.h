@@ -16,9 +16,21 @@ extern const struct pm_host session_host;
 
 /*
  * Fetch one account with plugin p through the fetch engine; progress
- * draws a progress line on stderr (a terminal only).  When the server rejects an OAuth token
- * that came from the cache, the token is dropped and the run retried once
- * with a fresh one.  Returns PM_OK or a status class with *err set.
+ * draws a progress line on stderr (a terminal only).  When the server
+ * rejects an OAuth token that came from the cache, the token is dropped
+ * and the run retried once with a fresh one.
+ *
+ * A session that ends with PM_ETEMP for a reason the plugin named
+ * (retry_hint(): throttled, lost, token expired) is followed by a new one,
+ * which goes on where it stopped (the state file holds what was
+ * delivered): after the server's suggested wait, capped by the account's
+ * throttle_max_wait; after 1 s, doubling (at most 8 s) while sessions
+ * get nowhere, for a lost session; at once, with a new token, for an
+ * expired one.  A session also ends at a batch boundary shortly before
+ * its token expires (the last 5 minutes, or the last half of a shorter
+ * life) and the run goes on with a new token.  After SESSION_RETRIES (3) new sessions in a row without a
+ * message delivered, or when a wait is cut short by a signal, the
+ * PM_ETEMP is returned.  Returns PM_OK or a status class with *err set.
  */
 int session_run(struct account *a, const struct pm_plugin *p, int progress,
     struct run_stats *stats, char **err);
@@ -39,16 +51,14 @@ struct idle_ctl {
 	void (*lock)(void *arg, int on);
 	/* After every pass: what it delivered. */
 	void (*report)(void *arg, const struct run_stats *stats);
-	/* The monotonic time (mono_ms) by which the session should be
-	 * renewed (its token runs out), 0 for none; NULL: never. */
-	long long (*renew_at_ms)(void *arg);
 };
 
 /* How a session_idle() ended, besides its status. */
 struct session_outcome {
 	int no_idle;		/* the server does not offer IDLE: poll */
 	int connected;		/* it got as far as idling */
-	int renew;		/* ended to renew the token: reconnect now */
+	int renew;		/* ended before the access token of the
+				 * session runs out: reconnect now */
 	int retry_kind;		/* enum pm_retry the plugin reported, 0 */
 	unsigned retry_ms;	/* the server's suggested wait */
 };

@@ -73,6 +73,12 @@ transport_set_abort_fd(int fd)
 	abort_fd = fd;
 }
 
+int
+transport_abort_fd(void)
+{
+	return abort_fd;
+}
+
 /* Start GnuTLS once for the process. */
 int
 transport_init(char **err)

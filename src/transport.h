@@ -21,6 +21,8 @@ struct tls_opts {
 /* Once fd is readable, every network wait of every stream fails at once
  * with PM_ETEMP ("shutting down").  Set before threads start; -1: none. */
 void transport_set_abort_fd(int fd);
+/* That fd, or -1. */
+int transport_abort_fd(void);
 
 /* Global init/deinit (gnutls_global_init); call once. */
 int transport_init(char **err);

@@ -88,24 +88,24 @@ case_expunge_mid_window() {
 }
 
 # The connection dies in the middle of the 25th body of a window: the 24
-# complete ones are delivered and recorded, nothing is deleted; the next
-# run deletes those without delivering them again and fetches the rest.
+# complete ones are delivered and recorded, nothing is deleted; a new
+# session in the same run deletes those without delivering them again and
+# fetches the rest.
 case_cut_mid_window() {
 	seed_many 60
 	start_relay --first-only --fault cut-body:25
 	relay_account acct keep=no | write_config "$CASE_DIR/config"
-	run_pm -c "$CASE_DIR/config"
-	assert_rc 75
-	assert_grep 'FAULT cut in BODY\[\] literal #25' "$RELAY_LOG"
-	assert_eq 24 "$(maildir_count "$CASE_DIR/Maildir")" "messages delivered by the cut run"
-	assert_eq 60 "$(srv_count "$CASE_USER")" "messages left on the server"
-	[ -z "$(find "$CASE_DIR/Maildir/tmp" -type f)" ] || fail "files left in tmp/"
-	run_pm -c "$CASE_DIR/config"
+	run_pm -c "$CASE_DIR/config" -v
 	assert_rc 0
-	assert_grep "^acct: 36 messages delivered" "$LAST_OUT.out"
+	assert_grep 'FAULT cut in BODY\[\] literal #25' "$RELAY_LOG"
+	assert_grep 'acct: .*; reconnecting in 1.0 s' "$LAST_OUT.err"
+	assert_grep 'acct: INBOX: deleting 24 messages delivered by an earlier run' "$LAST_OUT.err"
+	assert_grep "^acct: 60 messages delivered" "$LAST_OUT.out"
 	# shellcheck disable=SC2086
 	assert_same_messages "$CASE_DIR/Maildir" $SEEDS
 	assert_eq 0 "$(srv_count "$CASE_USER")" "messages left on the server"
+	run_pm -c "$CASE_DIR/config"
+	assert_rc 1
 }
 
 # Exchange Online's order: the UID after the body literal.  Every message

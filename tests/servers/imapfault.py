@@ -24,53 +24,15 @@ Every fault applied is logged as a line starting with FAULT.
 Usage: imapfault.py --upstream-port N --port-file FILE [--log FILE]
                     [--first-only] [--run CMD] [--fault F]...
 """
-import argparse
 import re
 import socket
 import subprocess
-import sys
 import threading
-import time
+
+from relaylib import Reader, log, parser, serve
 
 LITERAL = re.compile(rb'\{(\d+)\+?\}\r?\n$')
 FETCH_UID_BODY = re.compile(rb'^(\* \d+ FETCH \()UID (\d+) (BODY\[\] \{\d+\}\r?\n)$')
-
-
-def log(args, msg):
-    line = '%s %s\n' % (time.strftime('%H:%M:%S'), msg)
-    with args.lock:
-        if args.log:
-            with open(args.log, 'a') as f:
-                f.write(line)
-        else:
-            sys.stderr.write(line)
-
-
-class Reader:
-    """Buffered reads of lines and exact byte counts from a socket."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b''
-
-    def fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError
-        self.buf += data
-
-    def line(self):
-        while b'\n' not in self.buf:
-            self.fill()
-        i = self.buf.index(b'\n') + 1
-        out, self.buf = self.buf[:i], self.buf[i:]
-        return out
-
-    def exactly(self, n):
-        while len(self.buf) < n:
-            self.fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
 
 
 class Conn:
@@ -151,41 +113,18 @@ class Conn:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--upstream-port', type=int, required=True)
-    ap.add_argument('--port-file', required=True)
-    ap.add_argument('--log')
+    ap = parser()
     ap.add_argument('--first-only', action='store_true')
     ap.add_argument('--run')
     ap.add_argument('--fault', action='append', default=[])
-    ap.add_argument('--lifetime', type=float, default=600,
-                    help='stop after this many seconds whatever happens')
     args = ap.parse_args()
     args.lock = threading.Lock()
 
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(('127.0.0.1', 0))
-    ls.listen(8)
-    ls.settimeout(1.0)
-    with open(args.port_file + '.tmp', 'w') as f:
-        f.write('%d\n' % ls.getsockname()[1])
-    import os
-    os.rename(args.port_file + '.tmp', args.port_file)
-
-    deadline = time.monotonic() + args.lifetime
-    n = 0
-    while time.monotonic() < deadline:
-        try:
-            c, _ = ls.accept()
-        except socket.timeout:
-            continue
-        n += 1
+    def relay(n, c):
         faults = set(args.fault) if (n == 1 or not args.first_only) else set()
         log(args, 'connection #%d faults=%s' % (n, ','.join(sorted(faults))))
-        conn = Conn(args, c, faults)
-        for fn in (conn.client_to_server, conn.server_to_client):
-            threading.Thread(target=fn, daemon=True).start()
+        return Conn(args, c, faults)
+    serve(args, relay)
 
 
 if __name__ == '__main__':

@@ -231,6 +231,7 @@ START_TEST(test_defaults)
 	    "deliver = maildir:Maildir\n"
 	    "keep = no\n"
 	    "timeout = 30\n"
+	    "throttle_max_wait = 5\n"
 	    "\n"
 	    "[account b]\n"
 	    "server = other.example.net\n"
@@ -240,6 +241,7 @@ START_TEST(test_defaults)
 	    "folder = Archive\n"
 	    "keep = yes\n"
 	    "mark_seen = yes\n"
+	    "throttle_max_wait = 600\n"
 	    "deliver = maildir:/srv/mail/bob\n") < 0)
 		abort();
 	cfg = load_good(text);
@@ -260,6 +262,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(a->keep, 0);
 	ck_assert_int_eq(a->mark_seen, 0);
 	ck_assert_uint_eq(a->timeout, 30);
+	ck_assert_uint_eq(a->throttle_max_wait, 5);
 	ck_assert_str_eq(secret_reveal(a->password), "pa");
 	ck_assert_int_eq(account_uses_oauth(a), 0);
 	expect = in_cwd("Maildir");
@@ -267,7 +270,7 @@ START_TEST(test_defaults)
 	free(expect);
 
 	ck_assert_str_eq(b->name, "b");
-	ck_assert_int_eq(b->line, 15);
+	ck_assert_int_eq(b->line, 16);
 	ck_assert_str_eq(b->server, "other.example.net");
 	ck_assert_uint_eq(b->port, 143);
 	ck_assert_int_eq(b->tls, PM_TLS_IMPLICIT);
@@ -276,6 +279,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(b->keep, 1);
 	ck_assert_int_eq(b->mark_seen, 1);
 	ck_assert_uint_eq(b->timeout, 30);
+	ck_assert_uint_eq(b->throttle_max_wait, 600);
 	ck_assert_str_eq(b->deliver_path, "/srv/mail/bob");
 	ck_assert_str_eq(secret_reveal(b->password), "pb");
 
@@ -312,6 +316,7 @@ START_TEST(test_builtin_defaults)
 	ck_assert_int_eq(a->keep, 1);
 	ck_assert_int_eq(a->mark_seen, 0);
 	ck_assert_uint_eq(a->timeout, 60);
+	ck_assert_uint_eq(a->throttle_max_wait, 60);
 	ck_assert_int_eq(a->oauth_provider, OAUTH_NONE);
 	ck_assert_ptr_null(a->oauth_client_secret);
 	if (asprintf(&expect, "%s/Maildir", tmpdir) < 0)

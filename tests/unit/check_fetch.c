@@ -679,6 +679,69 @@ START_TEST(test_batches)
 }
 END_TEST
 
+/* When the token is about to expire (renew_at_ms passed), the run ends at
+ * the next batch boundary after a batch of its own, closing the session,
+ * with stats.renew set; the next run goes on where it stopped, nothing
+ * delivered twice.  Not before a first batch, not when nothing is left. */
+START_TEST(test_renew)
+{
+	char *err;
+
+	fake_reset("1 2 3 4 5", "ooooo");
+	pol.batch_msgs = 2;
+	pol.renew_at_ms = 1;
+	ck_assert_int_eq(run(&err), PM_ETEMP);
+	ck_assert_str_eq(err, "the access token is about to expire; the "
+	    "session ends here to go on with a new one");
+	free(err);
+	ck_assert_int_eq(stats.renew, 1);
+	ck_assert_uint_eq(stats.delivered, 2);
+	ck_assert_str_eq(F.log, "OPEN\nSELECT INBOX\nLIST\n"
+	    "FETCH 1,2\nSYNC\nDISPOSE delete 1,2\nCLOSE\n");
+	ck_assert(recorded("INBOX", "2") && !recorded("INBOX", "3"));
+
+	/* The next session: the rest, once; its deadline lies ahead. */
+	fake_reset("3 4 5", "ooo");
+	pol.batch_msgs = 2;
+	pol.renew_at_ms = mono_ms() + 3600000;
+	ck_assert_int_eq(run(&err), PM_OK);
+	ck_assert_int_eq(stats.renew, 0);
+	ck_assert_str_eq(F.log, "OPEN\nSELECT INBOX\nLIST\n"
+	    "FETCH 3,4\nSYNC\nDISPOSE delete 3,4\n"
+	    "FETCH 5\nSYNC\nDISPOSE delete 5\nCLOSE\n");
+	ck_assert_str_eq(F.durable, "INBOX/3=" BODY("3") "|INBOX/4="
+	    BODY("4") "|INBOX/5=" BODY("5") "|");
+
+	/* Past the deadline with one batch: nothing is left after it. */
+	fresh_state();
+	fake_reset("1 2", "oo");
+	pol.renew_at_ms = 1;
+	ck_assert_int_eq(run(&err), PM_OK);
+	ck_assert_int_eq(stats.renew, 0);
+
+	/* Between folders too, once a batch was committed. */
+	fresh_state();
+	fake_reset("1 2", "oo");
+	pol.nfolders = 2;
+	pol.renew_at_ms = 1;
+	ck_assert_int_eq(run(&err), PM_ETEMP);
+	free(err);
+	ck_assert_int_eq(stats.renew, 1);
+	ck_assert_str_eq(F.log, "OPEN\nSELECT INBOX\nLIST\nFETCH 1,2\nSYNC\n"
+	    "DISPOSE delete 1,2\nCLOSE\n");
+
+	/* An empty first folder committed nothing: the second is fetched. */
+	fresh_state();
+	record("INBOX", "7", "1 2");
+	fake_reset("1 2", "oo");
+	pol.nfolders = 2;
+	pol.keep = 1;
+	pol.renew_at_ms = 1;
+	ck_assert_int_eq(run(&err), PM_OK);
+	at("SELECT Archive");
+}
+END_TEST
+
 /* A delivery failure of one message leaves it on the server while the
  * others are delivered; the worst failure is reported at the end. */
 START_TEST(test_delivery_failures)
@@ -1216,6 +1279,7 @@ suite_fetch(void)
 	tcase_add_test(tc, test_known_deleted_first);
 	tcase_add_test(tc, test_size_limit);
 	tcase_add_test(tc, test_batches);
+	tcase_add_test(tc, test_renew);
 	tcase_add_test(tc, test_delivery_failures);
 	tcase_add_test(tc, test_refused_and_gone);
 	tcase_add_test(tc, test_cut_mid_set);
