@@ -1184,6 +1184,18 @@ recorded_expiry(const struct oauth_request *req, int64_t *exp_r,
 	free(path);
 }
 
+/* The recorded expiry of req's access token (contract in oauth.h). */
+time_t
+oauth_token_expiry(const struct oauth_request *req)
+{
+	int64_t exp;
+	char *scope;
+
+	recorded_expiry(req, &exp, &scope);
+	free(scope);
+	return exp > 0 ? (time_t)exp : 0;
+}
+
 /* `pullmail token ACCOUNT --info` (contract in oauth.h). */
 int
 oauth_token_info(const struct oauth_request *req, const char *user,

@@ -147,6 +147,11 @@ int oauth_authorize(const struct oauth_request *req, char **err);
 int oauth_token_info(const struct oauth_request *req, const char *user,
     const char *proto, char **err);
 
+/* When req's access token expires, as recorded in its cache or store
+ * (reads the file; takes no lock, makes no request); 0 when unknown: no
+ * token yet, token_command, a corrupt file. */
+time_t oauth_token_expiry(const struct oauth_request *req);
+
 /* A hint for a token endpoint error (AADSTS codes included), or NULL. */
 const char *oauth_error_hint(const char *error, const char *description);
 
