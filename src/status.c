@@ -31,6 +31,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "oauth.h"
 #include "secret.h"
 #include "status.h"
 #include "util.h"
@@ -261,6 +263,39 @@ status_set_token_expiry(const char *name, time_t at)
 		touch(r);
 	}
 	pthread_mutex_unlock(&mu);
+}
+
+void
+status_fetch_begin(const struct account *a)
+{
+	status_set_state(a->name, ST_POLLING);
+}
+
+void
+status_fetch_end(struct account *a, int r, unsigned long n,
+    const char *err)
+{
+	struct oauth_request req;
+	char *cache_dir;
+
+	status_add_delivered(a->name, n);
+	if (r == PM_OK) {
+		status_set_success(a->name);
+		status_set_state(a->name, ST_IDLE);
+	} else {
+		status_set_error(a->name, err != NULL ? err :
+		    "failed for an unknown reason");
+		if (r == PM_EAUTH || r == PM_ECONFIG)
+			status_set_state(a->name, ST_HUMAN);
+		else
+			status_set_backoff(a->name, 0);
+	}
+	if (account_uses_oauth(a)) {
+		cache_dir = xasprintf("%s/tokens", a->state_dir);
+		oauth_request_init(&req, a, cache_dir);
+		status_set_token_expiry(a->name, oauth_token_expiry(&req));
+		free(cache_dir);
+	}
 }
 
 /* --- the file format --------------------------------------------------- */
@@ -618,14 +653,24 @@ status_flush(char **err)
 }
 
 void
-status_close(void)
+status_sync(void)
 {
+	static atomic_int failing;
 	char *err = NULL;
 
-	if (status_flush(&err) != PM_OK) {
-		log_warnx("status file not written: %s", err);
+	if (status_flush(&err) == PM_OK)
+		failing = 0;
+	else {
+		if (atomic_exchange(&failing, 1) == 0)
+			log_warnx("status file not written: %s", err);
 		free(err);
 	}
+}
+
+void
+status_close(void)
+{
+	status_sync();
 	pthread_mutex_lock(&mu);
 	recs_free(recs, nrecs);
 	recs = NULL;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <time.h>
 
+struct account;
 struct config;
 
 enum status_state {
@@ -70,10 +71,29 @@ void status_add_delivered(const char *name, unsigned long n);
 /* When the access token of name expires (0: unknown). */
 void status_set_token_expiry(const char *name, time_t at);
 
+/* A fetch of account a starts (a worker took it): ST_POLLING. */
+void status_fetch_begin(const struct account *a);
+
+/*
+ * A fetch of account a ended with r (PM_*) after delivering n messages,
+ * with the error message err when r is not PM_OK: ST_IDLE and the last
+ * success now, or the last error and ST_HUMAN (PM_EAUTH, PM_ECONFIG: the
+ * classes that pause an account) or ST_BACKOFF until the next run (the
+ * daemon then sets its retry time with status_set_backoff); and the
+ * token's recorded expiry (reads the token cache, no request).
+ */
+void status_fetch_end(struct account *a, int r, unsigned long n,
+    const char *err);
+
 /* Write the file if anything changed since the last write.  Errors (the
  * file is left as it was, the records stay dirty): PM_ETEMP with a
  * message naming the file. */
 int status_flush(char **err);
+
+/* status_flush, with a warning when the file cannot be written: once,
+ * and again only after a write that worked (for a loop that calls it
+ * every turn). */
+void status_sync(void);
 
 /* Flush (errors only logged) and forget everything; status_open may
  * follow.  A no-op without status_open. */
