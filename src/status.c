@@ -32,7 +32,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,84 +299,48 @@ status_fetch_end(struct account *a, int r, unsigned long n,
 
 /* --- the file format --------------------------------------------------- */
 
-/* A growing text buffer. */
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-/* Append n bytes at s to b (kept NUL-terminated). */
+/* Write s to f, escaped. */
 static void
-buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-/* Append s to b, escaped. */
-static void
-buf_escaped(struct buf *b, const char *s)
+put_escaped(FILE *f, const char *s)
 {
 	const unsigned char *p;
-	char tmp[8];
 
 	for (p = (const unsigned char *)s; *p != '\0'; p++) {
 		if (*p == '\\')
-			buf_add(b, "\\\\", 2);
+			fputs("\\\\", f);
 		else if (*p == '\t')
-			buf_add(b, "\\t", 2);
+			fputs("\\t", f);
 		else if (*p == '\n')
-			buf_add(b, "\\n", 2);
+			fputs("\\n", f);
 		else if (*p == '\r')
-			buf_add(b, "\\r", 2);
+			fputs("\\r", f);
 		else if (*p < 0x20 || *p == 0x7f)
-			buf_add(b, tmp, (size_t)snprintf(tmp, sizeof tmp,
-			    "\\x%02x", *p));
+			fprintf(f, "\\x%02x", *p);
 		else
-			buf_add(b, (const char *)p, 1);
+			fputc(*p, f);
 	}
 }
 
-/* Append formatted text to b. */
-static void PM_PRINTF(2, 3)
-buf_fmt(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	s = xvasprintf(fmt, ap);
-	va_end(ap);
-	buf_add(b, s, strlen(s));
-	free(s);
-}
-
-/* One record as a line (appended to b). */
+/* One record as a line. */
 static void
-put_record(struct buf *b, const struct status_rec *r)
+put_record(FILE *f, const struct status_rec *r)
 {
-	buf_fmt(b, "account=");
-	buf_escaped(b, r->account);
-	buf_fmt(b, "\tpid=%ld\tstarted=%lld\tupdated=%lld"
-	    "\tstate=%s\tuntil=%lld\tsuccess=%lld\tdelivered=%llu"
-	    "\ttoken_expires=%lld\terror_at=%lld", r->pid,
-	    (long long)r->started, (long long)r->updated,
-	    state_words[r->state], (long long)r->until,
-	    (long long)r->success, r->delivered,
-	    (long long)r->token_expires, (long long)r->error_at);
+	fputs("account=", f);
+	put_escaped(f, r->account);
+	fprintf(f, "\tpid=%ld\tstarted=%lld\tupdated=%lld\tstate=%s"
+	    "\tuntil=%lld\tsuccess=%lld\tdelivered=%llu\ttoken_expires=%lld"
+	    "\terror_at=%lld", r->pid, (long long)r->started,
+	    (long long)r->updated, state_words[r->state], (long long)r->until,
+	    (long long)r->success, r->delivered, (long long)r->token_expires,
+	    (long long)r->error_at);
 	if (r->error != NULL) {
-		buf_fmt(b, "\terror=");
-		buf_escaped(b, r->error);
+		fputs("\terror=", f);
+		put_escaped(f, r->error);
 	}
-	buf_fmt(b, "\n");
+	fputc('\n', f);
 }
 
-/* Undo buf_escaped in place. */
+/* Undo put_escaped in place. */
 static void
 unescape(char *s)
 {
@@ -576,9 +539,9 @@ int
 status_flush(char **err)
 {
 	struct status_rec **disk = NULL, *d, *r;
-	struct buf text = { NULL, 0, 0 };
-	char *p, *lockp, *dir, *slash;
-	size_t ndisk = 0, i;
+	char *p, *lockp, *dir, *slash, *text = NULL;
+	size_t ndisk = 0, textlen = 0, i;
+	FILE *f;
 	int missing, lockfd = -1, rc;
 
 	pthread_mutex_lock(&flush_mu);
@@ -608,12 +571,14 @@ status_flush(char **err)
 
 	pthread_mutex_lock(&mu);
 	if (rc == PM_OK) {
-		buf_fmt(&text, "%s\n", STATUS_MAGIC);
+		if ((f = open_memstream(&text, &textlen)) == NULL)
+			abort();	/* out of memory, as xmalloc */
+		fprintf(f, "%s\n", STATUS_MAGIC);
 		/* Others' records where they were, ours in their place. */
 		for (i = 0; i < ndisk; i++) {
 			d = disk[i];
 			if ((r = find(recs, nrecs, d->account)) == NULL)
-				put_record(&text, d);
+				put_record(f, d);
 		}
 		for (i = 0; i < nrecs; i++) {
 			r = recs[i];
@@ -631,14 +596,16 @@ status_flush(char **err)
 			}
 			r->seeded = 1;
 			if (!r->removed)
-				put_record(&text, r);
+				put_record(f, r);
 		}
+		if (fclose(f) != 0)
+			abort();
 	}
 	pthread_mutex_unlock(&mu);
 	recs_free(disk, ndisk);
 
 	if (rc == PM_OK)
-		rc = write_atomic(p, text.p, err);
+		rc = write_atomic(p, text, err);
 	if (lockfd >= 0)
 		close(lockfd);	/* releases the lock */
 	if (rc != PM_OK) {
@@ -646,7 +613,7 @@ status_flush(char **err)
 		dirty = 1;
 		pthread_mutex_unlock(&mu);
 	}
-	free(text.p);
+	free(text);
 	free(p);
 	pthread_mutex_unlock(&flush_mu);
 	return rc;
