@@ -297,6 +297,42 @@ status_fetch_end(struct account *a, int r, unsigned long n,
 	}
 }
 
+char *
+status_summary(void)
+{
+	static const char *const words[] = {
+		[ST_IDLE] = "idle",
+		[ST_POLLING] = "polling",
+		[ST_IDLING] = "idling",
+		[ST_BACKOFF] = "backing off",
+		[ST_HUMAN] = "needing a human",
+		[ST_STOPPED] = "stopped",
+	};
+	size_t count[NSTATES] = { 0 }, total = 0, i, len = 0;
+	const char *sep = ": ";
+	char *text = NULL;
+	FILE *f;
+
+	pthread_mutex_lock(&mu);
+	for (i = 0; i < nrecs; i++)
+		if (!recs[i]->removed) {
+			count[recs[i]->state]++;
+			total++;
+		}
+	pthread_mutex_unlock(&mu);
+	if ((f = open_memstream(&text, &len)) == NULL)
+		abort();	/* out of memory, as xmalloc */
+	fprintf(f, "%zu account%s", total, total == 1 ? "" : "s");
+	for (i = 0; i < NSTATES; i++)
+		if (count[i] > 0) {
+			fprintf(f, "%s%zu %s", sep, count[i], words[i]);
+			sep = ", ";
+		}
+	if (fclose(f) != 0)
+		abort();
+	return text;
+}
+
 /* --- the file format --------------------------------------------------- */
 
 /* Write s to f, escaped. */

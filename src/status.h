@@ -85,6 +85,11 @@ void status_fetch_begin(const struct account *a);
 void status_fetch_end(struct account *a, int r, unsigned long n,
     const char *err);
 
+/* A one-line summary of this process's accounts for sdnotify_status
+ * (malloc'd): "3 accounts: 2 idling, 1 backing off" (states in enum
+ * order, those with no account left out). */
+char *status_summary(void);
+
 /* Write the file if anything changed since the last write.  Errors (the
  * file is left as it was, the records stay dirty): PM_ETEMP with a
  * message naming the file. */

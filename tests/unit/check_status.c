@@ -263,6 +263,31 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/* The line for systemctl status. */
+START_TEST(test_summary)
+{
+	char *text;
+
+	status_open(path);
+	text = status_summary();
+	ck_assert_str_eq(text, "0 accounts");
+	free(text);
+	status_account("a");
+	text = status_summary();
+	ck_assert_str_eq(text, "1 account: 1 idle");
+	free(text);
+	status_set_state("b", ST_IDLING);
+	status_set_state("c", ST_IDLING);
+	status_set_backoff("d", 0);
+	status_set_state("e", ST_HUMAN);
+	status_forget("a");
+	text = status_summary();
+	ck_assert_str_eq(text, "4 accounts: 2 idling, 1 backing off, "
+	    "1 needing a human");
+	free(text);
+}
+END_TEST
+
 /* The report: what it says and its exit status, case by case. */
 static const struct {
 	const char *record;	/* %ld: a pid; NULL: no file */
@@ -389,6 +414,7 @@ suite_status(void)
 	tcase_add_test(tc, test_redacted);
 	tcase_add_test(tc, test_write_error);
 	tcase_add_test(tc, test_threads);
+	tcase_add_test(tc, test_summary);
 	tcase_add_loop_test(tc, test_report, 0,
 	    sizeof report_cases / sizeof report_cases[0]);
 	tcase_add_test(tc, test_report_several);
