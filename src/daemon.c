@@ -56,6 +56,7 @@
 #include "oauth-int.h"
 #include "plugin.h"
 #include "session.h"
+#include "status.h"
 #include "transport.h"
 #include "util.h"
 
@@ -363,6 +364,7 @@ worker_main(void *arg)
 
 		memset(&st, 0, sizeof st);
 		err = NULL;
+		status_fetch_begin(ac->a);
 		if (ac->load_err != NULL) {
 			r = PM_ECONFIG;
 			err = xstrdup(ac->load_err);
@@ -371,6 +373,7 @@ worker_main(void *arg)
 			r = session_run(ac->a, ac->p, progress, &st, &err);
 			pthread_mutex_unlock(&ac->pass);
 		}
+		status_fetch_end(ac->a, r, st.delivered, err);
 
 		pthread_mutex_lock(&d->mu);
 		ac->slot->active--;
@@ -493,7 +496,11 @@ run_once(struct config *cfg, char *const *names, size_t n,
 		ac = acct_new(&d, a, count++);
 		*tail = ac;
 		tail = &ac->next;
+		/* The status file says the run is at it (a run that dies
+		 * leaves "polling" for a process that is gone). */
+		status_set_state(a->name, ST_POLLING);
 	}
+	status_sync();
 	if (count == 0) {
 		daemon_free(&d);
 		return EXIT_NOTHING;
@@ -525,6 +532,7 @@ run_once(struct config *cfg, char *const *names, size_t n,
 	}
 	pthread_mutex_unlock(&d.mu);
 	workers_stop(&d);
+	status_sync();
 	free(byorder);
 	daemon_free(&d);
 	return code < 0 ? EXIT_NOTHING : code;

@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -21,6 +22,7 @@
 #include "oauth.h"
 #include "plugin.h"
 #include "session.h"
+#include "status.h"
 #include "transport.h"
 #include "util.h"
 
@@ -30,6 +32,7 @@ static const char usage_text[] =
     "       pullmail [-c FILE] [-v] [-q] [--syslog] --daemon\n"
     "       pullmail [-c FILE] [-v] authorize ACCOUNT\n"
     "       pullmail [-c FILE] [-v] token ACCOUNT --info\n"
+    "       pullmail [-c FILE] status [ACCOUNT...]\n"
     "       pullmail --version | --help\n";
 
 static const char help_text[] =
@@ -53,7 +56,9 @@ static const char help_text[] =
     "                       device or authorization_code); stores the\n"
     "                       refresh token\n"
     "  token ACCOUNT --info show the access token's expiry, scopes and\n"
-    "                       claims (never the token itself)\n\n"
+    "                       claims (never the token itself)\n"
+    "  status [ACCOUNT...]  what each account is doing or did last: state,\n"
+    "                       last success and error, token expiry\n\n"
     "Exit status: 0 mail delivered, 1 nothing new, 64 usage, 70 internal,\n"
     "73 delivery failed, 75 temporary failure, 76 protocol or TLS error,\n"
     "77 authentication failed, 78 configuration error.  See pullmail(1).\n";
@@ -123,6 +128,40 @@ run_token_info(struct account *a)
 	}
 	free(cache_dir);
 	return r == PM_OK ? 0 : status_exit(r);
+}
+
+/* Keep the status file of cfg from now on. */
+static void
+open_status(const struct config *cfg)
+{
+	char *path = status_path(cfg);
+
+	if (path != NULL)
+		status_open(path);
+	free(path);
+}
+
+/* `pullmail status [ACCOUNT...]`: the status file of cfg, for the named
+ * accounts or all of them; exits as status_report says. */
+static int
+run_status(const struct config *cfg, int argc, char **argv)
+{
+	const struct account *a;
+	char **names, *path;
+	size_t n = 0;
+	int code;
+
+	if ((path = status_path(cfg)) == NULL)
+		return EX_CONFIG;
+	names = xcalloc(cfg->naccounts + (size_t)argc + 1, sizeof *names);
+	for (a = cfg->accounts; argc == 0 && a != NULL; a = a->next)
+		names[n++] = a->name;
+	for (; n < (size_t)argc; n++)
+		names[n] = argv[n];
+	code = status_report(path, names, n, time(NULL), stdout);
+	free(names);
+	free(path);
+	return code;
 }
 
 /* Parse the command line, load the config and fetch the chosen accounts
@@ -216,6 +255,14 @@ main(int argc, char **argv)
 		subcommand = argv[0];
 		argc--;
 		argv++;
+	} else if (argc > 0 && strcmp(argv[0], "status") == 0) {
+		if (check || info || daemon) {
+			fputs(usage_text, stderr);
+			return EX_USAGE;
+		}
+		subcommand = argv[0];
+		argc--;
+		argv++;
 	} else if (info || (daemon && (argc > 0 || check))) {
 		fputs(usage_text, stderr);
 		return EX_USAGE;
@@ -254,6 +301,12 @@ main(int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
+	if (subcommand != NULL && strcmp(subcommand, "status") == 0) {
+		code = run_status(cfg, argc, argv);
+		config_free(cfg);
+		free(default_path);
+		return code;
+	}
 	if (check) {
 		if (!quiet)
 			printf("%s: OK, %zu account%s\n", cfg->file,
@@ -270,7 +323,9 @@ main(int argc, char **argv)
 		free(default_path);
 		return EX_SOFTWARE;
 	}
-	if (subcommand != NULL) {
+	if (subcommand == NULL)
+		open_status(cfg);
+	else {
 		a = config_find(cfg, argv[0]);
 		code = subcommand[0] == 't' ? run_token_info(a) :
 		    run_authorize(a);
@@ -284,6 +339,7 @@ main(int argc, char **argv)
 		code = run_daemon(config_path, &cfg, &ro);
 	else if (argc >= 0)
 		code = run_once(cfg, argv, (size_t)argc, &ro);
+	status_close();
 	oauth_global_deinit();
 	transport_deinit();
 	config_free(cfg);

@@ -15,6 +15,8 @@ Suite *suite_maildir(void);
 Suite *suite_deliver(void);
 Suite *suite_plugin(void);
 Suite *suite_fetch(void);
+Suite *suite_sdnotify(void);
+Suite *suite_status(void);
 
 /* A fresh empty directory under $TMPDIR for one test; malloc'd. */
 char *test_tmpdir(void);
