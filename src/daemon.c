@@ -55,6 +55,7 @@
 #include "oauth.h"
 #include "oauth-int.h"
 #include "plugin.h"
+#include "sdnotify.h"
 #include "session.h"
 #include "status.h"
 #include "transport.h"
@@ -63,6 +64,9 @@
 #define BACKOFF_BASE_MS		5000LL
 #define BACKOFF_CAP_MS		(30 * 60 * 1000LL)
 #define RECONNECT_MS		1000LL	/* after a session that worked */
+#define STABLE_MS		30000LL	/* an IDLE session that lasted this
+					 * long worked: its failures in a
+					 * row start again from 0 */
 #define STOP_GRACE_MS		10000LL
 #define WATCH_STACK		(512 * 1024)
 
@@ -105,6 +109,7 @@ struct acct {
 	struct account *a;
 	const struct pm_plugin *p;
 	char *load_err;		/* the plugin did not load */
+	int load_rc;		/* and why (enum pm_status) */
 	struct slot *slot;
 	int state;		/* enum acct_state */
 	long long due;		/* mono_ms of the next poll */
@@ -295,7 +300,8 @@ acct_new(struct daemon *d, struct account *a, size_t order)
 
 	ac->a = a;
 	ac->order = order;
-	if (plugin_load(d->o->plugdir, a->protocol, &ac->p, &err) != PM_OK)
+	if ((ac->load_rc = plugin_load(d->o->plugdir, a->protocol, &ac->p,
+	    &err)) != PM_OK)
 		ac->load_err = err;
 	ac->slot = slot_get(d, a);
 	pthread_mutex_init(&ac->pass, NULL);
@@ -366,7 +372,7 @@ worker_main(void *arg)
 		err = NULL;
 		status_fetch_begin(ac->a);
 		if (ac->load_err != NULL) {
-			r = PM_ECONFIG;
+			r = ac->load_rc;
 			err = xstrdup(ac->load_err);
 		} else {
 			pthread_mutex_lock(&ac->pass);
@@ -634,8 +640,14 @@ w_report(void *arg, const struct run_stats *st)
 {
 	struct watcher *w = arg;
 
-	if (st->delivered == 0 && st->skipped == 0)
+	status_set_success(w->ac->a->name);
+	status_set_state(w->ac->a->name, ST_IDLING);
+	if (st->delivered == 0 && st->skipped == 0) {
+		poke(w->d);	/* the status file, the STATUS line */
 		return;
+	}
+	status_add_delivered(w->ac->a->name, st->delivered);
+	poke(w->d);
 	pthread_mutex_lock(&w->d->mu);
 	w->ac->delivered += st->delivered;
 	pthread_mutex_unlock(&w->d->mu);
@@ -668,7 +680,7 @@ watcher_main(void *arg)
 	unsigned fails = 0;
 	char *err;
 	int r;
-	long long wait;
+	long long wait, t0;
 
 	memset(&ctl, 0, sizeof ctl);
 	ctl.arg = w;
@@ -679,6 +691,7 @@ watcher_main(void *arg)
 	ctl.report = w_report;
 	while (!w_stopping(w)) {
 		err = NULL;
+		t0 = mono_ms();
 		r = session_idle(ac->a, ac->p, w->folder, &ctl, &out, &err);
 		if (w_stopping(w)) {
 			free(err);
@@ -699,7 +712,9 @@ watcher_main(void *arg)
 				w_sleep(w, RECONNECT_MS);
 			continue;
 		}
+		status_set_error(ac->a->name, err != NULL ? err : "failed");
 		if (needs_human(r)) {
+			status_set_state(ac->a->name, ST_HUMAN);
 			log_warnx("%s: %s; the account is paused until the "
 			    "configuration is reloaded (SIGHUP)",
 			    ac->a->name, err);
@@ -710,22 +725,38 @@ watcher_main(void *arg)
 			free(err);
 			break;
 		}
-		/* A session that got as far as idling worked: a break
+		/* A session that idled for a while worked: a break
 		 * afterwards (a BYE, an expired token, a restarted server)
-		 * is retried soon; a session that never worked backs off. */
-		if (out.connected)
+		 * is retried soon; sessions that keep failing back off. */
+		if (out.connected && mono_ms() - t0 >= STABLE_MS)
 			fails = 0;
 		fails++;
-		wait = out.retry_kind == PM_RETRY_TOKEN_EXPIRED ? 0 :
-		    fails == 1 && out.connected ? RECONNECT_MS :
-		    backoff_ms(fails);
-		if (out.retry_kind == PM_RETRY_THROTTLED &&
-		    (long long)out.retry_ms > wait)
+		if (out.retry_kind == PM_RETRY_TOKEN_EXPIRED && fails == 1)
+			wait = 0;	/* a new token, at once */
+		else if (out.retry_kind == PM_RETRY_THROTTLED &&
+		    out.retry_ms > 0) {
+			/* What the server suggests, within
+			 * throttle_max_wait; backoff once it keeps on. */
 			wait = out.retry_ms;
+			if (wait > ac->a->throttle_max_wait * 1000LL)
+				wait = ac->a->throttle_max_wait * 1000LL;
+			if (fails > 3 && wait < backoff_ms(fails - 3))
+				wait = backoff_ms(fails - 3);
+		} else if ((out.connected ||
+		    out.retry_kind == PM_RETRY_RECONNECT) && fails <= 3)
+			/* "User is authenticated but not connected", a BYE,
+			 * a restarted server: 1, 2, 4 s, then backoff. */
+			wait = RECONNECT_MS << (fails - 1);
+		else
+			wait = backoff_ms(fails);
 		log_warnx("%s: %s%s%s; retrying in %lld s", ac->a->name,
 		    w->folder, w->folder[0] != '\0' ? ": " : "",
 		    err != NULL ? err : "failed", (wait + 999) / 1000);
 		free(err);
+		if (wait > 0)
+			status_set_backoff(ac->a->name,
+			    time(NULL) + (wait + 999) / 1000);
+		poke(w->d);
 		w_sleep(w, wait);
 	}
 	atomic_store(&w->done, 1);
@@ -818,9 +849,11 @@ acct_start(struct daemon *d, struct acct *ac)
 	ac->fails = 0;
 	ac->watch = ac->load_err == NULL && ac->a->idle &&
 	    ac->p->can_wait != NULL && ac->p->wait != NULL;
-	if (ac->watch)
+	if (ac->watch) {
+		status_set_state(ac->a->name, ST_IDLING);
 		watchers_start(d, ac);
-	else {
+	} else {
+		status_set_state(ac->a->name, ST_IDLE);
 		ac->state = AS_WAITING;
 		ac->due = mono_ms();
 	}
@@ -876,6 +909,8 @@ schedule(struct daemon *d)
 					wait = ac->a->poll_interval * 1000LL;
 				log_warnx("%s: %s; retrying in %lld s",
 				    ac->a->name, ac->err, (wait + 999) / 1000);
+				status_set_backoff(ac->a->name,
+				    time(NULL) + (wait + 999) / 1000);
 				ac->state = AS_BACKOFF;
 				ac->due = now + wait;
 			}
@@ -976,6 +1011,8 @@ reload(struct daemon *d, const char *path, struct config **cfgp,
 			continue;
 		ac->retired = 1;
 		removed++;
+		if (a == NULL)
+			status_forget(ac->a->name);
 		unqueue(d, ac);
 		if (ac->nw > 0)
 			watchers_wake(ac, 1);
@@ -1054,7 +1091,8 @@ run_daemon(const char *path, struct config **cfgp,
 	struct acct *ac, **tail;
 	sigset_t set;
 	char buf[256];
-	long long next, stop_at = 0;
+	long long next, stop_at = 0, wd_ms, wd_last;
+	char *summary, *last_summary = NULL;
 	int sfd, afd, busy, aborted = 0;
 	size_t n = 0;
 	uint64_t one = 1;
@@ -1083,8 +1121,27 @@ run_daemon(const char *path, struct config **cfgp,
 	workers_start(&d, (*cfgp)->max_connections);
 	log_info("running: %zu account%s, up to %u sessions at once", n,
 	    n == 1 ? "" : "s", (*cfgp)->max_connections);
+	/* systemd (Type=notify): started; the watchdog wants a ping every
+	 * half of its interval. */
+	wd_ms = (long long)(sdnotify_watchdog_usec() / 2000);
+	wd_last = mono_ms();
+	status_sync();
+	sdnotify_ready();
 
 	for (;;) {
+		if (wd_ms > 0 && mono_ms() - wd_last >= wd_ms) {
+			sdnotify_watchdog();
+			wd_last = mono_ms();
+		}
+		status_sync();
+		summary = status_summary();
+		if (summary != NULL && (last_summary == NULL ||
+		    strcmp(summary, last_summary) != 0)) {
+			sdnotify_status("%s", summary);
+			free(last_summary);
+			last_summary = summary;
+		} else
+			free(summary);
 		pthread_mutex_lock(&d.mu);
 		next = schedule(&d);
 		reap(&d);
@@ -1111,6 +1168,10 @@ run_daemon(const char *path, struct config **cfgp,
 			if (next < 0)
 				next = 0;
 		}
+		if (wd_ms > 0 && next > wd_ms - (mono_ms() - wd_last))
+			next = wd_ms - (mono_ms() - wd_last);
+		if (next < 0)
+			next = 0;
 		pfd[0].fd = sfd;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = d.wake[0];
@@ -1130,6 +1191,7 @@ run_daemon(const char *path, struct config **cfgp,
 					break;
 				}
 				log_info("stopping (signal %u)", si.ssi_signo);
+				sdnotify_stopping();
 				atomic_store(&d.stopping, 1);
 				stop_at = mono_ms() + STOP_GRACE_MS;
 				pthread_mutex_lock(&d.mu);
@@ -1140,8 +1202,11 @@ run_daemon(const char *path, struct config **cfgp,
 				pthread_mutex_unlock(&d.mu);
 				break;
 			case SIGHUP:
-				if (!atomic_load(&d.stopping))
-					reload(&d, path, cfgp, &old);
+				if (atomic_load(&d.stopping))
+					break;
+				sdnotify_reloading();
+				reload(&d, path, cfgp, &old);
+				sdnotify_ready();
 				break;
 			case SIGUSR1:
 				log_info("polling every account now");
@@ -1159,10 +1224,14 @@ run_daemon(const char *path, struct config **cfgp,
 	}
 	workers_stop(&d);
 	pthread_mutex_lock(&d.mu);
-	for (ac = d.accts; ac != NULL; ac = ac->next)
+	for (ac = d.accts; ac != NULL; ac = ac->next) {
 		if (ac->nw > 0)
 			watchers_join(ac);
+		status_set_state(ac->a->name, ST_STOPPED);
+	}
 	pthread_mutex_unlock(&d.mu);
+	status_sync();
+	free(last_summary);
 	transport_set_abort_fd(-1);
 	close(afd);
 	close(sfd);

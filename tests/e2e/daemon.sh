@@ -8,60 +8,6 @@
 
 e2e_start_servers
 
-# start_daemon CONFIG [ARG...]: run the daemon in the background.
-start_daemon() {
-	local conf=$1
-	shift
-	PM_RUN_SEQ=$((PM_RUN_SEQ + 1))
-	LAST_OUT=$CASE_DIR/run$PM_RUN_SEQ
-	LAST_ARGS="-c $conf --daemon $*"
-	"$PULLMAIL" -c "$conf" --daemon "$@" </dev/null >"$LAST_OUT.out" \
-		2>"$LAST_OUT.err" &
-	DPID=$!
-	echo "daemon pid $DPID"
-	# A failed case must not leave its daemon behind.
-	trap 'kill -KILL $DPID 2>/dev/null' EXIT
-}
-
-# stop_daemon: SIGTERM, wait for the exit status (RC).
-stop_daemon() {
-	local i=0 t0 t1
-	t0=$(date +%s%N)
-	kill -TERM "$DPID" 2>/dev/null
-	while kill -0 "$DPID" 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -gt 300 ] && { kill -KILL "$DPID"; fail "the daemon did not stop within 30 s"; }
-		sleep 0.1
-	done
-	wait "$DPID"
-	RC=$?
-	t1=$(date +%s%N)
-	echo "daemon exited $RC, $(((t1 - t0) / 1000000)) ms after SIGTERM"
-}
-
-# wait_count DIR N SECONDS: until the Maildir DIR holds N messages.
-wait_count() {
-	local i=0 n=$(($3 * 10))
-	while [ "$(maildir_count "$1")" -lt "$2" ]; do
-		i=$((i + 1))
-		if [ $i -gt $n ]; then
-			kill -0 "$DPID" 2>/dev/null || fail "the daemon died"
-			fail "$1 holds $(maildir_count "$1") messages after $3 s, expected $2"
-		fi
-		sleep 0.1
-	done
-}
-
-# wait_grep PATTERN FILE SECONDS
-wait_grep() {
-	local i=0 n=$(($3 * 10))
-	until grep -q -E -e "$1" "$2" 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -gt $n ] && fail "'$1' did not appear in $(basename "$2") within $3 s"
-		sleep 0.1
-	done
-}
-
 # Mail saved while the daemon idles arrives within seconds, byte for byte.
 case_idle() {
 	local more t0 t1

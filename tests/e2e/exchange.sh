@@ -181,6 +181,81 @@ case_renew_before_expiry() {
 	assert_same_messages "$CASE_DIR/Maildir" "$@"
 }
 
+# --- the daemon through the same injector ----------------------------------
+
+# Throttled logins: the IDLE session waits what the server suggests and
+# comes up; new mail then arrives within seconds; no human is called.
+case_daemon_throttled() {
+	local more
+	seed_messages
+	start_exchange --throttle-logins 2 --backoff-ms 700
+	exchange_config throttle_max_wait=5 poll_interval=3600
+	start_daemon "$CASE_DIR/config" -v
+	wait_count "$CASE_DIR/Maildir" "$NSEEDS" 20
+	wait_grep 'waiting for new mail \(IDLE\)' "$LAST_OUT.err" 10
+	more=$(make_messages "$CASE_DIR/more" "$CASE_NAME-more" | head -n 1)
+	srv_seed "$CASE_USER" INBOX $more
+	wait_count "$CASE_DIR/Maildir" $((NSEEDS + 1)) 10
+	stop_daemon
+	assert_rc 0
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/Maildir" $SEEDS $more
+	assert_no_human
+	assert_grep 'Request is throttled.*retrying in 1 s' "$LAST_OUT.err"
+	assert_grep "LOGIN #3" "$RELAY_LOG"
+	assert_no_grep "paused" "$LAST_OUT.err"
+}
+
+# "User is authenticated but not connected" to the IDLE session's SELECT:
+# a new session a second later.
+case_daemon_not_connected() {
+	seed_messages
+	start_exchange --not-connected
+	exchange_config poll_interval=3600
+	start_daemon "$CASE_DIR/config" -v
+	wait_count "$CASE_DIR/Maildir" "$NSEEDS" 20
+	stop_daemon
+	assert_rc 0
+	assert_server_copies "$CASE_DIR/Maildir" "$CASE_USER"
+	assert_no_human
+	assert_grep "FAULT SELECT: not connected" "$RELAY_LOG"
+	assert_grep 'not connected.*retrying in 1 s' "$LAST_OUT.err"
+}
+
+# An idling daemon whose sessions Exchange ends when their tokens expire
+# (after 3 s; the tokens of this app live 5 s): the daemon renews its
+# sessions before that or reconnects with a new token after the BYE, and
+# mail saved at any time arrives, once, with no error a person would see.
+case_daemon_tokens_expire() {
+	local i more all
+	seed_messages
+	all=$SEEDS
+	start_exchange --token-lifetime 3
+	account acct "port=$RELAY_PORT" tls=none poll_interval=3600 \
+		"notify_command=touch $CASE_DIR/notified" \
+		"oauth_client_id=$SHORT_ID" "oauth_client_secret=$SHORT_SECRET" |
+		write_config "$CASE_DIR/config"
+	start_daemon "$CASE_DIR/config" -v
+	wait_count "$CASE_DIR/Maildir" "$NSEEDS" 20
+	for i in 1 2 3; do
+		sleep 2
+		more=$(make_messages "$CASE_DIR/m$i" "$CASE_NAME-m$i" | head -n 1)
+		all="$all $more"
+		srv_seed "$CASE_USER" INBOX $more
+		wait_count "$CASE_DIR/Maildir" $((NSEEDS + i)) 15
+	done
+	stop_daemon
+	assert_rc 0
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/Maildir" $all
+	assert_no_human
+	assert_no_grep 'paused' "$LAST_OUT.err"
+	# It went through several sessions and tokens.
+	assert_grep "LOGIN #3" "$RELAY_LOG"
+	[ "$(srv_token_requests "$SHORT_ID")" -ge 3 ] ||
+		fail "$(srv_token_requests "$SHORT_ID") tokens issued, expected 3 or more"
+}
+
 run_case throttled_login case_throttled_login
 run_case pop3_throttled_login case_pop3_throttled_login
 run_case throttled_forever case_throttled_forever
@@ -188,4 +263,7 @@ run_case not_connected case_not_connected
 run_case expired_mid_fetch case_expired_mid_fetch
 run_case expired_in_literal case_expired_in_literal
 run_case renew_before_expiry case_renew_before_expiry
+run_case daemon_throttled case_daemon_throttled
+run_case daemon_not_connected case_daemon_not_connected
+run_case daemon_tokens_expire case_daemon_tokens_expire
 e2e_finish

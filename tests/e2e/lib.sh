@@ -432,7 +432,7 @@ start_injector() {
 		--port-file "$CASE_DIR/injector.port" --log "$INJ_LOG" "$@" \
 		</dev/null >>"$CASE_DIR/injector.out" 2>&1 &
 	INJ_PID=$!
-	trap 'kill $INJ_PID 2>/dev/null' EXIT
+	kill_at_case_end TERM "$INJ_PID"
 	while [ ! -s "$CASE_DIR/injector.port" ]; do
 		i=$((i + 1))
 		[ $i -lt 200 ] && kill -0 "$INJ_PID" 2>/dev/null ||
@@ -440,6 +440,70 @@ start_injector() {
 		sleep 0.05
 	done
 	INJ_PORT=$(cat "$CASE_DIR/injector.port")
+}
+
+# kill_at_case_end SIGNAL PID: when the case's subshell exits (passed or
+# failed), send SIGNAL to PID.
+CASE_KILLS=
+kill_at_case_end() {
+	CASE_KILLS="$CASE_KILLS $1:$2"
+	trap 'for k in $CASE_KILLS; do kill -"${k%%:*}" "${k#*:}" 2>/dev/null; done' EXIT
+}
+
+# start_daemon CONFIG [ARG...]: run pullmail --daemon in the background
+# (DPID; output in $LAST_OUT.out/.err); killed when the case ends.
+start_daemon() {
+	local conf=$1
+	shift
+	PM_RUN_SEQ=$((PM_RUN_SEQ + 1))
+	LAST_OUT=$CASE_DIR/run$PM_RUN_SEQ
+	LAST_ARGS="-c $conf --daemon $*"
+	"$PULLMAIL" -c "$conf" --daemon "$@" </dev/null >"$LAST_OUT.out" \
+		2>"$LAST_OUT.err" &
+	DPID=$!
+	echo "daemon pid $DPID"
+	kill_at_case_end KILL "$DPID"
+}
+
+# stop_daemon: SIGTERM, then the exit status in RC; fails after 30 s.
+stop_daemon() {
+	local i=0 t0 t1
+	t0=$(date +%s%N)
+	kill -TERM "$DPID" 2>/dev/null
+	while kill -0 "$DPID" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 300 ] && { kill -KILL "$DPID"; fail "the daemon did not stop within 30 s"; }
+		sleep 0.1
+	done
+	wait "$DPID"
+	RC=$?
+	t1=$(date +%s%N)
+	echo "daemon exited $RC, $(((t1 - t0) / 1000000)) ms after SIGTERM"
+}
+
+# wait_count DIR N SECONDS: until the Maildir DIR holds N messages.
+wait_count() {
+	local i=0 n=$(($3 * 10))
+	while [ "$(maildir_count "$1")" -lt "$2" ]; do
+		i=$((i + 1))
+		if [ $i -gt $n ]; then
+			[ -z "${DPID:-}" ] || kill -0 "$DPID" 2>/dev/null ||
+				fail "the daemon died"
+			fail "$1 holds $(maildir_count "$1") messages after $3 s, expected $2"
+		fi
+		sleep 0.1
+	done
+}
+
+# wait_grep PATTERN FILE SECONDS: until the extended regex PATTERN is in
+# FILE.
+wait_grep() {
+	local i=0 n=$(($3 * 10))
+	until grep -q -E -e "$1" "$2" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt $n ] && fail "'$1' did not appear in $(basename "$2") within $3 s"
+		sleep 0.1
+	done
 }
 
 # start_hoodiecrow CONFIG: start hoodiecrow-imap for this case with the
