@@ -153,13 +153,13 @@ command_secret(const char *cmd, size_t max, unsigned timeout,
 		return PM_ECONFIG;
 	}
 	if (pipe2(fds, O_CLOEXEC) < 0) {
-		*why_r = xasprintf("pipe: %s", strerror(errno));
+		*why_r = xasprintf("pipe: %s", pm_strerror(errno));
 		free_argv(argv);
 		return PM_ETEMP;
 	}
 	pid = fork();
 	if (pid < 0) {
-		*why_r = xasprintf("fork: %s", strerror(errno));
+		*why_r = xasprintf("fork: %s", pm_strerror(errno));
 		close(fds[0]);
 		close(fds[1]);
 		free_argv(argv);

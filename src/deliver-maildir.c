@@ -62,7 +62,7 @@ write_error(char **err, const char *what, const char *path, int e)
 	    PM_ETEMP : PM_EDELIVER;
 
 	return errf(err, status, "maildir: %s %s: %s", what, path,
-	    strerror(e));
+	    pm_strerror(e));
 }
 
 /* The host name with '/' and ':' escaped as the Maildir convention says. */

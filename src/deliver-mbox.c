@@ -106,7 +106,7 @@ mbox_error(char **err, const char *what, const char *path, int e)
 	int status = (e == ENOSPC || e == EDQUOT || e == EFBIG) ?
 	    PM_ETEMP : PM_EDELIVER;
 
-	return errf(err, status, "mbox: %s %s: %s", what, path, strerror(e));
+	return errf(err, status, "mbox: %s %s: %s", what, path, pm_strerror(e));
 }
 
 /* Sleep for ms milliseconds, resuming after signals. */
@@ -510,7 +510,7 @@ dotlock(struct mbox *mb, struct mbox_msg *mm, long long deadline, char **err)
 		if (e == EACCES || e == EPERM || e == EROFS) {
 			log_debug("deliver", "mbox: cannot create %s (%s); "
 			    "using the fcntl lock alone", mb->lockpath,
-			    strerror(e));
+			    pm_strerror(e));
 			free(text);
 			return PM_OK;
 		}
@@ -872,14 +872,14 @@ mbox_repair(struct mbox *mb, struct mbox_msg *mm, struct stat *st)
 	if (st->st_size < rec->offset)
 		why = "the file is shorter now than it was then";
 	else if ((sep = mbox_sep(mb, rec->offset)) == NULL)
-		why = strerror(errno);
+		why = pm_strerror(errno);
 	else {
 		wlen = (size_t)snprintf(want, sizeof want, "%sFrom ", sep);
 		for (pos = rec->offset; why == NULL && pos < st->st_size;
 		    pos += n) {
 			n = pread(mb->fd, mm->buf, sizeof mm->buf, pos);
 			if (n <= 0) {
-				why = n < 0 ? strerror(errno) :
+				why = n < 0 ? pm_strerror(errno) :
 				    "the file ended early";
 				break;
 			}
@@ -937,7 +937,7 @@ lock_note(struct mbox *mb, struct mbox_msg *mm, const struct stat *st)
 	    (long long)st->st_size);
 	if (write_full(mm->lockfd, line, strlen(line)) < 0)
 		log_debug("deliver", "mbox: cannot write to %s: %s",
-		    mb->lockpath, strerror(errno));
+		    mb->lockpath, pm_strerror(errno));
 }
 
 /* mbox: take both locks, note the size and write the "From " line;

@@ -257,7 +257,7 @@ spool_error(struct mda *md, const char *what, int e, char **err)
 
 	return errf(err, PM_ETEMP, "mda: cannot %s the message in %s: %s "
 	    "(%s; set TMPDIR to choose another)", what, md->spool_dir,
-	    strerror(e), hint);
+	    pm_strerror(e), hint);
 }
 
 /* An unlinked file (0600) in the spool directory, open for reading and
@@ -346,12 +346,12 @@ start_child(struct mda *md, struct mda_msg *mm, char **err)
 	if (lseek(mm->spool, 0, SEEK_SET) != 0)
 		return spool_error(md, "rewind", errno, err);
 	if (pipe2(er, O_CLOEXEC) < 0)
-		return errf(err, PM_ETEMP, "mda: pipe: %s", strerror(errno));
+		return errf(err, PM_ETEMP, "mda: pipe: %s", pm_strerror(errno));
 	if (pipe2(st, O_CLOEXEC) < 0) {
 		e = errno;
 		close(er[0]);
 		close(er[1]);
-		return errf(err, PM_ETEMP, "mda: pipe: %s", strerror(e));
+		return errf(err, PM_ETEMP, "mda: pipe: %s", pm_strerror(e));
 	}
 	mm->pid = fork();
 	if (mm->pid < 0) {
@@ -360,7 +360,7 @@ start_child(struct mda *md, struct mda_msg *mm, char **err)
 		close(er[1]);
 		close(st[0]);
 		close(st[1]);
-		return errf(err, PM_ETEMP, "mda: fork: %s", strerror(e));
+		return errf(err, PM_ETEMP, "mda: fork: %s", pm_strerror(e));
 	}
 	if (mm->pid == 0) {
 		/* The child: stdin from the spool (its offset shared with
@@ -391,7 +391,7 @@ start_child(struct mda *md, struct mda_msg *mm, char **err)
 			;
 		mm->pid = -1;
 		return errf(err, PM_EDELIVER, "mda: cannot run %s: %s",
-		    md->name, strerror(e));
+		    md->name, pm_strerror(e));
 	}
 	log_debug("deliver", "%s: started %s (pid %ld) on %lld bytes",
 	    md->account, md->name, (long)mm->pid, (long long)mm->size);
@@ -475,7 +475,7 @@ wait_child(struct mda *md, struct mda_msg *mm, int *status_r, char **err)
 		}
 		if (p < 0 && errno != EINTR)
 			return errf(err, PM_EINTERNAL, "mda: waitpid: %s",
-			    strerror(errno));
+			    pm_strerror(errno));
 		check_progress(md, mm);
 		left = mm->deadline - now_ms();
 		if (left <= 0)

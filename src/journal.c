@@ -185,7 +185,7 @@ journal_off(struct journal *j, const char *what, int e)
 {
 	log_warnx("%s: cannot %s journal %s: %s; until the next run a crash "
 	    "may deliver up to a batch of messages again", j->account, what,
-	    j->path, strerror(e));
+	    j->path, pm_strerror(e));
 	if (ftruncate(j->fd, j->hdr_len) < 0)
 		unlink(j->path);
 	close(j->fd);
@@ -210,7 +210,7 @@ journal_open(struct state *st, const char *account, struct journal **j_r,
 		e = errno;
 		r = errf(err, e == ENOSPC || e == EDQUOT ? PM_ETEMP :
 		    PM_EDELIVER, "cannot open journal %s: %s%s", j->path,
-		    strerror(e), e == ELOOP ? " (a symbolic link; remove "
+		    pm_strerror(e), e == ELOOP ? " (a symbolic link; remove "
 		    "it)" : "");
 		journal_close(j);
 		return r;
@@ -224,7 +224,7 @@ journal_open(struct state *st, const char *account, struct journal **j_r,
 	if (read_fd(j->fd, &data, &len) < 0) {
 		r = errf(err, PM_EDELIVER, "cannot read journal %s: %s; "
 		    "remove it to fetch its messages again", j->path,
-		    strerror(errno));
+		    pm_strerror(errno));
 		journal_close(j);
 		return r;
 	}

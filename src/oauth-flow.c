@@ -338,7 +338,7 @@ store_lock(const struct oauth_request *req, char **path_r, int *lock_r,
 		    "token store");
 	if (mkdir_p(req->cache_dir, 0700) < 0) {
 		rc = errf(err, PM_ETEMP, "cannot create %s: %s",
-		    req->cache_dir, strerror(errno));
+		    req->cache_dir, pm_strerror(errno));
 		free(path);
 		return rc;
 	}
@@ -778,7 +778,7 @@ listen_loopback(unsigned port, int *fd_r, unsigned *port_r, char **err)
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return errf(err, PM_ETEMP, "socket: %s", strerror(errno));
+		return errf(err, PM_ETEMP, "socket: %s", pm_strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	memset(&sin, 0, sizeof sin);
 	sin.sin_family = AF_INET;
@@ -790,7 +790,7 @@ listen_loopback(unsigned port, int *fd_r, unsigned *port_r, char **err)
 		close(fd);
 		return errf(err, port != 0 ? PM_ECONFIG : PM_ETEMP,
 		    "cannot listen on 127.0.0.1:%u: %s", port,
-		    strerror(errno));
+		    pm_strerror(errno));
 	}
 	*port_r = ntohs(sin.sin_port);
 	*fd_r = fd;

@@ -631,7 +631,7 @@ cache_read(const struct oauth_request *req, const char *path, time_t now)
 	if (read_small_file(path, OAUTH_MAX_CACHE_FILE, &data, &len) < 0) {
 		if (errno != ENOENT)
 			log_debug("oauth", "token cache %s unreadable: %s",
-			    path, strerror(errno));
+			    path, pm_strerror(errno));
 		return NULL;
 	}
 	obj = oauth_parse_object(data, len, &why);
@@ -1069,7 +1069,7 @@ anchors_for(const char *url, const char *bundle, long timeout,
 	curl_easy_cleanup(h);
 	if (trust_select(bundle, chain, n, &pem, &count) != 0)
 		log_debug("oauth", "CA bundle %s: %s", bundle,
-		    strerror(errno));
+		    pm_strerror(errno));
 	else
 		log_debug("oauth", "%s: %zu trust anchor%s from %s", url,
 		    count, count == 1 ? "" : "s", bundle);
@@ -1151,7 +1151,7 @@ oauth_client_assertion(const struct oauth_request *req, char **jwt_r,
 
 	if (read_small_file(req->client_cert, 1 << 20, &cert, &len) < 0)
 		return errf(err, PM_ECONFIG, "%s: %s", req->client_cert,
-		    strerror(errno));
+		    pm_strerror(errno));
 	rc = crypto_cert_sha1(cert, len, sha1, err);
 	free(cert);
 	if (rc != PM_OK) {

@@ -198,13 +198,13 @@ connect_one(const struct addrinfo *ai, int timeout_ms, char *reasons)
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd == -1) {
-		add_reason(reasons, ai, strerror(errno));
+		add_reason(reasons, ai, pm_strerror(errno));
 		return -1;
 	}
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 		goto done;
 	if (errno != EINPROGRESS && errno != EINTR) {
-		add_reason(reasons, ai, strerror(errno));
+		add_reason(reasons, ai, pm_strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -213,7 +213,7 @@ connect_one(const struct addrinfo *ai, int timeout_ms, char *reasons)
 		if (r == 0)
 			add_reason(reasons, ai, "connection timed out");
 		else
-			add_reason(reasons, ai, strerror(errno));
+			add_reason(reasons, ai, pm_strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -221,7 +221,7 @@ connect_one(const struct addrinfo *ai, int timeout_ms, char *reasons)
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
 		soerr = errno;
 	if (soerr != 0) {
-		add_reason(reasons, ai, strerror(soerr));
+		add_reason(reasons, ai, pm_strerror(soerr));
 		close(fd);
 		return -1;
 	}
@@ -258,7 +258,7 @@ stream_connect(const char *host, unsigned port, int timeout_ms,
 	r = getaddrinfo(host, service, &hints, &res);
 	if (r != 0) {
 		errf(err, PM_ETEMP, "cannot resolve %s: %s", host,
-		    r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+		    r == EAI_SYSTEM ? pm_strerror(errno) : gai_strerror(r));
 		free(name);
 		return PM_ETEMP;
 	}
@@ -413,7 +413,7 @@ trust_system_for_peer(struct stream *s, const char *path,
 	free(chain);
 	if (r != 0) {
 		log_debug("tls", "CA bundle %s: %s; loading the whole system "
-		    "trust store", path, strerror(errno));
+		    "trust store", path, pm_strerror(errno));
 		trust_system_whole(s);
 		return;
 	}
@@ -664,7 +664,7 @@ tls_handshake(struct stream *s, char **err)
 			    "out after %d ms", s->name, s->timeout_ms);
 		if (w == -1)
 			return errf(err, PM_ETEMP, "TLS handshake with %s: %s",
-			    s->name, strerror(errno));
+			    s->name, pm_strerror(errno));
 	}
 
 	switch (r) {
@@ -766,7 +766,7 @@ wait_error(struct stream *s, int w, const char *what, char **err)
 		return errf(err, PM_ETEMP, "%s: %s: stopped (pullmail is "
 		    "shutting down)", s->name, what);
 	return errf(err, PM_ETEMP, "%s: %s: %s", s->name, what,
-	    strerror(errno));
+	    pm_strerror(errno));
 }
 
 /* Write all of buf to the socket or TLS session. */
@@ -806,7 +806,7 @@ stream_write(struct stream *s, const void *buf, size_t len, char **err)
 			}
 			if (n == -1)
 				return errf(err, PM_ETEMP, "%s: write: %s",
-				    s->name, strerror(errno));
+				    s->name, pm_strerror(errno));
 		}
 		p += n;
 		len -= (size_t)n;
@@ -870,7 +870,7 @@ raw_read(struct stream *s, void *buf, size_t len, size_t *got_r, char **err)
 			return errf(err, PM_ETEMP, "%s: connection reset by "
 			    "server", s->name);
 		return errf(err, PM_ETEMP, "%s: read: %s", s->name,
-		    strerror(errno));
+		    pm_strerror(errno));
 	}
 	*got_r = (size_t)n;
 	return PM_OK;

@@ -162,6 +162,21 @@ write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* The text of errno value e (contract in util.h). */
+const char *
+pm_strerror(int e)
+{
+	static _Thread_local char buf[128];
+
+#ifdef STRERROR_R_CHAR_P
+	return strerror_r(e, buf, sizeof buf);
+#else
+	if (strerror_r(e, buf, sizeof buf) != 0)
+		snprintf(buf, sizeof buf, "error %d", e);
+	return buf;
+#endif
+}
+
 /* fsync the directory dir so changes to its entries are durable. */
 int
 fsync_dir(const char *dir)

@@ -27,6 +27,10 @@ void err_prefix(char **err, const char *fmt, ...) PM_PRINTF(2, 3);
 /* Write all of buf to fd, retrying on EINTR and short writes; -1 + errno. */
 int write_full(int fd, const void *buf, size_t len);
 
+/* strerror(e) that threads may call at once: the text is in a buffer of
+ * the calling thread, good until its next call. */
+const char *pm_strerror(int e);
+
 /* fsync the directory dir (making the entries created or renamed in it
  * durable); -1 + errno. */
 int fsync_dir(const char *dir);
