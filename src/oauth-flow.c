@@ -456,7 +456,8 @@ done:
 
 /* Drop the stored access token, keeping the refresh token. */
 void
-oauth_delegated_invalidate(const struct oauth_request *req)
+oauth_delegated_invalidate(const struct oauth_request *req,
+    const struct pm_secret *refused)
 {
 	struct store st;
 	const char *why;
@@ -473,6 +474,10 @@ oauth_delegated_invalidate(const struct oauth_request *req)
 		return;
 	}
 	if (store_read(req, path, &st, &why) == 0 && st.access_token != NULL &&
+	    refused != NULL && !secret_equal(st.access_token, refused))
+		log_debug("oauth", "%s: the store holds a newer access token",
+		    who(req));
+	else if (st.access_token != NULL &&
 	    store_write(req, path, st.refresh_token, NULL, 0, 0, NULL) == 0)
 		log_debug("oauth", "%s: dropped the stored access token",
 		    who(req));
