@@ -9,7 +9,8 @@
  * grouped durability: fsync() and syncfs() calls counted for mbox and
  * Maildir batches, a failing fsync, one LMTP session for a batch with
  * refusals, 421s and hang-ups in it; the SMTP/LMTP DATA encoding of bare
- * CR, bare LF and NUL, however the message is cut into chunks.
+ * CR, bare LF and NUL, however the message is cut into chunks; threads
+ * of one process appending to one mbox.
  */
 #include "autoconf.h"
 
@@ -17,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -2602,6 +2604,139 @@ START_TEST(test_bad_recipient)
 }
 END_TEST
 
+/* --- threads of one process, one mbox ------------------------------------ */
+
+#define MT_THREADS	4
+#define MT_MESSAGES	30
+#define MT_LINES	1500	/* about 75 KB a message, two writes */
+
+/* The body line i of message n of thread t, as written (CRLF) or as the
+ * mbox must hold it (LF). */
+static char *
+mt_line(int t, int n, int i, int crlf)
+{
+	return xasprintf("%d-%d line %05d of a message that must stay whole"
+	    "%s", t, n, i, crlf ? "\r\n" : "\n");
+}
+
+struct mt_arg {
+	int		 t;
+	struct account	*a;
+	pthread_barrier_t *start;
+	int		 rc;
+	char		*err;
+};
+
+/* One account's thread: MT_MESSAGES messages into the shared mbox, each
+ * written in many small chunks so that an unguarded append interleaves. */
+static void *
+mt_deliver(void *arg)
+{
+	struct mt_arg *x = arg;
+	struct deliver_info info;
+	struct deliver *d;
+	struct deliver_msg *m;
+	char *hdr, *line;
+	int n, i, r;
+
+	test_info(&info, "1");
+	pthread_barrier_wait(x->start);
+	if ((r = deliver_open(x->a, &d, &x->err)) != PM_OK) {
+		x->rc = r;
+		return NULL;
+	}
+	for (n = 0; n < MT_MESSAGES && r == PM_OK; n++) {
+		if ((r = deliver_begin(d, &info, &m, &x->err)) != PM_OK)
+			break;
+		hdr = xasprintf("X-Id: %d-%d\r\n\r\n", x->t, n);
+		r = deliver_write(m, hdr, strlen(hdr), &x->err);
+		free(hdr);
+		for (i = 0; i < MT_LINES && r == PM_OK; i++) {
+			line = mt_line(x->t, n, i, 1);
+			r = deliver_write(m, line, strlen(line), &x->err);
+			free(line);
+		}
+		if (r == PM_OK)
+			r = deliver_finish(m, &x->err);
+		else
+			deliver_abort(m);
+	}
+	if (r == PM_OK)
+		r = deliver_sync(d, &x->err);
+	deliver_close(d);
+	x->rc = r;
+	return NULL;
+}
+
+/* MT_THREADS threads of one process, one account each, one mbox: every
+ * message is in the file once, whole and uninterleaved.  Without the
+ * in-process gate the threads share one dotlock file name and break each
+ * other's locks. */
+START_TEST(test_mbox_threads)
+{
+	struct account acct[MT_THREADS];
+	struct mt_arg args[MT_THREADS];
+	pthread_t tid[MT_THREADS];
+	pthread_barrier_t start;
+	int seen[MT_THREADS][MT_MESSAGES];
+	char *data, *p, *want, *line;
+	int t, n, i, count = 0;
+
+	tacct.deliver_kind = DELIVER_MBOX;
+	tacct.deliver_path = xasprintf("%s/mbox", dir);
+	tacct.lock_timeout = 30;
+	pthread_barrier_init(&start, NULL, MT_THREADS);
+	for (t = 0; t < MT_THREADS; t++) {
+		acct[t] = tacct;
+		args[t].t = t;
+		args[t].a = &acct[t];
+		args[t].start = &start;
+		args[t].rc = -1;
+		args[t].err = NULL;
+		ck_assert_int_eq(pthread_create(&tid[t], NULL, mt_deliver,
+		    &args[t]), 0);
+	}
+	for (t = 0; t < MT_THREADS; t++)
+		pthread_join(tid[t], NULL);
+	pthread_barrier_destroy(&start);
+	for (t = 0; t < MT_THREADS; t++)
+		ck_assert_msg(args[t].rc == PM_OK, "thread %d: %s", t,
+		    args[t].err != NULL ? args[t].err : "?");
+
+	memset(seen, 0, sizeof seen);
+	data = mbox_undated(tacct.deliver_path);
+	for (p = data; *p != '\0'; count++) {
+		ck_assert_msg(strncmp(p, "From MAILER-DAEMON DATE\nX-Id: ",
+		    30) == 0, "message %d starts with \"%.60s\"", count, p);
+		ck_assert_int_eq(sscanf(p + 30, "%d-%d", &t, &n), 2);
+		ck_assert(t >= 0 && t < MT_THREADS && n >= 0 &&
+		    n < MT_MESSAGES);
+		ck_assert_int_eq(seen[t][n]++, 0);
+		want = xasprintf("From MAILER-DAEMON DATE\nX-Id: %d-%d\n\n", t,
+		    n);
+		ck_assert(strncmp(p, want, strlen(want)) == 0);
+		p += strlen(want);
+		free(want);
+		for (i = 0; i < MT_LINES; i++) {
+			line = mt_line(t, n, i, 0);
+			ck_assert_msg(strncmp(p, line, strlen(line)) == 0,
+			    "message %d-%d line %d: \"%.60s\"", t, n, i, p);
+			p += strlen(line);
+			free(line);
+		}
+		ck_assert_msg(*p == '\n', "message %d-%d: no blank line "
+		    "after it", t, n);
+		p++;
+	}
+	ck_assert_int_eq(count, MT_THREADS * MT_MESSAGES);
+	free(data);
+	/* No lock left behind. */
+	p = xasprintf("%s.lock", tacct.deliver_path);
+	ck_assert_int_ne(access(p, F_OK), 0);
+	free(p);
+}
+END_TEST
+
 Suite *
 suite_deliver(void)
 {
@@ -2651,6 +2786,12 @@ suite_deliver(void)
 	    (int)(sizeof reply_cases / sizeof reply_cases[0]));
 	tcase_add_loop_test(tc, test_lmtp_batch, 0,
 	    (int)(sizeof batch_cases / sizeof batch_cases[0]));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_mbox_threads);
 	suite_add_tcase(s, tc);
 	return s;
 }
