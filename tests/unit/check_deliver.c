@@ -275,13 +275,17 @@ static size_t nfsyncs;
 static dev_t fail_dev;
 static ino_t fail_ino;
 static int fail_on;
+static pthread_mutex_t fsyncs_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int
 fsync(int fd)
 {
 	struct stat st;
 	size_t i;
+	int fail = 0;
 
+	/* The threads tests call it from several threads at once. */
+	pthread_mutex_lock(&fsyncs_lock);
 	if (fstat(fd, &st) == 0) {
 		for (i = 0; i < nfsyncs; i++)
 			if (fsyncs[i].dev == st.st_dev &&
@@ -295,10 +299,13 @@ fsync(int fd)
 		}
 		if (i < nfsyncs)
 			fsyncs[i].n++;
-		if (fail_on && st.st_dev == fail_dev && st.st_ino == fail_ino) {
-			errno = EIO;
-			return -1;
-		}
+		fail = fail_on && st.st_dev == fail_dev &&
+		    st.st_ino == fail_ino;
+	}
+	pthread_mutex_unlock(&fsyncs_lock);
+	if (fail) {
+		errno = EIO;
+		return -1;
 	}
 	return (int)syscall(SYS_fsync, fd);
 }
@@ -310,7 +317,9 @@ static unsigned nsyncfs;	/* syncfs() calls */
 int
 syncfs(int fd)
 {
+	pthread_mutex_lock(&fsyncs_lock);
 	nsyncfs++;
+	pthread_mutex_unlock(&fsyncs_lock);
 	return (int)syscall(SYS_syncfs, fd);
 }
 #else
@@ -2737,6 +2746,103 @@ START_TEST(test_mbox_threads)
 }
 END_TEST
 
+#define MD_THREADS	4
+#define MD_MESSAGES	50
+
+/* One account's thread: MD_MESSAGES small messages into the shared
+ * Maildir, synced in batches of ten. */
+static void *
+md_deliver(void *arg)
+{
+	struct mt_arg *x = arg;
+	struct deliver_info info;
+	struct deliver *d;
+	struct deliver_msg *m;
+	char *text;
+	int n, r;
+
+	test_info(&info, "1");
+	pthread_barrier_wait(x->start);
+	if ((r = deliver_open(x->a, &d, &x->err)) != PM_OK) {
+		x->rc = r;
+		return NULL;
+	}
+	for (n = 0; n < MD_MESSAGES && r == PM_OK; n++) {
+		if ((r = deliver_begin(d, &info, &m, &x->err)) != PM_OK)
+			break;
+		text = xasprintf("X-Id: %d-%d\r\n\r\nbody\r\n", x->t, n);
+		r = deliver_write(m, text, strlen(text), &x->err);
+		free(text);
+		if (r == PM_OK)
+			r = deliver_finish(m, &x->err);
+		else
+			deliver_abort(m);
+		if (r == PM_OK && n % 10 == 9)
+			r = deliver_sync(d, &x->err);
+	}
+	deliver_close(d);
+	x->rc = r;
+	return NULL;
+}
+
+/* MD_THREADS threads of one process, one account each, one Maildir: every
+ * message lands in new/ under a name of its own (a repeated name would
+ * make one rename replace another's message). */
+START_TEST(test_maildir_threads)
+{
+	struct account acct[MD_THREADS];
+	struct mt_arg args[MD_THREADS];
+	pthread_t tid[MD_THREADS];
+	pthread_barrier_t start;
+	int seen[MD_THREADS][MD_MESSAGES];
+	struct dirent *de;
+	DIR *dp;
+	char *newdir, *p, *data;
+	int t, n, count = 0;
+
+	tacct.deliver_kind = DELIVER_MAILDIR;
+	tacct.deliver_path = xasprintf("%s/Maildir", dir);
+	pthread_barrier_init(&start, NULL, MD_THREADS);
+	for (t = 0; t < MD_THREADS; t++) {
+		acct[t] = tacct;
+		args[t].t = t;
+		args[t].a = &acct[t];
+		args[t].start = &start;
+		args[t].rc = -1;
+		args[t].err = NULL;
+		ck_assert_int_eq(pthread_create(&tid[t], NULL, md_deliver,
+		    &args[t]), 0);
+	}
+	for (t = 0; t < MD_THREADS; t++)
+		pthread_join(tid[t], NULL);
+	pthread_barrier_destroy(&start);
+	for (t = 0; t < MD_THREADS; t++)
+		ck_assert_msg(args[t].rc == PM_OK, "thread %d: %s", t,
+		    args[t].err != NULL ? args[t].err : "?");
+
+	memset(seen, 0, sizeof seen);
+	newdir = xasprintf("%s/new", tacct.deliver_path);
+	dp = opendir(newdir);
+	ck_assert_ptr_nonnull(dp);
+	while ((de = readdir(dp)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		p = xasprintf("%s/%s", newdir, de->d_name);
+		data = slurp(p);
+		ck_assert_int_eq(sscanf(data, "X-Id: %d-%d", &t, &n), 2);
+		ck_assert(t >= 0 && t < MD_THREADS && n >= 0 &&
+		    n < MD_MESSAGES);
+		ck_assert_int_eq(seen[t][n]++, 0);
+		count++;
+		free(data);
+		free(p);
+	}
+	closedir(dp);
+	free(newdir);
+	ck_assert_int_eq(count, MD_THREADS * MD_MESSAGES);
+}
+END_TEST
+
 Suite *
 suite_deliver(void)
 {
@@ -2792,6 +2898,7 @@ suite_deliver(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_mbox_threads);
+	tcase_add_test(tc, test_maildir_threads);
 	suite_add_tcase(s, tc);
 	return s;
 }
