@@ -24,6 +24,10 @@ void transport_set_abort_fd(int fd);
 /* That fd, or -1. */
 int transport_abort_fd(void);
 
+/* The sets of certificate credentials (trust anchors) alive now: streams
+ * that trust the same anchors share one (for tests and status). */
+unsigned transport_tls_creds(void);
+
 /* Global init/deinit (gnutls_global_init); call once. */
 int transport_init(char **err);
 void transport_deinit(void);
