@@ -5,6 +5,12 @@
  * 8628) or the authorization code grant with PKCE (RFC 7636) and a
  * loopback redirect (RFC 8252), and notify_command for failures a human
  * must fix.  With oauth.c, the only file that uses libcurl or json-c.
+ *
+ * Threads: no state of its own is shared; the token store of an account
+ * is locked with flock, which also keeps two threads of one process
+ * apart (each opens the lock file itself).  notify_command and the
+ * browser are started with the program found and the environment built
+ * before fork(), so the child calls only async-signal-safe functions.
  */
 #include "autoconf.h"
 
@@ -28,6 +34,8 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+
+extern char **environ;
 
 #include "config.h"
 #include "crypto.h"
@@ -207,13 +215,15 @@ notify_flag(const struct oauth_request *req)
 static void
 notify_run(const struct oauth_request *req, const char *msg)
 {
-	char *copy, *p, **argv = NULL, *acct, *text, *clean;
-	size_t n = 0;
+	char *copy, *p, *save, **argv = NULL, **env, *acct, *text, *clean;
+	char *path;
+	size_t n = 0, i, o;
 	pid_t pid;
 	int st, fd;
 
 	copy = xstrdup(req->notify_command);
-	for (p = strtok(copy, " \t"); p != NULL; p = strtok(NULL, " \t")) {
+	for (p = strtok_r(copy, " \t", &save); p != NULL;
+	    p = strtok_r(NULL, " \t", &save)) {
 		argv = xrealloc(argv, (n + 2) * sizeof *argv);
 		argv[n++] = p;
 	}
@@ -226,6 +236,18 @@ notify_run(const struct oauth_request *req, const char *msg)
 	acct = xasprintf("PULLMAIL_ACCOUNT=%s", who(req));
 	text = xasprintf("PULLMAIL_MESSAGE=%s", clean != NULL ? clean : msg);
 	free(clean);
+	/* Built before fork(): the child of a threaded process must not
+	 * allocate, as putenv() may. */
+	for (n = 0; environ[n] != NULL; n++)
+		;
+	env = xcalloc(n + 3, sizeof *env);
+	for (i = o = 0; i < n; i++)
+		if (strncmp(environ[i], "PULLMAIL_ACCOUNT=", 17) != 0 &&
+		    strncmp(environ[i], "PULLMAIL_MESSAGE=", 17) != 0)
+			env[o++] = environ[i];
+	env[o++] = acct;
+	env[o] = text;
+	path = exec_resolve(argv[0]);
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
@@ -233,11 +255,12 @@ notify_run(const struct oauth_request *req, const char *msg)
 			dup2(fd, 0);
 			close(fd);
 		}
-		putenv(acct);
-		putenv(text);
-		execvp(argv[0], argv);
+		if (path != NULL)
+			execve(path, argv, env);
 		_exit(127);
 	}
+	free(path);
+	free(env);
 	if (pid < 0)
 		log_warn("%s: cannot run notify_command", who(req));
 	else {
@@ -806,11 +829,17 @@ listen_loopback(unsigned port, int *fd_r, unsigned *port_r, char **err)
 static void
 open_browser(const char *url)
 {
+	char *av[3], *path;
 	pid_t pid;
 	int fd;
 
 	if (getenv("DISPLAY") == NULL && getenv("WAYLAND_DISPLAY") == NULL)
 		return;
+	if ((path = exec_resolve("xdg-open")) == NULL)
+		return;
+	av[0] = "xdg-open";
+	av[1] = (char *)url;
+	av[2] = NULL;
 	pid = fork();
 	if (pid == 0) {
 		if ((fd = open("/dev/null", O_RDWR)) >= 0) {
@@ -818,9 +847,10 @@ open_browser(const char *url)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execlp("xdg-open", "xdg-open", url, (char *)NULL);
+		execve(path, av, environ);
 		_exit(127);
 	}
+	free(path);
 	/* Not waited for: xdg-open returns at once; init reaps it. */
 }
 
