@@ -338,13 +338,16 @@ trim(char *s)
 static const char *
 home_dir(void)
 {
+	/* The calling thread's own: a reload may run beside the workers. */
+	static _Thread_local struct passwd pwbuf;
+	static _Thread_local char buf[2048];
 	const char *home = getenv("HOME");
-	struct passwd *pw;
+	struct passwd *pw = NULL;
 
 	if (home != NULL && *home != '\0')
 		return home;
-	pw = getpwuid(getuid());
-	if (pw != NULL && pw->pw_dir != NULL && *pw->pw_dir != '\0')
+	if (getpwuid_r(getuid(), &pwbuf, buf, sizeof buf, &pw) == 0 &&
+	    pw != NULL && pw->pw_dir != NULL && *pw->pw_dir != '\0')
 		return pw->pw_dir;
 	return NULL;
 }

@@ -5,7 +5,8 @@
  * 8BITMIME and SIZE used when offered; each message is sent as MAIL, RCPT
  * and DATA (the three pipelined when offered) with CRLF line ends and
  * dot-stuffing done while streaming (deliver_smtp_encode(): bare CR and
- * NUL never reach the MTA).  The MTA's reply to the end of DATA
+ * NUL never reach the MTA).  (Threads: no shared state; a session
+ * belongs to one thread.)  The MTA's reply to the end of DATA
  * (LMTP: the recipient's reply), awaited by finish(), is the durability
  * point: 2xx delivered, 4xx temporary, 5xx failed; sync() has nothing left
  * to do.  After a refusal RSET keeps the session usable.  A 421 or a lost

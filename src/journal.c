@@ -2,6 +2,9 @@
  * The delivery journal (journal.h): an append-only list of the keys of
  * messages made visible since the state file last recorded them, replayed
  * into the state by the next run when a run was killed.
+ *
+ * Threads: no shared state.  A journal belongs to the account whose state
+ * lock (state.c) its thread holds, so no two threads ever use one file.
  */
 #include "autoconf.h"
 

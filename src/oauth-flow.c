@@ -251,10 +251,8 @@ notify_run(const struct oauth_request *req, const char *msg)
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
-		if ((fd = open("/dev/null", O_RDONLY)) >= 0) {
+		if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
 			dup2(fd, 0);
-			close(fd);
-		}
 		if (path != NULL)
 			execve(path, argv, env);
 		_exit(127);
@@ -842,7 +840,7 @@ open_browser(const char *url)
 	av[2] = NULL;
 	pid = fork();
 	if (pid == 0) {
-		if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+		if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
 			dup2(fd, 0);
 			dup2(fd, 1);
 			dup2(fd, 2);

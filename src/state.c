@@ -28,6 +28,11 @@
  * others cannot write to (or a sticky one).  A lock file held with flock()
  * for the life of the state keeps two pullmail processes from fetching the
  * same account at once.
+ *
+ * Threads: no shared state.  The flock also keeps two threads of one
+ * process apart: each state_open opens the lock file itself, and flock
+ * locks of separate open file descriptions conflict even within a
+ * process.  Only the holder writes the state and its temp file.
  */
 #include "autoconf.h"
 

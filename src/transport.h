@@ -28,7 +28,8 @@ int transport_abort_fd(void);
  * that trust the same anchors share one (for tests and status). */
 unsigned transport_tls_creds(void);
 
-/* Global init/deinit (gnutls_global_init); call once. */
+/* Global init/deinit (gnutls_global_init); call once, before threads
+ * start and after they end. */
 int transport_init(char **err);
 void transport_deinit(void);
 

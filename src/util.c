@@ -1,4 +1,5 @@
-/* Allocation, error strings and small file helpers for the core. */
+/* Allocation, error strings and small file helpers for the core.
+ * Threads: no shared state; pm_strerror's buffer is per thread. */
 #include "autoconf.h"
 
 #include <sys/socket.h>
