@@ -452,6 +452,17 @@ cred_load(struct tls_cred *c, char **err)
 	return PM_OK;
 }
 
+/* Free an entry that is in no list. */
+static void
+cred_free(struct tls_cred *c)
+{
+	if (c->cred != NULL)
+		gnutls_certificate_free_credentials(c->cred);
+	free(c->ca_file);
+	free(c->anchors);
+	free(c);
+}
+
 /* Release an entry from cred_get; the last user frees it. */
 static void
 cred_put(struct tls_cred *c)
@@ -465,11 +476,7 @@ cred_put(struct tls_cred *c)
 		for (pp = &creds; *pp != c; pp = &(*pp)->next)
 			;
 		*pp = c->next;
-		if (c->cred != NULL)
-			gnutls_certificate_free_credentials(c->cred);
-		free(c->ca_file);
-		free(c->anchors);
-		free(c);
+		cred_free(c);
 	}
 	pthread_mutex_unlock(&creds_lock);
 }
@@ -505,11 +512,7 @@ cred_get(const char *ca_file, int whole, const char *anchors,
 	c->whole = whole;
 	c->anchors = anchors != NULL ? xstrdup(anchors) : NULL;
 	if ((r = cred_load(c, err)) != PM_OK) {
-		if (c->cred != NULL)
-			gnutls_certificate_free_credentials(c->cred);
-		free(c->ca_file);
-		free(c->anchors);
-		free(c);
+		cred_free(c);
 		pthread_mutex_unlock(&creds_lock);
 		return r;
 	}

@@ -2613,11 +2613,9 @@ START_TEST(test_bad_recipient)
 }
 END_TEST
 
-/* --- threads of one process, one mbox ------------------------------------ */
+/* --- threads of one process, one target ---------------------------------- */
 
-#define MT_THREADS	4
-#define MT_MESSAGES	30
-#define MT_LINES	1500	/* about 75 KB a message, two writes */
+#define DT_THREADS	4
 
 /* The body line i of message n of thread t, as written (CRLF) or as the
  * mbox must hold it (LF). */
@@ -2628,47 +2626,54 @@ mt_line(int t, int n, int i, int crlf)
 	    "%s", t, n, i, crlf ? "\r\n" : "\n");
 }
 
-struct mt_arg {
+/* One account's thread and what it delivers. */
+struct dt_arg {
 	int		 t;
-	struct account	*a;
+	struct account	 a;		/* its own copy of tacct */
+	int		 messages;	/* "X-Id: t-n", then lines mt_line()s */
+	int		 lines;
+	int		 sync_every;	/* messages; 0: once at the end */
 	pthread_barrier_t *start;
 	int		 rc;
 	char		*err;
 };
 
-/* One account's thread: MT_MESSAGES messages into the shared mbox, each
- * written in many small chunks so that an unguarded append interleaves. */
+/* A thread: its messages into the shared target, each written a line at
+ * a time so that an unguarded append interleaves. */
 static void *
-mt_deliver(void *arg)
+dt_deliver(void *arg)
 {
-	struct mt_arg *x = arg;
+	struct dt_arg *x = arg;
 	struct deliver_info info;
 	struct deliver *d;
 	struct deliver_msg *m;
-	char *hdr, *line;
+	char *text;
 	int n, i, r;
 
 	test_info(&info, "1");
 	pthread_barrier_wait(x->start);
-	if ((r = deliver_open(x->a, &d, &x->err)) != PM_OK) {
+	if ((r = deliver_open(&x->a, &d, &x->err)) != PM_OK) {
 		x->rc = r;
 		return NULL;
 	}
-	for (n = 0; n < MT_MESSAGES && r == PM_OK; n++) {
+	for (n = 0; n < x->messages && r == PM_OK; n++) {
 		if ((r = deliver_begin(d, &info, &m, &x->err)) != PM_OK)
 			break;
-		hdr = xasprintf("X-Id: %d-%d\r\n\r\n", x->t, n);
-		r = deliver_write(m, hdr, strlen(hdr), &x->err);
-		free(hdr);
-		for (i = 0; i < MT_LINES && r == PM_OK; i++) {
-			line = mt_line(x->t, n, i, 1);
-			r = deliver_write(m, line, strlen(line), &x->err);
-			free(line);
+		text = xasprintf("X-Id: %d-%d\r\n\r\n", x->t, n);
+		r = deliver_write(m, text, strlen(text), &x->err);
+		free(text);
+		for (i = 0; i < x->lines && r == PM_OK; i++) {
+			text = mt_line(x->t, n, i, 1);
+			r = deliver_write(m, text, strlen(text), &x->err);
+			free(text);
 		}
 		if (r == PM_OK)
 			r = deliver_finish(m, &x->err);
 		else
 			deliver_abort(m);
+		if (r == PM_OK && x->sync_every > 0 &&
+		    n % x->sync_every == x->sync_every - 1)
+			r = deliver_sync(d, &x->err);
 	}
 	if (r == PM_OK)
 		r = deliver_sync(d, &x->err);
@@ -2677,40 +2682,53 @@ mt_deliver(void *arg)
 	return NULL;
 }
 
-/* MT_THREADS threads of one process, one account each, one mbox: every
+/* Run DT_THREADS dt_deliver threads at once into tacct's target, one
+ * account each; assert that every one succeeded. */
+static void
+run_deliver_threads(int messages, int lines, int sync_every)
+{
+	struct dt_arg args[DT_THREADS];
+	pthread_t tid[DT_THREADS];
+	pthread_barrier_t start;
+	int t;
+
+	pthread_barrier_init(&start, NULL, DT_THREADS);
+	for (t = 0; t < DT_THREADS; t++) {
+		memset(&args[t], 0, sizeof args[t]);
+		args[t].t = t;
+		args[t].a = tacct;
+		args[t].messages = messages;
+		args[t].lines = lines;
+		args[t].sync_every = sync_every;
+		args[t].start = &start;
+		ck_assert_int_eq(pthread_create(&tid[t], NULL, dt_deliver,
+		    &args[t]), 0);
+	}
+	for (t = 0; t < DT_THREADS; t++)
+		pthread_join(tid[t], NULL);
+	pthread_barrier_destroy(&start);
+	for (t = 0; t < DT_THREADS; t++)
+		ck_assert_msg(args[t].rc == PM_OK, "thread %d: %s", t,
+		    args[t].err != NULL ? args[t].err : "?");
+}
+
+#define MT_MESSAGES	30
+#define MT_LINES	1500	/* about 90 KB a message, two writes */
+
+/* DT_THREADS threads of one process, one account each, one mbox: every
  * message is in the file once, whole and uninterleaved.  Without the
  * in-process gate the threads share one dotlock file name and break each
  * other's locks. */
 START_TEST(test_mbox_threads)
 {
-	struct account acct[MT_THREADS];
-	struct mt_arg args[MT_THREADS];
-	pthread_t tid[MT_THREADS];
-	pthread_barrier_t start;
-	int seen[MT_THREADS][MT_MESSAGES];
+	int seen[DT_THREADS][MT_MESSAGES];
 	char *data, *p, *want, *line;
 	int t, n, i, count = 0;
 
 	tacct.deliver_kind = DELIVER_MBOX;
 	tacct.deliver_path = xasprintf("%s/mbox", dir);
 	tacct.lock_timeout = 30;
-	pthread_barrier_init(&start, NULL, MT_THREADS);
-	for (t = 0; t < MT_THREADS; t++) {
-		acct[t] = tacct;
-		args[t].t = t;
-		args[t].a = &acct[t];
-		args[t].start = &start;
-		args[t].rc = -1;
-		args[t].err = NULL;
-		ck_assert_int_eq(pthread_create(&tid[t], NULL, mt_deliver,
-		    &args[t]), 0);
-	}
-	for (t = 0; t < MT_THREADS; t++)
-		pthread_join(tid[t], NULL);
-	pthread_barrier_destroy(&start);
-	for (t = 0; t < MT_THREADS; t++)
-		ck_assert_msg(args[t].rc == PM_OK, "thread %d: %s", t,
-		    args[t].err != NULL ? args[t].err : "?");
+	run_deliver_threads(MT_MESSAGES, MT_LINES, 0);
 
 	memset(seen, 0, sizeof seen);
 	data = mbox_undated(tacct.deliver_path);
@@ -2718,7 +2736,7 @@ START_TEST(test_mbox_threads)
 		ck_assert_msg(strncmp(p, "From MAILER-DAEMON DATE\nX-Id: ",
 		    30) == 0, "message %d starts with \"%.60s\"", count, p);
 		ck_assert_int_eq(sscanf(p + 30, "%d-%d", &t, &n), 2);
-		ck_assert(t >= 0 && t < MT_THREADS && n >= 0 &&
+		ck_assert(t >= 0 && t < DT_THREADS && n >= 0 &&
 		    n < MT_MESSAGES);
 		ck_assert_int_eq(seen[t][n]++, 0);
 		want = xasprintf("From MAILER-DAEMON DATE\nX-Id: %d-%d\n\n", t,
@@ -2737,7 +2755,7 @@ START_TEST(test_mbox_threads)
 		    "after it", t, n);
 		p++;
 	}
-	ck_assert_int_eq(count, MT_THREADS * MT_MESSAGES);
+	ck_assert_int_eq(count, DT_THREADS * MT_MESSAGES);
 	free(data);
 	/* No lock left behind. */
 	p = xasprintf("%s.lock", tacct.deliver_path);
@@ -2746,55 +2764,14 @@ START_TEST(test_mbox_threads)
 }
 END_TEST
 
-#define MD_THREADS	4
 #define MD_MESSAGES	50
 
-/* One account's thread: MD_MESSAGES small messages into the shared
- * Maildir, synced in batches of ten. */
-static void *
-md_deliver(void *arg)
-{
-	struct mt_arg *x = arg;
-	struct deliver_info info;
-	struct deliver *d;
-	struct deliver_msg *m;
-	char *text;
-	int n, r;
-
-	test_info(&info, "1");
-	pthread_barrier_wait(x->start);
-	if ((r = deliver_open(x->a, &d, &x->err)) != PM_OK) {
-		x->rc = r;
-		return NULL;
-	}
-	for (n = 0; n < MD_MESSAGES && r == PM_OK; n++) {
-		if ((r = deliver_begin(d, &info, &m, &x->err)) != PM_OK)
-			break;
-		text = xasprintf("X-Id: %d-%d\r\n\r\nbody\r\n", x->t, n);
-		r = deliver_write(m, text, strlen(text), &x->err);
-		free(text);
-		if (r == PM_OK)
-			r = deliver_finish(m, &x->err);
-		else
-			deliver_abort(m);
-		if (r == PM_OK && n % 10 == 9)
-			r = deliver_sync(d, &x->err);
-	}
-	deliver_close(d);
-	x->rc = r;
-	return NULL;
-}
-
-/* MD_THREADS threads of one process, one account each, one Maildir: every
+/* DT_THREADS threads of one process, one account each, one Maildir: every
  * message lands in new/ under a name of its own (a repeated name would
  * make one rename replace another's message). */
 START_TEST(test_maildir_threads)
 {
-	struct account acct[MD_THREADS];
-	struct mt_arg args[MD_THREADS];
-	pthread_t tid[MD_THREADS];
-	pthread_barrier_t start;
-	int seen[MD_THREADS][MD_MESSAGES];
+	int seen[DT_THREADS][MD_MESSAGES];
 	struct dirent *de;
 	DIR *dp;
 	char *newdir, *p, *data;
@@ -2802,23 +2779,7 @@ START_TEST(test_maildir_threads)
 
 	tacct.deliver_kind = DELIVER_MAILDIR;
 	tacct.deliver_path = xasprintf("%s/Maildir", dir);
-	pthread_barrier_init(&start, NULL, MD_THREADS);
-	for (t = 0; t < MD_THREADS; t++) {
-		acct[t] = tacct;
-		args[t].t = t;
-		args[t].a = &acct[t];
-		args[t].start = &start;
-		args[t].rc = -1;
-		args[t].err = NULL;
-		ck_assert_int_eq(pthread_create(&tid[t], NULL, md_deliver,
-		    &args[t]), 0);
-	}
-	for (t = 0; t < MD_THREADS; t++)
-		pthread_join(tid[t], NULL);
-	pthread_barrier_destroy(&start);
-	for (t = 0; t < MD_THREADS; t++)
-		ck_assert_msg(args[t].rc == PM_OK, "thread %d: %s", t,
-		    args[t].err != NULL ? args[t].err : "?");
+	run_deliver_threads(MD_MESSAGES, 1, 10);
 
 	memset(seen, 0, sizeof seen);
 	newdir = xasprintf("%s/new", tacct.deliver_path);
@@ -2830,7 +2791,7 @@ START_TEST(test_maildir_threads)
 		p = xasprintf("%s/%s", newdir, de->d_name);
 		data = slurp(p);
 		ck_assert_int_eq(sscanf(data, "X-Id: %d-%d", &t, &n), 2);
-		ck_assert(t >= 0 && t < MD_THREADS && n >= 0 &&
+		ck_assert(t >= 0 && t < DT_THREADS && n >= 0 &&
 		    n < MD_MESSAGES);
 		ck_assert_int_eq(seen[t][n]++, 0);
 		count++;
@@ -2839,7 +2800,7 @@ START_TEST(test_maildir_threads)
 	}
 	closedir(dp);
 	free(newdir);
-	ck_assert_int_eq(count, MD_THREADS * MD_MESSAGES);
+	ck_assert_int_eq(count, DT_THREADS * MD_MESSAGES);
 }
 END_TEST
 
