@@ -16,7 +16,9 @@
  * request goes to the token endpoint however many mailboxes need the token
  * at once.  Across processes the flock on the cache file's lock does the
  * same; oauth_invalidate leaves a cache that holds a newer token than the
- * refused one, so N refused mailboxes make one new request, not N.
+ * refused one, so N refused mailboxes make one new request, not N.  The
+ * temp files of atomic writes carry a process-wide counter besides the
+ * PID, so two threads never write the same one.
  */
 #include "autoconf.h"
 
@@ -29,6 +31,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -724,6 +727,9 @@ cache_write(const struct oauth_request *req, const char *path,
 	json_object_put(obj);
 }
 
+/* Makes the temp names of oauth_write_json unique between threads. */
+static atomic_ulong write_seq;
+
 /* Write obj to path atomically (contract in oauth-int.h). */
 int
 oauth_write_json(const char *dir, const char *path, struct json_object *obj)
@@ -734,7 +740,8 @@ oauth_write_json(const char *dir, const char *path, struct json_object *obj)
 
 	text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
 
-	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	tmp = xasprintf("%s.tmp.%ld.%lu", path, (long)getpid(),
+	    atomic_fetch_add(&write_seq, 1));
 	for (tries = 0; tries < 2; tries++) {
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
 		    O_NOFOLLOW, 0600);
