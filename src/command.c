@@ -3,6 +3,11 @@
  * or a vault client).  The command is an argv split at blanks: no shell
  * ever sees the configuration's text.  Reading its output and waiting for
  * its exit share one deadline; a command still running then is stopped.
+ *
+ * Threads: no shared state.  The program is looked up in $PATH before
+ * fork() and the child makes only async-signal-safe calls (open, dup2,
+ * execve, _exit), as the child of a threaded process must; every
+ * descriptor of ours is close-on-exec, so none reaches the command.
  */
 #include "autoconf.h"
 
@@ -29,11 +34,12 @@ static char **
 split_argv(const char *cmd)
 {
 	const char *home = getenv("HOME");
-	char *copy, *w, **argv = NULL;
+	char *copy, *w, *save, **argv = NULL;
 	size_t n = 0;
 
 	copy = xstrdup(cmd);
-	for (w = strtok(copy, " \t"); w != NULL; w = strtok(NULL, " \t")) {
+	for (w = strtok_r(copy, " \t", &save); w != NULL;
+	    w = strtok_r(NULL, " \t", &save)) {
 		argv = xrealloc(argv, (n + 2) * sizeof *argv);
 		if (strncmp(w, "~/", 2) == 0 && home != NULL && *home == '/')
 			argv[n++] = xasprintf("%s/%s", home, w + 2);
@@ -141,7 +147,8 @@ int
 command_secret(const char *cmd, size_t max, unsigned timeout,
     struct pm_secret **s_r, char **why_r)
 {
-	char **argv, *buf;
+	extern char **environ;
+	char **argv, *buf, *path;
 	size_t len = 0;
 	long long deadline;
 	pid_t pid;
@@ -153,25 +160,29 @@ command_secret(const char *cmd, size_t max, unsigned timeout,
 		return PM_ECONFIG;
 	}
 	if (pipe2(fds, O_CLOEXEC) < 0) {
-		*why_r = xasprintf("pipe: %s", strerror(errno));
+		*why_r = xasprintf("pipe: %s", pm_strerror(errno));
 		free_argv(argv);
 		return PM_ETEMP;
 	}
+	path = exec_resolve(argv[0]);
 	pid = fork();
 	if (pid < 0) {
-		*why_r = xasprintf("fork: %s", strerror(errno));
+		*why_r = xasprintf("fork: %s", pm_strerror(errno));
 		close(fds[0]);
 		close(fds[1]);
+		free(path);
 		free_argv(argv);
 		return PM_ETEMP;
 	}
 	if (pid == 0) {
-		if ((fd = open("/dev/null", O_RDONLY)) >= 0)
+		if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
 			dup2(fd, STDIN_FILENO);
 		dup2(fds[1], STDOUT_FILENO);
-		execvp(argv[0], argv);
+		if (path != NULL)
+			execve(path, argv, environ);
 		_exit(127);
 	}
+	free(path);
 	close(fds[1]);
 	(void)fcntl(fds[0], F_SETFL, O_NONBLOCK);
 	deadline = mono_ms() + (long long)(timeout != 0 ? timeout :

@@ -338,13 +338,16 @@ trim(char *s)
 static const char *
 home_dir(void)
 {
+	/* The calling thread's own: a reload may run beside the workers. */
+	static _Thread_local struct passwd pwbuf;
+	static _Thread_local char buf[2048];
 	const char *home = getenv("HOME");
-	struct passwd *pw;
+	struct passwd *pw = NULL;
 
 	if (home != NULL && *home != '\0')
 		return home;
-	pw = getpwuid(getuid());
-	if (pw != NULL && pw->pw_dir != NULL && *pw->pw_dir != '\0')
+	if (getpwuid_r(getuid(), &pwbuf, buf, sizeof buf, &pw) == 0 &&
+	    pw != NULL && pw->pw_dir != NULL && *pw->pw_dir != '\0')
 		return pw->pw_dir;
 	return NULL;
 }
@@ -375,7 +378,7 @@ expand_path(const char *path, char **why_r)
 		return xstrdup(path);
 	if (getcwd(cwd, sizeof cwd) == NULL) {
 		*why_r = xasprintf("cannot find the current directory: %s",
-		    strerror(errno));
+		    pm_strerror(errno));
 		return NULL;
 	}
 	if (strcmp(cwd, "/") == 0)
@@ -1110,11 +1113,11 @@ read_secret_file(const char *path, char **why_r)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		*why_r = xasprintf("%s: %s", path, strerror(errno));
+		*why_r = xasprintf("%s: %s", path, pm_strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &sb) != 0) {
-		*why_r = xasprintf("%s: %s", path, strerror(errno));
+		*why_r = xasprintf("%s: %s", path, pm_strerror(errno));
 		close(fd);
 		return NULL;
 	}
@@ -1132,7 +1135,7 @@ read_secret_file(const char *path, char **why_r)
 		*why_r = errno == EFBIG ?
 		    xasprintf("%s: larger than %d bytes", path,
 		    SECRET_MAX_SIZE) :
-		    xasprintf("%s: %s", path, strerror(errno));
+		    xasprintf("%s: %s", path, pm_strerror(errno));
 		close(fd);
 		return NULL;
 	}
@@ -1376,7 +1379,7 @@ build_client_key(const struct parser *p, const struct section *sec,
 		    cert->line);
 	if (access(cert->value, R_OK) != 0)
 		return line_err(p, cert->line, K_OAUTH_CLIENT_CERT, err,
-		    "%s: %s", cert->value, strerror(errno));
+		    "%s: %s", cert->value, pm_strerror(errno));
 	a->oauth_client_key = read_secret_file(key->value, &why);
 	if (a->oauth_client_key == NULL) {
 		line_err(p, key->line, K_OAUTH_CLIENT_KEY, err, "%s", why);
@@ -1625,7 +1628,7 @@ build_account(const struct parser *p, const struct section *sec,
 	if ((e = eff(p, sec, K_CA_FILE)) != NULL) {
 		if (access(e->value, R_OK) != 0)
 			return line_err(p, e->line, K_CA_FILE, err, "%s: %s",
-			    e->value, strerror(errno));
+			    e->value, pm_strerror(errno));
 		a->ca_file = xstrdup(e->value);
 	}
 	if ((e = eff(p, sec, K_TLS_FINGERPRINT)) != NULL)
@@ -1823,9 +1826,9 @@ config_load(const char *path, struct config **cfg_r, char **err)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return errf(err, PM_ECONFIG, "%s: %s", path, strerror(errno));
+		return errf(err, PM_ECONFIG, "%s: %s", path, pm_strerror(errno));
 	if (fstat(fd, &sb) != 0) {
-		r = errf(err, PM_ECONFIG, "%s: %s", path, strerror(errno));
+		r = errf(err, PM_ECONFIG, "%s: %s", path, pm_strerror(errno));
 		close(fd);
 		return r;
 	}
@@ -1837,7 +1840,7 @@ config_load(const char *path, struct config **cfg_r, char **err)
 		r = errno == EFBIG ?
 		    errf(err, PM_ECONFIG, "%s: larger than %d bytes", path,
 		    CONFIG_MAX_SIZE) :
-		    errf(err, PM_ECONFIG, "%s: %s", path, strerror(errno));
+		    errf(err, PM_ECONFIG, "%s: %s", path, pm_strerror(errno));
 		close(fd);
 		return r;
 	}

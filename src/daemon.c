@@ -164,6 +164,19 @@ die(const char *fmt, ...)
 	exit(EX_OSERR);
 }
 
+/* Start libcurl for the token module before threads start (it is also
+ * started lazily, under a lock, by the first request). */
+static void
+curl_init(void)
+{
+	char *err = NULL;
+
+	if (oauth_global_init(&err) != PM_OK) {
+		log_warnx("%s", err);
+		free(err);
+	}
+}
+
 /* Map a status class to an exit status. */
 int
 status_exit(int status)
@@ -408,7 +421,7 @@ workers_start(struct daemon *d, size_t n)
 		if ((r = pthread_create(&d->workers[i], NULL, worker_main,
 		    d)) != 0) {
 			log_warnx("cannot start a worker thread: %s",
-			    strerror(r));
+			    pm_strerror(r));
 			break;
 		}
 	}
@@ -515,6 +528,9 @@ run_once(struct config *cfg, char *const *names, size_t n,
 	for (ac = d.accts; ac != NULL; ac = ac->next)
 		byorder[ac->order] = ac;
 
+	/* libcurl once, before threads need it. */
+	if (count > 1)
+		curl_init();
 	pthread_mutex_lock(&d.mu);
 	for (ac = d.accts; ac != NULL; ac = ac->next)
 		enqueue(&d, ac);
@@ -784,11 +800,11 @@ watchers_start(struct daemon *d, struct acct *ac)
 		w->folder = ac->a->folders[i];
 		w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (w->efd < 0)
-			die("eventfd: %s", strerror(errno));
+			die("eventfd: %s", pm_strerror(errno));
 		if ((r = pthread_create(&w->tid, &attr, watcher_main, w)) !=
 		    0)
 			die("cannot start a thread for %s: %s",
-			    ac->a->name, strerror(r));
+			    ac->a->name, pm_strerror(r));
 		w->started = 1;
 	}
 	pthread_attr_destroy(&attr);
@@ -1102,13 +1118,14 @@ run_daemon(const char *path, struct config **cfgp,
 	d.daemon = 1;
 	signals_block(&set);
 	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
-		die("signalfd: %s", strerror(errno));
+		die("signalfd: %s", pm_strerror(errno));
 	if (pipe2(d.wake, O_CLOEXEC | O_NONBLOCK) < 0)
-		die("pipe: %s", strerror(errno));
+		die("pipe: %s", pm_strerror(errno));
 	if ((afd = eventfd(0, EFD_CLOEXEC)) < 0)
-		die("eventfd: %s", strerror(errno));
+		die("eventfd: %s", pm_strerror(errno));
 	transport_set_abort_fd(afd);
 
+	curl_init();
 	pthread_mutex_lock(&d.mu);
 	tail = &d.accts;
 	for (a = (*cfgp)->accounts; a != NULL; a = a->next) {
@@ -1178,7 +1195,7 @@ run_daemon(const char *path, struct config **cfgp,
 		pfd[1].events = POLLIN;
 		if (poll(pfd, 2, (int)(next > 60000 ? 60000 : next)) < 0 &&
 		    errno != EINTR)
-			die("poll: %s", strerror(errno));
+			die("poll: %s", pm_strerror(errno));
 		while (read(d.wake[0], buf, sizeof buf) > 0)
 			;
 		while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {

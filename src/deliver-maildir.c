@@ -18,11 +18,18 @@
  * created, synced and renamed relative to the descriptors of tmp/ and
  * new/, so a directory swapped for a link after the start cannot divert
  * a message, which matters when run as root.
+ *
+ * Threads: a struct maildir belongs to one thread.  The only state shared
+ * between threads is maildir_seq, the counter in every file name, taken
+ * with an atomic increment: two threads of one process delivering into
+ * one Maildir in the same microsecond still never pick the same name (a
+ * repeated name would make the rename into new/ replace a message).
  */
 #include "autoconf.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,12 +51,14 @@ struct maildir {
 	char *path;
 	int tmpfd, newfd;	/* tmp/ and new/, opened without links */
 	char *host;		/* host name part of file names, escaped */
-	unsigned long seq;
 	struct maildir_msg **done;	/* finished, not yet synced */
 	size_t ndone;
 	void (*visible)(void *arg, size_t nth);	/* see on_visible() */
 	void *visible_arg;
 };
+
+/* The Q part of file names, unique within the process (see the top). */
+static atomic_ulong maildir_seq;
 
 /* From this many files on, one syncfs() beats an fsync() each. */
 #define MAILDIR_SYNCFS_MIN 3
@@ -62,7 +71,7 @@ write_error(char **err, const char *what, const char *path, int e)
 	    PM_ETEMP : PM_EDELIVER;
 
 	return errf(err, status, "maildir: %s %s: %s", what, path,
-	    strerror(e));
+	    pm_strerror(e));
 }
 
 /* The host name with '/' and ':' escaped as the Maildir convention says. */
@@ -191,7 +200,7 @@ maildir_begin(void *ctx, const struct deliver_info *info, void **m_r,
 		free(mm->tmp);
 		mm->name = xasprintf("%lld.M%06ldP%ldQ%lu.%s",
 		    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-		    ++md->seq, md->host);
+		    atomic_fetch_add(&maildir_seq, 1) + 1, md->host);
 		mm->tmp = xasprintf("%s/tmp/%s", md->path, mm->name);
 		mm->fd = openat(md->tmpfd, mm->name, O_WRONLY | O_CREAT |
 		    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);

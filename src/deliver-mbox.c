@@ -31,6 +31,17 @@
  * fsyncs the very file the messages went into, and no second descriptor
  * is ever closed while a message holds the fcntl lock (closing any
  * descriptor of a file drops all of the process's fcntl locks on it).
+ *
+ * Threads: a struct mbox and its messages belong to one thread, but two
+ * threads (two accounts) may deliver into the same file.  Neither lock
+ * tells them apart: the dotlock names the process, and the fcntl locks of
+ * a process never conflict with each other.  So every append first takes
+ * the file's gate, an in-process lock (gates, guarded by gates_lock) keyed
+ * by the directory's device and inode and the file's name, and lets go of
+ * it after both other locks; a second thread waits there for the first,
+ * within the same lock timeout.  Where the kernel has them, the fcntl lock
+ * is an open file description lock (F_OFD_SETLK), which another thread
+ * closing its own descriptor of the file cannot drop.
  */
 #include "autoconf.h"
 
@@ -38,6 +49,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -72,6 +84,7 @@ struct mbox {
 
 	int fd;			/* the mbox, open from the first begin(); or -1 */
 	int locked;		/* we hold the fcntl lock on fd */
+	int setlk;		/* F_OFD_SETLK, or F_SETLK where there is none */
 	unsigned unsynced;	/* messages finished since the last sync */
 	int dirsync;		/* the file may be new: fsync its directory */
 	int sync_status;	/* an fsync failed (PM_OK: none did) ... */
@@ -86,7 +99,22 @@ struct lock_append {
 	long long offset;	/* its size before the message */
 };
 
+/* The in-process lock of one mbox file (see the top of the file). */
+struct mbox_gate {
+	struct mbox_gate *next;
+	dev_t		 dev;		/* the directory holding the file */
+	ino_t		 ino;
+	char		*name;		/* the file's name in it */
+	unsigned	 users;		/* threads holding or awaiting it */
+	int		 held;
+	pthread_cond_t	 free;		/* signalled when let go */
+};
+
+static pthread_mutex_t gates_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mbox_gate *gates;
+
 struct mbox_msg {
+	struct mbox_gate *gate;	/* held from begin to finish or abort */
 	int dotlocked;
 	int lockfd;		/* our dotlock, open while dotlocked */
 	struct lock_append repair;	/* left by a dead pullmail: check it */
@@ -106,7 +134,7 @@ mbox_error(char **err, const char *what, const char *path, int e)
 	int status = (e == ENOSPC || e == EDQUOT || e == EFBIG) ?
 	    PM_ETEMP : PM_EDELIVER;
 
-	return errf(err, status, "mbox: %s %s: %s", what, path, strerror(e));
+	return errf(err, status, "mbox: %s %s: %s", what, path, pm_strerror(e));
 }
 
 /* Sleep for ms milliseconds, resuming after signals. */
@@ -131,6 +159,106 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The gate of mb's file, made when missing; gates_lock held. */
+static struct mbox_gate *
+gate_find(const struct mbox *mb)
+{
+	struct mbox_gate *g;
+	struct stat st;
+	const char *name = strrchr(mb->path, '/');
+
+	/* Without the directory (it may not exist yet) the path is the key. */
+	if (stat(mb->dir, &st) < 0) {
+		st.st_dev = 0;
+		st.st_ino = 0;
+		name = mb->path;
+	} else
+		name = name != NULL ? name + 1 : mb->path;
+	for (g = gates; g != NULL; g = g->next)
+		if (g->dev == st.st_dev && g->ino == st.st_ino &&
+		    strcmp(g->name, name) == 0)
+			return g;
+	g = xcalloc(1, sizeof *g);
+	g->dev = st.st_dev;
+	g->ino = st.st_ino;
+	g->name = xstrdup(name);
+	pthread_cond_init(&g->free, NULL);
+	g->next = gates;
+	gates = g;
+	return g;
+}
+
+/* Drop a gate no thread uses any more; gates_lock held. */
+static void
+gate_forget(struct mbox_gate *g)
+{
+	struct mbox_gate **pp;
+
+	if (g->users > 0)
+		return;
+	for (pp = &gates; *pp != g; pp = &(*pp)->next)
+		;
+	*pp = g->next;
+	pthread_cond_destroy(&g->free);
+	free(g->name);
+	free(g);
+}
+
+/* Take the gate of mb's file before deadline (see the top of the file). */
+static int
+gate_enter(struct mbox *mb, struct mbox_msg *mm, long long deadline,
+    char **err)
+{
+	struct mbox_gate *g;
+	struct timespec ts;
+	long long left;
+
+	pthread_mutex_lock(&gates_lock);
+	g = gate_find(mb);
+	g->users++;
+	while (g->held) {
+		if ((left = deadline - now_ms()) <= 0) {
+			g->users--;
+			gate_forget(g);
+			pthread_mutex_unlock(&gates_lock);
+			return errf(err, PM_ETEMP, "mbox: cannot lock %s "
+			    "within %u seconds: another account of this "
+			    "pullmail is appending to it", mb->path,
+			    mb->lock_timeout);
+		}
+		/* The condition runs on the real-time clock: wait in short
+		 * steps so that a clock change costs at most one. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (left > MBOX_LOCK_POLL_MS)
+			left = MBOX_LOCK_POLL_MS;
+		ts.tv_nsec += (long)(left % 1000) * 1000000L;
+		ts.tv_sec += (time_t)(left / 1000) + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		(void)pthread_cond_timedwait(&g->free, &gates_lock, &ts);
+	}
+	g->held = 1;
+	pthread_mutex_unlock(&gates_lock);
+	mm->gate = g;
+	return PM_OK;
+}
+
+/* Let go of the gate mm holds, if any. */
+static void
+gate_leave(struct mbox_msg *mm)
+{
+	struct mbox_gate *g = mm->gate;
+
+	if (g == NULL)
+		return;
+	pthread_mutex_lock(&gates_lock);
+	g->held = 0;
+	g->users--;
+	pthread_cond_signal(&g->free);
+	gate_forget(g);
+	pthread_mutex_unlock(&gates_lock);
+	mm->gate = NULL;
+}
+
 /*
  * Who must own the mbox: the user running pullmail; when that is root,
  * the local user named by recipient (root when recipient is not set or is
@@ -144,12 +272,14 @@ now_ms(void)
 static void
 mbox_owner(struct mbox *mb, const struct account *a)
 {
-	struct passwd *pw;
+	struct passwd pwbuf, *pw = NULL;
+	char buf[4096];
 
 	mb->uid = geteuid();
 	mb->gid = getegid();
 	if (mb->uid == 0 && a->recipient != NULL &&
-	    (pw = getpwnam(a->recipient)) != NULL) {
+	    getpwnam_r(a->recipient, &pwbuf, buf, sizeof buf, &pw) == 0 &&
+	    pw != NULL) {
 		mb->uid = pw->pw_uid;
 		mb->gid = pw->pw_gid;
 		mb->owner = xasprintf("%s (uid %lu, the recipient)",
@@ -258,6 +388,11 @@ mbox_open(const struct account *a, void **ctx_r, char **err)
 	else
 		*slash = '\0';
 	mb->lock_timeout = a->lock_timeout != 0 ? a->lock_timeout : 60;
+#ifdef F_OFD_SETLK
+	mb->setlk = F_OFD_SETLK;
+#else
+	mb->setlk = F_SETLK;
+#endif
 	mbox_owner(mb, a);
 	lock_hostname(mb);
 	lock_clean(mb);
@@ -510,7 +645,7 @@ dotlock(struct mbox *mb, struct mbox_msg *mm, long long deadline, char **err)
 		if (e == EACCES || e == EPERM || e == EROFS) {
 			log_debug("deliver", "mbox: cannot create %s (%s); "
 			    "using the fcntl lock alone", mb->lockpath,
-			    strerror(e));
+			    pm_strerror(e));
 			free(text);
 			return PM_OK;
 		}
@@ -542,9 +677,13 @@ fcntl_lock(struct mbox *mb, int fd, long long deadline, char **err)
 		memset(&fl, 0, sizeof fl);
 		fl.l_type = F_WRLCK;
 		fl.l_whence = SEEK_SET;
-		if (fcntl(fd, F_SETLK, &fl) == 0) {
+		if (fcntl(fd, mb->setlk, &fl) == 0) {
 			mb->locked = 1;
 			return PM_OK;
+		}
+		if (errno == EINVAL && mb->setlk != F_SETLK) {
+			mb->setlk = F_SETLK;	/* a kernel before 3.15 */
+			continue;
 		}
 		if (errno != EACCES && errno != EAGAIN && errno != EINTR)
 			return mbox_error(err, "cannot lock", mb->path, errno);
@@ -556,7 +695,7 @@ fcntl_lock(struct mbox *mb, int fd, long long deadline, char **err)
 	}
 }
 
-/* Let go of both locks; the file stays open. */
+/* Let go of both locks and then the gate; the file stays open. */
 static void
 mbox_unlock(struct mbox *mb, struct mbox_msg *mm)
 {
@@ -579,10 +718,11 @@ mbox_unlock(struct mbox *mb, struct mbox_msg *mm)
 		memset(&fl, 0, sizeof fl);
 		fl.l_type = F_UNLCK;
 		fl.l_whence = SEEK_SET;
-		if (fcntl(mb->fd, F_SETLK, &fl) < 0)
+		if (fcntl(mb->fd, mb->setlk, &fl) < 0)
 			log_warn("mbox: cannot unlock %s", mb->path);
 		mb->locked = 0;
 	}
+	gate_leave(mm);
 }
 
 /*
@@ -872,14 +1012,14 @@ mbox_repair(struct mbox *mb, struct mbox_msg *mm, struct stat *st)
 	if (st->st_size < rec->offset)
 		why = "the file is shorter now than it was then";
 	else if ((sep = mbox_sep(mb, rec->offset)) == NULL)
-		why = strerror(errno);
+		why = pm_strerror(errno);
 	else {
 		wlen = (size_t)snprintf(want, sizeof want, "%sFrom ", sep);
 		for (pos = rec->offset; why == NULL && pos < st->st_size;
 		    pos += n) {
 			n = pread(mb->fd, mm->buf, sizeof mm->buf, pos);
 			if (n <= 0) {
-				why = n < 0 ? strerror(errno) :
+				why = n < 0 ? pm_strerror(errno) :
 				    "the file ended early";
 				break;
 			}
@@ -937,7 +1077,7 @@ lock_note(struct mbox *mb, struct mbox_msg *mm, const struct stat *st)
 	    (long long)st->st_size);
 	if (write_full(mm->lockfd, line, strlen(line)) < 0)
 		log_debug("deliver", "mbox: cannot write to %s: %s",
-		    mb->lockpath, strerror(errno));
+		    mb->lockpath, pm_strerror(errno));
 }
 
 /* mbox: take both locks, note the size and write the "From " line;
@@ -963,7 +1103,8 @@ mbox_begin(void *ctx, const struct deliver_info *info, void **m_r,
 	mm = xcalloc(1, sizeof *mm);
 	deadline = now_ms() + (long long)mb->lock_timeout * 1000;
 	mm->lockfd = -1;
-	if ((r = dotlock(mb, mm, deadline, err)) != PM_OK)
+	if ((r = gate_enter(mb, mm, deadline, err)) != PM_OK ||
+	    (r = dotlock(mb, mm, deadline, err)) != PM_OK)
 		goto fail;
 	if ((r = mbox_reopen(mb, err)) != PM_OK)
 		goto fail;

@@ -15,6 +15,12 @@
  * shares with us), so a slow mail server and a large message never count
  * against it.  The MDA's exit is the durability point, so finish() waits
  * for it and sync() has nothing left to do.
+ *
+ * Threads: no shared state; a target and its messages belong to one
+ * thread.  The program is found in $PATH and the child's environment is
+ * built before fork(), so the child makes only async-signal-safe calls
+ * (signal, fcntl, dup2, execve, write, _exit); the spool and every pipe
+ * are close-on-exec, so no descriptor of another thread reaches the MDA.
  */
 #include "autoconf.h"
 
@@ -257,7 +263,7 @@ spool_error(struct mda *md, const char *what, int e, char **err)
 
 	return errf(err, PM_ETEMP, "mda: cannot %s the message in %s: %s "
 	    "(%s; set TMPDIR to choose another)", what, md->spool_dir,
-	    strerror(e), hint);
+	    pm_strerror(e), hint);
 }
 
 /* An unlinked file (0600) in the spool directory, open for reading and
@@ -342,25 +348,34 @@ start_child(struct mda *md, struct mda_msg *mm, char **err)
 {
 	int er[2], st[2], e, status;
 	ssize_t got;
+	char *path;
 
 	if (lseek(mm->spool, 0, SEEK_SET) != 0)
 		return spool_error(md, "rewind", errno, err);
-	if (pipe2(er, O_CLOEXEC) < 0)
-		return errf(err, PM_ETEMP, "mda: pipe: %s", strerror(errno));
+	/* Found now: the child may call nothing that allocates. */
+	if ((path = exec_resolve(mm->argv[0])) == NULL)
+		return errf(err, PM_EDELIVER, "mda: cannot run %s: %s",
+		    md->name, pm_strerror(errno));
+	if (pipe2(er, O_CLOEXEC) < 0) {
+		free(path);
+		return errf(err, PM_ETEMP, "mda: pipe: %s", pm_strerror(errno));
+	}
 	if (pipe2(st, O_CLOEXEC) < 0) {
 		e = errno;
 		close(er[0]);
 		close(er[1]);
-		return errf(err, PM_ETEMP, "mda: pipe: %s", strerror(e));
+		free(path);
+		return errf(err, PM_ETEMP, "mda: pipe: %s", pm_strerror(e));
 	}
 	mm->pid = fork();
 	if (mm->pid < 0) {
 		e = errno;
+		free(path);
 		close(er[0]);
 		close(er[1]);
 		close(st[0]);
 		close(st[1]);
-		return errf(err, PM_ETEMP, "mda: fork: %s", strerror(e));
+		return errf(err, PM_ETEMP, "mda: fork: %s", pm_strerror(e));
 	}
 	if (mm->pid == 0) {
 		/* The child: stdin from the spool (its offset shared with
@@ -372,12 +387,12 @@ start_child(struct mda *md, struct mda_msg *mm, char **err)
 			_exit(127);
 		if (dup2(er[1], 2) < 0 || dup2(er[1], 1) < 0)
 			_exit(127);
-		environ = mm->env;
-		execvp(mm->argv[0], mm->argv);
+		execve(path, mm->argv, mm->env);
 		e = errno;
 		(void)write(st[1], &e, sizeof e);
 		_exit(127);
 	}
+	free(path);
 	close(er[1]);
 	close(st[1]);
 	do
@@ -391,7 +406,7 @@ start_child(struct mda *md, struct mda_msg *mm, char **err)
 			;
 		mm->pid = -1;
 		return errf(err, PM_EDELIVER, "mda: cannot run %s: %s",
-		    md->name, strerror(e));
+		    md->name, pm_strerror(e));
 	}
 	log_debug("deliver", "%s: started %s (pid %ld) on %lld bytes",
 	    md->account, md->name, (long)mm->pid, (long long)mm->size);
@@ -475,7 +490,7 @@ wait_child(struct mda *md, struct mda_msg *mm, int *status_r, char **err)
 		}
 		if (p < 0 && errno != EINTR)
 			return errf(err, PM_EINTERNAL, "mda: waitpid: %s",
-			    strerror(errno));
+			    pm_strerror(errno));
 		check_progress(md, mm);
 		left = mm->deadline - now_ms();
 		if (left <= 0)

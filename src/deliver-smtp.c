@@ -5,7 +5,8 @@
  * 8BITMIME and SIZE used when offered; each message is sent as MAIL, RCPT
  * and DATA (the three pipelined when offered) with CRLF line ends and
  * dot-stuffing done while streaming (deliver_smtp_encode(): bare CR and
- * NUL never reach the MTA).  The MTA's reply to the end of DATA
+ * NUL never reach the MTA).  (Threads: no shared state; a session
+ * belongs to one thread.)  The MTA's reply to the end of DATA
  * (LMTP: the recipient's reply), awaited by finish(), is the durability
  * point: 2xx delivered, 4xx temporary, 5xx failed; sync() has nothing left
  * to do.  After a refusal RSET keeps the session usable.  A 421 or a lost
@@ -196,7 +197,7 @@ wait_fd(struct smtp *sm, int events, char **err)
 			    "seconds", sm->timeout);
 		if (errno != EINTR)
 			return conn_error(sm, err, "poll: %s",
-			    strerror(errno));
+			    pm_strerror(errno));
 	}
 }
 
@@ -216,7 +217,7 @@ send_all(struct smtp *sm, const void *buf, size_t len, char **err)
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			return conn_error(sm, err, "write: %s",
-			    strerror(errno));
+			    pm_strerror(errno));
 		}
 		p += n;
 		len -= (size_t)n;
@@ -256,7 +257,7 @@ read_line(struct smtp *sm, char **err)
 			continue;
 		if (got < 0)
 			return conn_error(sm, err, "read: %s",
-			    strerror(errno));
+			    pm_strerror(errno));
 		if (got == 0)
 			return conn_error(sm, err, "connection closed by the "
 			    "server");
@@ -354,7 +355,7 @@ connect_unix(struct smtp *sm, char **err)
 	memcpy(sun.sun_path, sm->sockpath, strlen(sm->sockpath));
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return conn_error(sm, err, "socket: %s", strerror(errno));
+		return conn_error(sm, err, "socket: %s", pm_strerror(errno));
 	while (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
 		e = errno;
 		if (e == EINTR)
@@ -370,7 +371,7 @@ connect_unix(struct smtp *sm, char **err)
 				    "no connection accepted within %u "
 				    "seconds", sm->timeout);
 			return conn_error(sm, err, "cannot connect: %s",
-			    strerror(e));
+			    pm_strerror(e));
 		}
 		/* Not seen on Linux, allowed by POSIX: wait as for TCP. */
 		sm->fd = fd;
@@ -380,7 +381,7 @@ connect_unix(struct smtp *sm, char **err)
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
 		    soerr != 0)
 			return conn_error(sm, err, "cannot connect: %s",
-			    strerror(soerr));
+			    pm_strerror(soerr));
 		return PM_OK;
 	}
 	sm->fd = fd;
@@ -412,7 +413,7 @@ connect_socket(struct smtp *sm, char **err)
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
 		    errno != EINPROGRESS) {
 			free(last);
-			last = xstrdup(strerror(errno));
+			last = xstrdup(pm_strerror(errno));
 			close(fd);
 			continue;
 		}
@@ -428,7 +429,7 @@ connect_socket(struct smtp *sm, char **err)
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
 		    soerr != 0) {
 			free(last);
-			last = xstrdup(strerror(soerr));
+			last = xstrdup(pm_strerror(soerr));
 			disconnect(sm);
 			continue;
 		}

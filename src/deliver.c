@@ -4,6 +4,10 @@
  * header section is held back (up to DELIVER_HEADER_MAX) until it is
  * complete: the envelope sender comes from it, and the optional header
  * lines are put in front of it before the target begins.
+ *
+ * Threads: no shared state here; a target belongs to one thread.  What
+ * the targets share between threads is said at the top of each
+ * deliver-*.c (mbox: the in-process gate; Maildir: the name counter).
  */
 #include "autoconf.h"
 
@@ -53,10 +57,12 @@ struct deliver_msg {
 static char *
 local_user(void)
 {
-	struct passwd *pw = getpwuid(geteuid());
+	struct passwd pwbuf, *pw = NULL;
+	char buf[4096];
 	const char *s;
 
-	if (pw != NULL && pw->pw_name != NULL)
+	if (getpwuid_r(geteuid(), &pwbuf, buf, sizeof buf, &pw) == 0 &&
+	    pw != NULL && pw->pw_name != NULL)
 		return xstrdup(pw->pw_name);
 	if ((s = getenv("USER")) != NULL || (s = getenv("LOGNAME")) != NULL)
 		return xstrdup(s);

@@ -2,6 +2,9 @@
  * The delivery journal (journal.h): an append-only list of the keys of
  * messages made visible since the state file last recorded them, replayed
  * into the state by the next run when a run was killed.
+ *
+ * Threads: no shared state.  A journal belongs to the account whose state
+ * lock (state.c) its thread holds, so no two threads ever use one file.
  */
 #include "autoconf.h"
 
@@ -185,7 +188,7 @@ journal_off(struct journal *j, const char *what, int e)
 {
 	log_warnx("%s: cannot %s journal %s: %s; until the next run a crash "
 	    "may deliver up to a batch of messages again", j->account, what,
-	    j->path, strerror(e));
+	    j->path, pm_strerror(e));
 	if (ftruncate(j->fd, j->hdr_len) < 0)
 		unlink(j->path);
 	close(j->fd);
@@ -210,7 +213,7 @@ journal_open(struct state *st, const char *account, struct journal **j_r,
 		e = errno;
 		r = errf(err, e == ENOSPC || e == EDQUOT ? PM_ETEMP :
 		    PM_EDELIVER, "cannot open journal %s: %s%s", j->path,
-		    strerror(e), e == ELOOP ? " (a symbolic link; remove "
+		    pm_strerror(e), e == ELOOP ? " (a symbolic link; remove "
 		    "it)" : "");
 		journal_close(j);
 		return r;
@@ -224,7 +227,7 @@ journal_open(struct state *st, const char *account, struct journal **j_r,
 	if (read_fd(j->fd, &data, &len) < 0) {
 		r = errf(err, PM_EDELIVER, "cannot read journal %s: %s; "
 		    "remove it to fetch its messages again", j->path,
-		    strerror(errno));
+		    pm_strerror(errno));
 		journal_close(j);
 		return r;
 	}

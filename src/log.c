@@ -1,13 +1,23 @@
-/* Logging to stderr or syslog, every line with the live secrets redacted,
- * and the protocol trace that redacts the secret it is handed. */
+/*
+ * Logging to stderr or syslog, every line with the live secrets redacted,
+ * and the protocol trace that redacts the secret it is handed.
+ *
+ * Threads: the settings (name, verbosity, trace, destination) are written
+ * once by log_init before any thread starts and only read afterwards.  A
+ * line is formatted whole in the caller's own buffer and written with one
+ * write(2) (stderr) or one syslog(3) call, the first under log_lock, so
+ * lines from different threads never interleave.
+ */
 #include "autoconf.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -16,6 +26,7 @@ static const char *log_progname = "pullmail";
 static int log_verbose;
 static int log_trace_on;
 static int log_syslog;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Set the program name, verbosity, tracing and destination of the log. */
 void
@@ -70,8 +81,14 @@ log_emit(int level, const char *msg)
 		msg = clean;
 	if (log_syslog)
 		syslog(syslog_prio(level), "%s", msg);
-	else
-		fprintf(stderr, "%s: %s\n", log_progname, msg);
+	else {
+		char *line = xasprintf("%s: %s\n", log_progname, msg);
+
+		pthread_mutex_lock(&log_lock);
+		(void)write_full(STDERR_FILENO, line, strlen(line));
+		pthread_mutex_unlock(&log_lock);
+		free(line);
+	}
 	free(clean);
 }
 
@@ -101,7 +118,7 @@ log_warn(const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	log_warnx("%s: %s", msg, strerror(saved));
+	log_warnx("%s: %s", msg, pm_strerror(saved));
 	free(msg);
 }
 

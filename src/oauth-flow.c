@@ -5,6 +5,12 @@
  * 8628) or the authorization code grant with PKCE (RFC 7636) and a
  * loopback redirect (RFC 8252), and notify_command for failures a human
  * must fix.  With oauth.c, the only file that uses libcurl or json-c.
+ *
+ * Threads: no state of its own is shared; the token store of an account
+ * is locked with flock, which also keeps two threads of one process
+ * apart (each opens the lock file itself).  notify_command and the
+ * browser are started with the program found and the environment built
+ * before fork(), so the child calls only async-signal-safe functions.
  */
 #include "autoconf.h"
 
@@ -28,6 +34,8 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+
+extern char **environ;
 
 #include "config.h"
 #include "crypto.h"
@@ -207,13 +215,15 @@ notify_flag(const struct oauth_request *req)
 static void
 notify_run(const struct oauth_request *req, const char *msg)
 {
-	char *copy, *p, **argv = NULL, *acct, *text, *clean;
-	size_t n = 0;
+	char *copy, *p, *save, **argv = NULL, **env, *acct, *text, *clean;
+	char *path;
+	size_t n = 0, i, o;
 	pid_t pid;
 	int st, fd;
 
 	copy = xstrdup(req->notify_command);
-	for (p = strtok(copy, " \t"); p != NULL; p = strtok(NULL, " \t")) {
+	for (p = strtok_r(copy, " \t", &save); p != NULL;
+	    p = strtok_r(NULL, " \t", &save)) {
 		argv = xrealloc(argv, (n + 2) * sizeof *argv);
 		argv[n++] = p;
 	}
@@ -226,18 +236,29 @@ notify_run(const struct oauth_request *req, const char *msg)
 	acct = xasprintf("PULLMAIL_ACCOUNT=%s", who(req));
 	text = xasprintf("PULLMAIL_MESSAGE=%s", clean != NULL ? clean : msg);
 	free(clean);
+	/* Built before fork(): the child of a threaded process must not
+	 * allocate, as putenv() may. */
+	for (n = 0; environ[n] != NULL; n++)
+		;
+	env = xcalloc(n + 3, sizeof *env);
+	for (i = o = 0; i < n; i++)
+		if (strncmp(environ[i], "PULLMAIL_ACCOUNT=", 17) != 0 &&
+		    strncmp(environ[i], "PULLMAIL_MESSAGE=", 17) != 0)
+			env[o++] = environ[i];
+	env[o++] = acct;
+	env[o] = text;
+	path = exec_resolve(argv[0]);
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
-		if ((fd = open("/dev/null", O_RDONLY)) >= 0) {
+		if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
 			dup2(fd, 0);
-			close(fd);
-		}
-		putenv(acct);
-		putenv(text);
-		execvp(argv[0], argv);
+		if (path != NULL)
+			execve(path, argv, env);
 		_exit(127);
 	}
+	free(path);
+	free(env);
 	if (pid < 0)
 		log_warn("%s: cannot run notify_command", who(req));
 	else {
@@ -338,7 +359,7 @@ store_lock(const struct oauth_request *req, char **path_r, int *lock_r,
 		    "token store");
 	if (mkdir_p(req->cache_dir, 0700) < 0) {
 		rc = errf(err, PM_ETEMP, "cannot create %s: %s",
-		    req->cache_dir, strerror(errno));
+		    req->cache_dir, pm_strerror(errno));
 		free(path);
 		return rc;
 	}
@@ -456,7 +477,8 @@ done:
 
 /* Drop the stored access token, keeping the refresh token. */
 void
-oauth_delegated_invalidate(const struct oauth_request *req)
+oauth_delegated_invalidate(const struct oauth_request *req,
+    const struct pm_secret *refused)
 {
 	struct store st;
 	const char *why;
@@ -473,6 +495,10 @@ oauth_delegated_invalidate(const struct oauth_request *req)
 		return;
 	}
 	if (store_read(req, path, &st, &why) == 0 && st.access_token != NULL &&
+	    refused != NULL && !secret_equal(st.access_token, refused))
+		log_debug("oauth", "%s: the store holds a newer access token",
+		    who(req));
+	else if (st.access_token != NULL &&
 	    store_write(req, path, st.refresh_token, NULL, 0, 0, NULL) == 0)
 		log_debug("oauth", "%s: dropped the stored access token",
 		    who(req));
@@ -778,7 +804,7 @@ listen_loopback(unsigned port, int *fd_r, unsigned *port_r, char **err)
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return errf(err, PM_ETEMP, "socket: %s", strerror(errno));
+		return errf(err, PM_ETEMP, "socket: %s", pm_strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	memset(&sin, 0, sizeof sin);
 	sin.sin_family = AF_INET;
@@ -790,7 +816,7 @@ listen_loopback(unsigned port, int *fd_r, unsigned *port_r, char **err)
 		close(fd);
 		return errf(err, port != 0 ? PM_ECONFIG : PM_ETEMP,
 		    "cannot listen on 127.0.0.1:%u: %s", port,
-		    strerror(errno));
+		    pm_strerror(errno));
 	}
 	*port_r = ntohs(sin.sin_port);
 	*fd_r = fd;
@@ -801,21 +827,28 @@ listen_loopback(unsigned port, int *fd_r, unsigned *port_r, char **err)
 static void
 open_browser(const char *url)
 {
+	char *av[3], *path;
 	pid_t pid;
 	int fd;
 
 	if (getenv("DISPLAY") == NULL && getenv("WAYLAND_DISPLAY") == NULL)
 		return;
+	if ((path = exec_resolve("xdg-open")) == NULL)
+		return;
+	av[0] = "xdg-open";
+	av[1] = (char *)url;
+	av[2] = NULL;
 	pid = fork();
 	if (pid == 0) {
-		if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+		if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
 			dup2(fd, 0);
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execlp("xdg-open", "xdg-open", url, (char *)NULL);
+		execve(path, av, environ);
 		_exit(127);
 	}
+	free(path);
 	/* Not waited for: xdg-open returns at once; init reaps it. */
 }
 

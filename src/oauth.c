@@ -5,6 +5,20 @@
  * transient failures and hints for the errors Microsoft Entra ID returns.
  * The delegated flows live in oauth-flow.c; these two are the only files
  * that include libcurl or json-c headers.
+ *
+ * Threads: libcurl's global state is set up once under curl_lock (by
+ * oauth_global_init before the worker threads start, or by the first
+ * request); every request has its own easy handle.  The client-credentials
+ * tokens of one app (one cache key: token URL, client id, scope) are got
+ * through an app_slot in app_slots, guarded by app_lock: the first thread
+ * that needs a token reads the cache or fetches, the others that ask
+ * meanwhile wait on the slot's condition and take its result, so one
+ * request goes to the token endpoint however many mailboxes need the token
+ * at once.  Across processes the flock on the cache file's lock does the
+ * same; oauth_invalidate leaves a cache that holds a newer token than the
+ * refused one, so N refused mailboxes make one new request, not N.  The
+ * temp files of atomic writes carry a process-wide counter besides the
+ * PID, so two threads never write the same one.
  */
 #include "autoconf.h"
 
@@ -16,6 +30,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,33 +144,42 @@ static const struct {
 
 /* 1 once libcurl is initialised: at the first request, not at start-up,
  * since a run with a cached token needs none of it (about 1.7 MB of peak
- * RSS: libcurl's own start-up initialises libssh2 and OpenSSL). */
+ * RSS: libcurl's own start-up initialises libssh2 and OpenSSL), unless
+ * oauth_global_init asks for it before threads start. */
 static int curl_started;
+static pthread_mutex_t curl_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Initialise libcurl before its first use; pullmail has no threads. */
-static int
-curl_start(char **err)
+static void app_slots_free(void);
+
+/* Initialise libcurl before its first use (contract in oauth.h). */
+int
+oauth_global_init(char **err)
 {
-	CURLcode rc;
+	CURLcode rc = CURLE_OK;
 
-	if (curl_started)
-		return PM_OK;
-	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	pthread_mutex_lock(&curl_lock);
+	if (!curl_started) {
+		rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+		curl_started = rc == CURLE_OK;
+	}
+	pthread_mutex_unlock(&curl_lock);
 	if (rc != CURLE_OK)
 		return errf(err, PM_EINTERNAL, "cannot initialise libcurl: %s",
 		    curl_easy_strerror(rc));
-	curl_started = 1;
 	return PM_OK;
 }
 
-/* Release libcurl's global state at exit, if a request started it. */
+/* Release libcurl's global state at exit, if a request started it, and
+ * the tokens held for the apps. */
 void
 oauth_global_deinit(void)
 {
-	if (!curl_started)
-		return;
-	curl_global_cleanup();
+	app_slots_free();
+	pthread_mutex_lock(&curl_lock);
+	if (curl_started)
+		curl_global_cleanup();
 	curl_started = 0;
+	pthread_mutex_unlock(&curl_lock);
 }
 
 /* Wipe and free a NUL-terminated buffer that held a secret. */
@@ -631,7 +656,7 @@ cache_read(const struct oauth_request *req, const char *path, time_t now)
 	if (read_small_file(path, OAUTH_MAX_CACHE_FILE, &data, &len) < 0) {
 		if (errno != ENOENT)
 			log_debug("oauth", "token cache %s unreadable: %s",
-			    path, strerror(errno));
+			    path, pm_strerror(errno));
 		return NULL;
 	}
 	obj = oauth_parse_object(data, len, &why);
@@ -702,6 +727,9 @@ cache_write(const struct oauth_request *req, const char *path,
 	json_object_put(obj);
 }
 
+/* Makes the temp names of oauth_write_json unique between threads. */
+static atomic_ulong write_seq;
+
 /* Write obj to path atomically (contract in oauth-int.h). */
 int
 oauth_write_json(const char *dir, const char *path, struct json_object *obj)
@@ -712,7 +740,8 @@ oauth_write_json(const char *dir, const char *path, struct json_object *obj)
 
 	text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
 
-	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	tmp = xasprintf("%s.tmp.%ld.%lu", path, (long)getpid(),
+	    atomic_fetch_add(&write_seq, 1));
 	for (tries = 0; tries < 2; tries++) {
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
 		    O_NOFOLLOW, 0600);
@@ -799,17 +828,20 @@ oauth_unlock(int fd)
 	}
 }
 
-/* Remove the cached token of req, under the cache lock. */
+/* Remove the cached token of req, under the cache lock, unless it is no
+ * longer the refused one (contract in oauth.h). */
 void
-oauth_invalidate(const struct oauth_request *req)
+oauth_invalidate(const struct oauth_request *req,
+    const struct pm_secret *refused)
 {
+	struct pm_secret *cur;
 	char *path, *err = NULL;
 	int fd;
 
 	if (req->token_command != NULL)
 		return;		/* nothing cached */
 	if (req->flow != OAUTH_FLOW_CLIENT_CREDENTIALS) {
-		oauth_delegated_invalidate(req);
+		oauth_delegated_invalidate(req, refused);
 		return;
 	}
 	path = oauth_cache_path(req);
@@ -820,10 +852,15 @@ oauth_invalidate(const struct oauth_request *req)
 		log_warnx("%s", err);
 		free(err);
 	}
-	if (unlink(path) == 0)
+	cur = refused == NULL ? NULL : cache_read(req, path, time(NULL));
+	if (cur != NULL && !secret_equal(cur, refused))
+		log_debug("oauth", "token cache %s already holds a newer token",
+		    path);
+	else if (unlink(path) == 0)
 		log_debug("oauth", "dropped cached token %s", path);
 	else if (errno != ENOENT)
 		log_warn("cannot remove token cache %s", path);
+	secret_free(cur);
 	oauth_unlock(fd);
 	free(path);
 }
@@ -1069,7 +1106,7 @@ anchors_for(const char *url, const char *bundle, long timeout,
 	curl_easy_cleanup(h);
 	if (trust_select(bundle, chain, n, &pem, &count) != 0)
 		log_debug("oauth", "CA bundle %s: %s", bundle,
-		    strerror(errno));
+		    pm_strerror(errno));
 	else
 		log_debug("oauth", "%s: %zu trust anchor%s from %s", url,
 		    count, count == 1 ? "" : "s", bundle);
@@ -1151,7 +1188,7 @@ oauth_client_assertion(const struct oauth_request *req, char **jwt_r,
 
 	if (read_small_file(req->client_cert, 1 << 20, &cert, &len) < 0)
 		return errf(err, PM_ECONFIG, "%s: %s", req->client_cert,
-		    strerror(errno));
+		    pm_strerror(errno));
 	rc = crypto_cert_sha1(cert, len, sha1, err);
 	free(cert);
 	if (rc != PM_OK) {
@@ -1256,7 +1293,7 @@ oauth_http_post(const struct oauth_request *req, const char *url,
 
 	memset(reply, 0, sizeof *reply);
 	reply->retry_after = -1;
-	if ((status = curl_start(err)) != PM_OK ||
+	if ((status = oauth_global_init(err)) != PM_OK ||
 	    (status = endpoint_refused(url, err)) != PM_OK)
 		return status;
 	h = curl_easy_init();
@@ -1465,10 +1502,68 @@ oauth_exchange(const struct oauth_request *req, const char *grant,
 	return rc;
 }
 
-/* A client-credentials token for req: cached when still good, else
- * fetched and cached. */
+/* --- one fetch per app at a time within the process -------------------- */
+
+/* The fetch of one app's token (one cache key) under way in the process,
+ * and how the last one ended; every field is guarded by app_lock. */
+struct app_slot {
+	struct app_slot	*next;
+	char		*key;		/* cache_key */
+	pthread_cond_t	 done;		/* broadcast when a fetch ends */
+	int		 busy;		/* a thread is getting a token */
+	unsigned long	 round;		/* fetches ended so far */
+	int		 rc;		/* how the last one ended */
+	char		*err;		/* its message, when it failed */
+	struct pm_secret *token;	/* its token, when it succeeded */
+	int		 cached;	/* that came from the cache file */
+};
+
+static pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct app_slot *app_slots;
+
+/* The slot of req's app, made when missing; app_lock held. */
+static struct app_slot *
+app_slot_get(const struct oauth_request *req)
+{
+	struct app_slot *sl;
+	char *key = cache_key(req);
+
+	for (sl = app_slots; sl != NULL; sl = sl->next) {
+		if (strcmp(sl->key, key) == 0) {
+			free(key);
+			return sl;
+		}
+	}
+	sl = xcalloc(1, sizeof *sl);
+	sl->key = key;
+	pthread_cond_init(&sl->done, NULL);
+	sl->next = app_slots;
+	app_slots = sl;
+	return sl;
+}
+
+/* Free every slot; no thread may be in the token module. */
+static void
+app_slots_free(void)
+{
+	struct app_slot *sl;
+
+	pthread_mutex_lock(&app_lock);
+	while ((sl = app_slots) != NULL) {
+		app_slots = sl->next;
+		pthread_cond_destroy(&sl->done);
+		secret_free(sl->token);
+		free(sl->err);
+		free(sl->key);
+		free(sl);
+	}
+	pthread_mutex_unlock(&app_lock);
+}
+
+/* A client-credentials token for req: from the cache file when still
+ * good, else fetched and cached. */
 static int
-app_get_token(const struct oauth_request *req, struct pm_secret **token_r,
+app_fetch(const struct oauth_request *req, struct pm_secret **token_r,
     int *cached_r, char **err)
 {
 	struct oauth_token tok;
@@ -1478,10 +1573,6 @@ app_get_token(const struct oauth_request *req, struct pm_secret **token_r,
 	int lock = -1, rc;
 
 	memset(&tok, 0, sizeof tok);
-	if (req->client_secret == NULL && req->client_key == NULL)
-		return errf(err, PM_ECONFIG, "OAuth needs a token URL, a "
-		    "client ID and a client secret");
-
 	if (req->cache_dir != NULL && *req->cache_dir != '\0') {
 		if (mkdir_p(req->cache_dir, 0700) < 0)
 			log_warn("%s: cannot create token cache directory %s",
@@ -1533,6 +1624,68 @@ app_get_token(const struct oauth_request *req, struct pm_secret **token_r,
 	oauth_token_clear(&tok);
 	oauth_unlock(lock);
 	free(path);
+	return rc;
+}
+
+/*
+ * A client-credentials token for req, got once for all the threads that
+ * ask for the same app's token at the same time: the first asks
+ * (app_fetch), the others wait for its result, token or error.  Later
+ * callers read the cache file (app_fetch) as a single thread would.
+ */
+static int
+app_get_token(const struct oauth_request *req, struct pm_secret **token_r,
+    int *cached_r, char **err)
+{
+	struct app_slot *sl;
+	struct pm_secret *tok = NULL;
+	unsigned long round;
+	int rc, cached = 0;
+
+	if (req->client_secret == NULL && req->client_key == NULL)
+		return errf(err, PM_ECONFIG, "OAuth needs a token URL, a "
+		    "client ID and a client secret");
+
+	pthread_mutex_lock(&app_lock);
+	sl = app_slot_get(req);
+	if (sl->busy) {
+		round = sl->round;
+		while (sl->round == round)
+			pthread_cond_wait(&sl->done, &app_lock);
+		if ((rc = sl->rc) == PM_OK) {
+			*token_r = secret_dup(sl->token);
+			if (cached_r != NULL)
+				*cached_r = sl->cached;
+		} else
+			errf(err, rc, "%s", sl->err);
+		pthread_mutex_unlock(&app_lock);
+		if (rc == PM_OK)
+			log_debug("oauth", "%s: using the token another "
+			    "mailbox of this app got", req->account != NULL ?
+			    req->account : "oauth");
+		return rc;
+	}
+	sl->busy = 1;
+	pthread_mutex_unlock(&app_lock);
+
+	rc = app_fetch(req, &tok, &cached, err);
+
+	pthread_mutex_lock(&app_lock);
+	sl->busy = 0;
+	sl->round++;
+	sl->rc = rc;
+	free(sl->err);
+	sl->err = rc != PM_OK ? xstrdup(*err != NULL ? *err : "?") : NULL;
+	secret_free(sl->token);
+	sl->token = rc == PM_OK ? secret_dup(tok) : NULL;
+	sl->cached = cached;
+	pthread_cond_broadcast(&sl->done);
+	pthread_mutex_unlock(&app_lock);
+	if (rc == PM_OK) {
+		*token_r = tok;
+		if (cached_r != NULL)
+			*cached_r = cached;
+	}
 	return rc;
 }
 

@@ -60,7 +60,12 @@ void oauth_request_init(struct oauth_request *req, const struct account *a,
  */
 int oauth_discover(struct account *a, char **err);
 
-/* Release libcurl, which the first request initialises; at exit. */
+/* Initialise libcurl now rather than at the first request: call it once
+ * before starting threads.  Errors: PM_EINTERNAL. */
+int oauth_global_init(char **err);
+
+/* Release libcurl, which the first request initialises, and the tokens
+ * held for apps; at exit, with no other thread in the token module. */
 void oauth_global_deinit(void);
 
 /*
@@ -102,9 +107,13 @@ int oauth_get_token(const struct oauth_request *req,
 time_t oauth_token_expiry(const struct oauth_request *req,
     const struct pm_secret *token);
 
-/* Drop the cached token for req (after the server rejected it).  For a
- * delegated flow only the access token is dropped: the refresh token stays. */
-void oauth_invalidate(const struct oauth_request *req);
+/* Drop the cached token for req after the server refused the token
+ * refused.  When the cache (file or delegated store) holds another token
+ * by now, another mailbox has got a new one already and it is kept;
+ * refused NULL drops it whatever it is.  For a delegated flow only the
+ * access token is dropped: the refresh token stays. */
+void oauth_invalidate(const struct oauth_request *req,
+    const struct pm_secret *refused);
 
 /* The cache file for req (malloc'd), or NULL when req->cache_dir is not
  * set.  Its content: {"key", "access_token", "obtained_at", "expires_at",

@@ -113,7 +113,7 @@ plugin_load(const char *dir, const char *name, const struct pm_plugin **p_r,
 	if (stat(path, &sb) < 0) {
 		r = errf(err, PM_ECONFIG, "no plugin for protocol '%s': %s: "
 		    "%s (set --plugin-dir or PULLMAIL_PLUGIN_DIR)", name, path,
-		    strerror(errno));
+		    pm_strerror(errno));
 		free(path);
 		return r;
 	}

@@ -1,7 +1,17 @@
-/* Secret strings: wiped on free, never printed, and looked for (in every
- * encoding) in text on its way to a log. */
+/*
+ * Secret strings: wiped on free, never printed, and looked for (in every
+ * encoding) in text on its way to a log.
+ *
+ * Threads: a secret itself belongs to the thread that made it.  The
+ * registry (reg_buckets, reg_size, reg_count and the reg_next/reg_prev
+ * links of every registered secret) is shared by all threads and guarded
+ * by reg_lock, a read-write lock: registering and freeing a secret take it
+ * for writing, redacting a log line only for reading, so threads logging
+ * at the same time never wait for each other.
+ */
 #include "autoconf.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +45,7 @@ secret_wipe(void *p, size_t n)
 static struct pm_secret **reg_buckets;
 static size_t reg_size;		/* buckets, a power of two; 0: none */
 static size_t reg_count;
+static pthread_rwlock_t reg_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 /* The bucket of the four bytes at p in a table of size buckets. */
 static size_t
@@ -68,8 +79,13 @@ secret_register(struct pm_secret *s)
 	struct pm_secret **grown, *e, *next;
 	size_t i, size;
 
-	if (s == NULL || s->reg_prev != NULL || s->len < SECRET_REDACT_MIN)
+	if (s == NULL || s->len < SECRET_REDACT_MIN)
 		return;
+	pthread_rwlock_wrlock(&reg_lock);
+	if (s->reg_prev != NULL) {
+		pthread_rwlock_unlock(&reg_lock);
+		return;
+	}
 	if (reg_count >= reg_size * 2) {
 		size = reg_size == 0 ? 64 : reg_size * 2;
 		grown = xcalloc(size, sizeof *grown);
@@ -85,9 +101,11 @@ secret_register(struct pm_secret *s)
 	}
 	reg_link(reg_buckets, reg_size, s);
 	reg_count++;
+	pthread_rwlock_unlock(&reg_lock);
 }
 
-/* Take s out of the registry if it is in; the last one frees the table. */
+/* Take s out of the registry if it is in; the last one frees the table.
+ * Called with reg_lock held for writing. */
 static void
 reg_unlink(struct pm_secret *s)
 {
@@ -142,7 +160,11 @@ secret_free(struct pm_secret *s)
 {
 	if (s == NULL)
 		return;
-	reg_unlink(s);
+	if (s->len >= SECRET_REDACT_MIN) {
+		pthread_rwlock_wrlock(&reg_lock);
+		reg_unlink(s);
+		pthread_rwlock_unlock(&reg_lock);
+	}
 	secret_wipe_free(s->data, s->len + 1);
 	free(s);
 }
@@ -467,9 +489,13 @@ secret_redacted(const char *text)
 	char *out = NULL;
 	int plus;
 
-	if (text == NULL || reg_count == 0 ||
-	    (n = strlen(text)) < SECRET_REDACT_MIN)
+	if (text == NULL || (n = strlen(text)) < SECRET_REDACT_MIN)
 		return NULL;
+	pthread_rwlock_rdlock(&reg_lock);
+	if (reg_count == 0) {
+		pthread_rwlock_unlock(&reg_lock);
+		return NULL;
+	}
 	view_alloc(&raw, n);
 	for (i = 0; i < n; i++)
 		view_put(&raw, (unsigned char)text[i], i, i + 1);
@@ -481,6 +507,7 @@ secret_redacted(const char *text)
 		find_in_base64(&un, &rs);
 		view_free(&un);
 	}
+	pthread_rwlock_unlock(&reg_lock);
 	view_free(&raw);
 	if (rs.n > 0)
 		out = replace_ranges(text, n, &rs);

@@ -270,7 +270,7 @@ session_drop_token(struct pm_session *s)
 	struct oauth_request req;
 
 	oauth_request_init(&req, s->a, s->cache_dir);
-	oauth_invalidate(&req);
+	oauth_invalidate(&req, s->token);
 	secret_free(s->token);
 	s->token = NULL;
 	s->token_cached = 0;

@@ -28,6 +28,11 @@
  * others cannot write to (or a sticky one).  A lock file held with flock()
  * for the life of the state keeps two pullmail processes from fetching the
  * same account at once.
+ *
+ * Threads: no shared state.  The flock also keeps two threads of one
+ * process apart: each state_open opens the lock file itself, and flock
+ * locks of separate open file descriptions conflict even within a
+ * process.  Only the holder writes the state and its temp file.
  */
 #include "autoconf.h"
 
@@ -383,7 +388,7 @@ check_own_file(int fd, const char *path, char **err)
 
 	if (fstat(fd, &sb) < 0)
 		return errf(err, PM_EDELIVER, "cannot stat %s: %s", path,
-		    strerror(errno));
+		    pm_strerror(errno));
 	if (!S_ISREG(sb.st_mode))
 		return errf(err, PM_EDELIVER, "%s is not a regular file; "
 		    "remove it (pullmail creates its state files itself)",
@@ -404,7 +409,7 @@ open_error(const char *path, int errnum, char **err)
 		    "refusing to follow it (remove it: pullmail creates its "
 		    "state files itself)", path);
 	return errf(err, PM_EDELIVER, "cannot open %s: %s", path,
-	    strerror(errnum));
+	    pm_strerror(errnum));
 }
 
 /* Refuse a state directory that others can write to (unless sticky):
@@ -416,7 +421,7 @@ check_dir(const char *dir, char **err)
 
 	if (stat(dir, &sb) < 0)
 		return errf(err, PM_EDELIVER, "cannot stat state directory "
-		    "%s: %s", dir, strerror(errno));
+		    "%s: %s", dir, pm_strerror(errno));
 	if (!S_ISDIR(sb.st_mode))
 		return errf(err, PM_EDELIVER, "state directory %s is not a "
 		    "directory", dir);
@@ -477,7 +482,7 @@ state_open(const char *state_dir, const char *account,
 	*st_r = NULL;
 	if (mkdir_p(state_dir, 0700) < 0)
 		return errf(err, PM_EDELIVER, "cannot create state directory "
-		    "%s: %s", state_dir, strerror(errno));
+		    "%s: %s", state_dir, pm_strerror(errno));
 	if ((r = check_dir(state_dir, err)) != PM_OK)
 		return r;
 	st = xcalloc(1, sizeof *st);
@@ -515,7 +520,7 @@ state_open(const char *state_dir, const char *account,
 	else if ((r = check_own_file(fd, st->path, err)) == PM_OK &&
 	    read_small_fd(fd, (size_t)1 << 30, &data, &len) < 0)
 		r = errf(err, PM_EDELIVER, "cannot read %s: %s", st->path,
-		    strerror(errno));
+		    pm_strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	if (r != PM_OK) {
@@ -740,7 +745,7 @@ keep_aside(struct state *st, char **err)
 				break;
 			return errf(err, PM_EDELIVER, "cannot keep the "
 			    "replaced state file %s as %s: %s", st->path,
-			    st->aside, strerror(errno));
+			    st->aside, pm_strerror(errno));
 		}
 		name = aside_name(st->path);
 		log_warnx("%s: %s was taken meanwhile; the old state file is "
@@ -811,7 +816,7 @@ fail_noclose:
 fail_noclose_nounlink:
 	status = (saved == ENOSPC || saved == EDQUOT) ? PM_ETEMP : PM_EDELIVER;
 	return errf(err, status, "cannot write state file %s: %s", st->path,
-	    strerror(saved));
+	    pm_strerror(saved));
 }
 
 /* The state file's path, for the files kept beside it (journal.c). */

@@ -3,6 +3,15 @@
  * The socket is non-blocking from the start; every wait goes through poll()
  * with the stream's timeout, so a silent server can never hang pullmail.
  * This is the only file that includes GnuTLS headers.
+ *
+ * Threads: a stream belongs to one thread at a time.  transport_init runs
+ * once before threads start.  Certificate credentials (the trust anchors
+ * and their parsed form, several hundred KB with the whole system store)
+ * are shared by every stream that trusts the same anchors: struct
+ * tls_cred entries in creds, made, counted and freed under creds_lock.
+ * GnuTLS only reads a credentials structure once it is set up, so many
+ * sessions in many threads may use one at once; nothing changes it after
+ * cred_get returns it.
  */
 #include "config.h"
 
@@ -16,6 +25,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +52,24 @@
 
 #define SHA256_LEN	32
 
+/*
+ * Certificate credentials for one set of trust anchors: ca_file's, plus
+ * the whole system store (whole) or the system anchors trust_select chose
+ * for a peer (anchors, PEM).  Shared by the streams using them (refs);
+ * freed when the last one lets go.
+ */
+struct tls_cred {
+	struct tls_cred	*next;
+	unsigned	 refs;
+	char		*ca_file;	/* or NULL */
+	int		 whole;		/* the whole system store */
+	char		*anchors;	/* chosen system anchors, or NULL */
+	gnutls_certificate_credentials_t cred;
+};
+
+static pthread_mutex_t creds_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_cred *creds;
+
 struct stream {
 	int		 fd;
 	char		*name;		/* "host:port" or "[v6]:port" */
@@ -49,7 +77,7 @@ struct stream {
 	int		 timeout_ms;
 
 	gnutls_session_t tls;		/* NULL until stream_starttls */
-	gnutls_certificate_credentials_t cred;
+	struct tls_cred	*cred;		/* shared (see cred_get) */
 	int		 tls_ok;	/* handshake done and peer verified */
 	int		 broken;	/* a failed handshake: no more I/O */
 
@@ -198,13 +226,13 @@ connect_one(const struct addrinfo *ai, int timeout_ms, char *reasons)
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd == -1) {
-		add_reason(reasons, ai, strerror(errno));
+		add_reason(reasons, ai, pm_strerror(errno));
 		return -1;
 	}
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 		goto done;
 	if (errno != EINPROGRESS && errno != EINTR) {
-		add_reason(reasons, ai, strerror(errno));
+		add_reason(reasons, ai, pm_strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -213,7 +241,7 @@ connect_one(const struct addrinfo *ai, int timeout_ms, char *reasons)
 		if (r == 0)
 			add_reason(reasons, ai, "connection timed out");
 		else
-			add_reason(reasons, ai, strerror(errno));
+			add_reason(reasons, ai, pm_strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -221,7 +249,7 @@ connect_one(const struct addrinfo *ai, int timeout_ms, char *reasons)
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
 		soerr = errno;
 	if (soerr != 0) {
-		add_reason(reasons, ai, strerror(soerr));
+		add_reason(reasons, ai, pm_strerror(soerr));
 		close(fd);
 		return -1;
 	}
@@ -258,7 +286,7 @@ stream_connect(const char *host, unsigned port, int timeout_ms,
 	r = getaddrinfo(host, service, &hints, &res);
 	if (r != 0) {
 		errf(err, PM_ETEMP, "cannot resolve %s: %s", host,
-		    r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+		    r == EAI_SYSTEM ? pm_strerror(errno) : gai_strerror(r));
 		free(name);
 		return PM_ETEMP;
 	}
@@ -379,28 +407,167 @@ format_pin(const unsigned char *d, char out[SHA256_LEN * 3])
 		    i + 1 == SHA256_LEN ? "" : ":");
 }
 
-/* Trust GnuTLS's whole system store (when there is no bundle to pick
- * anchors from, or it cannot be read). */
+/* Both NULL or equal strings. */
+static int
+same_str(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* Fill a new entry's credentials with its anchors; creds_lock held. */
+static int
+cred_load(struct tls_cred *c, char **err)
+{
+	gnutls_datum_t	pem;
+	int		r;
+
+	r = gnutls_certificate_allocate_credentials(&c->cred);
+	if (r < 0) {
+		c->cred = NULL;
+		return errf(err, PM_EINTERNAL, "TLS: %s", gnutls_strerror(r));
+	}
+	if (c->whole) {
+		r = gnutls_certificate_set_x509_system_trust(c->cred);
+		if (r < 0)
+			log_debug("tls", "system trust store unavailable: %s",
+			    gnutls_strerror(r));
+	}
+	if (c->anchors != NULL) {
+		pem.data = (unsigned char *)c->anchors;
+		pem.size = (unsigned)strlen(c->anchors);
+		r = gnutls_certificate_set_x509_trust_mem(c->cred, &pem,
+		    GNUTLS_X509_FMT_PEM);
+		if (r < 0)
+			log_debug("tls", "CA bundle anchors: %s",
+			    gnutls_strerror(r));
+	}
+	if (c->ca_file != NULL) {
+		r = gnutls_certificate_set_x509_trust_file(c->cred,
+		    c->ca_file, GNUTLS_X509_FMT_PEM);
+		if (r <= 0)
+			return errf(err, PM_ECONFIG, "ca_file %s: %s",
+			    c->ca_file, r == 0 ? "no certificate found" :
+			    gnutls_strerror(r));
+	}
+	return PM_OK;
+}
+
+/* Free an entry that is in no list. */
 static void
-trust_system_whole(struct stream *s)
+cred_free(struct tls_cred *c)
+{
+	if (c->cred != NULL)
+		gnutls_certificate_free_credentials(c->cred);
+	free(c->ca_file);
+	free(c->anchors);
+	free(c);
+}
+
+/* Release an entry from cred_get; the last user frees it. */
+static void
+cred_put(struct tls_cred *c)
+{
+	struct tls_cred **pp;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&creds_lock);
+	if (--c->refs == 0) {
+		for (pp = &creds; *pp != c; pp = &(*pp)->next)
+			;
+		*pp = c->next;
+		cred_free(c);
+	}
+	pthread_mutex_unlock(&creds_lock);
+}
+
+/*
+ * The shared credentials trusting ca_file (NULL or "": none), the whole
+ * system store when whole, and the PEM anchors (NULL: none): an existing
+ * entry with one more user, or a new one loaded now.  Errors: PM_ECONFIG
+ * (ca_file unusable), PM_EINTERNAL.
+ */
+static int
+cred_get(const char *ca_file, int whole, const char *anchors,
+    struct tls_cred **c_r, char **err)
+{
+	struct tls_cred	*c;
+	int		 r;
+
+	if (ca_file != NULL && *ca_file == '\0')
+		ca_file = NULL;
+	pthread_mutex_lock(&creds_lock);
+	for (c = creds; c != NULL; c = c->next)
+		if (c->whole == whole && same_str(c->ca_file, ca_file) &&
+		    same_str(c->anchors, anchors))
+			break;
+	if (c != NULL) {
+		c->refs++;
+		pthread_mutex_unlock(&creds_lock);
+		*c_r = c;
+		return PM_OK;
+	}
+	c = xcalloc(1, sizeof *c);
+	c->ca_file = ca_file != NULL ? xstrdup(ca_file) : NULL;
+	c->whole = whole;
+	c->anchors = anchors != NULL ? xstrdup(anchors) : NULL;
+	if ((r = cred_load(c, err)) != PM_OK) {
+		cred_free(c);
+		pthread_mutex_unlock(&creds_lock);
+		return r;
+	}
+	c->refs = 1;
+	c->next = creds;
+	creds = c;
+	pthread_mutex_unlock(&creds_lock);
+	*c_r = c;
+	return PM_OK;
+}
+
+/* The credential sets alive now (contract in transport.h). */
+unsigned
+transport_tls_creds(void)
+{
+	struct tls_cred	*c;
+	unsigned	 n = 0;
+
+	pthread_mutex_lock(&creds_lock);
+	for (c = creds; c != NULL; c = c->next)
+		n++;
+	pthread_mutex_unlock(&creds_lock);
+	return n;
+}
+
+/* Have the session verify with c instead of its credentials so far. */
+static void
+cred_switch(struct stream *s, struct tls_cred *c)
 {
 	int	r;
 
-	r = gnutls_certificate_set_x509_system_trust(s->cred);
-	if (r < 0)
-		log_debug("tls", "system trust store unavailable: %s",
-		    gnutls_strerror(r));
+	r = gnutls_credentials_set(s->tls, GNUTLS_CRD_CERTIFICATE, c->cred);
+	if (r < 0) {
+		log_debug("tls", "%s: %s", s->name, gnutls_strerror(r));
+		cred_put(c);
+		return;
+	}
+	cred_put(s->cred);
+	s->cred = c;
 }
 
-/* Trust the anchors in the CA bundle at path that can issue the peer's
- * chain (trust.h): after the handshake, before verification. */
+/*
+ * Trust the anchors in the CA bundle at path that can issue the peer's
+ * chain (trust.h): after the handshake, before verification.  The session
+ * is moved to the shared credentials holding ca_file's anchors and those;
+ * to the whole system store's when the bundle cannot be read.
+ */
 static void
-trust_system_for_peer(struct stream *s, const char *path,
-    const gnutls_datum_t *certs, unsigned ncerts)
+trust_system_for_peer(struct stream *s, const struct tls_opts *opts,
+    const char *path, const gnutls_datum_t *certs, unsigned ncerts)
 {
 	struct trust_der *chain;
-	gnutls_datum_t	  pem;
-	char		 *text;
+	struct tls_cred	 *c;
+	const char	 *ca_file = opts != NULL ? opts->ca_file : NULL;
+	char		 *text, *err = NULL;
 	size_t		  i, count;
 	int		  r;
 
@@ -413,20 +580,22 @@ trust_system_for_peer(struct stream *s, const char *path,
 	free(chain);
 	if (r != 0) {
 		log_debug("tls", "CA bundle %s: %s; loading the whole system "
-		    "trust store", path, strerror(errno));
-		trust_system_whole(s);
-		return;
+		    "trust store", path, pm_strerror(errno));
+		text = NULL;
+	} else {
+		log_debug("tls", "%s: %zu trust anchor%s from %s", s->name,
+		    count, count == 1 ? "" : "s", path);
+		if (text == NULL)
+			return;
 	}
-	log_debug("tls", "%s: %zu trust anchor%s from %s", s->name, count,
-	    count == 1 ? "" : "s", path);
-	if (text == NULL)
-		return;
-	pem.data = (unsigned char *)text;
-	pem.size = (unsigned)strlen(text);
-	r = gnutls_certificate_set_x509_trust_mem(s->cred, &pem,
-	    GNUTLS_X509_FMT_PEM);
-	if (r < 0)
-		log_debug("tls", "CA bundle %s: %s", path, gnutls_strerror(r));
+	/* ca_file loaded once already: it cannot fail now but by a race
+	 * with its editing, and then the session keeps what it has. */
+	if (cred_get(ca_file, r != 0, text, &c, &err) == PM_OK)
+		cred_switch(s, c);
+	else {
+		log_debug("tls", "%s", err);
+		free(err);
+	}
 	free(text);
 }
 
@@ -524,8 +693,8 @@ verify_error(struct stream *s, const char *name, unsigned status, char **err)
  * missing, so in that case the name and dates are checked here as well.
  */
 static int
-verify_peer(struct stream *s, const char *name, const unsigned char *pin,
-    const char *bundle, char **err)
+verify_peer(struct stream *s, const struct tls_opts *opts, const char *name,
+    const unsigned char *pin, const char *bundle, char **err)
 {
 	const gnutls_datum_t	*certs;
 	unsigned char		 digest[SHA256_LEN];
@@ -539,7 +708,7 @@ verify_peer(struct stream *s, const char *name, const unsigned char *pin,
 		return errf(err, PM_ETLS, "TLS: %s sent no certificate",
 		    s->name);
 	if (bundle != NULL)
-		trust_system_for_peer(s, bundle, certs, ncerts);
+		trust_system_for_peer(s, opts, bundle, certs, ncerts);
 	r = gnutls_certificate_verify_peers3(s->tls, name, &status);
 	if (r < 0)
 		return errf(err, PM_ETLS, "TLS: cannot verify the certificate "
@@ -579,8 +748,7 @@ tls_fail(struct stream *s)
 {
 	if (s->tls != NULL)
 		gnutls_deinit(s->tls);
-	if (s->cred != NULL)
-		gnutls_certificate_free_credentials(s->cred);
+	cred_put(s->cred);
 	s->tls = NULL;
 	s->cred = NULL;
 	s->tls_ok = 0;
@@ -596,19 +764,10 @@ tls_setup(struct stream *s, const struct tls_opts *opts, const char *name,
 	const char	*errpos;
 	int		 r;
 
-	r = gnutls_certificate_allocate_credentials(&s->cred);
-	if (r < 0)
-		return errf(err, PM_EINTERNAL, "TLS: %s", gnutls_strerror(r));
-	if ((opts == NULL || !opts->no_system_trust) && bundle == NULL)
-		trust_system_whole(s);
-	if (opts != NULL && opts->ca_file != NULL && *opts->ca_file != '\0') {
-		r = gnutls_certificate_set_x509_trust_file(s->cred,
-		    opts->ca_file, GNUTLS_X509_FMT_PEM);
-		if (r <= 0)
-			return errf(err, PM_ECONFIG, "ca_file %s: %s",
-			    opts->ca_file, r == 0 ? "no certificate found" :
-			    gnutls_strerror(r));
-	}
+	r = cred_get(opts != NULL ? opts->ca_file : NULL, (opts == NULL ||
+	    !opts->no_system_trust) && bundle == NULL, NULL, &s->cred, err);
+	if (r != PM_OK)
+		return r;
 
 	r = gnutls_init(&s->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK);
 	if (r < 0) {
@@ -619,7 +778,8 @@ tls_setup(struct stream *s, const struct tls_opts *opts, const char *name,
 	if (r < 0)
 		return errf(err, PM_EINTERNAL, "TLS: priority string at '%s': "
 		    "%s", errpos, gnutls_strerror(r));
-	r = gnutls_credentials_set(s->tls, GNUTLS_CRD_CERTIFICATE, s->cred);
+	r = gnutls_credentials_set(s->tls, GNUTLS_CRD_CERTIFICATE,
+	    s->cred->cred);
 	if (r < 0)
 		return errf(err, PM_EINTERNAL, "TLS: %s", gnutls_strerror(r));
 	/* RFC 6066: SNI carries host names only, never addresses. */
@@ -664,7 +824,7 @@ tls_handshake(struct stream *s, char **err)
 			    "out after %d ms", s->name, s->timeout_ms);
 		if (w == -1)
 			return errf(err, PM_ETEMP, "TLS handshake with %s: %s",
-			    s->name, strerror(errno));
+			    s->name, pm_strerror(errno));
 	}
 
 	switch (r) {
@@ -727,7 +887,7 @@ stream_starttls(struct stream *s, const struct tls_opts *opts, char **err)
 	if (r == PM_OK)
 		r = tls_handshake(s, err);
 	if (r == PM_OK)
-		r = verify_peer(s, name, opts != NULL &&
+		r = verify_peer(s, opts, name, opts != NULL &&
 		    opts->fingerprint != NULL ? pin : NULL, bundle, err);
 	if (r != PM_OK) {
 		tls_fail(s);
@@ -766,7 +926,7 @@ wait_error(struct stream *s, int w, const char *what, char **err)
 		return errf(err, PM_ETEMP, "%s: %s: stopped (pullmail is "
 		    "shutting down)", s->name, what);
 	return errf(err, PM_ETEMP, "%s: %s: %s", s->name, what,
-	    strerror(errno));
+	    pm_strerror(errno));
 }
 
 /* Write all of buf to the socket or TLS session. */
@@ -806,7 +966,7 @@ stream_write(struct stream *s, const void *buf, size_t len, char **err)
 			}
 			if (n == -1)
 				return errf(err, PM_ETEMP, "%s: write: %s",
-				    s->name, strerror(errno));
+				    s->name, pm_strerror(errno));
 		}
 		p += n;
 		len -= (size_t)n;
@@ -870,7 +1030,7 @@ raw_read(struct stream *s, void *buf, size_t len, size_t *got_r, char **err)
 			return errf(err, PM_ETEMP, "%s: connection reset by "
 			    "server", s->name);
 		return errf(err, PM_ETEMP, "%s: read: %s", s->name,
-		    strerror(errno));
+		    pm_strerror(errno));
 	}
 	*got_r = (size_t)n;
 	return PM_OK;
@@ -1043,8 +1203,7 @@ stream_close(struct stream *s)
 	}
 	if (s->tls != NULL)
 		gnutls_deinit(s->tls);
-	if (s->cred != NULL)
-		gnutls_certificate_free_credentials(s->cred);
+	cred_put(s->cred);
 	close(s->fd);
 	free(s->buf);
 	free(s->host);

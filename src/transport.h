@@ -24,7 +24,12 @@ void transport_set_abort_fd(int fd);
 /* That fd, or -1. */
 int transport_abort_fd(void);
 
-/* Global init/deinit (gnutls_global_init); call once. */
+/* The sets of certificate credentials (trust anchors) alive now: streams
+ * that trust the same anchors share one (for tests and status). */
+unsigned transport_tls_creds(void);
+
+/* Global init/deinit (gnutls_global_init); call once, before threads
+ * start and after they end. */
 int transport_init(char **err);
 void transport_deinit(void);
 

@@ -1,4 +1,5 @@
-/* Allocation, error strings and small file helpers for the core. */
+/* Allocation, error strings and small file helpers for the core.
+ * Threads: no shared state; pm_strerror's buffer is per thread. */
 #include "autoconf.h"
 
 #include <sys/socket.h>
@@ -160,6 +161,53 @@ write_full(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* The file execvp would run (contract in util.h). */
+char *
+exec_resolve(const char *file)
+{
+	const char *path, *p, *end;
+	struct stat st;
+	char *cand;
+	size_t dlen;
+
+	if (strchr(file, '/') != NULL)
+		return xstrdup(file);
+	if ((path = getenv("PATH")) == NULL)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (p = path; *file != '\0'; p = end + 1) {
+		end = strchr(p, ':');
+		dlen = end != NULL ? (size_t)(end - p) : strlen(p);
+		/* An empty entry is the current directory. */
+		if (dlen == 0)
+			cand = xasprintf("./%s", file);
+		else
+			cand = xasprintf("%.*s/%s", (int)dlen, p, file);
+		if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) &&
+		    access(cand, X_OK) == 0)
+			return cand;
+		free(cand);
+		if (end == NULL)
+			break;
+	}
+	errno = ENOENT;
+	return NULL;
+}
+
+/* The text of errno value e (contract in util.h). */
+const char *
+pm_strerror(int e)
+{
+	static _Thread_local char buf[128];
+
+#ifdef STRERROR_R_CHAR_P
+	return strerror_r(e, buf, sizeof buf);
+#else
+	if (strerror_r(e, buf, sizeof buf) != 0)
+		snprintf(buf, sizeof buf, "error %d", e);
+	return buf;
+#endif
 }
 
 /* fsync the directory dir so changes to its entries are durable. */

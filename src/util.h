@@ -27,6 +27,20 @@ void err_prefix(char **err, const char *fmt, ...) PM_PRINTF(2, 3);
 /* Write all of buf to fd, retrying on EINTR and short writes; -1 + errno. */
 int write_full(int fd, const void *buf, size_t len);
 
+/*
+ * The program execvp(file) would run: file itself when it holds a '/',
+ * else the first executable regular file of that name in $PATH (or
+ * /usr/local/bin:/usr/bin:/bin); malloc'd, or NULL (errno ENOENT) when
+ * there is none.  Looked up before fork(), so that the child of a threaded
+ * process calls only execve() (execvp may allocate, which a child of a
+ * threaded process must not).
+ */
+char *exec_resolve(const char *file);
+
+/* strerror(e) that threads may call at once: the text is in a buffer of
+ * the calling thread, good until its next call. */
+const char *pm_strerror(int e);
+
 /* fsync the directory dir (making the entries created or renamed in it
  * durable); -1 + errno. */
 int fsync_dir(const char *dir);

@@ -9,7 +9,8 @@
  * grouped durability: fsync() and syncfs() calls counted for mbox and
  * Maildir batches, a failing fsync, one LMTP session for a batch with
  * refusals, 421s and hang-ups in it; the SMTP/LMTP DATA encoding of bare
- * CR, bare LF and NUL, however the message is cut into chunks.
+ * CR, bare LF and NUL, however the message is cut into chunks; threads
+ * of one process appending to one mbox.
  */
 #include "autoconf.h"
 
@@ -17,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -273,13 +275,17 @@ static size_t nfsyncs;
 static dev_t fail_dev;
 static ino_t fail_ino;
 static int fail_on;
+static pthread_mutex_t fsyncs_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int
 fsync(int fd)
 {
 	struct stat st;
 	size_t i;
+	int fail = 0;
 
+	/* The threads tests call it from several threads at once. */
+	pthread_mutex_lock(&fsyncs_lock);
 	if (fstat(fd, &st) == 0) {
 		for (i = 0; i < nfsyncs; i++)
 			if (fsyncs[i].dev == st.st_dev &&
@@ -293,10 +299,13 @@ fsync(int fd)
 		}
 		if (i < nfsyncs)
 			fsyncs[i].n++;
-		if (fail_on && st.st_dev == fail_dev && st.st_ino == fail_ino) {
-			errno = EIO;
-			return -1;
-		}
+		fail = fail_on && st.st_dev == fail_dev &&
+		    st.st_ino == fail_ino;
+	}
+	pthread_mutex_unlock(&fsyncs_lock);
+	if (fail) {
+		errno = EIO;
+		return -1;
 	}
 	return (int)syscall(SYS_fsync, fd);
 }
@@ -308,7 +317,9 @@ static unsigned nsyncfs;	/* syncfs() calls */
 int
 syncfs(int fd)
 {
+	pthread_mutex_lock(&fsyncs_lock);
 	nsyncfs++;
+	pthread_mutex_unlock(&fsyncs_lock);
 	return (int)syscall(SYS_syncfs, fd);
 }
 #else
@@ -2602,6 +2613,197 @@ START_TEST(test_bad_recipient)
 }
 END_TEST
 
+/* --- threads of one process, one target ---------------------------------- */
+
+#define DT_THREADS	4
+
+/* The body line i of message n of thread t, as written (CRLF) or as the
+ * mbox must hold it (LF). */
+static char *
+mt_line(int t, int n, int i, int crlf)
+{
+	return xasprintf("%d-%d line %05d of a message that must stay whole"
+	    "%s", t, n, i, crlf ? "\r\n" : "\n");
+}
+
+/* One account's thread and what it delivers. */
+struct dt_arg {
+	int		 t;
+	struct account	 a;		/* its own copy of tacct */
+	int		 messages;	/* "X-Id: t-n", then lines mt_line()s */
+	int		 lines;
+	int		 sync_every;	/* messages; 0: once at the end */
+	pthread_barrier_t *start;
+	int		 rc;
+	char		*err;
+};
+
+/* A thread: its messages into the shared target, each written a line at
+ * a time so that an unguarded append interleaves. */
+static void *
+dt_deliver(void *arg)
+{
+	struct dt_arg *x = arg;
+	struct deliver_info info;
+	struct deliver *d;
+	struct deliver_msg *m;
+	char *text;
+	int n, i, r;
+
+	test_info(&info, "1");
+	pthread_barrier_wait(x->start);
+	if ((r = deliver_open(&x->a, &d, &x->err)) != PM_OK) {
+		x->rc = r;
+		return NULL;
+	}
+	for (n = 0; n < x->messages && r == PM_OK; n++) {
+		if ((r = deliver_begin(d, &info, &m, &x->err)) != PM_OK)
+			break;
+		text = xasprintf("X-Id: %d-%d\r\n\r\n", x->t, n);
+		r = deliver_write(m, text, strlen(text), &x->err);
+		free(text);
+		for (i = 0; i < x->lines && r == PM_OK; i++) {
+			text = mt_line(x->t, n, i, 1);
+			r = deliver_write(m, text, strlen(text), &x->err);
+			free(text);
+		}
+		if (r == PM_OK)
+			r = deliver_finish(m, &x->err);
+		else
+			deliver_abort(m);
+		if (r == PM_OK && x->sync_every > 0 &&
+		    n % x->sync_every == x->sync_every - 1)
+			r = deliver_sync(d, &x->err);
+	}
+	if (r == PM_OK)
+		r = deliver_sync(d, &x->err);
+	deliver_close(d);
+	x->rc = r;
+	return NULL;
+}
+
+/* Run DT_THREADS dt_deliver threads at once into tacct's target, one
+ * account each; assert that every one succeeded. */
+static void
+run_deliver_threads(int messages, int lines, int sync_every)
+{
+	struct dt_arg args[DT_THREADS];
+	pthread_t tid[DT_THREADS];
+	pthread_barrier_t start;
+	int t;
+
+	pthread_barrier_init(&start, NULL, DT_THREADS);
+	for (t = 0; t < DT_THREADS; t++) {
+		memset(&args[t], 0, sizeof args[t]);
+		args[t].t = t;
+		args[t].a = tacct;
+		args[t].messages = messages;
+		args[t].lines = lines;
+		args[t].sync_every = sync_every;
+		args[t].start = &start;
+		ck_assert_int_eq(pthread_create(&tid[t], NULL, dt_deliver,
+		    &args[t]), 0);
+	}
+	for (t = 0; t < DT_THREADS; t++)
+		pthread_join(tid[t], NULL);
+	pthread_barrier_destroy(&start);
+	for (t = 0; t < DT_THREADS; t++)
+		ck_assert_msg(args[t].rc == PM_OK, "thread %d: %s", t,
+		    args[t].err != NULL ? args[t].err : "?");
+}
+
+#define MT_MESSAGES	30
+#define MT_LINES	1500	/* about 90 KB a message, two writes */
+
+/* DT_THREADS threads of one process, one account each, one mbox: every
+ * message is in the file once, whole and uninterleaved.  Without the
+ * in-process gate the threads share one dotlock file name and break each
+ * other's locks. */
+START_TEST(test_mbox_threads)
+{
+	int seen[DT_THREADS][MT_MESSAGES];
+	char *data, *p, *want, *line;
+	int t, n, i, count = 0;
+
+	tacct.deliver_kind = DELIVER_MBOX;
+	tacct.deliver_path = xasprintf("%s/mbox", dir);
+	tacct.lock_timeout = 30;
+	run_deliver_threads(MT_MESSAGES, MT_LINES, 0);
+
+	memset(seen, 0, sizeof seen);
+	data = mbox_undated(tacct.deliver_path);
+	for (p = data; *p != '\0'; count++) {
+		ck_assert_msg(strncmp(p, "From MAILER-DAEMON DATE\nX-Id: ",
+		    30) == 0, "message %d starts with \"%.60s\"", count, p);
+		ck_assert_int_eq(sscanf(p + 30, "%d-%d", &t, &n), 2);
+		ck_assert(t >= 0 && t < DT_THREADS && n >= 0 &&
+		    n < MT_MESSAGES);
+		ck_assert_int_eq(seen[t][n]++, 0);
+		want = xasprintf("From MAILER-DAEMON DATE\nX-Id: %d-%d\n\n", t,
+		    n);
+		ck_assert(strncmp(p, want, strlen(want)) == 0);
+		p += strlen(want);
+		free(want);
+		for (i = 0; i < MT_LINES; i++) {
+			line = mt_line(t, n, i, 0);
+			ck_assert_msg(strncmp(p, line, strlen(line)) == 0,
+			    "message %d-%d line %d: \"%.60s\"", t, n, i, p);
+			p += strlen(line);
+			free(line);
+		}
+		ck_assert_msg(*p == '\n', "message %d-%d: no blank line "
+		    "after it", t, n);
+		p++;
+	}
+	ck_assert_int_eq(count, DT_THREADS * MT_MESSAGES);
+	free(data);
+	/* No lock left behind. */
+	p = xasprintf("%s.lock", tacct.deliver_path);
+	ck_assert_int_ne(access(p, F_OK), 0);
+	free(p);
+}
+END_TEST
+
+#define MD_MESSAGES	50
+
+/* DT_THREADS threads of one process, one account each, one Maildir: every
+ * message lands in new/ under a name of its own (a repeated name would
+ * make one rename replace another's message). */
+START_TEST(test_maildir_threads)
+{
+	int seen[DT_THREADS][MD_MESSAGES];
+	struct dirent *de;
+	DIR *dp;
+	char *newdir, *p, *data;
+	int t, n, count = 0;
+
+	tacct.deliver_kind = DELIVER_MAILDIR;
+	tacct.deliver_path = xasprintf("%s/Maildir", dir);
+	run_deliver_threads(MD_MESSAGES, 1, 10);
+
+	memset(seen, 0, sizeof seen);
+	newdir = xasprintf("%s/new", tacct.deliver_path);
+	dp = opendir(newdir);
+	ck_assert_ptr_nonnull(dp);
+	while ((de = readdir(dp)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		p = xasprintf("%s/%s", newdir, de->d_name);
+		data = slurp(p);
+		ck_assert_int_eq(sscanf(data, "X-Id: %d-%d", &t, &n), 2);
+		ck_assert(t >= 0 && t < DT_THREADS && n >= 0 &&
+		    n < MD_MESSAGES);
+		ck_assert_int_eq(seen[t][n]++, 0);
+		count++;
+		free(data);
+		free(p);
+	}
+	closedir(dp);
+	free(newdir);
+	ck_assert_int_eq(count, DT_THREADS * MD_MESSAGES);
+}
+END_TEST
+
 Suite *
 suite_deliver(void)
 {
@@ -2651,6 +2853,13 @@ suite_deliver(void)
 	    (int)(sizeof reply_cases / sizeof reply_cases[0]));
 	tcase_add_loop_test(tc, test_lmtp_batch, 0,
 	    (int)(sizeof batch_cases / sizeof batch_cases[0]));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_mbox_threads);
+	tcase_add_test(tc, test_maildir_threads);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -4,8 +4,9 @@
  * 127.0.0.1 (form fields, Basic authentication, the cache, 0600 files,
  * invalidation, 5xx, refused connections, timeouts, redirects, AADSTS
  * errors, two processes sharing one fetch, redacted -vv output, echoed
- * secrets kept out of the retry log, a token lock held too long) and
- * oauth_token_command that hangs.
+ * secrets kept out of the retry log, a token lock held too long),
+ * oauth_token_command that hangs, and many threads needing one app's token
+ * at once (one request, also after the token was refused).
  */
 #include "autoconf.h"
 
@@ -21,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -854,7 +856,7 @@ START_TEST(test_get_post_cache_invalidate)
 	ck_assert_ptr_null(rq);
 
 	/* Invalidate: the file goes, the next call asks again. */
-	oauth_invalidate(&req);
+	oauth_invalidate(&req, NULL);
 	ck_assert_int_eq(stat(path, &sb), -1);
 	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
 	ck_assert_int_eq(cached, 0);
@@ -1518,7 +1520,7 @@ START_TEST(test_delegated_rotation)
 
 	/* Rejected by the server: the access token goes, the refresh
 	 * token stays, and the rotated one is what is sent next. */
-	oauth_invalidate(&req);
+	oauth_invalidate(&req, NULL);
 	ck_assert_int_eq(oauth_get_token(&req, &tok, &cached, &err), PM_OK);
 	ck_assert_int_eq(cached, 0);
 	ck_assert_str_eq(secret_reveal(tok), TOKEN_B);
@@ -1956,7 +1958,7 @@ START_TEST(test_get_no_cache_dir)
 	rq = recorded(2);
 	ck_assert_ptr_nonnull(rq);
 	free(rq);
-	oauth_invalidate(&req);
+	oauth_invalidate(&req, NULL);
 	injector_stop(&fi);
 	free(resp[0]);
 	free(resp[1]);
@@ -2550,6 +2552,127 @@ START_TEST(test_discovery_plain_http)
 }
 END_TEST
 
+/* --- many threads, one app ---------------------------------------------- */
+
+#define NTHREADS	16
+
+/* One thread's call: what it asks with and what it got. */
+struct token_call {
+	const struct oauth_request *req;
+	struct pm_secret *refused;	/* invalidate this one first */
+	pthread_barrier_t *start;
+	struct pm_secret *tok;
+	char		*err;
+	int		 rc;
+};
+
+/* A worker thread: (invalidate, then) get a token. */
+static void *
+token_thread(void *arg)
+{
+	struct token_call *c = arg;
+
+	pthread_barrier_wait(c->start);
+	if (c->refused != NULL)
+		oauth_invalidate(c->req, c->refused);
+	c->rc = oauth_get_token(c->req, &c->tok, NULL, &c->err);
+	return NULL;
+}
+
+/* Run NTHREADS token_threads at once; assert each got token. */
+static void
+run_token_threads(const struct oauth_request *req, struct pm_secret *refused,
+    const char *token)
+{
+	struct token_call calls[NTHREADS];
+	pthread_t tid[NTHREADS];
+	pthread_barrier_t start;
+	int i;
+
+	pthread_barrier_init(&start, NULL, NTHREADS);
+	for (i = 0; i < NTHREADS; i++) {
+		memset(&calls[i], 0, sizeof calls[i]);
+		calls[i].req = req;
+		calls[i].refused = refused;
+		calls[i].start = &start;
+		ck_assert_int_eq(pthread_create(&tid[i], NULL, token_thread,
+		    &calls[i]), 0);
+	}
+	for (i = 0; i < NTHREADS; i++)
+		pthread_join(tid[i], NULL);
+	pthread_barrier_destroy(&start);
+	for (i = 0; i < NTHREADS; i++) {
+		ck_assert_msg(calls[i].rc == PM_OK, "thread %d: %s", i,
+		    calls[i].err != NULL ? calls[i].err : "?");
+		ck_assert_str_eq(secret_reveal(calls[i].tok), token);
+		secret_free(calls[i].tok);
+	}
+}
+
+/*
+ * NTHREADS threads want one app's token at once: exactly one request goes
+ * to the endpoint (it answers slowly, so they all ask while it is under
+ * way), with the cache file (_i 1) and without one (_i 0, where only the
+ * in-process single flight can share it).
+ */
+START_TEST(test_threads_one_request)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret;
+	char *resp[1], *cache = NULL, *rq;
+
+	resp[0] = token_response(TOKEN_A, 3599);
+	injector_start(&fi, (const char *const *)resp, 1, 300);
+	secret = secret_from_str(SECRET);
+	if (_i == 1)
+		cache = xasprintf("%s/cache", dir);
+	make_request(&req, &fi, secret, cache, OAUTH_CLIENT_POST);
+	run_token_threads(&req, NULL, TOKEN_A);
+	rq = recorded(1);
+	ck_assert_ptr_nonnull(rq);
+	ck_assert(has_field(rq, "grant_type=client_credentials"));
+	free(rq);
+	ck_assert_ptr_null(recorded(2));
+	injector_stop(&fi);
+	free(resp[0]);
+	free(cache);
+	secret_free(secret);
+}
+END_TEST
+
+/* NTHREADS mailboxes had their shared token refused: each drops it and
+ * asks again, and one new token is fetched for all of them. */
+START_TEST(test_threads_refused_once)
+{
+	struct injector fi;
+	struct oauth_request req;
+	struct pm_secret *secret, *old;
+	char *resp[2], *cache, *rq;
+	char *err = NULL;
+
+	resp[0] = token_response(TOKEN_A, 3599);
+	resp[1] = token_response(TOKEN_B, 3599);
+	injector_start(&fi, (const char *const *)resp, 2, 100);
+	secret = secret_from_str(SECRET);
+	cache = xasprintf("%s/cache", dir);
+	make_request(&req, &fi, secret, cache, OAUTH_CLIENT_POST);
+	ck_assert_int_eq(oauth_get_token(&req, &old, NULL, &err), PM_OK);
+	ck_assert_str_eq(secret_reveal(old), TOKEN_A);
+	run_token_threads(&req, old, TOKEN_B);
+	rq = recorded(2);
+	ck_assert_ptr_nonnull(rq);
+	free(rq);
+	ck_assert_ptr_null(recorded(3));
+	injector_stop(&fi);
+	free(resp[0]);
+	free(resp[1]);
+	free(cache);
+	secret_free(old);
+	secret_free(secret);
+}
+END_TEST
+
 Suite *
 suite_oauth(void)
 {
@@ -2619,6 +2742,13 @@ suite_oauth(void)
 	tcase_add_test(tc, test_retry_log_redacted);
 	tcase_add_test(tc, test_lock_held);
 	tcase_add_test(tc, test_token_command_hangs);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, test_threads_one_request, 0, 2);
+	tcase_add_test(tc, test_threads_refused_once);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,8 +1,11 @@
-/* UID state: records, UIDVALIDITY changes, pruning, atomic saves, locking,
- * damaged files, the binding to one mailbox, and links. */
+/* UID state: records, UIDVALIDITY changes, pruning, atomic saves, locking
+ * (also between threads of one process), damaged files, the binding to
+ * one mailbox, and links. */
 #include "autoconf.h"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +194,86 @@ START_TEST(test_lock)
 	state_close(st);
 	ck_assert_int_eq(state_open(dir, "dave", &B, &st2, &err), PM_OK);
 	state_close(st2);
+}
+END_TEST
+
+#define LOCK_THREADS	8
+#define LOCK_TRIES	100
+
+static atomic_int lock_holders;		/* threads holding dave's lock */
+static atomic_int lock_overlaps;	/* times two held it at once */
+static atomic_int lock_wins;		/* state_open successes */
+static atomic_int lock_busy;		/* state_open: held by another */
+static atomic_int lock_uid;
+
+/* A worker thread trying again and again to open dave's state; while it
+ * holds it, it records one UID and saves. */
+static void *
+lock_worker(void *arg)
+{
+	struct state *st;
+	char uid[16], *err = NULL;
+	int i;
+
+	for (i = 0; i < LOCK_TRIES; i++) {
+		if (state_open(dir, "dave", &B, &st, &err) != PM_OK) {
+			if (strstr(err, "another pullmail") != NULL)
+				atomic_fetch_add(&lock_busy, 1);
+			free(err);
+			err = NULL;
+			continue;
+		}
+		if (atomic_fetch_add(&lock_holders, 1) != 0)
+			atomic_fetch_add(&lock_overlaps, 1);
+		atomic_fetch_add(&lock_wins, 1);
+		snprintf(uid, sizeof uid, "%d", atomic_fetch_add(&lock_uid,
+		    1));
+		state_add(st, "INBOX", uid);
+		if (state_save(st, &err) != PM_OK) {
+			free(err);
+			err = NULL;
+			atomic_fetch_add(&lock_overlaps, 1000);
+		}
+		usleep(200);
+		atomic_fetch_sub(&lock_holders, 1);
+		state_close(st);
+	}
+	return arg;
+}
+
+/* Threads of one process: never two of them hold one account's state
+ * lock (flock on separate open file descriptions conflicts), and every
+ * UID saved by a holder is in the file at the end. */
+START_TEST(test_lock_threads)
+{
+	pthread_t tid[LOCK_THREADS];
+	struct state *st;
+	char uid[16], *err = NULL;
+	int i, wins;
+
+	atomic_store(&lock_busy, 0);
+	atomic_store(&lock_holders, 0);
+	atomic_store(&lock_overlaps, 0);
+	atomic_store(&lock_wins, 0);
+	atomic_store(&lock_uid, 0);
+	for (i = 0; i < LOCK_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&tid[i], NULL, lock_worker,
+		    NULL), 0);
+	for (i = 0; i < LOCK_THREADS; i++)
+		pthread_join(tid[i], NULL);
+	wins = atomic_load(&lock_wins);
+	ck_assert_int_eq(atomic_load(&lock_overlaps), 0);
+	ck_assert_int_gt(wins, 0);
+	ck_assert_int_gt(atomic_load(&lock_busy), 0);	/* they did meet */
+	ck_assert_int_eq(wins + atomic_load(&lock_busy),
+	    LOCK_THREADS * LOCK_TRIES);
+	ck_assert_int_eq(state_open(dir, "dave", &B, &st, &err), PM_OK);
+	for (i = 0; i < wins; i++) {
+		snprintf(uid, sizeof uid, "%d", i);
+		ck_assert_msg(state_known(st, "INBOX", uid), "UID %s lost",
+		    uid);
+	}
+	state_close(st);
 }
 END_TEST
 
@@ -561,6 +644,12 @@ suite_state(void)
 	tcase_add_loop_test(tc, test_symlink_refused, 0,
 	    (int)(sizeof links / sizeof links[0]));
 	tcase_add_test(tc, test_dir_and_type_checks);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_lock_threads);
 	suite_add_tcase(s, tc);
 	return s;
 }

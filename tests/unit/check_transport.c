@@ -2,7 +2,8 @@
  * Transport tests: real TCP and TLS on loopback.  Certificates are made in
  * process with the GnuTLS x509 API; each test runs a small server in a
  * fork()ed child that plays one scenario and exits non-zero when the client
- * did not behave as expected.
+ * did not behave as expected; threads starting TLS at once share one set
+ * of credentials.
  */
 #include "config.h"
 
@@ -15,6 +16,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1184,6 +1186,87 @@ START_TEST(test_null)
 }
 END_TEST
 
+/* --- threads ------------------------------------------------------------ */
+
+#define TLS_THREADS	8
+
+struct tls_thread {
+	const struct server	*sv;
+	const struct tls_opts	*opts;
+	pthread_barrier_t	*start;
+	struct stream		*s;
+	char			*err;
+	int			 rc;
+};
+
+/* A thread: connect and start TLS, all threads at once. */
+static void *
+tls_thread(void *arg)
+{
+	struct tls_thread *t = arg;
+
+	pthread_barrier_wait(t->start);
+	t->rc = stream_connect("localhost", t->sv->port, 5000, &t->s, &t->err);
+	if (t->rc == PM_OK)
+		t->rc = stream_starttls(t->s, t->opts, &t->err);
+	return NULL;
+}
+
+/*
+ * TLS_THREADS threads start TLS at once with the same trust settings: all
+ * verify, and they share one set of credentials, loaded once: ca_file's
+ * (_i 0), or the anchors picked from a system bundle for the peer (_i 1).
+ * The last stream to close frees it.
+ */
+START_TEST(test_tls_threads_share_creds)
+{
+	const struct tcert *in[] = { &ca2, &ca1 };
+	struct server	 sv[TLS_THREADS];
+	struct tls_thread t[TLS_THREADS];
+	pthread_t	 tid[TLS_THREADS];
+	pthread_barrier_t start;
+	struct tls_opts	 o = { .server_name = "localhost" };
+	char		*bundle = NULL;
+	int		 i;
+
+	if (_i == 0) {
+		o.ca_file = ca1_path;
+		o.no_system_trust = 1;
+	} else {
+		bundle = tcert_write_bundle(tmpdir, "threads.pem", in, 2, 0);
+		o.system_bundle = bundle;
+	}
+	ck_assert_uint_eq(transport_tls_creds(), 0);
+	pthread_barrier_init(&start, NULL, TLS_THREADS);
+	for (i = 0; i < TLS_THREADS; i++) {
+		memset(&sv[i], 0, sizeof sv[i]);
+		server_v4(&sv[i], SC_ECHO, 1, &leaf);
+		memset(&t[i], 0, sizeof t[i]);
+		t[i].sv = &sv[i];
+		t[i].opts = &o;
+		t[i].start = &start;
+		ck_assert_int_eq(pthread_create(&tid[i], NULL, tls_thread,
+		    &t[i]), 0);
+	}
+	for (i = 0; i < TLS_THREADS; i++)
+		pthread_join(tid[i], NULL);
+	pthread_barrier_destroy(&start);
+	for (i = 0; i < TLS_THREADS; i++) {
+		ck_assert_msg(t[i].rc == PM_OK, "thread %d: %s", i,
+		    t[i].err != NULL ? t[i].err : "?");
+		ck_assert_int_eq(stream_tls_active(t[i].s), 1);
+	}
+	ck_assert_uint_eq(transport_tls_creds(), 1);
+	for (i = 0; i < TLS_THREADS; i++) {
+		echo_exchange(t[i].s);
+		stream_close(t[i].s);
+		ck_assert_int_eq(server_wait(&sv[i]), 0);
+	}
+	ck_assert_uint_eq(transport_tls_creds(), 0);
+	free(bundle);
+}
+END_TEST
+
 Suite *
 suite_transport(void)
 {
@@ -1220,6 +1303,12 @@ suite_transport(void)
 	tcase_add_test(tc, test_unread);
 	tcase_add_loop_test(tc, test_write_dead_peer, 0, 2);
 	tcase_add_test(tc, test_null);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_add_unchecked_fixture(tc, setup_certs, teardown_certs);
+	tcase_set_timeout(tc, 20);
+	tcase_add_loop_test(tc, test_tls_threads_share_creds, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -439,6 +439,46 @@ START_TEST(test_url_check_endpoint)
 }
 END_TEST
 
+/* exec_resolve finds what execvp would run, before fork(). */
+START_TEST(test_exec_resolve)
+{
+	char *dir = test_tmpdir(), *prog, *p, *saved;
+	const char *path = getenv("PATH");
+
+	saved = path != NULL ? xstrdup(path) : NULL;
+	prog = test_write_file(dir, "pm-prog", "#!/bin/sh\n", 0755);
+	p = xasprintf("/nonexistent:%s", dir);
+	setenv("PATH", p, 1);
+	free(p);
+	p = exec_resolve("pm-prog");
+	ck_assert_str_eq(p, prog);
+	free(p);
+	/* With a slash: as it is; not found: NULL and ENOENT. */
+	p = exec_resolve("./x/pm-prog");
+	ck_assert_str_eq(p, "./x/pm-prog");
+	free(p);
+	errno = 0;
+	ck_assert_ptr_null(exec_resolve("pm-no-such-program"));
+	ck_assert_int_eq(errno, ENOENT);
+	/* Not executable, or a directory: skipped. */
+	chmod(prog, 0644);
+	ck_assert_ptr_null(exec_resolve("pm-prog"));
+	/* An empty entry is the current directory. */
+	chmod(prog, 0755);
+	setenv("PATH", "/nonexistent:", 1);
+	ck_assert_int_eq(chdir(dir), 0);
+	p = exec_resolve("pm-prog");
+	ck_assert_str_eq(p, "./pm-prog");
+	free(p);
+	if (saved != NULL)
+		setenv("PATH", saved, 1);
+	free(saved);
+	free(prog);
+	test_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
 Suite *
 suite_util(void)
 {
@@ -456,6 +496,7 @@ suite_util(void)
 	tcase_add_test(tc, test_redact_in_place);
 	tcase_add_test(tc, test_redact_registry);
 	tcase_add_test(tc, test_log_redacts);
+	tcase_add_test(tc, test_exec_resolve);
 	tcase_add_loop_test(tc, test_url_check_endpoint, 0,
 	    sizeof endpoint_cases / sizeof endpoint_cases[0]);
 	suite_add_tcase(s, tc);
