@@ -582,7 +582,8 @@ backoff_ms(unsigned fails)
 }
 
 /* Run the account's notify_command once for a failure only a human can
- * fix (a flag file keeps it to once until it works again). */
+ * fix (msg; a flag file keeps it to once), or with msg NULL clear that
+ * flag after the account worked again. */
 static void
 notify_human(const struct account *a, const char *msg)
 {
@@ -593,22 +594,10 @@ notify_human(const struct account *a, const char *msg)
 		return;
 	cache_dir = xasprintf("%s/tokens", a->state_dir);
 	oauth_request_init(&req, (struct account *)a, cache_dir);
-	oauth_notify_human(&req, msg);
-	free(cache_dir);
-}
-
-/* Clear the once-only flag after the account worked again. */
-static void
-notify_reset(const struct account *a)
-{
-	struct oauth_request req;
-	char *cache_dir;
-
-	if (a->notify_command == NULL)
-		return;
-	cache_dir = xasprintf("%s/tokens", a->state_dir);
-	oauth_request_init(&req, (struct account *)a, cache_dir);
-	oauth_notify_reset(&req);
+	if (msg != NULL)
+		oauth_notify_human(&req, msg);
+	else
+		oauth_notify_reset(&req);
 	free(cache_dir);
 }
 
@@ -906,7 +895,7 @@ schedule(struct daemon *d)
 			pthread_mutex_lock(&d->mu);
 			if (r == PM_OK) {
 				if (ac->fails > 0 || ac->human)
-					notify_reset(ac->a);
+					notify_human(ac->a, NULL);
 				ac->fails = 0;
 				ac->state = AS_WAITING;
 				ac->due = now + ac->a->poll_interval * 1000LL;

@@ -627,31 +627,42 @@ imap_bad_tag(struct imap *im, const char *what, struct imap_resp *r,
 }
 
 /*
- * Read responses to the command tagged im->tag until its tagged response.
- * A NO or BAD is returned as nostatus with "WHAT failed: NO text".
+ * The tagged completion r of command what (freed here): its response code
+ * taken in for OK, else nostatus with "WHAT failed: NO text".
  */
+static int
+imap_completed(struct imap *im, struct imap_resp *r, const char *what,
+    int nostatus, char **err)
+{
+	char *d;
+	int rc;
+
+	if (r->status == IMAP_OK) {
+		rc = imap_code(im, r, err);
+		imap_resp_free(r);
+		return rc;
+	}
+	d = imap_describe(r);
+	imap_resp_free(r);
+	rc = pmp_errf(err, nostatus, "%s failed: %s", what, d);
+	free(d);
+	return rc;
+}
+
+/* Read responses to the command tagged im->tag until its tagged response,
+ * and take it as imap_completed() does. */
 static int
 imap_wait(struct imap *im, const char *what, const struct imap_cb *cb,
     int nostatus, char **err)
 {
 	struct imap_resp r;
-	char *d;
 	int rc;
 
 	if ((rc = imap_next(im, what, cb, &r, err)) != PM_OK)
 		return rc;
 	if (strcmp(r.tag, im->tag) != 0)
 		return imap_bad_tag(im, what, &r, err);
-	if (r.status == IMAP_OK) {
-		rc = imap_code(im, &r, err);
-		imap_resp_free(&r);
-		return rc;
-	}
-	d = imap_describe(&r);
-	imap_resp_free(&r);
-	rc = pmp_errf(err, nostatus, "%s failed: %s", what, d);
-	free(d);
-	return rc;
+	return imap_completed(im, &r, what, nostatus, err);
 }
 
 /* Take the next tag. */
@@ -1642,7 +1653,7 @@ imap_idle_step(struct imap *im, struct imap_idle *st, char **err)
 	struct imap_resp r;
 	const char *line;
 	size_t len;
-	char *d;
+	char *what;
 	int rc;
 
 	if ((rc = imap_read(im, &line, &len, &r, err)) != PM_OK)
@@ -1656,16 +1667,9 @@ imap_idle_step(struct imap *im, struct imap_idle *st, char **err)
 		if (strcmp(r.tag, im->tag) != 0)
 			return imap_bad_tag(im, "IDLE", &r, err);
 		st->ended = 1;
-		if (r.status == IMAP_OK) {
-			rc = imap_code(im, &r, err);
-			imap_resp_free(&r);
-			return rc;
-		}
-		d = imap_describe(&r);
-		imap_resp_free(&r);
-		rc = pmp_errf(err, PM_EPROTO, "%s: IDLE failed: %s",
-		    imap_folder(im), d);
-		free(d);
+		what = pmp_xprintf("%s: IDLE", imap_folder(im));
+		rc = imap_completed(im, &r, what, PM_EPROTO, err);
+		free(what);
 		return rc;
 	}
 	rc = imap_untagged(im, line, len, &r, NULL, err);
