@@ -906,6 +906,9 @@ schedule(struct daemon *d)
 				notify_human(ac->a, ac->err);
 				ac->human = 1;
 				ac->state = AS_HUMAN;
+			} else if (atomic_load(&d->stopping)) {
+				log_info("%s: %s", ac->a->name, ac->err);
+				ac->state = AS_WAITING;
 			} else {
 				ac->fails++;
 				wait = backoff_ms(ac->fails);

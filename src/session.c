@@ -687,6 +687,8 @@ session_run(struct account *a, const struct pm_plugin *p, int progress,
 			/* The state file holds what was delivered: a new
 			 * session goes on where this one stopped. */
 			stalls = stats->delivered > before ? 0 : stalls + 1;
+			if (transport_aborted())
+				break;	/* the daemon is stopping */
 			if (!session_again(&s, stats->renew, stalls, *err,
 			    &wait_ms))
 				break;

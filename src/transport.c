@@ -107,6 +107,19 @@ transport_abort_fd(void)
 	return abort_fd;
 }
 
+int
+transport_aborted(void)
+{
+	struct pollfd pfd;
+
+	if (abort_fd < 0)
+		return 0;
+	pfd.fd = abort_fd;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	return poll(&pfd, 1, 0) > 0;
+}
+
 /* Start GnuTLS once for the process. */
 int
 transport_init(char **err)

@@ -23,6 +23,8 @@ struct tls_opts {
 void transport_set_abort_fd(int fd);
 /* That fd, or -1. */
 int transport_abort_fd(void);
+/* 1 once that fd is readable: the network waits are being cut. */
+int transport_aborted(void);
 
 /* The sets of certificate credentials (trust anchors) alive now: streams
  * that trust the same anchors share one (for tests and status). */
