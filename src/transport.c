@@ -43,7 +43,8 @@
 #include "util.h"
 
 #define STREAM_DEFAULT_TIMEOUT	60000	/* ms */
-#define STREAM_BUF_INITIAL	16384
+#define STREAM_BUF_INITIAL	4096	/* grows for long lines; an idle
+					 * stream shrinks back to it */
 #define STREAM_BYE_TIMEOUT	1000	/* ms, for close_notify */
 #define STREAM_ERRS_MAX		512	/* connect reasons kept, bytes */
 
@@ -1114,6 +1115,14 @@ stream_await(struct stream *s, int timeout_ms, int wake_fd)
 	if (s->broken || s->start < s->end ||
 	    (s->tls != NULL && gnutls_record_check_pending(s->tls) > 0))
 		return 1;
+	/* Nothing buffered and a long wait ahead (IMAP IDLE): give back
+	 * what long lines made the buffer grow to. */
+	if (s->cap > STREAM_BUF_INITIAL) {
+		free(s->buf);
+		s->cap = STREAM_BUF_INITIAL;
+		s->buf = xmalloc(s->cap);
+	}
+	s->start = s->end = s->scanned = 0;
 	for (;;) {
 		left = deadline - mono_ms();
 		if (left < 0)

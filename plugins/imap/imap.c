@@ -63,7 +63,8 @@ struct imap {
 	int authed;		/* logged in: a broken connection from now
 				 * on is worth a new session at once */
 	int hinted;		/* the host was told why the session fails */
-	char *buf;		/* IMAP_CHUNK bytes for literals */
+	char *buf;		/* IMAP_CHUNK bytes for literals, while
+				 * they come; NULL in between */
 
 	/* The selected folder. */
 	char *folder;		/* its name, or NULL before select() */
@@ -336,6 +337,10 @@ imap_read_literal(struct imap *im, uint64_t n, struct pm_msg *m,
 	size_t want, got;
 	int rc;
 
+	/* Made when a literal comes, given back after a fetch: a session
+	 * that idles holds no chunk. */
+	if (im->buf == NULL)
+		im->buf = pmp_xmalloc(IMAP_CHUNK);
 	while (n > 0) {
 		want = n > IMAP_CHUNK ? IMAP_CHUNK : (size_t)n;
 		rc = im->h->read_bytes(im->s, im->buf, want, &got, err);
@@ -1055,7 +1060,6 @@ imap_open(const struct pm_host *host, struct pm_session *s,
 	im->h = host;
 	im->s = s;
 	im->acct = host->account(s);
-	im->buf = pmp_xmalloc(IMAP_CHUNK);
 	if ((rc = imap_start(im, err)) != PM_OK) {
 		if (!im->broken)
 			imap_logout(im);
@@ -1403,6 +1407,8 @@ imap_fetch(struct pm_conn *c, const size_t *idx, size_t n,
 	im->fx = NULL;
 	free(fx.w);
 	free(fx.uids);
+	free(im->buf);
+	im->buf = NULL;
 	return rc;
 }
 
