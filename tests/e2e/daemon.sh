@@ -321,6 +321,46 @@ with open(sys.argv[2], "a") as f:
 	assert_grep '^STOPPING=1' "$log"
 }
 
+# One run over many accounts: they are fetched at once, within
+# server_connections, then within max_connections (the fault injector, a
+# slow server here, counts the sessions open at once); the summaries come
+# out in the config's order.
+case_run_bounds() {
+	local i peak
+	for i in 1 2 3 4 5 6; do
+		srv_seed "u$i-$CASE_USER" INBOX \
+			$(make_messages "$CASE_DIR/s$i" "$CASE_NAME-$i" | head -n 2)
+	done
+	start_injector exchangefault.py "$IMAP_PORT" --lifetime 300 \
+		--body-delay-ms 300
+	for bounds in "server_connections = 2" "max_connections = 3"; do
+		{
+			printf '[defaults]\n%s\n\n' "$bounds"
+			for i in 1 2 3 4 5 6; do
+				account "a$i" "user=u$i-$CASE_USER" "port=$INJ_PORT" \
+					tls=none "deliver=maildir:$CASE_DIR/M$i" \
+					"state_dir=$CASE_DIR/state-${bounds%% *}"
+			done
+		} | write_config "$CASE_DIR/config"
+		: >"$INJ_LOG"
+		run_pm -c "$CASE_DIR/config"
+		assert_rc 0
+		peak=$(sed -n 's/^.*OPEN #[0-9]*, \([0-9]*\) open.*$/\1/p' "$INJ_LOG" |
+			sort -n | tail -n 1)
+		echo "$bounds: at most $peak sessions at once"
+		assert_eq "${bounds##* }" "$peak" "sessions at once with $bounds"
+		assert_eq "a1 a2 a3 a4 a5 a6" \
+			"$(sed -n 's/^\(a[0-9]\): 2 messages delivered.*/\1/p' "$LAST_OUT.out" | tr '\n' ' ' | sed 's/ $//')" \
+			"summary lines in the config's order"
+		for i in 1 2 3 4 5 6; do
+			# shellcheck disable=SC2046
+			assert_same_messages "$CASE_DIR/M$i" \
+				$(srv_server_files "u$i-$CASE_USER")
+			rm -rf "$CASE_DIR/M$i"
+		done
+	done
+}
+
 run_case idle case_idle
 run_case idle_many case_idle_many
 run_case poll_and_usr1 case_poll_and_usr1
@@ -331,4 +371,5 @@ run_case sigterm_mid_fetch case_sigterm_mid_fetch
 run_case human_pause case_human_pause
 run_case sighup_removes case_sighup_removes
 run_case sd_notify case_sd_notify
+run_case run_bounds case_run_bounds
 e2e_finish

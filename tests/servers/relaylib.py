@@ -74,12 +74,32 @@ def serve(args, relay):
     os.rename(args.port_file + '.tmp', args.port_file)
     deadline = time.monotonic() + args.lifetime
     n = 0
+    state = {'open': 0}
+
+    def client_side(fn, nth):
+        """Relay what the client sends until it closes; then the
+        connection no longer counts as open."""
+        try:
+            fn()
+        finally:
+            with args.lock:
+                state['open'] -= 1
+                k = state['open']
+            log(args, 'CLOSE #%d, %d open' % (nth, k))
+
     while time.monotonic() < deadline:
         try:
             c, _ = ls.accept()
         except socket.timeout:
             continue
         n += 1
+        with args.lock:
+            state['open'] += 1
+            k = state['open']
+        # "OPEN #n, k open": how many sessions the client runs at once.
+        log(args, 'OPEN #%d, %d open' % (n, k))
         conn = relay(n, c)
-        for fn in (conn.client_to_server, conn.server_to_client):
-            threading.Thread(target=fn, daemon=True).start()
+        threading.Thread(target=client_side,
+                         args=(conn.client_to_server, n),
+                         daemon=True).start()
+        threading.Thread(target=conn.server_to_client, daemon=True).start()
