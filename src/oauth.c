@@ -1509,6 +1509,13 @@ oauth_exchange(const struct oauth_request *req, const char *grant,
 struct app_slot {
 	struct app_slot	*next;
 	char		*key;		/* cache_key */
+	/* The credentials the app is asked with: only a request with the
+	 * same ones may share a slot (an account with a wrong secret must
+	 * not hand its refusal to the others, nor get their token). */
+	struct pm_secret *secret;	/* client secret, or NULL */
+	struct pm_secret *ckey;		/* client key, or NULL */
+	char		*cert;		/* client certificate path, or NULL */
+	int		 auth;		/* client_auth */
 	pthread_cond_t	 done;		/* broadcast when a fetch ends */
 	int		 busy;		/* a thread is getting a token */
 	unsigned long	 round;		/* fetches ended so far */
@@ -1521,7 +1528,17 @@ struct app_slot {
 static pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct app_slot *app_slots;
 
-/* The slot of req's app, made when missing; app_lock held. */
+/* Whether two secrets, either NULL, are the same. */
+static int
+same_secret(const struct pm_secret *a, const struct pm_secret *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return secret_equal(a, b);
+}
+
+/* The slot of req's app and credentials, made when missing; app_lock
+ * held. */
 static struct app_slot *
 app_slot_get(const struct oauth_request *req)
 {
@@ -1529,13 +1546,26 @@ app_slot_get(const struct oauth_request *req)
 	char *key = cache_key(req);
 
 	for (sl = app_slots; sl != NULL; sl = sl->next) {
-		if (strcmp(sl->key, key) == 0) {
+		if (strcmp(sl->key, key) == 0 &&
+		    sl->auth == req->client_auth &&
+		    same_secret(sl->secret, req->client_secret) &&
+		    same_secret(sl->ckey, req->client_key) &&
+		    (sl->cert == NULL ? req->client_cert == NULL :
+		    req->client_cert != NULL &&
+		    strcmp(sl->cert, req->client_cert) == 0)) {
 			free(key);
 			return sl;
 		}
 	}
 	sl = xcalloc(1, sizeof *sl);
 	sl->key = key;
+	sl->auth = req->client_auth;
+	sl->secret = req->client_secret != NULL ?
+	    secret_dup(req->client_secret) : NULL;
+	sl->ckey = req->client_key != NULL ? secret_dup(req->client_key) :
+	    NULL;
+	sl->cert = req->client_cert != NULL ? xstrdup(req->client_cert) :
+	    NULL;
 	pthread_cond_init(&sl->done, NULL);
 	sl->next = app_slots;
 	app_slots = sl;
@@ -1553,6 +1583,9 @@ app_slots_free(void)
 		app_slots = sl->next;
 		pthread_cond_destroy(&sl->done);
 		secret_free(sl->token);
+		secret_free(sl->secret);
+		secret_free(sl->ckey);
+		free(sl->cert);
 		free(sl->err);
 		free(sl->key);
 		free(sl);

@@ -2673,6 +2673,66 @@ START_TEST(test_threads_refused_once)
 }
 END_TEST
 
+/*
+ * Two accounts of one app, one with a wrong client secret, ask at the
+ * same time: the wrong one's refusal is its own (the other makes its own
+ * request and gets a token), as when they ran one after the other.
+ */
+START_TEST(test_threads_other_secret)
+{
+	struct injector fi;
+	struct oauth_request wrong, right;
+	struct token_call cw, cr;
+	struct pm_secret *bad, *good;
+	pthread_barrier_t start;
+	pthread_t tw, tr;
+	char *resp[2], *rq;
+
+	resp[0] = http_response(401, "application/json",
+	    "{\"error\":\"invalid_client\"}");
+	resp[1] = token_response(TOKEN_A, 3599);
+	injector_start(&fi, (const char *const *)resp, 2, 300);
+	bad = secret_from_str("not-the-secret");
+	good = secret_from_str(SECRET);
+	make_request(&wrong, &fi, bad, NULL, OAUTH_CLIENT_POST);
+	make_request(&right, &fi, good, NULL, OAUTH_CLIENT_POST);
+	pthread_barrier_init(&start, NULL, 1);
+	memset(&cw, 0, sizeof cw);
+	cw.req = &wrong;
+	cw.start = &start;
+	memset(&cr, 0, sizeof cr);
+	cr.req = &right;
+	cr.start = &start;
+	/* The wrong one asks first; the other while its request is under
+	 * way (the endpoint answers after 300 ms). */
+	ck_assert_int_eq(pthread_create(&tw, NULL, token_thread, &cw), 0);
+	usleep(100000);
+	ck_assert_int_eq(pthread_create(&tr, NULL, token_thread, &cr), 0);
+	pthread_join(tw, NULL);
+	pthread_join(tr, NULL);
+	pthread_barrier_destroy(&start);
+	ck_assert_int_eq(cw.rc, PM_EAUTH);
+	ck_assert_msg(cr.rc == PM_OK, "the right secret got: %s",
+	    cr.err != NULL ? cr.err : "?");
+	ck_assert_str_eq(secret_reveal(cr.tok), TOKEN_A);
+	rq = recorded(1);
+	ck_assert_ptr_nonnull(rq);
+	ck_assert(has_field(rq, "client_secret=not-the-secret"));
+	free(rq);
+	rq = recorded(2);
+	ck_assert_ptr_nonnull(rq);
+	ck_assert(!has_field(rq, "client_secret=not-the-secret"));
+	free(rq);
+	injector_stop(&fi);
+	free(cw.err);
+	secret_free(cr.tok);
+	free(resp[0]);
+	free(resp[1]);
+	secret_free(bad);
+	secret_free(good);
+}
+END_TEST
+
 Suite *
 suite_oauth(void)
 {
@@ -2749,6 +2809,7 @@ suite_oauth(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_threads_one_request, 0, 2);
 	tcase_add_test(tc, test_threads_refused_once);
+	tcase_add_test(tc, test_threads_other_secret);
 	suite_add_tcase(s, tc);
 	return s;
 }
