@@ -124,7 +124,7 @@ case_sighup_adds() {
 # Access tokens that live 5 s: polls every 2 s go on across many expiries
 # without an error.
 case_short_tokens() {
-	local i more all
+	local all
 	seed_messages
 	all=$SEEDS
 	account acct "idle=no" "poll_interval=2" "oauth_client_id=$SHORT_ID" \
@@ -132,13 +132,7 @@ case_short_tokens() {
 		write_config "$CASE_DIR/config"
 	start_daemon "$CASE_DIR/config"
 	wait_count "$CASE_DIR/Maildir" "$NSEEDS" 20
-	for i in 1 2 3; do
-		sleep 4
-		more=$(make_messages "$CASE_DIR/m$i" "$CASE_NAME-m$i" | head -n 1)
-		all="$all $more"
-		srv_seed "$CASE_USER" INBOX $more
-		wait_count "$CASE_DIR/Maildir" $((NSEEDS + i)) 8
-	done
+	trickle 3 4 8
 	stop_daemon
 	assert_rc 0
 	# shellcheck disable=SC2086

@@ -227,7 +227,7 @@ case_daemon_not_connected() {
 # sessions before that or reconnects with a new token after the BYE, and
 # mail saved at any time arrives, once, with no error a person would see.
 case_daemon_tokens_expire() {
-	local i more all
+	local all
 	seed_messages
 	all=$SEEDS
 	start_exchange --token-lifetime 3
@@ -237,13 +237,7 @@ case_daemon_tokens_expire() {
 		write_config "$CASE_DIR/config"
 	start_daemon "$CASE_DIR/config" -v
 	wait_count "$CASE_DIR/Maildir" "$NSEEDS" 20
-	for i in 1 2 3; do
-		sleep 2
-		more=$(make_messages "$CASE_DIR/m$i" "$CASE_NAME-m$i" | head -n 1)
-		all="$all $more"
-		srv_seed "$CASE_USER" INBOX $more
-		wait_count "$CASE_DIR/Maildir" $((NSEEDS + i)) 15
-	done
+	trickle 3 2 15
 	stop_daemon
 	assert_rc 0
 	# shellcheck disable=SC2086

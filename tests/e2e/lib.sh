@@ -508,6 +508,21 @@ wait_grep() {
 	done
 }
 
+# trickle N GAP SECONDS: N times, wait GAP seconds, save one new message
+# into CASE_USER's INBOX and wait (at most SECONDS) until the daemon has
+# delivered it to $CASE_DIR/Maildir, which held NSEEDS before; the
+# messages are added to $all.
+trickle() {
+	local i more
+	for i in $(seq "$1"); do
+		sleep "$2"
+		more=$(make_messages "$CASE_DIR/m$i" "$CASE_NAME-m$i" | head -n 1)
+		all="$all $more"
+		srv_seed "$CASE_USER" INBOX $more
+		wait_count "$CASE_DIR/Maildir" $((NSEEDS + i)) "$3"
+	done
+}
+
 # start_hoodiecrow CONFIG: start hoodiecrow-imap for this case with the
 # JSON CONFIG (tests/servers/hoodiecrow.mjs); sets HC_PORT.  It is stopped
 # when the case ends; hoodiecrow_dump prints what it holds.
