@@ -9,7 +9,7 @@
 #include "fuzz-oauth-http.h"
 
 #define oauth_http_post fuzz_http_post
-#include "oauth-flow.c"
+#include "oauth/refresh.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

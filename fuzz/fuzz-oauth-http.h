@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "oauth-int.h"
+#include "oauth/oauth-int.h"
 
 /* What the endpoint answers next. */
 static const uint8_t *fuzz_body;

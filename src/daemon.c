@@ -53,7 +53,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "oauth.h"
-#include "oauth-int.h"
+#include "oauth/oauth-int.h"
 #include "plugin.h"
 #include "sdnotify.h"
 #include "session.h"

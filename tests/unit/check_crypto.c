@@ -22,7 +22,7 @@
 #include <gnutls/x509.h>
 
 #include "crypto.h"
-#include "oauth-int.h"
+#include "oauth/oauth-int.h"
 #include "secret.h"
 #include "suites.h"
 #include "util.h"

@@ -36,7 +36,7 @@
 #include "config.h"
 #include "log.h"
 #include "oauth.h"
-#include "oauth-int.h"
+#include "oauth/oauth-int.h"
 #include "secret.h"
 #include "suites.h"
 #include "testcert.h"
