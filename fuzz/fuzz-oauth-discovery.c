@@ -1,15 +1,15 @@
 /*
  * Fuzz target: an OpenID discovery document (oauth_discover() in
- * oauth-flow.c).  The first input byte picks the HTTP status, the second
- * the flow (client credentials, device, authorization code), the rest is
- * the body (see fuzz-oauth-http.h).
+ * src/oauth/discovery.c).  The first input byte picks the HTTP status, the
+ * second the flow (client credentials, device, authorization code), the
+ * rest is the body (see fuzz-oauth-http.h).
  */
 #include "autoconf.h"
 
 #include "fuzz-oauth-http.h"
 
 #define oauth_http_post fuzz_http_post
-#include "oauth/refresh.c"
+#include "oauth/discovery.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * For the OAuth fuzz targets that go through oauth-flow.c: the one HTTP
+ * For the OAuth fuzz targets that go through src/oauth/: the one HTTP
  * exchange a parse needs answers with the fuzz input instead of the
  * network.  Include this, then the source file, with oauth_http_post
  * defined to fuzz_http_post as below.

@@ -1,17 +1,57 @@
 /*
- * Inside the token module: what oauth.c shares with oauth-flow.c.  Only
- * oauth*.c include this header (it names libcurl-free but json-c types).
+ * Inside the token module (src/oauth/): what its files share.  Only the
+ * files of src/oauth/ include this header; it names no libcurl or json-c
+ * type (a JSON object is the opaque struct json_object, used through
+ * json.c).
+ *
+ * Calls go one way, from the entry point down:
+ *   token.c (entry)  ->  cache.c (client credentials), refresh.c (the
+ *   delegated store), device.c, authcode.c, info.c, discovery.c
+ *   those           ->  exchange.c (grant + retries), file.c (token files,
+ *                        locks), notify.c (a human must act)
+ *   exchange.c      ->  http.c (libcurl) -> assertion.c (private_key_jwt)
+ *   everything      ->  json.c (json-c), text.c, provider.c (the table)
  */
 #ifndef PM_OAUTH_INT_H
 #define PM_OAUTH_INT_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-#include <json-c/json.h>
+#include <time.h>
 
 #include "oauth.h"
 #include "secret.h"
+
+struct json_object;
+
+#define OAUTH_MAX_RESPONSE	(256 * 1024)	/* endpoint body, bytes */
+#define OAUTH_MAX_CACHE_FILE	(256 * 1024)
+#define OAUTH_MAX_TOKEN		(64 * 1024)	/* token bytes */
+#define OAUTH_MAX_EXPIRES	(366L * 86400)	/* over a year: a bug */
+#define OAUTH_CACHE_MARGIN	300		/* seconds left at reuse */
+#define OAUTH_MAX_DESCRIPTION	300		/* server text kept */
+#define OAUTH_MAX_ERROR_CODE	64
+#define OAUTH_JSON_DEPTH	16
+#define OAUTH_DEFAULT_TIMEOUT	60
+#define OAUTH_LOCK_POLL_MS	50	/* between tries for a held lock */
+#define OAUTH_MAX_TRIES		3	/* transient failures */
+#define STORE_MAX_FILE		(256 * 1024)
+#define STORE_MARGIN		300	/* seconds left at reuse */
+#define DEVICE_DEFAULT_INTERVAL	5
+#define DEVICE_MAX_INTERVAL	60
+#define REDIRECT_WAIT		600	/* seconds for the human */
+#define REDIRECT_MAX_REQUEST	8192
+#define DEVICE_GRANT \
+	"urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code"
+
+/* The account name for messages. */
+static inline const char *
+who(const struct oauth_request *req)
+{
+	return req->account != NULL ? req->account : "oauth";
+}
+
+/* --- http.c: the only file that includes libcurl ------------------------- */
 
 /* What one HTTP exchange with an endpoint returned. */
 struct http_reply {
@@ -37,6 +77,11 @@ int oauth_http_post(const struct oauth_request *req, const char *url,
 /* Wipe and free the body (complete or not); the reply is left empty. */
 void oauth_reply_free(struct http_reply *reply);
 
+/* Release libcurl's global state, if a request started it. */
+void oauth_http_deinit(void);
+
+/* --- assertion.c --------------------------------------------------------- */
+
 /*
  * The private_key_jwt client assertion for req (RS256 with req->client_key,
  * x5t of req->client_cert, aud = token URL, iss = sub = client id); the JWT
@@ -45,6 +90,8 @@ void oauth_reply_free(struct http_reply *reply);
  */
 int oauth_client_assertion(const struct oauth_request *req, char **jwt_r,
     char **err);
+
+/* --- exchange.c: a grant sent to the token endpoint ---------------------- */
 
 /*
  * POST grant to req->token_url and parse the answer into tok (as
@@ -56,6 +103,8 @@ int oauth_client_assertion(const struct oauth_request *req, char **jwt_r,
  */
 int oauth_exchange(const struct oauth_request *req, const char *grant,
     struct oauth_token *tok, char **err);
+
+/* --- file.c: token files and their locks --------------------------------- */
 
 /* Add access_token, obtained_at, expires_at and scope (when not NULL) to a
  * token file's JSON object. */
@@ -78,6 +127,8 @@ int oauth_lock(const struct oauth_request *req, const char *path, int *fd_r,
     char **err);
 void oauth_unlock(int fd);
 
+/* --- json.c: the only file that includes json-c -------------------------- */
+
 /* Exactly one JSON object in len bytes, or NULL with a reason in *why. */
 struct json_object *oauth_parse_object(const char *text, size_t len,
     const char **why);
@@ -89,6 +140,26 @@ int oauth_get_int64(struct json_object *obj, const char *key, int64_t *v_r);
 /* Whether a token may be sent: visible ASCII, bounded length. */
 int oauth_token_ok(const char *s, size_t len);
 
+/* The integer member key given as a number or a string of digits, in
+ * (0, 86400); dflt otherwise. */
+long oauth_get_long(struct json_object *obj, const char *key, long dflt);
+/* A claim as text (string, number, or array of strings joined by ' '),
+ * malloc'd, or NULL. */
+char *oauth_claim_text(struct json_object *obj, const char *key);
+/* A new empty object; members added replace one of the same key. */
+struct json_object *oauth_json_new(void);
+void oauth_json_set_string(struct json_object *obj, const char *key,
+    const char *s);
+void oauth_json_set_string_len(struct json_object *obj, const char *key,
+    const char *s, size_t n);
+void oauth_json_set_int64(struct json_object *obj, const char *key,
+    int64_t v);
+/* obj as compact text, owned by obj (valid until it is changed or freed). */
+const char *oauth_json_text(struct json_object *obj);
+void oauth_json_free(struct json_object *obj);
+
+/* --- text.c -------------------------------------------------------------- */
+
 /* Untrusted server text for a message: secrets redacted, first line, no
  * controls, max bytes. */
 char *oauth_clean_text(const char *s, size_t max);
@@ -97,14 +168,43 @@ char *oauth_form_encode(const char *s, size_t n);
 void oauth_free_wiped(char *s);
 void oauth_sleep_ms(long ms);
 
-/* The delegated flows' token store (oauth-flow.c). */
+/* --- cache.c: client-credentials tokens, shared by an app's mailboxes ---- */
+
+/* A client-credentials token for req: one fetch for all the threads that
+ * ask at once, the cache file, the token endpoint (oauth_get_token). */
+int oauth_app_token(const struct oauth_request *req,
+    struct pm_secret **token_r, int *cached_r, char **err);
+/* Drop req's cache file unless it holds another token than refused. */
+void oauth_app_invalidate(const struct oauth_request *req,
+    const struct pm_secret *refused);
+/* Free the tokens held for the apps; no other thread in the module. */
+void oauth_app_free(void);
+
+/* --- refresh.c: the delegated flows' token store ------------------------- */
+
 int oauth_delegated_token(const struct oauth_request *req,
     struct pm_secret **token_r, int *cached_r, char **err);
 void oauth_delegated_invalidate(const struct oauth_request *req,
     const struct pm_secret *refused);
+/* Store what `pullmail authorize` obtained (a refresh token is needed).
+ * Errors: PM_EAUTH (none issued), PM_ECONFIG, PM_ETEMP. */
+int oauth_store_save(const struct oauth_request *req,
+    struct oauth_token *tok, char **err);
+/* The scope parameter ("&scope=..." or ""), malloc'd. */
+char *oauth_scope_param(const struct oauth_request *req);
+
+/* --- notify.c: a human must act ------------------------------------------ */
+
 /* Run req->notify_command once for a failure a human must fix (a flag file
  * in req->cache_dir remembers it); the next success re-arms it. */
 void oauth_notify_human(const struct oauth_request *req, const char *msg);
 void oauth_notify_reset(const struct oauth_request *req);
+
+/* --- device.c, authcode.c: `pullmail authorize` -------------------------- */
+
+/* The device authorization grant (RFC 8628). */
+int oauth_device_authorize(const struct oauth_request *req, char **err);
+/* The authorization code grant with PKCE and a loopback redirect. */
+int oauth_code_authorize(const struct oauth_request *req, char **err);
 
 #endif
