@@ -74,9 +74,11 @@ jwt_describe(const char *token, const char *user, const char *proto)
 	const char *why;
 	static const char *const keys[] = { "aud", "iss", "tid", "upn",
 	    "preferred_username", "unique_name", "scp", "roles", "exp" };
-	char *payload, *v, *aud, *scp, *roles, *upn, *want, *iss;
+	const struct provider_claims *pc;
+	const char *want;
+	char *payload, *v, *aud, *scp, *roles, *upn, *iss;
 	size_t len, i;
-	int warnings = 0, ms;
+	int warnings = 0;
 
 	d1 = strchr(token, '.');
 	d2 = d1 != NULL ? strchr(d1 + 1, '.') : NULL;
@@ -99,8 +101,7 @@ jwt_describe(const char *token, const char *user, const char *proto)
 		free(v);
 	}
 	iss = oauth_claim_text(obj, "iss");
-	ms = list_has(iss, "sts.windows.net") ||
-	    list_has(iss, "login.microsoftonline");
+	pc = provider_claims_for(iss);
 	free(iss);
 	aud = oauth_claim_text(obj, "aud");
 	scp = oauth_claim_text(obj, "scp");
@@ -108,15 +109,18 @@ jwt_describe(const char *token, const char *user, const char *proto)
 	upn = oauth_claim_text(obj, "upn");
 	if (upn == NULL)
 		upn = oauth_claim_text(obj, "preferred_username");
-	if (ms && aud != NULL && !list_has(aud, "outlook.office") &&
-	    !list_has(aud, "00000002-0000-0ff1-ce00-000000000000")) {
-		printf("  warning: the audience is not Exchange Online "
-		    "(https://outlook.office365.com); check oauth_scope\n");
+	for (i = 0; pc != NULL && aud != NULL && pc->audiences[i] != NULL &&
+	    !list_has(aud, pc->audiences[i]); i++)
+		;
+	if (pc != NULL && aud != NULL && pc->audiences[i] == NULL) {
+		printf("  warning: the audience is not %s; check oauth_scope\n",
+		    pc->audience_name);
 		warnings++;
 	}
-	want = xstrdup(strcmp(proto, "pop3") == 0 ? "POP." : "IMAP.");
-	if (ms && (scp != NULL || roles != NULL) && !list_has(scp, want) &&
-	    !list_has(roles, want)) {
+	want = pc == NULL ? NULL : strcmp(proto, "pop3") == 0 ?
+	    pc->pop3_grant : pc->imap_grant;
+	if (want != NULL && (scp != NULL || roles != NULL) &&
+	    !list_has(scp, want) && !list_has(roles, want)) {
 		printf("  warning: neither scp nor roles grants %s access "
 		    "(%sAccessAsUser.All or %sAccessAsApp)\n", proto, want,
 		    want);
@@ -128,7 +132,6 @@ jwt_describe(const char *token, const char *user, const char *proto)
 		    "in as %s\n", upn, user);
 		warnings++;
 	}
-	free(want);
 	free(aud);
 	free(scp);
 	free(roles);

@@ -8,9 +8,152 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "config.h"
 #include "oauth-int.h"
 #include "provider.h"
+#include "util.h"
+
+/* What a token for Exchange Online must claim. */
+static const char *const exchange_audiences[] = {
+	"outlook.office", "00000002-0000-0ff1-ce00-000000000000", NULL
+};
+static const struct provider_claims exchange_claims = {
+	"Exchange Online (https://outlook.office365.com)",
+	exchange_audiences, "IMAP.", "POP."
+};
+
+/* The providers with defaults.  Microsoft's endpoints hang below an
+ * authority: the public cloud's unless oauth_authority names a national
+ * cloud's (login.microsoftonline.us, login.chinacloudapi.cn, ...). */
+static const struct provider_row {
+	int		 id;		/* enum oauth_provider */
+	const char	*authority;	/* AUTHORITY/TENANT/oauth2/v2.0/...,
+					 * or NULL: fixed URLs below */
+	const char	*endpoints[3];	/* enum provider_endpoint: fixed URL
+					 * or, with an authority, the last
+					 * path element */
+	const char	*app_scope;	/* client credentials */
+	const char	*user_scope;	/* delegated flows */
+	int		 person_flow;	/* default without credentials */
+	int		 app_flow;	/* default with them */
+	const char	*no_device;	/* why there is no device flow */
+	const char	*no_app;	/* why there is no client-credentials
+					 * grant */
+	const char *const *issuers;	/* in its tokens' iss; NULL ends */
+	const struct provider_claims *claims;
+} providers[] = {
+	{ OAUTH_MICROSOFT, "https://login.microsoftonline.com",
+	    { "token", "devicecode", "authorize" },
+	    "https://outlook.office365.com/.default",
+	    "https://outlook.office365.com/IMAP.AccessAsUser.All "
+	    "https://outlook.office365.com/POP.AccessAsUser.All "
+	    "offline_access",
+	    OAUTH_FLOW_DEVICE, OAUTH_FLOW_CLIENT_CREDENTIALS, NULL, NULL,
+	    (const char *const[]){ "sts.windows.net", "login.microsoftonline",
+	    NULL }, &exchange_claims },
+	{ OAUTH_GOOGLE, NULL,
+	    { "https://oauth2.googleapis.com/token", NULL,
+	    "https://accounts.google.com/o/oauth2/v2/auth" },
+	    "https://mail.google.com/", "https://mail.google.com/",
+	    OAUTH_FLOW_AUTH_CODE, OAUTH_FLOW_AUTH_CODE,
+	    "Google offers no device flow for the Gmail scope; use "
+	    "authorization_code",
+	    "Google has no client-credentials grant for Gmail; use "
+	    "authorization_code", NULL, NULL },
+};
+
+/* The row of provider, or NULL (generic, none). */
+static const struct provider_row *
+row(int provider)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof providers / sizeof providers[0]; i++) {
+		if (providers[i].id == provider)
+			return &providers[i];
+	}
+	return NULL;
+}
+
+/* A default endpoint (contract in provider.h). */
+char *
+provider_endpoint(int provider, const char *authority, const char *tenant,
+    int which)
+{
+	const struct provider_row *r = row(provider);
+	const char *what;
+	size_t n;
+
+	if (r == NULL || (what = r->endpoints[which]) == NULL)
+		return NULL;
+	if (r->authority == NULL)
+		return xstrdup(what);
+	if (authority == NULL)
+		authority = r->authority;
+	n = strlen(authority);
+	while (n > 0 && authority[n - 1] == '/')
+		n--;
+	return xasprintf("%.*s/%s/oauth2/v2.0/%s", (int)n, authority, tenant,
+	    what);
+}
+
+/* A default scope (contract in provider.h). */
+const char *
+provider_scope(int provider, int flow)
+{
+	const struct provider_row *r = row(provider);
+
+	if (r == NULL)
+		return NULL;
+	return flow == OAUTH_FLOW_CLIENT_CREDENTIALS ? r->app_scope :
+	    r->user_scope;
+}
+
+/* The default flow (contract in provider.h). */
+int
+provider_default_flow(int provider, int has_credentials, int *may_choose_r)
+{
+	const struct provider_row *r = row(provider);
+
+	*may_choose_r = !has_credentials;
+	if (has_credentials)
+		return r != NULL ? r->app_flow : OAUTH_FLOW_CLIENT_CREDENTIALS;
+	return r != NULL ? r->person_flow : OAUTH_FLOW_DEVICE;
+}
+
+/* Why a provider cannot use a flow (contract in provider.h). */
+const char *
+provider_flow_refused(int provider, int flow)
+{
+	const struct provider_row *r = row(provider);
+
+	if (r == NULL)
+		return NULL;
+	if (flow == OAUTH_FLOW_DEVICE)
+		return r->no_device;
+	if (flow == OAUTH_FLOW_CLIENT_CREDENTIALS)
+		return r->no_app;
+	return NULL;
+}
+
+/* The claim checks for a token issued by iss (contract in provider.h). */
+const struct provider_claims *
+provider_claims_for(const char *iss)
+{
+	size_t i, k;
+
+	for (i = 0; iss != NULL && i < sizeof providers / sizeof providers[0];
+	    i++) {
+		for (k = 0; providers[i].issuers != NULL &&
+		    providers[i].issuers[k] != NULL; k++) {
+			if (strcasestr(iss, providers[i].issuers[k]) != NULL)
+				return providers[i].claims;
+		}
+	}
+	return NULL;
+}
 
 /* OAuth error codes (RFC 6749 5.2) and what to do about them. */
 static const struct {
