@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "oauth.h"
+#include "oauth/oauth-int.h"
 #include "secret.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

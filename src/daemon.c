@@ -53,7 +53,6 @@
 #include "daemon.h"
 #include "log.h"
 #include "oauth.h"
-#include "oauth/oauth-int.h"
 #include "plugin.h"
 #include "sdnotify.h"
 #include "session.h"
@@ -587,17 +586,12 @@ backoff_ms(unsigned fails)
 static void
 notify_human(const struct account *a, const char *msg)
 {
-	struct oauth_request req;
 	char *cache_dir;
 
 	if (a->notify_command == NULL)
 		return;
 	cache_dir = xasprintf("%s/tokens", a->state_dir);
-	oauth_request_init(&req, (struct account *)a, cache_dir);
-	if (msg != NULL)
-		oauth_notify_human(&req, msg);
-	else
-		oauth_notify_reset(&req);
+	oauth_account_notify(a, cache_dir, msg);
 	free(cache_dir);
 }
 

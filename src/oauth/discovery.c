@@ -46,9 +46,27 @@ discovered(struct json_object *obj, const char *url, const char *key,
 	return PM_OK;
 }
 
-/* OpenID discovery (contract in oauth.h). */
-int
-oauth_discover(struct account *a, char **err)
+/* Free the endpoints of ep and zero it. */
+void
+oauth_endpoints_clear(struct oauth_endpoints *ep)
+{
+	free(ep->token_url);
+	free(ep->device_url);
+	free(ep->authorize_url);
+	memset(ep, 0, sizeof *ep);
+}
+
+/* A copy of s, or NULL. */
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+/* Fetch the discovery document of a's issuer and fill the endpoints ep
+ * lacks from it. */
+static int
+discover(const struct account *a, struct oauth_endpoints *ep, char **err)
 {
 	struct oauth_request req;
 	struct http_reply reply;
@@ -58,12 +76,6 @@ oauth_discover(struct account *a, char **err)
 	size_t n, m;
 	int bad = 0, rc;
 
-	if (a->oauth_issuer == NULL ||
-	    (a->oauth_token_url != NULL && (a->oauth_flow !=
-	    OAUTH_FLOW_DEVICE || a->oauth_device_url != NULL) &&
-	    (a->oauth_flow != OAUTH_FLOW_AUTH_CODE ||
-	    a->oauth_authorize_url != NULL)))
-		return PM_OK;
 	n = strlen(a->oauth_issuer);
 	while (n > 0 && a->oauth_issuer[n - 1] == '/')
 		n--;
@@ -97,27 +109,48 @@ oauth_discover(struct account *a, char **err)
 		rc = errf(err, PM_ECONFIG, "OpenID discovery at %s names "
 		    "another issuer; check oauth_issuer", url);
 	else if ((rc = discovered(obj, url, "token_endpoint",
-	    &a->oauth_token_url, err)) != PM_OK ||
+	    &ep->token_url, err)) != PM_OK ||
 	    (rc = discovered(obj, url, "device_authorization_endpoint",
-	    &a->oauth_device_url, err)) != PM_OK ||
+	    &ep->device_url, err)) != PM_OK ||
 	    (rc = discovered(obj, url, "authorization_endpoint",
-	    &a->oauth_authorize_url, err)) != PM_OK)
+	    &ep->authorize_url, err)) != PM_OK)
 		;
-	else if (a->oauth_token_url == NULL)
+	else if (ep->token_url == NULL)
 		rc = errf(err, PM_ECONFIG, "OpenID discovery at %s: no "
 		    "token endpoint; set oauth_token_url", url);
 	else if (a->oauth_flow == OAUTH_FLOW_DEVICE &&
-	    a->oauth_device_url == NULL)
+	    ep->device_url == NULL)
 		rc = errf(err, PM_ECONFIG, "the issuer offers no device flow; "
 		    "set oauth_flow = authorization_code");
 	else if (a->oauth_flow == OAUTH_FLOW_AUTH_CODE &&
-	    a->oauth_authorize_url == NULL)
+	    ep->authorize_url == NULL)
 		rc = errf(err, PM_ECONFIG, "the issuer has no authorization "
 		    "endpoint");
 	else
 		log_debug("oauth", "%s: discovered token endpoint %s",
-		    a->name, a->oauth_token_url);
+		    a->name, ep->token_url);
 	oauth_json_free(obj);
 	free(url);
+	return rc;
+}
+
+/* The endpoints of account a (contract in oauth-int.h). */
+int
+oauth_discover(const struct account *a, struct oauth_endpoints *ep,
+    char **err)
+{
+	int rc;
+
+	ep->token_url = dup_or_null(a->oauth_token_url);
+	ep->device_url = dup_or_null(a->oauth_device_url);
+	ep->authorize_url = dup_or_null(a->oauth_authorize_url);
+	if (a->oauth_issuer == NULL ||
+	    (ep->token_url != NULL && (a->oauth_flow !=
+	    OAUTH_FLOW_DEVICE || ep->device_url != NULL) &&
+	    (a->oauth_flow != OAUTH_FLOW_AUTH_CODE ||
+	    ep->authorize_url != NULL)))
+		return PM_OK;
+	if ((rc = discover(a, ep, err)) != PM_OK)
+		oauth_endpoints_clear(ep);
 	return rc;
 }

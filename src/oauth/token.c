@@ -7,6 +7,8 @@
  */
 #include "autoconf.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,49 @@
 #include "oauth-int.h"
 #include "secret.h"
 #include "util.h"
+
+/* What the module derived for one account (discovered endpoints); keyed
+ * by the account's name and settings fingerprint, so a reload that changes
+ * the account makes a new entry.  Guarded by known_lock. */
+struct known {
+	struct known		*next;
+	char			*name;
+	uint64_t		 fingerprint;
+	struct oauth_endpoints	 ep;
+};
+
+static pthread_mutex_t known_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct known *known;
+
+/* The entry of a, or NULL; known_lock held. */
+static struct known *
+known_find(const struct account *a)
+{
+	struct known *k;
+
+	for (k = known; k != NULL; k = k->next) {
+		if (k->fingerprint == a->fingerprint &&
+		    strcmp(k->name, a->name) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+/* Free every entry; no other thread in the module. */
+static void
+known_free(void)
+{
+	struct known *k;
+
+	pthread_mutex_lock(&known_lock);
+	while ((k = known) != NULL) {
+		known = k->next;
+		oauth_endpoints_clear(&k->ep);
+		free(k->name);
+		free(k);
+	}
+	pthread_mutex_unlock(&known_lock);
+}
 
 /* A token for req, by its flow (contract in oauth.h). */
 int
@@ -58,13 +103,13 @@ oauth_get_token(const struct oauth_request *req, struct pm_secret **token_r,
 	return oauth_app_token(req, token_r, cached_r, err);
 }
 
-/* Fill req from account a (contract in oauth.h). */
+/* Fill req from account a and its endpoints (contract in oauth-int.h). */
 void
 oauth_request_init(struct oauth_request *req, const struct account *a,
-    const char *cache_dir)
+    const struct oauth_endpoints *ep, const char *cache_dir)
 {
 	memset(req, 0, sizeof *req);
-	req->token_url = a->oauth_token_url;
+	req->token_url = ep != NULL ? ep->token_url : a->oauth_token_url;
 	req->client_id = a->oauth_client_id;
 	req->client_secret = a->oauth_client_secret;
 	req->scope = a->oauth_scope;
@@ -73,8 +118,9 @@ oauth_request_init(struct oauth_request *req, const struct account *a,
 	req->timeout = (long)a->timeout;
 	req->account = a->name;
 	req->flow = a->oauth_flow;
-	req->device_url = a->oauth_device_url;
-	req->authorize_url = a->oauth_authorize_url;
+	req->device_url = ep != NULL ? ep->device_url : a->oauth_device_url;
+	req->authorize_url = ep != NULL ? ep->authorize_url :
+	    a->oauth_authorize_url;
 	req->redirect_port = a->oauth_redirect_port;
 	req->notify_command = a->notify_command;
 	req->client_key = a->oauth_client_key;
@@ -125,5 +171,145 @@ void
 oauth_global_deinit(void)
 {
 	oauth_app_free();
+	known_free();
 	oauth_http_deinit();
+}
+
+/*
+ * The endpoints of account a, discovered when needed.  They are kept in
+ * the module (an entry per account name and settings fingerprint, never
+ * changed once made, so that a request may point into it) rather than
+ * written into the account; with discover 0 only what is known already
+ * (or configured) is returned.  The entry belongs to the module.
+ */
+static int
+account_endpoints(const struct account *a, int discover,
+    const struct oauth_endpoints **ep_r, char **err)
+{
+	struct known *k;
+	struct oauth_endpoints ep;
+	int rc;
+
+	*ep_r = NULL;
+	pthread_mutex_lock(&known_lock);
+	k = known_find(a);
+	pthread_mutex_unlock(&known_lock);
+	if (k != NULL || !discover) {
+		*ep_r = k != NULL ? &k->ep : NULL;
+		return PM_OK;
+	}
+	memset(&ep, 0, sizeof ep);
+	if ((rc = oauth_discover(a, &ep, err)) != PM_OK)
+		return rc;
+	pthread_mutex_lock(&known_lock);
+	if ((k = known_find(a)) == NULL) {
+		k = xcalloc(1, sizeof *k);
+		k->name = xstrdup(a->name);
+		k->fingerprint = a->fingerprint;
+		k->ep = ep;
+		k->next = known;
+		known = k;
+	} else
+		oauth_endpoints_clear(&ep);	/* another thread was first */
+	pthread_mutex_unlock(&known_lock);
+	*ep_r = &k->ep;
+	return PM_OK;
+}
+
+/* The request of account a, its endpoints discovered when discover is
+ * set. */
+static int
+account_request(const struct account *a, const char *cache_dir,
+    int discover, struct oauth_request *req, char **err)
+{
+	const struct oauth_endpoints *ep;
+	int rc;
+
+	rc = account_endpoints(a, discover, &ep, err);
+	oauth_request_init(req, a, ep, cache_dir);
+	return rc;
+}
+
+/* The access token of account a (contract in oauth.h). */
+int
+oauth_account_token(const struct account *a, const char *cache_dir,
+    struct pm_secret **token_r, int *cached_r, char **err)
+{
+	struct oauth_request req;
+	int rc;
+
+	*token_r = NULL;
+	if ((rc = account_request(a, cache_dir, 1, &req, err)) != PM_OK)
+		return rc;
+	return oauth_get_token(&req, token_r, cached_r, err);
+}
+
+/* Drop a's refused token (contract in oauth.h). */
+void
+oauth_account_invalidate(const struct account *a, const char *cache_dir,
+    const struct pm_secret *refused)
+{
+	struct oauth_request req;
+
+	(void)account_request(a, cache_dir, 0, &req, NULL);
+	oauth_invalidate(&req, refused);
+}
+
+/* When a's token expires (contract in oauth.h). */
+time_t
+oauth_account_expiry(const struct account *a, const char *cache_dir,
+    const struct pm_secret *token)
+{
+	struct oauth_request req;
+
+	(void)account_request(a, cache_dir, 0, &req, NULL);
+	return oauth_token_expiry(&req, token);
+}
+
+/* `pullmail authorize` for a (contract in oauth.h). */
+int
+oauth_account_authorize(const struct account *a, const char *cache_dir,
+    char **err)
+{
+	struct oauth_request req;
+	int rc;
+
+	rc = account_request(a, cache_dir, 1, &req, err);
+	/* No flow configured: a browser on this machine makes the redirect
+	 * the easier way; without one, the device flow. */
+	if (a->oauth_flow_auto && req.authorize_url != NULL &&
+	    (getenv("DISPLAY") != NULL || getenv("WAYLAND_DISPLAY") != NULL))
+		req.flow = OAUTH_FLOW_AUTH_CODE;
+	if (rc != PM_OK)
+		return rc;
+	return oauth_authorize(&req, err);
+}
+
+/* `pullmail token --info` for a (contract in oauth.h). */
+int
+oauth_account_info(const struct account *a, const char *cache_dir,
+    char **err)
+{
+	struct oauth_request req;
+	int rc;
+
+	if ((rc = account_request(a, cache_dir, 1, &req, err)) != PM_OK)
+		return rc;
+	return oauth_token_info(&req, a->user, a->protocol, err);
+}
+
+/* notify_command of a (contract in oauth.h). */
+void
+oauth_account_notify(const struct account *a, const char *cache_dir,
+    const char *msg)
+{
+	struct oauth_request req;
+
+	if (a->notify_command == NULL)
+		return;
+	oauth_request_init(&req, a, NULL, cache_dir);
+	if (msg != NULL)
+		oauth_notify_human(&req, msg);
+	else
+		oauth_notify_reset(&req);
 }
