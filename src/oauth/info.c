@@ -200,20 +200,18 @@ oauth_token_expiry(const struct oauth_request *req,
 	return exp > 0 ? (time_t)exp : 0;
 }
 
-/* `pullmail token ACCOUNT --info` (contract in oauth.h). */
+/* Describe token, which oauth_get_token gave for req (contract in
+ * oauth-int.h). */
 int
-oauth_token_info(const struct oauth_request *req, const char *user,
+oauth_token_describe(const struct oauth_request *req,
+    const struct pm_secret *token, int cached, const char *user,
     const char *proto, char **err)
 {
-	struct pm_secret *token = NULL;
 	int64_t exp;
 	time_t now;
 	char *granted;
-	int cached = 0, rc, warnings;
+	int warnings;
 
-	rc = oauth_get_token(req, &token, &cached, err);
-	if (rc != PM_OK)
-		return rc;
 	now = time(NULL);
 	recorded_expiry(req, NULL, &exp, &granted);
 	printf("%s: access token (%s, %zu bytes; never shown)\n", who(req),
@@ -228,7 +226,6 @@ oauth_token_info(const struct oauth_request *req, const char *user,
 		printf("  granted scope: %s\n", granted);
 	free(granted);
 	warnings = jwt_describe(secret_reveal(token), user, proto);
-	secret_free(token);
 	fflush(stdout);
 	return warnings > 0 ? errf(err, PM_EAUTH, "the token cannot fit "
 	    "this account (%d warning%s above)", warnings, warnings == 1 ?

@@ -5,12 +5,14 @@
  * json.c).
  *
  * Calls go one way, from the entry point down:
- *   token.c (entry)  ->  cache.c (client credentials), refresh.c (the
- *   delegated store), device.c, authcode.c, info.c, discovery.c
- *   those           ->  exchange.c (grant + retries), file.c (token files,
- *                        locks), notify.c (a human must act)
- *   exchange.c      ->  http.c (libcurl) -> assertion.c (private_key_jwt)
- *   everything      ->  json.c (json-c), text.c, provider.c (the table)
+ *   token.c (entry)    -> cache.c (client credentials), refresh.c (the
+ *                         delegated store), device.c and authcode.c
+ *                         (`authorize`, which save into refresh.c),
+ *                         info.c, discovery.c
+ *   those              -> exchange.c (grant + retries), file.c (token
+ *                         files, locks), notify.c (a human must act)
+ *   exchange.c         -> http.c (libcurl) -> assertion.c (private_key_jwt)
+ *   any of them        -> json.c (json-c), text.c, provider.c (the table)
  */
 #ifndef PM_OAUTH_INT_H
 #define PM_OAUTH_INT_H
@@ -359,6 +361,14 @@ char *oauth_scope_param(const struct oauth_request *req);
  * in req->cache_dir remembers it); the next success re-arms it. */
 void oauth_notify_human(const struct oauth_request *req, const char *msg);
 void oauth_notify_reset(const struct oauth_request *req);
+
+/* --- info.c -------------------------------------------------------------- */
+
+/* Print what oauth_token_info shows of token, which oauth_get_token gave
+ * for req (cached: from a cache); PM_EAUTH after a warning. */
+int oauth_token_describe(const struct oauth_request *req,
+    const struct pm_secret *token, int cached, const char *user,
+    const char *proto, char **err);
 
 /* --- device.c, authcode.c: `pullmail authorize` -------------------------- */
 

@@ -151,6 +151,21 @@ oauth_authorize(const struct oauth_request *req, char **err)
 	}
 }
 
+/* `pullmail token ACCOUNT --info` (contract in oauth-int.h). */
+int
+oauth_token_info(const struct oauth_request *req, const char *user,
+    const char *proto, char **err)
+{
+	struct pm_secret *token = NULL;
+	int cached = 0, rc;
+
+	if ((rc = oauth_get_token(req, &token, &cached, err)) != PM_OK)
+		return rc;
+	rc = oauth_token_describe(req, token, cached, user, proto, err);
+	secret_free(token);
+	return rc;
+}
+
 /* Drop the cached token of req unless it is no longer the refused one
  * (contract in oauth.h). */
 void
