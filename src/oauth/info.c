@@ -187,7 +187,7 @@ recorded_expiry(const struct oauth_request *req,
 }
 
 /* When token, which oauth_get_token() gave for req, expires (contract in
- * oauth.h). */
+ * oauth-int.h). */
 time_t
 oauth_token_expiry(const struct oauth_request *req,
     const struct pm_secret *token)

@@ -228,7 +228,7 @@ parse_error_response(struct json_object *obj, long http_status,
 	    hint != NULL ? ")" : "");
 }
 
-/* Parse a token endpoint answer (contract in oauth.h). */
+/* Parse a token endpoint answer (contract in oauth-int.h). */
 int
 oauth_parse_token_response(const char *body, size_t len, long http_status,
     time_t now, struct oauth_token *tok, char **err)

@@ -221,7 +221,7 @@ store_lock(const struct oauth_request *req, char **path_r, int *lock_r,
 	return PM_OK;
 }
 
-/* An access token for a delegated account (contract in oauth.h). */
+/* An access token for a delegated account (contract in oauth-int.h). */
 int
 oauth_delegated_token(const struct oauth_request *req,
     struct pm_secret **token_r, int *cached_r, char **err)

@@ -62,7 +62,7 @@ known_free(void)
 	pthread_mutex_unlock(&known_lock);
 }
 
-/* A token for req, by its flow (contract in oauth.h). */
+/* A token for req, by its flow (contract in oauth-int.h). */
 int
 oauth_get_token(const struct oauth_request *req, struct pm_secret **token_r,
     int *cached_r, char **err)
@@ -128,7 +128,7 @@ oauth_request_init(struct oauth_request *req, const struct account *a,
 	req->token_command = a->oauth_token_command;
 }
 
-/* `pullmail authorize ACCOUNT` (contract in oauth.h). */
+/* `pullmail authorize ACCOUNT` (contract in oauth-int.h). */
 int
 oauth_authorize(const struct oauth_request *req, char **err)
 {
@@ -167,7 +167,7 @@ oauth_token_info(const struct oauth_request *req, const char *user,
 }
 
 /* Drop the cached token of req unless it is no longer the refused one
- * (contract in oauth.h). */
+ * (contract in oauth-int.h). */
 void
 oauth_invalidate(const struct oauth_request *req,
     const struct pm_secret *refused)
