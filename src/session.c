@@ -501,6 +501,34 @@ session_sleep(int wake_fd, long long ms)
 	return 0;
 }
 
+/* The wait before a new session (contract in session.h). */
+long long
+session_retry_wait(int kind, unsigned attempt, int connected,
+    unsigned suggested_ms, const struct retry_policy *pol)
+{
+	long long wait, cap = (long long)pol->throttle_max_wait * 1000;
+	long long quick = RECONNECT_WAIT_MS, back;
+	unsigned i;
+
+	for (i = 1; i < attempt && quick < RECONNECT_WAIT_MAX_MS; i++)
+		quick *= 2;
+	if (quick > RECONNECT_WAIT_MAX_MS)
+		quick = RECONNECT_WAIT_MAX_MS;
+	if (kind == PM_RETRY_TOKEN_EXPIRED && attempt <= 1)
+		return 0;
+	if (kind == PM_RETRY_THROTTLED && suggested_ms > 0) {
+		wait = suggested_ms < cap ? suggested_ms : cap;
+		if (pol->backoff != NULL && attempt > pol->quick &&
+		    wait < (back = pol->backoff(attempt - pol->quick)))
+			wait = back;
+		return wait;
+	}
+	if (pol->backoff == NULL || ((connected ||
+	    kind == PM_RETRY_RECONNECT) && attempt <= pol->quick))
+		return quick;
+	return pol->backoff(attempt);
+}
+
 /*
  * After a session failed with PM_ETEMP (why): whether a new session should
  * go on, and after how long a wait (*wait_ms_r).  renew: the fetch engine
@@ -512,8 +540,8 @@ session_again(struct pm_session *s, int renew, int stalls, const char *why,
     long long *wait_ms_r)
 {
 	struct account *a = s->a;
+	struct retry_policy pol;
 	long long wait, cap = (long long)a->throttle_max_wait * 1000;
-	int i;
 
 	*wait_ms_r = 0;
 	if (!renew && s->retry_kind == 0)
@@ -529,26 +557,21 @@ session_again(struct pm_session *s, int renew, int stalls, const char *why,
 		    "with a new session and a new token", a->name);
 		return 1;
 	}
-	for (wait = RECONNECT_WAIT_MS, i = 1; i < stalls &&
-	    wait < RECONNECT_WAIT_MAX_MS; i++)
-		wait *= 2;
-	if (wait > RECONNECT_WAIT_MAX_MS)
-		wait = RECONNECT_WAIT_MAX_MS;
+	memset(&pol, 0, sizeof pol);
+	pol.throttle_max_wait = a->throttle_max_wait;
+	pol.quick = SESSION_RETRIES;
+	wait = session_retry_wait(s->retry_kind, (unsigned)stalls, 1,
+	    s->retry_ms, &pol);
 	switch (s->retry_kind) {
 	case PM_RETRY_THROTTLED:
-		if (s->retry_ms > 0)
-			wait = s->retry_ms;
-		if (wait > cap) {
+		if (s->retry_ms > cap)
 			log_info("%s: the server asks to wait %.1f s; waiting "
 			    "%.1f s (throttle_max_wait)", a->name,
-			    wait / 1000.0, cap / 1000.0);
-			wait = cap;
-		}
+			    s->retry_ms / 1000.0, cap / 1000.0);
 		log_info("%s: throttled by the server; retrying in %.1f s",
 		    a->name, wait / 1000.0);
 		break;
 	case PM_RETRY_TOKEN_EXPIRED:
-		wait = stalls <= 1 ? 0 : wait;
 		log_info("%s: the server ended the session because the access "
 		    "token expired; going on with a new token%s", a->name,
 		    wait > 0 ? " after a pause" : "");

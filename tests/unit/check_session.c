@@ -1,7 +1,8 @@
 /*
  * The session without a network: the SASL exchange (sasl_exchange())
  * against a scripted server that plays a list of reply lines and records
- * what the client sent.
+ * what the client sent, and the rule for the wait before a new session
+ * (session_retry_wait()) as session_run() and the daemon use it.
  */
 #include "autoconf.h"
 
@@ -13,6 +14,7 @@
 
 #include "sasl.h"
 #include "secret.h"
+#include "session.h"
 #include "suites.h"
 #include "util.h"
 
@@ -367,6 +369,83 @@ START_TEST(test_exchange_start_fails)
 }
 END_TEST
 
+/* The daemon's backoff without its jitter: 5 s doubling. */
+static long long
+fake_backoff(unsigned n)
+{
+	return 5000LL << (n - 1);
+}
+
+/* session_run(): no backoff (it gives up after 3 sessions), a
+ * throttle_max_wait of 60 s or 1 s; the daemon's watchers: the backoff. */
+static const struct retry_policy pol_run = { 60, 3, NULL };
+static const struct retry_policy pol_run_1s = { 1, 3, NULL };
+static const struct retry_policy pol_daemon = { 60, 3, fake_backoff };
+
+static const struct wait_case {
+	const struct retry_policy *pol;
+	int kind;
+	unsigned attempt;
+	int connected;
+	unsigned suggested_ms;
+	long long wait;
+} wait_cases[] = {
+	/* An expired token: at once, then as a reconnect. */
+	{ &pol_run, PM_RETRY_TOKEN_EXPIRED, 0, 1, 0, 0 },
+	{ &pol_run, PM_RETRY_TOKEN_EXPIRED, 1, 1, 0, 0 },
+	{ &pol_run, PM_RETRY_TOKEN_EXPIRED, 2, 1, 0, 2000 },
+	{ &pol_run, PM_RETRY_TOKEN_EXPIRED, 3, 1, 0, 4000 },
+	{ &pol_daemon, PM_RETRY_TOKEN_EXPIRED, 1, 0, 0, 0 },
+	{ &pol_daemon, PM_RETRY_TOKEN_EXPIRED, 2, 1, 0, 2000 },
+	{ &pol_daemon, PM_RETRY_TOKEN_EXPIRED, 2, 0, 0, 10000 },
+	{ &pol_daemon, PM_RETRY_TOKEN_EXPIRED, 4, 1, 0, 40000 },
+	/* Throttled: the suggestion within throttle_max_wait. */
+	{ &pol_run, PM_RETRY_THROTTLED, 1, 1, 700, 700 },
+	{ &pol_run, PM_RETRY_THROTTLED, 3, 1, 700, 700 },
+	{ &pol_run, PM_RETRY_THROTTLED, 1, 1, 90000, 60000 },
+	{ &pol_run_1s, PM_RETRY_THROTTLED, 2, 1, 30000, 1000 },
+	{ &pol_daemon, PM_RETRY_THROTTLED, 1, 0, 700, 700 },
+	{ &pol_daemon, PM_RETRY_THROTTLED, 3, 0, 90000, 60000 },
+	/* ... and the backoff once it keeps on past the quick ones. */
+	{ &pol_daemon, PM_RETRY_THROTTLED, 4, 0, 700, 5000 },
+	{ &pol_daemon, PM_RETRY_THROTTLED, 4, 0, 30000, 30000 },
+	{ &pol_daemon, PM_RETRY_THROTTLED, 6, 0, 90000, 60000 },
+	{ &pol_daemon, PM_RETRY_THROTTLED, 8, 0, 90000, 80000 },
+	/* Throttled with no suggestion: as any other failure. */
+	{ &pol_run, PM_RETRY_THROTTLED, 2, 1, 0, 2000 },
+	{ &pol_daemon, PM_RETRY_THROTTLED, 1, 1, 0, 1000 },
+	{ &pol_daemon, PM_RETRY_THROTTLED, 1, 0, 0, 5000 },
+	/* A lost session: 1, 2, 4 s (at most 8 s without a backoff). */
+	{ &pol_run, PM_RETRY_RECONNECT, 0, 1, 0, 1000 },
+	{ &pol_run, PM_RETRY_RECONNECT, 1, 1, 0, 1000 },
+	{ &pol_run, PM_RETRY_RECONNECT, 2, 1, 0, 2000 },
+	{ &pol_run, PM_RETRY_RECONNECT, 3, 1, 0, 4000 },
+	{ &pol_run, PM_RETRY_RECONNECT, 4, 1, 0, 8000 },
+	{ &pol_run, PM_RETRY_RECONNECT, 9, 1, 0, 8000 },
+	{ &pol_daemon, PM_RETRY_RECONNECT, 1, 0, 0, 1000 },
+	{ &pol_daemon, PM_RETRY_RECONNECT, 3, 0, 0, 4000 },
+	{ &pol_daemon, PM_RETRY_RECONNECT, 4, 0, 0, 40000 },
+	/* No reason said: soon after a session that got connected, else
+	 * the backoff. */
+	{ &pol_daemon, 0, 1, 1, 0, 1000 },
+	{ &pol_daemon, 0, 3, 1, 0, 4000 },
+	{ &pol_daemon, 0, 4, 1, 0, 40000 },
+	{ &pol_daemon, 0, 1, 0, 0, 5000 },
+	{ &pol_daemon, 0, 2, 0, 0, 10000 },
+};
+
+START_TEST(test_retry_wait)
+{
+	const struct wait_case *c = &wait_cases[_i];
+	long long w;
+
+	w = session_retry_wait(c->kind, c->attempt, c->connected,
+	    c->suggested_ms, c->pol);
+	ck_assert_msg(w == c->wait, "case %d: kind %d attempt %u: %lld ms, "
+	    "not %lld", _i, c->kind, c->attempt, w, c->wait);
+}
+END_TEST
+
 #define N(a)	((int)(sizeof (a) / sizeof (a)[0]))
 
 Suite *
@@ -380,6 +459,10 @@ suite_session(void)
 	tcase_add_test(tc, test_exchange_long_line);
 	tcase_add_test(tc, test_exchange_long_challenge);
 	tcase_add_test(tc, test_exchange_start_fails);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("retry_wait");
+	tcase_add_loop_test(tc, test_retry_wait, 0, N(wait_cases));
 	suite_add_tcase(s, tc);
 	return s;
 }
