@@ -1,17 +1,25 @@
 /*
  * The session without a network: the SASL exchange (sasl_exchange())
  * against a scripted server that plays a list of reply lines and records
- * what the client sent, and the rule for the wait before a new session
- * (session_retry_wait()) as session_run() and the daemon use it.
+ * what the client sent; the rule for the wait before a new session
+ * (session_retry_wait()) as session_run() and the daemon use it; and
+ * session_run() itself over a fake plugin (which logs in through the
+ * host's real sasl_auth() with scripted replies) into a real Maildir and
+ * UID state: what several sessions of one run deliver, record, dispose of
+ * and count, and when a run goes on with a new session or a new token.
  */
 #include "autoconf.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <pullmail/host.h>
+#include <pullmail/plugin.h>
 
+#include "config.h"
+#include "fetch.h"
 #include "sasl.h"
 #include "secret.h"
 #include "session.h"
@@ -369,6 +377,551 @@ START_TEST(test_exchange_start_fails)
 }
 END_TEST
 
+/* --- session_run() over a fake plugin ------------------------------------ */
+
+#define SRV_MSGS	8
+#define SRV_SESSIONS	8
+
+/*
+ * The fake server: messages (deleted ones are no longer listed) and, per
+ * session (one open() each), how its login goes and where its fetch
+ * breaks.
+ */
+static struct fakesrv {
+	const char *uids[SRV_MSGS];
+	const char *bodies[SRV_MSGS];
+	int deleted[SRV_MSGS];
+	size_t n;
+	const char *mechs;		/* advertised SASL mechanisms */
+	struct {
+		const char *login[4];	/* scripted replies; default OK */
+		int cut_after;		/* fetch fails after this many
+					 * messages (-1: at once); 0:
+					 * never */
+		int hint;		/* enum pm_retry said before */
+		unsigned hint_ms;
+	} sess[SRV_SESSIONS];
+	int opens;
+	int fetched;			/* by this session */
+	char log[4096];			/* OPEN, FETCH uid..., DELETE ... */
+	char sent[SRV_SESSIONS][1024];	/* each login's client lines */
+	const struct pm_host *h;
+	struct pm_session *s;
+	size_t map[SRV_MSGS];		/* listing index -> message */
+	struct pm_entry list[SRV_MSGS];
+} SRV;
+
+static int srv_conn;
+
+/* Append to the fake server's log. */
+static void
+srv_log(const char *what, const char *arg)
+{
+	size_t len = strlen(SRV.log);
+
+	snprintf(SRV.log + len, sizeof SRV.log - len, "%s%s%s\n", what,
+	    arg != NULL ? " " : "", arg != NULL ? arg : "");
+}
+
+static int
+f_open(const struct pm_host *h, struct pm_session *s, struct pm_conn **c_r,
+    char **err)
+{
+	static const char *const ok[] = { "A1 OK", NULL };
+	struct pm_sasl_proto p;
+	struct script sc;
+	int i = SRV.opens++, r;
+
+	ck_assert_int_lt(i, SRV_SESSIONS);
+	SRV.fetched = 0;
+	SRV.h = h;
+	SRV.s = s;
+	srv_log("OPEN", NULL);
+	memset(&p, 0, sizeof p);
+	p.start = script_start;
+	p.respond = script_respond;
+	p.reply = script_reply;
+	memset(&sc, 0, sizeof sc);
+	sc.lines = SRV.sess[i].login[0] != NULL ? SRV.sess[i].login : ok;
+	r = h->sasl_auth(s, &p, &sc, SRV.mechs, 1, err);
+	memcpy(SRV.sent[i], sc.sent, sizeof SRV.sent[i]);
+	SRV.sent[i][sizeof SRV.sent[i] - 1] = '\0';
+	if (r != PM_OK)
+		return r;
+	*c_r = (struct pm_conn *)&srv_conn;
+	return PM_OK;
+}
+
+static int
+f_select(struct pm_conn *c, const char *folder, struct pm_folder *f_r,
+    char **err)
+{
+	size_t i;
+
+	(void)c;
+	(void)err;
+	(void)folder;
+	f_r->validity = "1";
+	f_r->count = 0;
+	for (i = 0; i < SRV.n; i++)
+		f_r->count += !SRV.deleted[i];
+	return PM_OK;
+}
+
+static int
+f_list(struct pm_conn *c, const struct pm_entry **e_r, size_t *n_r,
+    int *have_uids_r, char **err)
+{
+	size_t i, n = 0;
+
+	(void)c;
+	(void)err;
+	for (i = 0; i < SRV.n; i++) {
+		if (SRV.deleted[i])
+			continue;
+		SRV.map[n] = i;
+		SRV.list[n].uid = SRV.uids[i];
+		SRV.list[n].size = strlen(SRV.bodies[i]);
+		n++;
+	}
+	*e_r = SRV.list;
+	*n_r = n;
+	*have_uids_r = 1;
+	return PM_OK;
+}
+
+static int
+f_fetch(struct pm_conn *c, const size_t *idx, size_t n,
+    const struct pm_sink *sink, struct pm_fetch *f, char **err)
+{
+	int sess = SRV.opens - 1;
+	struct pm_msg *m;
+	const char *body;
+	size_t i, k;
+
+	(void)c;
+	for (i = 0; i < n; i++) {
+		k = SRV.map[idx[i]];
+		if (SRV.sess[sess].cut_after != 0 && SRV.fetched ==
+		    (SRV.sess[sess].cut_after < 0 ? 0 :
+		    SRV.sess[sess].cut_after)) {
+			if (SRV.sess[sess].hint != 0)
+				SRV.h->retry_hint(SRV.s, SRV.sess[sess].hint,
+				    SRV.sess[sess].hint_ms);
+			srv_log("CUT", SRV.uids[k]);
+			return errf(err, PM_ETEMP, "connection lost");
+		}
+		SRV.fetched++;
+		srv_log("FETCH", SRV.uids[k]);
+		body = SRV.bodies[k];
+		m = sink->begin(f, idx[i]);
+		sink->write(m, body, strlen(body));
+		sink->end(m, 1);
+	}
+	return PM_OK;
+}
+
+static int
+f_dispose(struct pm_conn *c, int action, const size_t *idx, size_t n,
+    unsigned char *done_r, char **err)
+{
+	size_t i;
+
+	(void)c;
+	(void)err;
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(action, PM_DISPOSE_DELETE);
+		SRV.deleted[SRV.map[idx[i]]] = 1;
+		srv_log("DELETE", SRV.uids[SRV.map[idx[i]]]);
+		done_r[i] = 1;
+	}
+	return PM_OK;
+}
+
+static int
+f_close(struct pm_conn *c, char **err)
+{
+	(void)c;
+	(void)err;
+	srv_log("CLOSE", NULL);
+	return PM_OK;
+}
+
+static const struct pm_plugin srv_plugin = {
+	.magic = PM_PLUGIN_MAGIC,
+	.abi = PM_PLUGIN_ABI,
+	.name = "imap",
+	.port_plain = 143,
+	.open = f_open,
+	.select = f_select,
+	.list = f_list,
+	.fetch = f_fetch,
+	.dispose = f_dispose,
+	.close = f_close,
+};
+
+static char *run_dir;
+
+/* A fresh fake server with n messages "m1".."mN". */
+static void
+srv_reset(size_t n)
+{
+	static const char *const uids[] = { "1", "2", "3", "4", "5", "6",
+	    "7", "8" };
+	static const char *const bodies[] = {
+		"Subject: m1\r\n\r\none\r\n",
+		"Subject: m2\r\n\r\ntwo\r\n",
+		"Subject: m3\r\n\r\nthree\r\n",
+		"Subject: m4\r\n\r\nfour\r\n",
+		"Subject: m5\r\n\r\nfive, a little longer than the rest\r\n",
+		"Subject: m6\r\n\r\nsix\r\n",
+		"Subject: m7\r\n\r\nseven\r\n",
+		"Subject: m8\r\n\r\neight\r\n",
+	};
+	size_t i;
+
+	memset(&SRV, 0, sizeof SRV);
+	SRV.n = n;
+	for (i = 0; i < n; i++) {
+		SRV.uids[i] = uids[i];
+		SRV.bodies[i] = bodies[i];
+	}
+	SRV.mechs = "PLAIN XOAUTH2";
+}
+
+/* Load one account from the config text extra (after the common keys),
+ * in run_dir (made when NULL). */
+static struct config *
+run_config(const char *extra)
+{
+	struct config *cfg = NULL;
+	char *text, *path, *err = NULL;
+
+	if (run_dir == NULL)
+		run_dir = test_tmpdir();
+	text = xasprintf("[account t]\nserver = 127.0.0.1\nprotocol = imap\n"
+	    "tls = none\nuser = u@example.com\ndeliver = maildir:%s/Maildir\n"
+	    "state_dir = %s/state\n%s", run_dir, run_dir, extra);
+	path = test_write_file(run_dir, "pullmail.conf", text, 0600);
+	if (config_load(path, &cfg, &err) != PM_OK)
+		ck_abort_msg("config: %s", err);
+	free(text);
+	free(path);
+	return cfg;
+}
+
+/* The Maildir's messages, each as "<bytes>|", sorted. */
+static char *
+maildir_text(void)
+{
+	char *dir = xasprintf("%s/Maildir/new", run_dir), *path, *out;
+	char *items[16];
+	struct dirent *de;
+	size_t n = 0, i, j, len = 0;
+	DIR *d = opendir(dir);
+	FILE *f;
+
+	out = xstrdup("");
+	if (d == NULL) {
+		free(dir);
+		return out;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		ck_assert_uint_lt(n, 16);
+		path = xasprintf("%s/%s", dir, de->d_name);
+		f = fopen(path, "r");
+		ck_assert_ptr_nonnull(f);
+		items[n] = xmalloc(4096);
+		len = fread(items[n], 1, 4095, f);
+		items[n][len] = '\0';
+		fclose(f);
+		free(path);
+		n++;
+	}
+	closedir(d);
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && strcmp(items[j - 1], items[j]) > 0;
+		    j--) {
+			char *x = items[j];
+
+			items[j] = items[j - 1];
+			items[j - 1] = x;
+		}
+	for (i = 0; i < n; i++) {
+		char *o = xasprintf("%s%s|", out, items[i]);
+
+		free(out);
+		free(items[i]);
+		out = o;
+	}
+	free(dir);
+	return out;
+}
+
+static void
+run_cleanup(struct config *cfg)
+{
+	config_free(cfg);
+	test_rm_rf(run_dir);
+	free(run_dir);
+	run_dir = NULL;
+}
+
+/* A session lost after two messages (the server says reconnect): the
+ * next goes on where it stopped, deleting first what the state holds as
+ * delivered.  Each message is delivered once, recorded and deleted; the
+ * run's count is the sum. */
+START_TEST(test_run_goes_on)
+{
+	struct config *cfg = run_config("password = secret\nkeep = no\n");
+	struct run_stats st;
+	char *err = NULL, *md;
+	int r;
+
+	srv_reset(4);
+	SRV.sess[0].cut_after = 2;
+	SRV.sess[0].hint = PM_RETRY_RECONNECT;
+	memset(&st, 0, sizeof st);
+	r = session_run(config_find(cfg, "t"), &srv_plugin, 0, &st, &err);
+	ck_assert_msg(r == PM_OK, "%d %s", r, err != NULL ? err : "");
+	ck_assert_ptr_null(err);
+	ck_assert_uint_eq(st.delivered, 4);
+	ck_assert_uint_eq(st.failed, 0);
+	ck_assert_int_eq(SRV.opens, 2);
+	ck_assert_str_eq(SRV.log,
+	    "OPEN\nFETCH 1\nFETCH 2\nCUT 3\nCLOSE\n"
+	    "OPEN\nDELETE 1\nDELETE 2\nFETCH 3\nFETCH 4\nDELETE 3\n"
+	    "DELETE 4\nCLOSE\n");
+	md = maildir_text();
+	ck_assert_str_eq(md, "Subject: m1\n\none\n|Subject: m2\n\ntwo\n|"
+	    "Subject: m3\n\nthree\n|Subject: m4\n\nfour\n|");
+	free(md);
+	ck_assert_str_eq(SRV.sent[0], "AUTHENTICATE PLAIN "
+	    "AHVAZXhhbXBsZS5jb20Ac2VjcmV0\n");
+	run_cleanup(cfg);
+}
+END_TEST
+
+/* Run account t of cfg once; returns the status, *err_r the error. */
+static int
+run_once(struct config *cfg, struct run_stats *st, char **err_r)
+{
+	memset(st, 0, sizeof *st);
+	*err_r = NULL;
+	return session_run(config_find(cfg, "t"), &srv_plugin, 0, st, err_r);
+}
+
+/* Lost without a reason the plugin named: no new session.  What was
+ * delivered is recorded: the next run deletes it and fetches the rest. */
+START_TEST(test_run_no_hint)
+{
+	struct config *cfg = run_config("password = secret\nkeep = no\n");
+	struct run_stats st;
+	char *err, *md;
+
+	srv_reset(3);
+	SRV.sess[0].cut_after = 2;
+	ck_assert_int_eq(run_once(cfg, &st, &err), PM_ETEMP);
+	ck_assert_str_eq(err, "connection lost");
+	ck_assert_uint_eq(st.delivered, 2);
+	ck_assert_int_eq(SRV.opens, 1);
+	free(err);
+	ck_assert_int_eq(run_once(cfg, &st, &err), PM_OK);
+	ck_assert_uint_eq(st.delivered, 1);
+	ck_assert_str_eq(SRV.log, "OPEN\nFETCH 1\nFETCH 2\nCUT 3\nCLOSE\n"
+	    "OPEN\nDELETE 1\nDELETE 2\nFETCH 3\nDELETE 3\nCLOSE\n");
+	md = maildir_text();
+	ck_assert_str_eq(md, "Subject: m1\n\none\n|Subject: m2\n\ntwo\n|"
+	    "Subject: m3\n\nthree\n|");
+	free(md);
+	run_cleanup(cfg);
+}
+END_TEST
+
+/* Sessions that deliver nothing: after 3 new ones in a row the run ends
+ * with the temporary failure and the mail stays on the server. */
+START_TEST(test_run_stalls)
+{
+	struct config *cfg = run_config("password = secret\nkeep = no\n");
+	struct run_stats st;
+	char *err, *md;
+	int i;
+
+	srv_reset(2);
+	for (i = 0; i < SRV_SESSIONS; i++) {
+		SRV.sess[i].cut_after = -1;
+		SRV.sess[i].hint = PM_RETRY_THROTTLED;
+		SRV.sess[i].hint_ms = 1;
+	}
+	ck_assert_int_eq(run_once(cfg, &st, &err), PM_ETEMP);
+	ck_assert_str_eq(err, "connection lost");
+	ck_assert_int_eq(SRV.opens, 4);
+	ck_assert_uint_eq(st.delivered, 0);
+	ck_assert_int_eq(SRV.deleted[0] + SRV.deleted[1], 0);
+	md = maildir_text();
+	ck_assert_str_eq(md, "");
+	free(md);
+	free(err);
+	run_cleanup(cfg);
+}
+END_TEST
+
+/* As long as each session delivers something the run goes on, past the
+ * 3 new sessions allowed in a row without progress. */
+START_TEST(test_run_progress)
+{
+	struct config *cfg = run_config("password = secret\nkeep = no\n");
+	struct run_stats st;
+	char *err, *md;
+	int i;
+
+	srv_reset(6);
+	for (i = 0; i < 5; i++) {
+		SRV.sess[i].cut_after = 1;
+		SRV.sess[i].hint = PM_RETRY_THROTTLED;
+		SRV.sess[i].hint_ms = 1;
+	}
+	ck_assert_int_eq(run_once(cfg, &st, &err), PM_OK);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(SRV.opens, 6);
+	ck_assert_uint_eq(st.delivered, 6);
+	for (i = 0; i < 6; i++)
+		ck_assert_int_eq(SRV.deleted[i], 1);
+	md = maildir_text();
+	ck_assert_str_eq(md, "Subject: m1\n\none\n|Subject: m2\n\ntwo\n|"
+	    "Subject: m3\n\nthree\n|Subject: m4\n\nfour\n|"
+	    "Subject: m5\n\nfive, a little longer than the rest\n|"
+	    "Subject: m6\n\nsix\n|");
+	free(md);
+	run_cleanup(cfg);
+}
+END_TEST
+
+/* A message over the size limit is skipped by every session of the run
+ * and counted once. */
+START_TEST(test_run_skipped_once)
+{
+	struct config *cfg = run_config("password = secret\nkeep = no\n"
+	    "size_limit = 40\n");
+	struct run_stats st;
+	char *err, *md;
+
+	srv_reset(6);
+	SRV.sess[0].cut_after = 2;
+	SRV.sess[0].hint = PM_RETRY_RECONNECT;
+	ck_assert_int_eq(run_once(cfg, &st, &err), PM_OK);
+	ck_assert_uint_eq(st.delivered, 5);
+	ck_assert_uint_eq(st.skipped, 1);
+	ck_assert_int_eq(SRV.opens, 2);
+	ck_assert_int_eq(SRV.deleted[4], 0);
+	md = maildir_text();
+	ck_assert_ptr_null(strstr(md, "m5"));
+	free(md);
+	run_cleanup(cfg);
+}
+END_TEST
+
+/* A refused password login is final: no new session, nothing fetched. */
+START_TEST(test_run_login_refused)
+{
+	struct config *cfg = run_config("password = secret\n");
+	struct run_stats st;
+	char *err;
+
+	srv_reset(1);
+	SRV.sess[0].login[0] = "A1 NO [AUTHENTICATIONFAILED] wrong";
+	ck_assert_int_eq(run_once(cfg, &st, &err), PM_EAUTH);
+	ck_assert_str_eq(err, "server refused the PLAIN login for "
+	    "u@example.com: NO [AUTHENTICATIONFAILED] wrong");
+	ck_assert_int_eq(SRV.opens, 1);
+	ck_assert_str_eq(SRV.log, "OPEN\n");
+	free(err);
+	run_cleanup(cfg);
+}
+END_TEST
+
+#define XOAUTH2_TOK1 "dXNlcj11QGV4YW1wbGUuY29tAWF1dGg9QmVhcmVyIHRvazEBAQ=="
+#define XOAUTH2_TOK2 "dXNlcj11QGV4YW1wbGUuY29tAWF1dGg9QmVhcmVyIHRvazIBAQ=="
+
+/* An account whose tokens come from a command printing tok1, tok2, ...
+ * (never cached). */
+static struct config *
+token_config(void)
+{
+	struct config *cfg;
+	char *script, *extra, *path;
+
+	run_dir = test_tmpdir();
+	script = xasprintf("#!/bin/sh\nn=$(cat %s/count 2>/dev/null)\n"
+	    "n=$((n + 1))\necho $n > %s/count\necho tok$n\n", run_dir,
+	    run_dir);
+	path = test_write_file(run_dir, "token.sh", script, 0700);
+	extra = xasprintf("keep = no\noauth_token_command = %s\n", path);
+	cfg = run_config(extra);
+	free(extra);
+	free(script);
+	free(path);
+	return cfg;
+}
+
+/* The server refuses a token that did not come from a cache: it is
+ * dropped and the run fails (PM_EAUTH) without asking for another. */
+START_TEST(test_run_token_refused)
+{
+	struct config *cfg;
+	struct run_stats st;
+	char *err;
+
+	cfg = token_config();
+	srv_reset(1);
+	SRV.sess[0].login[0] = "+ " ERR_401;
+	SRV.sess[0].login[1] = "A1 NO failed";
+	ck_assert_int_eq(run_once(cfg, &st, &err), PM_EAUTH);
+	ck_assert_str_eq(err, "server refused the XOAUTH2 login for "
+	    "u@example.com: NO failed (status 401, schemes bearer, scope "
+	    "mail)");
+	ck_assert_int_eq(SRV.opens, 1);
+	ck_assert_str_eq(SRV.sent[0], "AUTHENTICATE XOAUTH2 " XOAUTH2_TOK1
+	    "\n\n");
+	free(err);
+	run_cleanup(cfg);
+}
+END_TEST
+
+/* The server ends a session because the token expired: a new session
+ * follows at once, with a new token, and goes on where the first
+ * stopped. */
+START_TEST(test_run_token_expired)
+{
+	struct config *cfg;
+	struct run_stats st;
+	long long t0;
+	char *err, *md;
+
+	cfg = token_config();
+	srv_reset(2);
+	SRV.sess[0].cut_after = 1;
+	SRV.sess[0].hint = PM_RETRY_TOKEN_EXPIRED;
+	t0 = mono_ms();
+	ck_assert_int_eq(run_once(cfg, &st, &err), PM_OK);
+	ck_assert_uint_eq(st.delivered, 2);
+	ck_assert_int_lt(mono_ms() - t0, 900);	/* no 1 s pause */
+	ck_assert_int_eq(SRV.opens, 2);
+	ck_assert_str_eq(SRV.sent[0], "AUTHENTICATE XOAUTH2 " XOAUTH2_TOK1
+	    "\n");
+	ck_assert_str_eq(SRV.sent[1], "AUTHENTICATE XOAUTH2 " XOAUTH2_TOK2
+	    "\n");
+	ck_assert_str_eq(SRV.log, "OPEN\nFETCH 1\nCUT 2\nCLOSE\n"
+	    "OPEN\nDELETE 1\nFETCH 2\nDELETE 2\nCLOSE\n");
+	md = maildir_text();
+	ck_assert_str_eq(md, "Subject: m1\n\none\n|Subject: m2\n\ntwo\n|");
+	free(md);
+	run_cleanup(cfg);
+}
+END_TEST
+
 /* The daemon's backoff without its jitter: 5 s doubling. */
 static long long
 fake_backoff(unsigned n)
@@ -463,6 +1016,17 @@ suite_session(void)
 
 	tc = tcase_create("retry_wait");
 	tcase_add_loop_test(tc, test_retry_wait, 0, N(wait_cases));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("run");
+	tcase_add_test(tc, test_run_goes_on);
+	tcase_add_test(tc, test_run_no_hint);
+	tcase_add_test(tc, test_run_stalls);
+	tcase_add_test(tc, test_run_progress);
+	tcase_add_test(tc, test_run_skipped_once);
+	tcase_add_test(tc, test_run_login_refused);
+	tcase_add_test(tc, test_run_token_refused);
+	tcase_add_test(tc, test_run_token_expired);
 	suite_add_tcase(s, tc);
 	return s;
 }
