@@ -108,6 +108,36 @@ script_reply(void *ctx, int *kind_r, char **text_r, char **err)
 	return PM_OK;
 }
 
+/* The scripted protocol's table, without size limits. */
+static void
+script_proto(struct pm_sasl_proto *p)
+{
+	memset(p, 0, sizeof *p);
+	p->start = script_start;
+	p->respond = script_respond;
+	p->reply = script_reply;
+}
+
+/* Play lines to an exchange of mech, with initial response ir (the
+ * server takes one on the start line); sc is zeroed by the caller (but
+ * for fail_start) and holds what the client sent. */
+static int
+play(struct script *sc, const char *const *lines, const char *mech,
+    const struct pm_secret *ir, int *refused_r, char **err)
+{
+	struct pm_sasl_proto p;
+	struct sasl_login l;
+
+	script_proto(&p);
+	sc->lines = lines;
+	memset(&l, 0, sizeof l);
+	l.mech = mech;
+	l.user = "u@example.com";
+	l.ir = ir;
+	l.server_ir = 1;
+	return sasl_exchange(&p, sc, &l, refused_r, err);
+}
+
 /* {"status":"401","schemes":"bearer","scope":"mail"} */
 #define ERR_401 "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUi" \
 	"OiJtYWlsIn0="
@@ -220,10 +250,7 @@ START_TEST(test_exchange)
 	char *err = NULL;
 	int r, refused = -1;
 
-	memset(&p, 0, sizeof p);
-	p.start = script_start;
-	p.respond = script_respond;
-	p.reply = script_reply;
+	script_proto(&p);
 	p.max_line = c->max_line;
 	p.overhead = 10;
 	p.xoauth2_two_step = c->two_step;
@@ -261,8 +288,6 @@ END_TEST
 /* An over-long reply stops the exchange: nothing more is sent. */
 START_TEST(test_exchange_long_line)
 {
-	struct pm_sasl_proto p;
-	struct sasl_login l;
 	struct script sc;
 	struct pm_secret *ir = secret_from_str(IR);
 	char *big = xmalloc(SCRIPT_LINE_MAX + 8), *err = NULL;
@@ -276,18 +301,8 @@ START_TEST(test_exchange_long_line)
 	lines[0] = big;
 	lines[1] = "A1 NO failed";
 	lines[2] = NULL;
-	memset(&p, 0, sizeof p);
-	p.start = script_start;
-	p.respond = script_respond;
-	p.reply = script_reply;
 	memset(&sc, 0, sizeof sc);
-	sc.lines = lines;
-	memset(&l, 0, sizeof l);
-	l.mech = "XOAUTH2";
-	l.user = "u@example.com";
-	l.ir = ir;
-	l.server_ir = 1;
-	ck_assert_int_eq(sasl_exchange(&p, &sc, &l, &refused, &err),
+	ck_assert_int_eq(play(&sc, lines, "XOAUTH2", ir, &refused, &err),
 	    PM_EPROTO);
 	ck_assert_int_eq(refused, 0);
 	ck_assert_str_eq(sc.sent, "AUTHENTICATE XOAUTH2 " IR "\n");
@@ -303,8 +318,6 @@ END_TEST
  * printable line. */
 START_TEST(test_exchange_long_challenge)
 {
-	struct pm_sasl_proto p;
-	struct sasl_login l;
 	struct script sc;
 	struct pm_secret *ir = secret_from_str(IR);
 	char json[40000], *b64, *chal, *err = NULL;
@@ -322,18 +335,8 @@ START_TEST(test_exchange_long_challenge)
 	lines[0] = chal;
 	lines[1] = "A1 NO failed";
 	lines[2] = NULL;
-	memset(&p, 0, sizeof p);
-	p.start = script_start;
-	p.respond = script_respond;
-	p.reply = script_reply;
 	memset(&sc, 0, sizeof sc);
-	sc.lines = lines;
-	memset(&l, 0, sizeof l);
-	l.mech = "OAUTHBEARER";
-	l.user = "u@example.com";
-	l.ir = ir;
-	l.server_ir = 1;
-	ck_assert_int_eq(sasl_exchange(&p, &sc, &l, &refused, &err),
+	ck_assert_int_eq(play(&sc, lines, "OAUTHBEARER", ir, &refused, &err),
 	    PM_EAUTH);
 	ck_assert_int_eq(refused, 1);
 	ck_assert_str_eq(sc.sent, "AUTHENTICATE OAUTHBEARER " IR "\nAQ==\n");
@@ -352,23 +355,13 @@ END_TEST
 START_TEST(test_exchange_start_fails)
 {
 	static const char *const lines[] = { "A1 OK", NULL };
-	struct pm_sasl_proto p;
-	struct sasl_login l;
 	struct script sc;
 	char *err = NULL;
 	int refused = -1;
 
-	memset(&p, 0, sizeof p);
-	p.start = script_start;
-	p.respond = script_respond;
-	p.reply = script_reply;
 	memset(&sc, 0, sizeof sc);
-	sc.lines = lines;
 	sc.fail_start = 1;
-	memset(&l, 0, sizeof l);
-	l.mech = "LOGIN";
-	l.user = "u@example.com";
-	ck_assert_int_eq(sasl_exchange(&p, &sc, &l, &refused, &err),
+	ck_assert_int_eq(play(&sc, lines, "LOGIN", NULL, &refused, &err),
 	    PM_ETEMP);
 	ck_assert_int_eq(refused, 0);
 	ck_assert_uint_eq(sc.next, 0);
@@ -437,10 +430,7 @@ f_open(const struct pm_host *h, struct pm_session *s, struct pm_conn **c_r,
 	SRV.h = h;
 	SRV.s = s;
 	srv_log("OPEN", NULL);
-	memset(&p, 0, sizeof p);
-	p.start = script_start;
-	p.respond = script_respond;
-	p.reply = script_reply;
+	script_proto(&p);
 	memset(&sc, 0, sizeof sc);
 	sc.lines = SRV.sess[i].login[0] != NULL ? SRV.sess[i].login : ok;
 	r = h->sasl_auth(s, &p, &sc, SRV.mechs, 1, err);
