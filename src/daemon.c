@@ -64,6 +64,8 @@
 #define BACKOFF_BASE_MS		5000LL
 #define BACKOFF_CAP_MS		(30 * 60 * 1000LL)
 #define RECONNECT_MS		1000LL	/* after a session that worked */
+#define WATCH_QUICK_RETRIES	3	/* failures in a row of a watcher
+					 * that reconnect soon */
 #define STABLE_MS		30000LL	/* an IDLE session that lasted this
 					 * long worked: its failures in a
 					 * row start again from 0 */
@@ -682,6 +684,7 @@ watcher_main(void *arg)
 	struct acct *ac = w->ac;
 	struct session_outcome out;
 	struct idle_ctl ctl;
+	struct retry_policy pol;
 	unsigned fails = 0;
 	char *err;
 	int r;
@@ -736,24 +739,15 @@ watcher_main(void *arg)
 		if (out.connected && mono_ms() - t0 >= STABLE_MS)
 			fails = 0;
 		fails++;
-		if (out.retry_kind == PM_RETRY_TOKEN_EXPIRED && fails == 1)
-			wait = 0;	/* a new token, at once */
-		else if (out.retry_kind == PM_RETRY_THROTTLED &&
-		    out.retry_ms > 0) {
-			/* What the server suggests, within
-			 * throttle_max_wait; backoff once it keeps on. */
-			wait = out.retry_ms;
-			if (wait > ac->a->throttle_max_wait * 1000LL)
-				wait = ac->a->throttle_max_wait * 1000LL;
-			if (fails > 3 && wait < backoff_ms(fails - 3))
-				wait = backoff_ms(fails - 3);
-		} else if ((out.connected ||
-		    out.retry_kind == PM_RETRY_RECONNECT) && fails <= 3)
-			/* "User is authenticated but not connected", a BYE,
-			 * a restarted server: 1, 2, 4 s, then backoff. */
-			wait = RECONNECT_MS << (fails - 1);
-		else
-			wait = backoff_ms(fails);
+		/* "User is authenticated but not connected", a BYE, a
+		 * restarted server: 1, 2, 4 s, then backoff; a throttle:
+		 * what the server suggests, within throttle_max_wait. */
+		memset(&pol, 0, sizeof pol);
+		pol.throttle_max_wait = ac->a->throttle_max_wait;
+		pol.quick = WATCH_QUICK_RETRIES;
+		pol.backoff = backoff_ms;
+		wait = session_retry_wait(out.retry_kind, fails, out.connected,
+		    out.retry_ms, &pol);
 		log_warnx("%s: %s%s%s; retrying in %lld s", ac->a->name,
 		    w->folder, w->folder[0] != '\0' ? ": " : "",
 		    err != NULL ? err : "failed", (wait + 999) / 1000);

@@ -1,5 +1,6 @@
 /* SASL: base64, the initial responses of XOAUTH2, OAUTHBEARER and PLAIN,
- * choosing a mechanism, and decoding an OAuth error challenge. */
+ * choosing a mechanism, decoding an OAuth error challenge, and the
+ * exchange itself (sasl_exchange()), driven through a protocol's table. */
 #include "autoconf.h"
 
 #include <stdint.h>
@@ -617,4 +618,106 @@ bad:
 	*summary_r = xstrdup("the server's error challenge could not be "
 	    "decoded");
 	return -1;
+}
+
+/* Whether mech is one of the OAuth mechanisms (XOAUTH2, OAUTHBEARER). */
+int
+sasl_is_oauth(const char *mech)
+{
+	return strcasecmp(mech, "XOAUTH2") == 0 ||
+	    strcasecmp(mech, "OAUTHBEARER") == 0;
+}
+
+/* Whether l's initial response may go on p's start line. */
+static int
+ir_fits(const struct pm_sasl_proto *p, const struct sasl_login *l)
+{
+	if (l->ir == NULL || !l->server_ir)
+		return 0;
+	if (p->xoauth2_two_step && strcasecmp(l->mech, "XOAUTH2") == 0)
+		return 0;
+	if (p->max_line > 0 && strlen(l->mech) + secret_len(l->ir) +
+	    p->overhead > p->max_line)
+		return 0;
+	return 1;
+}
+
+/* The answer to a challenge: LOGIN's user, then password; a deferred
+ * initial response; an OAuth error challenge noted in *status_r and
+ * *summary_r and answered as required (RFC 7628 3.2.3: %x01; XOAUTH2:
+ * empty); else "*", which cancels. */
+static struct pm_secret *
+sasl_answer(const struct sasl_login *l, const char *challenge,
+    int *login_step, int *sent_ir, char **status_r, char **summary_r)
+{
+	if (strcasecmp(l->mech, "LOGIN") == 0) {
+		switch ((*login_step)++) {
+		case 0:
+			return base64_encode_secret(l->user, strlen(l->user));
+		case 1:
+			if (l->password != NULL)
+				return base64_encode_secret(
+				    secret_reveal(l->password),
+				    secret_len(l->password));
+			break;
+		}
+		return secret_from_str("*");
+	}
+	if (!*sent_ir && l->ir != NULL) {
+		*sent_ir = 1;
+		return secret_dup(l->ir);
+	}
+	if (sasl_is_oauth(l->mech) && *summary_r == NULL) {
+		free(*status_r);
+		*status_r = NULL;
+		sasl_oauth_error(challenge, status_r, summary_r);
+		return secret_from_str(strcasecmp(l->mech, "OAUTHBEARER") ==
+		    0 ? "AQ==" : "");
+	}
+	return secret_from_str("*");
+}
+
+/* Run one SASL exchange over p (contract in sasl.h). */
+int
+sasl_exchange(const struct pm_sasl_proto *p, void *ctx,
+    const struct sasl_login *l, int *token_refused_r, char **err)
+{
+	struct pm_secret *resp;
+	char *text = NULL, *oauth_status = NULL, *oauth_summary = NULL;
+	int r, kind, rounds, sent_ir, login_step = 0;
+
+	*token_refused_r = 0;
+	sent_ir = ir_fits(p, l);
+	r = p->start(ctx, l->mech, sent_ir ? l->ir : NULL, err);
+	for (rounds = 0; r == PM_OK; rounds++) {
+		free(text);
+		text = NULL;
+		if (rounds > SASL_MAX_ROUNDS) {
+			r = errf(err, PM_EPROTO, "AUTHENTICATE %s: too many "
+			    "challenges from the server", l->mech);
+			break;
+		}
+		if ((r = p->reply(ctx, &kind, &text, err)) != PM_OK)
+			break;
+		if (kind == PM_SASL_SUCCESS)
+			break;
+		if (kind == PM_SASL_FAILURE) {
+			*token_refused_r = sasl_is_oauth(l->mech);
+			r = errf(err, PM_EAUTH, "server refused the %s login "
+			    "for %s: %s%s%s%s", l->mech, l->user,
+			    text != NULL ? text : "",
+			    oauth_summary != NULL ? " (" : "",
+			    oauth_summary != NULL ? oauth_summary : "",
+			    oauth_summary != NULL ? ")" : "");
+			break;
+		}
+		resp = sasl_answer(l, text != NULL ? text : "", &login_step,
+		    &sent_ir, &oauth_status, &oauth_summary);
+		r = p->respond(ctx, resp, err);
+		secret_free(resp);
+	}
+	free(text);
+	free(oauth_status);
+	free(oauth_summary);
+	return r;
 }

@@ -61,4 +61,42 @@ const char *sasl_choose(int auth, int oauth, const char *server_mechs,
 int sasl_oauth_error(const char *challenge_b64, char **status_r,
     char **summary_r);
 
+/* 1 when mech is XOAUTH2 or OAUTHBEARER (any case). */
+int sasl_is_oauth(const char *mech);
+
+/* Challenges answered in one exchange before the server is taken to be
+ * looping. */
+#define SASL_MAX_ROUNDS 8
+
+struct pm_sasl_proto;
+
+/* What one SASL exchange sends (sasl_exchange()); all owned by the
+ * caller. */
+struct sasl_login {
+	const char *mech;		/* from sasl_choose() */
+	const char *user;		/* LOGIN's first answer; named in
+					 * errors */
+	const struct pm_secret *password; /* LOGIN's second answer, or
+					 * NULL */
+	const struct pm_secret *ir;	/* initial response (base64), NULL
+					 * for LOGIN */
+	int server_ir;			/* the protocol may carry it on the
+					 * start line (SASL-IR, POP3 AUTH) */
+};
+
+/*
+ * Run the exchange of l over protocol p (ctx is p's own): start (with the
+ * initial response when it fits, see struct pm_sasl_proto), answer every
+ * challenge, read the final reply.  An OAuth error challenge (base64 JSON)
+ * is answered as its mechanism requires and its summary quoted in the
+ * error.  Returns PM_OK on success; PM_EAUTH with *err quoting the
+ * server's text when the server refuses, and then *token_refused_r = 1
+ * for XOAUTH2 and OAUTHBEARER (the access token must not be used again);
+ * PM_EPROTO after more than SASL_MAX_ROUNDS challenges; else the status
+ * p's slot failed with (PM_ETEMP for a dropped connection, PM_EPROTO for
+ * a reply it cannot parse), *err as p set it.
+ */
+int sasl_exchange(const struct pm_sasl_proto *p, void *ctx,
+    const struct sasl_login *l, int *token_refused_r, char **err);
+
 #endif

@@ -123,6 +123,7 @@ main(void)
 	srunner_add_suite(sr, suite_deliver());
 	srunner_add_suite(sr, suite_plugin());
 	srunner_add_suite(sr, suite_fetch());
+	srunner_add_suite(sr, suite_session());
 	srunner_add_suite(sr, suite_sdnotify());
 	srunner_add_suite(sr, suite_status());
 	srunner_run_all(sr, CK_NORMAL);

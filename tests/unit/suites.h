@@ -15,6 +15,7 @@ Suite *suite_maildir(void);
 Suite *suite_deliver(void);
 Suite *suite_plugin(void);
 Suite *suite_fetch(void);
+Suite *suite_session(void);
 Suite *suite_sdnotify(void);
 Suite *suite_status(void);
 
