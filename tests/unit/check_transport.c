@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <arpa/inet.h>
@@ -54,6 +55,7 @@ struct server {
 	pid_t		 pid;
 	unsigned	 port;
 	int		 family;
+	const char	*path;		/* a unix socket instead; NULL: TCP */
 	enum scenario	 sc;
 	int		 tls;		/* handshake before the scenario */
 	const struct tcert *cert;	/* server certificate */
@@ -341,7 +343,15 @@ server_start(struct server *sv)
 	int			 lfd, one = 1;
 
 	memset(&ss, 0, sizeof ss);
-	if (sv->family == AF_INET6) {
+	if (sv->path != NULL) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+
+		sun->sun_family = AF_UNIX;
+		ck_assert_uint_lt(strlen(sv->path), sizeof sun->sun_path);
+		memcpy(sun->sun_path, sv->path, strlen(sv->path));
+		len = sizeof *sun;
+		sv->family = AF_UNIX;
+	} else if (sv->family == AF_INET6) {
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_addr = in6addr_loopback;
 		len = sizeof *sin6;
@@ -359,8 +369,9 @@ server_start(struct server *sv)
 	}
 	ck_assert_int_eq(listen(lfd, 4), 0);
 	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
-	sv->port = ntohs(sv->family == AF_INET6 ? sin6->sin6_port :
-	    sin->sin_port);
+	if (sv->path == NULL)
+		sv->port = ntohs(sv->family == AF_INET6 ?
+		    sin6->sin6_port : sin->sin_port);
 
 	sv->pid = fork();
 	ck_assert_int_ne(sv->pid, -1);
@@ -973,6 +984,265 @@ START_TEST(test_connect_refused)
 }
 END_TEST
 
+/* Start a server for scenario sc on the unix socket tmpdir/name; the
+ * path (malloc'd) in *path_r. */
+static void
+server_unix(struct server *sv, enum scenario sc, const char *name,
+    char **path_r)
+{
+	*path_r = xasprintf("%s/%s", tmpdir, name);
+	(void)unlink(*path_r);
+	sv->path = *path_r;
+	sv->sc = sc;
+	ck_assert_int_eq(server_start(sv), 0);
+}
+
+/* Connect to a unix socket, expecting success. */
+static struct stream *
+connect_unix_ok(const char *path, int timeout_ms)
+{
+	struct stream	*s = NULL;
+	char		*err = NULL;
+	int		 r;
+
+	r = stream_connect_unix(path, timeout_ms, &s, &err);
+	ck_assert_msg(r == PM_OK, "connect: %s", err != NULL ? err : "?");
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(stream_tls_active(s), 0);
+	return s;
+}
+
+/* Over a unix socket: lines of exactly max bytes pass, one byte more is
+ * PM_EPROTO naming the socket. */
+START_TEST(test_unix_line_limits)
+{
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	const char	*line;
+	size_t		 len;
+	char		*err = NULL, *path;
+
+	server_unix(&sv, SC_LINES, "lines.sock", &path);
+	s = connect_unix_ok(path, 2000);
+	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
+	ck_assert_str_eq(line, "0123456789");
+	ck_assert_uint_eq(len, 10);
+	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
+	ck_assert_str_eq(line, "");
+	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
+	ck_assert_str_eq(line, "abc");
+	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
+	ck_assert_str_eq(line, "0123456789");
+	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err),
+	    PM_EPROTO);
+	ck_assert_msg(strncmp(err, path, strlen(path)) == 0 &&
+	    strstr(err, ": line too long (more than 10 bytes)") != NULL,
+	    "%s", err);
+	free(err);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+	free(path);
+}
+END_TEST
+
+/* Over a unix socket: a long line is read whole, endless bytes without LF
+ * fail at once. */
+START_TEST(test_unix_line_huge)
+{
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	const char	*line;
+	size_t		 len;
+	char		*err = NULL, *path;
+
+	server_unix(&sv, SC_HUGE, "huge.sock", &path);
+	s = connect_unix_ok(path, 2000);
+	ck_assert_int_eq(stream_read_line(s, 65536, &line, &len, &err),
+	    PM_OK);
+	ck_assert_uint_eq(len, 40000);
+	ck_assert_int_eq(stream_read_line(s, 20000, &line, &len, &err),
+	    PM_EPROTO);
+	ck_assert_ptr_nonnull(strstr(err, "line too long"));
+	free(err);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+	free(path);
+}
+END_TEST
+
+/* Over a unix socket: the peer closing mid-line is PM_ETEMP naming the
+ * socket; the unfinished line is still there for stream_read. */
+START_TEST(test_unix_peer_close)
+{
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	const char	*line;
+	size_t		 len;
+	char		*err = NULL, *path, buf[16], *want;
+
+	server_unix(&sv, SC_CLOSE, "close.sock", &path);
+	s = connect_unix_ok(path, 2000);
+	expect_line(s, "* OK bye");
+	ck_assert_int_eq(stream_read_line(s, 100, &line, &len, &err),
+	    PM_ETEMP);
+	want = xasprintf("%s: connection closed by the server", path);
+	ck_assert_str_eq(err, want);
+	free(want);
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(stream_read(s, buf, sizeof buf, &len, &err), PM_OK);
+	ck_assert_uint_eq(len, 7);
+	ck_assert_int_eq(memcmp(buf, "partial", 7), 0);
+	ck_assert_int_eq(stream_read(s, buf, sizeof buf, &len, &err),
+	    PM_ETEMP);
+	free(err);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+	free(path);
+}
+END_TEST
+
+/* Over a unix socket: lines both ways, and a silent peer times out after
+ * the stream's timeout, said in seconds when whole. */
+START_TEST(test_unix_echo_timeout)
+{
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	const char	*line;
+	size_t		 len;
+	char		*err = NULL, *path;
+	long long	 t0, dt;
+
+	server_unix(&sv, SC_ECHO, "echo.sock", &path);
+	s = connect_unix_ok(path, 1000);
+	expect_line(s, "* OK hello");
+	ck_assert_int_eq(stream_write(s, "ping\r\n", 6, &err), PM_OK);
+	expect_line(s, "echo: ping");
+	t0 = mono_ms();
+	ck_assert_int_eq(stream_read_line(s, 100, &line, &len, &err),
+	    PM_ETEMP);
+	dt = mono_ms() - t0;
+	ck_assert_int_ge(dt, 900);
+	ck_assert_int_lt(dt, 2500);
+	ck_assert_msg(strstr(err, ": read timed out after 1 seconds") !=
+	    NULL, "%s", err);
+	free(err);
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+	free(path);
+}
+END_TEST
+
+/* A unix socket that cannot be reached: PM_ETEMP naming the path and the
+ * reason; a path no socket address can hold: PM_ECONFIG. */
+START_TEST(test_unix_connect_errors)
+{
+	struct sockaddr_un sun;
+	struct stream	*s = NULL;
+	char		*err = NULL, *path, *want, *longpath;
+	int		 fd;
+
+	path = xasprintf("%s/missing.sock", tmpdir);
+	ck_assert_int_eq(stream_connect_unix(path, 1000, &s, &err),
+	    PM_ETEMP);
+	ck_assert_ptr_null(s);
+	want = xasprintf("%s: cannot connect: No such file or directory",
+	    path);
+	ck_assert_str_eq(err, want);
+	free(want);
+	free(err);
+	err = NULL;
+
+	/* A socket bound but not listening (a dead server's leftover). */
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	ck_assert_int_eq(stream_connect_unix(path, 1000, &s, &err),
+	    PM_ETEMP);
+	want = xasprintf("%s: cannot connect: Connection refused", path);
+	ck_assert_str_eq(err, want);
+	free(want);
+	free(err);
+	err = NULL;
+	close(fd);
+	ck_assert_int_eq(unlink(path), 0);
+
+	longpath = xmalloc(sizeof sun.sun_path + 1);
+	memset(longpath, 'x', sizeof sun.sun_path);
+	longpath[sizeof sun.sun_path] = '\0';
+	ck_assert_int_eq(stream_connect_unix(longpath, 1000, &s, &err),
+	    PM_ECONFIG);
+	ck_assert_ptr_null(s);
+	ck_assert_ptr_nonnull(strstr(err, "not a usable socket path"));
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(stream_connect_unix("", 1000, &s, &err),
+	    PM_ECONFIG);
+	free(err);
+	free(longpath);
+	free(path);
+}
+END_TEST
+
+/* A listener whose queue is full accepts nothing: tried again until the
+ * timeout, then PM_ETEMP; a slot freed in time lets the connect through. */
+START_TEST(test_unix_queue_full)
+{
+	struct sockaddr_un sun;
+	struct stream	*s = NULL;
+	char		*err = NULL, *path;
+	int		 lfd, fds[64], n = 0, i;
+	long long	 t0, dt;
+
+	path = xasprintf("%s/full.sock", tmpdir);
+	(void)unlink(path);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sun, sizeof sun), 0);
+	ck_assert_int_eq(listen(lfd, 0), 0);
+	for (n = 0; n < 64; n++) {
+		fds[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		ck_assert_int_ge(fds[n], 0);
+		if (connect(fds[n], (struct sockaddr *)&sun,
+		    sizeof sun) < 0) {
+			ck_assert_int_eq(errno, EAGAIN);
+			close(fds[n]);
+			break;
+		}
+	}
+	ck_assert_int_lt(n, 64);
+	t0 = mono_ms();
+	ck_assert_int_eq(stream_connect_unix(path, 300, &s, &err), PM_ETEMP);
+	dt = mono_ms() - t0;
+	ck_assert_int_ge(dt, 250);
+	ck_assert_int_lt(dt, 1500);
+	ck_assert_ptr_null(s);
+	ck_assert_msg(strstr(err, ": cannot connect: no connection accepted "
+	    "within 300 ms") != NULL, "%s", err);
+	free(err);
+	err = NULL;
+	/* Take the queued connections: the next connect gets through. */
+	for (i = 0; i < n; i++) {
+		int afd = accept(lfd, NULL, NULL);
+
+		ck_assert_int_ge(afd, 0);
+		close(afd);
+		close(fds[i]);
+	}
+	s = connect_unix_ok(path, 1000);
+	stream_close(s);
+	close(lfd);
+	ck_assert_int_eq(unlink(path), 0);
+	free(path);
+}
+END_TEST
+
 /* stream_read returns bytes buffered by the line reader first. */
 START_TEST(test_read_buffered)
 {
@@ -1304,6 +1574,12 @@ suite_transport(void)
 	tcase_add_test(tc, test_read_timeout);
 	tcase_add_test(tc, test_handshake_timeout);
 	tcase_add_test(tc, test_connect_refused);
+	tcase_add_test(tc, test_unix_line_limits);
+	tcase_add_test(tc, test_unix_line_huge);
+	tcase_add_test(tc, test_unix_peer_close);
+	tcase_add_test(tc, test_unix_echo_timeout);
+	tcase_add_test(tc, test_unix_connect_errors);
+	tcase_add_test(tc, test_unix_queue_full);
 	tcase_add_test(tc, test_read_buffered);
 	tcase_add_test(tc, test_unread);
 	tcase_add_loop_test(tc, test_write_dead_peer, 0, 2);
