@@ -24,8 +24,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "config.h"
-#include "deliver.h"
+#include "deliver-int.h"
 #include "log.h"
 #include "transport.h"
 #include "util.h"
@@ -102,16 +101,17 @@ deliver_hostport(const char *s, unsigned def_port, char **host_r,
 	return 0;
 }
 
-/* Set up an SMTP or LMTP target from the account; it connects lazily. */
+/* Set up an SMTP or LMTP target from cfg; it connects lazily. */
 static int
-open_common(const struct account *a, int lmtp, void **ctx_r, char **err)
+open_common(const struct deliver_config *cfg, int lmtp, void **ctx_r,
+    char **err)
 {
 	struct smtp *sm = xcalloc(1, sizeof *sm);
-	const char *arg = a->deliver_path;
+	const char *arg = cfg->target;
 
 	sm->lmtp = lmtp;
 	sm->proto = lmtp ? "lmtp" : "smtp";
-	sm->timeout = a->timeout != 0 ? a->timeout : 60;
+	sm->timeout = cfg->timeout;
 	if (arg != NULL && lmtp && arg[0] == '/') {
 		if (strlen(arg) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
 			free(sm);
@@ -127,24 +127,24 @@ open_common(const struct account *a, int lmtp, void **ctx_r, char **err)
 	}
 	sm->where = xstrdup(arg);
 	sm->helo = local_hostname();
-	sm->account = xstrdup(a->name != NULL ? a->name : "");
+	sm->account = xstrdup(cfg->account);
 	*ctx_r = sm;
 	return PM_OK;
 }
 
 /* smtp: parse the HOST[:PORT] target (port 25); connect on first use. */
 static int
-smtp_open(const struct account *a, void **ctx_r, char **err)
+smtp_open(const struct deliver_config *cfg, void **ctx_r, char **err)
 {
-	return open_common(a, 0, ctx_r, err);
+	return open_common(cfg, 0, ctx_r, err);
 }
 
 /* lmtp: take a unix socket path or HOST[:PORT] (port 24); connect on
  * first use. */
 static int
-lmtp_open(const struct account *a, void **ctx_r, char **err)
+lmtp_open(const struct deliver_config *cfg, void **ctx_r, char **err)
 {
-	return open_common(a, 1, ctx_r, err);
+	return open_common(cfg, 1, ctx_r, err);
 }
 
 /* Close the connection to the MTA and drop any buffered input. */
