@@ -65,8 +65,9 @@ int stream_connect_unix(const char *path, int timeout_ms,
  * Anything read before the handshake is discarded.  Errors: PM_ETLS with the
  * verification reason (unknown CA, name mismatch, expired, pin mismatch),
  * PM_ETEMP for I/O failures and timeouts, PM_ECONFIG for an unusable
- * ca_file or a malformed fingerprint.  After a failure every later read or
- * write on s is refused with PM_ETLS: nothing goes out in clear.
+ * ca_file or a malformed fingerprint, PM_EINTERNAL when TLS is already on
+ * or GnuTLS cannot set up the session.  After a failure every later read
+ * or write on s is refused with PM_ETLS: nothing goes out in clear.
  */
 int stream_starttls(struct stream *s, const struct tls_opts *opts,
     char **err);
