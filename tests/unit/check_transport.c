@@ -422,11 +422,42 @@ connect_ok(const struct server *sv, const char *host, int timeout_ms)
 	char		*err = NULL;
 	int		 r;
 
-	r = stream_connect(host, sv->port, timeout_ms, &s, &err);
+	if (sv->path != NULL)
+		r = stream_connect_unix(sv->path, timeout_ms, &s, &err);
+	else
+		r = stream_connect(host, sv->port, timeout_ms, &s, &err);
 	ck_assert_msg(r == PM_OK, "connect: %s", err != NULL ? err : "?");
 	ck_assert_ptr_nonnull(s);
 	ck_assert_int_eq(stream_tls_active(s), 0);
 	return s;
+}
+
+/*
+ * Start a plain server for scenario sc on 127.0.0.1 (on_unix 0) or on the
+ * unix socket tmpdir/sc.sock (on_unix 1; its path in *path_r, malloc'd,
+ * else NULL).  The tests of the line reader run over both.
+ */
+static void
+server_plain(struct server *sv, enum scenario sc, int on_unix,
+    char **path_r)
+{
+	*path_r = NULL;
+	if (!on_unix) {
+		server_v4(sv, sc, 0, NULL);
+		return;
+	}
+	*path_r = xasprintf("%s/%d.sock", tmpdir, (int)sc);
+	(void)unlink(*path_r);
+	sv->path = *path_r;
+	sv->sc = sc;
+	ck_assert_int_eq(server_start(sv), 0);
+}
+
+/* How the stream started by server_plain() names its peer in errors. */
+static const char *
+peer_name(const struct server *sv)
+{
+	return sv->path != NULL ? sv->path : "127.0.0.1:";
 }
 
 /* Read one line and compare it. */
@@ -806,16 +837,17 @@ START_TEST(test_split_lines)
 }
 END_TEST
 
-/* Lines of exactly max bytes pass; one byte more is PM_EPROTO. */
+/* Lines of exactly max bytes pass; one byte more is PM_EPROTO.  TCP
+ * (_i 0) and a unix socket (_i 1). */
 START_TEST(test_line_limits)
 {
 	struct server	 sv = { 0 };
 	struct stream	*s;
 	const char	*line;
 	size_t		 len;
-	char		*err = NULL;
+	char		*err = NULL, *path;
 
-	server_v4(&sv, SC_LINES, 0, NULL);
+	server_plain(&sv, SC_LINES, _i, &path);
 	s = connect_ok(&sv, "127.0.0.1", 2000);
 	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
 	ck_assert_str_eq(line, "0123456789");
@@ -829,24 +861,27 @@ START_TEST(test_line_limits)
 	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err),
 	    PM_EPROTO);
 	ck_assert_ptr_nonnull(strstr(err, "line too long"));
+	ck_assert_ptr_nonnull(strstr(err, peer_name(&sv)));
 	free(err);
 	stream_close(s);
 	ck_assert_int_eq(server_wait(&sv), 0);
+	free(path);
 }
 END_TEST
 
 /* A line longer than the first buffer is read whole; endless bytes
- * without LF fail at once instead of waiting for more. */
+ * without LF fail at once instead of waiting for more.  TCP (_i 0) and a
+ * unix socket (_i 1). */
 START_TEST(test_line_huge)
 {
 	struct server	 sv = { 0 };
 	struct stream	*s;
 	const char	*line;
 	size_t		 len, i;
-	char		*err = NULL;
+	char		*err = NULL, *path;
 	long long	 t0;
 
-	server_v4(&sv, SC_HUGE, 0, NULL);
+	server_plain(&sv, SC_HUGE, _i, &path);
 	s = connect_ok(&sv, "127.0.0.1", 2000);
 	ck_assert_int_eq(stream_read_line(s, 65536, &line, &len, &err),
 	    PM_OK);
@@ -862,10 +897,12 @@ START_TEST(test_line_huge)
 	free(err);
 	stream_close(s);
 	ck_assert_int_eq(server_wait(&sv), 0);
+	free(path);
 }
 END_TEST
 
-/* The server closing mid-line is a temporary failure, plain and TLS. */
+/* The server closing mid-line is a temporary failure, plain and TLS
+ * (_i 0, 1), and over a unix socket (_i 2). */
 START_TEST(test_peer_close)
 {
 	struct tls_opts	 o = { .server_name = "localhost",
@@ -874,10 +911,13 @@ START_TEST(test_peer_close)
 	struct stream	*s;
 	const char	*line;
 	size_t		 len;
-	char		*err = NULL, buf[16];
-	int		 tls = _i;
+	char		*err = NULL, buf[16], *path = NULL;
+	int		 tls = _i == 1;
 
-	server_v4(&sv, SC_CLOSE, tls, &leaf);
+	if (_i == 2)
+		server_plain(&sv, SC_CLOSE, 1, &path);
+	else
+		server_v4(&sv, SC_CLOSE, tls, &leaf);
 	s = connect_ok(&sv, "127.0.0.1", 2000);
 	if (tls)
 		ck_assert_int_eq(stream_starttls(s, &o, &err), PM_OK);
@@ -885,7 +925,7 @@ START_TEST(test_peer_close)
 	ck_assert_int_eq(stream_read_line(s, 100, &line, &len, &err),
 	    PM_ETEMP);
 	ck_assert_ptr_nonnull(strstr(err, "closed"));
-	ck_assert_ptr_nonnull(strstr(err, "127.0.0.1:"));
+	ck_assert_ptr_nonnull(strstr(err, peer_name(&sv)));
 	free(err);
 	err = NULL;
 	/* The unfinished line is still there for stream_read, then EOF. */
@@ -898,32 +938,39 @@ START_TEST(test_peer_close)
 	free(err);
 	stream_close(s);
 	ck_assert_int_eq(server_wait(&sv), 0);
+	free(path);
 }
 END_TEST
 
-/* A silent server: reads time out after about the timeout. */
+/* A silent server: reads time out after about the timeout, said in ms,
+ * or in seconds when whole.  TCP (_i 0) and a unix socket (_i 1). */
 START_TEST(test_read_timeout)
 {
 	struct server	 sv = { 0 };
 	struct stream	*s;
 	const char	*line;
 	size_t		 len;
-	char		*err = NULL;
+	char		*err = NULL, *path;
+	int		 ms = _i == 0 ? 300 : 1000;
 	long long	 t0, dt;
 
-	server_v4(&sv, SC_SILENT, 0, NULL);
+	server_plain(&sv, SC_SILENT, _i, &path);
 	s = connect_ok(&sv, "127.0.0.1", 2000);
-	stream_set_timeout(s, 300);
+	stream_set_timeout(s, ms);
 	t0 = mono_ms();
 	ck_assert_int_eq(stream_read_line(s, 100, &line, &len, &err),
 	    PM_ETEMP);
 	dt = mono_ms() - t0;
-	ck_assert_int_ge(dt, 250);
-	ck_assert_int_lt(dt, 1500);
+	ck_assert_int_ge(dt, ms - 50);
+	ck_assert_int_lt(dt, ms + 1200);
 	ck_assert_ptr_nonnull(strstr(err, "timed out"));
+	ck_assert_msg(strstr(err, _i == 0 ? ": read timed out after 300 ms" :
+	    ": read timed out after 1 seconds") != NULL, "%s", err);
+	ck_assert_ptr_nonnull(strstr(err, peer_name(&sv)));
 	free(err);
 	stream_close(s);
 	ck_assert_int_eq(server_wait(&sv), 0);
+	free(path);
 }
 END_TEST
 
@@ -984,154 +1031,25 @@ START_TEST(test_connect_refused)
 }
 END_TEST
 
-/* Start a server for scenario sc on the unix socket tmpdir/name; the
- * path (malloc'd) in *path_r. */
-static void
-server_unix(struct server *sv, enum scenario sc, const char *name,
-    char **path_r)
+/* A unix stream socket bound to path; listening with backlog unless
+ * backlog is -1. */
+static int
+unix_bound(const char *path, int backlog)
 {
-	*path_r = xasprintf("%s/%s", tmpdir, name);
-	(void)unlink(*path_r);
-	sv->path = *path_r;
-	sv->sc = sc;
-	ck_assert_int_eq(server_start(sv), 0);
+	struct sockaddr_un sun;
+	int		 fd;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	ck_assert_uint_lt(strlen(path), sizeof sun.sun_path);
+	memcpy(sun.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	if (backlog >= 0)
+		ck_assert_int_eq(listen(fd, backlog), 0);
+	return fd;
 }
-
-/* Connect to a unix socket, expecting success. */
-static struct stream *
-connect_unix_ok(const char *path, int timeout_ms)
-{
-	struct stream	*s = NULL;
-	char		*err = NULL;
-	int		 r;
-
-	r = stream_connect_unix(path, timeout_ms, &s, &err);
-	ck_assert_msg(r == PM_OK, "connect: %s", err != NULL ? err : "?");
-	ck_assert_ptr_nonnull(s);
-	ck_assert_int_eq(stream_tls_active(s), 0);
-	return s;
-}
-
-/* Over a unix socket: lines of exactly max bytes pass, one byte more is
- * PM_EPROTO naming the socket. */
-START_TEST(test_unix_line_limits)
-{
-	struct server	 sv = { 0 };
-	struct stream	*s;
-	const char	*line;
-	size_t		 len;
-	char		*err = NULL, *path;
-
-	server_unix(&sv, SC_LINES, "lines.sock", &path);
-	s = connect_unix_ok(path, 2000);
-	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
-	ck_assert_str_eq(line, "0123456789");
-	ck_assert_uint_eq(len, 10);
-	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
-	ck_assert_str_eq(line, "");
-	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
-	ck_assert_str_eq(line, "abc");
-	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
-	ck_assert_str_eq(line, "0123456789");
-	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err),
-	    PM_EPROTO);
-	ck_assert_msg(strncmp(err, path, strlen(path)) == 0 &&
-	    strstr(err, ": line too long (more than 10 bytes)") != NULL,
-	    "%s", err);
-	free(err);
-	stream_close(s);
-	ck_assert_int_eq(server_wait(&sv), 0);
-	free(path);
-}
-END_TEST
-
-/* Over a unix socket: a long line is read whole, endless bytes without LF
- * fail at once. */
-START_TEST(test_unix_line_huge)
-{
-	struct server	 sv = { 0 };
-	struct stream	*s;
-	const char	*line;
-	size_t		 len;
-	char		*err = NULL, *path;
-
-	server_unix(&sv, SC_HUGE, "huge.sock", &path);
-	s = connect_unix_ok(path, 2000);
-	ck_assert_int_eq(stream_read_line(s, 65536, &line, &len, &err),
-	    PM_OK);
-	ck_assert_uint_eq(len, 40000);
-	ck_assert_int_eq(stream_read_line(s, 20000, &line, &len, &err),
-	    PM_EPROTO);
-	ck_assert_ptr_nonnull(strstr(err, "line too long"));
-	free(err);
-	stream_close(s);
-	ck_assert_int_eq(server_wait(&sv), 0);
-	free(path);
-}
-END_TEST
-
-/* Over a unix socket: the peer closing mid-line is PM_ETEMP naming the
- * socket; the unfinished line is still there for stream_read. */
-START_TEST(test_unix_peer_close)
-{
-	struct server	 sv = { 0 };
-	struct stream	*s;
-	const char	*line;
-	size_t		 len;
-	char		*err = NULL, *path, buf[16], *want;
-
-	server_unix(&sv, SC_CLOSE, "close.sock", &path);
-	s = connect_unix_ok(path, 2000);
-	expect_line(s, "* OK bye");
-	ck_assert_int_eq(stream_read_line(s, 100, &line, &len, &err),
-	    PM_ETEMP);
-	want = xasprintf("%s: connection closed by the server", path);
-	ck_assert_str_eq(err, want);
-	free(want);
-	free(err);
-	err = NULL;
-	ck_assert_int_eq(stream_read(s, buf, sizeof buf, &len, &err), PM_OK);
-	ck_assert_uint_eq(len, 7);
-	ck_assert_int_eq(memcmp(buf, "partial", 7), 0);
-	ck_assert_int_eq(stream_read(s, buf, sizeof buf, &len, &err),
-	    PM_ETEMP);
-	free(err);
-	stream_close(s);
-	ck_assert_int_eq(server_wait(&sv), 0);
-	free(path);
-}
-END_TEST
-
-/* Over a unix socket: lines both ways, and a silent peer times out after
- * the stream's timeout, said in seconds when whole. */
-START_TEST(test_unix_echo_timeout)
-{
-	struct server	 sv = { 0 };
-	struct stream	*s;
-	const char	*line;
-	size_t		 len;
-	char		*err = NULL, *path;
-	long long	 t0, dt;
-
-	server_unix(&sv, SC_ECHO, "echo.sock", &path);
-	s = connect_unix_ok(path, 1000);
-	expect_line(s, "* OK hello");
-	ck_assert_int_eq(stream_write(s, "ping\r\n", 6, &err), PM_OK);
-	expect_line(s, "echo: ping");
-	t0 = mono_ms();
-	ck_assert_int_eq(stream_read_line(s, 100, &line, &len, &err),
-	    PM_ETEMP);
-	dt = mono_ms() - t0;
-	ck_assert_int_ge(dt, 900);
-	ck_assert_int_lt(dt, 2500);
-	ck_assert_msg(strstr(err, ": read timed out after 1 seconds") !=
-	    NULL, "%s", err);
-	free(err);
-	stream_close(s);
-	ck_assert_int_eq(server_wait(&sv), 0);
-	free(path);
-}
-END_TEST
 
 /* A unix socket that cannot be reached: PM_ETEMP naming the path and the
  * reason; a path no socket address can hold: PM_ECONFIG. */
@@ -1154,12 +1072,7 @@ START_TEST(test_unix_connect_errors)
 	err = NULL;
 
 	/* A socket bound but not listening (a dead server's leftover). */
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	fd = unix_bound(path, -1);
 	ck_assert_int_eq(stream_connect_unix(path, 1000, &s, &err),
 	    PM_ETEMP);
 	want = xasprintf("%s: cannot connect: Connection refused", path);
@@ -1199,13 +1112,10 @@ START_TEST(test_unix_queue_full)
 
 	path = xasprintf("%s/full.sock", tmpdir);
 	(void)unlink(path);
+	lfd = unix_bound(path, 0);
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, path, strlen(path));
-	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	ck_assert_int_ge(lfd, 0);
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sun, sizeof sun), 0);
-	ck_assert_int_eq(listen(lfd, 0), 0);
 	for (n = 0; n < 64; n++) {
 		fds[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
 		ck_assert_int_ge(fds[n], 0);
@@ -1235,7 +1145,7 @@ START_TEST(test_unix_queue_full)
 		close(afd);
 		close(fds[i]);
 	}
-	s = connect_unix_ok(path, 1000);
+	ck_assert_int_eq(stream_connect_unix(path, 1000, &s, &err), PM_OK);
 	stream_close(s);
 	close(lfd);
 	ck_assert_int_eq(unlink(path), 0);
@@ -1568,16 +1478,12 @@ suite_transport(void)
 	tcase_add_test(tc, test_tls_old_version);
 	tcase_add_test(tc, test_starttls_discards);
 	tcase_add_loop_test(tc, test_split_lines, 0, 2);
-	tcase_add_test(tc, test_line_limits);
-	tcase_add_test(tc, test_line_huge);
-	tcase_add_loop_test(tc, test_peer_close, 0, 2);
-	tcase_add_test(tc, test_read_timeout);
+	tcase_add_loop_test(tc, test_line_limits, 0, 2);
+	tcase_add_loop_test(tc, test_line_huge, 0, 2);
+	tcase_add_loop_test(tc, test_peer_close, 0, 3);
+	tcase_add_loop_test(tc, test_read_timeout, 0, 2);
 	tcase_add_test(tc, test_handshake_timeout);
 	tcase_add_test(tc, test_connect_refused);
-	tcase_add_test(tc, test_unix_line_limits);
-	tcase_add_test(tc, test_unix_line_huge);
-	tcase_add_test(tc, test_unix_peer_close);
-	tcase_add_test(tc, test_unix_echo_timeout);
 	tcase_add_test(tc, test_unix_connect_errors);
 	tcase_add_test(tc, test_unix_queue_full);
 	tcase_add_test(tc, test_read_buffered);
