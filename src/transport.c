@@ -300,10 +300,14 @@ stream_new(int fd, char *name, const char *host, int timeout_ms)
 	return s;
 }
 
-/* A timeout for a message: "N seconds" when whole, else "N ms". */
-static struct duration_text {
+/* A time span as said in a message. */
+struct duration_text {
 	char	text[32];
-} duration(int ms)
+};
+
+/* A timeout for a message: "N seconds" when whole, else "N ms". */
+static struct duration_text
+duration(int ms)
 {
 	struct duration_text d;
 
@@ -937,7 +941,8 @@ tls_handshake(struct stream *s, char **err)
 		    (int)left);
 		if (w == 0)
 			return errf(err, PM_ETEMP, "TLS handshake with %s timed "
-			    "out after %d ms", s->name, s->timeout_ms);
+			    "out after %s", s->name,
+			    duration(s->timeout_ms).text);
 		if (w == -1)
 			return errf(err, PM_ETEMP, "TLS handshake with %s: %s",
 			    s->name, pm_strerror(errno));

@@ -992,6 +992,8 @@ START_TEST(test_handshake_timeout)
 	ck_assert_int_ge(dt, 250);
 	ck_assert_int_lt(dt, 1500);
 	ck_assert_ptr_nonnull(strstr(err, "timed out"));
+	ck_assert_msg(strstr(err, "timed out after 300 ms") != NULL, "%s",
+	    err);
 	free(err);
 	stream_close(s);
 	ck_assert_int_eq(server_wait(&sv), 0);
