@@ -34,8 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "deliver.h"
+#include "deliver-int.h"
 #include "log.h"
 #include "util.h"
 
@@ -149,23 +148,23 @@ now_ms(void)
 
 /* mda: split the command into an argv once; the MDA runs per message. */
 static int
-mda_open(const struct account *a, void **ctx_r, char **err)
+mda_open(const struct deliver_config *cfg, void **ctx_r, char **err)
 {
 	struct mda *md;
 	const char *tmp = getenv("TMPDIR");
 	char **argv;
 
-	if (a->deliver_path == NULL ||
-	    (argv = deliver_mda_split(a->deliver_path, err)) == NULL) {
+	if (cfg->target == NULL ||
+	    (argv = deliver_mda_split(cfg->target, err)) == NULL) {
 		err_prefix(err, "mda");
 		return PM_ECONFIG;
 	}
 	md = xcalloc(1, sizeof *md);
 	md->argv = argv;
 	md->name = xstrdup(argv[0]);
-	md->account = xstrdup(a->name != NULL ? a->name : "");
+	md->account = xstrdup(cfg->account);
 	md->spool_dir = xstrdup(tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	md->timeout = a->mda_timeout != 0 ? a->mda_timeout : 600;
+	md->timeout = cfg->mda_timeout;
 	*ctx_r = md;
 	return PM_OK;
 }

@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "deliver.h"
+#include "deliver-int.h"
 #include "envelope.h"
 #include "suites.h"
 #include "util.h"
