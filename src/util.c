@@ -451,14 +451,21 @@ strmap_free(struct strmap *m)
 	m->cap = m->n = 0;
 }
 
-/* Milliseconds on the monotonic clock, for deadlines. */
+/* Microseconds on the monotonic clock: the core's one clock reading. */
 long long
-mono_ms(void)
+mono_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Milliseconds on the monotonic clock, for deadlines. */
+long long
+mono_ms(void)
+{
+	return mono_us() / 1000;
 }
 
 /* Whether host (n bytes) is the local host (contract in util.h). */

@@ -92,8 +92,11 @@ struct strmap_entry *strmap_put(struct strmap *m, const char *key,
 /* Free the keys and slots (not the values); m is empty afterwards. */
 void strmap_free(struct strmap *m);
 
-/* Milliseconds on the monotonic clock (for deadlines and timeouts). */
+/* Milliseconds on the monotonic clock (for deadlines and timeouts), and
+ * microseconds (systemd's MONOTONIC_USEC): the core's one clock; plugins,
+ * which link nothing of the core, have pmp_mono_ms. */
 long long mono_ms(void);
+long long mono_us(void);
 
 /* Whether the n bytes at host name the local host: localhost, an IPv4
  * address in 127.0.0.0/8 or the IPv6 loopback (brackets optional). */

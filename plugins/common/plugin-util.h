@@ -26,6 +26,11 @@ int pmp_errf(char **err, int status, const char *fmt, ...) PM_PRINTF(3, 4);
  * 8-bit bytes become '?', and text longer than max is cut with "...". */
 char *pmp_clean(const char *s, size_t len, size_t max);
 
+/* Milliseconds on the monotonic clock, for a plugin's own deadlines.  The
+ * plugins' one clock: a host slot would cost an ABI bump for a call libc
+ * makes as well (the core's twin is mono_ms in util.c). */
+long long pmp_mono_ms(void);
+
 /* Longest wait a server's suggestion is taken at: one hour. */
 #define PMP_BACKOFF_MAX_MS	3600000u
 

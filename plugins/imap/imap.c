@@ -1627,16 +1627,6 @@ imap_can_wait(struct pm_conn *c)
 	return im->caps.idle;
 }
 
-/* Milliseconds on a clock that only goes forward. */
-static long long
-imap_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* What the responses read during an IDLE said. */
 struct imap_idle {
 	int news;		/* new mail: im->grew */
@@ -1738,7 +1728,7 @@ imap_idle(struct pm_conn *c, int timeout_ms, int *news_r, char **err)
 	if (timeout_ms > IMAP_IDLE_MAX_MS)
 		timeout_ms = IMAP_IDLE_MAX_MS;
 	memset(&st, 0, sizeof st);
-	deadline = imap_now_ms() + timeout_ms;
+	deadline = pmp_mono_ms() + timeout_ms;
 	rc = imap_break(im, im->h->send(im->s, err, "%s IDLE",
 	    imap_next_tag(im)));
 	/* Responses may come before the continuation request. */
@@ -1748,7 +1738,7 @@ imap_idle(struct pm_conn *c, int timeout_ms, int *news_r, char **err)
 	/* Idle.  A server flooding us with responses is read until the
 	 * time is up like a quiet one. */
 	while (rc == PM_OK && !st.ended && !st.news) {
-		left = deadline - imap_now_ms();
+		left = deadline - pmp_mono_ms();
 		if (left <= 0 || !im->h->await_input(im->s, (int)left))
 			break;
 		rc = imap_idle_step(im, &st, err);

@@ -479,6 +479,24 @@ START_TEST(test_exec_resolve)
 }
 END_TEST
 
+/* The one clock: it goes forward, sleeps are seen in both units, and
+ * milliseconds are the microseconds cut. */
+START_TEST(test_mono_clock)
+{
+	long long us0, ms0, us1, ms1;
+
+	us0 = mono_us();
+	ms0 = mono_ms();
+	ck_assert_int_ge(ms0, us0 / 1000);
+	usleep(20000);
+	ms1 = mono_ms();
+	us1 = mono_us();
+	ck_assert_int_ge(ms1 - ms0, 20);
+	ck_assert_int_ge(us1 - us0, 20000);
+	ck_assert_int_le(ms1, us1 / 1000);
+}
+END_TEST
+
 Suite *
 suite_util(void)
 {
@@ -497,6 +515,7 @@ suite_util(void)
 	tcase_add_test(tc, test_redact_registry);
 	tcase_add_test(tc, test_log_redacts);
 	tcase_add_test(tc, test_exec_resolve);
+	tcase_add_test(tc, test_mono_clock);
 	tcase_add_loop_test(tc, test_url_check_endpoint, 0,
 	    sizeof endpoint_cases / sizeof endpoint_cases[0]);
 	suite_add_tcase(s, tc);
