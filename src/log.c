@@ -122,6 +122,17 @@ log_warn(const char *fmt, ...)
 	free(msg);
 }
 
+/* Log an error (syslog LOG_ERR). */
+void
+log_errx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(PM_LOG_ERR, fmt, ap);
+	va_end(ap);
+}
+
 /* Log a warning. */
 void
 log_warnx(const char *fmt, ...)

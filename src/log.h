@@ -18,6 +18,10 @@ void log_init(const char *progname, int verbose, int trace, int use_syslog);
 int log_verbosity(void);
 int log_tracing(void);
 
+/* errx: something failed (the run, the account, the command) and the
+ * admin has to act; syslog LOG_ERR.  warn/warnx: something went wrong and
+ * pullmail goes on (it retries, skips, keeps going); LOG_WARNING. */
+void log_errx(const char *fmt, ...) PM_PRINTF(1, 2);
 void log_warn(const char *fmt, ...) PM_PRINTF(1, 2);	/* appends errno */
 void log_warnx(const char *fmt, ...) PM_PRINTF(1, 2);
 void log_info(const char *fmt, ...) PM_PRINTF(1, 2);
