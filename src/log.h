@@ -10,7 +10,16 @@
 #include "secret.h"
 
 /* Every message goes through secret_redacted first: no live secret reaches
- * stderr or syslog in any encoding a server may echo it in.
+ * stderr or syslog in any encoding a server may echo it in.  Then every
+ * byte that could forge or hide a line is escaped, whatever the caller
+ * put in (a server's text, a message's header, a file name): C0 controls
+ * and DEL as \r, \n, \t or \xHH, and each byte of a sequence that is not
+ * UTF-8 or is a C1 control, line or paragraph separator, bidirectional
+ * control or byte order mark as \xHH.  Printable UTF-8 stays readable
+ * (mailbox names, people's names).  '\' is left alone, so escaping twice
+ * changes nothing and a trace line (escaped with '\' doubled) is not
+ * escaped again; a literal "\n" in the text can therefore read like an
+ * escape, but no byte the caller passes can end the line.
  * verbose: 0 warnings and errors, 1 info, 2 debug.  trace: show the
  * protocol dialogue.  use_syslog: log to syslog (facility mail) instead of
  * stderr. */

@@ -98,6 +98,11 @@ void strmap_free(struct strmap *m);
 long long mono_ms(void);
 long long mono_us(void);
 
+/* Length (1 to 4) of the well-formed UTF-8 sequence at the start of the n
+ * bytes at s, its code point in *cp_r; 0 when it is cut short, overlong, a
+ * surrogate, above U+10FFFF or no UTF-8 at all. */
+size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp_r);
+
 /* Whether the n bytes at host name the local host: localhost, an IPv4
  * address in 127.0.0.0/8 or the IPv6 loopback (brackets optional). */
 int host_is_loopback(const char *host, size_t n);

@@ -211,17 +211,14 @@ imap_set_caps(struct imap *im, const char *list, char **err)
 static int
 imap_code(struct imap *im, const struct imap_resp *r, char **err)
 {
-	char *t;
-
 	if (r->code == NULL)
 		return PM_OK;
 	if (strncasecmp(r->code, "CAPABILITY ", 11) == 0)
 		return imap_set_caps(im, r->code + 11, err);
-	if (strcasecmp(r->code, "ALERT") == 0) {
-		t = pmp_clean(r->text, strlen(r->text), 200);
-		im->h->log(im->s, PM_LOG_WARN, "server alert: %s", t);
-		free(t);
-	}
+	/* The host's log escapes the text; only its length is ours. */
+	if (strcasecmp(r->code, "ALERT") == 0)
+		im->h->log(im->s, PM_LOG_WARN, "server alert: %.200s%s",
+		    r->text, strlen(r->text) > 200 ? "..." : "");
 	return PM_OK;
 }
 
