@@ -468,6 +468,19 @@ mono_ms(void)
 	return mono_us() / 1000;
 }
 
+/* Value of hexadecimal digit c, or -1. */
+int
+hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Length of the well-formed UTF-8 sequence at s (contract in util.h). */
 size_t
 utf8_next(const unsigned char *s, size_t n, uint32_t *cp_r)

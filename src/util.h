@@ -98,6 +98,9 @@ void strmap_free(struct strmap *m);
 long long mono_ms(void);
 long long mono_us(void);
 
+/* Value of hexadecimal digit c (either case), or -1. */
+int hex_value(unsigned char c);
+
 /* Length (1 to 4) of the well-formed UTF-8 sequence at the start of the n
  * bytes at s, its code point in *cp_r; 0 when it is cut short, overlong, a
  * surrogate, above U+10FFFF or no UTF-8 at all. */

@@ -2,6 +2,7 @@
  * protocol trace that must redact them. */
 #include "autoconf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -535,6 +536,26 @@ START_TEST(test_exec_resolve)
 }
 END_TEST
 
+/* Hexadecimal digits in both cases, and what is not one. */
+START_TEST(test_hex_value)
+{
+	static const char digits[] = "0123456789abcdef";
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		ck_assert_int_eq(hex_value((unsigned char)digits[i]), i);
+		ck_assert_int_eq(hex_value((unsigned char)toupper(digits[i])),
+		    i);
+	}
+	ck_assert_int_eq(hex_value('g'), -1);
+	ck_assert_int_eq(hex_value('G'), -1);
+	ck_assert_int_eq(hex_value('/'), -1);
+	ck_assert_int_eq(hex_value(':'), -1);
+	ck_assert_int_eq(hex_value('\0'), -1);
+	ck_assert_int_eq(hex_value(0xe6), -1);
+}
+END_TEST
+
 /* The one clock: it goes forward, sleeps are seen in both units, and
  * milliseconds are the microseconds cut. */
 START_TEST(test_mono_clock)
@@ -575,6 +596,7 @@ suite_util(void)
 	tcase_add_test(tc, test_log_escapes_long);
 	tcase_add_test(tc, test_exec_resolve);
 	tcase_add_test(tc, test_mono_clock);
+	tcase_add_test(tc, test_hex_value);
 	tcase_add_loop_test(tc, test_url_check_endpoint, 0,
 	    sizeof endpoint_cases / sizeof endpoint_cases[0]);
 	suite_add_tcase(s, tc);
