@@ -299,7 +299,7 @@ report(const struct account *a, int r, const struct run_stats *st,
 		fflush(stdout);
 	}
 	if (r != PM_OK) {
-		log_warnx("%s: %s", a->name, err != NULL ? err :
+		log_errx("%s: %s", a->name, err != NULL ? err :
 		    "failed for an unknown reason");
 		return status_exit(r);
 	}
@@ -723,7 +723,7 @@ watcher_main(void *arg)
 		status_set_error(ac->a->name, err != NULL ? err : "failed");
 		if (needs_human(r)) {
 			status_set_state(ac->a->name, ST_HUMAN);
-			log_warnx("%s: %s; the account is paused until the "
+			log_errx("%s: %s; the account is paused until the "
 			    "configuration is reloaded (SIGHUP)",
 			    ac->a->name, err);
 			notify_human(ac->a, err);
@@ -894,7 +894,7 @@ schedule(struct daemon *d)
 				ac->state = AS_WAITING;
 				ac->due = now + ac->a->poll_interval * 1000LL;
 			} else if (needs_human(r)) {
-				log_warnx("%s: %s; the account is paused until "
+				log_errx("%s: %s; the account is paused until "
 				    "the configuration is reloaded (SIGHUP)",
 				    ac->a->name, ac->err);
 				notify_human(ac->a, ac->err);
@@ -999,7 +999,7 @@ reload(struct daemon *d, const char *path, struct config **cfgp,
 	size_t added = 0, removed = 0, kept = 0;
 
 	if (config_load(path, &ncfg, &err) != PM_OK) {
-		log_warnx("reload: %s; keeping the running configuration",
+		log_errx("reload: %s; keeping the running configuration",
 		    err);
 		free(err);
 		return;

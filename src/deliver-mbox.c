@@ -152,10 +152,7 @@ sleep_ms(long ms)
 static long long
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return mono_ms();
 }
 
 /* The gate of mb's file, made when missing; gates_lock held. */

@@ -140,10 +140,7 @@ deliver_mda_split(const char *cmd, char **err)
 static long long
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return mono_ms();
 }
 
 /* mda: split the command into an argv once; the MDA runs per message. */

@@ -4,19 +4,8 @@
 
 #include <stddef.h>
 
+#include "base64.h"
 #include "secret.h"
-
-/* Base64 (RFC 4648, with padding).  encode returns a malloc'd string.
- * decode stores a malloc'd buffer (NUL added after *outlen_r bytes) and
- * returns 0, or -1 on malformed input: a length not a multiple of 4, a
- * character outside the alphabet (whitespace included), misplaced padding
- * or non-zero pad bits. */
-char *base64_encode(const void *data, size_t len);
-int base64_decode(const char *in, size_t inlen, unsigned char **out_r,
-    size_t *outlen_r);
-/* Base64 of secret bytes (e.g. the LOGIN password step), as a secret; no
- * unwiped copy is left behind. */
-struct pm_secret *base64_encode_secret(const void *data, size_t len);
 
 /*
  * The builders below return NULL only when the input cannot be framed:

@@ -82,6 +82,8 @@ host_log(struct pm_session *s, int level, const char *fmt, ...)
 	va_end(ap);
 	switch (level) {
 	case PM_LOG_ERR:
+		log_errx("%s: %s", s->a->name, msg);
+		break;
 	case PM_LOG_WARN:
 		log_warnx("%s: %s", s->a->name, msg);
 		break;

@@ -155,10 +155,7 @@ transport_deinit(void)
 static int64_t
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return mono_ms();
 }
 
 /* 1 when name is a literal IPv4 or IPv6 address. */

@@ -115,6 +115,7 @@ main(void)
 	sr = srunner_create(suite_util());
 	srunner_add_suite(sr, suite_config());
 	srunner_add_suite(sr, suite_transport());
+	srunner_add_suite(sr, suite_base64());
 	srunner_add_suite(sr, suite_sasl());
 	srunner_add_suite(sr, suite_oauth());
 	srunner_add_suite(sr, suite_crypto());

@@ -18,6 +18,7 @@
 #include <pullmail/host.h>
 #include <pullmail/plugin.h>
 
+#include "base64.h"
 #include "config.h"
 #include "fetch.h"
 #include "sasl.h"
@@ -330,7 +331,7 @@ START_TEST(test_exchange_long_challenge)
 	memset(json + n, 's', 30000);
 	n += 30000;
 	snprintf(json + n, sizeof json - n, "\x01\n\"}");
-	b64 = base64_encode(json, strlen(json));
+	b64 = base64_encode(BASE64_STD, json, strlen(json));
 	chal = xasprintf("+ %s", b64);
 	lines[0] = chal;
 	lines[1] = "A1 NO failed";

@@ -7,6 +7,7 @@
 Suite *suite_util(void);
 Suite *suite_config(void);
 Suite *suite_transport(void);
+Suite *suite_base64(void);
 Suite *suite_sasl(void);
 Suite *suite_oauth(void);
 Suite *suite_crypto(void);
