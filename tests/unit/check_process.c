@@ -1,5 +1,5 @@
 /* The process helper: the one command-line splitter, spawning with an
- * environment and chosen descriptors, deadlines. */
+ * environment and chosen descriptors, deadlines, and notify_command. */
 #include "autoconf.h"
 
 #include <sys/types.h>
@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "notify.h"
 #include "process.h"
 #include "suites.h"
 #include "util.h"
@@ -323,6 +324,52 @@ START_TEST(test_signal_mask)
 }
 END_TEST
 
+/* notify_command: the message and the account in its environment only,
+ * once per event, and stopped at its deadline instead of waited for. */
+START_TEST(test_notify)
+{
+	char *dir = test_tmpdir(), *state, *out, *script, *cmd, *text;
+	size_t len;
+	long long t0;
+	struct stat sb;
+
+	state = xasprintf("%s/tokens", dir);
+	out = xasprintf("%s/out", dir);
+	text = xasprintf("#!/bin/sh\necho \"$# $PULLMAIL_ACCOUNT: "
+	    "$PULLMAIL_MESSAGE\" >> %s\n", out);
+	script = test_write_file(dir, "note", text, 0700);
+	free(text);
+	cmd = xasprintf("'%s'", script);
+	notify_human(cmd, state, "acct", 5, "a human must act: it's so");
+	notify_human(cmd, state, "acct", 5, "again");
+	ck_assert_int_eq(read_small_file(out, 1024, &text, &len), 0);
+	ck_assert_str_eq(text, "0 acct: a human must act: it's so\n");
+	free(text);
+	ck_assert_int_eq(stat(state, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0700);
+	notify_reset(state, "acct");
+	notify_human(cmd, state, "acct", 5, "later");
+	ck_assert_int_eq(read_small_file(out, 1024, &text, &len), 0);
+	ck_assert_str_eq(text, "0 acct: a human must act: it's so\n"
+	    "0 acct: later\n");
+	free(text);
+	free(cmd);
+	free(script);
+
+	/* A command that hangs is stopped at the deadline. */
+	notify_reset(state, "acct");
+	t0 = mono_ms();
+	notify_human("sleep 30", state, "acct", 1, "hang");
+	ck_assert_int_lt(mono_ms() - t0, 2500);
+	ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+	ck_assert_int_eq(errno, ECHILD);
+	free(out);
+	free(state);
+	test_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
 Suite *
 suite_process(void)
 {
@@ -338,6 +385,7 @@ suite_process(void)
 	tcase_add_test(tc, test_capture_limit);
 	tcase_add_test(tc, test_timeout);
 	tcase_add_test(tc, test_signal_mask);
+	tcase_add_test(tc, test_notify);
 	suite_add_tcase(s, tc);
 	return s;
 }
