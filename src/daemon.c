@@ -52,6 +52,7 @@
 #include "crypto.h"
 #include "daemon.h"
 #include "log.h"
+#include "notify.h"
 #include "oauth.h"
 #include "oauth-int.h"
 #include "plugin.h"
@@ -587,19 +588,18 @@ backoff_ms(unsigned fails)
  * fix (msg; a flag file keeps it to once), or with msg NULL clear that
  * flag after the account worked again. */
 static void
-notify_human(const struct account *a, const char *msg)
+account_notify(const struct account *a, const char *msg)
 {
-	struct oauth_request req;
 	char *cache_dir;
 
 	if (a->notify_command == NULL)
 		return;
 	cache_dir = xasprintf("%s/tokens", a->state_dir);
-	oauth_request_init(&req, (struct account *)a, cache_dir);
 	if (msg != NULL)
-		oauth_notify_human(&req, msg);
+		notify_human(a->notify_command, cache_dir, a->name,
+		    a->timeout, msg);
 	else
-		oauth_notify_reset(&req);
+		notify_reset(cache_dir, a->name);
 	free(cache_dir);
 }
 
@@ -726,7 +726,7 @@ watcher_main(void *arg)
 			log_errx("%s: %s; the account is paused until the "
 			    "configuration is reloaded (SIGHUP)",
 			    ac->a->name, err);
-			notify_human(ac->a, err);
+			account_notify(ac->a, err);
 			pthread_mutex_lock(&w->d->mu);
 			ac->human = 1;
 			pthread_mutex_unlock(&w->d->mu);
@@ -889,7 +889,7 @@ schedule(struct daemon *d)
 			pthread_mutex_lock(&d->mu);
 			if (r == PM_OK) {
 				if (ac->fails > 0 || ac->human)
-					notify_human(ac->a, NULL);
+					account_notify(ac->a, NULL);
 				ac->fails = 0;
 				ac->state = AS_WAITING;
 				ac->due = now + ac->a->poll_interval * 1000LL;
@@ -897,7 +897,7 @@ schedule(struct daemon *d)
 				log_errx("%s: %s; the account is paused until "
 				    "the configuration is reloaded (SIGHUP)",
 				    ac->a->name, ac->err);
-				notify_human(ac->a, ac->err);
+				account_notify(ac->a, ac->err);
 				ac->human = 1;
 				ac->state = AS_HUMAN;
 			} else if (atomic_load(&d->stopping)) {

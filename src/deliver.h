@@ -54,14 +54,12 @@ struct deliver_info {
 
 /*
  * Split an MDA command line into a NULL-terminated argv (malloc'd, free
- * with deliver_argv_free()).  Words are separated by blanks; "..." and
- * '...' quote (backslash escapes \" and \\ inside "...").  The words %F
+ * with proc_argv_free()) by the one rule of proc_split().  The words %F
  * and %T stand for the envelope sender and the recipient and must stand
- * alone.  NULL with *err set (PM_ECONFIG) on an unbalanced quote, an empty
- * command or %F/%T inside a longer word.
+ * alone.  NULL with *err set (PM_ECONFIG) on an unterminated quote, an
+ * empty command or %F/%T inside a longer word.
  */
 char **deliver_mda_split(const char *cmd, char **err);
-void deliver_argv_free(char **argv);
 
 /* Parse HOST[:PORT] or [V6]:PORT; *host_r malloc'd.  -1 when broken. */
 int deliver_hostport(const char *s, unsigned def_port, char **host_r,

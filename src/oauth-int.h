@@ -102,9 +102,5 @@ int oauth_delegated_token(const struct oauth_request *req,
     struct pm_secret **token_r, int *cached_r, char **err);
 void oauth_delegated_invalidate(const struct oauth_request *req,
     const struct pm_secret *refused);
-/* Run req->notify_command once for a failure a human must fix (a flag file
- * in req->cache_dir remembers it); the next success re-arms it. */
-void oauth_notify_human(const struct oauth_request *req, const char *msg);
-void oauth_notify_reset(const struct oauth_request *req);
 
 #endif

@@ -102,6 +102,23 @@ test_rm_rf(const char *path)
 	free(cmd);
 }
 
+char *
+test_join(char *const *argv)
+{
+	char *joined, *t;
+	size_t i;
+
+	if (asprintf(&joined, "%s", argv[0]) < 0)
+		abort();
+	for (i = 1; argv[i] != NULL; i++) {
+		if (asprintf(&t, "%s|%s", joined, argv[i]) < 0)
+			abort();
+		free(joined);
+		joined = t;
+	}
+	return joined;
+}
+
 int
 main(void)
 {
@@ -127,6 +144,7 @@ main(void)
 	srunner_add_suite(sr, suite_session());
 	srunner_add_suite(sr, suite_sdnotify());
 	srunner_add_suite(sr, suite_status());
+	srunner_add_suite(sr, suite_process());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

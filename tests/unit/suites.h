@@ -19,6 +19,7 @@ Suite *suite_fetch(void);
 Suite *suite_session(void);
 Suite *suite_sdnotify(void);
 Suite *suite_status(void);
+Suite *suite_process(void);
 
 /* A fresh empty directory under $TMPDIR for one test; malloc'd. */
 char *test_tmpdir(void);
@@ -33,5 +34,7 @@ int test_capture_begin(int fd, const char *path);
 char *test_capture_end(int fd, int saved, const char *path);
 /* Remove a directory tree (tests only). */
 void test_rm_rf(const char *path);
+/* The words of a non-empty argv joined by '|' (malloc'd). */
+char *test_join(char *const *argv);
 
 #endif
