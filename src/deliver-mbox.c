@@ -148,13 +148,6 @@ sleep_ms(long ms)
 		;
 }
 
-/* Milliseconds on the monotonic clock. */
-static long long
-now_ms(void)
-{
-	return mono_ms();
-}
-
 /* The gate of mb's file, made when missing; gates_lock held. */
 static struct mbox_gate *
 gate_find(const struct mbox *mb)
@@ -213,7 +206,7 @@ gate_enter(struct mbox *mb, struct mbox_msg *mm, long long deadline,
 	g = gate_find(mb);
 	g->users++;
 	while (g->held) {
-		if ((left = deadline - now_ms()) <= 0) {
+		if ((left = deadline - mono_ms()) <= 0) {
 			g->users--;
 			gate_forget(g);
 			pthread_mutex_unlock(&gates_lock);
@@ -652,7 +645,7 @@ dotlock(struct mbox *mb, struct mbox_msg *mm, long long deadline, char **err)
 		}
 		if (lock_judge(mb, &mm->repair) == LOCK_GONE)
 			continue;
-		if (now_ms() >= deadline) {
+		if (mono_ms() >= deadline) {
 			free(text);
 			return errf(err, PM_ETEMP, "mbox: cannot lock %s "
 			    "within %u seconds: %s is held by another "
@@ -683,7 +676,7 @@ fcntl_lock(struct mbox *mb, int fd, long long deadline, char **err)
 		}
 		if (errno != EACCES && errno != EAGAIN && errno != EINTR)
 			return mbox_error(err, "cannot lock", mb->path, errno);
-		if (now_ms() >= deadline)
+		if (mono_ms() >= deadline)
 			return errf(err, PM_ETEMP, "mbox: cannot lock %s "
 			    "within %u seconds: another program holds its "
 			    "fcntl lock", mb->path, mb->lock_timeout);
@@ -1097,7 +1090,7 @@ mbox_begin(void *ctx, const struct deliver_info *info, void **m_r,
 	if (mb->sync_err != NULL)
 		return errf(err, mb->sync_status, "%s", mb->sync_err);
 	mm = xcalloc(1, sizeof *mm);
-	deadline = now_ms() + (long long)mb->lock_timeout * 1000;
+	deadline = mono_ms() + (long long)mb->lock_timeout * 1000;
 	mm->lockfd = -1;
 	if ((r = gate_enter(mb, mm, deadline, err)) != PM_OK ||
 	    (r = dotlock(mb, mm, deadline, err)) != PM_OK)

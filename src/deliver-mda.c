@@ -84,13 +84,6 @@ deliver_mda_split(const char *cmd, char **err)
 	return argv;
 }
 
-/* Milliseconds on the monotonic clock. */
-static long long
-now_ms(void)
-{
-	return mono_ms();
-}
-
 /* mda: split the command into an argv once; the MDA runs per message. */
 static int
 mda_open(const struct deliver_config *cfg, void **ctx_r, char **err)
@@ -303,7 +296,7 @@ start_child(struct mda *md, struct mda_msg *mm, char **err)
 static void
 arm_deadline(struct mda *md, struct mda_msg *mm)
 {
-	mm->deadline = now_ms() + (long long)md->timeout * 1000;
+	mm->deadline = mono_ms() + (long long)md->timeout * 1000;
 }
 
 /* The MDA sat idle for mda_timeout: stop it; the message stays on the
@@ -352,7 +345,7 @@ wait_child(struct mda *md, struct mda_msg *mm, int *status_r, char **err)
 			return errf(err, PM_EINTERNAL, "mda: waitpid: %s",
 			    pm_strerror(errno));
 		check_progress(md, mm);
-		left = mm->deadline - now_ms();
+		left = mm->deadline - mono_ms();
 		if (left <= 0)
 			return timeout_error(md, mm, mm->seen < mm->size ?
 			    "did not read its input for" :

@@ -151,13 +151,6 @@ transport_deinit(void)
 	transport_initialised = 0;
 }
 
-/* Milliseconds on the monotonic clock. */
-static int64_t
-now_ms(void)
-{
-	return mono_ms();
-}
-
 /* 1 when name is a literal IPv4 or IPv6 address. */
 static int
 is_ip_literal(const char *name)
@@ -180,9 +173,9 @@ wait_fd(int fd, short events, int timeout_ms)
 	int64_t		 deadline, left;
 	int		 n, afd = abort_fd;
 
-	deadline = now_ms() + timeout_ms;
+	deadline = mono_ms() + timeout_ms;
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - mono_ms();
 		if (left < 0)
 			left = 0;
 		pfd[0].fd = fd;
@@ -384,12 +377,12 @@ stream_connect_unix(const char *path, int timeout_ms, struct stream **s_r,
 	if (fd == -1)
 		return errf(err, PM_ETEMP, "%s: cannot connect: socket: %s",
 		    path, pm_strerror(errno));
-	deadline = now_ms() + timeout_ms;
+	deadline = mono_ms() + timeout_ms;
 	while (connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
 		e = errno;
 		if (e == EINTR)
 			continue;
-		if (e == EAGAIN && now_ms() < deadline) {
+		if (e == EAGAIN && mono_ms() < deadline) {
 			/* The listen queue is full: try again shortly.  A
 			 * wait on no descriptor still ends on abort_fd. */
 			if (wait_fd(-1, 0, 50) == -1) {
@@ -412,7 +405,7 @@ stream_connect_unix(const char *path, int timeout_ms, struct stream **s_r,
 			    path, pm_strerror(e));
 		}
 		/* Not seen on Linux, allowed by POSIX: wait as for TCP. */
-		w = wait_fd(fd, POLLOUT, (int)(deadline - now_ms()));
+		w = wait_fd(fd, POLLOUT, (int)(deadline - mono_ms()));
 		len = sizeof soerr;
 		if (w == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr,
 		    &len) == -1)
@@ -922,7 +915,7 @@ tls_handshake(struct stream *s, char **err)
 	int64_t	deadline, left;
 	int	r, w;
 
-	deadline = now_ms() + s->timeout_ms;
+	deadline = mono_ms() + s->timeout_ms;
 	for (;;) {
 		r = gnutls_handshake(s->tls);
 		if (r == 0)
@@ -932,7 +925,7 @@ tls_handshake(struct stream *s, char **err)
 				continue;
 			break;
 		}
-		left = deadline - now_ms();
+		left = deadline - mono_ms();
 		w = left <= 0 ? 0 : wait_fd(s->fd,
 		    gnutls_record_get_direction(s->tls) ? POLLOUT : POLLIN,
 		    (int)left);
@@ -1315,12 +1308,12 @@ stream_close(struct stream *s)
 	if (s == NULL)
 		return;
 	if (s->tls != NULL && s->tls_ok) {
-		deadline = now_ms() + STREAM_BYE_TIMEOUT;
+		deadline = mono_ms() + STREAM_BYE_TIMEOUT;
 		for (;;) {
 			r = gnutls_bye(s->tls, GNUTLS_SHUT_WR);
 			if (r != GNUTLS_E_AGAIN && r != GNUTLS_E_INTERRUPTED)
 				break;
-			left = deadline - now_ms();
+			left = deadline - mono_ms();
 			if (left <= 0 || wait_fd(s->fd,
 			    gnutls_record_get_direction(s->tls) ? POLLOUT :
 			    POLLIN, (int)left) <= 0)
