@@ -28,10 +28,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(b64, data + 1, size - 1);
 		b64[size - 1] = '\0';
 	} else {
-		b64 = base64_encode(data, size);
+		b64 = base64_encode(BASE64_STD, data, size);
 		/* What was encoded decodes back to the same bytes. */
-		if (base64_decode(b64, strlen(b64), &raw, &rawlen) != 0 ||
-		    rawlen != size || memcmp(raw, data, size) != 0)
+		if (base64_decode(BASE64_STD, b64, strlen(b64), &raw,
+		    &rawlen) != 0 || rawlen != size ||
+		    memcmp(raw, data, size) != 0)
 			abort();
 		free(raw);
 	}

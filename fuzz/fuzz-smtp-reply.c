@@ -2,10 +2,12 @@
  * Fuzz target: SMTP and LMTP replies (read_reply() and the dialogue around
  * it in deliver-smtp.c).  The input is everything the MTA says; two
  * messages are delivered through the target's ops as the delivery stage
- * would.  The socket is real but made here: socket() and connect() in
- * deliver-smtp.c, compiled in below, hand out one end of a socket pair
- * whose other end already holds the input (then end of file).  The first
- * input byte picks SMTP over TCP or LMTP over a unix socket.
+ * would.  The socket is real but made here: the target is linked with
+ * --wrap=socket --wrap=connect, so socket() and connect() in the
+ * transport (which deliver-smtp.c, compiled in below, connects through)
+ * hand out one end of a socket pair whose other end already holds the
+ * input (then end of file).  The first input byte picks SMTP over TCP or
+ * LMTP over a unix socket.
  */
 #include "autoconf.h"
 
@@ -30,9 +32,12 @@ static size_t fuzz_len;
 static int fuzz_peer[FUZZ_PEERS];
 static size_t fuzz_npeers;
 
+int __wrap_socket(int domain, int type, int protocol);
+int __wrap_connect(int fd, const struct sockaddr *sa, socklen_t len);
+
 /* socket(): our end of a pair whose other end says the whole input. */
-static int
-fuzz_socket(int domain, int type, int protocol)
+int
+__wrap_socket(int domain, int type, int protocol)
 {
 	int sv[2];
 
@@ -53,8 +58,8 @@ fuzz_socket(int domain, int type, int protocol)
 }
 
 /* connect(): the pair is connected already. */
-static int
-fuzz_connect(int fd, const struct sockaddr *sa, socklen_t len)
+int
+__wrap_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	(void)fd;
 	(void)sa;
@@ -62,11 +67,7 @@ fuzz_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	return 0;
 }
 
-#define socket fuzz_socket
-#define connect fuzz_connect
 #include "deliver-smtp.c"
-#undef socket
-#undef connect
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -105,7 +106,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const struct deliver_ops *ops;
-	struct account a;
+	struct deliver_config cfg;
 	void *ctx;
 	char *err = NULL;
 	size_t i;
@@ -115,17 +116,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	fuzz_in = data + 1;
 	fuzz_len = size - 1;
-	memset(&a, 0, sizeof a);
-	a.name = "fuzz";
-	a.timeout = 5;
+	memset(&cfg, 0, sizeof cfg);
+	cfg.account = "fuzz";
+	cfg.timeout = 5;
 	if (data[0] & 1) {
 		ops = &deliver_lmtp_ops;
-		a.deliver_path = "/run/fuzz/lmtp";
+		cfg.target = "/run/fuzz/lmtp";
 	} else {
 		ops = &deliver_smtp_ops;
-		a.deliver_path = "127.0.0.1:25";
+		cfg.target = "127.0.0.1:25";
 	}
-	if (ops->open(&a, &ctx, &err) != PM_OK)
+	if (ops->open(&cfg, &ctx, &err) != PM_OK)
 		abort();
 	(void)one(ops, ctx, "1");
 	(void)one(ops, ctx, "2");

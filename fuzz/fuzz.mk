@@ -53,6 +53,8 @@ CORE_TARGETS = config oauth-token oauth-device oauth-discovery smtp-reply \
 	envelope sasl-error mbox-quote state
 $(foreach t,$(CORE_TARGETS),$(eval SRC_$(t) = $(B)/obj/libcore.a))
 $(foreach t,$(CORE_TARGETS),$(eval LIBS_$(t) = $(FUZZ_LIBS)))
+# The SMTP target's socket() and connect() are its own (see the target).
+LIBS_smtp-reply += -Wl,--wrap=socket -Wl,--wrap=connect
 
 BINS = $(FUZZ_TARGETS:%=$(B)/bin/fuzz-%)
 build: $(BINS)

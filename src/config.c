@@ -21,6 +21,7 @@
 #include "deliver.h"
 #include "envelope.h"
 #include "oauth/provider.h"
+#include "process.h"
 #include "secret.h"
 #include "util.h"
 
@@ -98,6 +99,7 @@ enum key {
 
 enum vtype {
 	V_TEXT,		/* any non-empty text */
+	V_COMMAND,	/* a command line, by proc_split()'s rule */
 	V_WORD,		/* non-empty, no white space */
 	V_PORT,
 	V_TIMEOUT,
@@ -200,19 +202,19 @@ static const struct keydef keydefs[K__COUNT] = {
 	[K_OAUTH_DEVICE_URL] = { "oauth_device_url", V_URL, 0, NULL },
 	[K_OAUTH_AUTHORIZE_URL] = { "oauth_authorize_url", V_URL, 0, NULL },
 	[K_OAUTH_REDIRECT_PORT] = { "oauth_redirect_port", V_PORT, 0, NULL },
-	[K_NOTIFY_COMMAND] = { "notify_command", V_TEXT, 0, NULL },
+	[K_NOTIFY_COMMAND] = { "notify_command", V_COMMAND, 0, NULL },
 	[K_OAUTH_CLIENT_CERT] =
 	    { "oauth_client_certificate", V_PATH, 0, NULL },
 	[K_OAUTH_CLIENT_KEY] = { "oauth_client_key", V_PATH, 0, NULL },
 	[K_OAUTH_ISSUER] = { "oauth_issuer", V_URL, 0, NULL },
 	[K_OAUTH_AUTHORITY] = { "oauth_authority", V_URL, 0, NULL },
-	[K_PASSWORD_COMMAND] = { "password_command", V_TEXT, 0, NULL },
+	[K_PASSWORD_COMMAND] = { "password_command", V_COMMAND, 0, NULL },
 	[K_PASSWORD_CREDENTIAL] = { "password_credential", V_WORD, 0, NULL },
 	[K_OAUTH_CLIENT_SECRET_COMMAND] =
-	    { "oauth_client_secret_command", V_TEXT, 0, NULL },
+	    { "oauth_client_secret_command", V_COMMAND, 0, NULL },
 	[K_OAUTH_CLIENT_SECRET_CREDENTIAL] =
 	    { "oauth_client_secret_credential", V_WORD, 0, NULL },
-	[K_OAUTH_TOKEN_COMMAND] = { "oauth_token_command", V_TEXT, 0, NULL },
+	[K_OAUTH_TOKEN_COMMAND] = { "oauth_token_command", V_COMMAND, 0, NULL },
 	[K_FOLDER] = { "folder", V_TEXT, 1, NULL },
 	[K_KEEP] = { "keep", V_BOOL, 0, NULL },
 	[K_MARK_SEEN] = { "mark_seen", V_BOOL, 0, NULL },
@@ -408,7 +410,7 @@ parse_deliver(const char *v, char **value_r, char **why_r)
 			free(err);
 			return -1;
 		}
-		deliver_argv_free(argv);
+		proc_argv_free(argv);
 		*value_r = xstrdup(v);
 		return 0;
 	}
@@ -760,12 +762,12 @@ set_value(struct parser *p, int line, int k, char *v, char **err)
 	struct section *sec = p->cur;
 	struct entry *e;
 	struct strmap_entry *dup;
-	char *value = NULL, *why = NULL, *list, *path;
+	char *value = NULL, *why = NULL, *list, *path, **argv;
 	const char *cwhy;
 	unsigned long n;
 	uint64_t size;
 	const int *g;
-	int i, other = -1;
+	int i, r, other = -1;
 
 	if (!kd->repeat && sec->keys[k] != NULL)
 		return line_err(p, line, k, err, "already set at line %d",
@@ -786,6 +788,15 @@ set_value(struct parser *p, int line, int k, char *v, char **err)
 
 	switch (kd->type) {
 	case V_TEXT:
+		value = xstrdup(v);
+		break;
+	case V_COMMAND:
+		if ((argv = proc_split(v, &why)) == NULL) {
+			r = line_err(p, line, k, err, "%s", why);
+			free(why);
+			return r;
+		}
+		proc_argv_free(argv);
 		value = xstrdup(v);
 		break;
 	case V_WORD:

@@ -12,6 +12,7 @@
 #include <gnutls/abstract.h>
 #include <gnutls/x509.h>
 
+#include "base64.h"
 #include "crypto.h"
 #include "secret.h"
 #include "util.h"
@@ -31,37 +32,11 @@ crypto_sha256(const void *data, size_t n,
 	return gnutls_hash_fast(GNUTLS_DIG_SHA256, data, n, out) == 0 ? 0 : -1;
 }
 
-/* base64url without padding. */
+/* base64url without padding, for the token module's callers. */
 char *
 crypto_base64url(const void *data, size_t n)
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789-_";
-	const unsigned char *p = data;
-	char *out, *o;
-	size_t i;
-	unsigned v;
-
-	out = o = xmalloc(n / 3 * 4 + 5);
-	for (i = 0; i + 2 < n; i += 3) {
-		v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-		*o++ = tab[v >> 18];
-		*o++ = tab[(v >> 12) & 63];
-		*o++ = tab[(v >> 6) & 63];
-		*o++ = tab[v & 63];
-	}
-	if (n - i == 1) {
-		v = (unsigned)p[i] << 16;
-		*o++ = tab[v >> 18];
-		*o++ = tab[(v >> 12) & 63];
-	} else if (n - i == 2) {
-		v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8;
-		*o++ = tab[v >> 18];
-		*o++ = tab[(v >> 12) & 63];
-		*o++ = tab[(v >> 6) & 63];
-	}
-	*o = '\0';
-	return out;
+	return base64_encode(BASE64_URL, data, n);
 }
 
 /* A random base64url string of nbytes random bytes. */
@@ -73,7 +48,7 @@ crypto_random_string(size_t nbytes)
 
 	if (nbytes > sizeof buf || crypto_random(buf, nbytes) < 0)
 		return NULL;
-	s = crypto_base64url(buf, nbytes);
+	s = base64_encode(BASE64_URL, buf, nbytes);
 	secret_wipe((char *)buf, sizeof buf);
 	return s;
 }

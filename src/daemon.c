@@ -52,6 +52,7 @@
 #include "crypto.h"
 #include "daemon.h"
 #include "log.h"
+#include "notify.h"
 #include "oauth.h"
 #include "plugin.h"
 #include "sdnotify.h"
@@ -63,6 +64,8 @@
 #define BACKOFF_BASE_MS		5000LL
 #define BACKOFF_CAP_MS		(30 * 60 * 1000LL)
 #define RECONNECT_MS		1000LL	/* after a session that worked */
+#define WATCH_QUICK_RETRIES	3	/* failures in a row of a watcher
+					 * that reconnect soon */
 #define STABLE_MS		30000LL	/* an IDLE session that lasted this
 					 * long worked: its failures in a
 					 * row start again from 0 */
@@ -296,7 +299,7 @@ report(const struct account *a, int r, const struct run_stats *st,
 		fflush(stdout);
 	}
 	if (r != PM_OK) {
-		log_warnx("%s: %s", a->name, err != NULL ? err :
+		log_errx("%s: %s", a->name, err != NULL ? err :
 		    "failed for an unknown reason");
 		return status_exit(r);
 	}
@@ -584,14 +587,18 @@ backoff_ms(unsigned fails)
  * fix (msg; a flag file keeps it to once), or with msg NULL clear that
  * flag after the account worked again. */
 static void
-notify_human(const struct account *a, const char *msg)
+account_notify(const struct account *a, const char *msg)
 {
 	char *cache_dir;
 
 	if (a->notify_command == NULL)
 		return;
 	cache_dir = xasprintf("%s/tokens", a->state_dir);
-	oauth_account_notify(a, cache_dir, msg);
+	if (msg != NULL)
+		notify_human(a->notify_command, cache_dir, a->name,
+		    a->timeout, msg);
+	else
+		notify_reset(cache_dir, a->name);
 	free(cache_dir);
 }
 
@@ -676,6 +683,7 @@ watcher_main(void *arg)
 	struct acct *ac = w->ac;
 	struct session_outcome out;
 	struct idle_ctl ctl;
+	struct retry_policy pol;
 	unsigned fails = 0;
 	char *err;
 	int r;
@@ -714,10 +722,10 @@ watcher_main(void *arg)
 		status_set_error(ac->a->name, err != NULL ? err : "failed");
 		if (needs_human(r)) {
 			status_set_state(ac->a->name, ST_HUMAN);
-			log_warnx("%s: %s; the account is paused until the "
+			log_errx("%s: %s; the account is paused until the "
 			    "configuration is reloaded (SIGHUP)",
 			    ac->a->name, err);
-			notify_human(ac->a, err);
+			account_notify(ac->a, err);
 			pthread_mutex_lock(&w->d->mu);
 			ac->human = 1;
 			pthread_mutex_unlock(&w->d->mu);
@@ -730,24 +738,15 @@ watcher_main(void *arg)
 		if (out.connected && mono_ms() - t0 >= STABLE_MS)
 			fails = 0;
 		fails++;
-		if (out.retry_kind == PM_RETRY_TOKEN_EXPIRED && fails == 1)
-			wait = 0;	/* a new token, at once */
-		else if (out.retry_kind == PM_RETRY_THROTTLED &&
-		    out.retry_ms > 0) {
-			/* What the server suggests, within
-			 * throttle_max_wait; backoff once it keeps on. */
-			wait = out.retry_ms;
-			if (wait > ac->a->throttle_max_wait * 1000LL)
-				wait = ac->a->throttle_max_wait * 1000LL;
-			if (fails > 3 && wait < backoff_ms(fails - 3))
-				wait = backoff_ms(fails - 3);
-		} else if ((out.connected ||
-		    out.retry_kind == PM_RETRY_RECONNECT) && fails <= 3)
-			/* "User is authenticated but not connected", a BYE,
-			 * a restarted server: 1, 2, 4 s, then backoff. */
-			wait = RECONNECT_MS << (fails - 1);
-		else
-			wait = backoff_ms(fails);
+		/* "User is authenticated but not connected", a BYE, a
+		 * restarted server: 1, 2, 4 s, then backoff; a throttle:
+		 * what the server suggests, within throttle_max_wait. */
+		memset(&pol, 0, sizeof pol);
+		pol.throttle_max_wait = ac->a->throttle_max_wait;
+		pol.quick = WATCH_QUICK_RETRIES;
+		pol.backoff = backoff_ms;
+		wait = session_retry_wait(out.retry_kind, fails, out.connected,
+		    out.retry_ms, &pol);
 		log_warnx("%s: %s%s%s; retrying in %lld s", ac->a->name,
 		    w->folder, w->folder[0] != '\0' ? ": " : "",
 		    err != NULL ? err : "failed", (wait + 999) / 1000);
@@ -889,15 +888,15 @@ schedule(struct daemon *d)
 			pthread_mutex_lock(&d->mu);
 			if (r == PM_OK) {
 				if (ac->fails > 0 || ac->human)
-					notify_human(ac->a, NULL);
+					account_notify(ac->a, NULL);
 				ac->fails = 0;
 				ac->state = AS_WAITING;
 				ac->due = now + ac->a->poll_interval * 1000LL;
 			} else if (needs_human(r)) {
-				log_warnx("%s: %s; the account is paused until "
+				log_errx("%s: %s; the account is paused until "
 				    "the configuration is reloaded (SIGHUP)",
 				    ac->a->name, ac->err);
-				notify_human(ac->a, ac->err);
+				account_notify(ac->a, ac->err);
 				ac->human = 1;
 				ac->state = AS_HUMAN;
 			} else if (atomic_load(&d->stopping)) {
@@ -999,7 +998,7 @@ reload(struct daemon *d, const char *path, struct config **cfgp,
 	size_t added = 0, removed = 0, kept = 0;
 
 	if (config_load(path, &ncfg, &err) != PM_OK) {
-		log_warnx("reload: %s; keeping the running configuration",
+		log_errx("reload: %s; keeping the running configuration",
 		    err);
 		free(err);
 		return;

@@ -37,8 +37,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "deliver.h"
+#include "deliver-int.h"
 #include "util.h"
 
 struct maildir_msg {
@@ -136,10 +135,10 @@ open_dir(int at, const char *name, const char *path, int *fd_r, char **err)
 /* maildir: create the Maildir and its tmp/new/cur if missing and open
  * them without following links; keep tmp/ and new/ open. */
 static int
-maildir_open(const struct account *a, void **ctx_r, char **err)
+maildir_open(const struct deliver_config *cfg, void **ctx_r, char **err)
 {
 	static const char *const sub[] = { "tmp", "new", "cur" };
-	const char *arg = a->deliver_path;
+	const char *arg = cfg->target;
 	struct maildir *md;
 	int dfd, fd[3], r = PM_OK;
 	size_t i, n;

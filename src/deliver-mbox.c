@@ -59,8 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "deliver.h"
+#include "deliver-int.h"
 #include "log.h"
 #include "util.h"
 
@@ -149,16 +148,6 @@ sleep_ms(long ms)
 		;
 }
 
-/* Milliseconds on the monotonic clock. */
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The gate of mb's file, made when missing; gates_lock held. */
 static struct mbox_gate *
 gate_find(const struct mbox *mb)
@@ -217,7 +206,7 @@ gate_enter(struct mbox *mb, struct mbox_msg *mm, long long deadline,
 	g = gate_find(mb);
 	g->users++;
 	while (g->held) {
-		if ((left = deadline - now_ms()) <= 0) {
+		if ((left = deadline - mono_ms()) <= 0) {
 			g->users--;
 			gate_forget(g);
 			pthread_mutex_unlock(&gates_lock);
@@ -270,20 +259,20 @@ gate_leave(struct mbox_msg *mm)
  * given to that user.
  */
 static void
-mbox_owner(struct mbox *mb, const struct account *a)
+mbox_owner(struct mbox *mb, const struct deliver_config *cfg)
 {
 	struct passwd pwbuf, *pw = NULL;
 	char buf[4096];
 
 	mb->uid = geteuid();
 	mb->gid = getegid();
-	if (mb->uid == 0 && a->recipient != NULL &&
-	    getpwnam_r(a->recipient, &pwbuf, buf, sizeof buf, &pw) == 0 &&
+	if (mb->uid == 0 && cfg->recipient != NULL &&
+	    getpwnam_r(cfg->recipient, &pwbuf, buf, sizeof buf, &pw) == 0 &&
 	    pw != NULL) {
 		mb->uid = pw->pw_uid;
 		mb->gid = pw->pw_gid;
 		mb->owner = xasprintf("%s (uid %lu, the recipient)",
-		    a->recipient, (unsigned long)mb->uid);
+		    cfg->recipient, (unsigned long)mb->uid);
 	} else if (mb->uid == 0)
 		mb->owner = xstrdup("root (uid 0; set recipient to a local "
 		    "user to deliver into that user's mbox)");
@@ -368,32 +357,32 @@ lock_clean(struct mbox *mb)
 
 /* mbox: note the path, its dotlock and directory; nothing is opened yet. */
 static int
-mbox_open(const struct account *a, void **ctx_r, char **err)
+mbox_open(const struct deliver_config *cfg, void **ctx_r, char **err)
 {
 	struct mbox *mb;
 	char *slash;
 
-	if (a->deliver_path == NULL || *a->deliver_path == '\0')
+	if (cfg->target == NULL || *cfg->target == '\0')
 		return errf(err, PM_ECONFIG, "mbox: no path given");
 	/* A file size limit must fail the write (EFBIG), not kill us. */
 	signal(SIGXFSZ, SIG_IGN);
 	mb = xcalloc(1, sizeof *mb);
-	mb->path = xstrdup(a->deliver_path);
-	mb->lockpath = xasprintf("%s.lock", a->deliver_path);
-	mb->dir = xstrdup(a->deliver_path);
+	mb->path = xstrdup(cfg->target);
+	mb->lockpath = xasprintf("%s.lock", cfg->target);
+	mb->dir = xstrdup(cfg->target);
 	if ((slash = strrchr(mb->dir, '/')) == NULL)
 		strcpy(mb->dir, ".");
 	else if (slash == mb->dir)
 		slash[1] = '\0';
 	else
 		*slash = '\0';
-	mb->lock_timeout = a->lock_timeout != 0 ? a->lock_timeout : 60;
+	mb->lock_timeout = cfg->lock_timeout;
 #ifdef F_OFD_SETLK
 	mb->setlk = F_OFD_SETLK;
 #else
 	mb->setlk = F_SETLK;
 #endif
-	mbox_owner(mb, a);
+	mbox_owner(mb, cfg);
 	lock_hostname(mb);
 	lock_clean(mb);
 	mb->fd = -1;
@@ -656,7 +645,7 @@ dotlock(struct mbox *mb, struct mbox_msg *mm, long long deadline, char **err)
 		}
 		if (lock_judge(mb, &mm->repair) == LOCK_GONE)
 			continue;
-		if (now_ms() >= deadline) {
+		if (mono_ms() >= deadline) {
 			free(text);
 			return errf(err, PM_ETEMP, "mbox: cannot lock %s "
 			    "within %u seconds: %s is held by another "
@@ -687,7 +676,7 @@ fcntl_lock(struct mbox *mb, int fd, long long deadline, char **err)
 		}
 		if (errno != EACCES && errno != EAGAIN && errno != EINTR)
 			return mbox_error(err, "cannot lock", mb->path, errno);
-		if (now_ms() >= deadline)
+		if (mono_ms() >= deadline)
 			return errf(err, PM_ETEMP, "mbox: cannot lock %s "
 			    "within %u seconds: another program holds its "
 			    "fcntl lock", mb->path, mb->lock_timeout);
@@ -1101,7 +1090,7 @@ mbox_begin(void *ctx, const struct deliver_info *info, void **m_r,
 	if (mb->sync_err != NULL)
 		return errf(err, mb->sync_status, "%s", mb->sync_err);
 	mm = xcalloc(1, sizeof *mm);
-	deadline = now_ms() + (long long)mb->lock_timeout * 1000;
+	deadline = mono_ms() + (long long)mb->lock_timeout * 1000;
 	mm->lockfd = -1;
 	if ((r = gate_enter(mb, mm, deadline, err)) != PM_OK ||
 	    (r = dotlock(mb, mm, deadline, err)) != PM_OK)

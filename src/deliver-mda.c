@@ -17,32 +17,28 @@
  * for it and sync() has nothing left to do.
  *
  * Threads: no shared state; a target and its messages belong to one
- * thread.  The program is found in $PATH and the child's environment is
- * built before fork(), so the child makes only async-signal-safe calls
- * (signal, fcntl, dup2, execve, write, _exit); the spool and every pipe
- * are close-on-exec, so no descriptor of another thread reaches the MDA.
+ * thread.  The argv and the child's environment are built before fork(),
+ * and the process helper keeps the child async-signal-safe; the spool and
+ * every pipe are close-on-exec, so no descriptor of another thread reaches
+ * the MDA.
  */
 #include "autoconf.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "deliver.h"
+#include "deliver-int.h"
 #include "log.h"
+#include "process.h"
 #include "util.h"
 
 #define MDA_ERRLINE 512		/* bytes of one stderr line kept */
-#define MDA_KILL_GRACE_MS 2000
-
-extern char **environ;
 
 struct mda {
 	char **argv;		/* with %F and %T still in place */
@@ -66,106 +62,47 @@ struct mda_msg {
 	char last[MDA_ERRLINE];	/* the last complete stderr line */
 };
 
-/* Free a NULL-terminated argv and its words; NULL is fine. */
-void
-deliver_argv_free(char **argv)
-{
-	size_t i;
-
-	if (argv == NULL)
-		return;
-	for (i = 0; argv[i] != NULL; i++)
-		free(argv[i]);
-	free(argv);
-}
-
-/* Split an MDA command line into an argv, honouring quotes; NULL with
- * *err set on a bad one. */
+/* Split an MDA command line by proc_split()'s rule; %F and %T must be
+ * whole words.  NULL with *err set on a bad one. */
 char **
 deliver_mda_split(const char *cmd, char **err)
 {
-	char **argv = NULL, *word;
-	size_t n = 0, w;
-	const char *s = cmd;
-	char q;
+	char **argv;
+	size_t i;
 
-	for (;;) {
-		while (*s == ' ' || *s == '\t')
-			s++;
-		if (*s == '\0')
-			break;
-		word = xmalloc(strlen(s) + 1);
-		w = 0;
-		while (*s != '\0' && *s != ' ' && *s != '\t') {
-			if (*s != '"' && *s != '\'') {
-				word[w++] = *s++;
-				continue;
-			}
-			q = *s++;
-			while (*s != '\0' && *s != q) {
-				if (q == '"' && *s == '\\' &&
-				    (s[1] == '"' || s[1] == '\\'))
-					s++;
-				word[w++] = *s++;
-			}
-			if (*s == '\0') {
-				free(word);
-				deliver_argv_free(argv);
-				errf(err, PM_ECONFIG, "unbalanced %c quote", q);
-				return NULL;
-			}
-			s++;
-		}
-		word[w] = '\0';
-		if (strcmp(word, "%F") != 0 && strcmp(word, "%T") != 0 &&
-		    (strstr(word, "%F") != NULL ||
-		    strstr(word, "%T") != NULL)) {
+	if ((argv = proc_split(cmd, err)) == NULL)
+		return NULL;
+	for (i = 0; argv[i] != NULL; i++)
+		if (strcmp(argv[i], "%F") != 0 && strcmp(argv[i], "%T") != 0 &&
+		    (strstr(argv[i], "%F") != NULL ||
+		    strstr(argv[i], "%T") != NULL)) {
 			errf(err, PM_ECONFIG, "\"%s\": %%F and %%T must be "
-			    "arguments of their own", word);
-			free(word);
-			deliver_argv_free(argv);
+			    "arguments of their own", argv[i]);
+			proc_argv_free(argv);
 			return NULL;
 		}
-		argv = xrealloc(argv, (n + 2) * sizeof *argv);
-		argv[n++] = word;
-		argv[n] = NULL;
-	}
-	if (n == 0) {
-		errf(err, PM_ECONFIG, "empty command");
-		return NULL;
-	}
 	return argv;
-}
-
-/* Milliseconds on the monotonic clock. */
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* mda: split the command into an argv once; the MDA runs per message. */
 static int
-mda_open(const struct account *a, void **ctx_r, char **err)
+mda_open(const struct deliver_config *cfg, void **ctx_r, char **err)
 {
 	struct mda *md;
 	const char *tmp = getenv("TMPDIR");
 	char **argv;
 
-	if (a->deliver_path == NULL ||
-	    (argv = deliver_mda_split(a->deliver_path, err)) == NULL) {
+	if (cfg->target == NULL ||
+	    (argv = deliver_mda_split(cfg->target, err)) == NULL) {
 		err_prefix(err, "mda");
 		return PM_ECONFIG;
 	}
 	md = xcalloc(1, sizeof *md);
 	md->argv = argv;
 	md->name = xstrdup(argv[0]);
-	md->account = xstrdup(a->name != NULL ? a->name : "");
+	md->account = xstrdup(cfg->account);
 	md->spool_dir = xstrdup(tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	md->timeout = a->mda_timeout != 0 ? a->mda_timeout : 600;
+	md->timeout = cfg->mda_timeout;
 	*ctx_r = md;
 	return PM_OK;
 }
@@ -221,34 +158,20 @@ drain_stderr(struct mda *md, struct mda_msg *mm)
 static char **
 child_env(const struct deliver_info *info, const char *sender)
 {
-	static const char *const mine[] = {
-		"PULLMAIL_SENDER=", "PULLMAIL_RECIPIENT=",
-		"PULLMAIL_ACCOUNT=", "PULLMAIL_SERVER=", "PULLMAIL_FOLDER=",
-		"PULLMAIL_UID="
-	};
+	char *set[7];
 	char **env;
-	size_t n = 0, o = 0, i, j;
-	int skip;
+	size_t i;
 
-	while (environ[n] != NULL)
-		n++;
-	env = xcalloc(n + 7, sizeof *env);
-	for (i = 0; i < n; i++) {
-		skip = 0;
-		for (j = 0; j < sizeof mine / sizeof mine[0]; j++)
-			if (strncmp(environ[i], mine[j],
-			    strlen(mine[j])) == 0)
-				skip = 1;
-		if (!skip)
-			env[o++] = xstrdup(environ[i]);
-	}
-	env[o++] = xasprintf("PULLMAIL_SENDER=%s", sender);
-	env[o++] = xasprintf("PULLMAIL_RECIPIENT=%s", info->recipient);
-	env[o++] = xasprintf("PULLMAIL_ACCOUNT=%s", info->account);
-	env[o++] = xasprintf("PULLMAIL_SERVER=%s", info->server);
-	env[o++] = xasprintf("PULLMAIL_FOLDER=%s", info->mailbox);
-	env[o++] = xasprintf("PULLMAIL_UID=%s", info->uid);
-	env[o] = NULL;
+	set[0] = xasprintf("PULLMAIL_SENDER=%s", sender);
+	set[1] = xasprintf("PULLMAIL_RECIPIENT=%s", info->recipient);
+	set[2] = xasprintf("PULLMAIL_ACCOUNT=%s", info->account);
+	set[3] = xasprintf("PULLMAIL_SERVER=%s", info->server);
+	set[4] = xasprintf("PULLMAIL_FOLDER=%s", info->mailbox);
+	set[5] = xasprintf("PULLMAIL_UID=%s", info->uid);
+	set[6] = NULL;
+	env = proc_env((const char *const *)set);
+	for (i = 0; set[i] != NULL; i++)
+		free(set[i]);
 	return env;
 }
 
@@ -341,109 +264,39 @@ mda_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 	return PM_OK;
 }
 
-/* Start the MDA with the rewound spool as its stdin and a pipe for its
- * stderr; an exec failure is reported through a close-on-exec pipe. */
+/* Start the MDA with the rewound spool as its stdin (its offset shared
+ * with us) and a pipe for its stderr and stdout. */
 static int
 start_child(struct mda *md, struct mda_msg *mm, char **err)
 {
-	int er[2], st[2], e, status;
-	ssize_t got;
-	char *path;
+	struct proc_spec spec = {
+		.argv = mm->argv,
+		.env = mm->env,
+		.in = mm->spool,
+		.out_pipe = 1,
+		.err_to_out = 1,
+	};
+	int r;
 
 	if (lseek(mm->spool, 0, SEEK_SET) != 0)
 		return spool_error(md, "rewind", errno, err);
-	/* Found now: the child may call nothing that allocates. */
-	if ((path = exec_resolve(mm->argv[0])) == NULL)
-		return errf(err, PM_EDELIVER, "mda: cannot run %s: %s",
-		    md->name, pm_strerror(errno));
-	if (pipe2(er, O_CLOEXEC) < 0) {
-		free(path);
-		return errf(err, PM_ETEMP, "mda: pipe: %s", pm_strerror(errno));
-	}
-	if (pipe2(st, O_CLOEXEC) < 0) {
-		e = errno;
-		close(er[0]);
-		close(er[1]);
-		free(path);
-		return errf(err, PM_ETEMP, "mda: pipe: %s", pm_strerror(e));
-	}
-	mm->pid = fork();
-	if (mm->pid < 0) {
-		e = errno;
-		free(path);
-		close(er[0]);
-		close(er[1]);
-		close(st[0]);
-		close(st[1]);
-		return errf(err, PM_ETEMP, "mda: fork: %s", pm_strerror(e));
-	}
-	if (mm->pid == 0) {
-		/* The child: stdin from the spool (its offset shared with
-		 * us), stderr to the log, stdout to stderr. */
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGXFSZ, SIG_DFL);
-		if (mm->spool == 0 ? fcntl(0, F_SETFD, 0) < 0 :
-		    dup2(mm->spool, 0) < 0)
-			_exit(127);
-		if (dup2(er[1], 2) < 0 || dup2(er[1], 1) < 0)
-			_exit(127);
-		execve(path, mm->argv, mm->env);
-		e = errno;
-		(void)write(st[1], &e, sizeof e);
-		_exit(127);
-	}
-	free(path);
-	close(er[1]);
-	close(st[1]);
-	do
-		got = read(st[0], &e, sizeof e);
-	while (got < 0 && errno == EINTR);
-	close(st[0]);
-	mm->errfd = er[0];
-	(void)fcntl(mm->errfd, F_SETFL, O_NONBLOCK);
-	if (got == (ssize_t)sizeof e) {
-		while (waitpid(mm->pid, &status, 0) < 0 && errno == EINTR)
-			;
-		mm->pid = -1;
-		return errf(err, PM_EDELIVER, "mda: cannot run %s: %s",
-		    md->name, pm_strerror(e));
+	if ((r = proc_spawn(&spec, &mm->pid, &mm->errfd, err)) != PM_OK) {
+		/* Cannot run it: the MDA's fault, not the message's. */
+		if (r == PM_ECONFIG)
+			r = PM_EDELIVER;
+		err_prefix(err, "mda");
+		return r;
 	}
 	log_debug("deliver", "%s: started %s (pid %ld) on %lld bytes",
 	    md->account, md->name, (long)mm->pid, (long long)mm->size);
 	return PM_OK;
 }
 
-/* Stop the child: TERM, a grace period, KILL; reap it. */
-static void
-kill_child(struct mda_msg *mm)
-{
-	long long until = now_ms() + MDA_KILL_GRACE_MS;
-	int status;
-
-	if (mm->pid < 0)
-		return;
-	kill(mm->pid, SIGTERM);
-	for (;;) {
-		pid_t p = waitpid(mm->pid, &status, WNOHANG);
-
-		if (p == mm->pid || (p < 0 && errno != EINTR))
-			return;
-		if (now_ms() >= until) {
-			kill(mm->pid, SIGKILL);
-			while (waitpid(mm->pid, &status, 0) < 0 &&
-			    errno == EINTR)
-				;
-			return;
-		}
-		poll(NULL, 0, 20);
-	}
-}
-
 /* Start the mda_timeout clock for one wait on the MDA. */
 static void
 arm_deadline(struct mda *md, struct mda_msg *mm)
 {
-	mm->deadline = now_ms() + (long long)md->timeout * 1000;
+	mm->deadline = mono_ms() + (long long)md->timeout * 1000;
 }
 
 /* The MDA sat idle for mda_timeout: stop it; the message stays on the
@@ -452,7 +305,8 @@ static int
 timeout_error(struct mda *md, struct mda_msg *mm, const char *what,
     char **err)
 {
-	kill_child(mm);
+	if (mm->pid >= 0)
+		proc_stop(mm->pid);
 	mm->pid = -1;
 	return errf(err, PM_ETEMP, "mda: %s %s %u seconds (mda_timeout); "
 	    "stopped it", md->name, what, md->timeout);
@@ -477,22 +331,21 @@ wait_child(struct mda *md, struct mda_msg *mm, int *status_r, char **err)
 {
 	struct pollfd pfd;
 	long long left;
-	pid_t p;
+	int w;
 
 	arm_deadline(md, mm);
 	for (;;) {
-		p = waitpid(mm->pid, status_r, WNOHANG);
-		if (p == mm->pid) {
+		if ((w = proc_wait(mm->pid, 0, status_r)) == 0) {
 			mm->pid = -1;
 			drain_stderr(md, mm);
 			check_progress(md, mm);
 			return PM_OK;
 		}
-		if (p < 0 && errno != EINTR)
+		if (w < 0)
 			return errf(err, PM_EINTERNAL, "mda: waitpid: %s",
 			    pm_strerror(errno));
 		check_progress(md, mm);
-		left = mm->deadline - now_ms();
+		left = mm->deadline - mono_ms();
 		if (left <= 0)
 			return timeout_error(md, mm, mm->seen < mm->size ?
 			    "did not read its input for" :
@@ -533,8 +386,8 @@ msg_free(struct mda_msg *mm)
 		close(mm->spool);
 	if (mm->errfd >= 0)
 		close(mm->errfd);
-	deliver_argv_free(mm->argv);
-	deliver_argv_free(mm->env);
+	proc_argv_free(mm->argv);
+	proc_argv_free(mm->env);
 	free(mm);
 }
 
@@ -577,7 +430,7 @@ mda_close(void *ctx)
 {
 	struct mda *md = ctx;
 
-	deliver_argv_free(md->argv);
+	proc_argv_free(md->argv);
 	free(md->name);
 	free(md->account);
 	free(md->spool_dir);

@@ -16,9 +16,6 @@
 #include "autoconf.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +23,10 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <unistd.h>
 
-#include "config.h"
-#include "deliver.h"
+#include "deliver-int.h"
 #include "log.h"
+#include "transport.h"
 #include "util.h"
 
 #define SMTP_LINE_MAX 2048	/* longest reply line accepted */
@@ -48,11 +44,9 @@ struct smtp {
 	char *helo;		/* our name for EHLO/LHLO */
 	char *account;
 
-	int fd;			/* -1 when not connected */
+	struct stream *s;	/* NULL when not connected */
 	int pipelining, eightbit, size;
-	char rbuf[SMTP_LINE_MAX + 2];
-	size_t rlen;		/* bytes in rbuf */
-	char line[SMTP_LINE_MAX + 1];	/* the last line read */
+	const char *line;	/* the last line read, until the next read */
 };
 
 struct smtp_msg {
@@ -107,17 +101,17 @@ deliver_hostport(const char *s, unsigned def_port, char **host_r,
 	return 0;
 }
 
-/* Set up an SMTP or LMTP target from the account; it connects lazily. */
+/* Set up an SMTP or LMTP target from cfg; it connects lazily. */
 static int
-open_common(const struct account *a, int lmtp, void **ctx_r, char **err)
+open_common(const struct deliver_config *cfg, int lmtp, void **ctx_r,
+    char **err)
 {
 	struct smtp *sm = xcalloc(1, sizeof *sm);
-	const char *arg = a->deliver_path;
+	const char *arg = cfg->target;
 
 	sm->lmtp = lmtp;
 	sm->proto = lmtp ? "lmtp" : "smtp";
-	sm->fd = -1;
-	sm->timeout = a->timeout != 0 ? a->timeout : 60;
+	sm->timeout = cfg->timeout;
 	if (arg != NULL && lmtp && arg[0] == '/') {
 		if (strlen(arg) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
 			free(sm);
@@ -133,34 +127,33 @@ open_common(const struct account *a, int lmtp, void **ctx_r, char **err)
 	}
 	sm->where = xstrdup(arg);
 	sm->helo = local_hostname();
-	sm->account = xstrdup(a->name != NULL ? a->name : "");
+	sm->account = xstrdup(cfg->account);
 	*ctx_r = sm;
 	return PM_OK;
 }
 
 /* smtp: parse the HOST[:PORT] target (port 25); connect on first use. */
 static int
-smtp_open(const struct account *a, void **ctx_r, char **err)
+smtp_open(const struct deliver_config *cfg, void **ctx_r, char **err)
 {
-	return open_common(a, 0, ctx_r, err);
+	return open_common(cfg, 0, ctx_r, err);
 }
 
 /* lmtp: take a unix socket path or HOST[:PORT] (port 24); connect on
  * first use. */
 static int
-lmtp_open(const struct account *a, void **ctx_r, char **err)
+lmtp_open(const struct deliver_config *cfg, void **ctx_r, char **err)
 {
-	return open_common(a, 1, ctx_r, err);
+	return open_common(cfg, 1, ctx_r, err);
 }
 
 /* Close the connection to the MTA and drop any buffered input. */
 static void
 disconnect(struct smtp *sm)
 {
-	if (sm->fd >= 0)
-		close(sm->fd);
-	sm->fd = -1;
-	sm->rlen = 0;
+	stream_close(sm->s);
+	sm->s = NULL;
+	sm->line = NULL;
 }
 
 /* A connection-level failure: drop the connection, report PM_ETEMP. */
@@ -179,49 +172,29 @@ conn_error(struct smtp *sm, char **err, const char *fmt, ...)
 	return PM_ETEMP;
 }
 
-/* Wait until fd is ready for events, up to the timeout. */
+/*
+ * A failure of the transport: drop the connection, report PM_ETEMP.  The
+ * transport's message names the target (host:port or the socket's path)
+ * and says what happened (timed out, closed by the server, ...).
+ */
 static int
-wait_fd(struct smtp *sm, int events, char **err)
+stream_error(struct smtp *sm, char **err)
 {
-	struct pollfd pfd;
-	int n;
+	char *why = *err;
 
-	pfd.fd = sm->fd;
-	pfd.events = (short)events;
-	for (;;) {
-		n = poll(&pfd, 1, (int)sm->timeout * 1000);
-		if (n > 0)
-			return PM_OK;
-		if (n == 0)
-			return conn_error(sm, err, "timed out after %u "
-			    "seconds", sm->timeout);
-		if (errno != EINTR)
-			return conn_error(sm, err, "poll: %s",
-			    pm_strerror(errno));
-	}
+	*err = NULL;
+	disconnect(sm);
+	errf(err, PM_ETEMP, "%s: %s", sm->proto, why);
+	free(why);
+	return PM_ETEMP;
 }
 
 /* Send all of buf to the MTA, waiting at most the timeout per write. */
 static int
 send_all(struct smtp *sm, const void *buf, size_t len, char **err)
 {
-	const char *p = buf;
-	ssize_t n;
-	int r;
-
-	while (len > 0) {
-		if ((r = wait_fd(sm, POLLOUT, err)) != PM_OK)
-			return r;
-		n = send(sm->fd, p, len, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return conn_error(sm, err, "write: %s",
-			    pm_strerror(errno));
-		}
-		p += n;
-		len -= (size_t)n;
-	}
+	if (stream_write(sm->s, buf, len, err) != PM_OK)
+		return stream_error(sm, err);
 	return PM_OK;
 }
 
@@ -229,40 +202,19 @@ send_all(struct smtp *sm, const void *buf, size_t len, char **err)
 static int
 read_line(struct smtp *sm, char **err)
 {
-	char *nl;
-	size_t n;
-	ssize_t got;
+	size_t len;
 	int r;
 
-	for (;;) {
-		nl = memchr(sm->rbuf, '\n', sm->rlen);
-		if (nl != NULL) {
-			n = (size_t)(nl - sm->rbuf);
-			memcpy(sm->line, sm->rbuf, n);
-			if (n > 0 && sm->line[n - 1] == '\r')
-				n--;
-			sm->line[n] = '\0';
-			sm->rlen -= (size_t)(nl - sm->rbuf) + 1;
-			memmove(sm->rbuf, nl + 1, sm->rlen);
-			return PM_OK;
-		}
-		if (sm->rlen >= SMTP_LINE_MAX)
-			return conn_error(sm, err, "reply line longer than %d "
-			    "bytes", SMTP_LINE_MAX);
-		if ((r = wait_fd(sm, POLLIN, err)) != PM_OK)
-			return r;
-		got = read(sm->fd, sm->rbuf + sm->rlen,
-		    SMTP_LINE_MAX - sm->rlen);
-		if (got < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (got < 0)
-			return conn_error(sm, err, "read: %s",
-			    pm_strerror(errno));
-		if (got == 0)
-			return conn_error(sm, err, "connection closed by the "
-			    "server");
-		sm->rlen += (size_t)got;
+	r = stream_read_line(sm->s, SMTP_LINE_MAX, &sm->line, &len, err);
+	if (r == PM_EPROTO) {
+		free(*err);
+		*err = NULL;
+		return conn_error(sm, err, "reply line longer than %d bytes",
+		    SMTP_LINE_MAX);
 	}
+	if (r != PM_OK)
+		return stream_error(sm, err);
+	return PM_OK;
 }
 
 /* Printable copy of reply text for an error message. */
@@ -338,111 +290,18 @@ code_status(int code)
 	return code >= 400 && code < 500 ? PM_ETEMP : PM_EDELIVER;
 }
 
-/*
- * Connect a non-blocking unix socket to sm->sockpath.  A listener whose
- * queue is full answers EAGAIN: try again every 50 ms until the timeout.
- */
-static int
-connect_unix(struct smtp *sm, char **err)
-{
-	struct sockaddr_un sun;
-	long long until = mono_ms() + (long long)sm->timeout * 1000;
-	int fd, e, soerr;
-	socklen_t sl;
-
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, sm->sockpath, strlen(sm->sockpath));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return conn_error(sm, err, "socket: %s", pm_strerror(errno));
-	while (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
-		e = errno;
-		if (e == EINTR)
-			continue;
-		if (e == EAGAIN && mono_ms() < until) {
-			poll(NULL, 0, 50);
-			continue;
-		}
-		if (e != EINPROGRESS) {
-			close(fd);
-			if (e == EAGAIN)
-				return conn_error(sm, err, "cannot connect: "
-				    "no connection accepted within %u "
-				    "seconds", sm->timeout);
-			return conn_error(sm, err, "cannot connect: %s",
-			    pm_strerror(e));
-		}
-		/* Not seen on Linux, allowed by POSIX: wait as for TCP. */
-		sm->fd = fd;
-		if (wait_fd(sm, POLLOUT, err) != PM_OK)
-			return PM_ETEMP;
-		sl = sizeof soerr;
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
-		    soerr != 0)
-			return conn_error(sm, err, "cannot connect: %s",
-			    pm_strerror(soerr));
-		return PM_OK;
-	}
-	sm->fd = fd;
-	return PM_OK;
-}
-
-/* Connect a socket to the target; the caller checks sm->fd. */
+/* Connect to the target: the unix socket or host:port. */
 static int
 connect_socket(struct smtp *sm, char **err)
 {
-	struct addrinfo hints, *res, *ai;
-	char port[16], *last = NULL;
-	int fd, r, soerr;
-	socklen_t sl;
+	int r, ms = (int)sm->timeout * 1000;
 
 	if (sm->sockpath != NULL)
-		return connect_unix(sm, err);
-	memset(&hints, 0, sizeof hints);
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(port, sizeof port, "%u", sm->port);
-	if ((r = getaddrinfo(sm->host, port, &hints, &res)) != 0)
-		return conn_error(sm, err, "cannot resolve %s: %s", sm->host,
-		    gai_strerror(r));
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
-		    SOCK_NONBLOCK, ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
-		    errno != EINPROGRESS) {
-			free(last);
-			last = xstrdup(pm_strerror(errno));
-			close(fd);
-			continue;
-		}
-		sm->fd = fd;
-		if (wait_fd(sm, POLLOUT, err) != PM_OK) {
-			free(last);
-			last = xstrdup("timed out");
-			free(*err);
-			*err = NULL;
-			continue;
-		}
-		sl = sizeof soerr;
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
-		    soerr != 0) {
-			free(last);
-			last = xstrdup(pm_strerror(soerr));
-			disconnect(sm);
-			continue;
-		}
-		break;
-	}
-	freeaddrinfo(res);
-	if (sm->fd < 0) {
-		r = conn_error(sm, err, "cannot connect: %s",
-		    last != NULL ? last : "no address");
-		free(last);
-		return r;
-	}
-	free(last);
+		r = stream_connect_unix(sm->sockpath, ms, &sm->s, err);
+	else
+		r = stream_connect(sm->host, sm->port, ms, &sm->s, err);
+	if (r != PM_OK)
+		return stream_error(sm, err);
 	return PM_OK;
 }
 
@@ -453,7 +312,7 @@ smtp_connect(struct smtp *sm, char **err)
 	char *text = NULL, *cmd;
 	int code, r;
 
-	if (sm->fd >= 0)
+	if (sm->s != NULL)
 		return PM_OK;
 	sm->pipelining = sm->eightbit = sm->size = 0;
 	if ((r = connect_socket(sm, err)) != PM_OK)
@@ -506,7 +365,7 @@ smtp_rset(struct smtp *sm)
 	char *err = NULL, *text = NULL;
 	int code;
 
-	if (sm->fd < 0)
+	if (sm->s == NULL)
 		return;
 	if (send_all(sm, "RSET\r\n", 6, &err) != PM_OK ||
 	    read_reply(sm, &code, &text, NULL, &err) != PM_OK)
@@ -624,7 +483,7 @@ smtp_begin(void *ctx, const struct deliver_info *info, void **m_r,
 	int r, reused, stale;
 
 	for (;;) {
-		reused = sm->fd >= 0;
+		reused = sm->s != NULL;
 		if ((r = smtp_connect(sm, err)) != PM_OK)
 			return r;
 		r = send_envelope(sm, info, &stale, err);
@@ -720,7 +579,7 @@ smtp_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 	size_t n;
 	int r;
 
-	if (sm->fd < 0)
+	if (sm->s == NULL)
 		return errf(err, PM_ETEMP, "%s: %s: connection lost",
 		    sm->proto, sm->where);
 	while (len > 0) {
@@ -749,7 +608,7 @@ smtp_finish(void *ctx, void *m, char **err)
 	char *text = NULL;
 	int code, r = PM_OK;
 
-	if (sm->fd < 0)
+	if (sm->s == NULL)
 		r = errf(err, PM_ETEMP, "%s: %s: connection lost", sm->proto,
 		    sm->where);
 	if (r == PM_OK && !mm->bol) {
@@ -809,7 +668,7 @@ smtp_close(void *ctx)
 	char *err = NULL, *text = NULL;
 	int code;
 
-	if (sm->fd >= 0 && send_all(sm, "QUIT\r\n", 6, &err) == PM_OK)
+	if (sm->s != NULL && send_all(sm, "QUIT\r\n", 6, &err) == PM_OK)
 		(void)read_reply(sm, &code, &text, NULL, &err);
 	free(text);
 	free(err);

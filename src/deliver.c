@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "deliver.h"
+#include "deliver-int.h"
 #include "envelope.h"
 #include "log.h"
 #include "util.h"
@@ -69,12 +69,27 @@ local_user(void)
 	return NULL;
 }
 
+/* What the targets read of account a, defaults applied; the strings are
+ * a's. */
+static void
+config_from_account(const struct account *a, struct deliver_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->account = a->name != NULL ? a->name : "";
+	cfg->target = a->deliver_path;
+	cfg->recipient = a->recipient;
+	cfg->timeout = a->timeout != 0 ? a->timeout : 60;
+	cfg->lock_timeout = a->lock_timeout != 0 ? a->lock_timeout : 60;
+	cfg->mda_timeout = a->mda_timeout != 0 ? a->mda_timeout : 600;
+}
+
 /* Open the account's target with its ops table; the recipient defaults
  * to the local user. */
 int
 deliver_open(const struct account *a, struct deliver **d_r, char **err)
 {
 	const struct deliver_ops *ops;
+	struct deliver_config cfg;
 	struct deliver *d;
 	char *rcpt;
 	int r;
@@ -113,7 +128,8 @@ deliver_open(const struct account *a, struct deliver **d_r, char **err)
 	d->add_return_path = a->add_return_path;
 	d->add_delivered_to = a->add_delivered_to;
 	d->add_received = a->add_received;
-	r = ops->open(a, &d->ctx, err);
+	config_from_account(a, &cfg);
+	r = ops->open(&cfg, &d->ctx, err);
 	if (r != PM_OK) {
 		free(d->recipient);
 		free(d->sender);

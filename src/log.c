@@ -1,6 +1,8 @@
 /*
- * Logging to stderr or syslog, every line with the live secrets redacted,
- * and the protocol trace that redacts the secret it is handed.
+ * Logging to stderr or syslog, every line with the live secrets redacted
+ * and the bytes that could forge a line escaped (the one place that does
+ * it: callers hand over untrusted text as it is), and the protocol trace
+ * that redacts the secret it is handed.
  *
  * Threads: the settings (name, verbosity, trace, destination) are written
  * once by log_init before any thread starts and only read afterwards.  A
@@ -13,6 +15,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,26 +73,92 @@ syslog_prio(int level)
 	}
 }
 
+/* How escaped() treats the bytes that are not controls. */
+#define ESC_KEEP_UTF8	0x1	/* printable UTF-8 kept; else every 8-bit
+				 * byte as \xHH */
+#define ESC_BACKSLASH	0x2	/* '\' doubled, so that every escape is
+				 * unambiguous (the protocol trace) */
+
+/* 1 when code point c may stand in a log as it is: not a C0 or C1
+ * control, DEL, a line or paragraph separator, a bidirectional control or
+ * a byte order mark, any of which could break a line or hide text. */
+static int
+printable_cp(uint32_t c)
+{
+	if (c < 0x20 || (c >= 0x7f && c < 0xa0))
+		return 0;
+	return !(c == 0x200e || c == 0x200f ||
+	    (c >= 0x2028 && c <= 0x202e) ||
+	    (c >= 0x2066 && c <= 0x2069) || c == 0xfeff);
+}
+
+/* The n bytes at s with each byte printable_cp refuses written as \r,
+ * \n, \t or \xHH (every byte of a refused or broken UTF-8 sequence);
+ * malloc'd.  See log.h for why. */
+static char *
+escaped(const char *s, size_t n, int flags)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i, k, j;
+	uint32_t c;
+	char *out, *o;
+
+	if (n > (SIZE_MAX - 1) / 4)
+		abort();
+	out = o = xmalloc(n * 4 + 1);	/* \xHH per byte at most */
+	for (i = 0; i < n; i += k) {
+		k = 1;
+		c = p[i];
+		if (c >= 0x80 && (!(flags & ESC_KEEP_UTF8) ||
+		    (k = utf8_next(p + i, n - i, &c)) == 0)) {
+			k = 1;
+			c = 0x80;	/* not printable: escaped below */
+		}
+		if (c == '\\' && (flags & ESC_BACKSLASH)) {
+			*o++ = '\\';
+			*o++ = '\\';
+		} else if (printable_cp(c)) {
+			memcpy(o, p + i, k);
+			o += k;
+		} else if (c == '\r' || c == '\n' || c == '\t') {
+			*o++ = '\\';
+			*o++ = c == '\r' ? 'r' : c == '\n' ? 'n' : 't';
+		} else {
+			for (j = 0; j < k; j++) {
+				*o++ = '\\';
+				*o++ = 'x';
+				*o++ = hex[p[i + j] >> 4];
+				*o++ = hex[p[i + j] & 15];
+			}
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 /* Write one finished message to syslog or to stderr behind the name,
- * with any secret in it (a server may echo one, encoded) redacted. */
+ * with any secret in it (a server may echo one, encoded) redacted, then
+ * every byte that could break the line or the terminal escaped. */
 static void
 log_emit(int level, const char *msg)
 {
-	char *clean = secret_redacted(msg);
+	char *redacted = secret_redacted(msg), *safe;
 
-	if (clean != NULL)
-		msg = clean;
+	safe = escaped(redacted != NULL ? redacted : msg,
+	    strlen(redacted != NULL ? redacted : msg), ESC_KEEP_UTF8);
+	free(redacted);
 	if (log_syslog)
-		syslog(syslog_prio(level), "%s", msg);
+		syslog(syslog_prio(level), "%s", safe);
 	else {
-		char *line = xasprintf("%s: %s\n", log_progname, msg);
+		char *line = xasprintf("%s: %s\n", log_progname, safe);
 
 		pthread_mutex_lock(&log_lock);
 		(void)write_full(STDERR_FILENO, line, strlen(line));
 		pthread_mutex_unlock(&log_lock);
 		free(line);
 	}
-	free(clean);
+	free(safe);
 }
 
 /* Log a message at level unless the verbosity hides it. */
@@ -120,6 +189,17 @@ log_warn(const char *fmt, ...)
 	va_end(ap);
 	log_warnx("%s: %s", msg, pm_strerror(saved));
 	free(msg);
+}
+
+/* Log an error (syslog LOG_ERR). */
+void
+log_errx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(PM_LOG_ERR, fmt, ap);
+	va_end(ap);
 }
 
 /* Log a warning. */
@@ -166,62 +246,16 @@ log_debug(const char *category, const char *fmt, ...)
 	free(msg);
 }
 
-/* Escape bytes outside printable ASCII as \r, \n, \t or \xHH. */
-static void
-escape_into(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (*len + 5 >= *cap) {
-			*cap = *cap * 2 + 16;
-			*buf = xrealloc(*buf, *cap);
-		}
-		if (c >= 0x20 && c < 0x7f && c != '\\') {
-			(*buf)[(*len)++] = (char)c;
-			continue;
-		}
-		(*buf)[(*len)++] = '\\';
-		switch (c) {
-		case '\\':
-			(*buf)[(*len)++] = '\\';
-			break;
-		case '\r':
-			(*buf)[(*len)++] = 'r';
-			break;
-		case '\n':
-			(*buf)[(*len)++] = 'n';
-			break;
-		case '\t':
-			(*buf)[(*len)++] = 't';
-			break;
-		default:
-			(*buf)[(*len)++] = 'x';
-			(*buf)[(*len)++] = hex[c >> 4];
-			(*buf)[(*len)++] = hex[c & 15];
-			break;
-		}
-	}
-	(*buf)[*len] = '\0';
-}
-
 /* Log one protocol line, escaped, with any secret replaced by its size. */
 void
 log_trace(const char *who, const char *dir, const char *line, size_t len,
     const struct pm_secret *secret)
 {
-	size_t blen = 0, cap = len + 64;
-	char *buf;
-	char *msg;
+	char *buf, *msg;
 
 	if (!log_trace_on)
 		return;
-	buf = xmalloc(cap);
-	buf[0] = '\0';
-	escape_into(&buf, &blen, &cap, line, len);
+	buf = escaped(line, len, ESC_BACKSLASH);
 	if (secret != NULL)
 		msg = xasprintf("%s %s: %s<redacted, %zu bytes>", who, dir, buf,
 		    secret_len(secret));

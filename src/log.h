@@ -10,7 +10,16 @@
 #include "secret.h"
 
 /* Every message goes through secret_redacted first: no live secret reaches
- * stderr or syslog in any encoding a server may echo it in.
+ * stderr or syslog in any encoding a server may echo it in.  Then every
+ * byte that could forge or hide a line is escaped, whatever the caller
+ * put in (a server's text, a message's header, a file name): C0 controls
+ * and DEL as \r, \n, \t or \xHH, and each byte of a sequence that is not
+ * UTF-8 or is a C1 control, line or paragraph separator, bidirectional
+ * control or byte order mark as \xHH.  Printable UTF-8 stays readable
+ * (mailbox names, people's names).  '\' is left alone, so escaping twice
+ * changes nothing and a trace line (escaped with '\' doubled) is not
+ * escaped again; a literal "\n" in the text can therefore read like an
+ * escape, but no byte the caller passes can end the line.
  * verbose: 0 warnings and errors, 1 info, 2 debug.  trace: show the
  * protocol dialogue.  use_syslog: log to syslog (facility mail) instead of
  * stderr. */
@@ -18,6 +27,10 @@ void log_init(const char *progname, int verbose, int trace, int use_syslog);
 int log_verbosity(void);
 int log_tracing(void);
 
+/* errx: something failed (the run, the account, the command) and the
+ * admin has to act; syslog LOG_ERR.  warn/warnx: something went wrong and
+ * pullmail goes on (it retries, skips, keeps going); LOG_WARNING. */
+void log_errx(const char *fmt, ...) PM_PRINTF(1, 2);
 void log_warn(const char *fmt, ...) PM_PRINTF(1, 2);	/* appends errno */
 void log_warnx(const char *fmt, ...) PM_PRINTF(1, 2);
 void log_info(const char *fmt, ...) PM_PRINTF(1, 2);

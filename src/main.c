@@ -87,7 +87,7 @@ run_authorize(const struct account *a)
 	cache_dir = xasprintf("%s/tokens", a->state_dir);
 	r = oauth_account_authorize(a, cache_dir, &err);
 	if (r != PM_OK) {
-		log_warnx("%s: %s", a->name, err != NULL ? err :
+		log_errx("%s: %s", a->name, err != NULL ? err :
 		    "authorization failed");
 		free(err);
 	}
@@ -103,13 +103,13 @@ run_token_info(const struct account *a)
 	int r;
 
 	if (!account_uses_oauth(a)) {
-		log_warnx("%s: does not log in with OAuth", a->name);
+		log_errx("%s: does not log in with OAuth", a->name);
 		return EX_USAGE;
 	}
 	cache_dir = xasprintf("%s/tokens", a->state_dir);
 	r = oauth_account_info(a, cache_dir, &err);
 	if (r != PM_OK) {
-		log_warnx("%s: %s", a->name, err != NULL ? err :
+		log_errx("%s: %s", a->name, err != NULL ? err :
 		    "no token");
 		free(err);
 	}
@@ -263,7 +263,7 @@ main(int argc, char **argv)
 		 * looked and what to do. */
 		char *user = config_user_path();
 
-		log_warnx("no configuration file: write %s%s%s (see "
+		log_errx("no configuration file: write %s%s%s (see "
 		    "pullmail.conf(5)) or name one with -c FILE",
 		    user != NULL ? user : "", user != NULL ? " or " : "",
 		    default_path);
@@ -273,7 +273,7 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	if (r != PM_OK) {
-		log_warnx("%s", err);
+		log_errx("%s", err);
 		free(err);
 		free(default_path);
 		/* A secret command that timed out may work next time. */
@@ -281,7 +281,7 @@ main(int argc, char **argv)
 	}
 	for (i = 0; i < argc; i++) {
 		if (config_find(cfg, argv[i]) == NULL) {
-			log_warnx("%s: no account named '%s'", cfg->file,
+			log_errx("%s: no account named '%s'", cfg->file,
 			    argv[i]);
 			config_free(cfg);
 			free(default_path);
@@ -304,7 +304,7 @@ main(int argc, char **argv)
 	}
 
 	if (transport_init(&err) != PM_OK) {
-		log_warnx("%s", err);
+		log_errx("%s", err);
 		free(err);
 		config_free(cfg);
 		free(default_path);

@@ -74,9 +74,4 @@ int oauth_account_authorize(const struct account *a, const char *cache_dir,
 int oauth_account_info(const struct account *a, const char *cache_dir,
     char **err);
 
-/* Run a's notify_command once for a failure only a human can fix (msg),
- * or with msg NULL re-arm it after the account worked again. */
-void oauth_account_notify(const struct account *a, const char *cache_dir,
-    const char *msg);
-
 #endif

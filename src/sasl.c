@@ -1,5 +1,6 @@
-/* SASL: base64, the initial responses of XOAUTH2, OAUTHBEARER and PLAIN,
- * choosing a mechanism, and decoding an OAuth error challenge. */
+/* SASL: the initial responses of XOAUTH2, OAUTHBEARER and PLAIN,
+ * choosing a mechanism, decoding an OAuth error challenge, and the
+ * exchange itself (sasl_exchange()), driven through a protocol's table. */
 #include "autoconf.h"
 
 #include <stdint.h>
@@ -20,153 +21,6 @@
 /* Longest list of server mechanisms quoted in an error message. */
 #define MECHS_QUOTE_MAX		200
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Wipe and free a buffer of n bytes; NULL is fine. */
-static void
-wipe_free(void *p, size_t n)
-{
-	if (p == NULL)
-		return;
-	secret_wipe(p, n);
-	free(p);
-}
-
-/* Length of the base64 text for len bytes, without the NUL; aborts on
- * overflow (no sane input gets near it). */
-static size_t
-b64_encoded_len(size_t len)
-{
-	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
-		abort();
-	return (len + 2) / 3 * 4;
-}
-
-/* Encode len bytes of in into out, which has room for the text and NUL. */
-static void
-b64_encode_into(char *out, const unsigned char *in, size_t len)
-{
-	uint32_t v;
-
-	while (len >= 3) {
-		v = (uint32_t)in[0] << 16 | (uint32_t)in[1] << 8 | in[2];
-		*out++ = b64_alphabet[(v >> 18) & 0x3f];
-		*out++ = b64_alphabet[(v >> 12) & 0x3f];
-		*out++ = b64_alphabet[(v >> 6) & 0x3f];
-		*out++ = b64_alphabet[v & 0x3f];
-		in += 3;
-		len -= 3;
-	}
-	if (len > 0) {
-		v = (uint32_t)in[0] << 16;
-		if (len == 2)
-			v |= (uint32_t)in[1] << 8;
-		*out++ = b64_alphabet[(v >> 18) & 0x3f];
-		*out++ = b64_alphabet[(v >> 12) & 0x3f];
-		*out++ = len == 2 ? b64_alphabet[(v >> 6) & 0x3f] : '=';
-		*out++ = '=';
-	}
-	*out = '\0';
-}
-
-/* Base64 of len bytes of data, padded, as a malloc'd string. */
-char *
-base64_encode(const void *data, size_t len)
-{
-	char *out = xmalloc(b64_encoded_len(len) + 1);
-
-	b64_encode_into(out, data, len);
-	return out;
-}
-
-/* Base64 of secret bytes as a secret, wiping the plain copy. */
-struct pm_secret *
-base64_encode_secret(const void *data, size_t len)
-{
-	struct pm_secret *s;
-	size_t n = b64_encoded_len(len);
-	char *tmp = xmalloc(n + 1);
-
-	b64_encode_into(tmp, data, len);
-	s = secret_new(tmp, n);
-	wipe_free(tmp, n + 1);
-	return s;
-}
-
-/* Value of one base64 character, or -1. */
-static int
-b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decode strict padded base64 into a malloc'd, NUL-ended buffer; -1 if bad. */
-int
-base64_decode(const char *in, size_t inlen, unsigned char **out_r,
-    size_t *outlen_r)
-{
-	unsigned char *out;
-	size_t i, o = 0, pad = 0;
-	int a, b, c, d;
-
-	*out_r = NULL;
-	*outlen_r = 0;
-	if (inlen % 4 != 0)
-		return -1;
-	if (inlen > 0 && in[inlen - 1] == '=') {
-		pad = 1;
-		if (in[inlen - 2] == '=')
-			pad = 2;
-	}
-	out = xmalloc(inlen / 4 * 3 + 1);
-	for (i = 0; i < inlen; i += 4) {
-		a = b64_value(in[i]);
-		b = b64_value(in[i + 1]);
-		if (i + 4 == inlen && pad > 0) {
-			c = pad == 2 ? 0 : b64_value(in[i + 2]);
-			d = 0;
-		} else {
-			c = b64_value(in[i + 2]);
-			d = b64_value(in[i + 3]);
-		}
-		if (a < 0 || b < 0 || c < 0 || d < 0)
-			goto bad;
-		out[o++] = (unsigned char)(a << 2 | b >> 4);
-		if (i + 4 == inlen && pad == 2) {
-			/* The unused low bits must be zero (canonical). */
-			if ((b & 0x0f) != 0)
-				goto bad;
-			break;
-		}
-		out[o++] = (unsigned char)((b & 0x0f) << 4 | c >> 2);
-		if (i + 4 == inlen && pad == 1) {
-			if ((c & 0x03) != 0)
-				goto bad;
-			break;
-		}
-		out[o++] = (unsigned char)((c & 0x03) << 6 | d);
-	}
-	out[o] = '\0';
-	*out_r = out;
-	*outlen_r = o;
-	return 0;
-
-bad:
-	wipe_free(out, inlen / 4 * 3 + 1);
-	return -1;
-}
-
 /* 1 if the n bytes at p contain c. */
 static int
 has_byte(const char *p, size_t n, char c)
@@ -181,7 +35,7 @@ encode_and_wipe(char *raw, size_t n, size_t size)
 	struct pm_secret *s;
 
 	s = base64_encode_secret(raw, n);
-	wipe_free(raw, size);
+	secret_wipe_free(raw, size);
 	return s;
 }
 
@@ -563,8 +417,8 @@ sasl_oauth_error(const char *challenge_b64, char **status_r,
 
 	*status_r = NULL;
 	*summary_r = NULL;
-	if (challenge_b64 == NULL || base64_decode(challenge_b64,
-	    strlen(challenge_b64), &raw, &rawlen) != 0)
+	if (challenge_b64 == NULL || base64_decode(BASE64_STD,
+	    challenge_b64, strlen(challenge_b64), &raw, &rawlen) != 0)
 		goto bad;
 	js.p = (const char *)raw;
 	js.end = js.p + rawlen;
@@ -617,4 +471,106 @@ bad:
 	*summary_r = xstrdup("the server's error challenge could not be "
 	    "decoded");
 	return -1;
+}
+
+/* Whether mech is one of the OAuth mechanisms (XOAUTH2, OAUTHBEARER). */
+int
+sasl_is_oauth(const char *mech)
+{
+	return strcasecmp(mech, "XOAUTH2") == 0 ||
+	    strcasecmp(mech, "OAUTHBEARER") == 0;
+}
+
+/* Whether l's initial response may go on p's start line. */
+static int
+ir_fits(const struct pm_sasl_proto *p, const struct sasl_login *l)
+{
+	if (l->ir == NULL || !l->server_ir)
+		return 0;
+	if (p->xoauth2_two_step && strcasecmp(l->mech, "XOAUTH2") == 0)
+		return 0;
+	if (p->max_line > 0 && strlen(l->mech) + secret_len(l->ir) +
+	    p->overhead > p->max_line)
+		return 0;
+	return 1;
+}
+
+/* The answer to a challenge: LOGIN's user, then password; a deferred
+ * initial response; an OAuth error challenge noted in *status_r and
+ * *summary_r and answered as required (RFC 7628 3.2.3: %x01; XOAUTH2:
+ * empty); else "*", which cancels. */
+static struct pm_secret *
+sasl_answer(const struct sasl_login *l, const char *challenge,
+    int *login_step, int *sent_ir, char **status_r, char **summary_r)
+{
+	if (strcasecmp(l->mech, "LOGIN") == 0) {
+		switch ((*login_step)++) {
+		case 0:
+			return base64_encode_secret(l->user, strlen(l->user));
+		case 1:
+			if (l->password != NULL)
+				return base64_encode_secret(
+				    secret_reveal(l->password),
+				    secret_len(l->password));
+			break;
+		}
+		return secret_from_str("*");
+	}
+	if (!*sent_ir && l->ir != NULL) {
+		*sent_ir = 1;
+		return secret_dup(l->ir);
+	}
+	if (sasl_is_oauth(l->mech) && *summary_r == NULL) {
+		free(*status_r);
+		*status_r = NULL;
+		sasl_oauth_error(challenge, status_r, summary_r);
+		return secret_from_str(strcasecmp(l->mech, "OAUTHBEARER") ==
+		    0 ? "AQ==" : "");
+	}
+	return secret_from_str("*");
+}
+
+/* Run one SASL exchange over p (contract in sasl.h). */
+int
+sasl_exchange(const struct pm_sasl_proto *p, void *ctx,
+    const struct sasl_login *l, int *token_refused_r, char **err)
+{
+	struct pm_secret *resp;
+	char *text = NULL, *oauth_status = NULL, *oauth_summary = NULL;
+	int r, kind, rounds, sent_ir, login_step = 0;
+
+	*token_refused_r = 0;
+	sent_ir = ir_fits(p, l);
+	r = p->start(ctx, l->mech, sent_ir ? l->ir : NULL, err);
+	for (rounds = 0; r == PM_OK; rounds++) {
+		free(text);
+		text = NULL;
+		if (rounds > SASL_MAX_ROUNDS) {
+			r = errf(err, PM_EPROTO, "AUTHENTICATE %s: too many "
+			    "challenges from the server", l->mech);
+			break;
+		}
+		if ((r = p->reply(ctx, &kind, &text, err)) != PM_OK)
+			break;
+		if (kind == PM_SASL_SUCCESS)
+			break;
+		if (kind == PM_SASL_FAILURE) {
+			*token_refused_r = sasl_is_oauth(l->mech);
+			r = errf(err, PM_EAUTH, "server refused the %s login "
+			    "for %s: %s%s%s%s", l->mech, l->user,
+			    text != NULL ? text : "",
+			    oauth_summary != NULL ? " (" : "",
+			    oauth_summary != NULL ? oauth_summary : "",
+			    oauth_summary != NULL ? ")" : "");
+			break;
+		}
+		resp = sasl_answer(l, text != NULL ? text : "", &login_step,
+		    &sent_ir, &oauth_status, &oauth_summary);
+		r = p->respond(ctx, resp, err);
+		secret_free(resp);
+	}
+	free(text);
+	free(oauth_status);
+	free(oauth_summary);
+	return r;
 }

@@ -4,19 +4,8 @@
 
 #include <stddef.h>
 
+#include "base64.h"
 #include "secret.h"
-
-/* Base64 (RFC 4648, with padding).  encode returns a malloc'd string.
- * decode stores a malloc'd buffer (NUL added after *outlen_r bytes) and
- * returns 0, or -1 on malformed input: a length not a multiple of 4, a
- * character outside the alphabet (whitespace included), misplaced padding
- * or non-zero pad bits. */
-char *base64_encode(const void *data, size_t len);
-int base64_decode(const char *in, size_t inlen, unsigned char **out_r,
-    size_t *outlen_r);
-/* Base64 of secret bytes (e.g. the LOGIN password step), as a secret; no
- * unwiped copy is left behind. */
-struct pm_secret *base64_encode_secret(const void *data, size_t len);
 
 /*
  * The builders below return NULL only when the input cannot be framed:
@@ -60,5 +49,43 @@ const char *sasl_choose(int auth, int oauth, const char *server_mechs,
  */
 int sasl_oauth_error(const char *challenge_b64, char **status_r,
     char **summary_r);
+
+/* 1 when mech is XOAUTH2 or OAUTHBEARER (any case). */
+int sasl_is_oauth(const char *mech);
+
+/* Challenges answered in one exchange before the server is taken to be
+ * looping. */
+#define SASL_MAX_ROUNDS 8
+
+struct pm_sasl_proto;
+
+/* What one SASL exchange sends (sasl_exchange()); all owned by the
+ * caller. */
+struct sasl_login {
+	const char *mech;		/* from sasl_choose() */
+	const char *user;		/* LOGIN's first answer; named in
+					 * errors */
+	const struct pm_secret *password; /* LOGIN's second answer, or
+					 * NULL */
+	const struct pm_secret *ir;	/* initial response (base64), NULL
+					 * for LOGIN */
+	int server_ir;			/* the protocol may carry it on the
+					 * start line (SASL-IR, POP3 AUTH) */
+};
+
+/*
+ * Run the exchange of l over protocol p (ctx is p's own): start (with the
+ * initial response when it fits, see struct pm_sasl_proto), answer every
+ * challenge, read the final reply.  An OAuth error challenge (base64 JSON)
+ * is answered as its mechanism requires and its summary quoted in the
+ * error.  Returns PM_OK on success; PM_EAUTH with *err quoting the
+ * server's text when the server refuses, and then *token_refused_r = 1
+ * for XOAUTH2 and OAUTHBEARER (the access token must not be used again);
+ * PM_EPROTO after more than SASL_MAX_ROUNDS challenges; else the status
+ * p's slot failed with (PM_ETEMP for a dropped connection, PM_EPROTO for
+ * a reply it cannot parse), *err as p set it.
+ */
+int sasl_exchange(const struct pm_sasl_proto *p, void *ctx,
+    const struct sasl_login *l, int *token_refused_r, char **err);
 
 #endif

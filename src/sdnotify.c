@@ -117,13 +117,10 @@ sdnotify_stopping(void)
 int
 sdnotify_reloading(void)
 {
-	struct timespec ts;
 	char msg[64];
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
-	    (unsigned long long)ts.tv_sec * 1000000ULL +
-	    (unsigned long long)ts.tv_nsec / 1000ULL);
+	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%lld",
+	    mono_us());
 	return sdnotify_send(msg);
 }
 

@@ -282,19 +282,6 @@ find_secrets(const struct view *v, struct ranges *rs)
 	}
 }
 
-/* Value of a hexadecimal digit, or -1. */
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The n hexadecimal digits at p as a number, or -1. */
 static long
 hexnum(const unsigned char *p, size_t n)
@@ -302,9 +289,9 @@ hexnum(const unsigned char *p, size_t n)
 	long v = 0;
 
 	while (n-- > 0) {
-		if (hexval(*p) < 0)
+		if (hex_value(*p) < 0)
 			return -1;
-		v = v << 4 | hexval(*p++);
+		v = v << 4 | hex_value(*p++);
 	}
 	return v;
 }

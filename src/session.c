@@ -30,7 +30,6 @@
 #include "util.h"
 
 #define LINE_MAX_BYTES 65536
-#define SASL_MAX_ROUNDS 8
 
 /*
  * New sessions tried in a row without a message delivered, after a session
@@ -83,6 +82,8 @@ host_log(struct pm_session *s, int level, const char *fmt, ...)
 	va_end(ap);
 	switch (level) {
 	case PM_LOG_ERR:
+		log_errx("%s: %s", s->a->name, msg);
+		break;
 	case PM_LOG_WARN:
 		log_warnx("%s: %s", s->a->name, msg);
 		break;
@@ -306,31 +307,15 @@ sasl_initial(struct pm_session *s, const char *mech,
 	return PM_OK;
 }
 
-/* Whether an initial response may go on the command line. */
-static int
-ir_fits(const struct pm_sasl_proto *p, const char *mech,
-    const struct pm_secret *ir, int server_ir)
-{
-	if (ir == NULL || !server_ir)
-		return 0;
-	if (p->xoauth2_two_step && strcasecmp(mech, "XOAUTH2") == 0)
-		return 0;
-	if (p->max_line > 0 &&
-	    strlen(mech) + secret_len(ir) + p->overhead > p->max_line)
-		return 0;
-	return 1;
-}
-
 /* Host sasl_auth(): choose a mechanism and run the SASL exchange, noting
  * a refused OAuth token so session_run() can retry with a fresh one. */
 static int
 host_sasl_auth(struct pm_session *s, const struct pm_sasl_proto *p,
     void *ctx, const char *server_mechs, int server_ir, char **err)
 {
-	struct pm_secret *ir = NULL, *resp;
-	const char *mech;
-	char *text = NULL, *oauth_status = NULL, *oauth_summary = NULL;
-	int r, kind, rounds, sent_ir, login_step = 0, oauth, is_oauth_mech;
+	struct sasl_login l;
+	struct pm_secret *ir = NULL;
+	int r, oauth, refused;
 
 	if (!host_tls_active(s) && s->a->tls != PM_TLS_NONE)
 		return errf(err, PM_ETLS, "refusing to authenticate over an "
@@ -338,78 +323,21 @@ host_sasl_auth(struct pm_session *s, const struct pm_sasl_proto *p,
 	oauth = account_uses_oauth(s->a) ? SASL_HAVE_OAUTH : 0;
 	if (oauth && s->a->password != NULL)
 		oauth |= SASL_HAVE_PASSWORD;
-	mech = sasl_choose(s->a->auth, oauth, server_mechs, err);
-	if (mech == NULL)
+	memset(&l, 0, sizeof l);
+	l.mech = sasl_choose(s->a->auth, oauth, server_mechs, err);
+	if (l.mech == NULL)
 		return PM_ECONFIG;
-	is_oauth_mech = strcasecmp(mech, "XOAUTH2") == 0 ||
-	    strcasecmp(mech, "OAUTHBEARER") == 0;
-	if ((r = sasl_initial(s, mech, &ir, err)) != PM_OK)
+	if ((r = sasl_initial(s, l.mech, &ir, err)) != PM_OK)
 		return r;
 	log_debug("sasl", "%s: authenticating as %s with %s", s->a->name,
-	    s->a->user, mech);
-
-	sent_ir = ir_fits(p, mech, ir, server_ir);
-	r = p->start(ctx, mech, sent_ir ? ir : NULL, err);
-	for (rounds = 0; r == PM_OK; rounds++) {
-		free(text);
-		text = NULL;
-		if (rounds > SASL_MAX_ROUNDS) {
-			r = errf(err, PM_EPROTO, "AUTHENTICATE %s: too many "
-			    "challenges from the server", mech);
-			break;
-		}
-		if ((r = p->reply(ctx, &kind, &text, err)) != PM_OK)
-			break;
-		if (kind == PM_SASL_SUCCESS) {
-			r = PM_OK;
-			break;
-		}
-		if (kind == PM_SASL_FAILURE) {
-			if (is_oauth_mech)
-				s->token_rejected = 1;
-			if (oauth_summary != NULL)
-				r = errf(err, PM_EAUTH, "server refused the "
-				    "%s login for %s: %s (%s)", mech,
-				    s->a->user, text ? text : "",
-				    oauth_summary);
-			else
-				r = errf(err, PM_EAUTH, "server refused the "
-				    "%s login for %s: %s", mech, s->a->user,
-				    text ? text : "");
-			break;
-		}
-		/* A challenge. */
-		if (strcasecmp(mech, "LOGIN") == 0) {
-			if (login_step == 0)
-				resp = base64_encode_secret(s->a->user,
-				    strlen(s->a->user));
-			else if (login_step == 1)
-				resp = base64_encode_secret(
-				    secret_reveal(s->a->password),
-				    secret_len(s->a->password));
-			else
-				resp = secret_from_str("*");
-			login_step++;
-		} else if (!sent_ir && ir != NULL) {
-			resp = secret_dup(ir);
-			sent_ir = 1;
-		} else if (is_oauth_mech && oauth_summary == NULL) {
-			/* An error challenge: note it, answer as required
-			 * (RFC 7628 3.2.3: %x01; XOAUTH2: empty). */
-			free(oauth_status);
-			oauth_status = NULL;
-			sasl_oauth_error(text ? text : "", &oauth_status,
-			    &oauth_summary);
-			resp = strcasecmp(mech, "OAUTHBEARER") == 0 ?
-			    secret_from_str("AQ==") : secret_from_str("");
-		} else
-			resp = secret_from_str("*");
-		r = p->respond(ctx, resp, err);
-		secret_free(resp);
-	}
-	free(text);
-	free(oauth_status);
-	free(oauth_summary);
+	    s->a->user, l.mech);
+	l.user = s->a->user;
+	l.password = s->a->password;
+	l.ir = ir;
+	l.server_ir = server_ir;
+	r = sasl_exchange(p, ctx, &l, &refused, err);
+	if (refused)
+		s->token_rejected = 1;
 	secret_free(ir);
 	return r;
 }
@@ -570,6 +498,34 @@ session_sleep(int wake_fd, long long ms)
 	return 0;
 }
 
+/* The wait before a new session (contract in session.h). */
+long long
+session_retry_wait(int kind, unsigned attempt, int connected,
+    unsigned suggested_ms, const struct retry_policy *pol)
+{
+	long long wait, cap = (long long)pol->throttle_max_wait * 1000;
+	long long quick = RECONNECT_WAIT_MS, back;
+	unsigned i;
+
+	for (i = 1; i < attempt && quick < RECONNECT_WAIT_MAX_MS; i++)
+		quick *= 2;
+	if (quick > RECONNECT_WAIT_MAX_MS)
+		quick = RECONNECT_WAIT_MAX_MS;
+	if (kind == PM_RETRY_TOKEN_EXPIRED && attempt <= 1)
+		return 0;
+	if (kind == PM_RETRY_THROTTLED && suggested_ms > 0) {
+		wait = suggested_ms < cap ? suggested_ms : cap;
+		if (pol->backoff != NULL && attempt > pol->quick &&
+		    wait < (back = pol->backoff(attempt - pol->quick)))
+			wait = back;
+		return wait;
+	}
+	if (pol->backoff == NULL || ((connected ||
+	    kind == PM_RETRY_RECONNECT) && attempt <= pol->quick))
+		return quick;
+	return pol->backoff(attempt);
+}
+
 /*
  * After a session failed with PM_ETEMP (why): whether a new session should
  * go on, and after how long a wait (*wait_ms_r).  renew: the fetch engine
@@ -581,8 +537,8 @@ session_again(struct pm_session *s, int renew, int stalls, const char *why,
     long long *wait_ms_r)
 {
 	struct account *a = s->a;
+	struct retry_policy pol;
 	long long wait, cap = (long long)a->throttle_max_wait * 1000;
-	int i;
 
 	*wait_ms_r = 0;
 	if (!renew && s->retry_kind == 0)
@@ -598,26 +554,21 @@ session_again(struct pm_session *s, int renew, int stalls, const char *why,
 		    "with a new session and a new token", a->name);
 		return 1;
 	}
-	for (wait = RECONNECT_WAIT_MS, i = 1; i < stalls &&
-	    wait < RECONNECT_WAIT_MAX_MS; i++)
-		wait *= 2;
-	if (wait > RECONNECT_WAIT_MAX_MS)
-		wait = RECONNECT_WAIT_MAX_MS;
+	memset(&pol, 0, sizeof pol);
+	pol.throttle_max_wait = a->throttle_max_wait;
+	pol.quick = SESSION_RETRIES;
+	wait = session_retry_wait(s->retry_kind, (unsigned)stalls, 1,
+	    s->retry_ms, &pol);
 	switch (s->retry_kind) {
 	case PM_RETRY_THROTTLED:
-		if (s->retry_ms > 0)
-			wait = s->retry_ms;
-		if (wait > cap) {
+		if (s->retry_ms > cap)
 			log_info("%s: the server asks to wait %.1f s; waiting "
 			    "%.1f s (throttle_max_wait)", a->name,
-			    wait / 1000.0, cap / 1000.0);
-			wait = cap;
-		}
+			    s->retry_ms / 1000.0, cap / 1000.0);
 		log_info("%s: throttled by the server; retrying in %.1f s",
 		    a->name, wait / 1000.0);
 		break;
 	case PM_RETRY_TOKEN_EXPIRED:
-		wait = stalls <= 1 ? 0 : wait;
 		log_info("%s: the server ended the session because the access "
 		    "token expired; going on with a new token%s", a->name,
 		    wait > 0 ? " after a pause" : "");

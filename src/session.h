@@ -75,4 +75,35 @@ int session_idle(struct account *a, const struct pm_plugin *p,
     const char *folder, const struct idle_ctl *ctl,
     struct session_outcome *out, char **err);
 
+/*
+ * The one rule for the wait before a new session after one ended with
+ * PM_ETEMP, shared by session_run() and the daemon's IDLE watchers.
+ * What differs between them is in the policy.
+ */
+struct retry_policy {
+	unsigned throttle_max_wait;	/* seconds: the most a server's
+					 * suggested wait is honoured for */
+	unsigned quick;			/* failures in a row that reconnect
+					 * after 1, 2, 4 s ... (at most
+					 * 8 s) */
+	/* The wait after n failures in a row, once past quick or for a
+	 * failure that neither got connected nor is a reconnect; a
+	 * throttle past quick waits at least backoff(attempt - quick).
+	 * NULL: the quick waits go on. */
+	long long (*backoff)(unsigned n);
+};
+
+/*
+ * Milliseconds to wait before a new session after failure number attempt
+ * in a row (0 counts as 1) that ended for kind (enum pm_retry, 0: none
+ * said).  suggested_ms is the server's wait (0: none); connected says the
+ * session got going before it failed (the daemon: as far as idling).  An expired token: at once the first time.
+ * Throttled with a suggestion: the suggestion, capped by
+ * throttle_max_wait, but never less than the backoff once past quick.  A
+ * lost connection (or one that got connected): 1, 2, 4 s ... for quick
+ * attempts.  Everything else: the backoff.
+ */
+long long session_retry_wait(int kind, unsigned attempt, int connected,
+    unsigned suggested_ms, const struct retry_policy *pol);
+
 #endif

@@ -125,19 +125,6 @@ field_encode(const char *s)
 	return out;
 }
 
-/* Value of hex digit c, or -1. */
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode in place; -1 on a malformed escape or an encoded NUL. */
 static int
 field_decode(char *s)
@@ -150,8 +137,8 @@ field_decode(char *s)
 			*o++ = *s++;
 			continue;
 		}
-		hi = hexval(s[1]);
-		lo = hi < 0 ? -1 : hexval(s[2]);
+		hi = hex_value((unsigned char)s[1]);
+		lo = hi < 0 ? -1 : hex_value((unsigned char)s[2]);
 		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 			return -1;
 		*o++ = (char)(hi * 16 + lo);

@@ -807,7 +807,7 @@ status_report(const char *p, char *const *names, size_t n, time_t now,
 	int missing, code = 0;
 
 	if (read_file(p, &v, &nv, &missing, &err) != PM_OK) {
-		log_warnx("%s", err);
+		log_errx("%s", err);
 		free(err);
 		return 3;
 	}

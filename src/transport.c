@@ -1,5 +1,6 @@
 /*
- * The one transport: TCP over IPv4 or IPv6 with optional GnuTLS on top.
+ * The one transport: TCP over IPv4 or IPv6, or a unix socket (LMTP), with
+ * optional GnuTLS on top.
  * The socket is non-blocking from the start; every wait goes through poll()
  * with the stream's timeout, so a silent server can never hang pullmail.
  * This is the only file that includes GnuTLS headers.
@@ -17,6 +18,7 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -73,8 +75,10 @@ static struct tls_cred *creds;
 
 struct stream {
 	int		 fd;
-	char		*name;		/* "host:port" or "[v6]:port" */
-	char		*host;		/* as given to stream_connect */
+	char		*name;		/* "host:port", "[v6]:port" or the
+					 * socket's path */
+	char		*host;		/* as given to stream_connect (the
+					 * path for a unix socket) */
 	int		 timeout_ms;
 
 	gnutls_session_t tls;		/* NULL until stream_starttls */
@@ -147,16 +151,6 @@ transport_deinit(void)
 	transport_initialised = 0;
 }
 
-/* Milliseconds on the monotonic clock. */
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 1 when name is a literal IPv4 or IPv6 address. */
 static int
 is_ip_literal(const char *name)
@@ -179,9 +173,9 @@ wait_fd(int fd, short events, int timeout_ms)
 	int64_t		 deadline, left;
 	int		 n, afd = abort_fd;
 
-	deadline = now_ms() + timeout_ms;
+	deadline = mono_ms() + timeout_ms;
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - mono_ms();
 		if (left < 0)
 			left = 0;
 		pfd[0].fd = fd;
@@ -213,9 +207,11 @@ format_name(const char *host, unsigned port)
 	return xasprintf("%s:%u", host, port);
 }
 
-/* Append one "addr: reason" to the list of connect failures. */
+/* Append one "addr: reason" to the list of connect failures; just the
+ * reason when the address is the host as given (the name says it). */
 static void
-add_reason(char *list, const struct addrinfo *ai, const char *reason)
+add_reason(char *list, const struct addrinfo *ai, const char *host,
+    const char *reason)
 {
 	char	 addr[INET6_ADDRSTRLEN];
 	size_t	 len = strlen(list);
@@ -223,8 +219,12 @@ add_reason(char *list, const struct addrinfo *ai, const char *reason)
 	if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL,
 	    0, NI_NUMERICHOST) != 0)
 		snprintf(addr, sizeof addr, "?");
-	snprintf(list + len, STREAM_ERRS_MAX - len, "%s%s: %s",
-	    len == 0 ? "" : "; ", addr, reason);
+	if (strcmp(addr, host) == 0)
+		snprintf(list + len, STREAM_ERRS_MAX - len, "%s%s",
+		    len == 0 ? "" : "; ", reason);
+	else
+		snprintf(list + len, STREAM_ERRS_MAX - len, "%s%s: %s",
+		    len == 0 ? "" : "; ", addr, reason);
 }
 
 /*
@@ -232,7 +232,8 @@ add_reason(char *list, const struct addrinfo *ai, const char *reason)
  * non-blocking socket, or -1 with a reason added to reasons.
  */
 static int
-connect_one(const struct addrinfo *ai, int timeout_ms, char *reasons)
+connect_one(const struct addrinfo *ai, const char *host, int timeout_ms,
+    char *reasons)
 {
 	socklen_t	 len;
 	int		 fd, r, soerr, one = 1;
@@ -240,22 +241,22 @@ connect_one(const struct addrinfo *ai, int timeout_ms, char *reasons)
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd == -1) {
-		add_reason(reasons, ai, pm_strerror(errno));
+		add_reason(reasons, ai, host, pm_strerror(errno));
 		return -1;
 	}
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 		goto done;
 	if (errno != EINPROGRESS && errno != EINTR) {
-		add_reason(reasons, ai, pm_strerror(errno));
+		add_reason(reasons, ai, host, pm_strerror(errno));
 		close(fd);
 		return -1;
 	}
 	r = wait_fd(fd, POLLOUT, timeout_ms);
 	if (r <= 0) {
 		if (r == 0)
-			add_reason(reasons, ai, "connection timed out");
+			add_reason(reasons, ai, host, "connection timed out");
 		else
-			add_reason(reasons, ai, pm_strerror(errno));
+			add_reason(reasons, ai, host, pm_strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -263,7 +264,7 @@ connect_one(const struct addrinfo *ai, int timeout_ms, char *reasons)
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
 		soerr = errno;
 	if (soerr != 0) {
-		add_reason(reasons, ai, pm_strerror(soerr));
+		add_reason(reasons, ai, host, pm_strerror(soerr));
 		close(fd);
 		return -1;
 	}
@@ -273,6 +274,40 @@ done:
 	return fd;
 }
 
+/* A stream on the connected socket fd; takes name (malloc'd). */
+static struct stream *
+stream_new(int fd, char *name, const char *host, int timeout_ms)
+{
+	struct stream	*s;
+
+	s = xcalloc(1, sizeof *s);
+	s->fd = fd;
+	s->name = name;
+	s->host = xstrdup(host);
+	s->timeout_ms = timeout_ms;
+	s->cap = STREAM_BUF_INITIAL;
+	s->buf = xmalloc(s->cap);
+	return s;
+}
+
+/* A time span as said in a message. */
+struct duration_text {
+	char	text[32];
+};
+
+/* A timeout for a message: "N seconds" when whole, else "N ms". */
+static struct duration_text
+duration(int ms)
+{
+	struct duration_text d;
+
+	if (ms % 1000 == 0)
+		snprintf(d.text, sizeof d.text, "%d seconds", ms / 1000);
+	else
+		snprintf(d.text, sizeof d.text, "%d ms", ms);
+	return d;
+}
+
 /* Connect to host:port, trying every address in the order getaddrinfo()
  * gives them; timeout_ms <= 0 means the default of 60 s. */
 int
@@ -280,7 +315,6 @@ stream_connect(const char *host, unsigned port, int timeout_ms,
     struct stream **s_r, char **err)
 {
 	struct addrinfo	 hints, *res, *ai;
-	struct stream	*s;
 	char		 service[16], reasons[STREAM_ERRS_MAX];
 	char		*name;
 	int		 fd = -1, r;
@@ -299,31 +333,93 @@ stream_connect(const char *host, unsigned port, int timeout_ms,
 	snprintf(service, sizeof service, "%u", port);
 	r = getaddrinfo(host, service, &hints, &res);
 	if (r != 0) {
-		errf(err, PM_ETEMP, "cannot resolve %s: %s", host,
+		errf(err, PM_ETEMP, "%s: cannot resolve %s: %s", name, host,
 		    r == EAI_SYSTEM ? pm_strerror(errno) : gai_strerror(r));
 		free(name);
 		return PM_ETEMP;
 	}
 	reasons[0] = '\0';
 	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
-		fd = connect_one(ai, timeout_ms, reasons);
+		fd = connect_one(ai, host, timeout_ms, reasons);
 	freeaddrinfo(res);
 	if (fd == -1) {
-		errf(err, PM_ETEMP, "cannot connect to %s: %s", name,
+		errf(err, PM_ETEMP, "%s: cannot connect: %s", name,
 		    reasons[0] != '\0' ? reasons : "no address");
 		free(name);
 		return PM_ETEMP;
 	}
 	log_debug("net", "connected to %s", name);
+	*s_r = stream_new(fd, name, host, timeout_ms);
+	return PM_OK;
+}
 
-	s = xcalloc(1, sizeof *s);
-	s->fd = fd;
-	s->name = name;
-	s->host = xstrdup(host);
-	s->timeout_ms = timeout_ms;
-	s->cap = STREAM_BUF_INITIAL;
-	s->buf = xmalloc(s->cap);
-	*s_r = s;
+/* Connect to the unix socket at path (contract in transport.h). */
+int
+stream_connect_unix(const char *path, int timeout_ms, struct stream **s_r,
+    char **err)
+{
+	struct sockaddr_un sun;
+	socklen_t	 len;
+	int64_t		 deadline;
+	int		 fd, e, w, soerr;
+
+	*s_r = NULL;
+	if (timeout_ms <= 0)
+		timeout_ms = STREAM_DEFAULT_TIMEOUT;
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (*path == '\0' || strlen(path) >= sizeof sun.sun_path)
+		return errf(err, PM_ECONFIG, "%s: not a usable socket path "
+		    "(empty, or longer than %zu bytes)", path,
+		    sizeof sun.sun_path - 1);
+	memcpy(sun.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return errf(err, PM_ETEMP, "%s: cannot connect: socket: %s",
+		    path, pm_strerror(errno));
+	deadline = mono_ms() + timeout_ms;
+	while (connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
+		e = errno;
+		if (e == EINTR)
+			continue;
+		if (e == EAGAIN && mono_ms() < deadline) {
+			/* The listen queue is full: try again shortly.  A
+			 * wait on no descriptor still ends on abort_fd. */
+			if (wait_fd(-1, 0, 50) == -1) {
+				close(fd);
+				return errf(err, PM_ETEMP, "%s: cannot "
+				    "connect: stopped (pullmail is shutting "
+				    "down)", path);
+			}
+			continue;
+		}
+		if (e == EAGAIN) {
+			close(fd);
+			return errf(err, PM_ETEMP, "%s: cannot connect: no "
+			    "connection accepted within %s", path,
+			    duration(timeout_ms).text);
+		}
+		if (e != EINPROGRESS) {
+			close(fd);
+			return errf(err, PM_ETEMP, "%s: cannot connect: %s",
+			    path, pm_strerror(e));
+		}
+		/* Not seen on Linux, allowed by POSIX: wait as for TCP. */
+		w = wait_fd(fd, POLLOUT, (int)(deadline - mono_ms()));
+		len = sizeof soerr;
+		if (w == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr,
+		    &len) == -1)
+			soerr = errno;
+		if (w != 1 || soerr != 0) {
+			close(fd);
+			return errf(err, PM_ETEMP, "%s: cannot connect: %s",
+			    path, w == 0 ? "timed out" : w == -1 ?
+			    pm_strerror(errno) : pm_strerror(soerr));
+		}
+		break;
+	}
+	log_debug("net", "connected to %s", path);
+	*s_r = stream_new(fd, xstrdup(path), path, timeout_ms);
 	return PM_OK;
 }
 
@@ -819,7 +915,7 @@ tls_handshake(struct stream *s, char **err)
 	int64_t	deadline, left;
 	int	r, w;
 
-	deadline = now_ms() + s->timeout_ms;
+	deadline = mono_ms() + s->timeout_ms;
 	for (;;) {
 		r = gnutls_handshake(s->tls);
 		if (r == 0)
@@ -829,13 +925,14 @@ tls_handshake(struct stream *s, char **err)
 				continue;
 			break;
 		}
-		left = deadline - now_ms();
+		left = deadline - mono_ms();
 		w = left <= 0 ? 0 : wait_fd(s->fd,
 		    gnutls_record_get_direction(s->tls) ? POLLOUT : POLLIN,
 		    (int)left);
 		if (w == 0)
 			return errf(err, PM_ETEMP, "TLS handshake with %s timed "
-			    "out after %d ms", s->name, s->timeout_ms);
+			    "out after %s", s->name,
+			    duration(s->timeout_ms).text);
 		if (w == -1)
 			return errf(err, PM_ETEMP, "TLS handshake with %s: %s",
 			    s->name, pm_strerror(errno));
@@ -934,8 +1031,8 @@ static int
 wait_error(struct stream *s, int w, const char *what, char **err)
 {
 	if (w == 0)
-		return errf(err, PM_ETEMP, "%s: %s timed out after %d ms",
-		    s->name, what, s->timeout_ms);
+		return errf(err, PM_ETEMP, "%s: %s timed out after %s",
+		    s->name, what, duration(s->timeout_ms).text);
 	if (errno == ECANCELED)
 		return errf(err, PM_ETEMP, "%s: %s: stopped (pullmail is "
 		    "shutting down)", s->name, what);
@@ -992,7 +1089,7 @@ stream_write(struct stream *s, const void *buf, size_t len, char **err)
 static int
 closed_error(struct stream *s, char **err)
 {
-	return errf(err, PM_ETEMP, "%s: connection closed by server",
+	return errf(err, PM_ETEMP, "%s: connection closed by the server",
 	    s->name);
 }
 
@@ -1211,12 +1308,12 @@ stream_close(struct stream *s)
 	if (s == NULL)
 		return;
 	if (s->tls != NULL && s->tls_ok) {
-		deadline = now_ms() + STREAM_BYE_TIMEOUT;
+		deadline = mono_ms() + STREAM_BYE_TIMEOUT;
 		for (;;) {
 			r = gnutls_bye(s->tls, GNUTLS_SHUT_WR);
 			if (r != GNUTLS_E_AGAIN && r != GNUTLS_E_INTERRUPTED)
 				break;
-			left = deadline - now_ms();
+			left = deadline - mono_ms();
 			if (left <= 0 || wait_fd(s->fd,
 			    gnutls_record_get_direction(s->tls) ? POLLOUT :
 			    POLLIN, (int)left) <= 0)

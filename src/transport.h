@@ -1,5 +1,7 @@
-/* The one transport: TCP (IPv4/IPv6) with GnuTLS, timeouts through poll().
- * GnuTLS headers appear only in transport.c. */
+/* The one transport: TCP (IPv4/IPv6) or a unix socket, with GnuTLS,
+ * timeouts through poll().  GnuTLS headers appear only in transport.c.
+ * Every wait (connect, read, write, handshake) lasts at most the stream's
+ * timeout and ends early with PM_ETEMP once the abort fd is readable. */
 #ifndef PM_TRANSPORT_H
 #define PM_TRANSPORT_H
 
@@ -37,10 +39,24 @@ void transport_deinit(void);
 
 /*
  * Connect to host:port, trying every address getaddrinfo() returns (IPv6
- * and IPv4) with timeout_ms for each.  Errors: PM_ETEMP naming the host,
- * port and reason.
+ * and IPv4) with timeout_ms for each (<= 0: 60 s).  timeout_ms is then
+ * the stream's timeout.  Errors: PM_ETEMP "HOST:PORT: cannot resolve ..."
+ * or "HOST:PORT: cannot connect: REASON" (each address's reason, the
+ * address left out when it is HOST itself); PM_ECONFIG for port 0 or
+ * above 65535.
  */
 int stream_connect(const char *host, unsigned port, int timeout_ms,
+    struct stream **s_r, char **err);
+
+/*
+ * Connect to the stream socket at path (LMTP to a local MTA).  A listener
+ * whose queue is full is tried again every 50 ms for up to timeout_ms
+ * (<= 0: 60 s), which is then the stream's timeout.  The stream's name is
+ * path.  Errors: PM_ETEMP "PATH: cannot connect: REASON" (no such file,
+ * refused, "no connection accepted within N seconds", shutting down);
+ * PM_ECONFIG for an empty path or one too long for a socket address.
+ */
+int stream_connect_unix(const char *path, int timeout_ms,
     struct stream **s_r, char **err);
 
 /*
@@ -49,21 +65,30 @@ int stream_connect(const char *host, unsigned port, int timeout_ms,
  * Anything read before the handshake is discarded.  Errors: PM_ETLS with the
  * verification reason (unknown CA, name mismatch, expired, pin mismatch),
  * PM_ETEMP for I/O failures and timeouts, PM_ECONFIG for an unusable
- * ca_file or a malformed fingerprint.  After a failure every later read or
- * write on s is refused with PM_ETLS: nothing goes out in clear.
+ * ca_file or a malformed fingerprint, PM_EINTERNAL when TLS is already on
+ * or GnuTLS cannot set up the session.  After a failure every later read
+ * or write on s is refused with PM_ETLS: nothing goes out in clear.
  */
 int stream_starttls(struct stream *s, const struct tls_opts *opts,
     char **err);
 
 int stream_tls_active(const struct stream *s);
 
-/* Write all of buf.  Errors: PM_ETEMP. */
+/* Write all of buf, waiting at most the timeout each time the peer
+ * takes nothing.  Errors: PM_ETEMP ("NAME: write timed out after ...",
+ * "NAME: write: REASON"), PM_ETLS after a failed handshake. */
 int stream_write(struct stream *s, const void *buf, size_t len, char **err);
 
 /*
  * Read one line ending in LF (CR before it removed too).  *line_r is
- * NUL-terminated and valid until the next read.  Lines longer than max
- * bytes: PM_EPROTO.  EOF or timeout: PM_ETEMP.
+ * NUL-terminated (a NUL inside ends it early for string functions; *len_r
+ * counts every byte) and valid until the next read.  Each wait for more
+ * bytes lasts at most the timeout.  Errors: PM_EPROTO "NAME: line too
+ * long" for more than max bytes before the LF (known as soon as max + 2
+ * bytes have come without one); PM_ETEMP for a timeout ("NAME: read timed
+ * out after ...") or EOF ("NAME: connection closed by the server"), the
+ * unfinished line then still there for stream_read(); PM_ETLS after a
+ * failed handshake.
  */
 int stream_read_line(struct stream *s, size_t max, const char **line_r,
     size_t *len_r, char **err);

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sasl.h"
+#include "base64.h"
 #include "trust.h"
 #include "util.h"
 
@@ -158,7 +158,7 @@ block_wanted(const struct text *b64, const struct der_name *names, size_t n)
 	size_t len;
 	int wanted;
 
-	if (base64_decode(b64->s, b64->len, &der, &len) != 0)
+	if (base64_decode(BASE64_STD, b64->s, b64->len, &der, &len) != 0)
 		return 0;
 	wanted = der_names(der, len, &issuer, &subject) == 0 &&
 	    name_listed(&subject, names, n);
@@ -182,8 +182,8 @@ trust_pem_der(const char *text, unsigned char **der_r, size_t *len_r)
 	for (p += 27; p < end; p++)
 		if (strchr(" \t\r\n", *p) == NULL)
 			text_add(&b64, p, 1);
-	r = b64.len > 0 && base64_decode(b64.s, b64.len, der_r, len_r) == 0 ?
-	    0 : -1;
+	r = b64.len > 0 && base64_decode(BASE64_STD, b64.s, b64.len, der_r,
+	    len_r) == 0 ? 0 : -1;
 	free(b64.s);
 	return r;
 }

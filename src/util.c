@@ -451,14 +451,68 @@ strmap_free(struct strmap *m)
 	m->cap = m->n = 0;
 }
 
-/* Milliseconds on the monotonic clock, for deadlines. */
+/* Microseconds on the monotonic clock: the core's one clock reading. */
 long long
-mono_ms(void)
+mono_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Milliseconds on the monotonic clock, for deadlines. */
+long long
+mono_ms(void)
+{
+	return mono_us() / 1000;
+}
+
+/* Value of hexadecimal digit c, or -1. */
+int
+hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Length of the well-formed UTF-8 sequence at s (contract in util.h). */
+size_t
+utf8_next(const unsigned char *s, size_t n, uint32_t *cp_r)
+{
+	size_t len, i;
+	uint32_t c, min;
+
+	if (n == 0)
+		return 0;
+	if (s[0] < 0x80) {
+		*cp_r = s[0];
+		return 1;
+	}
+	if ((s[0] & 0xe0) == 0xc0)
+		len = 2, c = s[0] & 0x1f, min = 0x80;
+	else if ((s[0] & 0xf0) == 0xe0)
+		len = 3, c = s[0] & 0x0f, min = 0x800;
+	else if ((s[0] & 0xf8) == 0xf0)
+		len = 4, c = s[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp_r = c;
+	return len;
 }
 
 /* Whether host (n bytes) is the local host (contract in util.h). */

@@ -92,8 +92,19 @@ struct strmap_entry *strmap_put(struct strmap *m, const char *key,
 /* Free the keys and slots (not the values); m is empty afterwards. */
 void strmap_free(struct strmap *m);
 
-/* Milliseconds on the monotonic clock (for deadlines and timeouts). */
+/* Milliseconds on the monotonic clock (for deadlines and timeouts), and
+ * microseconds (systemd's MONOTONIC_USEC): the core's one clock; plugins,
+ * which link nothing of the core, have pmp_mono_ms. */
 long long mono_ms(void);
+long long mono_us(void);
+
+/* Value of hexadecimal digit c (either case), or -1. */
+int hex_value(unsigned char c);
+
+/* Length (1 to 4) of the well-formed UTF-8 sequence at the start of the n
+ * bytes at s, its code point in *cp_r; 0 when it is cut short, overlong, a
+ * surrogate, above U+10FFFF or no UTF-8 at all. */
+size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp_r);
 
 /* Whether the n bytes at host name the local host: localhost, an IPv4
  * address in 127.0.0.0/8 or the IPv6 loopback (brackets optional). */

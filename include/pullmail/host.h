@@ -137,6 +137,11 @@ struct pm_sasl_proto {
 	 * ir is the base64 initial response to send on the same line, or
 	 * NULL to send none (the engine then answers the first "+").  The
 	 * plugin sends the response as it is given (base64, never empty).
+	 * start, respond and reply may fail with any status (typically the
+	 * host's send/read errors, PM_EPROTO for a malformed reply,
+	 * PM_ETEMP for a server that asks to come back later); the engine
+	 * ends the exchange and sasl_auth() returns that status and *err as
+	 * they are.
 	 */
 	int (*start)(void *ctx, const char *mech, const struct pm_secret *ir,
 	    char **err);
@@ -166,6 +171,11 @@ struct pm_sasl_proto {
 /*
  * Services the core offers a plugin.  Unless a slot says otherwise, calls
  * return an enum pm_status and set *err (malloc'd, caller frees) on failure.
+ * The errors each slot lists are all it returns.  PM_EINTERNAL "not
+ * connected" from a connection slot means the plugin called it without a
+ * connection (a plugin bug).  PM_ETLS from send, read_line or read_bytes
+ * means a failed handshake left the connection unusable: nothing more is
+ * sent in clear.
  */
 struct pm_host {
 	uint32_t abi;	/* PM_PLUGIN_ABI of the core */
@@ -173,7 +183,7 @@ struct pm_host {
 	/* The account this session works on.  Never NULL. */
 	const struct pm_account_info *(*account)(struct pm_session *s);
 
-	/* Log one message.  level is an enum pm_log_level. */
+	/* Log one message.  level is an enum pm_log_level.  Never fails. */
 	void (*log)(struct pm_session *s, int level, const char *fmt, ...)
 	    PM_PRINTF(3, 4);
 
@@ -182,40 +192,55 @@ struct pm_host {
 	 * server and port and, for PM_TLS_IMPLICIT, completes the verified
 	 * TLS handshake.  starttls() runs the handshake on the open
 	 * connection after the protocol's STARTTLS command succeeded and
-	 * discards anything buffered from before it.  Errors: PM_ETEMP
-	 * (network, timeout), PM_ETLS (handshake, verification).
+	 * discards anything buffered from before it.  Errors of both:
+	 * PM_ETEMP (host name not resolved, connection refused or timed
+	 * out, the connection lost or timed out during the handshake,
+	 * shutting down), PM_ETLS (the handshake failed: alert, no TLS 1.2;
+	 * verification failed: unknown CA, name mismatch, expired, pin
+	 * mismatch), PM_ECONFIG (an unusable ca_file, a malformed
+	 * tls_fingerprint; connect(): a port outside 1-65535),
+	 * PM_EINTERNAL (connect() while connected, starttls() while not
+	 * connected or with TLS already on, GnuTLS unable to set up a
+	 * session).  After a failed handshake the connection stays open
+	 * but refuses all I/O with PM_ETLS; disconnect() it.
 	 */
 	int (*connect)(struct pm_session *s, char **err);
 	int (*starttls)(struct pm_session *s, char **err);
-	/* 1 when the connection is protected by TLS. */
+	/* 1 when the connection is protected by TLS (0 when not
+	 * connected).  Never fails. */
 	int (*tls_active)(struct pm_session *s);
 	/*
 	 * Send one command line; CRLF is appended.  The line is traced.
-	 * Errors: PM_ETEMP.
+	 * Errors: PM_ETEMP (write failed or timed out, shutting down),
+	 * PM_ETLS (after a failed handshake), PM_EINTERNAL (not connected).
 	 */
 	int (*send)(struct pm_session *s, char **err, const char *fmt, ...)
 	    PM_PRINTF(3, 4);
 	/*
 	 * Send prefix followed by the secret and CRLF; the trace shows the
-	 * prefix and a placeholder.  Either may be empty.  Errors: PM_ETEMP.
+	 * prefix and a placeholder.  Either may be empty (prefix NULL too).
+	 * Errors: PM_ETLS (the connection is not under TLS and the account
+	 * does not say tls = none: nothing is sent), then as send().
 	 */
 	int (*send_secret)(struct pm_session *s, const char *prefix,
 	    const struct pm_secret *secret, char **err);
 	/*
 	 * Read one line.  *line_r (NUL-terminated, CRLF or LF removed) stays
-	 * valid until the next read.  A line longer than 64 KiB is
-	 * PM_EPROTO; a closed connection or a timeout is PM_ETEMP.  The line
-	 * is traced.
+	 * valid until the next read.  The line is traced.  Errors:
+	 * PM_EPROTO (a line longer than 64 KiB), PM_ETEMP (the connection
+	 * closed, reset or timed out, shutting down), PM_ETLS (after a
+	 * failed handshake), PM_EINTERNAL (not connected).
 	 */
 	int (*read_line)(struct pm_session *s, const char **line_r,
 	    size_t *len_r, char **err);
 	/*
 	 * Read between 1 and len bytes of message data (an IMAP literal, a
-	 * POP3 multi-line body).  Not traced.  Errors as read_line.
+	 * POP3 multi-line body); len 0 reads nothing and returns PM_OK.  Not
+	 * traced.  Errors: as read_line() but never PM_EPROTO.
 	 */
 	int (*read_bytes)(struct pm_session *s, void *buf, size_t len,
 	    size_t *got_r, char **err);
-	/* Close the connection (idempotent). */
+	/* Close the connection (idempotent).  Never fails. */
 	void (*disconnect)(struct pm_session *s);
 
 	/*
@@ -224,15 +249,23 @@ struct pm_host {
 	 * server_ir is 1 when the server accepts initial responses.  The
 	 * engine chooses the mechanism from the account's `auth` setting,
 	 * obtains the token or password, and runs the exchange, including
-	 * the empty response an error challenge requires.  Errors: PM_EAUTH
-	 * (refused, with the server's reason), PM_ECONFIG (no usable
-	 * mechanism), PM_ETEMP, PM_EPROTO.
+	 * the empty response an error challenge requires.  Errors:
+	 * PM_ETLS (the connection is not under TLS and the account does
+	 * not say tls = none: nothing is sent), PM_ECONFIG (no usable
+	 * mechanism, the mechanism needs a password and none is
+	 * configured, a user name, token or password that cannot be sent),
+	 * PM_EAUTH (the server refused, with its reason), PM_EPROTO (too
+	 * many challenges); while the token is obtained, the token
+	 * module's errors (PM_EAUTH: the endpoint refused; PM_ETEMP,
+	 * PM_EPROTO, PM_ECONFIG, PM_ETLS, PM_EINTERNAL); and any status of
+	 * p's slots, passed on as it is.
 	 */
 	int (*sasl_auth)(struct pm_session *s, const struct pm_sasl_proto *p,
 	    void *ctx, const char *server_mechs, int server_ir, char **err);
 	/*
 	 * The account's password for protocol-level logins that are not
 	 * SASL (POP3 USER/PASS, IMAP LOGIN).  NULL when none is configured.
+	 * Owned by the core; valid for the session.  Never fails.
 	 */
 	const struct pm_secret *(*password)(struct pm_session *s);
 
@@ -240,7 +273,8 @@ struct pm_host {
 	 * Secrets for a plugin that must frame one itself (IMAP LOGIN quotes
 	 * the password).  secret_data() exposes the bytes and their length:
 	 * never log them.  secret_new() copies len bytes into a new secret,
-	 * which secret_free() wipes and frees (NULL is fine).
+	 * which secret_free() wipes and frees (NULL is fine).  None fails
+	 * (allocation failure aborts).
 	 */
 	const char *(*secret_data)(const struct pm_secret *sec, size_t *len_r);
 	struct pm_secret *(*secret_new)(const void *data, size_t len);
@@ -252,13 +286,14 @@ struct pm_host {
 	 * past the end of a response (POP3: the bytes after a body's
 	 * terminating ".") returns what belongs to the next one.  The bytes
 	 * are copied.  A line from read_line() is invalid afterwards.
-	 * (ABI 2.)
+	 * Nothing happens when not connected.  Never fails.  (ABI 2.)
 	 */
 	void (*unread)(struct pm_session *s, const void *buf, size_t len);
 	/*
 	 * Trace one line of a response that the plugin read with
 	 * read_bytes() and split itself (POP3 CAPA, UIDL and LIST lines,
-	 * CRLF removed), as read_line() traces the lines it reads.  (ABI 4.)
+	 * CRLF removed), as read_line() traces the lines it reads.  Never
+	 * fails.  (ABI 4.)
 	 */
 	void (*trace)(struct pm_session *s, const char *line, size_t len);
 
@@ -273,7 +308,8 @@ struct pm_host {
 	 * IDLE).  Returns 1 when input can be read (bytes already buffered
 	 * count), 0 when the time ran out or the core wants the wait to end
 	 * early (shutdown, reload, a poll asked for with SIGUSR1).  An error
-	 * of the connection returns 1: the next read reports it.  (ABI 5.)
+	 * of the connection, or no connection, returns 1: the next read
+	 * reports it.  Never fails otherwise.  (ABI 5.)
 	 */
 	int (*await_input)(struct pm_session *s, int timeout_ms);
 };
@@ -292,7 +328,9 @@ struct pm_sink {
 	 * The bytes of message idx (an index into the listing list()
 	 * returned) start arriving.  Call it only for an idx of the set
 	 * being fetched, once; the engine opens the delivery.  Returns the
-	 * message's handle, owned by the engine until end().
+	 * message's handle, owned by the engine until end(); never NULL
+	 * (for an idx not awaited a warning is logged and the bytes written
+	 * to the handle are dropped).
 	 */
 	struct pm_msg *(*begin)(struct pm_fetch *f, size_t idx);
 	/*
@@ -318,7 +356,8 @@ struct pm_sink {
 	 * is taken as gone.  Also right after end(m, 0) of message idx, with
 	 * a status other than PM_OK: the plugin discarded what arrived
 	 * (POP3: shorter than LIST said) and reason says why; the message
-	 * counts as such a failure (ABI 4).
+	 * counts as such a failure (ABI 4).  Ignored for an idx not in the
+	 * set, or one begun and not discarded that way.
 	 */
 	void (*missing)(struct pm_fetch *f, size_t idx, int status,
 	    const char *reason);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "plugin-util.h"
 
@@ -96,6 +97,16 @@ pmp_clean(const char *s, size_t len, size_t max)
 	}
 	out[n] = '\0';
 	return out;
+}
+
+/* Milliseconds on the monotonic clock (contract in plugin-util.h). */
+long long
+pmp_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Offset of needle in s (both NUL-terminated), ignoring ASCII case, or

@@ -22,9 +22,17 @@ char *pmp_xprintf(const char *fmt, ...) PM_PRINTF(1, 2);
  * reason and return status. */
 int pmp_errf(char **err, int status, const char *fmt, ...) PM_PRINTF(3, 4);
 
-/* A printable copy of server text for a log or error message: control and
- * 8-bit bytes become '?', and text longer than max is cut with "...". */
+/* A printable copy of server text for an error message (*err), which
+ * reaches the status file, notify_command and the exit summary as well as
+ * the log: control and 8-bit bytes become '?', and text longer than max
+ * is cut with "...".  Text only logged (host log()) needs no cleaning:
+ * the host escapes every log line itself. */
 char *pmp_clean(const char *s, size_t len, size_t max);
+
+/* Milliseconds on the monotonic clock, for a plugin's own deadlines.  The
+ * plugins' one clock: a host slot would cost an ABI bump for a call libc
+ * makes as well (the core's twin is mono_ms in util.c). */
+long long pmp_mono_ms(void);
 
 /* Longest wait a server's suggestion is taken at: one hour. */
 #define PMP_BACKOFF_MAX_MS	3600000u

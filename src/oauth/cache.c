@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "oauth-int.h"
 #include "secret.h"
 #include "util.h"
@@ -310,9 +311,10 @@ app_fetch(const struct oauth_request *req, struct pm_secret **token_r,
 	rc = oauth_exchange(req, grant, &tok, err);
 	free(grant);
 	if (rc == PM_EAUTH)
-		oauth_notify_human(req, *err);
+		notify_human(req->notify_command, req->cache_dir,
+		    req->account, (unsigned)req->timeout, *err);
 	if (rc == PM_OK) {
-		oauth_notify_reset(req);
+		notify_reset(req->cache_dir, req->account);
 		log_info("%s: obtained a token from %s, valid for %lld s", who,
 		    req->token_url, (long long)(tok.expires_at - now));
 		if (path != NULL)

@@ -10,7 +10,8 @@
  *                         (`authorize`, which save into refresh.c),
  *                         info.c, discovery.c
  *   those              -> exchange.c (grant + retries), file.c (token
- *                         files, locks), notify.c (a human must act)
+ *                         files, locks), and src/notify.c (a human
+ *                         must act)
  *   exchange.c         -> http.c (libcurl) -> assertion.c (private_key_jwt)
  *   any of them        -> json.c (json-c), text.c, provider.c (the table)
  */
@@ -354,13 +355,6 @@ int oauth_store_save(const struct oauth_request *req,
     struct oauth_token *tok, char **err);
 /* The scope parameter ("&scope=..." or ""), malloc'd. */
 char *oauth_scope_param(const struct oauth_request *req);
-
-/* --- notify.c: a human must act ------------------------------------------ */
-
-/* Run req->notify_command once for a failure a human must fix (a flag file
- * in req->cache_dir remembers it); the next success re-arms it. */
-void oauth_notify_human(const struct oauth_request *req, const char *msg);
-void oauth_notify_reset(const struct oauth_request *req);
 
 /* --- info.c -------------------------------------------------------------- */
 

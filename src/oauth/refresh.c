@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "oauth-int.h"
 #include "provider.h"
 #include "secret.h"
@@ -169,7 +170,8 @@ human_needed(const struct oauth_request *req, const char *what, char **err)
 	msg = xasprintf("a human must act: %s%s%s; run: pullmail authorize %s",
 	    what, err != NULL && *err != NULL ? ": " : "",
 	    err != NULL && *err != NULL ? *err : "", who(req));
-	oauth_notify_human(req, msg);
+	notify_human(req->notify_command, req->cache_dir,
+	    req->account, (unsigned)req->timeout, msg);
 	if (err != NULL) {
 		free(*err);
 		*err = msg;
@@ -318,7 +320,7 @@ oauth_delegated_token(const struct oauth_request *req,
 		return rc;
 	}
 done:
-	oauth_notify_reset(req);
+	notify_reset(req->cache_dir, req->account);
 	store_clear(&st);
 	oauth_unlock(lock);
 	free(path);
@@ -375,7 +377,7 @@ oauth_store_save(const struct oauth_request *req, struct oauth_token *tok,
 		rc = errf(err, PM_ETEMP, "cannot write %s", path);
 	oauth_unlock(lock);
 	if (rc == PM_OK) {
-		oauth_notify_reset(req);
+		notify_reset(req->cache_dir, req->account);
 		printf("%s: authorized; the refresh token is stored in %s\n",
 		    who(req), path);
 		fflush(stdout);

@@ -312,19 +312,3 @@ oauth_account_info(const struct account *a, const char *cache_dir,
 		return rc;
 	return oauth_token_info(&req, a->user, a->protocol, err);
 }
-
-/* notify_command of a (contract in oauth.h). */
-void
-oauth_account_notify(const struct account *a, const char *cache_dir,
-    const char *msg)
-{
-	struct oauth_request req;
-
-	if (a->notify_command == NULL)
-		return;
-	oauth_request_init(&req, a, NULL, cache_dir);
-	if (msg != NULL)
-		oauth_notify_human(&req, msg);
-	else
-		oauth_notify_reset(&req);
-}

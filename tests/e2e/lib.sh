@@ -335,6 +335,20 @@ run_pm() {
 	return 0
 }
 
+# run_pm_syslog ARG...: run_pm with --syslog, syslog(3) captured in
+# $CASE_DIR/syslog by an LD_PRELOAD shim (tests/plugins/syslogcap.c), each
+# message as "<priority> text".
+SYSLOG_SHIM=$PULLMAIL_TEST_PLUGIN_DIR/syslogcap.so
+run_pm_syslog() {
+	[ -f "$SYSLOG_SHIM" ] || fail "no $SYSLOG_SHIM (make check builds it)"
+	PULLMAIL_TEST_SYSLOG=$CASE_DIR/syslog
+	LD_PRELOAD=$SYSLOG_SHIM
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+	export PULLMAIL_TEST_SYSLOG LD_PRELOAD ASAN_OPTIONS
+	run_pm --syslog "$@"
+	unset LD_PRELOAD PULLMAIL_TEST_SYSLOG
+}
+
 # --- messages ------------------------------------------------------------------
 
 # make_messages DIR TAG: write a handful of realistic, distinct messages

@@ -20,7 +20,6 @@ e2e_make_run_dir
 
 CLIENT=pullmail-app.1
 SECRET='Sk/9+x=y%z&w~Q.v_u-t!*'
-SYSLOG_SHIM=$PULLMAIL_TEST_PLUGIN_DIR/syslogcap.so
 
 # token_config FILE [key = value]...: an app account whose token comes from
 # the injector.
@@ -73,17 +72,6 @@ assert_no_secret() {
 	done
 }
 
-# run_pm_syslog ARG...: run_pm with --syslog, syslog(3) captured in
-# $CASE_DIR/syslog.
-run_pm_syslog() {
-	PULLMAIL_TEST_SYSLOG=$CASE_DIR/syslog
-	LD_PRELOAD=$SYSLOG_SHIM
-	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
-	export PULLMAIL_TEST_SYSLOG LD_PRELOAD ASAN_OPTIONS
-	run_pm --syslog "$@"
-	unset LD_PRELOAD PULLMAIL_TEST_SYSLOG
-}
-
 # A host that is not this one: where a plain http endpoint must never be
 # asked.  A name under .invalid (RFC 6761) never resolves, so the tests
 # need no address but loopback; the refusal comes before any lookup, and
@@ -114,11 +102,11 @@ case_echo_redacted() {
 		assert_grep '^PULLMAIL_MESSAGE=token endpoint refused: invalid_client: bad request: .*<redacted>' "$CASE_DIR/notify.env"
 		assert_grep '^PULLMAIL_ACCOUNT=acct$' "$CASE_DIR/notify.env"
 		assert_no_secret "$CASE_DIR/notify.argv" "$CASE_DIR/notify.env"
-		# syslog gets the same line, redacted.
+		# syslog gets the same line, redacted, as an error (LOG_ERR).
 		rm -rf "$CASE_DIR/state"
 		run_pm_syslog -c "$CASE_DIR/config-$auth" token acct --info
 		assert_rc 77
-		assert_grep '^<4> acct: token endpoint refused: invalid_client: bad request: .*<redacted>' "$CASE_DIR/syslog"
+		assert_grep '^<3> acct: token endpoint refused: invalid_client: bad request: .*<redacted>' "$CASE_DIR/syslog"
 		assert_no_secret "$CASE_DIR/syslog" "$LAST_OUT.err"
 	done
 	# The injector did get the secret in each form it echoed.

@@ -16,6 +16,9 @@ demand:
   on-first-fetch    before the first command that fetches bodies reaches
                     the server, run the command given by --run (another
                     client expunging messages, say), and wait for it
+  forged-alert      after the greeting, an untagged "OK [ALERT]" whose
+                    text holds a CR, a made-up pullmail log line, an ANSI
+                    escape and a byte that is not UTF-8 (FORGED_ALERT)
 
 The relay follows the server's responses line by line and literal by
 literal.  With --first-only the faults apply to the first connection only.
@@ -32,6 +35,8 @@ import threading
 from relaylib import Reader, log, parser, serve
 
 LITERAL = re.compile(rb'\{(\d+)\+?\}\r?\n$')
+FORGED_ALERT = (b'* OK [ALERT] maintenance at 22:00\rpullmail: acct: '
+                b'5 messages delivered\x1b[2K\xff\r\n')
 FETCH_UID_BODY = re.compile(rb'^(\* \d+ FETCH \()UID (\d+) (BODY\[\] \{\d+\}\r?\n)$')
 
 
@@ -78,6 +83,7 @@ class Conn:
     def server_to_client(self):
         r = Reader(self.server)
         pending_uid = None
+        greeting = True
         try:
             while True:
                 line = r.line()
@@ -94,6 +100,10 @@ class Conn:
                     line = b' UID ' + pending_uid + line
                     pending_uid = None
                 self.client.sendall(line)
+                if greeting and 'forged-alert' in self.faults:
+                    self.client.sendall(FORGED_ALERT)
+                    log(self.args, 'FAULT forged ALERT after the greeting')
+                greeting = False
                 if not m:
                     continue
                 n = int(m.group(1))

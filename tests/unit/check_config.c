@@ -719,6 +719,12 @@ START_TEST(test_oauth_flows)
 	    "[account a]\nserver = s\nuser = u\ndeliver = maildir:/m\n");
 	ck_assert_str_eq(secret_reveal(cfg->accounts->password), "pw");
 	config_free(cfg);
+	/* Split by the one rule: quotes keep blanks inside a word. */
+	cfg = load_good("[defaults]\npassword_command = /bin/echo 'a  b' "
+	    "\"c\\\"d\"\n[account a]\nserver = s\nuser = u\n"
+	    "deliver = maildir:/m\n");
+	ck_assert_str_eq(secret_reveal(cfg->accounts->password), "a  b c\"d");
+	config_free(cfg);
 	cfg = load_good(OAUTH_ACCT "oauth_token_command = pizauth show a\n");
 	ck_assert_int_eq(account_uses_oauth(cfg->accounts), 1);
 	ck_assert_str_eq(cfg->accounts->oauth_token_command,
@@ -893,6 +899,10 @@ static const struct bad_case bad_cases[] = {
 	    "cannot run /nonexistent/vault" },
 	{ ACCT "password_command = /bin/true\ndeliver = maildir:/m\n", 0,
 	    ":4: password_command: ", "printed nothing" },
+	{ GOOD "notify_command = tell 'me\n", 0, ":6: notify_command: ",
+	    "unbalanced ' quote" },
+	{ OAUTH "oauth_token_command = pizauth show \"a\n", 0,
+	    ":5: oauth_token_command: ", "unbalanced \" quote" },
 	{ ACCT "password_credential = imap\ndeliver = maildir:/m\n", 0,
 	    ":4: password_credential: ", "CREDENTIALS_DIRECTORY is not set" },
 	{ OAUTH "oauth_token_command = \n", 0, ":5: oauth_token_command: ",

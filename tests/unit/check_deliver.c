@@ -34,8 +34,9 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "deliver.h"
+#include "deliver-int.h"
 #include "envelope.h"
+#include "process.h"
 #include "suites.h"
 #include "util.h"
 
@@ -187,7 +188,6 @@ static const struct {
 START_TEST(test_mda_split)
 {
 	char **argv, *err = NULL, *joined;
-	size_t i;
 
 	argv = deliver_mda_split(split_cases[_i].cmd, &err);
 	if (split_cases[_i].argv == NULL) {
@@ -197,16 +197,10 @@ START_TEST(test_mda_split)
 		return;
 	}
 	ck_assert_msg(argv != NULL, "case %d: %s", _i, err);
-	joined = xstrdup(argv[0]);
-	for (i = 1; argv[i] != NULL; i++) {
-		char *t = xasprintf("%s|%s", joined, argv[i]);
-
-		free(joined);
-		joined = t;
-	}
+	joined = test_join(argv);
 	ck_assert_str_eq(joined, split_cases[_i].argv);
 	free(joined);
-	deliver_argv_free(argv);
+	proc_argv_free(argv);
 }
 END_TEST
 

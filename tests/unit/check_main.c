@@ -102,6 +102,23 @@ test_rm_rf(const char *path)
 	free(cmd);
 }
 
+char *
+test_join(char *const *argv)
+{
+	char *joined, *t;
+	size_t i;
+
+	if (asprintf(&joined, "%s", argv[0]) < 0)
+		abort();
+	for (i = 1; argv[i] != NULL; i++) {
+		if (asprintf(&t, "%s|%s", joined, argv[i]) < 0)
+			abort();
+		free(joined);
+		joined = t;
+	}
+	return joined;
+}
+
 int
 main(void)
 {
@@ -115,6 +132,7 @@ main(void)
 	sr = srunner_create(suite_util());
 	srunner_add_suite(sr, suite_config());
 	srunner_add_suite(sr, suite_transport());
+	srunner_add_suite(sr, suite_base64());
 	srunner_add_suite(sr, suite_sasl());
 	srunner_add_suite(sr, suite_oauth());
 	srunner_add_suite(sr, suite_crypto());
@@ -123,8 +141,10 @@ main(void)
 	srunner_add_suite(sr, suite_deliver());
 	srunner_add_suite(sr, suite_plugin());
 	srunner_add_suite(sr, suite_fetch());
+	srunner_add_suite(sr, suite_session());
 	srunner_add_suite(sr, suite_sdnotify());
 	srunner_add_suite(sr, suite_status());
+	srunner_add_suite(sr, suite_process());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

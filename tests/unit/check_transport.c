@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <arpa/inet.h>
@@ -54,6 +55,7 @@ struct server {
 	pid_t		 pid;
 	unsigned	 port;
 	int		 family;
+	const char	*path;		/* a unix socket instead; NULL: TCP */
 	enum scenario	 sc;
 	int		 tls;		/* handshake before the scenario */
 	const struct tcert *cert;	/* server certificate */
@@ -341,7 +343,15 @@ server_start(struct server *sv)
 	int			 lfd, one = 1;
 
 	memset(&ss, 0, sizeof ss);
-	if (sv->family == AF_INET6) {
+	if (sv->path != NULL) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+
+		sun->sun_family = AF_UNIX;
+		ck_assert_uint_lt(strlen(sv->path), sizeof sun->sun_path);
+		memcpy(sun->sun_path, sv->path, strlen(sv->path));
+		len = sizeof *sun;
+		sv->family = AF_UNIX;
+	} else if (sv->family == AF_INET6) {
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_addr = in6addr_loopback;
 		len = sizeof *sin6;
@@ -359,8 +369,9 @@ server_start(struct server *sv)
 	}
 	ck_assert_int_eq(listen(lfd, 4), 0);
 	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
-	sv->port = ntohs(sv->family == AF_INET6 ? sin6->sin6_port :
-	    sin->sin_port);
+	if (sv->path == NULL)
+		sv->port = ntohs(sv->family == AF_INET6 ?
+		    sin6->sin6_port : sin->sin_port);
 
 	sv->pid = fork();
 	ck_assert_int_ne(sv->pid, -1);
@@ -411,11 +422,42 @@ connect_ok(const struct server *sv, const char *host, int timeout_ms)
 	char		*err = NULL;
 	int		 r;
 
-	r = stream_connect(host, sv->port, timeout_ms, &s, &err);
+	if (sv->path != NULL)
+		r = stream_connect_unix(sv->path, timeout_ms, &s, &err);
+	else
+		r = stream_connect(host, sv->port, timeout_ms, &s, &err);
 	ck_assert_msg(r == PM_OK, "connect: %s", err != NULL ? err : "?");
 	ck_assert_ptr_nonnull(s);
 	ck_assert_int_eq(stream_tls_active(s), 0);
 	return s;
+}
+
+/*
+ * Start a plain server for scenario sc on 127.0.0.1 (on_unix 0) or on the
+ * unix socket tmpdir/sc.sock (on_unix 1; its path in *path_r, malloc'd,
+ * else NULL).  The tests of the line reader run over both.
+ */
+static void
+server_plain(struct server *sv, enum scenario sc, int on_unix,
+    char **path_r)
+{
+	*path_r = NULL;
+	if (!on_unix) {
+		server_v4(sv, sc, 0, NULL);
+		return;
+	}
+	*path_r = xasprintf("%s/%d.sock", tmpdir, (int)sc);
+	(void)unlink(*path_r);
+	sv->path = *path_r;
+	sv->sc = sc;
+	ck_assert_int_eq(server_start(sv), 0);
+}
+
+/* How the stream started by server_plain() names its peer in errors. */
+static const char *
+peer_name(const struct server *sv)
+{
+	return sv->path != NULL ? sv->path : "127.0.0.1:";
 }
 
 /* Read one line and compare it. */
@@ -795,16 +837,17 @@ START_TEST(test_split_lines)
 }
 END_TEST
 
-/* Lines of exactly max bytes pass; one byte more is PM_EPROTO. */
+/* Lines of exactly max bytes pass; one byte more is PM_EPROTO.  TCP
+ * (_i 0) and a unix socket (_i 1). */
 START_TEST(test_line_limits)
 {
 	struct server	 sv = { 0 };
 	struct stream	*s;
 	const char	*line;
 	size_t		 len;
-	char		*err = NULL;
+	char		*err = NULL, *path;
 
-	server_v4(&sv, SC_LINES, 0, NULL);
+	server_plain(&sv, SC_LINES, _i, &path);
 	s = connect_ok(&sv, "127.0.0.1", 2000);
 	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err), PM_OK);
 	ck_assert_str_eq(line, "0123456789");
@@ -818,24 +861,27 @@ START_TEST(test_line_limits)
 	ck_assert_int_eq(stream_read_line(s, 10, &line, &len, &err),
 	    PM_EPROTO);
 	ck_assert_ptr_nonnull(strstr(err, "line too long"));
+	ck_assert_ptr_nonnull(strstr(err, peer_name(&sv)));
 	free(err);
 	stream_close(s);
 	ck_assert_int_eq(server_wait(&sv), 0);
+	free(path);
 }
 END_TEST
 
 /* A line longer than the first buffer is read whole; endless bytes
- * without LF fail at once instead of waiting for more. */
+ * without LF fail at once instead of waiting for more.  TCP (_i 0) and a
+ * unix socket (_i 1). */
 START_TEST(test_line_huge)
 {
 	struct server	 sv = { 0 };
 	struct stream	*s;
 	const char	*line;
 	size_t		 len, i;
-	char		*err = NULL;
+	char		*err = NULL, *path;
 	long long	 t0;
 
-	server_v4(&sv, SC_HUGE, 0, NULL);
+	server_plain(&sv, SC_HUGE, _i, &path);
 	s = connect_ok(&sv, "127.0.0.1", 2000);
 	ck_assert_int_eq(stream_read_line(s, 65536, &line, &len, &err),
 	    PM_OK);
@@ -851,10 +897,12 @@ START_TEST(test_line_huge)
 	free(err);
 	stream_close(s);
 	ck_assert_int_eq(server_wait(&sv), 0);
+	free(path);
 }
 END_TEST
 
-/* The server closing mid-line is a temporary failure, plain and TLS. */
+/* The server closing mid-line is a temporary failure, plain and TLS
+ * (_i 0, 1), and over a unix socket (_i 2). */
 START_TEST(test_peer_close)
 {
 	struct tls_opts	 o = { .server_name = "localhost",
@@ -863,10 +911,13 @@ START_TEST(test_peer_close)
 	struct stream	*s;
 	const char	*line;
 	size_t		 len;
-	char		*err = NULL, buf[16];
-	int		 tls = _i;
+	char		*err = NULL, buf[16], *path = NULL;
+	int		 tls = _i == 1;
 
-	server_v4(&sv, SC_CLOSE, tls, &leaf);
+	if (_i == 2)
+		server_plain(&sv, SC_CLOSE, 1, &path);
+	else
+		server_v4(&sv, SC_CLOSE, tls, &leaf);
 	s = connect_ok(&sv, "127.0.0.1", 2000);
 	if (tls)
 		ck_assert_int_eq(stream_starttls(s, &o, &err), PM_OK);
@@ -874,7 +925,7 @@ START_TEST(test_peer_close)
 	ck_assert_int_eq(stream_read_line(s, 100, &line, &len, &err),
 	    PM_ETEMP);
 	ck_assert_ptr_nonnull(strstr(err, "closed"));
-	ck_assert_ptr_nonnull(strstr(err, "127.0.0.1:"));
+	ck_assert_ptr_nonnull(strstr(err, peer_name(&sv)));
 	free(err);
 	err = NULL;
 	/* The unfinished line is still there for stream_read, then EOF. */
@@ -887,32 +938,39 @@ START_TEST(test_peer_close)
 	free(err);
 	stream_close(s);
 	ck_assert_int_eq(server_wait(&sv), 0);
+	free(path);
 }
 END_TEST
 
-/* A silent server: reads time out after about the timeout. */
+/* A silent server: reads time out after about the timeout, said in ms,
+ * or in seconds when whole.  TCP (_i 0) and a unix socket (_i 1). */
 START_TEST(test_read_timeout)
 {
 	struct server	 sv = { 0 };
 	struct stream	*s;
 	const char	*line;
 	size_t		 len;
-	char		*err = NULL;
+	char		*err = NULL, *path;
+	int		 ms = _i == 0 ? 300 : 1000;
 	long long	 t0, dt;
 
-	server_v4(&sv, SC_SILENT, 0, NULL);
+	server_plain(&sv, SC_SILENT, _i, &path);
 	s = connect_ok(&sv, "127.0.0.1", 2000);
-	stream_set_timeout(s, 300);
+	stream_set_timeout(s, ms);
 	t0 = mono_ms();
 	ck_assert_int_eq(stream_read_line(s, 100, &line, &len, &err),
 	    PM_ETEMP);
 	dt = mono_ms() - t0;
-	ck_assert_int_ge(dt, 250);
-	ck_assert_int_lt(dt, 1500);
+	ck_assert_int_ge(dt, ms - 50);
+	ck_assert_int_lt(dt, ms + 1200);
 	ck_assert_ptr_nonnull(strstr(err, "timed out"));
+	ck_assert_msg(strstr(err, _i == 0 ? ": read timed out after 300 ms" :
+	    ": read timed out after 1 seconds") != NULL, "%s", err);
+	ck_assert_ptr_nonnull(strstr(err, peer_name(&sv)));
 	free(err);
 	stream_close(s);
 	ck_assert_int_eq(server_wait(&sv), 0);
+	free(path);
 }
 END_TEST
 
@@ -934,6 +992,8 @@ START_TEST(test_handshake_timeout)
 	ck_assert_int_ge(dt, 250);
 	ck_assert_int_lt(dt, 1500);
 	ck_assert_ptr_nonnull(strstr(err, "timed out"));
+	ck_assert_msg(strstr(err, "timed out after 300 ms") != NULL, "%s",
+	    err);
 	free(err);
 	stream_close(s);
 	ck_assert_int_eq(server_wait(&sv), 0);
@@ -970,6 +1030,128 @@ START_TEST(test_connect_refused)
 	ck_assert_ptr_nonnull(strstr(err, "no-such-host.invalid"));
 	free(err);
 	close(fd);
+}
+END_TEST
+
+/* A unix stream socket bound to path; listening with backlog unless
+ * backlog is -1. */
+static int
+unix_bound(const char *path, int backlog)
+{
+	struct sockaddr_un sun;
+	int		 fd;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	ck_assert_uint_lt(strlen(path), sizeof sun.sun_path);
+	memcpy(sun.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	if (backlog >= 0)
+		ck_assert_int_eq(listen(fd, backlog), 0);
+	return fd;
+}
+
+/* A unix socket that cannot be reached: PM_ETEMP naming the path and the
+ * reason; a path no socket address can hold: PM_ECONFIG. */
+START_TEST(test_unix_connect_errors)
+{
+	struct sockaddr_un sun;
+	struct stream	*s = NULL;
+	char		*err = NULL, *path, *want, *longpath;
+	int		 fd;
+
+	path = xasprintf("%s/missing.sock", tmpdir);
+	ck_assert_int_eq(stream_connect_unix(path, 1000, &s, &err),
+	    PM_ETEMP);
+	ck_assert_ptr_null(s);
+	want = xasprintf("%s: cannot connect: No such file or directory",
+	    path);
+	ck_assert_str_eq(err, want);
+	free(want);
+	free(err);
+	err = NULL;
+
+	/* A socket bound but not listening (a dead server's leftover). */
+	fd = unix_bound(path, -1);
+	ck_assert_int_eq(stream_connect_unix(path, 1000, &s, &err),
+	    PM_ETEMP);
+	want = xasprintf("%s: cannot connect: Connection refused", path);
+	ck_assert_str_eq(err, want);
+	free(want);
+	free(err);
+	err = NULL;
+	close(fd);
+	ck_assert_int_eq(unlink(path), 0);
+
+	longpath = xmalloc(sizeof sun.sun_path + 1);
+	memset(longpath, 'x', sizeof sun.sun_path);
+	longpath[sizeof sun.sun_path] = '\0';
+	ck_assert_int_eq(stream_connect_unix(longpath, 1000, &s, &err),
+	    PM_ECONFIG);
+	ck_assert_ptr_null(s);
+	ck_assert_ptr_nonnull(strstr(err, "not a usable socket path"));
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(stream_connect_unix("", 1000, &s, &err),
+	    PM_ECONFIG);
+	free(err);
+	free(longpath);
+	free(path);
+}
+END_TEST
+
+/* A listener whose queue is full accepts nothing: tried again until the
+ * timeout, then PM_ETEMP; a slot freed in time lets the connect through. */
+START_TEST(test_unix_queue_full)
+{
+	struct sockaddr_un sun;
+	struct stream	*s = NULL;
+	char		*err = NULL, *path;
+	int		 lfd, fds[64], n = 0, i;
+	long long	 t0, dt;
+
+	path = xasprintf("%s/full.sock", tmpdir);
+	(void)unlink(path);
+	lfd = unix_bound(path, 0);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	for (n = 0; n < 64; n++) {
+		fds[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		ck_assert_int_ge(fds[n], 0);
+		if (connect(fds[n], (struct sockaddr *)&sun,
+		    sizeof sun) < 0) {
+			ck_assert_int_eq(errno, EAGAIN);
+			close(fds[n]);
+			break;
+		}
+	}
+	ck_assert_int_lt(n, 64);
+	t0 = mono_ms();
+	ck_assert_int_eq(stream_connect_unix(path, 300, &s, &err), PM_ETEMP);
+	dt = mono_ms() - t0;
+	ck_assert_int_ge(dt, 250);
+	ck_assert_int_lt(dt, 1500);
+	ck_assert_ptr_null(s);
+	ck_assert_msg(strstr(err, ": cannot connect: no connection accepted "
+	    "within 300 ms") != NULL, "%s", err);
+	free(err);
+	err = NULL;
+	/* Take the queued connections: the next connect gets through. */
+	for (i = 0; i < n; i++) {
+		int afd = accept(lfd, NULL, NULL);
+
+		ck_assert_int_ge(afd, 0);
+		close(afd);
+		close(fds[i]);
+	}
+	ck_assert_int_eq(stream_connect_unix(path, 1000, &s, &err), PM_OK);
+	stream_close(s);
+	close(lfd);
+	ck_assert_int_eq(unlink(path), 0);
+	free(path);
 }
 END_TEST
 
@@ -1298,12 +1480,14 @@ suite_transport(void)
 	tcase_add_test(tc, test_tls_old_version);
 	tcase_add_test(tc, test_starttls_discards);
 	tcase_add_loop_test(tc, test_split_lines, 0, 2);
-	tcase_add_test(tc, test_line_limits);
-	tcase_add_test(tc, test_line_huge);
-	tcase_add_loop_test(tc, test_peer_close, 0, 2);
-	tcase_add_test(tc, test_read_timeout);
+	tcase_add_loop_test(tc, test_line_limits, 0, 2);
+	tcase_add_loop_test(tc, test_line_huge, 0, 2);
+	tcase_add_loop_test(tc, test_peer_close, 0, 3);
+	tcase_add_loop_test(tc, test_read_timeout, 0, 2);
 	tcase_add_test(tc, test_handshake_timeout);
 	tcase_add_test(tc, test_connect_refused);
+	tcase_add_test(tc, test_unix_connect_errors);
+	tcase_add_test(tc, test_unix_queue_full);
 	tcase_add_test(tc, test_read_buffered);
 	tcase_add_test(tc, test_unread);
 	tcase_add_loop_test(tc, test_write_dead_peer, 0, 2);

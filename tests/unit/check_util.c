@@ -2,6 +2,7 @@
  * protocol trace that must redact them. */
 #include "autoconf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -116,7 +117,7 @@ capture_log(const char *line, const struct pm_secret *secret,
 	fflush(stderr);
 	dup2(saved, STDERR_FILENO);
 	close(saved);
-	ck_assert_int_eq(read_small_file(path, 1 << 16, &data, &len), 0);
+	ck_assert_int_eq(read_small_file(path, 1 << 20, &data, &len), 0);
 	free(path);
 	test_rm_rf(dir);
 	free(dir);
@@ -397,6 +398,62 @@ START_TEST(test_log_redacts)
 }
 END_TEST
 
+/* Whatever bytes a caller hands the log, one line comes out: controls,
+ * DEL and broken or dangerous UTF-8 escaped, printable UTF-8 kept. */
+static const struct {
+	const char *in;
+	const char *out;	/* after "pullmail: acct: " */
+} log_escape_cases[] = {
+	{ "NO bad\r\npullmail: acct: 5 messages delivered",
+	  "NO bad\\r\\npullmail: acct: 5 messages delivered" },
+	{ "lone\rcr lone\nlf", "lone\\rcr lone\\nlf" },
+	{ "esc \x1b[31mred\x1b[0m", "esc \\x1b[31mred\\x1b[0m" },
+	{ "bel\a bs\b del\x7f tab\t vt\v", "bel\\x07 bs\\x08 del\\x7f tab\\t vt\\x0b" },
+	{ "\x01\x1f", "\\x01\\x1f" },
+	{ "8-bit \xff\xfe and \xe9t\xe9", "8-bit \\xff\\xfe and \\xe9t\\xe9" },
+	{ "cut \xc3\x84\xe2\x82", "cut \xc3\x84\\xe2\\x82" },
+	{ "overlong \xc0\xaf surrogate \xed\xa0\x80",
+	  "overlong \\xc0\\xaf surrogate \\xed\\xa0\\x80" },
+	{ "c1 \xc2\x85 rlo \xe2\x80\xae ls \xe2\x80\xa8 bom \xef\xbb\xbf",
+	  "c1 \\xc2\\x85 rlo \\xe2\\x80\\xae ls \\xe2\\x80\\xa8 bom "
+	  "\\xef\\xbb\\xbf" },
+	{ "Birnen-\xc3\x84pfel \xe2\x82\xac \xf0\x9f\x93\xa7",
+	  "Birnen-\xc3\x84pfel \xe2\x82\xac \xf0\x9f\x93\xa7" },
+	{ "C:\\mail\\n and \\x41", "C:\\mail\\n and \\x41" },
+};
+
+START_TEST(test_log_escapes)
+{
+	char *out, *want;
+
+	out = capture_log(NULL, NULL, log_escape_cases[_i].in);
+	want = xasprintf("pullmail: acct: %s\n", log_escape_cases[_i].out);
+	ck_assert_str_eq(out, want);
+	free(want);
+	free(out);
+}
+END_TEST
+
+/* A long text full of line breaks is one whole line, every break escaped. */
+START_TEST(test_log_escapes_long)
+{
+	size_t i, n = 20000;
+	char *in = xmalloc(n * 4 + 1), *out, *p;
+
+	for (i = 0; i < n; i++)
+		memcpy(in + i * 4, "ab\r\n", 4);
+	in[n * 4] = '\0';
+	out = capture_log(NULL, NULL, in);
+	ck_assert_uint_eq(strlen(out), strlen("pullmail: acct: ") + n * 6 + 1);
+	ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
+	ck_assert_ptr_null(strchr(out, '\r'));
+	for (i = 0, p = out + strlen("pullmail: acct: "); i < n; i++, p += 6)
+		ck_assert_int_eq(memcmp(p, "ab\\r\\n", 6), 0);
+	free(out);
+	free(in);
+}
+END_TEST
+
 /* Which endpoint URLs may carry credentials. */
 static const struct {
 	const char *url;
@@ -479,6 +536,44 @@ START_TEST(test_exec_resolve)
 }
 END_TEST
 
+/* Hexadecimal digits in both cases, and what is not one. */
+START_TEST(test_hex_value)
+{
+	static const char digits[] = "0123456789abcdef";
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		ck_assert_int_eq(hex_value((unsigned char)digits[i]), i);
+		ck_assert_int_eq(hex_value((unsigned char)toupper(digits[i])),
+		    i);
+	}
+	ck_assert_int_eq(hex_value('g'), -1);
+	ck_assert_int_eq(hex_value('G'), -1);
+	ck_assert_int_eq(hex_value('/'), -1);
+	ck_assert_int_eq(hex_value(':'), -1);
+	ck_assert_int_eq(hex_value('\0'), -1);
+	ck_assert_int_eq(hex_value(0xe6), -1);
+}
+END_TEST
+
+/* The one clock: it goes forward, sleeps are seen in both units, and
+ * milliseconds are the microseconds cut. */
+START_TEST(test_mono_clock)
+{
+	long long us0, ms0, us1, ms1;
+
+	us0 = mono_us();
+	ms0 = mono_ms();
+	ck_assert_int_ge(ms0, us0 / 1000);
+	usleep(20000);
+	ms1 = mono_ms();
+	us1 = mono_us();
+	ck_assert_int_ge(ms1 - ms0, 20);
+	ck_assert_int_ge(us1 - us0, 20000);
+	ck_assert_int_le(ms1, us1 / 1000);
+}
+END_TEST
+
 Suite *
 suite_util(void)
 {
@@ -496,7 +591,12 @@ suite_util(void)
 	tcase_add_test(tc, test_redact_in_place);
 	tcase_add_test(tc, test_redact_registry);
 	tcase_add_test(tc, test_log_redacts);
+	tcase_add_loop_test(tc, test_log_escapes, 0,
+	    sizeof log_escape_cases / sizeof log_escape_cases[0]);
+	tcase_add_test(tc, test_log_escapes_long);
 	tcase_add_test(tc, test_exec_resolve);
+	tcase_add_test(tc, test_mono_clock);
+	tcase_add_test(tc, test_hex_value);
 	tcase_add_loop_test(tc, test_url_check_endpoint, 0,
 	    sizeof endpoint_cases / sizeof endpoint_cases[0]);
 	suite_add_tcase(s, tc);

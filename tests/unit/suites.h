@@ -7,6 +7,7 @@
 Suite *suite_util(void);
 Suite *suite_config(void);
 Suite *suite_transport(void);
+Suite *suite_base64(void);
 Suite *suite_sasl(void);
 Suite *suite_oauth(void);
 Suite *suite_crypto(void);
@@ -15,8 +16,10 @@ Suite *suite_maildir(void);
 Suite *suite_deliver(void);
 Suite *suite_plugin(void);
 Suite *suite_fetch(void);
+Suite *suite_session(void);
 Suite *suite_sdnotify(void);
 Suite *suite_status(void);
+Suite *suite_process(void);
 
 /* A fresh empty directory under $TMPDIR for one test; malloc'd. */
 char *test_tmpdir(void);
@@ -31,5 +34,7 @@ int test_capture_begin(int fd, const char *path);
 char *test_capture_end(int fd, int saved, const char *path);
 /* Remove a directory tree (tests only). */
 void test_rm_rf(const char *path);
+/* The words of a non-empty argv joined by '|' (malloc'd). */
+char *test_join(char *const *argv);
 
 #endif
