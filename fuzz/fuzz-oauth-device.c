@@ -1,15 +1,15 @@
 /*
  * Fuzz target: a device authorization endpoint's answer (RFC 8628), parsed
- * by device_start() in oauth-flow.c, which is static and so compiled in
- * here.  The first input byte picks the HTTP status, the rest is the body
- * (see fuzz-oauth-http.h).
+ * by device_start() in src/oauth/device.c, which is static and so compiled
+ * in here.  The first input byte picks the HTTP status, the rest is the
+ * body (see fuzz-oauth-http.h).
  */
 #include "autoconf.h"
 
 #include "fuzz-oauth-http.h"
 
 #define oauth_http_post fuzz_http_post
-#include "oauth-flow.c"
+#include "oauth/device.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

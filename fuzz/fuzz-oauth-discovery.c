@@ -1,15 +1,15 @@
 /*
  * Fuzz target: an OpenID discovery document (oauth_discover() in
- * oauth-flow.c).  The first input byte picks the HTTP status, the second
- * the flow (client credentials, device, authorization code), the rest is
- * the body (see fuzz-oauth-http.h).
+ * src/oauth/discovery.c).  The first input byte picks the HTTP status, the
+ * second the flow (client credentials, device, authorization code), the
+ * rest is the body (see fuzz-oauth-http.h).
  */
 #include "autoconf.h"
 
 #include "fuzz-oauth-http.h"
 
 #define oauth_http_post fuzz_http_post
-#include "oauth-flow.c"
+#include "oauth/discovery.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -17,6 +17,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct account a;
+	struct oauth_endpoints ep;
 	char *err = NULL;
 	int r;
 
@@ -28,14 +29,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	a.oauth_issuer = "https://issuer.example.test/tenant/v2.0/";
 	a.oauth_flow = data[0] % 3;
 	a.timeout = 60;
-	r = oauth_discover(&a, &err);
-	if (r == PM_OK && (err != NULL || a.oauth_token_url == NULL))
+	r = oauth_discover(&a, &ep, &err);
+	if (r == PM_OK && (err != NULL || ep.token_url == NULL))
 		abort();
-	if (r != PM_OK && err == NULL)
+	if (r != PM_OK && (err == NULL || ep.token_url != NULL))
 		abort();
-	free(a.oauth_token_url);
-	free(a.oauth_device_url);
-	free(a.oauth_authorize_url);
+	if (r == PM_OK)
+		oauth_endpoints_clear(&ep);
 	free(err);
 	return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * For the OAuth fuzz targets that go through oauth-flow.c: the one HTTP
+ * For the OAuth fuzz targets that go through src/oauth/: the one HTTP
  * exchange a parse needs answers with the fuzz input instead of the
  * network.  Include this, then the source file, with oauth_http_post
  * defined to fuzz_http_post as below.
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "oauth-int.h"
+#include "oauth/oauth-int.h"
 
 /* What the endpoint answers next. */
 static const uint8_t *fuzz_body;

@@ -1,15 +1,15 @@
 /*
  * Fuzz target: a token endpoint's answer (oauth_parse_token_response in
- * oauth.c).  The first two input bytes pick the HTTP status it came with
- * (200, 400, 401, 408, 429, 500, 503 or any); the rest is the body.  A
- * success must carry a sendable access token and a Bearer type.
+ * src/oauth/json.c).  The first two input bytes pick the HTTP status it
+ * came with (200, 400, 401, 408, 429, 500, 503 or any); the rest is the
+ * body.  A success must carry a sendable access token and a Bearer type.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "oauth.h"
+#include "oauth/oauth-int.h"
 #include "secret.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

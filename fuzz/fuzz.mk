@@ -19,7 +19,7 @@ FUZZ_TIMEOUT = 25
 FUZZ_MAX_LEN = 8192
 
 B = fuzz
-HEADERS = $(wildcard $(S)/src/*.h $(S)/include/pullmail/*.h \
+HEADERS = $(wildcard $(S)/src/*.h $(S)/src/oauth/*.h $(S)/include/pullmail/*.h \
 	$(S)/plugins/*/*.h $(S)/fuzz/*.h $(S)/fuzz/shim/*.h \
 	$(S)/tests/unit/mock-host.h)
 ALL_CPPFLAGS = $(FUZZ_CPPFLAGS) -I$(S)/fuzz -I$(S)/fuzz/shim \
@@ -31,7 +31,7 @@ ALL_CPPFLAGS = $(FUZZ_CPPFLAGS) -I$(S)/fuzz -I$(S)/fuzz/shim \
 # takes nothing else from that file's member.
 CORE_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(filter src/%.c,$(CORE_SOURCES)))
 $(B)/obj/%.o: $(S)/src/%.c $(HEADERS)
-	@mkdir -p $(B)/obj
+	@mkdir -p $(@D)
 	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_CFLAGS) $(FUZZ_FLAGS) \
 	    -fsanitize=fuzzer-no-link -c $< -o $@
 $(B)/obj/libcore.a: $(CORE_OBJS)

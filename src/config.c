@@ -20,6 +20,7 @@
 #include "command.h"
 #include "deliver.h"
 #include "envelope.h"
+#include "oauth/provider.h"
 #include "process.h"
 #include "secret.h"
 #include "util.h"
@@ -36,16 +37,6 @@
 
 #define nitems(a)		(sizeof (a) / sizeof (a)[0])
 
-#define MS_TOKEN_URL \
-	"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
-#define MS_SCOPE	"https://outlook.office365.com/.default"
-#define MS_AUTHORITY	"https://login.microsoftonline.com"
-#define GOOGLE_TOKEN_URL	"https://oauth2.googleapis.com/token"
-#define GOOGLE_AUTHORIZE_URL	"https://accounts.google.com/o/oauth2/v2/auth"
-#define GOOGLE_SCOPE		"https://mail.google.com/"
-#define MS_DELEGATED_SCOPE \
-	"https://outlook.office365.com/IMAP.AccessAsUser.All " \
-	"https://outlook.office365.com/POP.AccessAsUser.All offline_access"
 
 enum key {
 	K_SERVER,
@@ -1304,19 +1295,16 @@ default_state_dir(void)
 	return xasprintf("%s/.local/state/pullmail", home);
 }
 
-/* A Microsoft endpoint: AUTHORITY/TENANT/oauth2/v2.0/WHAT. */
+/* The provider's default endpoint which (provider table), for the tenant
+ * and the oauth_authority of sec; NULL when it has none. */
 static char *
-ms_url(const struct parser *p, const struct section *sec,
-    const struct account *a, const char *what)
+default_endpoint(const struct parser *p, const struct section *sec,
+    const struct account *a, int which)
 {
 	struct entry *auth = eff(p, sec, K_OAUTH_AUTHORITY);
-	const char *base = auth != NULL ? auth->value : MS_AUTHORITY;
-	size_t n = strlen(base);
 
-	while (n > 0 && base[n - 1] == '/')
-		n--;
-	return xasprintf("%.*s/%s/oauth2/v2.0/%s", (int)n, base,
-	    a->oauth_tenant, what);
+	return provider_endpoint(a->oauth_provider, auth != NULL ?
+	    auth->value : NULL, a->oauth_tenant, which);
 }
 
 /* The endpoints of a delegated flow (device code, authorization code). */
@@ -1325,6 +1313,7 @@ build_delegated(const struct parser *p, const struct section *sec,
     struct account *a, char **err)
 {
 	struct entry *dev, *authz, *port;
+	const char *why;
 	unsigned long n;
 
 	dev = eff(p, sec, K_OAUTH_DEVICE_URL);
@@ -1337,23 +1326,23 @@ build_delegated(const struct parser *p, const struct section *sec,
 		if (a->oauth_device_url == NULL)
 			return line_err(p, dev->line, K_OAUTH_DEVICE_URL, err,
 			    "uses {tenant} but oauth_tenant is not set");
-	} else if (a->oauth_provider == OAUTH_MICROSOFT)
-		a->oauth_device_url = ms_url(p, sec, a, "devicecode");
+	} else
+		a->oauth_device_url = default_endpoint(p, sec, a,
+		    PROVIDER_DEVICE);
 	if (authz != NULL) {
 		a->oauth_authorize_url = expand_url(authz->value,
 		    a->oauth_tenant);
 		if (a->oauth_authorize_url == NULL)
 			return line_err(p, authz->line, K_OAUTH_AUTHORIZE_URL,
 			    err, "uses {tenant} but oauth_tenant is not set");
-	} else if (a->oauth_provider == OAUTH_MICROSOFT)
-		a->oauth_authorize_url = ms_url(p, sec, a, "authorize");
-	else if (a->oauth_provider == OAUTH_GOOGLE)
-		a->oauth_authorize_url = xstrdup(GOOGLE_AUTHORIZE_URL);
-	if (a->oauth_provider == OAUTH_GOOGLE &&
-	    a->oauth_flow == OAUTH_FLOW_DEVICE)
+	} else
+		a->oauth_authorize_url = default_endpoint(p, sec, a,
+		    PROVIDER_AUTHORIZE);
+	if (a->oauth_flow == OAUTH_FLOW_DEVICE &&
+	    (why = provider_flow_refused(a->oauth_provider,
+	    a->oauth_flow)) != NULL)
 		return line_err(p, eff(p, sec, K_OAUTH_FLOW)->line,
-		    K_OAUTH_FLOW, err, "Google offers no device flow for the "
-		    "Gmail scope; use authorization_code");
+		    K_OAUTH_FLOW, err, "%s", why);
 	if (a->oauth_issuer != NULL)
 		return PM_OK;	/* the rest comes from discovery */
 	if (a->oauth_flow == OAUTH_FLOW_DEVICE && a->oauth_device_url == NULL)
@@ -1419,7 +1408,7 @@ build_oauth(const struct parser *p, const struct section *sec,
 	struct entry *prov, *cid, *tenant, *url, *scope, *sec_e, *pw_e, *e;
 	struct entry *user_e = eff(p, sec, K_USER);
 	char *u = a->user;
-	const char *at1 = NULL, *at2 = NULL, *s;
+	const char *at1 = NULL, *at2 = NULL, *s, *refused;
 	int harepoint = 0, sk, pk, r;
 	size_t i;
 
@@ -1522,38 +1511,27 @@ build_oauth(const struct parser *p, const struct section *sec,
 		if (a->oauth_token_url == NULL)
 			return line_err(p, url->line, K_OAUTH_TOKEN_URL, err,
 			    "uses {tenant} but oauth_tenant is not set");
-	} else if (a->oauth_provider == OAUTH_MICROSOFT)
-		a->oauth_token_url = eff(p, sec, K_OAUTH_AUTHORITY) == NULL ?
-		    expand_url(MS_TOKEN_URL, a->oauth_tenant) :
-		    ms_url(p, sec, a, "token");
-	else if (a->oauth_provider == OAUTH_GOOGLE)
-		a->oauth_token_url = xstrdup(GOOGLE_TOKEN_URL);
+	} else
+		a->oauth_token_url = default_endpoint(p, sec, a,
+		    PROVIDER_TOKEN);
 	/* A secret or a certificate means an app; none, a public client
-	 * signing in a person (Google: no device flow for Gmail). */
+	 * signing in a person (the provider table says by which flow). */
 	if ((e = eff(p, sec, K_OAUTH_FLOW)) != NULL)
 		a->oauth_flow = eff_choice(p, sec, K_OAUTH_FLOW);
-	else if (sec_e != NULL || harepoint ||
-	    eff(p, sec, K_OAUTH_CLIENT_KEY) != NULL)
-		a->oauth_flow = a->oauth_provider == OAUTH_GOOGLE ?
-		    OAUTH_FLOW_AUTH_CODE : OAUTH_FLOW_CLIENT_CREDENTIALS;
-	else {
-		a->oauth_flow = a->oauth_provider == OAUTH_GOOGLE ?
-		    OAUTH_FLOW_AUTH_CODE : OAUTH_FLOW_DEVICE;
-		a->oauth_flow_auto = 1;
-	}
-	if (a->oauth_provider == OAUTH_GOOGLE &&
-	    a->oauth_flow == OAUTH_FLOW_CLIENT_CREDENTIALS)
-		return line_err(p, e->line, K_OAUTH_FLOW, err, "Google has no "
-		    "client-credentials grant for Gmail; use "
-		    "authorization_code");
+	else
+		a->oauth_flow = provider_default_flow(a->oauth_provider,
+		    sec_e != NULL || harepoint ||
+		    eff(p, sec, K_OAUTH_CLIENT_KEY) != NULL,
+		    &a->oauth_flow_auto);
+	if (a->oauth_flow == OAUTH_FLOW_CLIENT_CREDENTIALS &&
+	    (refused = provider_flow_refused(a->oauth_provider,
+	    a->oauth_flow)) != NULL)
+		return line_err(p, e->line, K_OAUTH_FLOW, err, "%s", refused);
 	if (scope != NULL)
 		a->oauth_scope = xstrdup(scope->value);
-	else if (a->oauth_provider == OAUTH_MICROSOFT)
-		a->oauth_scope = xstrdup(a->oauth_flow ==
-		    OAUTH_FLOW_CLIENT_CREDENTIALS ? MS_SCOPE :
-		    MS_DELEGATED_SCOPE);
-	else if (a->oauth_provider == OAUTH_GOOGLE)
-		a->oauth_scope = xstrdup(GOOGLE_SCOPE);
+	else if (provider_scope(a->oauth_provider, a->oauth_flow) != NULL)
+		a->oauth_scope = xstrdup(provider_scope(a->oauth_provider,
+		    a->oauth_flow));
 	a->oauth_client_auth = eff_choice(p, sec, K_OAUTH_CLIENT_AUTH);
 	if ((r = build_delegated(p, sec, a, err)) != PM_OK)
 		return r;

@@ -54,7 +54,6 @@
 #include "log.h"
 #include "notify.h"
 #include "oauth.h"
-#include "oauth-int.h"
 #include "plugin.h"
 #include "sdnotify.h"
 #include "session.h"

@@ -79,22 +79,13 @@ harden(void)
 
 /* `pullmail authorize ACCOUNT`: the delegated sign-in of one account. */
 static int
-run_authorize(struct account *a)
+run_authorize(const struct account *a)
 {
-	struct oauth_request req;
 	char *err = NULL, *cache_dir;
 	int r;
 
 	cache_dir = xasprintf("%s/tokens", a->state_dir);
-	r = oauth_discover(a, &err);
-	/* No flow configured: a browser on this machine makes the redirect
-	 * the easier way; without one, the device flow. */
-	if (a->oauth_flow_auto && a->oauth_authorize_url != NULL &&
-	    (getenv("DISPLAY") != NULL || getenv("WAYLAND_DISPLAY") != NULL))
-		a->oauth_flow = OAUTH_FLOW_AUTH_CODE;
-	oauth_request_init(&req, a, cache_dir);
-	if (r == PM_OK)
-		r = oauth_authorize(&req, &err);
+	r = oauth_account_authorize(a, cache_dir, &err);
 	if (r != PM_OK) {
 		log_errx("%s: %s", a->name, err != NULL ? err :
 		    "authorization failed");
@@ -106,9 +97,8 @@ run_authorize(struct account *a)
 
 /* `pullmail token ACCOUNT --info`: describe the account's access token. */
 static int
-run_token_info(struct account *a)
+run_token_info(const struct account *a)
 {
-	struct oauth_request req;
 	char *err = NULL, *cache_dir;
 	int r;
 
@@ -117,10 +107,7 @@ run_token_info(struct account *a)
 		return EX_USAGE;
 	}
 	cache_dir = xasprintf("%s/tokens", a->state_dir);
-	r = oauth_discover(a, &err);
-	oauth_request_init(&req, a, cache_dir);
-	if (r == PM_OK)
-		r = oauth_token_info(&req, a->user, a->protocol, &err);
+	r = oauth_account_info(a, cache_dir, &err);
 	if (r != PM_OK) {
 		log_errx("%s: %s", a->name, err != NULL ? err :
 		    "no token");

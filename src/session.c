@@ -224,9 +224,10 @@ host_disconnect(struct pm_session *s)
 
 /* End the session at a batch boundary before its token expires. */
 static void
-session_renew_at(struct pm_session *s, const struct oauth_request *req)
+session_renew_at(struct pm_session *s)
 {
-	time_t exp = oauth_token_expiry(req, s->token), now = time(NULL);
+	time_t exp = oauth_account_expiry(s->a, s->cache_dir, s->token);
+	time_t now = time(NULL);
 	long long left_ms, margin;
 
 	if (s->pol == NULL)
@@ -247,20 +248,17 @@ session_renew_at(struct pm_session *s, const struct oauth_request *req)
 static int
 session_token(struct pm_session *s, char **err)
 {
-	struct oauth_request req;
 	int r;
 
 	if (s->token != NULL)
 		return PM_OK;
-	if ((r = oauth_discover(s->a, err)) != PM_OK)
-		return r;
-	oauth_request_init(&req, s->a, s->cache_dir);
-	r = oauth_get_token(&req, &s->token, &s->token_cached, err);
+	r = oauth_account_token(s->a, s->cache_dir, &s->token,
+	    &s->token_cached, err);
 	if (r != PM_OK)
 		return r;
 	log_debug("oauth", "%s: using %s access token", s->a->name,
 	    s->token_cached ? "cached" : "new");
-	session_renew_at(s, &req);
+	session_renew_at(s);
 	return PM_OK;
 }
 
@@ -268,10 +266,7 @@ session_token(struct pm_session *s, char **err)
 static void
 session_drop_token(struct pm_session *s)
 {
-	struct oauth_request req;
-
-	oauth_request_init(&req, s->a, s->cache_dir);
-	oauth_invalidate(&req, s->token);
+	oauth_account_invalidate(s->a, s->cache_dir, s->token);
 	secret_free(s->token);
 	s->token = NULL;
 	s->token_cached = 0;

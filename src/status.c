@@ -274,7 +274,6 @@ void
 status_fetch_end(struct account *a, int r, unsigned long n,
     const char *err)
 {
-	struct oauth_request req;
 	char *cache_dir;
 
 	status_add_delivered(a->name, n);
@@ -291,9 +290,8 @@ status_fetch_end(struct account *a, int r, unsigned long n,
 	}
 	if (account_uses_oauth(a)) {
 		cache_dir = xasprintf("%s/tokens", a->state_dir);
-		oauth_request_init(&req, a, cache_dir);
 		status_set_token_expiry(a->name,
-		    oauth_token_expiry(&req, NULL));
+		    oauth_account_expiry(a, cache_dir, NULL));
 		free(cache_dir);
 	}
 }

@@ -2,7 +2,7 @@
  * Unit tests for crypto.c: base64url, the PKCE S256 transform (RFC 7636
  * appendix B), random strings, and refusals of unusable keys and
  * certificates (private_key_jwt), and the private_key_jwt client assertion
- * as src/oauth.c builds it: header (alg, typ, x5t against a SHA-1 of the
+ * as src/oauth/assertion.c builds it: header (alg, typ, x5t against a SHA-1 of the
  * certificate computed here), claims, and the RS256 signature checked with
  * the certificate's public key.  oidc-provider accepts one end to end in
  * tests/e2e/oauth-flows.sh, but ignores x5t.
@@ -22,7 +22,7 @@
 #include <gnutls/x509.h>
 
 #include "crypto.h"
-#include "oauth-int.h"
+#include "oauth/oauth-int.h"
 #include "secret.h"
 #include "suites.h"
 #include "util.h"
@@ -267,7 +267,7 @@ check_assertion(const char *jwt, const char *x5t, const char *token_url,
 	ck_assert_str_eq(member(hdr, "alg"), "RS256");
 	ck_assert_str_eq(member(hdr, "typ"), "JWT");
 	ck_assert_str_eq(member(hdr, "x5t"), x5t);
-	json_object_put(hdr);
+	oauth_json_free(hdr);
 
 	claims = jwt_part(dot1 + 1, (size_t)(dot2 - dot1 - 1));
 	ck_assert_str_eq(member(claims, "aud"), token_url);
@@ -285,7 +285,7 @@ check_assertion(const char *jwt, const char *x5t, const char *token_url,
 	ck_assert_int_ge(iat, (int64_t)now - 60);
 	ck_assert_int_le(nbf, (int64_t)now);
 	ck_assert_int_gt(exp, iat);
-	json_object_put(claims);
+	oauth_json_free(claims);
 
 	sig = t_b64url_decode(dot2 + 1, strlen(dot2 + 1), &siglen);
 	ck_assert_uint_eq(siglen, 256);	/* RSA 2048 */

@@ -36,7 +36,7 @@
 #include "config.h"
 #include "log.h"
 #include "oauth.h"
-#include "oauth-int.h"
+#include "oauth/oauth-int.h"
 #include "secret.h"
 #include "suites.h"
 #include "testcert.h"
@@ -2516,6 +2516,7 @@ START_TEST(test_discovery_plain_http)
 {
 	struct injector fi;
 	struct account a;
+	struct oauth_endpoints ep;
 	char *resp[1], *doc, *err = NULL, *rq;
 	int lfd;
 
@@ -2535,7 +2536,7 @@ START_TEST(test_discovery_plain_http)
 	a.oauth_issuer = fi.url;
 	a.oauth_flow = OAUTH_FLOW_DEVICE;
 	a.timeout = 5;
-	ck_assert_int_eq(oauth_discover(&a, &err), PM_EPROTO);
+	ck_assert_int_eq(oauth_discover(&a, &ep, &err), PM_EPROTO);
 	ck_assert_msg(strstr(err, "token_endpoint http://idp.example/token, "
 	    "refused: plain http:// is allowed only to this host") != NULL,
 	    "%s", err);
