@@ -32,13 +32,6 @@ crypto_sha256(const void *data, size_t n,
 	return gnutls_hash_fast(GNUTLS_DIG_SHA256, data, n, out) == 0 ? 0 : -1;
 }
 
-/* base64url without padding, for the token module's callers. */
-char *
-crypto_base64url(const void *data, size_t n)
-{
-	return base64_encode(BASE64_URL, data, n);
-}
-
 /* A random base64url string of nbytes random bytes. */
 char *
 crypto_random_string(size_t nbytes)

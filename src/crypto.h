@@ -17,10 +17,6 @@ int crypto_random(void *buf, size_t n);
 int crypto_sha256(const void *data, size_t n,
     unsigned char out[CRYPTO_SHA256_LEN]);
 
-/* base64url without padding (RFC 4648 section 5) of n bytes; malloc'd.
- * The same as base64_encode(BASE64_URL, ...), kept for the token module. */
-char *crypto_base64url(const void *data, size_t n);
-
 /* A random base64url string of nbytes random bytes (PKCE verifier, state);
  * malloc'd, or NULL when the generator fails. */
 char *crypto_random_string(size_t nbytes);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base64.h"
 #include "crypto.h"
 #include "oauth-int.h"
 #include "secret.h"
@@ -21,7 +22,7 @@ json_b64(struct json_object *obj)
 	const char *text;
 
 	text = oauth_json_text(obj);
-	return crypto_base64url(text, strlen(text));
+	return base64_encode(BASE64_URL, text, strlen(text));
 }
 
 /*
@@ -51,7 +52,7 @@ oauth_client_assertion(const struct oauth_request *req, char **jwt_r,
 	}
 	if ((jti = crypto_random_string(16)) == NULL)
 		return errf(err, PM_EINTERNAL, "no random bytes");
-	x5t = crypto_base64url(sha1, sizeof sha1);
+	x5t = base64_encode(BASE64_URL, sha1, sizeof sha1);
 	hdr = oauth_json_new();
 	oauth_json_set_string(hdr, "alg", "RS256");
 	oauth_json_set_string(hdr, "typ", "JWT");
@@ -80,7 +81,7 @@ oauth_client_assertion(const struct oauth_request *req, char **jwt_r,
 		free(input);
 		return rc;
 	}
-	s64 = crypto_base64url(sig, siglen);
+	s64 = base64_encode(BASE64_URL, sig, siglen);
 	free(sig);
 	*jwt_r = xasprintf("%s.%s", input, s64);
 	free(input);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "base64.h"
 #include "crypto.h"
 #include "log.h"
 #include "oauth-int.h"
@@ -309,7 +310,7 @@ oauth_code_authorize(const struct oauth_request *req, char **err)
 		free(state);
 		return errf(err, PM_EINTERNAL, "no random bytes");
 	}
-	challenge = crypto_base64url(digest, sizeof digest);
+	challenge = base64_encode(BASE64_URL, digest, sizeof digest);
 	rc = listen_loopback(req->redirect_port, &lfd, &port, err);
 	if (rc != PM_OK) {
 		oauth_free_wiped(verifier);

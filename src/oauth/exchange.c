@@ -44,13 +44,13 @@ oauth_exchange(const struct oauth_request *req, const char *grant,
     struct oauth_token *tok, char **err)
 {
 	long budget_ms, spent_ms, wait_ms, retry_after;
-	struct timespec t0, t1;
+	long long t0;
 	unsigned char rnd;
 	int rc, attempt;
 
 	budget_ms = (req->timeout > 0 ? req->timeout :
 	    OAUTH_DEFAULT_TIMEOUT) * 1000L / 2;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = mono_ms();
 	for (attempt = 1;; attempt++) {
 		memset(tok, 0, sizeof *tok);
 		rc = exchange_once(req, grant, tok, &retry_after, err);
@@ -62,9 +62,7 @@ oauth_exchange(const struct oauth_request *req, const char *grant,
 			wait_ms += wait_ms * rnd / 512;
 		if (retry_after > 0)
 			wait_ms = retry_after * 1000L;
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		spent_ms = (long)(t1.tv_sec - t0.tv_sec) * 1000L +
-		    (t1.tv_nsec - t0.tv_nsec) / 1000000L;
+		spent_ms = (long)(mono_ms() - t0);
 		if (spent_ms + wait_ms > budget_ms) {
 			log_debug("oauth", "%s: no time left to retry",
 			    req->token_url);

@@ -13,50 +13,13 @@
 #include <strings.h>
 #include <time.h>
 
+#include "base64.h"
 #include "config.h"
 #include "log.h"
 #include "oauth-int.h"
 #include "provider.h"
 #include "secret.h"
 #include "util.h"
-
-/* Decode base64url (padding optional); malloc'd, NUL-terminated, or NULL. */
-static char *
-base64url_decode(const char *s, size_t n, size_t *len_r)
-{
-	unsigned v = 0;
-	size_t i, o = 0;
-	int bits = 0, c;
-	char *out;
-
-	out = xmalloc(n * 3 / 4 + 2);
-	for (i = 0; i < n && s[i] != '='; i++) {
-		c = (unsigned char)s[i];
-		if (c >= 'A' && c <= 'Z')
-			c -= 'A';
-		else if (c >= 'a' && c <= 'z')
-			c = c - 'a' + 26;
-		else if (c >= '0' && c <= '9')
-			c = c - '0' + 52;
-		else if (c == '-' || c == '+')
-			c = 62;
-		else if (c == '_' || c == '/')
-			c = 63;
-		else {
-			free(out);
-			return NULL;
-		}
-		v = (v << 6) | (unsigned)c;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (char)((v >> bits) & 0xff);
-		}
-	}
-	out[o] = '\0';
-	*len_r = o;
-	return out;
-}
 
 /* Whether the space-separated list has a word containing what (any case). */
 static int
@@ -76,7 +39,8 @@ jwt_describe(const char *token, const char *user, const char *proto)
 	    "preferred_username", "unique_name", "scp", "roles", "exp" };
 	const struct provider_claims *pc;
 	const char *want;
-	char *payload, *v, *aud, *scp, *roles, *upn, *iss;
+	unsigned char *payload;
+	char *v, *aud, *scp, *roles, *upn, *iss;
 	size_t len, i;
 	int warnings = 0;
 
@@ -86,8 +50,11 @@ jwt_describe(const char *token, const char *user, const char *proto)
 		printf("  format: opaque (not a JWT): no claims to show\n");
 		return 0;
 	}
-	payload = base64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &len);
-	obj = payload != NULL ? oauth_parse_object(payload, len, &why) : NULL;
+	if (base64_decode(BASE64_URL, d1 + 1, (size_t)(d2 - d1 - 1),
+	    &payload, &len) < 0)
+		payload = NULL;
+	obj = payload != NULL ? oauth_parse_object((char *)payload, len,
+	    &why) : NULL;
 	free(payload);
 	if (obj == NULL) {
 		printf("  format: looks like a JWT but its claims do not "

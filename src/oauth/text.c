@@ -23,22 +23,15 @@ oauth_free_wiped(char *s)
 	free(s);
 }
 
-/* Length of the well-formed UTF-8 sequence at p (not C1), or 0. */
+/* Length of the well-formed UTF-8 sequence at p (not a C1 control), or
+ * 0; p is NUL-terminated. */
 static size_t
 utf8_len(const unsigned char *p)
 {
-	size_t n, i;
+	uint32_t cp;
+	size_t n = utf8_next(p, strnlen((const char *)p, 4), &cp);
 
-	if (p[0] < 0xc2 || p[0] > 0xf4)
-		return 0;
-	n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	}
-	if (p[0] == 0xc2 && p[1] <= 0x9f)
-		return 0;	/* a C1 control character */
-	return n;
+	return n == 0 || (cp >= 0x80 && cp <= 0x9f) ? 0 : n;
 }
 
 /*
