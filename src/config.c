@@ -635,42 +635,6 @@ check_placeholders(const char *s, char **why_r)
 	return 0;
 }
 
-/* Whether s looks like a GUID: 8-4-4-4-12 hex digits. */
-static int
-is_guid(const char *s, size_t len)
-{
-	static const size_t dash[] = { 8, 13, 18, 23 };
-	size_t i, d = 0;
-
-	if (len != 36)
-		return 0;
-	for (i = 0; i < len; i++) {
-		if (d < 4 && i == dash[d]) {
-			if (s[i] != '-')
-				return 0;
-			d++;
-		} else if (!isxdigit((unsigned char)s[i]))
-			return 0;
-	}
-	return 1;
-}
-
-/* Whether s is a usable tenant: a GUID or a domain name. */
-static int
-is_tenant(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len == 0)
-		return 0;
-	for (i = 0; i < len; i++) {
-		if (!isalnum((unsigned char)s[i]) && s[i] != '-' &&
-		    s[i] != '.')
-			return 0;
-	}
-	return 1;
-}
-
 /* Whether s has white space or control characters. */
 static int
 has_space(const char *s)
@@ -907,7 +871,7 @@ set_value(struct parser *p, int line, int k, char *v, char **err)
 		value = xstrdup(v);
 		break;
 	case V_TENANT:
-		if (!is_tenant(v, strlen(v)))
+		if (!provider_is_tenant(v, strlen(v)))
 			return line_err(p, line, k, err, "bad value \"%s\" "
 			    "(expected a tenant ID or domain name)", v);
 		value = xstrdup(v);
@@ -1408,9 +1372,9 @@ build_oauth(const struct parser *p, const struct section *sec,
 	struct entry *prov, *cid, *tenant, *url, *scope, *sec_e, *pw_e, *e;
 	struct entry *user_e = eff(p, sec, K_USER);
 	char *u = a->user;
-	const char *at1 = NULL, *at2 = NULL, *s, *refused;
+	const char *at1 = NULL, *at2 = NULL, *refused;
 	int harepoint = 0, sk, pk, r;
-	size_t i;
+	size_t i, mlen = 0, clen = 0;
 
 	prov = eff(p, sec, K_OAUTH_PROVIDER);
 	/* A token from the user's own helper: nothing else is needed. */
@@ -1428,24 +1392,18 @@ build_oauth(const struct parser *p, const struct section *sec,
 	    K_OAUTH_CLIENT_SECRET_FILE, &sk);
 	pw_e = eff_secret(p, sec, K_PASSWORD, K_PASSWORD_FILE, &pk);
 
-	/* MAILBOX@CLIENTID@TENANTID: split on the last two '@'. */
-	for (s = u; *s != '\0'; s++) {
-		if (*s == '@') {
-			at1 = at2;
-			at2 = s;
-		}
-	}
-	if (cid == NULL && at1 != NULL && at1 != u &&
-	    is_guid(at1 + 1, (size_t)(at2 - at1 - 1)) &&
-	    is_tenant(at2 + 1, strlen(at2 + 1)))
-		harepoint = 1;
+	/* Microsoft 365's MAILBOX@CLIENTID@TENANTID, when no client ID is
+	 * set on its own. */
+	if (cid == NULL)
+		harepoint = provider_split_user(u, &mlen, &at1, &clen,
+		    &at2) != OAUTH_NONE;
 
 	if (harepoint) {
 		if (prov != NULL && strcmp(prov->value, "microsoft") != 0)
 			return line_err(p, prov->line, K_OAUTH_PROVIDER, err,
 			    "the user (line %d) has the Microsoft 365 form "
 			    "MAILBOX@CLIENTID@TENANTID", user_e->line);
-		if (tenant != NULL && strcmp(tenant->value, at2 + 1) != 0)
+		if (tenant != NULL && strcmp(tenant->value, at2) != 0)
 			return line_err(p, tenant->line, K_OAUTH_TENANT, err,
 			    "differs from the tenant in user (line %d)",
 			    user_e->line);
@@ -1458,11 +1416,11 @@ build_oauth(const struct parser *p, const struct section *sec,
 			sec_e = pw_e;
 			sk = pk;
 		}
-		a->oauth_provider = OAUTH_MICROSOFT;
-		a->oauth_client_id = xstrndup(at1 + 1,
-		    (size_t)(at2 - at1 - 1));
-		a->oauth_tenant = xstrdup(at2 + 1);
-		a->user = xstrndup(u, (size_t)(at1 - u));
+		a->oauth_provider = provider_split_user(u, &mlen, &at1,
+		    &clen, &at2);
+		a->oauth_client_id = xstrndup(at1, clen);
+		a->oauth_tenant = xstrdup(at2);
+		a->user = xstrndup(u, mlen);
 		free(u);
 	} else {
 		if (prov != NULL)
@@ -1497,7 +1455,7 @@ build_oauth(const struct parser *p, const struct section *sec,
 			    "secret is oauth_client_secret)", sec->name);
 	}
 
-	if (a->oauth_provider == OAUTH_MICROSOFT && a->oauth_tenant == NULL)
+	if (provider_needs_tenant(a->oauth_provider) && a->oauth_tenant == NULL)
 		return missing(p, sec, K_OAUTH_TENANT, err,
 		    "oauth_provider microsoft needs it");
 	if ((e = eff(p, sec, K_OAUTH_ISSUER)) != NULL)

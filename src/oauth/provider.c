@@ -6,6 +6,7 @@
  */
 #include "autoconf.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -275,4 +276,72 @@ const char *
 oauth_error_hint(const char *error, const char *description)
 {
 	return provider_hint(error, provider_aadsts_code(description));
+}
+
+/* Whether s looks like a GUID: 8-4-4-4-12 hex digits. */
+static int
+is_guid(const char *s, size_t len)
+{
+	static const size_t dash[] = { 8, 13, 18, 23 };
+	size_t i, d = 0;
+
+	if (len != 36)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if (d < 4 && i == dash[d]) {
+			if (s[i] != '-')
+				return 0;
+			d++;
+		} else if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	}
+	return 1;
+}
+
+/* Whether s is a usable tenant (contract in provider.h). */
+int
+provider_is_tenant(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' &&
+		    s[i] != '.')
+			return 0;
+	}
+	return 1;
+}
+
+/* MAILBOX@CLIENTID@TENANTID (contract in provider.h). */
+int
+provider_split_user(const char *user, size_t *mailbox_len_r,
+    const char **client_id_r, size_t *client_id_len_r,
+    const char **tenant_r)
+{
+	const char *at1 = NULL, *at2 = NULL, *s;
+
+	for (s = user; *s != '\0'; s++) {
+		if (*s == '@') {
+			at1 = at2;
+			at2 = s;
+		}
+	}
+	if (at1 == NULL || at1 == user ||
+	    !is_guid(at1 + 1, (size_t)(at2 - at1 - 1)) ||
+	    !provider_is_tenant(at2 + 1, strlen(at2 + 1)))
+		return OAUTH_NONE;
+	*mailbox_len_r = (size_t)(at1 - user);
+	*client_id_r = at1 + 1;
+	*client_id_len_r = (size_t)(at2 - at1 - 1);
+	*tenant_r = at2 + 1;
+	return OAUTH_MICROSOFT;
+}
+
+/* Whether provider needs a tenant (contract in provider.h). */
+int
+provider_needs_tenant(int provider)
+{
+	return provider == OAUTH_MICROSOFT;
 }

@@ -5,6 +5,8 @@
 #ifndef PM_OAUTH_PROVIDER_H
 #define PM_OAUTH_PROVIDER_H
 
+#include <stddef.h>
+
 /* The endpoints a provider has defaults for. */
 enum provider_endpoint {
 	PROVIDER_TOKEN = 0,
@@ -53,5 +55,23 @@ long provider_aadsts_code(const char *text);
 /* The hint for an OAuth error code and a Microsoft AADSTS code (0: none),
  * or NULL. */
 const char *provider_hint(const char *error, long code);
+
+/* Whether the len bytes at s name a tenant the way Microsoft's endpoints
+ * take it: a GUID or a domain name (letters, digits, '-' and '.'). */
+int provider_is_tenant(const char *s, size_t len);
+
+/*
+ * Microsoft 365's combined user form MAILBOX@CLIENTID@TENANTID (split on
+ * the last two '@'; CLIENTID a GUID, TENANTID a tenant).  When user has
+ * it, set *mailbox_len_r, *client_id_r, *client_id_len_r and *tenant_r
+ * (pointers into user) and return the provider it names
+ * (OAUTH_MICROSOFT); else return OAUTH_NONE.
+ */
+int provider_split_user(const char *user, size_t *mailbox_len_r,
+    const char **client_id_r, size_t *client_id_len_r,
+    const char **tenant_r);
+
+/* Whether provider's endpoints need oauth_tenant. */
+int provider_needs_tenant(int provider);
 
 #endif
