@@ -1907,3 +1907,10 @@ account_uses_oauth(const struct account *a)
 {
 	return a->oauth_provider != OAUTH_NONE;
 }
+
+/* STATE_DIR/tokens (contract in config.h). */
+char *
+account_token_dir(const struct account *a)
+{
+	return xasprintf("%s/tokens", a->state_dir);
+}

@@ -141,4 +141,8 @@ void config_free(struct config *cfg);
  * a password. */
 int account_uses_oauth(const struct account *a);
 
+/* The directory of the account's token cache, refresh token and notify
+ * flag: STATE_DIR/tokens; malloc'd. */
+char *account_token_dir(const struct account *a);
+
 #endif

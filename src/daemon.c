@@ -593,7 +593,7 @@ account_notify(const struct account *a, const char *msg)
 
 	if (a->notify_command == NULL)
 		return;
-	cache_dir = xasprintf("%s/tokens", a->state_dir);
+	cache_dir = account_token_dir(a);
 	if (msg != NULL)
 		notify_human(a->notify_command, cache_dir, a->name,
 		    a->timeout, msg);

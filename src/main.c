@@ -84,7 +84,7 @@ run_authorize(const struct account *a)
 	char *err = NULL, *cache_dir;
 	int r;
 
-	cache_dir = xasprintf("%s/tokens", a->state_dir);
+	cache_dir = account_token_dir(a);
 	r = oauth_account_authorize(a, cache_dir, &err);
 	if (r != PM_OK) {
 		log_errx("%s: %s", a->name, err != NULL ? err :
@@ -106,7 +106,7 @@ run_token_info(const struct account *a)
 		log_errx("%s: does not log in with OAuth", a->name);
 		return EX_USAGE;
 	}
-	cache_dir = xasprintf("%s/tokens", a->state_dir);
+	cache_dir = account_token_dir(a);
 	r = oauth_account_info(a, cache_dir, &err);
 	if (r != PM_OK) {
 		log_errx("%s: %s", a->name, err != NULL ? err :

@@ -429,7 +429,7 @@ session_setup(struct pm_session *s, struct account *a,
 	s->info.xoauth2_two_step = a->pop3_xoauth2_two_step;
 	s->info.strict_size = a->pop3_strict_size;
 	s->info.expunge = a->expunge;
-	s->cache_dir = xasprintf("%s/tokens", a->state_dir);
+	s->cache_dir = account_token_dir(a);
 }
 
 /* The fetch policy of account a. */

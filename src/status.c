@@ -289,7 +289,7 @@ status_fetch_end(struct account *a, int r, unsigned long n,
 			status_set_backoff(a->name, 0);
 	}
 	if (account_uses_oauth(a)) {
-		cache_dir = xasprintf("%s/tokens", a->state_dir);
+		cache_dir = account_token_dir(a);
 		status_set_token_expiry(a->name,
 		    oauth_account_expiry(a, cache_dir, NULL));
 		free(cache_dir);
