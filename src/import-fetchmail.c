@@ -1269,16 +1269,7 @@ emit_login(struct imp_out *o, struct imp_acct *a, const struct rec *r,
 		    "(PLAIN or LOGIN) or OAuth 2.0 only", auth_names[auth]);
 		return;
 	}
-	if (strstr(server, "office365.com") != NULL ||
-	    strstr(server, "outlook.office.com") != NULL)
-		imp_note(o, a, 1, "%s (Microsoft 365) refuses passwords: "
-		    "register an app in Microsoft Entra ID, give it "
-		    "IMAP.AccessAsApp or POP.AccessAsApp with admin consent, "
-		    "register its service principal in Exchange "
-		    "(New-ServicePrincipal) with FullAccess to the mailbox, "
-		    "and set oauth_provider = microsoft, oauth_tenant, "
-		    "oauth_client_id and oauth_client_secret_file instead of "
-		    "the password (see pullmail.conf(5))", server);
+	imp_check_password_host(o, a, server);
 	if (str(r, K_PASSWORDFILE) != NULL)
 		imp_set(o, a, "password_file", "%s", str(r, K_PASSWORDFILE));
 	else if (str(r, K_PASSWORD) != NULL)

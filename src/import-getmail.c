@@ -633,6 +633,7 @@ emit_login(struct imp_out *o, struct imp_acct *a, const struct getmail *g)
 			    "the token with oauth_token_command", a->name);
 		return;
 	}
+	imp_check_password_host(o, a, g->server);
 	if (cmd != NULL)
 		imp_set(o, a, "password_command", "%s", cmd);
 	else if (g->password != NULL)

@@ -213,6 +213,22 @@ imp_note(struct imp_out *o, struct imp_acct *a, int dropped,
 }
 
 void
+imp_check_password_host(struct imp_out *o, struct imp_acct *a,
+    const char *server)
+{
+	if (strstr(server, "office365.com") == NULL &&
+	    strstr(server, "outlook.office.com") == NULL)
+		return;
+	imp_note(o, a, 1, "%s (Microsoft 365) refuses passwords: register "
+	    "an app in Microsoft Entra ID, give it IMAP.AccessAsApp or "
+	    "POP.AccessAsApp with admin consent, register its service "
+	    "principal in Exchange (New-ServicePrincipal) with FullAccess to "
+	    "the mailbox, and set oauth_provider = microsoft, oauth_tenant, "
+	    "oauth_client_id and oauth_client_secret_file instead of the "
+	    "password (see pullmail.conf(5))", server);
+}
+
+void
 imp_secret(struct imp_out *o, struct imp_acct *a, const char *secret)
 {
 	a->secret = arena_strdup(&o->ar, secret);

@@ -71,6 +71,11 @@ void imp_set(struct imp_out *o, struct imp_acct *a, const char *key,
 void imp_note(struct imp_out *o, struct imp_acct *a, int dropped,
     const char *fmt, ...) PM_PRINTF(4, 5);
 
+/* A password login to a server known to refuse passwords (Microsoft
+ * 365): a DROPPED note with the steps to OAuth. */
+void imp_check_password_host(struct imp_out *o, struct imp_acct *a,
+    const char *server);
+
 /* The account's password: written to secrets_dir by imp_write, never to
  * standard output. */
 void imp_secret(struct imp_out *o, struct imp_acct *a, const char *secret);

@@ -24,6 +24,7 @@ if ! /usr/bin/python3 -c 'import getmailcore' 2>/dev/null; then
 	exit 99
 fi
 PYTHON=${PYTHON:-python3}
+PYTHONDONTWRITEBYTECODE=1; export PYTHONDONTWRITEBYTECODE
 tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 pass=0
@@ -188,6 +189,20 @@ if [ "$code" -eq 66 ] && grep -q "$tmp/missing: No such file" "$tmp/err"; then
 else
 	not_ok "a missing file: exit $code"
 fi
+
+# Usage errors: 64.
+for args in "import" "import sendmailcf x" "import getmailrc" \
+    "import fetchmailrc a b" "import fetchmailrc --bogus x"; do
+	# shellcheck disable=SC2086
+	"$PULLMAIL" $args >/dev/null 2>"$tmp/err"
+	code=$?
+	if [ "$code" -eq 64 ] && grep -q 'usage: pullmail import' "$tmp/err"; then
+		ok "pullmail $args: usage, exit 64"
+	else
+		not_ok "pullmail $args: exit $code"
+		cat "$tmp/err"
+	fi
+done
 
 # 4. Expected outputs, byte for byte, and exit statuses.
 for rc in tests/import/fetchmail7/*.rc tests/import/getmail/*.rc; do
