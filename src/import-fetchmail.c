@@ -369,6 +369,7 @@ lex(struct parser *ps, struct token *t)
 {
 	const char *s;
 
+again:
 	memset(t, 0, sizeof *t);
 	for (;;) {
 		if (ps->p >= ps->end) {
@@ -469,7 +470,7 @@ bare:
 		const struct keyword *k = keyword_find(s, (size_t)(ps->p - s));
 
 		if (k != NULL && k->tok == T_NOISE)
-			return lex(ps, t);
+			goto again;
 		if (k != NULL) {
 			t->tok = k->tok;
 			t->arg = k->arg;

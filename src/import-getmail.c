@@ -113,7 +113,7 @@ ini_parse(struct ini *ini, char *data)
 			continue;
 		}
 		if (*p == '[') {
-			char *e = strchr(p, ']');
+			char *e = strrchr(p, ']');
 
 			if (e == NULL)
 				return ini_fail(ini, n, "section header "

@@ -190,6 +190,17 @@ else
 	not_ok "a missing file: exit $code"
 fi
 
+# Half a million noise words in a row: read in a loop, not by recursion
+# (an unoptimised or ASan build would overflow its stack).
+"$PYTHON" -c "print('poll noise.example ' + 'and ' * 500000 + 'user x')" \
+    >"$tmp/noise.rc"
+if "$PULLMAIL" import fetchmailrc --dump-facts "$tmp/noise.rc" 2>&1 |
+    grep -q '"remote": "x"'; then
+	ok "half a million noise words"
+else
+	not_ok "half a million noise words"
+fi
+
 # Usage errors: 64.
 for args in "import" "import sendmailcf x" "import getmailrc" \
     "import fetchmailrc a b" "import fetchmailrc --bogus x"; do
