@@ -221,8 +221,6 @@ struct rec {
 	char		*remote;	/* user ... / is ... there */
 	int		 wildcard;	/* is * */
 	int		 mapped;	/* is remote = local */
-	char		*envelope;
-	long		 envskip;
 	struct rec	*next;
 };
 
@@ -737,17 +735,14 @@ parse_option(struct parser *ps)
 		return 0;
 	case K_ENVELOPE:
 		v->set = 1;
-		if (neg) {
-			ps->cur.envelope = NULL;
-			v->num = 0;
+		v->num = !neg;
+		if (neg)
 			return 0;
-		}
-		v->num = 1;
 		if (peek(ps, 0)->tok == T_NUMBER)
-			ps->cur.envskip = take(ps).num;
+			take(ps);	/* which header of that name */
 		if (want(ps, T_STRING, &u, "expected a header name") < 0)
 			return -1;
-		ps->cur.envelope = u.str;
+		v->str = u.str;
 		return 0;
 	case K_BADHEADER:
 		u = take(ps);
@@ -965,8 +960,6 @@ merge_defaults(struct rc *rc)
 			r->remote = d->remote;
 		r->wildcard |= d->wildcard;
 		r->mapped |= d->mapped;
-		if (r->envelope == NULL && !r->v[K_ENVELOPE].set)
-			r->envelope = d->envelope;
 	}
 }
 

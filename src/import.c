@@ -207,8 +207,6 @@ imp_note(struct imp_out *o, struct imp_acct *a, int dropped,
 	l->dropped = dropped;
 	if (dropped)
 		o->dropped++;
-	else
-		o->notes++;
 	add_line(o, a, l, 1);
 }
 

@@ -53,7 +53,6 @@ struct imp_out {
 	struct imp_line	 *defaults, **defaults_tail;
 	struct imp_acct	 *accounts, **acct_tail;
 	unsigned	  dropped;	/* important settings left behind */
-	unsigned	  notes;
 };
 
 void imp_init(struct imp_out *o, const char *kind, const char *source);
