@@ -250,6 +250,7 @@ struct parser {
 static int
 fail(struct parser *ps, int line, const char *fmt, ...) PM_PRINTF(3, 4);
 
+/* Record the first error as FILE:LINE: message; returns -1. */
 static int
 fail(struct parser *ps, int line, const char *fmt, ...)
 {
@@ -337,6 +338,7 @@ keyword_find(const char *w, size_t n)
 	return NULL;
 }
 
+/* Whether w is one of the words read as "no" and the rest. */
 static int
 is_no_word(const char *w, size_t n)
 {
@@ -348,6 +350,7 @@ is_no_word(const char *w, size_t n)
 	return 0;
 }
 
+/* Whether w is a number as the lexer reads one: -?[0-9]+. */
 static int
 is_number(const char *w, size_t n)
 {
@@ -507,6 +510,7 @@ peek(struct parser *ps, int i)
 	return &ps->la[i];
 }
 
+/* Consume the next token. */
 static struct token
 take(struct parser *ps)
 {
@@ -517,6 +521,7 @@ take(struct parser *ps)
 	return t;
 }
 
+/* A syntax error at t, saying what was expected. */
 static int
 syntax(struct parser *ps, const struct token *t, const char *expected)
 {
@@ -552,6 +557,7 @@ starts_option(struct parser *ps, int user)
 	return d != NULL && d->user == user;
 }
 
+/* Append s to the list value v (s may be NULL). */
 static void
 list_add(struct arena *ar, struct val *v, const char *s)
 {
@@ -564,6 +570,7 @@ list_add(struct arena *ar, struct val *v, const char *s)
 	v->set = 1;
 }
 
+/* Consume the next token into *t; an error unless it is tok. */
 static int
 want(struct parser *ps, int tok, struct token *t, const char *what)
 {
@@ -905,6 +912,7 @@ parse_set(struct parser *ps)
 	return 0;
 }
 
+/* The whole file: set lines and server entries. */
 static int
 parse_file(struct parser *ps)
 {
@@ -972,6 +980,7 @@ login_name(void)
 	return pw != NULL ? pw->pw_name : "root";
 }
 
+/* A flag option's value, or deflt when the file does not set it. */
 static int
 flag(const struct rec *r, int tok, int deflt)
 {
@@ -984,6 +993,7 @@ str(const struct rec *r, int tok)
 	return r->v[tok].set ? r->v[tok].str : NULL;
 }
 
+/* A JSON list member of the facts; dflt stands for an empty list. */
 static void
 facts_list(FILE *f, const char *key, char **l, size_t n, const char *dflt)
 {
@@ -1000,6 +1010,7 @@ facts_list(FILE *f, const char *key, char **l, size_t n, const char *dflt)
 	fputc(']', f);
 }
 
+/* A JSON string member of the facts. */
 static void
 facts_str(FILE *f, const char *key, const char *s)
 {
@@ -1426,6 +1437,7 @@ emit_policy(struct imp_out *o, struct imp_acct *a, const struct rec *r,
 		imp_set(o, a, "size_limit", "%ld", r->v[K_LIMIT].num);
 }
 
+/* One server/user pair as an [account]. */
 static void
 emit_account(struct imp_out *o, const struct rc *rc, const struct rec *r,
     const char *file)
@@ -1517,6 +1529,7 @@ emit_account(struct imp_out *o, const struct rc *rc, const struct rec *r,
 	}
 }
 
+/* The set lines: [defaults] and notes at the top. */
 static void
 emit_globals(struct imp_out *o, const struct rc *rc)
 {

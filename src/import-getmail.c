@@ -22,7 +22,6 @@ struct ini_item {
 	char		*key;		/* lowercased, as RawConfigParser does */
 	char		*value;
 	int		 line;
-	int		 used;
 	struct ini_item	*next;
 };
 
@@ -44,6 +43,7 @@ struct ini {
 static int
 ini_fail(struct ini *ini, int line, const char *fmt, ...) PM_PRINTF(3, 4);
 
+/* Record the error as FILE:LINE: message; returns -1. */
 static int
 ini_fail(struct ini *ini, int line, const char *fmt, ...)
 {
@@ -56,6 +56,7 @@ ini_fail(struct ini *ini, int line, const char *fmt, ...)
 	return -1;
 }
 
+/* s without leading and trailing blanks (and a CR). */
 static char *
 trim(char *s)
 {
@@ -69,6 +70,7 @@ trim(char *s)
 	return s;
 }
 
+/* The section named name, or NULL. */
 static struct ini_section *
 ini_section(const struct ini *ini, const char *name)
 {
@@ -160,16 +162,15 @@ ini_parse(struct ini *ini, char *data)
 	return 0;
 }
 
+/* The item key of section s (which may be NULL), or NULL. */
 static struct ini_item *
 ini_item(struct ini_section *s, const char *key)
 {
 	struct ini_item *it;
 
 	for (it = s != NULL ? s->items : NULL; it != NULL; it = it->next)
-		if (strcmp(it->key, key) == 0) {
-			it->used = 1;
+		if (strcmp(it->key, key) == 0)
 			return it;
-		}
 	return NULL;
 }
 
@@ -199,6 +200,7 @@ py_bool(const char *v)
 	return -1;
 }
 
+/* A boolean item into *r, deflt when absent. */
 static int
 get_bool(struct ini *ini, struct ini_section *s, const char *key,
     int deflt, int *r)
@@ -214,6 +216,7 @@ get_bool(struct ini *ini, struct ini_section *s, const char *key,
 	return 0;
 }
 
+/* A whole-number item into *r, deflt when absent. */
 static int
 get_int(struct ini *ini, struct ini_section *s, const char *key,
     long deflt, long *r)
@@ -353,6 +356,7 @@ static const char *const destination_types[] = {
 	"MultiDestination", "MultiSorter", "MultiGuesser"
 };
 
+/* Whether v is one of the n strings of list. */
 static int
 one_of(const char *v, const char *const *list, size_t n)
 {
@@ -364,6 +368,7 @@ one_of(const char *v, const char *const *list, size_t n)
 	return 0;
 }
 
+/* The value of a key the section must have. */
 static int
 required(struct ini *ini, struct ini_section *s, const char *key,
     const char **r)
@@ -373,6 +378,8 @@ required(struct ini *ini, struct ini_section *s, const char *key,
 	return 0;
 }
 
+/* The retriever, destination and options of the file, with getmail6's
+ * defaults. */
 static int
 read_getmail(struct ini *ini, struct getmail *g)
 {
@@ -457,6 +464,7 @@ read_getmail(struct ini *ini, struct getmail *g)
 	return 0;
 }
 
+/* A JSON list member of the facts. */
 static void
 facts_tuple(FILE *f, const char *key, char **l, size_t n)
 {
@@ -553,6 +561,7 @@ mda_word(struct arena *ar, const char *arg)
 	return out;
 }
 
+/* Where the mail goes: deliver. */
 static void
 emit_destination(struct imp_out *o, struct imp_acct *a,
     const struct getmail *g)
@@ -592,6 +601,7 @@ emit_destination(struct imp_out *o, struct imp_acct *a,
 		    "with procmail or maildrop as the mda instead", g->dtype);
 }
 
+/* The login: password, password_command or a token command. */
 static void
 emit_login(struct imp_out *o, struct imp_acct *a, const struct getmail *g)
 {
@@ -729,6 +739,7 @@ static const char *const gm_known[] = {
 	"options:received",
 };
 
+/* A note for every section and key not carried over yet. */
 static void
 emit_rest(struct imp_out *o, struct imp_acct *a, const struct ini *ini)
 {
@@ -773,6 +784,7 @@ emit_rest(struct imp_out *o, struct imp_acct *a, const struct ini *ini)
 	}
 }
 
+/* The one account of a getmail file. */
 static void
 emit_getmail(struct imp_out *o, const struct getmail *g,
     struct ini *ini, const char *file)

@@ -159,6 +159,7 @@ imp_account(struct imp_out *o, const char *hint)
 	return a;
 }
 
+/* Append l to a, to the notes at the top, or to [defaults]. */
 static void
 add_line(struct imp_out *o, struct imp_acct *a, struct imp_line *l,
     int comment_at_top)
@@ -281,6 +282,7 @@ put_comment(FILE *f, const char *prefix, const struct imp_line *l)
 	}
 }
 
+/* The lines of a section, each behind prefix ("#" when disabled). */
 static void
 put_lines(FILE *f, const char *prefix, const struct imp_line *l)
 {
