@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "import.h"
 #include "log.h"
 #include "oauth.h"
 #include "plugin.h"
@@ -33,6 +34,8 @@ static const char usage_text[] =
     "       pullmail [-c FILE] [-v] authorize ACCOUNT\n"
     "       pullmail [-c FILE] [-v] token ACCOUNT --info\n"
     "       pullmail [-c FILE] status [ACCOUNT...]\n"
+    "       pullmail import fetchmailrc|getmailrc [--secrets-dir DIR] "
+    "[FILE]\n"
     "       pullmail --version | --help\n";
 
 static const char help_text[] =
@@ -58,7 +61,11 @@ static const char help_text[] =
     "  token ACCOUNT --info show the access token's expiry, scopes and\n"
     "                       claims (never the token itself)\n"
     "  status [ACCOUNT...]  what each account is doing or did last: state,\n"
-    "                       last success and error, token expiry\n\n"
+    "                       last success and error, token expiry\n"
+    "  import fetchmailrc|getmailrc [FILE]\n"
+    "                       print a pullmail configuration made from a\n"
+    "                       fetchmail or getmail6 file; exit 1 when\n"
+    "                       something important had no equivalent\n\n"
     "Exit status: 0 mail delivered, 1 nothing new, 64 usage, 70 internal,\n"
     "73 delivery failed, 75 temporary failure, 76 protocol or TLS error,\n"
     "77 authentication failed, 78 configuration error.  See pullmail(1).\n";
@@ -180,6 +187,9 @@ main(int argc, char **argv)
 	int i, code = -1, r;
 
 	harden();
+	/* import has options of its own and reads no pullmail config. */
+	if (argc > 1 && strcmp(argv[1], "import") == 0)
+		return import_main(argc - 1, argv + 1);
 	while ((ch = getopt_long(argc, argv, "c:vqVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
