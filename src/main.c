@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check-account.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
@@ -33,6 +34,7 @@ static const char usage_text[] =
     "       pullmail [-c FILE] [-v] authorize ACCOUNT\n"
     "       pullmail [-c FILE] [-v] token ACCOUNT --info\n"
     "       pullmail [-c FILE] status [ACCOUNT...]\n"
+    "       pullmail [-c FILE] [-v] [--plugin-dir DIR] check ACCOUNT\n"
     "       pullmail --version | --help\n";
 
 static const char help_text[] =
@@ -58,7 +60,10 @@ static const char help_text[] =
     "  token ACCOUNT --info show the access token's expiry, scopes and\n"
     "                       claims (never the token itself)\n"
     "  status [ACCOUNT...]  what each account is doing or did last: state,\n"
-    "                       last success and error, token expiry\n\n"
+    "                       last success and error, token expiry\n"
+    "  check ACCOUNT        check every step of one account (DNS, TCP, TLS,\n"
+    "                       token and claims, login, folders, delivery)\n"
+    "                       and say what to fix; fetches nothing\n\n"
     "Exit status: 0 mail delivered, 1 nothing new, 64 usage, 70 internal,\n"
     "73 delivery failed, 75 temporary failure, 76 protocol or TLS error,\n"
     "77 authentication failed, 78 configuration error.  See pullmail(1).\n";
@@ -242,8 +247,10 @@ main(int argc, char **argv)
 		subcommand = argv[0];
 		argc--;
 		argv++;
-	} else if (argc > 0 && strcmp(argv[0], "status") == 0) {
-		if (check || info || daemon) {
+	} else if (argc > 0 && (strcmp(argv[0], "status") == 0 ||
+	    strcmp(argv[0], "check") == 0)) {
+		if (check || info || daemon || (argv[0][0] == 'c' &&
+		    argc != 2)) {
 			fputs(usage_text, stderr);
 			return EX_USAGE;
 		}
@@ -273,6 +280,8 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	if (r != PM_OK) {
+		if (subcommand != NULL && strcmp(subcommand, "check") == 0)
+			printf("config and secret files: FAILED: %s\n", err);
 		log_errx("%s", err);
 		free(err);
 		free(default_path);
@@ -312,7 +321,11 @@ main(int argc, char **argv)
 	}
 	if (subcommand == NULL)
 		open_status(cfg);
-	else {
+	else if (strcmp(subcommand, "check") == 0) {
+		code = check_account(config_find(cfg, argv[0]),
+		    plugin_dir(plugdir_opt));
+		argc = -1;	/* no fetching */
+	} else {
 		a = config_find(cfg, argv[0]);
 		code = subcommand[0] == 't' ? run_token_info(a) :
 		    run_authorize(a);
