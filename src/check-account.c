@@ -184,11 +184,13 @@ check_network(const struct account *a, unsigned port)
 		all = t;
 	}
 	freeaddrinfo(res);
-	if (s == NULL)
-		return step_failed(a, "TCP", xasprintf("%s; check server and "
-		    "port (%u), that the server listens there and that no "
-		    "firewall is in the way", all != NULL ? all :
-		    "no address to try", port), EX_UNAVAILABLE);
+	if (s == NULL) {
+		t = xasprintf("%s; check server and port (%u), that the "
+		    "server listens there and that no firewall is in the way",
+		    all != NULL ? all : "no address to try", port);
+		free(all);
+		return step_failed(a, "TCP", t, EX_UNAVAILABLE);
+	}
 	free(all);
 	step_ok(a, "TCP", "connected to %s port %u", addr, port);
 	if (a->tls != PM_TLS_IMPLICIT) {
