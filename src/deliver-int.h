@@ -108,4 +108,9 @@ extern const struct deliver_ops deliver_lmtp_ops;
  */
 size_t deliver_smtp_encode(int *bol, const char *in, size_t len, char *out);
 
+/* smtp/lmtp: connect, read the greeting and say EHLO/LHLO on the target
+ * ctx (from deliver_smtp_ops or deliver_lmtp_ops open()); close() then
+ * says QUIT.  Errors: those of a delivery's connection. */
+int deliver_smtp_hello(void *ctx, char **err);
+
 #endif

@@ -702,3 +702,10 @@ const struct deliver_ops deliver_lmtp_ops = {
 	.sync = smtp_sync,
 	.close = smtp_close,
 };
+
+/* Greet the MTA without a message (contract in deliver-int.h). */
+int
+deliver_smtp_hello(void *ctx, char **err)
+{
+	return smtp_connect(ctx, err);
+}

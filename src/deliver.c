@@ -11,9 +11,12 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +24,7 @@
 #include "deliver-int.h"
 #include "envelope.h"
 #include "log.h"
+#include "process.h"
 #include "util.h"
 
 #define DELIVER_CHUNK 65536
@@ -426,4 +430,174 @@ deliver_close(struct deliver *d)
 	free(d->recipient);
 	free(d->sender);
 	free(d);
+}
+
+/* Create and remove a file in dir: whether pullmail may write there.
+ * Nothing stays behind. */
+static int
+probe_dir_writable(const char *dir, char **err)
+{
+	char *path = xasprintf("%s/.pullmail-check.XXXXXX", dir);
+	int fd, r = PM_OK, e;
+
+	if ((fd = mkostemp(path, O_CLOEXEC)) < 0) {
+		e = errno;
+		r = errf(err, PM_EDELIVER, "cannot create a file in %s: %s; "
+		    "make it writable by the user pullmail runs as (chown or "
+		    "chmod) or choose another deliver path", dir,
+		    pm_strerror(e));
+	} else {
+		close(fd);
+		unlink(path);
+	}
+	free(path);
+	return r;
+}
+
+/* The nearest existing directory at or above path (malloc'd), or NULL
+ * with *err set when something on the way is not a directory. */
+static char *
+probe_existing_dir(const char *path, char **err)
+{
+	char *dir = xstrdup(path), *slash;
+	struct stat sb;
+
+	for (;;) {
+		if (stat(dir, &sb) == 0) {
+			if (S_ISDIR(sb.st_mode))
+				return dir;
+			errf(err, PM_EDELIVER, "%s is not a directory, so %s "
+			    "cannot be created; fix the deliver path", dir,
+			    path);
+			free(dir);
+			return NULL;
+		}
+		if ((slash = strrchr(dir, '/')) == NULL || slash == dir) {
+			free(dir);
+			return xstrdup(slash == dir ? "/" : ".");
+		}
+		*slash = '\0';
+	}
+}
+
+/* `pullmail check`: the delivery target (contract in deliver.h). */
+int
+deliver_probe(const struct account *a, char **note_r, char **err)
+{
+	const char *path = a->deliver_path;
+	struct deliver *d;
+	struct stat sb;
+	char *dir, *tmp, *slash, **argv, *found, *why = NULL;
+	const char *base;
+	int r, fd, known;
+
+	*note_r = NULL;
+	switch (a->deliver_kind) {
+	case DELIVER_MAILDIR:
+		if (stat(path, &sb) < 0) {
+			if ((dir = probe_existing_dir(path, err)) == NULL)
+				return PM_EDELIVER;
+			r = probe_dir_writable(dir, err);
+			if (r == PM_OK)
+				*note_r = xasprintf("Maildir %s does not exist "
+				    "yet; pullmail will create it in %s", path,
+				    dir);
+			free(dir);
+			return r;
+		}
+		if (!S_ISDIR(sb.st_mode))
+			return errf(err, PM_EDELIVER, "%s is not a directory; "
+			    "a Maildir is one (with tmp/, new/ and cur/)",
+			    path);
+		tmp = xasprintf("%s/tmp", path);
+		if (stat(tmp, &sb) < 0)
+			r = probe_dir_writable(path, err);
+		else if (!S_ISDIR(sb.st_mode))
+			r = errf(err, PM_EDELIVER, "%s is not a directory; "
+			    "it must be the Maildir's tmp/", tmp);
+		else
+			r = probe_dir_writable(tmp, err);
+		free(tmp);
+		if (r == PM_OK)
+			*note_r = xasprintf("Maildir %s is writable", path);
+		return r;
+	case DELIVER_MBOX:
+		if (stat(path, &sb) == 0) {
+			if (!S_ISREG(sb.st_mode))
+				return errf(err, PM_EDELIVER, "%s is not a "
+				    "regular file; an mbox is one", path);
+			/* Opened for appending, nothing written. */
+			if ((fd = open(path, O_WRONLY | O_APPEND |
+			    O_CLOEXEC | O_NOCTTY)) < 0)
+				return errf(err, PM_EDELIVER, "cannot open "
+				    "%s for appending: %s; make it writable "
+				    "by the user pullmail runs as", path,
+				    pm_strerror(errno));
+			close(fd);
+			*note_r = xasprintf("mbox %s is writable", path);
+			return PM_OK;
+		}
+		dir = xstrdup(path);
+		slash = strrchr(dir, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		tmp = probe_existing_dir(slash == NULL ? "." :
+		    dir[0] == '\0' ? "/" : dir, err);
+		free(dir);
+		if (tmp == NULL)
+			return PM_EDELIVER;
+		r = probe_dir_writable(tmp, err);
+		if (r == PM_OK)
+			*note_r = xasprintf("mbox %s does not exist yet; "
+			    "pullmail will create it", path);
+		free(tmp);
+		return r;
+	case DELIVER_MDA:
+		if ((argv = deliver_mda_split(path, err)) == NULL)
+			return PM_ECONFIG;
+		found = exec_resolve(argv[0]);
+		/* With a '/' it is argv[0] itself, whatever it is. */
+		if (found != NULL && (stat(found, &sb) < 0 ||
+		    !S_ISREG(sb.st_mode) || access(found, X_OK) < 0)) {
+			free(found);
+			found = NULL;
+		}
+		base = strrchr(argv[0], '/') != NULL ?
+		    strrchr(argv[0], '/') + 1 : argv[0];
+		known = strcmp(base, "procmail") == 0 ||
+		    strcmp(base, "maildrop") == 0;
+		if (found == NULL)
+			r = errf(err, PM_EDELIVER, "the MDA program %s was "
+			    "not found%s or is not executable; %s%s%sgive its "
+			    "full path in deliver = mda:", argv[0],
+			    strchr(argv[0], '/') == NULL ? " in $PATH" : "",
+			    known ? "install it (apt install " :
+			    "install it or ", known ? base : "", known ?
+			    ") or " : "");
+		else {
+			*note_r = xasprintf("MDA program %s found", found);
+			r = PM_OK;
+		}
+		free(found);
+		proc_argv_free(argv);
+		return r;
+	case DELIVER_SMTP:
+	case DELIVER_LMTP:
+		if ((r = deliver_open(a, &d, err)) != PM_OK)
+			return r;
+		r = deliver_smtp_hello(d->ctx, &why);
+		deliver_close(d);	/* QUIT */
+		if (r != PM_OK) {
+			r = errf(err, r, "%s; check that the MTA (Postfix, "
+			    "Exim, Dovecot's LMTP, ...) runs and listens at %s",
+			    why, path);
+			free(why);
+		} else
+			*note_r = xasprintf("the MTA at %s answered its "
+			    "greeting and %s", path, a->deliver_kind ==
+			    DELIVER_LMTP ? "LHLO" : "EHLO");
+		return r;
+	default:
+		return errf(err, PM_ECONFIG, "unsupported delivery target");
+	}
 }

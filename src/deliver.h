@@ -117,4 +117,15 @@ int deliver_on_visible(struct deliver *d,
  * is fine. */
 void deliver_close(struct deliver *d);
 
+/*
+ * `pullmail check`: whether a's target can take mail, delivering nothing
+ * and leaving nothing behind: a Maildir's tmp/ (or, not there yet, the
+ * directory it will be created in) takes a file, removed at once; an mbox
+ * opens for appending; the MDA's program is found and executable; the
+ * SMTP/LMTP server answers its greeting and EHLO/LHLO (then QUIT).  PM_OK
+ * with *note_r (malloc'd) saying what was checked.  Errors: PM_EDELIVER
+ * (saying what to change), PM_ETEMP (the MTA), PM_ECONFIG.
+ */
+int deliver_probe(const struct account *a, char **note_r, char **err);
+
 #endif

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check-account.h"
 #include "config.h"
 #include "daemon.h"
 #include "import.h"
@@ -36,6 +37,7 @@ static const char usage_text[] =
     "       pullmail [-c FILE] status [ACCOUNT...]\n"
     "       pullmail import fetchmailrc|getmailrc [--secrets-dir DIR] "
     "[FILE]\n"
+    "       pullmail [-c FILE] [-v] [--plugin-dir DIR] check ACCOUNT\n"
     "       pullmail --version | --help\n";
 
 static const char help_text[] =
@@ -66,6 +68,9 @@ static const char help_text[] =
     "                       print a pullmail configuration made from a\n"
     "                       fetchmail or getmail6 file; exit 1 when\n"
     "                       something important had no equivalent\n\n"
+    "  check ACCOUNT        check every step of one account (DNS, TCP, TLS,\n"
+    "                       token and claims, login, folders, delivery)\n"
+    "                       and say what to fix; fetches nothing\n\n"
     "Exit status: 0 mail delivered, 1 nothing new, 64 usage, 70 internal,\n"
     "73 delivery failed, 75 temporary failure, 76 protocol or TLS error,\n"
     "77 authentication failed, 78 configuration error.  See pullmail(1).\n";
@@ -252,8 +257,10 @@ main(int argc, char **argv)
 		subcommand = argv[0];
 		argc--;
 		argv++;
-	} else if (argc > 0 && strcmp(argv[0], "status") == 0) {
-		if (check || info || daemon) {
+	} else if (argc > 0 && (strcmp(argv[0], "status") == 0 ||
+	    strcmp(argv[0], "check") == 0)) {
+		if (check || info || daemon || (argv[0][0] == 'c' &&
+		    argc != 2)) {
 			fputs(usage_text, stderr);
 			return EX_USAGE;
 		}
@@ -283,6 +290,8 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	if (r != PM_OK) {
+		if (subcommand != NULL && strcmp(subcommand, "check") == 0)
+			printf("config and secret files: FAILED: %s\n", err);
 		log_errx("%s", err);
 		free(err);
 		free(default_path);
@@ -322,7 +331,11 @@ main(int argc, char **argv)
 	}
 	if (subcommand == NULL)
 		open_status(cfg);
-	else {
+	else if (strcmp(subcommand, "check") == 0) {
+		code = check_account(config_find(cfg, argv[0]),
+		    plugin_dir(plugdir_opt));
+		argc = -1;	/* no fetching */
+	} else {
 		a = config_find(cfg, argv[0]);
 		code = subcommand[0] == 't' ? run_token_info(a) :
 		    run_authorize(a);

@@ -74,4 +74,17 @@ int oauth_account_authorize(const struct account *a, const char *cache_dir,
 int oauth_account_info(const struct account *a, const char *cache_dir,
     char **err);
 
+/*
+ * `pullmail check`: whether the claims of token (a's, from
+ * oauth_account_token) fit a, by the provider table: the audience
+ * (Exchange Online for Microsoft), the grant for a->protocol (roles
+ * IMAP.AccessAsApp for an app-only token, scp IMAP.AccessAsUser.All for a
+ * delegated one; POP. for POP3) and a delegated token's user.  PM_OK with
+ * *note_r (malloc'd) saying what was checked, or why nothing was (an
+ * opaque token, an issuer the table does not know).  Errors: PM_EAUTH
+ * naming the claim and what the admin must change.  Never shows the token.
+ */
+int oauth_account_claims(const struct account *a,
+    const struct pm_secret *token, char **note_r, char **err);
+
 #endif

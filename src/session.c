@@ -778,3 +778,52 @@ out:
 	free(s.cache_dir);
 	return r;
 }
+
+/* `pullmail check`: log in and select each folder (contract in
+ * session.h). */
+int
+session_probe(struct account *a, const struct pm_plugin *p,
+    void (*selected)(void *arg, const char *folder, uint64_t count),
+    void *arg, struct session_probe_result *res, char **err)
+{
+	static const char *const maildrop[] = { "" };
+	const char *const *folders = (const char *const *)a->folders;
+	struct pm_session s;
+	struct pm_conn *c = NULL;
+	const struct pm_entry *e;
+	struct pm_folder f;
+	char *cerr = NULL;
+	size_t i, n = a->nfolders, ne;
+	int r, have_uids;
+
+	memset(res, 0, sizeof *res);
+	session_setup(&s, a, p);
+	if ((p->flags & PM_PLUGIN_FOLDERS) == 0) {
+		folders = maildrop;
+		n = 1;
+	}
+	r = p->open(&session_host, &s, &c, err);
+	res->token_refused = s.token_rejected;
+	if (r == PM_OK) {
+		res->logged_in = 1;
+		selected(arg, NULL, 0);
+		for (i = 0; i < n && r == PM_OK; i++) {
+			memset(&f, 0, sizeof f);
+			r = p->select(c, folders[i], &f, err);
+			/* POP3's select says nothing: its listing counts. */
+			if (r == PM_OK && (p->flags & PM_PLUGIN_FOLDERS) == 0 &&
+			    (r = p->list(c, &e, &ne, &have_uids, err)) == PM_OK)
+				f.count = ne;
+			if (r != PM_OK)
+				res->failed_folder = folders[i];
+			else
+				selected(arg, folders[i], f.count);
+		}
+		(void)p->close(c, &cerr);
+		free(cerr);
+	}
+	host_disconnect(&s);
+	secret_free(s.token);
+	free(s.cache_dir);
+	return r;
+}

@@ -35,6 +35,27 @@ extern const struct pm_host session_host;
 int session_run(struct account *a, const struct pm_plugin *p, int progress,
     struct run_stats *stats, char **err);
 
+/* What session_probe() got to. */
+struct session_probe_result {
+	int logged_in;			/* open() succeeded */
+	int token_refused;		/* the server refused the OAuth token */
+	const char *failed_folder;	/* the folder select() refused (""
+					 * for a POP3 maildrop), or NULL */
+};
+
+/*
+ * `pullmail check`: open a session of account a with plugin p (connect,
+ * TLS, login; the access token as a fetch gets it) and select each of its
+ * folders (POP3: the maildrop, listed for its count), calling selected() with folder
+ * NULL once logged in and then for each folder selected with the count
+ * the server gave; then close.  Nothing is
+ * fetched, flagged or deleted.  res says how far it got.  Returns PM_OK
+ * or the failing slot's status with *err set.
+ */
+int session_probe(struct account *a, const struct pm_plugin *p,
+    void (*selected)(void *arg, const char *folder, uint64_t count),
+    void *arg, struct session_probe_result *res, char **err);
+
 /* How long an IMAP IDLE lasts before it is re-issued (RFC 2177: at most
  * 29 minutes). */
 #define IDLE_RENEW_MS	(29 * 60 * 1000)

@@ -198,3 +198,113 @@ oauth_token_describe(const struct oauth_request *req,
 	    "this account (%d warning%s above)", warnings, warnings == 1 ?
 	    "" : "s") : PM_OK;
 }
+
+/* The first of the claims keys[] present in obj, malloc'd, or NULL. */
+static char *
+claim_first(struct json_object *obj, const char *const *keys)
+{
+	char *v = NULL;
+
+	for (; *keys != NULL && v == NULL; keys++)
+		v = oauth_claim_text(obj, *keys);
+	return v;
+}
+
+/* `pullmail check`: the claims of a's token (contract in oauth.h). */
+int
+oauth_account_claims(const struct account *a, const struct pm_secret *token,
+    char **note_r, char **err)
+{
+	static const char *const user_keys[] = { "upn", "preferred_username",
+	    "unique_name", NULL };
+	const char *tok = secret_reveal(token), *d1, *d2, *why, *grant;
+	const struct provider_claims *pc;
+	struct json_object *obj;
+	unsigned char *payload = NULL;
+	char *iss, *aud, *scp, *roles, *upn, *want = NULL;
+	int pop3 = a->protocol != NULL && strcmp(a->protocol, "pop3") == 0;
+	int app, r = PM_OK;
+	size_t len, i;
+
+	*note_r = NULL;
+	d1 = strchr(tok, '.');
+	d2 = d1 != NULL ? strchr(d1 + 1, '.') : NULL;
+	if (d2 != NULL && strchr(d2 + 1, '.') == NULL &&
+	    base64_decode(BASE64_URL, d1 + 1, (size_t)(d2 - d1 - 1),
+	    &payload, &len) < 0)
+		payload = NULL;
+	obj = payload != NULL ? oauth_parse_object((char *)payload, len,
+	    &why) : NULL;
+	free(payload);
+	if (obj == NULL) {
+		*note_r = xstrdup("skipped: the token is opaque (not a JWT), "
+		    "its claims cannot be read here; the server checks them "
+		    "at login");
+		return PM_OK;
+	}
+	iss = oauth_claim_text(obj, "iss");
+	aud = oauth_claim_text(obj, "aud");
+	scp = oauth_claim_text(obj, "scp");
+	roles = oauth_claim_text(obj, "roles");
+	upn = claim_first(obj, user_keys);
+	if ((pc = provider_claims_for(iss)) == NULL) {
+		*note_r = xasprintf("skipped: pullmail has no claim rules for "
+		    "the issuer %s", iss != NULL ? iss : "(none)");
+		goto out;
+	}
+	for (i = 0; aud != NULL && pc->audiences[i] != NULL &&
+	    !list_has(aud, pc->audiences[i]); i++)
+		;
+	if (aud == NULL || pc->audiences[i] == NULL) {
+		r = errf(err, PM_EAUTH, "the token's audience is %s, not %s: "
+		    "the token was asked for another resource; set oauth_scope "
+		    "to https://outlook.office365.com/.default (app-only) or "
+		    "https://outlook.office365.com/IMAP.AccessAsUser.All "
+		    "(delegated), or leave it unset", aud != NULL ? aud :
+		    "missing", pc->audience_name);
+		goto out;
+	}
+	/* An external token command says nothing of its flow: the claims
+	 * do (roles: an app's token). */
+	app = a->oauth_token_command != NULL ? scp == NULL :
+	    a->oauth_flow == OAUTH_FLOW_CLIENT_CREDENTIALS;
+	grant = pop3 ? pc->pop3_grant : pc->imap_grant;
+	want = xasprintf("%s%s", grant, app ? "AccessAsApp" :
+	    "AccessAsUser.All");
+	if (app && !list_has(roles, want)) {
+		r = errf(err, PM_EAUTH, "the app-only token's roles (%s) do "
+		    "not hold %s: in the app registration add the API "
+		    "permission Office 365 Exchange Online > Application "
+		    "permissions > %s and grant admin consent for the tenant",
+		    roles != NULL ? roles : "none", want, want);
+		goto out;
+	}
+	if (!app && !list_has(scp, want)) {
+		r = errf(err, PM_EAUTH, "the delegated token's scopes (scp: "
+		    "%s) do not hold %s: add the delegated permission %s of "
+		    "Office 365 Exchange Online to the app registration, then "
+		    "run pullmail authorize %s", scp != NULL ? scp : "none",
+		    want, want, a->name);
+		goto out;
+	}
+	if (!app && upn != NULL && a->user != NULL &&
+	    strcasecmp(upn, a->user) != 0) {
+		r = errf(err, PM_EAUTH, "the token was issued to %s, but the "
+		    "account logs in as %s: run pullmail authorize %s and sign "
+		    "in as %s, or set user = %s", upn, a->user, a->name,
+		    a->user, upn);
+		goto out;
+	}
+	*note_r = xasprintf("audience %s, %s %s%s%s", pc->audience_name,
+	    app ? "roles" : "scp", want, !app && upn != NULL ? ", user " :
+	    "", !app && upn != NULL ? upn : "");
+out:
+	free(want);
+	free(iss);
+	free(aud);
+	free(scp);
+	free(roles);
+	free(upn);
+	oauth_json_free(obj);
+	return r;
+}

@@ -206,6 +206,15 @@ static const struct {
 	    "domain; check oauth_tenant" },
 	{ 700024, "the client assertion is outside its valid time range; "
 	    "check that this machine's clock is right" },
+	{ 700027, "the client assertion's signature matches no certificate "
+	    "of the app; upload oauth_client_cert under Certificates & "
+	    "secrets of the app registration" },
+	{ 50194, "the app is not multi-tenant and the request went to the "
+	    "common or organizations endpoint; set oauth_tenant to the "
+	    "tenant's ID or domain" },
+	{ 53003, "a Conditional Access policy of the tenant blocked the "
+	    "sign-in; exclude this app (its service principal) from the "
+	    "policy or allow this machine's address" },
 	{ 1002012, "the scope is not valid for the client-credentials grant, "
 	    "which needs a resource followed by /.default; use "
 	    "oauth_scope = https://outlook.office365.com/.default" },

@@ -14,22 +14,7 @@
 # with its lines ended properly and no NUL.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
-e2e_require postfix
-if [ "$(id -u)" != 0 ]; then
-	if [ "${PULLMAIL_ALLOW_SKIP:-0}" = 1 ]; then
-		echo "SKIP: Postfix can only be started as root"
-		trap - EXIT
-		exit 77
-	fi
-	echo "FAIL: Postfix can only be started as root (set PULLMAIL_ALLOW_SKIP=1 to skip)"
-	trap - EXIT
-	exit 1
-fi
-e2e_start_servers
-. "$SRV_DIR/postfix.sh"
-trap 'pf_rc=$?; pf_stop; (exit $pf_rc); e2e_cleanup' EXIT
-pf_start "$E2E_RUN/postfix"
-echo "postfix: smtp $SMTP_PORT"
+e2e_start_servers_postfix
 
 SAME=$top_srcdir/tests/e2e/deliver/same-after-trace.py
 

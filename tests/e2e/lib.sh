@@ -138,6 +138,28 @@ e2e_start_servers() {
 	echo "servers: oauth $OAUTH_URL, imap $IMAP_PORT, imaps $IMAPS_PORT, run $E2E_RUN ($(((t1 - t0) / 1000000)) ms)"
 }
 
+# e2e_start_servers_postfix: e2e_start_servers, then Postfix
+# (tests/servers/postfix.sh; SMTP_PORT), stopped at exit.  Postfix starts
+# only as root: otherwise a skip when allowed, else a failure.
+e2e_start_servers_postfix() {
+	e2e_require postfix
+	if [ "$(id -u)" != 0 ]; then
+		if [ "${PULLMAIL_ALLOW_SKIP:-0}" = 1 ]; then
+			echo "SKIP: Postfix can only be started as root"
+			trap - EXIT
+			exit 77
+		fi
+		echo "FAIL: Postfix can only be started as root (set PULLMAIL_ALLOW_SKIP=1 to skip)"
+		trap - EXIT
+		exit 1
+	fi
+	e2e_start_servers
+	. "$SRV_DIR/postfix.sh"
+	trap 'pf_rc=$?; pf_stop; (exit $pf_rc); e2e_cleanup' EXIT
+	pf_start "$E2E_RUN/postfix"
+	echo "postfix: smtp $SMTP_PORT"
+}
+
 # --- cases -----------------------------------------------------------------
 
 # run_case NAME FUNCTION: run FUNCTION in a subshell with CASE_DIR and

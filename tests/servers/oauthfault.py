@@ -4,6 +4,7 @@ as no real authorization server does on purpose (standard library only).
 
   oauthfault.py --mode MODE --port-file FILE --log FILE [--bind ADDR]
                 [--endpoint-host HOST] [--upstream-port N (ignored)]
+                [--code N] [--claims JSON]
 
 MODE:
   echo       every request gets HTTP 400 invalid_client whose
@@ -18,12 +19,20 @@ MODE:
              pullmail takes), starting like a token response;
   stall      every request gets the headers and the first 1000 of 5017
              announced bytes of a token response, then nothing, the
-             connection held open until the client gives up.
+             connection held open until the client gives up;
+  aadsts     every request gets Microsoft Entra ID's error for the code
+             --code N: HTTP 400 (401 for invalid_client) with "error" and
+             "error_description": "AADSTSN: ..." (as login.microsoftonline
+             .com answers; pullmail check maps the code to admin terms);
+  jwt        every request gets HTTP 200 with an access token that is a
+             JWT (unsigned: pullmail reads its claims, never checks them)
+             whose claims are the JSON object --claims.
 
 Every request is logged to --log as one line: "REQUEST <method> <path>
 <peer address>".  The port is written to --port-file once listening.
 """
 import argparse
+import base64
 import http.server
 import json
 import os
@@ -81,6 +90,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif mode == "big":
             text = '{"access_token":"' + "A" * (1 << 20) + '"}'
             self.send(200, text)
+        elif mode == "aadsts":
+            code = self.server.opts.code
+            error = {7000215: "invalid_client", 7000222: "invalid_client",
+                     700016: "unauthorized_client", 700027: "invalid_client",
+                     65001: "invalid_grant"}.get(code, "invalid_request")
+            self.send(401 if error == "invalid_client" else 400, json.dumps({
+                "error": error,
+                "error_description": "AADSTS%d: fault injector's reply. "
+                "Trace ID: 0 Correlation ID: 0 Timestamp: 2026-01-01 "
+                "00:00:00Z" % code,
+                "error_codes": [code]}))
+        elif mode == "jwt":
+            def part(obj):
+                raw = json.dumps(obj).encode()
+                return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+            token = "%s.%s.%s" % (part({"alg": "none", "typ": "JWT"}),
+                                  part(json.loads(self.server.opts.claims)),
+                                  "c2lnbmF0dXJl")
+            self.send(200, json.dumps({"access_token": token,
+                                       "token_type": "Bearer",
+                                       "expires_in": 3599}))
         elif mode == "stall":
             text = '{"access_token":"' + "B" * 4000
             self.send_response(200)
@@ -106,7 +136,10 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", required=True,
-                    choices=["echo", "discovery", "big", "stall"])
+                    choices=["echo", "discovery", "big", "stall",
+                             "aadsts", "jwt"])
+    ap.add_argument("--code", type=int, default=7000215)
+    ap.add_argument("--claims", default="{}")
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--bind", default="127.0.0.1")
