@@ -1021,43 +1021,11 @@ parse_line(struct parser *p, int line, char *s, char **err)
 	return set_value(p, line, k, value, err);
 }
 
-/*
- * Read an open file of at most max bytes into a secret (wiped when freed).
- * -1 + errno on failure (EFBIG when too large).
- */
-static int
-read_fd_secret(int fd, size_t max, struct pm_secret **s_r)
+/* A regular file's size, as a hint for secret_read_fd(). */
+static size_t
+size_hint(const struct stat *sb)
 {
-	struct pm_secret *s;
-	size_t len = 0;
-	ssize_t n;
-
-	s = xcalloc(1, sizeof *s);	/* not registered (secret_register) */
-	s->data = xmalloc(max + 2);
-	s->len = max + 1;
-	while (len < max + 1) {
-		n = read(fd, s->data + len, max + 1 - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			n = errno;
-			secret_free(s);
-			errno = (int)n;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len > max) {
-		secret_free(s);
-		errno = EFBIG;
-		return -1;
-	}
-	s->data[len] = '\0';
-	s->len = len;
-	*s_r = s;
-	return 0;
+	return sb->st_size > 0 ? (size_t)sb->st_size : 0;
 }
 
 /* "PATH: mode 0644 lets others read the secret; run chmod 600 PATH". */
@@ -1097,7 +1065,7 @@ read_secret_file(const char *path, char **why_r)
 		close(fd);
 		return NULL;
 	}
-	if (read_fd_secret(fd, SECRET_MAX_SIZE, &s) != 0) {
+	if (secret_read_fd(fd, SECRET_MAX_SIZE, size_hint(&sb), &s) != 0) {
 		*why_r = errno == EFBIG ?
 		    xasprintf("%s: larger than %d bytes", path,
 		    SECRET_MAX_SIZE) :
@@ -1783,7 +1751,7 @@ config_load(const char *path, struct config **cfg_r, char **err)
 		close(fd);
 		return errf(err, PM_ECONFIG, "%s: not a regular file", path);
 	}
-	if (read_fd_secret(fd, CONFIG_MAX_SIZE, &text) != 0) {
+	if (secret_read_fd(fd, CONFIG_MAX_SIZE, size_hint(&sb), &text) != 0) {
 		r = errno == EFBIG ?
 		    errf(err, PM_ECONFIG, "%s: larger than %d bytes", path,
 		    CONFIG_MAX_SIZE) :

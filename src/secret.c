@@ -11,11 +11,13 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "secret.h"
 #include "util.h"
@@ -512,4 +514,57 @@ secret_redact(char **text)
 		return;
 	secret_wipe_free(*text, strlen(*text));
 	*text = out;
+}
+
+/* Read fd into a new secret (contract in secret.h). */
+int
+secret_read_fd(int fd, size_t max, size_t hint, struct pm_secret **s_r)
+{
+	struct pm_secret *s;
+	size_t len = 0, cap;
+	ssize_t n;
+	char *grown;
+
+	/* One byte past the hint, to see the end without growing. */
+	cap = hint >= 4096 && hint < max ? hint + 1 : 4096;
+	if (cap > max + 1)
+		cap = max + 1;
+	s = xcalloc(1, sizeof *s);	/* not registered */
+	s->data = xmalloc(cap + 1);
+	s->len = cap;
+	for (;;) {
+		if (len == cap) {
+			if (cap > max)
+				break;
+			cap = cap > (max + 1) / 2 ? max + 1 : cap * 2;
+			grown = xmalloc(cap + 1);
+			memcpy(grown, s->data, len);
+			secret_wipe_free(s->data, len);
+			s->data = grown;
+			s->len = cap;
+		}
+		n = read(fd, s->data + len, cap - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			n = errno;
+			secret_wipe_free(s->data, len);
+			free(s);
+			errno = (int)n;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > max) {
+		secret_wipe_free(s->data, len);
+		free(s);
+		errno = EFBIG;
+		return -1;
+	}
+	s->data[len] = '\0';
+	s->len = len;
+	*s_r = s;
+	return 0;
 }

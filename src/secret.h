@@ -51,6 +51,15 @@ char *secret_redacted(const char *text);
 /* The same on a malloc'd string: *text is wiped and replaced when it held
  * a secret.  NULL and *text NULL are fine. */
 void secret_redact(char **text);
+/*
+ * Read fd to its end into a new secret of at most max bytes, not
+ * registered for redaction (a file's whole text is not a word to look
+ * for).  hint, the size the caller expects (a regular file's st_size, or
+ * 0), sets the first buffer; it doubles as more arrives, each old buffer
+ * wiped, so a small file neither allocates nor wipes max bytes.  0, or -1
+ * with errno (EFBIG: more than max bytes); nothing is left allocated then.
+ */
+int secret_read_fd(int fd, size_t max, size_t hint, struct pm_secret **s_r);
 /* Constant-time comparison; 1 if equal. */
 int secret_equal(const struct pm_secret *a, const struct pm_secret *b);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -574,6 +575,91 @@ START_TEST(test_mono_clock)
 }
 END_TEST
 
+/* Write n bytes of a pattern to fd in a child, in pieces of at most
+ * chunk bytes, then close it: the reader sees a stream whose size it
+ * cannot know beforehand. */
+static pid_t
+feed_pipe(int fd, size_t n, size_t chunk)
+{
+	pid_t pid = fork();
+	char buf[1000];
+	size_t i, off = 0, k;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid > 0)
+		return pid;
+	while (off < n) {
+		k = n - off < chunk ? n - off : chunk;
+		for (i = 0; i < k; i++)
+			buf[i] = (char)('a' + (off + i) % 23);
+		if (write(fd, buf, k) != (ssize_t)k)
+			_exit(1);
+		off += k;
+	}
+	_exit(0);
+}
+
+static void
+check_pattern(const struct pm_secret *s, size_t n)
+{
+	size_t i;
+
+	ck_assert_uint_eq(secret_len(s), n);
+	for (i = 0; i < n; i++)
+		if (secret_reveal(s)[i] != (char)('a' + i % 23))
+			ck_abort_msg("byte %zu differs", i);
+	ck_assert_int_eq(secret_reveal(s)[n], '\0');
+}
+
+/* secret_read_fd: whatever the hint says, the bytes come back whole, and
+ * max is enforced. */
+START_TEST(test_secret_read_fd)
+{
+	static const struct {
+		size_t n, max, hint;
+		int ok;
+	} cases[] = {
+		{ 0, 100, 0, 1 },		/* empty */
+		{ 100000, 200000, 0, 1 },	/* no hint: grows 4 KiB up */
+		{ 100000, 200000, 5000, 1 },	/* the hint was too small */
+		{ 10, 200000, 150000, 1 },	/* too large */
+		{ 65536, 65536, 0, 1 },		/* exactly max, grown to it */
+		{ 65536, 65536, 65536, 1 },	/* exactly max, as hinted */
+		{ 65537, 65536, 0, 0 },		/* one byte over */
+		{ 65537, 65536, 65537, 0 },
+		{ 1048577, 1048576, 0, 0 },
+	};
+	struct pm_secret *s;
+	size_t i;
+	int p[2], status;
+	pid_t pid;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		ck_assert_int_eq(pipe(p), 0);
+		pid = feed_pipe(p[1], cases[i].n, 1000);
+		close(p[1]);
+		s = NULL;
+		errno = 0;
+		if (cases[i].ok) {
+			ck_assert_msg(secret_read_fd(p[0], cases[i].max,
+			    cases[i].hint, &s) == 0, "case %zu", i);
+			check_pattern(s, cases[i].n);
+			secret_free(s);
+		} else {
+			ck_assert_msg(secret_read_fd(p[0], cases[i].max,
+			    cases[i].hint, &s) == -1, "case %zu", i);
+			ck_assert_int_eq(errno, EFBIG);
+			ck_assert_ptr_null(s);
+		}
+		close(p[0]);	/* the writer may still be blocked: EPIPE */
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	}
+	/* A read error is passed on. */
+	ck_assert_int_eq(secret_read_fd(-1, 100, 0, &s), -1);
+	ck_assert_int_eq(errno, EBADF);
+}
+END_TEST
+
 Suite *
 suite_util(void)
 {
@@ -584,6 +670,7 @@ suite_util(void)
 	tcase_add_test(tc, test_files);
 	tcase_add_test(tc, test_hash);
 	tcase_add_test(tc, test_secret);
+	tcase_add_test(tc, test_secret_read_fd);
 	tcase_add_test(tc, test_trace_redacts);
 	tcase_add_test(tc, test_trace_escapes);
 	tcase_add_test(tc, test_trace_off);
