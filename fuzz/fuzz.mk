@@ -4,6 +4,7 @@
 #   FUZZ_CC  clang
 #   FUZZ_CPPFLAGS, FUZZ_CFLAGS, FUZZ_LIBS, CORE_SOURCES (libpmcore's)
 #   FUZZ_SECONDS  how long each target runs (default 60)
+#   FUZZ_RUNS     stop a target earlier, after this many executions
 #   FUZZ_JOBS     how many run at once (make -j; `make fuzz` uses 2)
 # Everything built or found goes under fuzz/ in the build tree: bin/, obj/,
 # out/TARGET.log, out/work/TARGET (inputs found this run), out/crash/TARGET.
@@ -12,8 +13,15 @@ FUZZ_TARGETS = imap-response imap-session pop3-reply pop3-undot \
 	pop3-session config oauth-token oauth-device oauth-discovery \
 	smtp-reply envelope sasl-error mbox-quote state
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?=
 FUZZ_FLAGS = -g -O1 -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined
+# ASan's defaults keep 256 MB of freed memory in quarantine and record 30
+# frames per allocation; for millions of short runs that is most of the
+# time (page faults on ever-new quarantine pages).  A 16 MB quarantine still
+# catches a use after free within an input, and a crash's own stack is
+# whole: the targets run two to three times faster.
+FUZZ_ASAN_OPTIONS ?= quarantine_size_mb=16:malloc_context_size=5
 # Each input may take this many seconds, and be at most this long.
 FUZZ_TIMEOUT = 25
 FUZZ_MAX_LEN = 8192
@@ -71,7 +79,9 @@ RUNS = $(FUZZ_TARGETS:%=run-%)
 $(RUNS): run-%: $(B)/bin/fuzz-%
 	@mkdir -p $(B)/out/work/$* $(B)/out/crash/$*
 	@echo "fuzz-$*: $(FUZZ_SECONDS) s"
-	@$(B)/bin/fuzz-$* -max_total_time=$(FUZZ_SECONDS) \
+	@ASAN_OPTIONS='$(FUZZ_ASAN_OPTIONS)' \
+	    $(B)/bin/fuzz-$* -max_total_time=$(FUZZ_SECONDS) \
+	    $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS)) \
 	    -timeout=$(FUZZ_TIMEOUT) -max_len=$(FUZZ_MAX_LEN) \
 	    -print_final_stats=1 -artifact_prefix=$(B)/out/crash/$*/ \
 	    $(B)/out/work/$* $(wildcard $(S)/fuzz/corpus/$* \

@@ -103,15 +103,18 @@ POP3_SESSION = ("+OK Dovecot ready.\r\n" + POP3_CAPA + "+ \r\n"
                 "+OK\r\nB: 2\r\n\r\n..\r\n...x\r\nFrom here\r\n.\r\n"
                 "+OK\r\nC: 3\r\n\r\n..\r\n.\r\n"
                 "+OK\r\n+OK\r\n+OK\r\n+OK Logging out.\r\n")
-seed("pop3-reply", "session", POP3_SESSION)
-seed("pop3-reply", "lines",
-     "-ERR [AUTH] Authentication failed.\r\n-ERR\r\n+ \r\n+\r\n"
-     "+ eyJzdGF0dXMiOiI0MDEifQ==\r\n1 " + "x" * 70 + "\r\n"
-     "2147483647 4294967296\r\nSTLS\r\nSASL\r\nIMPLEMENTATION Dovecot\r\n"
-     "EXPIRE NEVER\r\nLOGIN-DELAY 900\r\n")
-seed("pop3-reply", "broken",
-     "+OKAY\r\n-ERRor\r\n0 u\r\n1 " + "x" * 71 + "\r\n1 a b\r\n"
-     "99999999999 1\r\n1 -5\r\n1\x01 x\r\n" + "+OK " + "y" * 5000 + "\r\n")
+# pop3-reply: the first byte picks the parser (see fuzz-pop3-reply.c).
+POP3_LINES = ("-ERR [AUTH] Authentication failed.\r\n-ERR\r\n+ \r\n+\r\n"
+              "+ eyJzdGF0dXMiOiI0MDEifQ==\r\n1 " + "x" * 70 + "\r\n"
+              "2147483647 4294967296\r\nSTLS\r\nSASL\r\n"
+              "IMPLEMENTATION Dovecot\r\nEXPIRE NEVER\r\nLOGIN-DELAY 900\r\n")
+POP3_BROKEN = ("+OKAY\r\n-ERRor\r\n0 u\r\n1 " + "x" * 71 + "\r\n1 a b\r\n"
+               "99999999999 1\r\n1 -5\r\n1\x01 x\r\n" + "+OK " + "y" * 5000
+               + "\r\n")
+for i, parser in enumerate(["status", "sasl", "capa", "uidl", "list"]):
+    seed("pop3-reply", parser + "-session", chr(i) + POP3_SESSION)
+    seed("pop3-reply", parser + "-lines", chr(i) + POP3_LINES)
+    seed("pop3-reply", parser + "-broken", chr(i) + POP3_BROKEN)
 seed("pop3-undot", "stuffed", "\x05A: 1\r\n\r\n..\r\n...x\r\nFrom here"
      "\r\n.\r\n+OK next\r\n")
 seed("pop3-undot", "bare-lf", "\x02line\n.\nafter\r\n.\r\n")
