@@ -83,15 +83,22 @@ base64_encode_secret(const void *data, size_t len)
 	return s;
 }
 
-/* Value of character c in alphabet a, or -1. */
+/* Value of character c in alphabet a, or -1.  By ranges, not a search
+ * of the alphabet: a CA bundle is some 200 kB of base64. */
 static int
 b64_value(enum base64_alphabet a, unsigned char c)
 {
-	const char *p;
-
-	if (c == '\0' || (p = strchr(b64_chars[a], c)) == NULL)
-		return -1;
-	return (int)(p - b64_chars[a]);
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == (unsigned char)b64_chars[a][62])
+		return 62;
+	if (c == (unsigned char)b64_chars[a][63])
+		return 63;
+	return -1;
 }
 
 /* Decode strictly (contract in base64.h). */
