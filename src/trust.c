@@ -10,9 +10,11 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base64.h"
 #include "trust.h"
@@ -188,32 +190,23 @@ trust_pem_der(const char *text, unsigned char **der_r, size_t *len_r)
 	return r;
 }
 
-/* Select from the bundle at path the anchors for chain (see trust.h). */
-int
-trust_select(const char *path, const struct trust_der *chain, size_t n,
+/*
+ * Read the bundle (open as f) for the blocks whose subject is one of the n
+ * names: the PEM text in *pem_r (NULL: none), their number in *count_r.
+ * -1 with errno when it cannot be read.
+ */
+static int
+select_from(FILE *f, const struct der_name *names, size_t nnames,
     char **pem_r, size_t *count_r)
 {
 	struct text out = { 0 }, block = { 0 }, b64 = { 0 };
-	struct der_name *names, issuer, subject;
 	char *line = NULL;
-	size_t cap = 0, nnames = 0, i, len;
+	size_t cap = 0, len;
 	ssize_t got;
 	int inside = 0, overlong = 0, failed, saved;
-	FILE *f;
 
 	*pem_r = NULL;
 	*count_r = 0;
-	if ((f = fopen(path, "re")) == NULL)
-		return -1;
-	names = xcalloc(2 * n + 1, sizeof *names);
-	for (i = 0; i < n; i++) {
-		if (der_names(chain[i].data, chain[i].len, &issuer,
-		    &subject) != 0)
-			continue;
-		names[nnames++] = issuer;
-		names[nnames++] = subject;
-	}
-
 	while ((got = getline(&line, &cap, f)) > 0) {
 		len = (size_t)got;
 		while (len > 0 && (line[len - 1] == '\n' ||
@@ -253,9 +246,7 @@ trust_select(const char *path, const struct trust_der *chain, size_t n,
 	}
 	failed = ferror(f);
 	saved = errno;
-	fclose(f);
 	free(line);
-	free(names);
 	free(block.s);
 	free(b64.s);
 	if (failed) {
@@ -266,4 +257,140 @@ trust_select(const char *path, const struct trust_der *chain, size_t n,
 	}
 	*pem_r = out.s;
 	return 0;
+}
+
+/*
+ * The last selections.  Reading the bundle means decoding its 150 or so
+ * certificates, a millisecond or more; a run over hundreds of mailboxes
+ * on one server asks for the same chain on every connection.  An entry
+ * holds while the bundle's file is the same (device, inode, size and
+ * modification time, as make(1) would judge it); a bundle replaced or
+ * edited is read again.
+ */
+#define TRUST_CACHE_MAX	8
+
+struct trust_cached {
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	unsigned char *key;	/* the names looked for, DER one after another */
+	size_t keylen;
+	char *pem;		/* NULL: none */
+	size_t count;
+	unsigned long used;	/* for least recently used */
+};
+
+static struct trust_cached cache[TRUST_CACHE_MAX];
+static unsigned long cache_clock;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int
+same_file(const struct trust_cached *c, const char *path,
+    const struct stat *sb)
+{
+	return c->path != NULL && strcmp(c->path, path) == 0 &&
+	    c->dev == sb->st_dev && c->ino == sb->st_ino &&
+	    c->size == sb->st_size &&
+	    c->mtime.tv_sec == sb->st_mtim.tv_sec &&
+	    c->mtime.tv_nsec == sb->st_mtim.tv_nsec;
+}
+
+/* The cached selection for path (as sb) and key, copied out; 0 on a hit. */
+static int
+cache_find(const char *path, const struct stat *sb, const unsigned char *key,
+    size_t keylen, char **pem_r, size_t *count_r)
+{
+	struct trust_cached *c;
+	size_t i;
+	int hit = 0;
+
+	pthread_mutex_lock(&cache_lock);
+	for (i = 0; i < TRUST_CACHE_MAX && !hit; i++) {
+		c = &cache[i];
+		if (!same_file(c, path, sb) || c->keylen != keylen ||
+		    (keylen > 0 && memcmp(c->key, key, keylen) != 0))
+			continue;
+		c->used = ++cache_clock;
+		*pem_r = c->pem != NULL ? xstrdup(c->pem) : NULL;
+		*count_r = c->count;
+		hit = 1;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	return hit ? 0 : -1;
+}
+
+/* Remember a selection, in place of the least recently used entry. */
+static void
+cache_store(const char *path, const struct stat *sb, const unsigned char *key,
+    size_t keylen, const char *pem, size_t count)
+{
+	struct trust_cached *c = &cache[0];
+	size_t i;
+
+	pthread_mutex_lock(&cache_lock);
+	for (i = 1; i < TRUST_CACHE_MAX; i++)
+		if (cache[i].used < c->used)
+			c = &cache[i];
+	free(c->path);
+	free(c->key);
+	free(c->pem);
+	c->path = xstrdup(path);
+	c->dev = sb->st_dev;
+	c->ino = sb->st_ino;
+	c->size = sb->st_size;
+	c->mtime = sb->st_mtim;
+	c->key = xmalloc(keylen > 0 ? keylen : 1);
+	if (keylen > 0)
+		memcpy(c->key, key, keylen);
+	c->keylen = keylen;
+	c->pem = pem != NULL ? xstrdup(pem) : NULL;
+	c->count = count;
+	c->used = ++cache_clock;
+	pthread_mutex_unlock(&cache_lock);
+}
+
+/* Select from the bundle at path the anchors for chain (see trust.h). */
+int
+trust_select(const char *path, const struct trust_der *chain, size_t n,
+    char **pem_r, size_t *count_r)
+{
+	struct der_name *names, issuer, subject;
+	struct text key = { 0 };
+	struct stat sb;
+	size_t nnames = 0, i;
+	int r, saved;
+	FILE *f;
+
+	*pem_r = NULL;
+	*count_r = 0;
+	names = xcalloc(2 * n + 1, sizeof *names);
+	for (i = 0; i < n; i++) {
+		if (der_names(chain[i].data, chain[i].len, &issuer,
+		    &subject) != 0)
+			continue;
+		names[nnames++] = issuer;
+		names[nnames++] = subject;
+		/* Whole DER elements: their concatenation is unambiguous. */
+		text_add(&key, (const char *)issuer.p, issuer.len);
+		text_add(&key, (const char *)subject.p, subject.len);
+	}
+	r = -1;
+	if (stat(path, &sb) == 0 &&
+	    cache_find(path, &sb, (const unsigned char *)key.s, key.len,
+	    pem_r, count_r) == 0)
+		r = 0;
+	else if ((f = fopen(path, "re")) != NULL) {
+		if (fstat(fileno(f), &sb) == 0 &&
+		    (r = select_from(f, names, nnames, pem_r, count_r)) == 0)
+			cache_store(path, &sb, (const unsigned char *)key.s,
+			    key.len, *pem_r, *count_r);
+		saved = errno;
+		fclose(f);
+		errno = saved;
+	}
+	free(names);
+	free(key.s);
+	return r;
 }

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -17,6 +18,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1309,6 +1311,82 @@ START_TEST(test_trust_select)
 }
 END_TEST
 
+/* trust_select remembers a selection while the bundle's file stays the
+ * same (device, inode, size, mtime), and reads it again once it changes. */
+START_TEST(test_trust_select_cache)
+{
+	const struct tcert *in[] = { &ca2, &ca1 };
+	struct trust_der chain[1];
+	gnutls_datum_t	 d[1];
+	struct timespec	 times[2];
+	struct stat	 sb;
+	char		*path, *pem, *want, *text, *p;
+	size_t		 count, len;
+	int		 fd;
+
+	path = tcert_write_bundle(tmpdir, "cached.pem", in, 2, 0);
+	chain[0] = der_of(&leaf, &d[0]);
+	ck_assert_int_eq(trust_select(path, chain, 1, &pem, &count), 0);
+	ck_assert_uint_eq(count, 1);
+	want = tcert_pem(&ca1);
+	ck_assert_str_eq(pem, want);
+	free(pem);
+
+	/* The same bytes' length, every BEGIN line spoilt, written in place
+	 * and the modification time put back: the file looks unchanged, and
+	 * the selection made before is what comes back. */
+	ck_assert_int_eq(stat(path, &sb), 0);
+	len = (size_t)sb.st_size;
+	text = xmalloc(len + 1);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, text, len), (ssize_t)len);
+	close(fd);
+	text[len] = '\0';
+	for (p = text; (p = strstr(p, "BEGIN CERTIFICATE")) != NULL; p++)
+		p[6] = 'X';
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	times[0] = sb.st_atim;
+	times[1] = sb.st_mtim;
+	ck_assert_int_eq(utimensat(AT_FDCWD, path, times, 0), 0);
+	ck_assert_int_eq(trust_select(path, chain, 1, &pem, &count), 0);
+	ck_assert_uint_eq(count, 1);
+	ck_assert_str_eq(pem, want);
+	free(pem);
+
+	/* Another chain is another selection: read from the file as it is
+	 * now, which names no certificate at all. */
+	chain[0] = der_of(&leaf2, &d[0]);
+	ck_assert_int_eq(trust_select(path, chain, 1, &pem, &count), 0);
+	ck_assert_uint_eq(count, 0);
+	ck_assert_ptr_null(pem);
+	gnutls_free(d[0].data);
+
+	/* A new modification time: read again, nothing found now. */
+	times[1].tv_sec -= 10;
+	ck_assert_int_eq(utimensat(AT_FDCWD, path, times, 0), 0);
+	chain[0] = der_of(&leaf, &d[0]);
+	ck_assert_int_eq(trust_select(path, chain, 1, &pem, &count), 0);
+	ck_assert_uint_eq(count, 0);
+	ck_assert_ptr_null(pem);
+
+	/* Replaced by a new file with the first contents: found again. */
+	ck_assert_int_eq(unlink(path), 0);
+	free(tcert_write_bundle(tmpdir, "cached.pem", in, 2, 0));
+	ck_assert_int_eq(trust_select(path, chain, 1, &pem, &count), 0);
+	ck_assert_uint_eq(count, 1);
+	ck_assert_str_eq(pem, want);
+	free(pem);
+	gnutls_free(d[0].data);
+	free(want);
+	free(text);
+	free(path);
+}
+END_TEST
+
 /* The system's anchors come from the CA bundle: the CA of the server's
  * chain is found among others, through an intermediate the server sends.
  * Sending a root does not make it trusted. */
@@ -1468,6 +1546,7 @@ suite_transport(void)
 	tcase_add_test(tc, test_tls_unknown_ca);
 	tcase_add_test(tc, test_tls_system_store_only);
 	tcase_add_test(tc, test_trust_select);
+	tcase_add_test(tc, test_trust_select_cache);
 	tcase_add_test(tc, test_tls_bundle);
 	tcase_add_test(tc, test_tls_bundle_missing);
 	tcase_add_test(tc, test_tls_wrong_name);
