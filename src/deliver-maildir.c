@@ -140,8 +140,8 @@ maildir_open(const struct deliver_config *cfg, void **ctx_r, char **err)
 	static const char *const sub[] = { "tmp", "new", "cur" };
 	const char *arg = cfg->target;
 	struct maildir *md;
-	int dfd, fd[3], r = PM_OK;
-	size_t i, n;
+	int dfd, fd[3], r = PM_OK, made = 0;
+	size_t i, n = 0;
 	char *p;
 
 	if (arg == NULL || *arg == '\0')
@@ -151,17 +151,22 @@ maildir_open(const struct deliver_config *cfg, void **ctx_r, char **err)
 	if ((r = open_dir_flags(AT_FDCWD, arg, arg,
 	    geteuid() == 0 ? O_NOFOLLOW : 0, &dfd, err)) != PM_OK)
 		return r;
-	for (n = 0; n < sizeof sub / sizeof sub[0]; n++) {
-		p = xasprintf("%s/%s", arg, sub[n]);
-		if (mkdirat(dfd, sub[n], 0700) == 0) {
-			/* Make the new entry durable. */
-			if (fsync(dfd) < 0)
-				r = write_error(err, "cannot fsync", arg,
-				    errno);
-		} else if (errno != EEXIST)
+	/* Whatever is missing is made first, then one fsync() makes the
+	 * new entries durable. */
+	for (i = 0; i < sizeof sub / sizeof sub[0] && r == PM_OK; i++) {
+		if (mkdirat(dfd, sub[i], 0700) == 0)
+			made = 1;
+		else if (errno != EEXIST) {
+			p = xasprintf("%s/%s", arg, sub[i]);
 			r = write_error(err, "cannot create", p, errno);
-		if (r == PM_OK)
-			r = open_dir(dfd, sub[n], p, &fd[n], err);
+			free(p);
+		}
+	}
+	if (r == PM_OK && made && fsync(dfd) < 0)
+		r = write_error(err, "cannot fsync", arg, errno);
+	for (n = 0; n < sizeof sub / sizeof sub[0] && r == PM_OK; n++) {
+		p = xasprintf("%s/%s", arg, sub[n]);
+		r = open_dir(dfd, sub[n], p, &fd[n], err);
 		free(p);
 		if (r != PM_OK)
 			break;

@@ -249,12 +249,17 @@ mkdir_durable(const char *path, unsigned mode)
 	return r;
 }
 
-/* mkdir -p with mode, each new component made durable; -1 + errno. */
+/* mkdir -p with mode, each new component made durable; -1 + errno.  The
+ * deepest missing directory is tried first and its parents only when it
+ * cannot be made: a path whose parents exist costs one mkdir(), not one a
+ * component from the root. */
 int
 mkdir_p(const char *path, unsigned mode)
 {
-	char *p, *s;
+	char *parent, *slash;
 	struct stat sb;
+	size_t len;
+	int r;
 
 	if (stat(path, &sb) == 0) {
 		if (S_ISDIR(sb.st_mode))
@@ -262,18 +267,29 @@ mkdir_p(const char *path, unsigned mode)
 		errno = ENOTDIR;
 		return -1;
 	}
-	p = xstrdup(path);
-	for (s = p + 1; *s != '\0'; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir_durable(p, mode) < 0) {
-			free(p);
-			return -1;
-		}
-		*s = '/';
+	if (mkdir_durable(path, mode) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	/* The parent: path without its last component (and the slashes
+	 * around it); none left (a relative name, or "/"): give up. */
+	parent = xstrdup(path);
+	len = strlen(parent);
+	while (len > 1 && parent[len - 1] == '/')
+		parent[--len] = '\0';
+	slash = strrchr(parent, '/');
+	while (slash != NULL && slash > parent && slash[-1] == '/')
+		slash--;
+	if (slash == NULL || slash == parent) {
+		free(parent);
+		errno = ENOENT;
+		return -1;
 	}
-	free(p);
+	*slash = '\0';
+	r = mkdir_p(parent, mode);
+	free(parent);
+	if (r < 0)
+		return -1;
 	return mkdir_durable(path, mode);
 }
 

@@ -38,6 +38,7 @@ START_TEST(test_files)
 	char *dir = test_tmpdir(), *deep, *path, *data;
 	size_t len;
 	struct stat sb;
+	mode_t mask;
 
 	deep = xasprintf("%s/a/b/c", dir);
 	ck_assert_int_eq(mkdir_p(deep, 0700), 0);
@@ -55,6 +56,33 @@ START_TEST(test_files)
 	ck_assert_int_eq(errno, EFBIG);
 	ck_assert_int_eq(mkdir_p(path, 0700), -1);
 	ck_assert_int_eq(errno, ENOTDIR);
+	/* Below a file: refused, nothing made. */
+	free(deep);
+	deep = xasprintf("%s/x/y", path);
+	ck_assert_int_eq(mkdir_p(deep, 0700), -1);
+	ck_assert_int_eq(errno, ENOTDIR);
+	free(deep);
+	/* Doubled and trailing slashes, several levels missing. */
+	deep = xasprintf("%s//d/e//f/", dir);
+	ck_assert_int_eq(mkdir_p(deep, 0750), 0);
+	free(deep);
+	deep = xasprintf("%s/d/e/f", dir);
+	ck_assert_int_eq(stat(deep, &sb), 0);
+	ck_assert(S_ISDIR(sb.st_mode));
+	mask = umask(0);
+	umask(mask);
+	ck_assert_uint_eq(sb.st_mode & 0777, 0750 & ~mask);
+	free(deep);
+	/* Relative to the working directory. */
+	deep = xasprintf("%s/g", dir);
+	ck_assert_int_eq(chdir(dir), 0);
+	ck_assert_int_eq(mkdir_p("g/h/i", 0700), 0);
+	ck_assert_int_eq(mkdir_p("g/h/i/", 0700), 0);
+	ck_assert_int_eq(chdir("/"), 0);
+	free(deep);
+	deep = xasprintf("%s/g/h/i", dir);
+	ck_assert_int_eq(stat(deep, &sb), 0);
+	ck_assert(S_ISDIR(sb.st_mode));
 	free(path);
 	free(deep);
 	test_rm_rf(dir);
