@@ -48,6 +48,12 @@
 #define STREAM_BUF_INITIAL	4096	/* grows for long lines; an idle
 					 * stream shrinks back to it */
 #define STREAM_BYE_TIMEOUT	1000	/* ms, for close_notify */
+/* What one recv() under TLS asks for.  GnuTLS pulls a record's 5-byte
+ * header, then its body: two system calls a record, and servers send
+ * records of a few kB (Dovecot's are 4 kB or less).  Reading ahead takes
+ * whatever the socket holds in one call; the buffer exists only while it
+ * holds bytes, so an idle connection keeps none. */
+#define TLS_READ_AHEAD		(64 * 1024)
 #define STREAM_ERRS_MAX		512	/* connect reasons kept, bytes */
 
 /* TLS 1.2 and 1.3 only; everything older is refused. */
@@ -82,6 +88,9 @@ struct stream {
 	int		 timeout_ms;
 
 	gnutls_session_t tls;		/* NULL until stream_starttls */
+	unsigned char	*ra;		/* TLS bytes read ahead (tls_pull),
+					 * NULL when none */
+	size_t		 ra_pos, ra_len;
 	struct tls_cred	*cred;		/* shared (see cred_get) */
 	int		 tls_ok;	/* handshake done and peer verified */
 	int		 broken;	/* a failed handshake: no more I/O */
@@ -437,17 +446,56 @@ tls_push(gnutls_transport_ptr_t ptr, const void *buf, size_t len)
 	return n;
 }
 
-/* Pull function for GnuTLS: plain recv(). */
+/* Bytes read ahead that GnuTLS has not taken yet. */
+static int
+ra_pending(const struct stream *s)
+{
+	return s->ra_pos < s->ra_len;
+}
+
+/* Give back the read-ahead buffer. */
+static void
+ra_free(struct stream *s)
+{
+	free(s->ra);
+	s->ra = NULL;
+	s->ra_pos = s->ra_len = 0;
+}
+
+/* Pull function for GnuTLS: from the bytes read ahead, else one recv() of
+ * up to TLS_READ_AHEAD bytes. */
 static ssize_t
 tls_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
 {
 	struct stream	*s = ptr;
 	ssize_t		 n;
+	size_t		 k;
 
-	n = recv(s->fd, buf, len, 0);
-	if (n == -1)
-		gnutls_transport_set_errno(s->tls, errno);
-	return n;
+	if (!ra_pending(s)) {
+		if (len >= TLS_READ_AHEAD) {
+			n = recv(s->fd, buf, len, 0);
+			if (n == -1)
+				gnutls_transport_set_errno(s->tls, errno);
+			return n;
+		}
+		if (s->ra == NULL)
+			s->ra = xmalloc(TLS_READ_AHEAD);
+		n = recv(s->fd, s->ra, TLS_READ_AHEAD, 0);
+		if (n <= 0) {
+			if (n == -1)
+				gnutls_transport_set_errno(s->tls, errno);
+			ra_free(s);
+			return n;
+		}
+		s->ra_pos = 0;
+		s->ra_len = (size_t)n;
+	}
+	k = s->ra_len - s->ra_pos < len ? s->ra_len - s->ra_pos : len;
+	memcpy(buf, s->ra + s->ra_pos, k);
+	s->ra_pos += k;
+	if (!ra_pending(s))
+		ra_free(s);
+	return (ssize_t)k;
 }
 
 /* Pull-timeout function for GnuTLS: wait for input up to ms. */
@@ -457,11 +505,22 @@ tls_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
 	struct stream	*s = ptr;
 	int		 r;
 
+	if (ra_pending(s))
+		return 1;
 	r = wait_fd(s->fd, POLLIN, ms == GNUTLS_INDEFINITE_TIMEOUT ?
 	    s->timeout_ms : (int)ms);
 	if (r == -1)
 		gnutls_transport_set_errno(s->tls, errno);
 	return r;
+}
+
+/* Input waiting inside the stream's TLS layers: decrypted in GnuTLS, or
+ * read ahead and not yet decrypted.  The socket may have nothing then. */
+static int
+tls_pending(struct stream *s)
+{
+	return s->tls != NULL &&
+	    (ra_pending(s) || gnutls_record_check_pending(s->tls) > 0);
 }
 
 /*
@@ -859,6 +918,7 @@ tls_fail(struct stream *s)
 	if (s->tls != NULL)
 		gnutls_deinit(s->tls);
 	cred_put(s->cred);
+	ra_free(s);
 	s->tls = NULL;
 	s->cred = NULL;
 	s->tls_ok = 0;
@@ -1108,7 +1168,7 @@ raw_read(struct stream *s, void *buf, size_t len, size_t *got_r, char **err)
 		if (s->tls != NULL) {
 			/* Decrypted data may be waiting inside GnuTLS
 			 * while the socket itself has nothing. */
-			if (gnutls_record_check_pending(s->tls) == 0 &&
+			if (!tls_pending(s) &&
 			    (w = wait_fd(s->fd, ev, s->timeout_ms)) <= 0)
 				return wait_error(s, w, "read", err);
 			n = gnutls_record_recv(s->tls, buf, len);
@@ -1209,8 +1269,7 @@ stream_await(struct stream *s, int timeout_ms, int wake_fd)
 	long long deadline = mono_ms() + timeout_ms, left;
 	int n;
 
-	if (s->broken || s->start < s->end ||
-	    (s->tls != NULL && gnutls_record_check_pending(s->tls) > 0))
+	if (s->broken || s->start < s->end || tls_pending(s))
 		return 1;
 	/* Nothing buffered and a long wait ahead (IMAP IDLE): give back
 	 * what long lines made the buffer grow to. */
@@ -1324,6 +1383,7 @@ stream_close(struct stream *s)
 		gnutls_deinit(s->tls);
 	cred_put(s->cred);
 	close(s->fd);
+	ra_free(s);
 	free(s->buf);
 	free(s->host);
 	free(s->name);

@@ -50,6 +50,7 @@ enum scenario {
 	SC_CLOSE,	/* half a line, then close */
 	SC_SILENT,	/* accept and say nothing until the client leaves */
 	SC_BUFFERED,	/* a line and message bytes in one write */
+	SC_RECORDS,	/* TLS: twenty records in one segment, then quiet */
 	SC_DEAD		/* close at once (TLS: right after the handshake) */
 };
 
@@ -255,7 +256,7 @@ static int
 sc_play(struct sconn *c, const struct server *sv)
 {
 	char	 line[256], *big;
-	int	 fail = 0;
+	int	 fail = 0, i, on;
 
 	if (sv->tls && sc_handshake(c, sv) != 0)
 		return 10;
@@ -317,6 +318,26 @@ sc_play(struct sconn *c, const struct server *sv)
 	case SC_DEAD:
 		if (sv->sc == SC_SILENT)
 			sc_wait_close(c);
+		return 0;
+	case SC_RECORDS:
+		/* One record a line, corked into one TCP segment: the client
+		 * reads them all at once, and nothing more comes until it
+		 * answers. */
+		on = 1;
+		setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+		for (i = 0; i < 20; i++) {
+			snprintf(line, sizeof line, "record %d\r\n", i);
+			if (sc_puts(c, line) != 0)
+				return 11;
+		}
+		on = 0;
+		setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+		if (sc_read_line(c, line, sizeof line) != 0 ||
+		    strcmp(line, "done\r\n") != 0)
+			return 12;
+		if (sc_puts(c, "bye\r\n") != 0)
+			return 13;
+		sc_wait_close(c);
 		return 0;
 	case SC_BUFFERED:
 		if (sc_puts(c, "* 1 FETCH {14}\r\nBODY0123456789") != 0)
@@ -811,6 +832,31 @@ START_TEST(test_starttls_discards)
 	ck_assert_int_eq(stream_starttls(s, &o, &err), PM_OK);
 	ck_assert_int_eq(stream_tls_active(s), 1);
 	expect_line(s, "* OK over tls");
+	stream_close(s);
+	ck_assert_int_eq(server_wait(&sv), 0);
+}
+END_TEST
+
+/* TLS records that arrived together are all read, though the socket has
+ * nothing more: bytes read ahead of GnuTLS count as input waiting. */
+START_TEST(test_tls_records_ahead)
+{
+	struct tls_opts	 o = { .server_name = "localhost",
+	    .ca_file = ca1_path, .no_system_trust = 1 };
+	struct server	 sv = { 0 };
+	struct stream	*s;
+	char		*err = NULL, want[32];
+	int		 i;
+
+	server_v4(&sv, SC_RECORDS, 1, &leaf);
+	s = connect_ok(&sv, "127.0.0.1", 2000);
+	ck_assert_int_eq(stream_starttls(s, &o, &err), PM_OK);
+	for (i = 0; i < 20; i++) {
+		snprintf(want, sizeof want, "record %d", i);
+		expect_line(s, want);
+	}
+	ck_assert_int_eq(stream_write(s, "done\r\n", 6, &err), PM_OK);
+	expect_line(s, "bye");
 	stream_close(s);
 	ck_assert_int_eq(server_wait(&sv), 0);
 }
@@ -1558,6 +1604,7 @@ suite_transport(void)
 	tcase_add_test(tc, test_tls_pin_malformed);
 	tcase_add_test(tc, test_tls_old_version);
 	tcase_add_test(tc, test_starttls_discards);
+	tcase_add_test(tc, test_tls_records_ahead);
 	tcase_add_loop_test(tc, test_split_lines, 0, 2);
 	tcase_add_loop_test(tc, test_line_limits, 0, 2);
 	tcase_add_loop_test(tc, test_line_huge, 0, 2);
