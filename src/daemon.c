@@ -341,7 +341,9 @@ enqueue(struct daemon *d, struct acct *ac)
 	ac->qnext = NULL;
 	*d->qtail = ac;
 	d->qtail = &ac->qnext;
-	pthread_cond_broadcast(&d->cv);
+	/* One account more: one worker is enough.  Waking them all had
+	 * each of them take the lock and scan the queue in turn. */
+	pthread_cond_signal(&d->cv);
 }
 
 /* Take the first queued account whose server has room (under d->mu). */
@@ -403,7 +405,10 @@ worker_main(void *arg)
 		ac->result = r;
 		ac->stats = st;
 		ac->finished = 1;
-		pthread_cond_broadcast(&d->cv);	/* a slot is free */
+		/* A slot is free: one more account may start.  This worker
+		 * looks first, on its next turn of the loop; one waiting
+		 * worker is woken as well. */
+		pthread_cond_signal(&d->cv);
 		pthread_cond_broadcast(&d->done_cv);
 		poke(d);
 	}
