@@ -16,7 +16,7 @@
 # Workloads (BENCH_WORKLOADS, default all four, in this order):
 #   small   BENCH_SMALL (5000) messages of BENCH_SMALL_KB (4) KiB, loopback
 #   rtt     BENCH_RTT (1000) messages of BENCH_SMALL_KB KiB through a delaying
-#           relay (bench/delay-relay.py) adding a BENCH_RTT_MS (20) ms round
+#           relay (bench/delay-relay.c) adding a BENCH_RTT_MS (20) ms round
 #           trip: a server in the cloud
 #   medium  BENCH_MEDIUM (200) messages of BENCH_MEDIUM_KB (1024) KiB, loopback
 #   large   one message of BENCH_LARGE_MB (50) MiB, loopback

@@ -1,5 +1,6 @@
-# The delaying relay (bench/delay-relay.py) for the benchmarks: sourced
-# after tests/e2e/lib.sh, which sets E2E_RUN and SRV_PYTHON.
+# The delaying relay (bench/delay-relay, built from bench/delay-relay.c by
+# the bench targets) for the benchmarks: sourced after tests/e2e/lib.sh,
+# which sets E2E_RUN and top_builddir.
 #
 #   relay_start RTT_MS MAX_SECONDS PORT...
 #       relay each PORT of 127.0.0.1 adding RTT_MS to the round trip, for
@@ -14,9 +15,13 @@ relay_start() {
 	for p in "$@"; do
 		ups="$ups --upstream $p"
 	done
+	if [ ! -x "$top_builddir/bench/delay-relay" ]; then
+		echo "bench: $top_builddir/bench/delay-relay is missing (make bench/delay-relay)"
+		return 1
+	fi
 	rm -f "$E2E_RUN/relay.ports"
 	# shellcheck disable=SC2086
-	"$SRV_PYTHON" "$top_srcdir/bench/delay-relay.py" \
+	"$top_builddir/bench/delay-relay" \
 		--delay-ms "$(awk -v r="$rtt" 'BEGIN {print r / 2}')" $ups \
 		--port-file "$E2E_RUN/relay.ports" --parent-pid $$ \
 		--max-seconds "$max" </dev/null >"$E2E_RUN/relay.log" 2>&1 &

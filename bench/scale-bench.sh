@@ -20,7 +20,7 @@
 #
 # Workloads (SCALE_WORKLOADS, default "many idle"):
 #   many  SCALE_MAILBOXES (300) mailboxes with SCALE_MESSAGES (3) new
-#         messages of SCALE_KB (4) KiB each, through bench/delay-relay.py
+#         messages of SCALE_KB (4) KiB each, through bench/delay-relay.c
 #         adding a SCALE_RTT_MS (20) ms round trip.  pullmail runs once over
 #         the first mailbox alone (SCALE_ONE_RUNS (5) times, the median
 #         counts), then once over all of them; between runs the local
