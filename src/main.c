@@ -165,6 +165,34 @@ run_status(const struct config *cfg, int argc, char **argv)
 
 /* Parse the command line, load the config and fetch the chosen accounts
  * (or run authorize/token); exit with the worst account's code. */
+/*
+ * Where "import" stands among the arguments, if it is the command: first,
+ * or after nothing but -v and -q (`pullmail -v import ...`; import has
+ * nothing they would change).  0 when the command is something else.
+ */
+static int
+import_position(int argc, char **argv)
+{
+	const char *p;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "import") == 0)
+			break;
+		if (strcmp(argv[i], "--verbose") == 0 ||
+		    strcmp(argv[i], "--quiet") == 0)
+			continue;
+		if (argv[i][0] != '-' || argv[i][1] == '-' ||
+		    argv[i][1] == '\0')
+			return 0;
+		for (p = argv[i] + 1; *p == 'v' || *p == 'q'; p++)
+			;
+		if (*p != '\0')
+			return 0;
+	}
+	return i < argc ? i : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -193,8 +221,8 @@ main(int argc, char **argv)
 
 	harden();
 	/* import has options of its own and reads no pullmail config. */
-	if (argc > 1 && strcmp(argv[1], "import") == 0)
-		return import_main(argc - 1, argv + 1);
+	if ((i = import_position(argc, argv)) > 0)
+		return import_main(argc - i, argv + i);
 	while ((ch = getopt_long(argc, argv, "c:vqVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

@@ -173,6 +173,21 @@ else
 	cat "$tmp/conf"
 fi
 
+# -v and -q before the command are taken, as `pullmail -v import ...` reads.
+"$PULLMAIL" import fetchmailrc tests/import/fetchmail/01-simple-pop3.rc \
+    >"$tmp/plain" 2>&1
+for opts in "-v" "-vq" "--verbose -q"; do
+	# shellcheck disable=SC2086
+	if "$PULLMAIL" $opts import fetchmailrc \
+	    tests/import/fetchmail/01-simple-pop3.rc >"$tmp/conf" 2>&1 &&
+	    cmp -s "$tmp/plain" "$tmp/conf"; then
+		ok "pullmail $opts import: the same output"
+	else
+		not_ok "pullmail $opts import"
+		cat "$tmp/conf"
+	fi
+done
+
 # The default file is ~/.fetchmailrc.
 cp tests/import/fetchmail/01-simple-pop3.rc "$tmp/home/.fetchmailrc"
 if HOME=$tmp/home "$PULLMAIL" import fetchmailrc >"$tmp/conf" 2>&1 &&
