@@ -223,6 +223,7 @@ check_network(const struct account *a, unsigned port)
 static int
 check_token(const struct account *a)
 {
+	struct account quiet;
 	struct pm_secret *token = NULL;
 	struct stat sb;
 	char *err = NULL, *note = NULL, *cache_dir;
@@ -237,7 +238,11 @@ check_token(const struct account *a)
 	/* Ask the endpoint, not the cache: that is what is checked. */
 	if (stat(cache_dir, &sb) == 0)
 		oauth_account_invalidate(a, cache_dir, NULL);
-	r = oauth_account_token(a, cache_dir, &token, &cached, &err);
+	/* The person running check reads the failure here: it is not
+	 * notify_command's to tell. */
+	quiet = *a;
+	quiet.notify_command = NULL;
+	r = oauth_account_token(&quiet, cache_dir, &token, &cached, &err);
 	free(cache_dir);
 	if (r != PM_OK)
 		return step_failed(a, "token", err, auth_code(r));

@@ -6,7 +6,8 @@
 #   DNS (68): a name under .invalid; TCP (69): a closed port;
 #   TLS (76): Dovecot's certificate checked against another CA, and
 #     reached by an address its certificate does not name;
-#   token (77): oidc-provider refusing a wrong client secret; Entra ID's
+#   token (77): oidc-provider refusing a wrong client secret (and no
+#     notify_command run for it, unlike a fetch); Entra ID's
 #     AADSTS codes (a fault injector, tests/servers/oauthfault.py --mode
 #     aadsts: no real server here answers them) mapped to admin terms;
 #   token claims (77): JWTs from the injector (--mode jwt; oidc-provider's
@@ -168,13 +169,23 @@ case_tls() {
 
 # oidc-provider refuses a wrong client secret: token, 77.
 case_token_refused() {
-	run_check oauth_client_secret=not-the-secret
+	printf '#!/bin/sh\necho notified >>"%s/notified"\n' "$CASE_DIR" \
+		>"$CASE_DIR/notify.sh"
+	chmod 755 "$CASE_DIR/notify.sh"
+	run_check oauth_client_secret=not-the-secret \
+		notify_command="$CASE_DIR/notify.sh"
 	assert_rc 77
 	assert_last_step token
 	assert_grep -F "invalid_client" "$LAST_OUT.out"
 	assert_grep -F "check oauth_client_id and oauth_client_secret" "$LAST_OUT.out"
 	assert_no_grep -F "not-the-secret" "$LAST_OUT.out"
 	assert_no_grep -F "not-the-secret" "$LAST_OUT.err"
+	# check is for the person running it: notify_command is not run,
+	# as a fetch with the same account does.
+	[ ! -e "$CASE_DIR/notified" ] || fail "check ran notify_command"
+	run_pm -c "$CASE_DIR/config" acct
+	assert_rc 77
+	[ -e "$CASE_DIR/notified" ] || fail "a fetch did not run notify_command"
 }
 
 # Entra ID's AADSTS codes, each in the admin's terms.
