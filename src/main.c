@@ -318,9 +318,13 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	if (r != PM_OK) {
+		/* check reports every step on stdout, this one too (once:
+		 * not again on stderr). */
 		if (subcommand != NULL && strcmp(subcommand, "check") == 0)
-			printf("config and secret files: FAILED: %s\n", err);
-		log_errx("%s", err);
+			printf("%s: config and secret files: FAILED: %s\n",
+			    argv[0], err);
+		else
+			log_errx("%s", err);
 		free(err);
 		free(default_path);
 		/* A secret command that timed out may work next time. */

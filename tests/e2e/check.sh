@@ -131,8 +131,10 @@ case_secret_perms() {
 	chmod 0644 "$CASE_DIR/secret"
 	run_check oauth_client_secret= "oauth_client_secret_file=$CASE_DIR/secret"
 	assert_rc 78
-	assert_grep -F "config and secret files: FAILED: " "$LAST_OUT.out"
+	assert_last_step "config and secret files"
 	assert_grep -F "$CASE_DIR/secret: mode 0644 lets others read the secret; run chmod 600 $CASE_DIR/secret" "$LAST_OUT.out"
+	# Said once, with the other steps on stdout.
+	assert_no_grep -F "lets others read" "$LAST_OUT.err"
 	assert_no_secrets
 }
 
