@@ -1345,13 +1345,13 @@ START_TEST(test_trust_select)
 	ck_assert_int_eq(trust_select(path, chain, 2, &pem, &count), 0);
 	ck_assert_uint_eq(count, 0);
 	ck_assert_ptr_null(pem);
-	gnutls_free(d[0].data);
 
 	missing = xasprintf("%s/no-such-bundle.pem", tmpdir);
 	errno = 0;
 	ck_assert_int_eq(trust_select(missing, chain, 1, &pem, &count), -1);
 	ck_assert_int_eq(errno, ENOENT);
 	ck_assert_ptr_null(pem);
+	gnutls_free(d[0].data);
 	free(missing);
 	free(path);
 }
@@ -1405,6 +1405,7 @@ START_TEST(test_trust_select_cache)
 
 	/* Another chain is another selection: read from the file as it is
 	 * now, which names no certificate at all. */
+	gnutls_free(d[0].data);
 	chain[0] = der_of(&leaf2, &d[0]);
 	ck_assert_int_eq(trust_select(path, chain, 1, &pem, &count), 0);
 	ck_assert_uint_eq(count, 0);
