@@ -51,7 +51,8 @@ $(B)/obj/libcore.a: $(CORE_OBJS)
 PLUGIN_UTIL = $(S)/plugins/common/plugin-util.c
 IMAP = $(S)/plugins/imap/imap-parse.c $(PLUGIN_UTIL)
 POP3 = $(S)/plugins/pop3/pop3-parse.c $(PLUGIN_UTIL)
-MOCK = $(S)/tests/unit/mock-host.c $(S)/src/secret.c $(S)/src/util.c
+MOCK = $(S)/tests/unit/mock-host.c $(S)/src/secret.c $(S)/src/base64.c \
+	$(S)/src/util.c
 
 # What each target is built from besides fuzz/fuzz-TARGET.c.
 SRC_imap-response = $(IMAP)

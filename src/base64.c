@@ -83,10 +83,10 @@ base64_encode_secret(const void *data, size_t len)
 	return s;
 }
 
-/* Value of character c in alphabet a, or -1.  By ranges, not a search
- * of the alphabet: a CA bundle is some 200 kB of base64. */
-static int
-b64_value(enum base64_alphabet a, unsigned char c)
+/* Value of c in either alphabet (contract in base64.h).  By ranges, not
+ * a search of the alphabet: a CA bundle is some 200 kB of base64. */
+int
+base64_value_any(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -94,11 +94,22 @@ b64_value(enum base64_alphabet a, unsigned char c)
 		return c - 'a' + 26;
 	if (c >= '0' && c <= '9')
 		return c - '0' + 52;
-	if (c == (unsigned char)b64_chars[a][62])
+	if (c == '+' || c == '-')
 		return 62;
-	if (c == (unsigned char)b64_chars[a][63])
+	if (c == '/' || c == '_')
 		return 63;
 	return -1;
+}
+
+/* Value of character c in alphabet a, or -1. */
+static int
+b64_value(enum base64_alphabet a, unsigned char c)
+{
+	int v = base64_value_any(c);
+
+	if (v >= 62 && c != (unsigned char)b64_chars[a][v])
+		return -1;
+	return v;
 }
 
 /* Decode strictly (contract in base64.h). */

@@ -30,6 +30,11 @@ char *base64_encode(enum base64_alphabet a, const void *data, size_t len);
 int base64_decode(enum base64_alphabet a, const char *in, size_t inlen,
     unsigned char **out_r, size_t *outlen_r);
 
+/* The value of base64 character c in either alphabet ('+' and '-' are
+ * 62, '/' and '_' 63), or -1: for text that may hold either form (the
+ * redaction of secrets in logs). */
+int base64_value_any(unsigned char c);
+
 /* BASE64_STD of secret bytes (a SASL response) as a secret; no unwiped
  * copy is left behind. */
 struct pm_secret *base64_encode_secret(const void *data, size_t len);

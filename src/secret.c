@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "secret.h"
 #include "util.h"
 
@@ -366,23 +367,6 @@ view_unescape(const struct view *src, int plus, struct view *v)
 	}
 }
 
-/* Value of a base64 or base64url character, or -1. */
-static int
-b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
 /*
  * Look for secrets in every run of at least 8 base64 characters of v,
  * decoded from each of its first four characters (the run may begin
@@ -399,11 +383,11 @@ find_in_base64(const struct view *v, struct ranges *rs)
 	int bits;
 
 	while (i < v->len) {
-		if (b64val(v->b[i]) < 0) {
+		if (base64_value_any(v->b[i]) < 0) {
 			i++;
 			continue;
 		}
-		for (start = i; i < v->len && b64val(v->b[i]) >= 0; i++)
+		for (start = i; i < v->len && base64_value_any(v->b[i]) >= 0; i++)
 			;
 		for (end = i; i < v->len && v->b[i] == '='; i++)
 			;
@@ -412,7 +396,7 @@ find_in_base64(const struct view *v, struct ranges *rs)
 			acc = 0;
 			bits = 0;
 			for (j = start + off; j < end; j++) {
-				acc = (acc << 6 | (unsigned)b64val(v->b[j])) &
+				acc = (acc << 6 | (unsigned)base64_value_any(v->b[j])) &
 				    0x3fff;
 				if ((bits += 6) >= 8) {
 					bits -= 8;
