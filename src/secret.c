@@ -387,7 +387,8 @@ find_in_base64(const struct view *v, struct ranges *rs)
 			i++;
 			continue;
 		}
-		for (start = i; i < v->len && base64_value_any(v->b[i]) >= 0; i++)
+		for (start = i; i < v->len &&
+		    base64_value_any(v->b[i]) >= 0; i++)
 			;
 		for (end = i; i < v->len && v->b[i] == '='; i++)
 			;
@@ -396,7 +397,8 @@ find_in_base64(const struct view *v, struct ranges *rs)
 			acc = 0;
 			bits = 0;
 			for (j = start + off; j < end; j++) {
-				acc = (acc << 6 | (unsigned)base64_value_any(v->b[j])) &
+				acc = (acc << 6 |
+				    (unsigned)base64_value_any(v->b[j])) &
 				    0x3fff;
 				if ((bits += 6) >= 8) {
 					bits -= 8;
