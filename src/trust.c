@@ -275,7 +275,7 @@ struct trust_cached {
 	ino_t ino;
 	off_t size;
 	struct timespec mtime;
-	unsigned char *key;	/* the names looked for, DER one after another */
+	unsigned char *key;	/* the names looked for, DER, in a row */
 	size_t keylen;
 	char *pem;		/* NULL: none */
 	size_t count;
