@@ -4,6 +4,7 @@ reader, and the loop that listens (its port in the file the tests wait
 for) and relays each connection in two threads."""
 import argparse
 import os
+import select
 import socket
 import sys
 import threading
@@ -75,6 +76,7 @@ def serve(args, relay):
     deadline = time.monotonic() + args.lifetime
     n = 0
     state = {'open': 0}
+    clients = {}
 
     def client_side(fn, nth):
         """Relay what the client sends until it closes; then the
@@ -84,8 +86,20 @@ def serve(args, relay):
         finally:
             with args.lock:
                 state['open'] -= 1
+                clients.pop(nth, None)
                 k = state['open']
             log(args, 'CLOSE #%d, %d open' % (nth, k))
+
+    def client_gone(s):
+        """True when the client has already closed its end of s: its
+        relay thread may not have read that end of file yet (a busy
+        machine), but the client no longer holds the session."""
+        try:
+            p = select.poll()
+            p.register(s, select.POLLRDHUP)
+            return bool(p.poll(0))
+        except (ValueError, OSError):
+            return True
 
     while time.monotonic() < deadline:
         try:
@@ -95,7 +109,10 @@ def serve(args, relay):
         n += 1
         with args.lock:
             state['open'] += 1
-            k = state['open']
+            # Those the client still holds, this one included.
+            k = 1 + sum(1 for s in list(clients.values())
+                        if not client_gone(s))
+            clients[n] = c
         # "OPEN #n, k open": how many sessions the client runs at once.
         log(args, 'OPEN #%d, %d open' % (n, k))
         conn = relay(n, c)
