@@ -339,15 +339,40 @@ put_byte(struct deliver_msg *m, char c, char **err)
 	return PM_OK;
 }
 
-/* Feed message bytes through the CRLF-to-LF filter towards the target. */
+/* Append len bytes without a CR to the output buffer, flushing it when it
+ * is full and more is to come (as put_byte() does). */
+static int
+put_run(struct deliver_msg *m, const char *p, size_t len, char **err)
+{
+	size_t k;
+	int r;
+
+	while (len > 0) {
+		if (m->len == sizeof m->buf &&
+		    (r = flush_buf(m, err)) != PM_OK)
+			return r;
+		k = sizeof m->buf - m->len;
+		if (k > len)
+			k = len;
+		memcpy(m->buf + m->len, p, k);
+		m->len += k;
+		p += k;
+		len -= k;
+	}
+	return PM_OK;
+}
+
+/* Feed message bytes through the CRLF-to-LF filter towards the target.
+ * The header section goes byte by byte (it is held and looked at); the
+ * body moves a run between two CRs at a time. */
 int
 deliver_write(struct deliver_msg *m, const void *buf, size_t len, char **err)
 {
-	const char *p = buf;
-	size_t i;
+	const char *p = buf, *cr;
+	size_t i = 0, run;
 	int r;
 
-	for (i = 0; i < len; i++) {
+	while (i < len) {
 		char c = p[i];
 
 		if (m->pending_cr) {
@@ -357,10 +382,20 @@ deliver_write(struct deliver_msg *m, const void *buf, size_t len, char **err)
 		}
 		if (c == '\r') {
 			m->pending_cr = 1;
+			i++;
 			continue;
 		}
-		if ((r = put_byte(m, c, err)) != PM_OK)
+		if (!m->begun) {
+			if ((r = put_byte(m, c, err)) != PM_OK)
+				return r;
+			i++;
+			continue;
+		}
+		cr = memchr(p + i, '\r', len - i);
+		run = cr != NULL ? (size_t)(cr - (p + i)) : len - i;
+		if ((r = put_run(m, p + i, run, err)) != PM_OK)
 			return r;
+		i += run;
 	}
 	return PM_OK;
 }

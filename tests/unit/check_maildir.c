@@ -154,6 +154,61 @@ START_TEST(test_large_multichunk)
 }
 END_TEST
 
+/* Random bytes, CR and LF dense, in random chunk sizes past the stage's
+ * 64 KiB buffer: the Maildir file is the input with the CR of every CRLF
+ * removed, byte for byte (the body moves a run between CRs at a time; the
+ * header section, up to its first empty line, byte by byte). */
+START_TEST(test_crlf_random)
+{
+	static const char alpha[] = "ab\r\n\r\n.\0";
+	struct deliver_info info = { .account = "test", .server = "server",
+	    .mailbox = "INBOX", .uid = "1" };
+	size_t len = 300000 + (size_t)_i * 7919, i, k, n, olen;
+	char *in = xmalloc(len), *want = xmalloc(len), *path, *data, *err =
+	    NULL;
+	struct deliver *d;
+	struct deliver_msg *m;
+	unsigned seed = 12345u + (unsigned)_i;
+	int files;
+
+	for (i = 0; i < len; i++) {
+		seed = seed * 1103515245u + 12345u;
+		in[i] = alpha[(seed >> 16) % (sizeof alpha - 1)];
+	}
+	/* A header section first, so that the body path carries most. */
+	memcpy(in, "Subject: r\r\n\r\n", 15);
+	for (i = 0, olen = 0; i < len; i++)
+		if (!(in[i] == '\r' && i + 1 < len && in[i + 1] == '\n'))
+			want[olen++] = in[i];
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	ck_assert_int_eq(deliver_begin(d, &info, &m, &err), PM_OK);
+	for (i = 0; i < len; i += n) {
+		seed = seed * 1103515245u + 12345u;
+		k = (seed >> 8) % 5;
+		n = k == 0 ? 1 : k == 1 ? (seed >> 12) % 16 :
+		    (seed >> 12) % (k == 4 ? 140000 : 9000);
+		if (n > len - i)
+			n = len - i;
+		ck_assert_int_eq(deliver_write(m, in + i, n, &err), PM_OK);
+	}
+	ck_assert_int_eq(deliver_finish(m, &err), PM_OK);
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	deliver_close(d);
+	path = only_file("new", &files);
+	ck_assert_int_eq(files, 1);
+	ck_assert_int_eq(read_small_file(path, 1 << 24, &data, &k), 0);
+	ck_assert_uint_eq(k, olen);
+	for (i = 0; i < olen && data[i] == want[i]; i++)
+		;
+	ck_assert_msg(i == olen, "first difference at byte %zu of %zu", i,
+	    olen);
+	free(data);
+	free(path);
+	free(in);
+	free(want);
+}
+END_TEST
+
 START_TEST(test_abort_leaves_nothing)
 {
 	struct deliver_info info = { .account = "test", .server = "server",
@@ -440,6 +495,7 @@ suite_maildir(void)
 	tcase_add_loop_test(tc, test_crlf, 0,
 	    (int)(sizeof crlf_cases / sizeof crlf_cases[0]));
 	tcase_add_test(tc, test_large_multichunk);
+	tcase_add_loop_test(tc, test_crlf_random, 0, 8);
 	tcase_add_test(tc, test_abort_leaves_nothing);
 	tcase_add_test(tc, test_unique_names);
 	tcase_add_test(tc, test_visible_only_after_sync);
