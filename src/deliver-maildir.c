@@ -19,16 +19,27 @@
  * new/, so a directory swapped for a link after the start cannot divert
  * a message, which matters when run as root.
  *
- * Threads: a struct maildir belongs to one thread.  The only state shared
- * between threads is maildir_seq, the counter in every file name, taken
- * with an atomic increment: two threads of one process delivering into
- * one Maildir in the same microsecond still never pick the same name (a
- * repeated name would make the rename into new/ replace a message).
+ * Early write-back: a batch can hold 64 MB, and its syncfs() would write
+ * all of it while the fetch waits.  So every MAILDIR_EARLY_BYTES written
+ * since the last hint, a background thread (one per process) calls
+ * syncfs() on its own, and the disk works while the fetch goes on; the
+ * batch's own syncfs() then has little left to write.  The hint changes
+ * nothing about what sync() guarantees: that still flushes after the
+ * last file is finished and before anything is renamed.
+ *
+ * Threads: a struct maildir belongs to one thread.  Shared between threads
+ * are the early write-back request (under early_mu) and maildir_seq, the
+ * counter in every file name, taken with an atomic increment: two threads
+ * of one process delivering into one Maildir in the same microsecond still
+ * never pick the same name (a repeated name would make the rename into
+ * new/ replace a message).
  */
 #include "autoconf.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +65,7 @@ struct maildir {
 	size_t ndone;
 	void (*visible)(void *arg, size_t nth);	/* see on_visible() */
 	void *visible_arg;
+	uint64_t unhinted;	/* bytes written since the last early hint */
 };
 
 /* The Q part of file names, unique within the process (see the top). */
@@ -61,6 +73,74 @@ static atomic_ulong maildir_seq;
 
 /* From this many files on, one syncfs() beats an fsync() each. */
 #define MAILDIR_SYNCFS_MIN 3
+
+/* Bytes written between two early write-back hints (see the top). */
+#define MAILDIR_EARLY_BYTES ((uint64_t)8 << 20)
+
+#ifdef HAVE_SYNCFS
+/* The early write-back thread: a descriptor on the file system to sync
+ * (-1: nothing asked), taken by the thread, which closes it. */
+static pthread_mutex_t early_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t early_cv = PTHREAD_COND_INITIALIZER;
+static int early_fd = -1;
+static int early_started;
+
+static void *
+early_thread(void *arg)
+{
+	int fd;
+
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&early_mu);
+		while (early_fd < 0)
+			pthread_cond_wait(&early_cv, &early_mu);
+		fd = early_fd;
+		early_fd = -1;
+		pthread_mutex_unlock(&early_mu);
+		/* Only a hint: an error shows again in sync()'s own call. */
+		(void)syncfs(fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Ask for a background syncfs() of the file system of dirfd.  A hint
+ * already waiting covers this one; failing to start the thread only
+ * leaves the work to sync(). */
+static void
+early_hint(int dirfd)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_t t;
+	int fd;
+
+	pthread_mutex_lock(&early_mu);
+	if (!early_started) {
+		/* With every signal blocked: the thread never runs a
+		 * handler. */
+		early_started = -1;
+		sigfillset(&all);
+		if (pthread_attr_init(&attr) == 0) {
+			pthread_attr_setdetachstate(&attr,
+			    PTHREAD_CREATE_DETACHED);
+			pthread_sigmask(SIG_SETMASK, &all, &old);
+			if (pthread_create(&t, &attr, early_thread,
+			    NULL) == 0)
+				early_started = 1;
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			pthread_attr_destroy(&attr);
+		}
+	}
+	if (early_started == 1 && early_fd < 0 &&
+	    (fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+		early_fd = fd;
+		pthread_cond_signal(&early_cv);
+	}
+	pthread_mutex_unlock(&early_mu);
+}
+#endif
 
 /* A delivery error: running out of space is temporary, the rest final. */
 static int
@@ -227,10 +307,20 @@ maildir_begin(void *ctx, const struct deliver_info *info, void **m_r,
 static int
 maildir_write(void *ctx, void *m, const void *buf, size_t len, char **err)
 {
+	struct maildir *md = ctx;
 	struct maildir_msg *mm = m;
 
 	if (write_full(mm->fd, buf, len) < 0)
 		return write_error(err, "cannot write", mm->tmp, errno);
+#ifdef HAVE_SYNCFS
+	md->unhinted += len;
+	if (md->unhinted >= MAILDIR_EARLY_BYTES) {
+		md->unhinted = 0;
+		early_hint(md->tmpfd);
+	}
+#else
+	(void)md;
+#endif
 	return PM_OK;
 }
 

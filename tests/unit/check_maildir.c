@@ -209,6 +209,62 @@ START_TEST(test_crlf_random)
 }
 END_TEST
 
+/* Three messages of 9 MiB in one batch: each crosses the early
+ * write-back hint (every 8 MiB written, a background syncfs()) once or
+ * twice, with the hint thread busy or idle; every file arrives whole
+ * in new/ after the batch's sync, nothing stays in tmp/. */
+START_TEST(test_large_batch_early_writeback)
+{
+	struct deliver_info info = { .account = "test", .server = "server",
+	    .mailbox = "INBOX", .uid = "1" };
+	size_t chunk = 1 << 16, total = (size_t)9 << 20, i, len;
+	char *buf = xmalloc(chunk), *err = NULL, *d_path, *path, *data;
+	struct deliver_msg *m[3];
+	struct deliver *d;
+	struct dirent *de;
+	DIR *dp;
+	int k, n = 0, tmpn;
+
+	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
+	for (k = 0; k < 3; k++) {
+		memset(buf, 'a' + k, chunk);
+		for (i = 63; i < chunk; i += 64)
+			buf[i] = '\n';
+		ck_assert_int_eq(deliver_begin(d, &info, &m[k], &err), PM_OK);
+		for (i = 0; i < total; i += chunk)
+			ck_assert_int_eq(deliver_write(m[k], buf, chunk, &err),
+			    PM_OK);
+		ck_assert_int_eq(deliver_finish(m[k], &err), PM_OK);
+	}
+	ck_assert_int_eq(deliver_sync(d, &err), PM_OK);
+	deliver_close(d);
+	d_path = xasprintf("%s/new", tacct.deliver_path);
+	ck_assert_ptr_nonnull(dp = opendir(d_path));
+	while ((de = readdir(dp)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		path = xasprintf("%s/%s", d_path, de->d_name);
+		ck_assert_int_eq(read_small_file(path, 16 << 20, &data, &len),
+		    0);
+		ck_assert_uint_eq(len, total);
+		ck_assert(data[0] >= 'a' && data[0] <= 'c');
+		for (i = 0; i < len; i++)
+			if (data[i] != (i % 64 == 63 ? '\n' : data[0]))
+				break;
+		ck_assert_uint_eq(i, len);
+		n |= 1 << (data[0] - 'a');
+		free(data);
+		free(path);
+	}
+	closedir(dp);
+	ck_assert_int_eq(n, 7);
+	free(only_file("tmp", &tmpn));
+	ck_assert_int_eq(tmpn, 0);
+	free(d_path);
+	free(buf);
+}
+END_TEST
+
 START_TEST(test_abort_leaves_nothing)
 {
 	struct deliver_info info = { .account = "test", .server = "server",
@@ -496,6 +552,7 @@ suite_maildir(void)
 	    (int)(sizeof crlf_cases / sizeof crlf_cases[0]));
 	tcase_add_test(tc, test_large_multichunk);
 	tcase_add_loop_test(tc, test_crlf_random, 0, 8);
+	tcase_add_test(tc, test_large_batch_early_writeback);
 	tcase_add_test(tc, test_abort_leaves_nothing);
 	tcase_add_test(tc, test_unique_names);
 	tcase_add_test(tc, test_visible_only_after_sync);
