@@ -37,8 +37,8 @@
 # seeding, doveadm reads every message once, so that no tool pays for
 # Dovecot's first indexing.
 #
-# BENCH_RUNS (1): runs per tool and workload; the table shows the run with
-# the median wall time.  BENCH_TIMEOUT (900): seconds before a run is killed.
+# BENCH_RUNS (1): runs per tool and workload, in rounds (every tool once,
+# then again); the table shows the run with the median wall time.  BENCH_TIMEOUT (900): seconds before a run is killed.
 # BENCH_CALLGRIND=1 (with valgrind installed) adds the instruction count of
 # pullmail on each workload (one more, untimed run), which unlike seconds
 # is repeatable on a busy machine.
@@ -272,12 +272,14 @@ bench_workload() {
 		set -- $RELAY_PORTS
 		IMAPS=$1 POP3S=$2
 	fi
-	for tool in $TOOLS; do
-		run=1
-		while [ "$run" -le "$BENCH_RUNS" ]; do
+	# Round by round (every tool once, then again): a machine that
+	# drifts during the workload weighs on every tool alike.
+	run=1
+	while [ "$run" -le "$BENCH_RUNS" ]; do
+		for tool in $TOOLS; do
 			bench_run "$w" "$tool" "$count" "$run"
-			run=$((run + 1))
 		done
+		run=$((run + 1))
 	done
 	relay_stop
 	# The next workload's mail needs the room.
