@@ -1646,7 +1646,7 @@ build_account(const struct parser *p, const struct section *sec,
 		a->poll_interval = (unsigned)n;
 	e = eff(p, sec, K_IDLE);
 	a->idle = e != NULL ? parse_bool(e->value) : 1;
-	a->server_connections = 16;
+	a->server_connections = 32;
 	if ((e = eff(p, sec, K_SERVER_CONNECTIONS)) != NULL &&
 	    parse_number(e->value, 1, COUNT_MAX, &n) == 0)
 		a->server_connections = (unsigned)n;

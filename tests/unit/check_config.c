@@ -317,6 +317,12 @@ START_TEST(test_builtin_defaults)
 	ck_assert_int_eq(a->mark_seen, 0);
 	ck_assert_uint_eq(a->timeout, 60);
 	ck_assert_uint_eq(a->throttle_max_wait, 60);
+	ck_assert_uint_eq(a->poll_interval, 300);
+	ck_assert_int_eq(a->idle, 1);
+	/* Per server as many sessions as in all: one tenant's mailboxes
+	 * get every session of the run. */
+	ck_assert_uint_eq(a->server_connections, 32);
+	ck_assert_uint_eq(cfg->max_connections, 32);
 	ck_assert_int_eq(a->oauth_provider, OAUTH_NONE);
 	ck_assert_ptr_null(a->oauth_client_secret);
 	if (asprintf(&expect, "%s/Maildir", tmpdir) < 0)
