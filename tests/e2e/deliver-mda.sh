@@ -278,13 +278,20 @@ case_spool_unwritable() {
 		spool=$CASE_DIR/no-such-dir
 	fi
 	set_tmpdir "$spool"
-	run_pm -c "$CASE_DIR/config"
-	assert_rc 75
-	assert_grep "mda: cannot spool the message in $spool: (Read-only file system|Permission denied|No such file or directory) \(it must be a writable directory; set TMPDIR to choose another\)" "$LAST_OUT.err"
-	assert_grep 'left on the server' "$LAST_OUT.err"
-	[ -z "$(ls "$CASE_DIR/rec")" ] || fail "the MDA was started"
-	assert_eq 0 "$(maildir_count "$CASE_DIR/out")" "messages delivered"
-	assert_eq "$NSEEDS" "$(srv_count "$CASE_USER")" "messages on the server"
+	if [ -n "${PULLMAIL_WRAPPER:-}" ]; then
+		# valgrind (make check-valgrind) keeps files of its own in
+		# TMPDIR and does not start without a writable one: this run
+		# is make check's alone.
+		echo "    unwritable spool: not run under PULLMAIL_WRAPPER, which needs TMPDIR itself"
+	else
+		run_pm -c "$CASE_DIR/config"
+		assert_rc 75
+		assert_grep "mda: cannot spool the message in $spool: (Read-only file system|Permission denied|No such file or directory) \(it must be a writable directory; set TMPDIR to choose another\)" "$LAST_OUT.err"
+		assert_grep 'left on the server' "$LAST_OUT.err"
+		[ -z "$(ls "$CASE_DIR/rec")" ] || fail "the MDA was started"
+		assert_eq 0 "$(maildir_count "$CASE_DIR/out")" "messages delivered"
+		assert_eq "$NSEEDS" "$(srv_count "$CASE_USER")" "messages on the server"
+	fi
 	if [ $ns = 1 ]; then
 		PULLMAIL=$E2E_PULLMAIL
 	fi
