@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a benchmark workload straight into a Maildir (the server's side).
 
-  genmaildir.py [--each N] DIR COUNT SIZE TAG
+  genmaildir.py [--each N] [--sizes] DIR COUNT SIZE TAG
 
 puts COUNT distinct messages of SIZE bytes each (LF line endings, as in a
 Maildir) into DIR/new, creating DIR/{new,cur,tmp}.  With --each N, DIR and
@@ -10,7 +10,10 @@ messages (the scale benchmark's hundreds of mailboxes, in one process).
 Text messages up to 64 KiB; larger ones carry a base64 attachment of
 pseudo-random bytes (as a real 1 MB mail does).  Deterministic: the same
 arguments give the same bytes.  One process instead of one `ln` per
-message: 5,000 messages take well under a second.
+message: 5,000 messages take well under a second.  With --sizes, each
+file name carries ",S=size,W=size with CRLF line ends", as Dovecot's own
+delivery (LMTP, dovecot-lda) names the mail it stores: Dovecot then answers
+RFC822.SIZE from the name instead of reading the message.
 """
 import base64
 import hashlib
@@ -78,32 +81,41 @@ def message(size, tag, i):
     return bytes(out)
 
 
-def fill(d, count, size, tag):
-    """COUNT messages of SIZE bytes tagged TAG into Maildir D."""
+def fill(d, count, size, tag, sizes=False):
+    """COUNT messages of SIZE bytes tagged TAG into Maildir D; with sizes,
+    the physical and the virtual size in each file name."""
     for sub in ("new", "cur", "tmp"):
         os.makedirs(os.path.join(d, sub), exist_ok=True)
     for i in range(1, count + 1):
+        data = message(size, tag, i)
         name = f"1700000000.B{i}P{os.getpid()}.bench"
+        if sizes:
+            vsize = len(data) + data.count(b"\n")
+            name += f",S={len(data)},W={vsize}"
         tmp = os.path.join(d, "tmp", name)
         with open(tmp, "wb") as f:
-            f.write(message(size, tag, i))
+            f.write(data)
         os.rename(tmp, os.path.join(d, "new", name))
 
 
 def main(argv):
-    each = 0
-    if len(argv) == 7 and argv[1] == "--each":
+    each, sizes = 0, False
+    if len(argv) > 2 and argv[1] == "--each":
         each = int(argv[2])
         argv = argv[:1] + argv[3:]
+    if len(argv) > 1 and argv[1] == "--sizes":
+        sizes = True
+        argv = argv[:1] + argv[2:]
     if len(argv) != 5 or (each and not ("%d" in argv[1] and "%d" in argv[4])):
         print(__doc__, file=sys.stderr)
         return 64
     d, count, size, tag = argv[1], int(argv[2]), int(argv[3]), argv[4]
     if not each:
-        fill(d, count, size, tag)
+        fill(d, count, size, tag, sizes)
         return 0
     for n in range(1, each + 1):
-        fill(d.replace("%d", str(n)), count, size, tag.replace("%d", str(n)))
+        fill(d.replace("%d", str(n)), count, size, tag.replace("%d", str(n)),
+             sizes)
     return 0
 
 

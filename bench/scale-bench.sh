@@ -21,14 +21,16 @@
 # Workloads (SCALE_WORKLOADS, default "many idle"):
 #   many  SCALE_MAILBOXES (300) mailboxes with SCALE_MESSAGES (3) new
 #         messages of SCALE_KB (4) KiB each, through bench/delay-relay.c
-#         adding a SCALE_RTT_MS (20) ms round trip.  pullmail runs once over
-#         the first mailbox alone (SCALE_ONE_RUNS (5) times, the median
-#         counts), then once over all of them; between runs the local
-#         Maildirs and pullmail's state (token cache included) are wiped, the
-#         server's copies stay.  Target: the ratio of the two wall times at
-#         most 12, peak RSS at most 64 MB.  SCALE_PEERS=fetchmail adds
-#         fetchmail (IMAP, one poll entry per mailbox, procmail as MDA) over
-#         the same mailboxes.  SCALE_MAX_CONNECTIONS and
+#         adding a SCALE_RTT_MS (20) ms round trip.  pullmail runs over one
+#         mailbox alone SCALE_ONE_RUNS (5) times and over SCALE_MAILBOXES
+#         mailboxes SCALE_MANY_RUNS (3) times, taking turns; the medians
+#         count.  Each run has mailboxes of its own, seeded alike, that no
+#         client has opened yet, as a poll meets newly delivered mail.
+#         Between runs the local Maildirs and pullmail's state (token cache
+#         included) are wiped.  Target: the ratio of the two medians at
+#         most 12, peak RSS at most 64 MB.  SCALE_PEERS=fetchmail adds fetchmail (IMAP, one poll entry
+#         per mailbox, procmail as MDA) over the 300 mailboxes, after
+#         pullmail has opened them.  SCALE_MAX_CONNECTIONS and
 #         SCALE_SERVER_CONNECTIONS, when set, go into [defaults] as
 #         max_connections and server_connections (unset: pullmail's
 #         defaults).
@@ -65,7 +67,8 @@ SCALE_SET=$(env | grep '^SCALE_' | sort | sed 's/^\([^=]*\)=\(.*\)$/\1="\2"/' | 
 BENCH_DIR=$top_srcdir/bench
 : "${SCALE_WORKLOADS:=many idle}"
 : "${SCALE_MAILBOXES:=300}" "${SCALE_MESSAGES:=3}" "${SCALE_KB:=4}"
-: "${SCALE_RTT_MS:=20}" "${SCALE_ONE_RUNS:=5}" "${SCALE_PEERS:=}"
+: "${SCALE_RTT_MS:=20}" "${SCALE_ONE_RUNS:=5}" "${SCALE_MANY_RUNS:=3}"
+: "${SCALE_PEERS:=}"
 : "${SCALE_IDLE_MAILBOXES:=1000}" "${SCALE_IDLE_SECONDS:=30}"
 : "${SCALE_IDLE_PROBES:=10}" "${SCALE_POLL_INTERVAL:=900}"
 : "${SCALE_TIMEOUT:=900}" "${SCALE_READY_TIMEOUT:=600}"
@@ -109,6 +112,8 @@ if [ -n "$SCALE_PEERS" ] && [ "$MANY" -gt 0 ]; then
 fi
 export SRV_PASSWORD_USERS
 SESSIONS=$((MANY > IDLE ? MANY : IDLE))
+[ "$SCALE_MANY_RUNS" -ge 1 ] && [ "$SCALE_ONE_RUNS" -ge 1 ] ||
+	{ echo "bench: SCALE_MANY_RUNS and SCALE_ONE_RUNS must be at least 1"; exit 1; }
 SRV_DOVECOT_EXTRA="
 # --- the scale benchmark (bench/scale-bench.sh) ---
 # Process titles say IDLE: the benchmark counts the idling sessions.
@@ -170,11 +175,12 @@ server_pattern() {
 }
 
 # seed PREFIX COUNT MESSAGES TAG: MESSAGES messages in each of COUNT
-# mailboxes, then let Dovecot index them all once (no run pays for it).
+# mailboxes, their files named as Dovecot's own delivery names them (sizes
+# in the name), then let Dovecot index them all once (no run pays for it).
 seed() {
 	local prefix=$1 count=$2 msgs=$3 t0 t1
 	t0=$(date +%s%N)
-	"$SRV_PYTHON" "$BENCH_DIR/genmaildir.py" --each "$count" \
+	"$SRV_PYTHON" "$BENCH_DIR/genmaildir.py" --each "$count" --sizes \
 		"$(server_pattern "$prefix")" "$msgs" $((SCALE_KB * 1024)) "$4-%d" ||
 		{ echo "bench: seeding failed"; return 1; }
 	srv_chown "$SRV_RUN/mail"
@@ -256,20 +262,23 @@ server_ticks() {
 
 # --- workload many -----------------------------------------------------------------
 
-# many_run LABEL TOOL COUNT RUN: fetch mailboxes 1..COUNT once into fresh
-# Maildirs; append "label tool count delivered want wall_ms cpu_s rss_kb
-# tokens exit correct server_ticks" to RESULTS.
+# many_run LABEL TOOL PREFIX FIRST LAST RUN: fetch mailboxes PREFIX FIRST to
+# PREFIX LAST once into fresh Maildirs; append "label tool count delivered
+# want wall_ms cpu_s rss_kb tokens exit correct server_ticks" to RESULTS.
 many_run() {
-	local label=$1 tool=$2 count=$3 run=$4 dir cmd t0 t1 rc n tok cpu rss ok st
+	local label=$1 tool=$2 prefix=$3 first=$4 last=$5 run=$6 count
+	local dir cmd t0 t1 rc n tok cpu rss ok st
+	count=$((last - first + 1))
 	dir=$E2E_RUN/many/$label
 	rm -rf "$dir"
 	mkdir -p "$dir/Maildir"
 	case $tool in
 	pullmail)
 		# shellcheck disable=SC2046
-		pm_config "$dir" scale 1 "$count" $(limits)
+		pm_config "$dir" "$prefix" "$first" "$last" $(limits)
 		cmd="$PULLMAIL -c $dir/config" ;;
 	fetchmail)
+		# Only ever over scale1 to scaleN (the password users).
 		conf_fetchmail "$dir" "$count"
 		cmd="fetchmail -s -f $dir/config" ;;
 	esac
@@ -292,8 +301,9 @@ many_run() {
 	# fetchmail adds a Received field of its own.
 	set --
 	[ "$tool" = fetchmail ] && set -- --drop-field '(fetchmail-'
-	if "$SRV_PYTHON" "$BENCH_DIR/samemail.py" "$@" "$(server_pattern scale)" \
-		"$dir/Maildir/%d" "$count" >"$dir/compare" 2>&1; then
+	# shellcheck disable=SC2046
+	if "$SRV_PYTHON" "$BENCH_DIR/samemail.py" "$@" "$(server_pattern "$prefix")" \
+		"$dir/Maildir/%d" "$count" $(seq "$first" "$last") >"$dir/compare" 2>&1; then
 		ok=yes
 	else
 		ok=no
@@ -339,15 +349,28 @@ conf_fetchmail() {
 workload_many() {
 	local run=1
 	echo "workload many: $MANY mailboxes x $SCALE_MESSAGES messages of $SCALE_KB KiB, ${SCALE_RTT_MS} ms round trip"
-	seed scale "$MANY" "$SCALE_MESSAGES" scale || return 1
+	# Every run its own mailboxes, seeded alike: a mailbox no client has
+	# opened yet costs Dovecot more (its first SELECT moves the mail from
+	# new/ to cur/ and starts the cache), and every run meets only such
+	# mailboxes, as a poll meets newly delivered mail.  Runs over MANY
+	# mailboxes use scale1..., the base runs one1 to oneN.
+	seed scale $((MANY * SCALE_MANY_RUNS)) "$SCALE_MESSAGES" scale || return 1
+	seed one "$SCALE_ONE_RUNS" "$SCALE_MESSAGES" one || return 1
 	start_relay || return 1
-	while [ "$run" -le "$SCALE_ONE_RUNS" ]; do
-		many_run one-mailbox pullmail 1 "$run"
+	# Round by round, so that a machine drifting during the workload
+	# weighs on both kinds of run alike.
+	while [ "$run" -le "$SCALE_ONE_RUNS" ] || [ "$run" -le "$SCALE_MANY_RUNS" ]; do
+		[ "$run" -gt "$SCALE_ONE_RUNS" ] ||
+			many_run one-mailbox pullmail one "$run" "$run" "$run"
+		[ "$run" -gt "$SCALE_MANY_RUNS" ] ||
+			many_run "$MANY-mailboxes" pullmail scale \
+				$(((run - 1) * MANY + 1)) $((run * MANY)) "$run"
 		run=$((run + 1))
 	done
-	many_run "$MANY-mailboxes" pullmail "$MANY" 1
+	# A peer meets the mailboxes of pullmail's first run, which pullmail
+	# has opened (less work for Dovecot than pullmail's run had).
 	for p in $SCALE_PEERS; do
-		many_run "$MANY-mailboxes-$p" "$p" "$MANY" 1
+		many_run "$MANY-mailboxes-$p" "$p" scale 1 "$MANY" 1
 	done
 	stop_relay
 }
@@ -478,35 +501,55 @@ workload_idle() {
 table_many() {
 	echo "| run | tool | mailboxes | messages | identical | wall s | cpu s | peak RSS MB | token requests | server cpu s (dovecot / oauth / relay) | wall / one mailbox |"
 	echo "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-	# The one-mailbox run with the median wall time is the base.
+	# Runs of the same label and tool make one row: the run with the
+	# median wall time (of an even count, the lower middle one).  The
+	# one-mailbox median is the base.
 	sort -t "$(printf '\t')" -k6,6n "$RESULTS" | awk -F '\t' -v tick="$TICK" '
-	$2 == "pullmail" && $1 == "one-mailbox" { one[++n1] = $0; next }
-	$1 != "idle" { rest[++n2] = $0 }
+	$1 == "idle" { next }
+	{
+		k = $1 "\t" $2
+		if (!(k in n))
+			order[++groups] = k
+		row[k, ++n[k]] = $0
+		walls[k] = walls[k] sprintf(" %.2f", $6 / 1000)
+	}
 	END {
 		base = ""
-		if (n1) {
-			split(one[int((n1 + 1) / 2)], f, "\t")
+		kb = "one-mailbox\tpullmail"
+		if (kb in n) {
+			split(row[kb, int((n[kb] + 1) / 2)], f, "\t")
 			base = f[6]
-			rows[1] = one[int((n1 + 1) / 2)]
 		}
-		for (i = 1; i <= n2; i++)
-			rows[i + 1] = rest[i]
-		for (i = 1; i <= n2 + 1; i++) {
-			if (!(i in rows))
+		# The base first, then the rest, the fastest first.
+		for (g = 0; g <= groups; g++) {
+			k = g ? order[g] : kb
+			if ((g && k == kb) || !(k in n))
 				continue
-			split(rows[i], f, "\t")
-			ok = f[4] == f[5] && f[10] <= 1 && f[11] == "yes"
+			split(row[k, int((n[k] + 1) / 2)], f, "\t")
+			ok = 1
+			for (i = 1; i <= n[k]; i++) {
+				split(row[k, i], e, "\t")
+				if (e[4] != e[5] || e[10] > 1 || e[11] != "yes")
+					ok = 0
+			}
 			msgs = f[4] == f[5] ? f[4] : "**" f[4] " of " f[5] "**"
 			if (f[10] > 1)
 				msgs = msgs " **exit " f[10] "**"
-			label = f[1] == "one-mailbox" && n1 > 1 ? f[1] " (median of " n1 ")" : f[1]
+			label = n[k] > 1 ? f[1] " (median of " n[k] ")" : f[1]
 			ratio = base != "" && ok ? sprintf("%.1f", f[6] / base) : "-"
 			split(f[12], sv, "/")
 			printf "| %s | %s | %s | %s | %s | %.2f | %.2f | %.1f | %s | %.2f (%.2f / %.2f / %.2f) | %s |\n",
-			    label, f[2], f[3], msgs, f[11] == "yes" ? "yes" : "**no**",
+			    label, f[2], f[3], msgs, ok ? "yes" : "**no**",
 			    f[6] / 1000, f[7], f[8] / 1024, f[9],
 			    (sv[1] + sv[2] + sv[3]) / tick, sv[1] / tick, sv[2] / tick, sv[3] / tick, ratio
 		}
+		print ""
+		printf "Wall s of every run, sorted:"
+		for (g = 1; g <= groups; g++) {
+			split(order[g], f, "\t")
+			printf "%s %s%s", (g > 1 ? ";" : ""), f[1], walls[order[g]]
+		}
+		print ""
 	}'
 }
 
