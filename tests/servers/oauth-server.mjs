@@ -2,8 +2,8 @@
 //
 // A thin wrapper around the real npm package oidc-provider: client
 // credentials grant, opaque access tokens, RFC 7662 introspection (used by
-// Dovecot's passdb oauth2).  Only the glue needed to look like Microsoft's
-// identity platform lives here:
+// Dovecot's passdb oauth2), or JWT access tokens (below).  Only the glue
+// needed to look like Microsoft's identity platform lives here:
 //   - /{tenant}/oauth2/v2.0/token is served as /token (unknown tenant: 400),
 //   - the scope https://outlook.office365.com/.default becomes the scopes the
 //     client was granted (oidc-provider would silently drop it),
@@ -31,7 +31,16 @@
 // it opens only that mailbox's domain through Dovecot's %Ld check.  Refresh
 // tokens are issued to every client allowed the refresh_token grant and are
 // rotated on every use; a rotated-away one is refused (invalid_grant).
-import { createHash, createPublicKey } from 'node:crypto';
+//
+// JWT access tokens (optional), as Microsoft issues them:
+//   "jwt": { "key": "FILE", "kid": "KEY-ID", "resource": "URI" }
+// FILE holds a PEM RSA private key.  Every access token then is a JWT
+// signed with it (RS256, header kid KEY-ID) for the resource server URI
+// (claim aud; a request naming no resource gets this one), carrying the
+// same claims introspection reports (mail_user, scope, client_id, exp), so
+// that Dovecot can validate it locally with the public key and never calls
+// the introspection endpoint.  The key also signs ID tokens.
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parse as parseQuery, stringify as stringifyQuery } from 'node:querystring';
@@ -108,8 +117,38 @@ const server = createServer((req, res) => handler(req, res));
 await new Promise((resolve) => server.listen(Number(opts.port), '127.0.0.1', resolve));
 const { port } = server.address();
 
+// JWT access tokens: the signing key and one resource server that every
+// token is issued for (resourceIndicators is how oidc-provider chooses the
+// access token format).  Without "jwt": opaque tokens, the dev keystore.
+let jwks;
+let resourceIndicators = { enabled: false };
+if (config.jwt) {
+  const { key, kid, resource } = config.jwt;
+  if (!key || !kid || !resource) usage('"jwt" needs "key", "kid" and "resource"');
+  const jwk = createPrivateKey(readFileSync(key)).export({ format: 'jwk' });
+  if (jwk.kty !== 'RSA') usage(`${key}: not an RSA key`);
+  jwks = { keys: [{ ...jwk, kid, use: 'sig', alg: 'RS256' }] };
+  resourceIndicators = {
+    enabled: true,
+    async defaultResource(ctx, client, oneOf) {
+      return oneOf || resource;
+    },
+    // Any absolute URI is a resource server here (a test can ask for a
+    // token meant for another one); the scopes are the ones clients have.
+    async getResourceServerInfo(ctx, indicator) {
+      return {
+        scope: [...allScopes].join(' '),
+        audience: indicator,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'RS256' } },
+      };
+    },
+  };
+}
+
 const provider = new Provider(`http://127.0.0.1:${port}`, {
   clients,
+  jwks,
   scopes: [...allScopes],
   features: {
     devInteractions: { enabled: true },
@@ -117,7 +156,7 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
-    resourceIndicators: { enabled: false },
+    resourceIndicators,
   },
   ttl: {
     ClientCredentials(ctx, token, client) {
@@ -142,6 +181,13 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
     bitsOfOpaqueRandomness(ctx, token) {
       const info = token.clientId && clientInfo.get(token.clientId);
       return info && info.token_length ? info.token_length * 6 : 256;
+    },
+    customizers: {
+      // Dovecot 2.3 refuses a JWT whose header typ is not "JWT" (RFC
+      // 9068's "at+jwt" included); Microsoft's access tokens say "JWT".
+      async jwt(ctx, token, jwt) {
+        jwt.header = { ...jwt.header, typ: 'JWT' };
+      },
     },
   },
   async extraTokenClaims(ctx, token) {

@@ -20,7 +20,8 @@
 #   srv_doveadm ARG...        doveadm against this instance
 #   srv_flags USER [FOLDER]   "UID FLAGS" per message, through doveadm
 #   srv_count USER [FOLDER]   number of messages, through doveadm
-#   srv_token CLIENT SECRET SCOPE     an access token straight from the server
+#   srv_token CLIENT SECRET SCOPE [CURL-ARG...]
+#                             an access token straight from the server
 #   srv_token_requests CLIENT successful token requests logged so far
 #   srv_hoodiecrow_start NAME CONFIG  start hoodiecrow-imap (a second IMAP
 #                             server, in memory) with the JSON CONFIG
@@ -35,6 +36,15 @@
 # peers, which cannot log in with OAuth 2.0, need them).
 # SRV_DOVECOT_EXTRA (optional): lines appended to the rendered dovecot.conf
 # (the scale benchmark raises Dovecot's connection limits with them).
+# SRV_OAUTH_JWT=1 (optional): access tokens are JWTs (RS256) that Dovecot
+# validates locally, as Exchange Online does with Microsoft's: no
+# introspection request per login (the scale benchmark), and so no
+# revocation either: a token stays good until it expires, even across
+# srv_oauth_restart.  The signing key ($SRV_RUN/certs/jwt.key) is made once
+# per run; its public half is in Dovecot's key dictionary
+# ($SRV_RUN/jwt-keys/default/RS256/$SRV_JWT_KID).  Default: opaque tokens
+# and introspection, which the tests that count INTROSPECT lines or revoke
+# tokens need.
 #
 # Fixed names (clients, tenant, domain) are set below; srv_init makes fresh
 # random secrets for every run.  The OAuth server's log ($OAUTH_LOG) has one
@@ -59,6 +69,10 @@ INTRO_ID=dovecot-introspection
 MS_CLIENT_ID=3f2b8c1e-7d4a-4e6b-9a15-2c8d0f6e4b71
 MS_TENANT_ID=5e0d9a6c-1b7f-4c2e-8d3a-9f4b6e2c1a08
 PASSWORD_USER=bob@$MAIL_DOMAIN
+# SRV_OAUTH_JWT=1: the key id in the JWT header, and the resource server
+# (claim aud) every token is issued for, Exchange Online's.
+SRV_JWT_KID=pullmail-e2e
+SRV_JWT_AUDIENCE=https://outlook.office365.com
 
 srv_die() {
 	echo "servers: $*" >&2
@@ -274,9 +288,34 @@ srv_oauth_config() {
 	    { "client_id": "$INTRO_ID", "client_secret": "$INTRO_SECRET",
 	      "scope": "", "auth": "basic" }${SRV_OAUTH_EXTRA_CLIENTS:+,
 	    $SRV_OAUTH_EXTRA_CLIENTS}
-	  ]
+	  ]${SRV_JWT_CONFIG:+,
+	  $SRV_JWT_CONFIG}
 	}
 	EOF
+}
+
+# SRV_OAUTH_JWT=1: the RSA key that signs access tokens (kept across
+# srv_oauth_restart: Dovecot caches the public key by its id), its public
+# half where Dovecot's local_validation_key_dict looks for it (the file
+# AZP/ALG/KID; oidc-provider sets no azp, so Dovecot takes "default"), and
+# the "jwt" member of oidc-provider's configuration.
+srv_jwt_key() {
+	local c=$SRV_RUN/certs d=$SRV_RUN/jwt-keys/default/RS256
+	if [ ! -f "$c/jwt.key" ]; then
+		mkdir -p "$d" || srv_die "cannot create $d"
+		(
+			certtool --generate-privkey --key-type=rsa --bits=2048 \
+				--outfile "$c/jwt.key" &&
+			certtool --load-privkey "$c/jwt.key" --pubkey-info \
+				--no-text --outfile "$d/$SRV_JWT_KID"
+		) >"$c/jwt-certtool.log" 2>&1 || {
+			cat "$c/jwt-certtool.log" >&2
+			srv_die "JWT signing key generation failed"
+		}
+		chmod 0755 "$SRV_RUN/jwt-keys" "$SRV_RUN/jwt-keys/default" "$d"
+		chmod 0644 "$d/$SRV_JWT_KID"
+	fi
+	SRV_JWT_CONFIG="\"jwt\": { \"key\": \"$c/jwt.key\", \"kid\": \"$SRV_JWT_KID\", \"resource\": \"$SRV_JWT_AUDIENCE\" }"
 }
 
 # srv_node_start DIR WHAT SCRIPT ARG...: run node SCRIPT ARG... in the
@@ -306,6 +345,8 @@ srv_oauth_start() {
 	mkdir -p "$r"
 	cp "$SRV_DIR/oauth-server.mjs" "$r/"
 	ln -sfn "$SRV_NODE_MODULES" "$r/node_modules"
+	SRV_JWT_CONFIG=
+	[ "${SRV_OAUTH_JWT:-0}" != 1 ] || srv_jwt_key
 	srv_oauth_config >"$r/config.json"
 	OAUTH_LOG=$r/oauth.log
 	: >"$OAUTH_LOG"
@@ -347,7 +388,26 @@ srv_listen_addrs() {
 	fi
 }
 
+# srv_oauth2_conf SCOPE: Dovecot's oauth2 passdb settings for one protocol.
 srv_oauth2_conf() {
+	if [ "${SRV_OAUTH_JWT:-0}" = 1 ]; then
+		# Local validation (SRV_OAUTH_JWT=1): Dovecot checks the RS256
+		# signature with the key of the header's kid, exp (and nbf,
+		# iat), the issuer, the audience, every listed scope against
+		# the claim scope, and mail_user against the login's domain.
+		# There is no "active" claim to check: a JWT is good until it
+		# expires.
+		cat <<-EOF
+		introspection_mode = local
+		local_validation_key_dict = fs:posix:prefix=$SRV_RUN/jwt-keys/
+		issuers = $OAUTH_URL
+		audience = $SRV_JWT_AUDIENCE
+		username_attribute = mail_user
+		username_format = %Ld
+		scope = $1
+		EOF
+		return
+	fi
 	cat <<-EOF
 	introspection_mode = post
 	introspection_url = http://$INTRO_ID:$INTRO_SECRET@127.0.0.1:$OAUTH_PORT/token/introspection
@@ -539,11 +599,15 @@ srv_count() {
 		sed -n 's/.*messages=\([0-9]*\).*/\1/p'
 }
 
-# An access token straight from the OAuth server (client_secret_post).
+# srv_token CLIENT SECRET SCOPE [CURL-ARG...]: an access token straight from
+# the OAuth server (client_secret_post), the curl arguments added to the
+# request (e.g. a resource indicator).
 srv_token() {
+	local id=$1 secret=$2 scope=$3
+	shift 3
 	curl -s -S --max-time 10 -d grant_type=client_credentials \
-		--data-urlencode "client_id=$1" --data-urlencode "client_secret=$2" \
-		--data-urlencode "scope=$3" "$OAUTH_TOKEN_URL" |
+		--data-urlencode "client_id=$id" --data-urlencode "client_secret=$secret" \
+		--data-urlencode "scope=$scope" "$@" "$OAUTH_TOKEN_URL" |
 		"$SRV_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
 }
 
