@@ -32,9 +32,10 @@
 #         client has opened yet, as a poll meets newly delivered mail.
 #         Between runs the local Maildirs and pullmail's state (token cache
 #         included) are wiped.  Target: the ratio of the two medians at
-#         most 12, peak RSS at most 64 MB.  SCALE_PEERS=fetchmail adds fetchmail (IMAP, one poll entry
-#         per mailbox, procmail as MDA) over the 300 mailboxes, after
-#         pullmail has opened them.  SCALE_MAX_CONNECTIONS and
+#         most 12, peak RSS at most 64 MB.  SCALE_PEERS=fetchmail adds
+#         fetchmail (IMAP, one poll entry per mailbox, procmail as MDA)
+#         over the 300 mailboxes, after pullmail has opened them.
+#         SCALE_MAX_CONNECTIONS and
 #         SCALE_SERVER_CONNECTIONS, when set, go into [defaults] as
 #         max_connections and server_connections (unset: pullmail's
 #         defaults).
