@@ -176,7 +176,7 @@ START_TEST(test_crlf_random)
 		in[i] = alpha[(seed >> 16) % (sizeof alpha - 1)];
 	}
 	/* A header section first, so that the body path carries most. */
-	memcpy(in, "Subject: r\r\n\r\n", 15);
+	memcpy(in, "Subject: r\r\n\r\n", sizeof "Subject: r\r\n\r\n" - 1);
 	for (i = 0, olen = 0; i < len; i++)
 		if (!(in[i] == '\r' && i + 1 < len && in[i + 1] == '\n'))
 			want[olen++] = in[i];
@@ -223,7 +223,7 @@ START_TEST(test_large_batch_early_writeback)
 	struct deliver *d;
 	struct dirent *de;
 	DIR *dp;
-	int k, n = 0, tmpn;
+	int k, n = 0, tmpn, files = 0;
 
 	ck_assert_int_eq(deliver_open(&tacct, &d, &err), PM_OK);
 	for (k = 0; k < 3; k++) {
@@ -253,11 +253,13 @@ START_TEST(test_large_batch_early_writeback)
 				break;
 		ck_assert_uint_eq(i, len);
 		n |= 1 << (data[0] - 'a');
+		files++;
 		free(data);
 		free(path);
 	}
 	closedir(dp);
 	ck_assert_int_eq(n, 7);
+	ck_assert_int_eq(files, 3);
 	free(only_file("tmp", &tmpn));
 	ck_assert_int_eq(tmpn, 0);
 	free(d_path);
