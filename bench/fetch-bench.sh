@@ -38,7 +38,8 @@
 # Dovecot's first indexing.
 #
 # BENCH_RUNS (1): runs per tool and workload, in rounds (every tool once,
-# then again); the table shows the run with the median wall time.  BENCH_TIMEOUT (900): seconds before a run is killed.
+# then again); the table shows the run with the median wall time.
+# BENCH_TIMEOUT (900): seconds before a run is killed.
 # BENCH_CALLGRIND=1 (with valgrind installed) adds the instruction count of
 # pullmail on each workload (one more, untimed run), which unlike seconds
 # is repeatable on a busy machine.
