@@ -147,7 +147,13 @@ listen_loopback(unsigned port, int *fd_r, unsigned *port_r, char **err)
 	return PM_OK;
 }
 
-/* Open url in a browser when there is a graphical session (no shell). */
+/*
+ * Open url in a browser when there is a graphical session (no shell).
+ * xdg-open runs in a grandchild: the child exits at once and is reaped
+ * here, so xdg-open (and whatever it starts) is init's to reap, never a
+ * zombie of ours while we wait for the redirect, however long that is.
+ * Both children make only async-signal-safe calls.
+ */
 static void
 open_browser(const char *url)
 {
@@ -164,6 +170,8 @@ open_browser(const char *url)
 	av[2] = NULL;
 	pid = fork();
 	if (pid == 0) {
+		if (fork() != 0)
+			_exit(0);
 		if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
 			dup2(fd, 0);
 			dup2(fd, 1);
@@ -173,7 +181,9 @@ open_browser(const char *url)
 		_exit(127);
 	}
 	free(path);
-	/* Not waited for: xdg-open returns at once; init reaps it. */
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
 }
 
 /* The authorization URL with all its parameters. */

@@ -187,10 +187,20 @@ case_concurrent_refresh() {
 }
 
 # Authorization code + PKCE, the redirect landing on pullmail's listener.
+# In a graphical session (DISPLAY set) pullmail also hands the URL to
+# xdg-open: here a stand-in that records it and exits at once.
 case_auth_code_pkce() {
 	delegated_account acct "$DEV_ID" authorization_code | write_config "$CASE_DIR/config"
+	mkdir -p "$CASE_DIR/bin"
+	cat >"$CASE_DIR/bin/xdg-open" <<-EOF
+	#!/bin/sh
+	printf '%s\n' "\$*" >"$CASE_DIR/browser.tmp"
+	mv "$CASE_DIR/browser.tmp" "$CASE_DIR/browser.url"
+	EOF
+	chmod 755 "$CASE_DIR/bin/xdg-open"
 	out=$CASE_DIR/authorize.out
-	"$PULLMAIL" -c "$CASE_DIR/config" authorize acct </dev/null >"$out" \
+	PATH="$CASE_DIR/bin:$PATH" DISPLAY=:99 \
+		"$PULLMAIL" -c "$CASE_DIR/config" authorize acct </dev/null >"$out" \
 		2>"$CASE_DIR/authorize.err" &
 	pid=$!
 	i=0
@@ -204,6 +214,26 @@ case_auth_code_pkce() {
 	*code_challenge_method=S256*) ;;
 	*) kill "$pid"; fail "no PKCE in $url" ;;
 	esac
+	# The browser got the URL printed, and the launcher, once done, is
+	# not left a zombie of pullmail's while pullmail waits: pullmail has
+	# no child at all.
+	i=0
+	until [ -f "$CASE_DIR/browser.url" ]; do
+		i=$((i + 1))
+		[ $i -lt 200 ] || { kill "$pid"; fail "xdg-open was not run"; }
+		sleep 0.05
+	done
+	assert_eq "$url" "$(cat "$CASE_DIR/browser.url")" "the URL xdg-open got"
+	i=0
+	while [ -n "$(ps -o pid= --ppid "$pid")" ]; do
+		i=$((i + 1))
+		[ $i -lt 40 ] || {
+			ps -o pid=,stat=,args= --ppid "$pid" >&2
+			kill "$pid"
+			fail "pullmail authorize has a child left while it waits"
+		}
+		sleep 0.05
+	done
 	# A forged redirect (wrong state) is refused; pullmail keeps waiting.
 	$HUMAN authorize "$url" "$CASE_USER" --state forged-state >"$CASE_DIR/forged.out" ||
 		{ kill "$pid"; fail "human failed"; }
