@@ -2,7 +2,8 @@
 # The daemon (pullmail --daemon) against a real Dovecot and a real OAuth
 # server: new mail delivered within seconds through IMAP IDLE, several
 # folders and accounts at once, polling where IDLE is off, SIGUSR1, SIGHUP
-# adding an account, short-lived tokens, Dovecot restarted underneath, and
+# adding an account, short-lived tokens, Dovecot restarted underneath, the
+# OAuth server forgetting the cached token under an IDLE session, and
 # SIGTERM in the middle of a large fetch (nothing lost, nothing twice).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
@@ -179,6 +180,37 @@ case_dovecot_restart() {
 	assert_rc 0
 	# shellcheck disable=SC2086
 	assert_same_messages "$CASE_DIR/Maildir" $SEEDS $more
+}
+
+# The OAuth server forgets every token (restarted, as after a revocation)
+# while the daemon idles, then Dovecot ends the IDLE session: the daemon's
+# next login with the cached token is refused; it drops that token, gets
+# one new one and goes on delivering.
+case_idle_token_revoked() {
+	local more before
+	seed_messages
+	account acct "poll_interval=3600" | write_config "$CASE_DIR/config"
+	start_daemon "$CASE_DIR/config" -v
+	wait_count "$CASE_DIR/Maildir" "$NSEEDS" 20
+	wait_grep 'waiting for new mail \(IDLE\)' "$LAST_OUT.err" 10
+	srv_oauth_restart
+	before=$(srv_token_requests "$APP_ID")
+	srv_doveadm kick "$CASE_USER" >/dev/null ||
+		fail "doveadm kick failed"
+	more=$(make_messages "$CASE_DIR/more" "$CASE_NAME-more" | head -n 2)
+	# shellcheck disable=SC2086
+	srv_seed "$CASE_USER" INBOX $more
+	wait_count "$CASE_DIR/Maildir" $((NSEEDS + 2)) 30
+	stop_daemon
+	assert_rc 0
+	# shellcheck disable=SC2086
+	assert_same_messages "$CASE_DIR/Maildir" $SEEDS $more
+	assert_grep 'refused the cached access token; getting a new one' \
+		"$LAST_OUT.err"
+	assert_grep 'INTROSPECT status=200 active=false' "$OAUTH_LOG"
+	assert_eq 1 "$(($(srv_token_requests "$APP_ID") - before))" \
+		"token requests after the revocation"
+	assert_no_grep 'needs a human\|notify' "$LAST_OUT.err"
 }
 
 # SIGTERM while a large fetch runs (from a slow server: the fault
@@ -361,6 +393,7 @@ run_case poll_and_usr1 case_poll_and_usr1
 run_case sighup_adds case_sighup_adds
 run_case short_tokens case_short_tokens
 run_case dovecot_restart case_dovecot_restart
+run_case idle_token_revoked case_idle_token_revoked
 run_case sigterm_mid_fetch case_sigterm_mid_fetch
 run_case human_pause case_human_pause
 run_case sighup_removes case_sighup_removes
