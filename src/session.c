@@ -272,6 +272,28 @@ session_drop_token(struct pm_session *s)
 	s->token_cached = 0;
 }
 
+/*
+ * After an attempt that ended with r: when the server refused the token,
+ * drop it (a refused token is never used again) and say whether to try
+ * once more with a new one, which only a token from the cache, refused
+ * for the first time (*retried still 0), gets.
+ */
+static int
+session_retry_token(struct pm_session *s, int r, int *retried)
+{
+	int cached = s->token_cached;
+
+	if (r != PM_EAUTH || !s->token_rejected)
+		return 0;
+	session_drop_token(s);
+	if (!cached || *retried)
+		return 0;
+	*retried = 1;
+	log_info("%s: the server refused the cached access token; "
+	    "getting a new one", s->a->name);
+	return 1;
+}
+
 /* The initial response for mech, or NULL for LOGIN. */
 static int
 sasl_initial(struct pm_session *s, const char *mech,
@@ -595,7 +617,7 @@ session_run(struct account *a, const struct pm_plugin *p, int progress,
 	struct deliver *d = NULL;
 	unsigned long before, skipped;
 	long long wait_ms;
-	int r, cached, auth_retried = 0, stalls = 0;
+	int r, auth_retried = 0, stalls = 0;
 
 	session_setup(&s, a, p);
 	s.pol = &pol;
@@ -620,15 +642,8 @@ session_run(struct account *a, const struct pm_plugin *p, int progress,
 			stats->skipped = skipped;
 		host_disconnect(&s);
 		if (r == PM_EAUTH && s.token_rejected) {
-			/* Never reuse a token the server refused; one that
-			 * came from the cache gets one more try. */
-			cached = s.token_cached;
-			session_drop_token(&s);
-			if (!cached || auth_retried)
+			if (!session_retry_token(&s, r, &auth_retried))
 				break;
-			auth_retried = 1;
-			log_info("%s: the server refused the cached access "
-			    "token; getting a new one", a->name);
 		} else if (r == PM_ETEMP) {
 			/* The state file holds what was delivered: a new
 			 * session goes on where this one stopped. */
@@ -705,7 +720,7 @@ session_idle(struct account *a, const struct pm_plugin *p,
 	struct fetch_policy rpol;
 	struct pm_conn *c = NULL;
 	char *cerr = NULL;
-	int r, news, attempt, timeout;
+	int r, news, retried, timeout;
 	long long renew;
 
 	memset(out, 0, sizeof *out);
@@ -714,20 +729,14 @@ session_idle(struct account *a, const struct pm_plugin *p,
 	/* Only for the token's renewal time (session_renew_at()). */
 	memset(&rpol, 0, sizeof rpol);
 	s.pol = &rpol;
-	for (attempt = 0;; attempt++) {
+	for (retried = 0;;) {
 		s.token_rejected = 0;
 		r = p->open(&session_host, &s, &c, err);
-		if (r != PM_EAUTH || !s.token_rejected || !s.token_cached ||
-		    attempt > 0)
+		if (!session_retry_token(&s, r, &retried))
 			break;
-		log_info("%s: the server refused the cached access token; "
-		    "getting a new one", a->name);
-		session_drop_token(&s);
 		free(*err);
 		*err = NULL;
 	}
-	if (r == PM_EAUTH && s.token_rejected)
-		session_drop_token(&s);
 	if (r != PM_OK)
 		goto out;
 	if (p->can_wait == NULL || p->wait == NULL || !p->can_wait(c)) {
