@@ -15,6 +15,8 @@
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 e2e_start_servers_postfix
+# A port on 127.0.0.1 that refuses connections (CLOSED_PORT).
+srv_closed_port
 
 SAME=$top_srcdir/tests/e2e/deliver/same-after-trace.py
 
@@ -135,11 +137,9 @@ case_eod_reject() {
 
 # Nobody listening: temporary, nothing lost.
 case_no_mta() {
-	local port
 	seed_messages
-	port=$("$SRV_PYTHON" "$SRV_DIR/probe.py" freeports 1)
 	account acct "keep=no" "recipient=r3@$PF_DOMAIN" \
-	    "deliver=smtp:127.0.0.1:$port" | write_config "$CASE_DIR/config"
+	    "deliver=smtp:127.0.0.1:$CLOSED_PORT" | write_config "$CASE_DIR/config"
 	run_pm -c "$CASE_DIR/config"
 	assert_rc 75
 	assert_grep 'cannot connect: Connection refused' "$LAST_OUT.err"

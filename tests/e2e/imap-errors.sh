@@ -6,8 +6,8 @@
 
 e2e_start_servers
 
-# A port on 127.0.0.1 where nothing listens.
-CLOSED_PORT=$("$SRV_PYTHON" "$SRV_DIR/probe.py" freeports 1)
+# A port on 127.0.0.1 that refuses connections (CLOSED_PORT).
+srv_closed_port
 
 # After a failed run: the server still holds every seeded message, none of
 # them flagged, and nothing arrived locally.

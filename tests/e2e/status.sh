@@ -6,7 +6,8 @@
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 
 e2e_start_servers
-CLOSED_PORT=$("$SRV_PYTHON" "$SRV_DIR/probe.py" freeports 1)
+# A port on 127.0.0.1 that refuses connections (CLOSED_PORT).
+srv_closed_port
 
 # run_status ARG...: `pullmail -c CONFIG status ARG...`, as run_pm.
 run_status() {

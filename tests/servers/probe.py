@@ -2,6 +2,10 @@
 """Small helpers for pullmail's end-to-end test servers (standard library only).
 
   probe.py freeports N [HOST]         print N distinct free TCP ports
+  probe.py closedport FILE            bind a port on 127.0.0.1 and never
+                                      listen, until killed: connections are
+                                      refused and no other process can take
+                                      the port; its number into FILE
   probe.py wait-http URL TIMEOUT      wait until URL answers 200
   probe.py wait-imap HOST PORT MODE CAFILE TIMEOUT
                                       wait until Dovecot offers AUTH=XOAUTH2
@@ -22,6 +26,7 @@
 import hashlib
 import base64
 import imaplib
+import os
 import poplib
 import socket
 import ssl
@@ -203,6 +208,16 @@ def genmsg(size, seed, outfile):
     return 0
 
 
+def closedport(path):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    with open(path + ".tmp", "w") as f:
+        f.write(f"{s.getsockname()[1]}\n")
+    os.rename(path + ".tmp", path)
+    while True:
+        time.sleep(3600)
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -211,6 +226,8 @@ def main(argv):
     if cmd == "freeports":
         freeports(int(args[0]), *args[1:])
         return 0
+    if cmd == "closedport":
+        return closedport(*args)
     if cmd == "wait-http":
         return wait_http(*args)
     if cmd == "wait-imap":

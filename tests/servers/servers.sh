@@ -14,6 +14,7 @@
 #   srv_oauth_restart         restart oidc-provider on its port (it forgets
 #                             every token it issued)
 #   srv_stop_all              stop whatever was started (never hangs)
+#   srv_closed_port           CLOSED_PORT: a port held refusing connections
 #   srv_seed USER FOLDER FILE...      put messages into USER's Maildir
 #   srv_maildir USER [FOLDER] the server's Maildir of USER/FOLDER
 #   srv_server_files USER [FOLDER]    list the server's message files
@@ -525,6 +526,24 @@ srv_stop_dovecot() {
 		sleep 0.05
 	done
 	rm -rf "$SRV_BASE"
+}
+
+# srv_closed_port: set CLOSED_PORT to a port on 127.0.0.1 that refuses
+# every connection and that no other server (of a test running beside this
+# one) can take meanwhile: probe.py holds it bound without listening until
+# srv_stop_all.  Call it from the script, not in a case: a case runs in a
+# subshell, whose SRV_PIDS srv_stop_all never sees.
+srv_closed_port() {
+	local f=$SRV_RUN/closed-port i=0
+	rm -f "$f"
+	"$SRV_PYTHON" "$SRV_DIR/probe.py" closedport "$f" &
+	SRV_PIDS="$SRV_PIDS $!"
+	until [ -s "$f" ]; do
+		i=$((i + 1))
+		[ $i -lt 200 ] || srv_die "probe.py closedport did not start"
+		sleep 0.05
+	done
+	CLOSED_PORT=$(cat "$f")
 }
 
 srv_stop_all() {
