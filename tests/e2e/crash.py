@@ -269,18 +269,28 @@ class Server:
                 for x in files:
                     os.chown(os.path.join(dirpath, x), *self.owner)
 
+    # The messages of user's INBOX, each once.  Dovecot may be at work in
+    # the Maildir as we look (a session that just lost its client moves
+    # files from new/ to cur/ and writes flags into their names, or
+    # expunges): one that vanishes while we read means another look.
+    # Keyed by the name without its flags, a file moved from new/ to cur/
+    # between the two listings counts once.
     def messages(self, user):
         d = self.maildir(user)
-        out = []
-        for sub in ("new", "cur"):
-            p = os.path.join(d, sub)
-            for name in os.listdir(p) if os.path.isdir(p) else []:
-                try:
-                    with open(os.path.join(p, name), "rb") as f:
-                        out.append(f.read())
-                except FileNotFoundError:
-                    pass    # expunged while we looked
-        return out
+        for _ in range(100):
+            got, vanished = {}, False
+            for sub in ("new", "cur"):
+                p = os.path.join(d, sub)
+                for name in os.listdir(p) if os.path.isdir(p) else []:
+                    try:
+                        with open(os.path.join(p, name), "rb") as f:
+                            got[name.split(":", 1)[0]] = f.read()
+                    except FileNotFoundError:
+                        vanished = True
+            if not vanished:
+                break
+            time.sleep(0.02)
+        return list(got.values())
 
 
 # --- one scenario -------------------------------------------------------------------
