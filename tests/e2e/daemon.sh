@@ -75,9 +75,7 @@ case_poll_and_usr1() {
 	account acct "idle=no" "poll_interval=2" | write_config "$CASE_DIR/config"
 	start_daemon "$CASE_DIR/config"
 	wait_count "$CASE_DIR/Maildir" "$NSEEDS" 20
-	more=$(make_messages "$CASE_DIR/more" "$CASE_NAME-more" | head -n 1)
-	srv_seed "$CASE_USER" INBOX $more
-	wait_count "$CASE_DIR/Maildir" $((NSEEDS + 1)) 6
+	more_mail 1 6
 	stop_daemon
 	assert_rc 0
 	account acct "idle=no" "poll_interval=3600" | write_config "$CASE_DIR/config"
@@ -176,10 +174,7 @@ case_dovecot_restart() {
 	dovecot -c "$SRV_RUN/dovecot.conf" </dev/null >>"$SRV_RUN/dovecot.out" 2>&1 ||
 		fail "dovecot did not start again"
 	assert_grep 'retrying in' "$LAST_OUT.err"
-	more=$(make_messages "$CASE_DIR/more" "$CASE_NAME-more" | head -n 2)
-	# shellcheck disable=SC2086
-	srv_seed "$CASE_USER" INBOX $more
-	wait_count "$CASE_DIR/Maildir" $((NSEEDS + 2)) 30
+	more_mail 2 30
 	stop_daemon
 	assert_rc 0
 	# shellcheck disable=SC2086
@@ -201,10 +196,7 @@ case_idle_token_revoked() {
 	before=$(srv_token_requests "$APP_ID")
 	srv_doveadm kick "$CASE_USER" >/dev/null ||
 		fail "doveadm kick failed"
-	more=$(make_messages "$CASE_DIR/more" "$CASE_NAME-more" | head -n 2)
-	# shellcheck disable=SC2086
-	srv_seed "$CASE_USER" INBOX $more
-	wait_count "$CASE_DIR/Maildir" $((NSEEDS + 2)) 30
+	more_mail 2 30
 	stop_daemon
 	assert_rc 0
 	# shellcheck disable=SC2086

@@ -193,9 +193,7 @@ case_daemon_throttled() {
 	start_daemon "$CASE_DIR/config" -v
 	wait_count "$CASE_DIR/Maildir" "$NSEEDS" 20
 	wait_grep 'waiting for new mail \(IDLE\)' "$LAST_OUT.err" 10
-	more=$(make_messages "$CASE_DIR/more" "$CASE_NAME-more" | head -n 1)
-	srv_seed "$CASE_USER" INBOX $more
-	wait_count "$CASE_DIR/Maildir" $((NSEEDS + 1)) 10
+	more_mail 1 10
 	stop_daemon
 	assert_rc 0
 	# shellcheck disable=SC2086

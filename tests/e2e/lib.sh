@@ -544,6 +544,16 @@ wait_grep() {
 	done
 }
 
+# more_mail N SECONDS: save N new messages (their files in $more) into
+# CASE_USER's INBOX and wait (at most SECONDS) until $CASE_DIR/Maildir,
+# which held NSEEDS, holds them too.
+more_mail() {
+	more=$(make_messages "$CASE_DIR/more" "$CASE_NAME-more" | head -n "$1")
+	# shellcheck disable=SC2086
+	srv_seed "$CASE_USER" INBOX $more
+	wait_count "$CASE_DIR/Maildir" $((NSEEDS + $1)) "$2"
+}
+
 # trickle N GAP SECONDS: N times, wait GAP seconds, save one new message
 # into CASE_USER's INBOX and wait (at most SECONDS) until the daemon has
 # delivered it to $CASE_DIR/Maildir, which held NSEEDS before; the
