@@ -211,13 +211,10 @@ case_expired() {
 # it issued (with introspection, that revokes them all).  Last: the
 # restart empties the OAuth server's log.
 case_offline() {
-	local t pid
+	local t
 	t=$(srv_token "$APP_ID" "$APP_SECRET" imap) || fail "no token"
-	pid=$(cat "$SRV_RUN/oauth/pid")
-	kill "$pid"
-	while srv_running "$pid"; do
-		sleep 0.05
-	done
+	srv_oauth_stop
+	srv_running "$(cat "$SRV_RUN/oauth/pid")" && fail "the OAuth server did not stop"
 	login "offline@$MAIL_DOMAIN" "$t"
 	assert_eq "0 OK 0" "$RC $OUT" "with the OAuth server down"
 	srv_oauth_start "$OAUTH_PORT"

@@ -11,6 +11,8 @@
 #   srv_dovecot_start         start Dovecot; sets IMAP_PORT IMAPS_PORT
 #                             POP3_PORT POP3S_PORT
 #   srv_start_all             all of the above, in order
+#   srv_oauth_stop            stop oidc-provider (srv_oauth_start "$OAUTH_PORT"
+#                             starts it again)
 #   srv_oauth_restart         restart oidc-provider on its port (it forgets
 #                             every token it issued)
 #   srv_stop_all              stop whatever was started (never hangs)
@@ -366,6 +368,12 @@ srv_oauth_start() {
 # (its store is in memory), as if they had all been revoked.
 # May run in a subshell: the new pid is found by srv_stop_all in the pid file.
 srv_oauth_restart() {
+	srv_oauth_stop
+	srv_oauth_start "$OAUTH_PORT"
+}
+
+# Stop oidc-provider and wait (at most 5 s) until it is gone.
+srv_oauth_stop() {
 	local pid i=0
 	pid=$(cat "$SRV_RUN/oauth/pid")
 	kill "$pid" 2>/dev/null
@@ -373,7 +381,6 @@ srv_oauth_restart() {
 		i=$((i + 1))
 		sleep 0.05
 	done
-	srv_oauth_start "$OAUTH_PORT"
 }
 
 # The addresses Dovecot listens on, in SRV_LISTEN: 127.0.0.2 carries the
